@@ -1,0 +1,1 @@
+"""Feature registry (one declaration per feature) and its engine implementations."""

@@ -1,0 +1,1 @@
+"""Lake plumbing: settings, the engine seam and the table catalog."""

@@ -1,0 +1,80 @@
+"""Typed settings, resolved from the environment when a job starts (never at import time).
+
+Environment variables:
+  DG_LAKE                 lake root (local path or any URI the engine and delta-rs support); default ./lake_data
+  DG_GROUND_TRUTH         where the simulator writes campaign membership; outside the lake on purpose
+  DG_SPARK_REMOTE         sc://host:port of a Spark Connect server; unset = embedded Sail
+  MLFLOW_TRACKING_URI     MLflow tracking/registry store; default sqlite:///<lake>/_mlflow/mlflow.db
+  DG_MODEL_NAME           registered model name; default distillguard-extraction
+  DG_PSEUDONYM_KEY        secret key for IP pseudonymization (the default is for demos only)
+
+The default lake root is ./lake_data rather than ./lake because the code package `lake/`
+already owns that name in the repository root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEMO_PSEUDONYM_KEY = "distillguard-demo-key-not-for-production"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lake_root: str = Field(description="Root URI/path of the Delta lake")
+    ground_truth_root: str = Field(description="Simulator ground truth; never read by jobs")
+    spark_remote: str | None = Field(default=None, description="sc://host:port, None = embedded Sail")
+    mlflow_tracking_uri: str = Field(description="MLflow tracking and registry URI")
+    model_name: str = "distillguard-extraction"
+    pseudonym_key: str = DEMO_PSEUDONYM_KEY
+    shuffle_partitions: int = Field(default=8, ge=1)
+
+    @field_validator("spark_remote")
+    @classmethod
+    def _remote_is_spark_connect(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("sc://"):
+            raise ValueError(f"spark_remote must look like sc://host:port, got {value!r}")
+        return value
+
+    @property
+    def is_local_lake(self) -> bool:
+        return "://" not in self.lake_root
+
+    def table_uri(self, table_name: str) -> str:
+        return f"{self.lake_root.rstrip('/')}/{table_name}"
+
+
+def _absolute(path_or_uri: str) -> str:
+    if "://" in path_or_uri:
+        return path_or_uri
+    return str(Path(path_or_uri).expanduser().resolve())
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment; explicit keyword overrides win (CLI flags pass them here)."""
+    env = os.environ
+    values: dict[str, object] = {k: v for k, v in overrides.items() if v is not None}
+    lake_root = _absolute(str(values.pop("lake_root", env.get("DG_LAKE", "lake_data"))))
+    ground_truth = values.pop("ground_truth_root", env.get("DG_GROUND_TRUTH"))
+    if ground_truth is None:
+        ground_truth = f"{lake_root.rstrip('/')}_ground_truth"
+    mlflow_uri = values.pop("mlflow_tracking_uri", env.get("MLFLOW_TRACKING_URI"))
+    if mlflow_uri is None:
+        if "://" in lake_root:
+            raise ValueError("a remote DG_LAKE needs MLFLOW_TRACKING_URI set explicitly")
+        mlflow_uri = f"sqlite:///{lake_root}/_mlflow/mlflow.db"
+    values.setdefault("spark_remote", env.get("DG_SPARK_REMOTE") or None)
+    if "DG_MODEL_NAME" in env:
+        values.setdefault("model_name", env["DG_MODEL_NAME"])
+    if "DG_PSEUDONYM_KEY" in env:
+        values.setdefault("pseudonym_key", env["DG_PSEUDONYM_KEY"])
+    return Settings(
+        lake_root=lake_root,
+        ground_truth_root=_absolute(str(ground_truth)),
+        mlflow_tracking_uri=str(mlflow_uri),
+        **values,
+    )

@@ -1,0 +1,1 @@
+"""Training sets, XGBoost training and evaluation, the MLflow model registry, scoring and explanations."""
