@@ -1,0 +1,77 @@
+"""Cluster job: link accounts active in the trailing window and write their connected components
+to the `account_clusters` partition of feature_date.
+
+Only linked accounts get a row (components of two or more accounts); an account absent from the
+partition has no payment or IP-prefix link that day. cluster_id is derived from the component's
+smallest account_id, so a rerun writes identical rows.
+
+Sail has no cache or checkpoint, so the edges and each propagation iteration's labels are
+written to scratch Delta tables under <lake>/_scratch/cluster_labels/<date>/<run id>/ and read
+back; the scratch directory is deleted when the job ends, whether it succeeded or not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+from pyspark.sql import functions as F
+
+from features import spark_clusters
+from lake import catalog
+from lake.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _scratch_uri(settings: Settings, feature_date: dt.date) -> str:
+    return f"{settings.lake_root.rstrip('/')}/_scratch/cluster_labels/{feature_date.isoformat()}/{uuid.uuid4().hex}"
+
+
+def _delete_scratch(scratch_uri: str) -> None:
+    """Delete this run's scratch directory, and the date directory above it once it is empty."""
+    from pyarrow import fs
+
+    filesystem, path = fs.FileSystem.from_uri(scratch_uri)
+    if filesystem.get_file_info(path).type != fs.FileType.NotFound:
+        filesystem.delete_dir(path)
+    date_dir = path.rstrip("/").rsplit("/", 1)[0]
+    if filesystem.get_file_info(date_dir).type == fs.FileType.Directory and not filesystem.get_file_info(
+            fs.FileSelector(date_dir)):
+        filesystem.delete_dir(date_dir)
+
+
+def delta_scratch_materializer(spark, scratch_uri: str):
+    """Write each iteration's labels to <scratch_uri>/iter_NNN and continue from the stored copy."""
+
+    def materialize(frame, iteration: int):
+        uri = f"{scratch_uri}/iter_{iteration:03d}"
+        frame.write.format("delta").mode("overwrite").save(uri)
+        return spark.read.format("delta").load(uri)
+    return materialize
+
+
+def run(spark, settings: Settings, feature_date: dt.date, *,
+        window_days: int = spark_clusters.DEFAULT_WINDOW_DAYS,
+        max_accounts_per_prefix: int = spark_clusters.DEFAULT_MAX_ACCOUNTS_PER_PREFIX,
+        max_iterations: int = spark_clusters.DEFAULT_MAX_ITERATIONS) -> None:
+    accounts = catalog.read(spark, settings, "accounts")
+    account_daily = catalog.read(spark, settings, "account_daily")
+    if account_daily.filter(F.col("event_date") == F.lit(feature_date)).limit(1).count() == 0:
+        raise ValueError(f"account_daily has no rows for {feature_date}; aggregate that day before clustering")
+
+    scratch = _scratch_uri(settings, feature_date)
+    log.info("clustering %s; iteration scratch under %s", feature_date, scratch)
+    try:
+        edges_uri = f"{scratch}/edges"
+        spark_clusters.link_edges(accounts, account_daily, feature_date, window_days=window_days,
+                                  max_accounts_per_prefix=max_accounts_per_prefix
+                                  ).write.format("delta").mode("overwrite").save(edges_uri)
+        edges = spark.read.format("delta").load(edges_uri)
+        components = spark_clusters.connected_components(
+            edges, delta_scratch_materializer(spark, scratch), max_iterations=max_iterations)
+        rows = spark_clusters.account_clusters(components, spark_clusters.account_link_types(edges), feature_date)
+        catalog.write_partition(rows, settings, "account_clusters", feature_date)
+    finally:
+        _delete_scratch(scratch)

@@ -1,0 +1,17 @@
+"""Score job: the champion model over one day's account_features -> account_risk and cluster_risk."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from lake.config import Settings
+from models.config import ScoringConfig
+from models.scoring import ScoreResult, score_day
+
+
+def run(spark, settings: Settings, score_date: dt.date, config: ScoringConfig | None = None) -> ScoreResult:
+    result = score_day(spark, settings, score_date, config)
+    tiers = ", ".join(f"{tier} {n}" for tier, n in result.tier_counts.items())
+    print(f"scored {result.accounts_scored} accounts for {score_date} with {result.model_name} "
+          f"v{result.model_version} ({result.feature_set_version}): {tiers}; {result.clusters_scored} clusters")
+    return result

@@ -1,0 +1,74 @@
+"""Knobs for training, evaluation and scoring, declared in one place.
+
+`Settings` (lake/config.py) holds deployment facts (where the lake and MLflow live); these are modelling
+choices. Jobs take them as an optional argument, so the CLI contract `run(spark, settings, date)` stays fixed
+while tests and notebooks can change them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+# Risk tiers, highest first: a score at or above the bound gets the tier; anything below the last is "low".
+TIER_BOUNDS: tuple[tuple[str, float], ...] = (("critical", 0.9), ("high", 0.7), ("elevated", 0.4))
+LOWEST_TIER = "low"
+TIERS: tuple[str, ...] = tuple(name for name, _ in TIER_BOUNDS) + (LOWEST_TIER,)
+
+# The evaluation threshold that defines a "flagged" snapshot for campaign recall, detection latency and
+# per-segment false-positive rates: the score at which the benign false-positive rate is 1%.
+FLAG_AT_BENIGN_FPR = 0.01
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    # A snapshot at feature_date D is labelled by decisions taken on days D+1 .. D+label_horizon_days.
+    label_horizon_days: int = 14
+    # Snapshots from the last `min_label_days` days before as_of are not used at all: labels have had (almost) no
+    # time to arrive, so every one of them would be a negative. The cut is by date, never by label, so it adds
+    # no selection bias. See training_set.py.
+    min_label_days: int = 3
+    # Snapshots whose horizon runs past as_of and that have no label yet ("unresolved"): "negative" keeps them
+    # as negatives (the PU assumption applied to a shorter window), "drop" leaves them out. See training_set.py.
+    unresolved_snapshots: Literal["negative", "drop"] = "negative"
+    # Time split over distinct feature dates: the latest `holdout_days` are the holdout, the `validation_days`
+    # before them drive early stopping, everything earlier is fitted.
+    holdout_days: int = 3
+    validation_days: int = 2
+    review_capacity_k: int = 100
+    # "auto" = cuda when XGBoost was built with CUDA and a GPU is visible, else cpu. An explicit "cuda" on a
+    # machine without one is an error, never a silent CPU run.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_boost_round: int = 300
+    early_stopping_rounds: int = 30
+    learning_rate: float = 0.1
+    max_depth: int = 5
+    min_child_weight: float = 1.0
+    subsample: float = 0.9
+    colsample_bytree: float = 0.9
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        if self.label_horizon_days < 1:
+            raise ValueError("label_horizon_days must be at least 1")
+        if not 0 <= self.min_label_days <= self.label_horizon_days:
+            raise ValueError("min_label_days must be between 0 and label_horizon_days")
+        if self.unresolved_snapshots not in ("negative", "drop"):
+            raise ValueError(f"unresolved_snapshots must be 'negative' or 'drop', got {self.unresolved_snapshots!r}")
+        if self.holdout_days < 1 or self.validation_days < 1:
+            raise ValueError("holdout_days and validation_days must be at least 1")
+        if self.review_capacity_k < 1:
+            raise ValueError("review_capacity_k must be at least 1")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+    def as_params(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    reasons_per_account: int = 3
+    # cluster_score = mean of the highest `cluster_top_members` member scores (see scoring.py for why).
+    cluster_top_members: int = 3
+    top_capabilities: int = 3

@@ -1,0 +1,87 @@
+"""Plain-language reasons from per-row XGBoost contributions (SHAP values from `pred_contribs=True`).
+
+A reason is one feature that pushed an account's score up, phrased from its registry declaration:
+"share of prompts asking for step-by-step reasoning ...: 83% over 7 days". The phrasing templates are built on
+the driver (`reason_templates`) and travel to the scoring function as plain strings, so the executor side needs
+nothing but numpy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from features.registry import feature_for_column
+
+
+def _window_phrase(window: int | None) -> str:
+    if window is None:
+        return ""
+    return " over the last day" if window == 1 else f" over {window} days"
+
+
+def format_value(unit: str, value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "missing"
+    if unit == "share":
+        return f"{value:.0%}"
+    if unit == "count":
+        return f"{value:,.0f}"
+    if unit == "ratio":
+        return f"{value:.2f}"
+    if unit == "hours":
+        return f"{value:.1f} h"
+    if unit == "days":
+        return f"{value:.0f} days"
+    if unit == "bits":
+        return f"{value:.2f} bits"
+    if unit == "seconds":
+        return f"{value:.1f} s"
+    if unit == "flag":
+        return "yes" if value >= 0.5 else "no"
+    return f"{value:g}"
+
+
+def reason_text(column: str, value: float) -> str:
+    feature, window = feature_for_column(column)
+    return f"{feature.description}: {format_value(feature.unit, value)}{_window_phrase(window)}"
+
+
+def reason_templates(columns: list[str]) -> list[tuple[str, str, str]]:
+    """(description, unit, window phrase) per column, in column order: everything `reason_text` needs."""
+    out = []
+    for column in columns:
+        feature, window = feature_for_column(column)
+        out.append((feature.description, feature.unit, _window_phrase(window)))
+    return out
+
+
+def top_reasons(contributions: np.ndarray, values: np.ndarray, columns: list[str],
+                templates: list[tuple[str, str, str]], k: int = 3) -> list[list[dict]]:
+    """The k largest *positive* contributions per row, largest first, as reason dicts.
+
+    contributions: (rows, len(columns) + 1) from `pred_contribs=True` (the last column is the bias term).
+    values: (rows, len(columns)) the feature values the model saw.
+    """
+    if contributions.shape[1] != len(columns) + 1:
+        raise ValueError(f"expected {len(columns) + 1} contribution columns, got {contributions.shape[1]}")
+    per_feature = contributions[:, :-1]
+    order = np.argsort(-per_feature, axis=1, kind="stable")[:, :k]
+    reasons: list[list[dict]] = []
+    for row in range(per_feature.shape[0]):
+        row_reasons = []
+        for j in order[row]:
+            contribution = float(per_feature[row, j])
+            if not contribution > 0:
+                break
+            description, unit, window = templates[j]
+            value = float(values[row, j])
+            row_reasons.append({
+                "feature": columns[j],
+                "value": None if math.isnan(value) else value,
+                "contribution": contribution,
+                "text": f"{description}: {format_value(unit, value)}{window}",
+            })
+        reasons.append(row_reasons)
+    return reasons

@@ -1,0 +1,156 @@
+"""All MLflow plumbing: tracking set-up, run logging helpers, model versions, tags and aliases.
+
+The registered model's versions carry what scoring must check before it trusts a model:
+  tag `feature_columns`      JSON list, the model's input columns in order
+  tag `feature_set_version`  the feature registry's content hash the model was trained against
+Aliases: `champion` (what scoring loads), `challenger` (the latest version that did not pass the gate).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from lake.config import Settings
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+TAG_FEATURE_COLUMNS = "feature_columns"
+TAG_FEATURE_SET_VERSION = "feature_set_version"
+MODEL_ARTIFACT_NAME = "model"
+SQLITE_PREFIX = "sqlite:///"
+
+
+class NoChampionError(ValueError):
+    """There is no model version with the `champion` alias (train one first)."""
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    name: str
+    version: str
+    run_id: str | None
+    feature_columns: list[str]
+    feature_set_version: str | None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def _sqlite_path(tracking_uri: str) -> Path | None:
+    if not tracking_uri.startswith(SQLITE_PREFIX):
+        return None
+    return Path(tracking_uri[len(SQLITE_PREFIX):])
+
+
+def configure(settings: Settings):
+    """Point MLflow (tracking and registry) at settings.mlflow_tracking_uri and return a client.
+
+    For the default SQLite store the parent folder is created, and runs keep their artifacts next to the database
+    (see `experiment_id`) rather than in ./mlruns of whatever directory the job was started from.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    db_path = _sqlite_path(settings.mlflow_tracking_uri)
+    if db_path is not None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+
+
+def experiment_id(client, settings: Settings) -> str:
+    """The training experiment (named after the registered model), created on first use."""
+    name = f"{settings.model_name}-training"
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = None
+    db_path = _sqlite_path(settings.mlflow_tracking_uri)
+    if db_path is not None:
+        artifact_location = (db_path.parent.resolve() / "artifacts").as_uri()
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
+def version_info(client, name: str, version) -> ModelVersionInfo:
+    mv = client.get_model_version(name, str(version))
+    raw_columns = mv.tags.get(TAG_FEATURE_COLUMNS)
+    return ModelVersionInfo(
+        name=name,
+        version=str(mv.version),
+        run_id=mv.run_id,
+        feature_columns=json.loads(raw_columns) if raw_columns else [],
+        feature_set_version=mv.tags.get(TAG_FEATURE_SET_VERSION),
+    )
+
+
+def alias_version(client, name: str, alias: str) -> ModelVersionInfo | None:
+    """The version behind an alias, or None when the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+    return version_info(client, name, mv.version)
+
+
+def champion(client, name: str) -> ModelVersionInfo:
+    info = alias_version(client, name, CHAMPION)
+    if info is None:
+        raise NoChampionError(f"registered model {name!r} has no '{CHAMPION}' version; "
+                              "run `distillguard train --as-of <date>` first")
+    return info
+
+
+def load_booster(info: ModelVersionInfo):
+    import mlflow.xgboost
+
+    return mlflow.xgboost.load_model(info.uri)
+
+
+def log_model_version(booster, *, settings: Settings, feature_columns: list[str], feature_set_version: str,
+                      input_example) -> str:
+    """Log the booster to the active run with a signature and input example, register it under
+    settings.model_name, tag the new version with its feature contract and return the version number."""
+    import mlflow
+    import mlflow.xgboost
+    import numpy as np
+    import xgboost as xgb
+    from mlflow.models import infer_signature
+
+    example = input_example[feature_columns]
+    scores = booster.predict(xgb.DMatrix(example.to_numpy(dtype=np.float64), feature_names=feature_columns))
+    signature = infer_signature(example, scores)
+    info = mlflow.xgboost.log_model(
+        booster,
+        name=MODEL_ARTIFACT_NAME,
+        signature=signature,
+        input_example=example,
+        registered_model_name=settings.model_name,
+        # pinning the requirement skips MLflow's slow dependency inference (it re-imports the model in a subprocess)
+        pip_requirements=[f"xgboost=={xgb.__version__}"],
+    )
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    client.set_model_version_tag(settings.model_name, version, TAG_FEATURE_COLUMNS, json.dumps(feature_columns))
+    client.set_model_version_tag(settings.model_name, version, TAG_FEATURE_SET_VERSION, feature_set_version)
+    return version
+
+
+def set_version_tags(client, name: str, version: str, tags: dict[str, object]) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value))
+
+
+def set_alias(client, name: str, alias: str, version: str) -> None:
+    client.set_registered_model_alias(name, alias, version)
+    log.info("model %s version %s is now @%s", name, version, alias)

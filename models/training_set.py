@@ -1,0 +1,235 @@
+"""Point-in-time training sets: features as of day D, labelled only by what was decided after D.
+
+Rules (DESIGN.md §7), with D a feature_date and H the label horizon in days (TrainingConfig.label_horizon_days):
+
+- Snapshots are account_features rows with feature_date <= as_of.
+- A label's day is the UTC date of `decided_at`. Features for day D are built after day D closes, so a decision
+  taken on day D is already known to the snapshot at D.
+- Labels decided after as_of do not exist for this training run (no future leakage), whatever the horizon says.
+- Snapshot (account, D) is labelled by the *latest* decision decided on days D+1 .. min(D+H, as_of); decisions can
+  be reversed (an extraction flag cleared on appeal), and the latest one is the account's standing. At equal
+  `decided_at`, extraction wins.
+- An account whose standing on day D is already "extraction" is left out of the snapshot at D: it is known, and
+  keeping it would teach the model to re-find what analysts already found.
+- PU setting: positives are extraction decisions; everything else is a negative. That includes accounts labelled
+  benign and accounts with no decision in the horizon, which are *unlabelled*, not proven benign. Precision and
+  recall measured on such data are therefore lower bounds: an unlabelled campaign account that the model flags
+  counts as a false positive.
+- Snapshots whose observed horizon, min(H, as_of - D) days, is shorter than `min_label_days` (default 3) are
+  not used at all. Labels have had (almost) no time to arrive for them (at D = as_of none can have), so they
+  would all be negatives, including every campaign account that analysts simply have not reached yet. They are
+  cut by date, never by label, so the cut adds no selection bias.
+- Remaining unresolved snapshots (D + H > as_of, no decision yet in D+1 .. as_of) have a truncated horizon.
+  Decision: by default they stay in as negatives (`unresolved_snapshots="negative"`). Under the PU assumption
+  an unlabelled account is a negative anyway; the truncated window only lowers the chance that a label has
+  arrived. Dropping them ("drop") removes snapshots *because* they have no label: on a history shorter than H it
+  would leave only labelled accounts, so the model would never see ordinary traffic as a negative and the
+  benign-FPR and precision@k numbers would describe a population nothing like the review queue. The cost is that
+  recent snapshots carry more not-yet-labelled positives; their count is logged with each run
+  (`unresolved_snapshots`), and "drop" is one config switch away for histories much longer than H.
+
+Scale: the selected snapshots (one row per account and date, ~100 float columns) are brought to the driver for
+XGBoost. That is fine up to a few million rows; beyond that, sample negatives in Spark before collecting (keep all
+positives and a hash-based share of negatives with a matching weight) or train distributed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.registry import feature_columns, feature_set_version
+from lake import catalog
+from lake.config import Settings
+from models.config import TrainingConfig
+
+KEY_COLUMNS = ("account_id", "feature_date")
+EXTRACTION = "extraction"
+BENIGN = "benign"
+
+
+# --- pure DataFrame -> DataFrame transforms -------------------------------------------------------
+
+def point_in_time_labels(snapshot_keys, labels, as_of: dt.date, horizon_days: int):
+    """For each (account_id, feature_date) snapshot, what was known at D and what was decided after it.
+
+    snapshot_keys: account_id, feature_date.  labels: account_id, label, decided_at (the enforcement_labels table).
+    Returns account_id, feature_date,
+      known_extraction  bool, the account's standing on day D (latest decision on or before D) is extraction
+      window_label      string or null, latest decision on days D+1 .. min(D+H, as_of)
+      horizon_complete  bool, D + H <= as_of (the whole horizon has been observed)
+      observed_label_days  int, min(H, as_of - D): how many days of the horizon have been observed
+    """
+    from pyspark.sql import functions as F
+
+    decided = labels.select(
+        "account_id",
+        F.col("label").alias("decision"),
+        F.col("decided_at"),
+        F.to_date("decided_at").alias("decided_day"),
+    ).filter(F.col("decided_day") <= F.lit(as_of))
+    day = F.col("feature_date")
+    horizon_end = F.date_add(day, horizon_days)
+    before = F.col("decided_day") <= day
+    in_window = (F.col("decided_day") > day) & (F.col("decided_day") <= horizon_end)
+    # max over struct(decided_at, decision) = the latest decision; a same-instant tie goes to "extraction" (> "benign")
+    latest = lambda condition: F.max(F.when(condition, F.struct("decided_at", "decision")))  # noqa: E731
+    joined = snapshot_keys.select(*KEY_COLUMNS).join(decided, "account_id", "left")
+    return (
+        joined.groupBy(*KEY_COLUMNS)
+        .agg(latest(before).alias("standing"), latest(in_window).alias("window"))
+        .select(
+            *KEY_COLUMNS,
+            F.coalesce(F.col("standing.decision") == F.lit(EXTRACTION), F.lit(False)).alias("known_extraction"),
+            F.col("window.decision").alias("window_label"),
+            (F.date_add(day, horizon_days) <= F.lit(as_of)).alias("horizon_complete"),
+            F.least(F.lit(horizon_days), F.datediff(F.lit(as_of), day)).alias("observed_label_days"),
+        )
+    )
+
+
+def select_training_snapshots(labelled, unresolved_snapshots: str = "negative", min_label_days: int = 0):
+    """Apply the training rules to `point_in_time_labels` output: account_id, feature_date, label (1/0),
+    resolved (horizon complete or a decision arrived)."""
+    from pyspark.sql import functions as F
+
+    if unresolved_snapshots not in ("negative", "drop"):
+        raise ValueError(f"unresolved_snapshots must be 'negative' or 'drop', got {unresolved_snapshots!r}")
+    resolved = F.col("horizon_complete") | F.col("window_label").isNotNull()
+    selected = (labelled.filter(~F.col("known_extraction") & (F.col("observed_label_days") >= min_label_days))
+                .withColumn("resolved", resolved))
+    if unresolved_snapshots == "drop":
+        selected = selected.filter(F.col("resolved"))
+    return selected.select(
+        *KEY_COLUMNS,
+        F.when(F.col("window_label") == F.lit(EXTRACTION), 1).otherwise(0).cast("int").alias("label"),
+        "resolved",
+    )
+
+
+def account_outcomes(labels, as_of: dt.date):
+    """Each labelled account's standing at as_of, for evaluation only (never a model input):
+    campaign_id when the latest decision is extraction, benign_segment (the label note) when it is benign."""
+    from pyspark.sql import functions as F
+
+    latest = (
+        labels.filter(F.to_date("decided_at") <= F.lit(as_of))
+        .groupBy("account_id")
+        .agg(F.max(F.struct("decided_at", "label", "campaign_id", "note")).alias("latest"))
+    )
+    return latest.select(
+        "account_id",
+        F.when(F.col("latest.label") == F.lit(EXTRACTION), F.col("latest.campaign_id")).alias("campaign_id"),
+        F.when(F.col("latest.label") == F.lit(BENIGN), F.col("latest.note")).alias("benign_segment"),
+    )
+
+
+# --- the training set as the trainer sees it ------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainingSet:
+    frame: pd.DataFrame  # KEY_COLUMNS, feature columns, label, resolved, campaign_id, benign_segment
+    feature_columns: list[str]
+    feature_set_version: str
+    as_of: dt.date
+    reference: dict[str, object] = field(default_factory=dict)  # where the rows came from, logged to MLflow
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    fit_dates: list[dt.date]
+    validation_dates: list[dt.date]
+    holdout_dates: list[dt.date]
+
+    def masks(self, feature_dates: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        days = pd.to_datetime(feature_dates).dt.date
+        return (days.isin(self.fit_dates).to_numpy(), days.isin(self.validation_dates).to_numpy(),
+                days.isin(self.holdout_dates).to_numpy())
+
+
+def split_by_time(feature_dates, holdout_days: int, validation_days: int) -> TimeSplit:
+    """Latest `holdout_days` distinct dates = holdout, the `validation_days` before = validation (early
+    stopping), the rest = fit. Whole dates go to one side, so no account-day leaks across the split."""
+    dates = sorted({pd.Timestamp(d).date() for d in feature_dates})
+    needed = holdout_days + validation_days + 1
+    if len(dates) < needed:
+        raise ValueError(f"a time split with {holdout_days} holdout and {validation_days} validation dates needs at "
+                         f"least {needed} distinct feature dates, the training set has {len(dates)}")
+    holdout = dates[-holdout_days:]
+    validation = dates[-(holdout_days + validation_days):-holdout_days]
+    fit = dates[: -(holdout_days + validation_days)]
+    return TimeSplit(fit_dates=fit, validation_dates=validation, holdout_dates=holdout)
+
+
+def _delta_version(settings: Settings, name: str) -> int:
+    from deltalake import DeltaTable
+
+    return DeltaTable(settings.table_uri(name)).version()
+
+
+def build_training_set(spark, settings: Settings, as_of: dt.date, config: TrainingConfig) -> TrainingSet:
+    """Read account_features and enforcement_labels (pinned to their current Delta versions), apply the
+    point-in-time rules in Spark, and bring only the selected snapshots to the driver."""
+    from pyspark.sql import functions as F
+
+    columns = feature_columns()
+    version = feature_set_version()
+    for name in ("account_features", "enforcement_labels"):
+        if not catalog.exists(settings, name):
+            raise FileNotFoundError(f"Delta table {name!r} not found at {settings.table_uri(name)}; "
+                                    "training needs account_features and enforcement_labels")
+    features_version = _delta_version(settings, "account_features")
+    labels_version = _delta_version(settings, "enforcement_labels")
+    # Pin both reads to the versions recorded in the run, so the logged reference reproduces these rows exactly.
+    features = (spark.read.format("delta").option("versionAsOf", features_version)
+                .load(settings.table_uri("account_features")).filter(F.col("feature_date") <= F.lit(as_of)))
+    labels = (spark.read.format("delta").option("versionAsOf", labels_version)
+              .load(settings.table_uri("enforcement_labels")))
+
+    missing = [c for c in columns if c not in features.columns]
+    if missing:
+        raise ValueError(f"account_features lacks {len(missing)} registered feature column(s) "
+                         f"(first: {missing[:5]}); rebuild features with the current registry ({version})")
+    versions = {row["feature_set_version"]: row["n"] for row in
+                features.groupBy("feature_set_version").agg(F.count(F.lit(1)).alias("n")).collect()}
+    if version not in versions:
+        raise ValueError(f"account_features has no snapshots up to {as_of} built with the current feature set "
+                         f"{version} (found {sorted(map(str, versions))}); rebuild features first")
+    # Snapshots from another feature-set version mean different definitions under the same column names.
+    features = features.filter(F.col("feature_set_version") == F.lit(version))
+
+    labelled = point_in_time_labels(features.select(*KEY_COLUMNS), labels, as_of, config.label_horizon_days)
+    selected = select_training_snapshots(labelled, config.unresolved_snapshots, config.min_label_days)
+    frame_df = (
+        features.select(*KEY_COLUMNS, *columns)
+        .join(selected, list(KEY_COLUMNS), "inner")
+        .join(account_outcomes(labels, as_of), "account_id", "left")
+        .select(*KEY_COLUMNS, *columns, "label", "resolved", "campaign_id", "benign_segment")
+    )
+    frame = frame_df.toArrow().to_pandas()
+    if frame.empty:
+        raise ValueError(f"no training snapshots with feature_date <= {as_of} and at least "
+                         f"{config.min_label_days} days of observed label horizon")
+    frame["feature_date"] = pd.to_datetime(frame["feature_date"]).dt.date
+    frame = frame.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
+    frame[columns] = frame[columns].astype("float64")
+
+    reference = {
+        "as_of": as_of.isoformat(),
+        "account_features": {"uri": settings.table_uri("account_features"), "version": features_version},
+        "enforcement_labels": {"uri": settings.table_uri("enforcement_labels"), "version": labels_version},
+        "feature_date_min": min(frame["feature_date"]).isoformat(),
+        "feature_date_max": max(frame["feature_date"]).isoformat(),
+        "label_horizon_days": config.label_horizon_days,
+        "min_label_days": config.min_label_days,
+        "unresolved_snapshots_policy": config.unresolved_snapshots,
+        "snapshots": int(len(frame)),
+        "positives": int(frame["label"].sum()),
+        "unresolved_snapshots": int((~frame["resolved"].astype(bool)).sum()),
+        "snapshots_other_feature_set_versions": int(sum(n for v, n in versions.items() if v != version)),
+    }
+    return TrainingSet(frame=frame, feature_columns=columns, feature_set_version=version, as_of=as_of,
+                       reference=reference)

@@ -1,0 +1,209 @@
+"""Account link graph and connected components on tiny hand-built frames with known answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from features import spark_clusters
+from jobs import cluster
+from lake import catalog
+
+D = dt.date(2026, 2, 10)
+UTC = dt.timezone.utc
+CREATED = dt.datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _arrow(table_name: str, rows: list[dict]) -> pa.Table:
+    """A table with the catalog schema; columns a row does not mention are null."""
+    schema = catalog.table(table_name).schema
+    return pa.Table.from_pylist([{name: row.get(name) for name in schema.names} for row in rows], schema=schema)
+
+
+def _account(account_id: str, payment: str | None, created_at: dt.datetime = CREATED) -> dict:
+    return {"account_id": account_id, "payment_fingerprint": payment, "created_at": created_at}
+
+
+def _day(account_id: str, prefixes: list[str], event_date: dt.date = D) -> dict:
+    return {"account_id": account_id, "event_date": event_date, "ip_prefixes": prefixes, "requests": 10}
+
+
+def _frames(spark, accounts: list[dict], daily: list[dict]):
+    def frame(name, rows):
+        return spark.createDataFrame(_arrow(name, rows).to_pandas(), schema=catalog.spark_ddl(name))
+    return frame("accounts", accounts), frame("account_daily", daily)
+
+
+def _edges(frame) -> set[tuple[str, str, str]]:
+    return {(r.src, r.dst, r.link_type) for r in frame.collect()}
+
+
+# a-b share a payment method, b-c share an IP prefix: one component {a, b, c}.
+# d is active but shares nothing. n1..n4 share a prefix used by more accounts than the cap (3).
+# m1..m3 share a prefix used by exactly the cap. late shares a's payment but was created after D;
+# idle shares a's payment but was only active before the window.
+ACCOUNTS = [
+    _account("a", "pay-1"), _account("b", "pay-1"), _account("c", "pay-2"), _account("d", "pay-3"),
+    *(_account(f"n{i}", f"pay-n{i}") for i in range(1, 5)),
+    *(_account(f"m{i}", f"pay-m{i}") for i in range(1, 4)),
+    _account("late", "pay-1", created_at=dt.datetime(2026, 2, 11, 0, 0, 1, tzinfo=UTC)),
+    _account("idle", "pay-1"),
+]
+DAILY = [
+    _day("a", ["p-a"]), _day("b", ["p-bc", "p-b"], D - dt.timedelta(days=6)), _day("c", ["p-bc"]),
+    _day("d", ["p-d"]),
+    *(_day(f"n{i}", ["p-crowd"]) for i in range(1, 5)),
+    *(_day(f"m{i}", ["p-small"]) for i in range(1, 4)),
+    _day("late", ["p-late"]),
+    _day("idle", ["p-a"], D - dt.timedelta(days=7)),
+]
+
+
+@pytest.fixture()
+def graph(spark):
+    return _frames(spark, ACCOUNTS, DAILY)
+
+
+def test_window_is_the_trailing_seven_days(graph):
+    _, daily = graph
+    window = spark_clusters.window_activity(daily, D)
+    assert {r.account_id for r in window.select("account_id").collect()} == {
+        "a", "b", "c", "d", "n1", "n2", "n3", "n4", "m1", "m2", "m3", "late"}
+
+
+def test_payment_edges_link_active_accounts_created_by_the_date(graph):
+    accounts, daily = graph
+    edges = spark_clusters.payment_edges(accounts, spark_clusters.window_activity(daily, D), D)
+    assert _edges(edges) == {("b", "a", "payment")}
+
+
+def test_ip_prefix_edges_are_star_edges_and_skip_crowded_prefixes(graph):
+    _, daily = graph
+    edges = spark_clusters.ip_prefix_edges(spark_clusters.window_activity(daily, D), max_accounts_per_prefix=3)
+    assert _edges(edges) == {("c", "b", "ip_prefix"), ("m2", "m1", "ip_prefix"), ("m3", "m1", "ip_prefix")}
+
+
+def test_crowded_prefix_links_when_under_a_larger_cap(graph):
+    _, daily = graph
+    edges = spark_clusters.ip_prefix_edges(spark_clusters.window_activity(daily, D), max_accounts_per_prefix=4)
+    assert {e for e in _edges(edges) if e[1] == "n1"} == {
+        ("n2", "n1", "ip_prefix"), ("n3", "n1", "ip_prefix"), ("n4", "n1", "ip_prefix")}
+
+
+def _scratch(spark, tmp_path: Path):
+    return cluster.delta_scratch_materializer(spark, str(tmp_path / "scratch"))
+
+
+def _cluster_rows(spark, tmp_path, accounts, daily, **options):
+    edges = spark_clusters.link_edges(accounts, daily, D, **options)
+    components = spark_clusters.connected_components(edges, _scratch(spark, tmp_path))
+    rows = spark_clusters.account_clusters(components, spark_clusters.account_link_types(edges), D)
+    return {r.account_id: (r.cluster_id, tuple(r.link_types), r.feature_date) for r in rows.collect()}
+
+
+def test_components_join_payment_and_ip_links(spark, graph, tmp_path):
+    accounts, daily = graph
+    rows = _cluster_rows(spark, tmp_path, accounts, daily, max_accounts_per_prefix=3)
+
+    assert set(rows) == {"a", "b", "c", "m1", "m2", "m3"}  # d, n*, late, idle have no link
+    assert rows["a"][0] == rows["b"][0] == rows["c"][0]
+    assert rows["m1"][0] == rows["m2"][0] == rows["m3"][0] != rows["a"][0]
+    assert rows["a"][1] == ("payment",)
+    assert rows["b"][1] == ("ip_prefix", "payment")
+    assert rows["c"][1] == ("ip_prefix",)
+    assert rows["m2"][1] == ("ip_prefix",)
+    assert all(feature_date == D for _, _, feature_date in rows.values())
+
+
+def test_cluster_id_is_derived_from_the_smallest_member(spark, graph, tmp_path):
+    import hashlib
+
+    accounts, daily = graph
+    rows = _cluster_rows(spark, tmp_path, accounts, daily, max_accounts_per_prefix=3)
+    assert rows["c"][0] == "c-" + hashlib.sha256(b"a").hexdigest()[:12]
+    assert rows["m3"][0] == "c-" + hashlib.sha256(b"m1").hexdigest()[:12]
+
+
+def _chain(spark, length: int):
+    """Accounts z00 <- ... <- zNN linked pairwise through their own prefix; the smallest id is at
+    one end, so its label has to travel the whole chain."""
+    ids = [f"z{i:02d}" for i in range(length)]
+    daily = [_day(account, [f"p{i}", f"p{i + 1}"]) for i, account in enumerate(ids)]
+    return _frames(spark, [_account(a, None) for a in ids], daily), ids
+
+
+def test_long_chain_converges_to_one_component(spark, tmp_path):
+    (accounts, daily), ids = _chain(spark, 12)
+    edges = spark_clusters.link_edges(accounts, daily, D)
+    components = spark_clusters.connected_components(edges, _scratch(spark, tmp_path))
+    assert {(r.account_id, r.component) for r in components.collect()} == {(a, "z00") for a in ids}
+
+
+def test_unconverged_components_raise(spark, tmp_path):
+    (accounts, daily), _ = _chain(spark, 12)
+    edges = spark_clusters.link_edges(accounts, daily, D)
+    with pytest.raises(spark_clusters.ComponentsDidNotConverge, match="after 2 iterations"):
+        spark_clusters.connected_components(edges, _scratch(spark, tmp_path), max_iterations=2)
+
+
+def _write_inputs(settings, accounts=ACCOUNTS, daily=DAILY):
+    catalog.write_arrow(settings, "accounts", _arrow("accounts", accounts))
+    catalog.write_arrow(settings, "account_daily", _arrow("account_daily", daily))
+
+
+def _stored_rows(settings) -> list[tuple]:
+    table = DeltaTable(settings.table_uri("account_clusters")).to_pyarrow_table()
+    return sorted((r["feature_date"], r["account_id"], r["cluster_id"], tuple(r["link_types"]))
+                  for r in table.to_pylist())
+
+
+def test_job_writes_a_delta_partition_and_reruns_identically(spark, settings):
+    _write_inputs(settings)
+    cluster.run(spark, settings, D, max_accounts_per_prefix=3)
+    first = _stored_rows(settings)
+    cluster.run(spark, settings, D, max_accounts_per_prefix=3)
+
+    assert _stored_rows(settings) == first  # replaced, not appended
+    assert [account for _, account, _, _ in first] == ["a", "b", "c", "m1", "m2", "m3"]
+    assert {date for date, _, _, _ in first} == {D}
+    assert len({cluster_id for _, _, cluster_id, _ in first}) == 2
+    delta = DeltaTable(settings.table_uri("account_clusters"))
+    assert delta.version() == 1
+    assert delta.metadata().partition_columns == ["feature_date"]
+    assert not (Path(settings.lake_root) / "_scratch" / "cluster_labels" / D.isoformat()).exists()
+
+
+def test_job_keeps_other_dates_and_refuses_a_missing_day(spark, settings):
+    # on D-1 the window is D-7..D-1: a, b and idle are active and share pay-1 (a and idle also
+    # share p-a); c and the m-triangle are only active on D.
+    _write_inputs(settings, daily=DAILY + [_day("a", ["p-a"], D - dt.timedelta(days=1))])
+    cluster.run(spark, settings, D, max_accounts_per_prefix=3)
+    cluster.run(spark, settings, D - dt.timedelta(days=1), max_accounts_per_prefix=3)
+
+    by_date: dict[dt.date, dict[str, tuple]] = {}
+    for date, account, cluster_id, link_types in _stored_rows(settings):
+        by_date.setdefault(date, {})[account] = (cluster_id, link_types)
+    assert sorted(by_date[D]) == ["a", "b", "c", "m1", "m2", "m3"]
+    assert sorted(by_date[D - dt.timedelta(days=1)]) == ["a", "b", "idle"]
+    assert by_date[D - dt.timedelta(days=1)]["a"][1] == ("ip_prefix", "payment")
+    assert by_date[D - dt.timedelta(days=1)]["a"][0] == by_date[D]["a"][0]
+
+    with pytest.raises(ValueError, match="no rows for 2026-02-11"):
+        cluster.run(spark, settings, D + dt.timedelta(days=1))
+
+
+def test_rerun_after_links_disappear_empties_the_partition(spark, settings):
+    _write_inputs(settings)
+    cluster.run(spark, settings, D, max_accounts_per_prefix=3)
+    assert len(_stored_rows(settings)) == 6
+
+    # corrected inputs: every account pays and connects on its own
+    _write_inputs(settings, accounts=[_account(a["account_id"], f"own-{a['account_id']}") for a in ACCOUNTS],
+                  daily=[{**row, "ip_prefixes": [f"own-{row['account_id']}"]} for row in DAILY])
+    cluster.run(spark, settings, D, max_accounts_per_prefix=3)
+    assert _stored_rows(settings) == []
+    assert DeltaTable(settings.table_uri("account_clusters")).version() == 1

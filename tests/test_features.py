@@ -1,0 +1,310 @@
+"""Every declared feature on tiny hand-built `account_daily` rows with a known answer, the window
+boundaries (D-w, D], the output schema, and the features job on a real Delta lake."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pytest
+
+from features import registry
+from features.spark_features import WINDOW_STATS, account_features, window_stats
+from lake import catalog
+
+UTC = dt.timezone.utc
+D = dt.date(2026, 3, 28)
+DAILY_COLUMNS = catalog.table("account_daily").schema
+
+
+def day(days_before: int) -> dt.date:
+    return D - dt.timedelta(days=days_before)
+
+
+def at(days_before: int, hour: int, minute: int = 0) -> dt.datetime:
+    d = day(days_before)
+    return dt.datetime(d.year, d.month, d.day, hour, minute, tzinfo=UTC)
+
+
+def daily_row(account_id: str, days_before: int, hours: dict[int, int] | None = None, **stats) -> dict:
+    """An `account_daily` row: zero counts, empty sets and no newest-model activity unless given.
+    `hours` maps hour-of-day -> requests; `requests` defaults to their sum (or 1)."""
+    row: dict = {}
+    for f in DAILY_COLUMNS:
+        if pa.types.is_integer(f.type):
+            row[f.name] = 0
+        elif pa.types.is_floating(f.type):
+            row[f.name] = 0.0
+        elif pa.types.is_list(f.type):
+            row[f.name] = []
+        else:
+            row[f.name] = None
+    for hour, count in (hours or {}).items():
+        row[f"hour_{hour:02d}"] = count
+    row.update(account_id=account_id, event_date=day(days_before),
+               requests=sum((hours or {}).values()) or 1)
+    unknown = set(stats) - set(row)
+    if unknown:
+        raise KeyError(f"not account_daily columns: {sorted(unknown)}")
+    row.update(stats)
+    return row
+
+
+# Newest model as of D is m2 (released D-2 06:00); m3 is released exactly at the end of D, so not yet.
+RELEASES = [("m1", dt.datetime(2025, 6, 1, tzinfo=UTC)), ("m2", at(2, 6)), ("m3", at(-1, 0))]
+
+
+@dataclass
+class Case:
+    """One account's daily rows (keyword specs for daily_row) and the feature values they must give."""
+    name: str
+    days: list[tuple[int, dict]]
+    expected: dict[str, float | None]
+    account: dict = field(default_factory=dict)
+
+
+CASES = [
+    # --- volume; this account also pins the window boundaries: D-7, D-28 and D+1 are outside
+    Case("windows", [(0, dict(requests=5)), (6, dict(requests=7)), (7, dict(requests=11)), (27, dict(requests=13)),
+                     (28, dict(requests=100)), (-1, dict(requests=1000))],
+         {"requests_1d": 5, "requests_7d": 12, "requests_28d": 36}),
+    Case("input_only_yesterday", [(1, dict(requests=3, input_tokens=300))],
+         {"input_tokens_1d": 0, "input_tokens_7d": 300, "requests_1d": 0, "requests_7d": 3}),
+    Case("output", [(0, dict(output_tokens=40)), (2, dict(output_tokens=60))],
+         {"output_tokens_1d": 40, "output_tokens_7d": 100}),
+    Case("active_hours", [(0, dict(active_hours=3)), (1, dict(active_hours=5))],
+         {"active_hours_1d": 3, "active_hours_7d": 8}),
+    # --- automation and timing
+    # gaps 10 s and 30 s: mean 20, population std 10
+    Case("gaps", [(0, dict(gap_count=2, gap_sum_s=40.0, gap_sumsq_s=1000.0))], {"interarrival_cv_1d": 0.5}),
+    Case("metronome", [(0, dict(gap_count=3, gap_sum_s=180.0, gap_sumsq_s=3 * 60.0**2)),
+                       (3, dict(gap_count=1, gap_sum_s=60.0, gap_sumsq_s=3600.0))],
+         {"interarrival_cv_1d": 0.0, "interarrival_cv_7d": 0.0}),
+    Case("single_request", [(0, dict(gap_count=0))], {"interarrival_cv_1d": None}),
+    Case("hours", [(0, dict(hours={3: 2, 4: 2})), (1, dict(hours={5: 4, 6: 4}))],
+         {"hour_entropy_1d": 1.0,
+          "hour_entropy_7d": -2 * (1 / 6) * math.log2(1 / 6) - 2 * (1 / 3) * math.log2(1 / 3)}),
+    Case("flat_24_7", [(0, dict(hours={h: 5 for h in range(24)}))], {"hour_entropy_1d": math.log2(24)}),
+    Case("coverage", [(0, dict(active_hours=12)), (3, dict(active_hours=6))],
+         {"coverage_24_7_1d": 0.5, "coverage_24_7_7d": 18 / 168, "coverage_24_7_28d": 18 / 672}),
+    Case("bursty", [(0, dict(requests=30, active_minutes=10, peak_rpm=9)),
+                    (2, dict(requests=10, active_minutes=10, peak_rpm=4))],
+         {"burstiness_1d": 3.0, "burstiness_7d": 4.5}),
+    Case("peak", [(0, dict(peak_rpm=4)), (5, dict(peak_rpm=9))], {"peak_rpm_1d": 4, "peak_rpm_7d": 9}),
+    Case("batch", [(0, dict(requests=10, batch_requests=4))], {"batch_share_1d": 0.4}),
+    Case("stream", [(0, dict(requests=8, stream_requests=2))], {"stream_share_1d": 0.25}),
+    # --- content
+    Case("cot", [(0, dict(requests=10, cot_requests=3)), (4, dict(requests=10, cot_requests=9))],
+         {"cot_elicitation_rate_1d": 0.3, "cot_elicitation_rate_7d": 0.6}),
+    Case("rubric", [(0, dict(requests=4, rubric_requests=1))], {"rubric_grading_rate_1d": 0.25}),
+    Case("templates", [(0, dict(requests=10, repeated_template_requests=6))], {"template_reuse_rate_1d": 0.6}),
+    Case("capabilities", [(0, dict(requests=10, coding_requests=1, agentic_requests=2, tool_use_requests=3,
+                                   reasoning_requests=1, vision_requests=2, chat_requests=1))],
+         {"coding_share_1d": 0.1, "agentic_share_1d": 0.2, "tool_use_share_1d": 0.3, "reasoning_share_1d": 0.1,
+          "vision_share_1d": 0.2}),
+    Case("capability_mix", [(0, dict(requests=8, coding_requests=4, chat_requests=4)),
+                            (1, dict(requests=8, agentic_requests=8))],
+         {"capability_entropy_1d": 1.0, "capability_entropy_7d": 1.5}),
+    Case("single_capability", [(0, dict(requests=6, coding_requests=6))], {"capability_entropy_1d": 0.0}),
+    Case("tokens", [(0, dict(input_tokens=100, output_tokens=250))], {"output_input_ratio_1d": 2.5}),
+    Case("no_input_tokens", [(0, dict(input_tokens=0, output_tokens=10))], {"output_input_ratio_1d": None}),
+    Case("saturation", [(0, dict(requests=5, max_tokens_stops=1))], {"max_tokens_saturation_1d": 0.2}),
+    Case("language", [(0, dict(requests=4, non_english_requests=3))], {"non_english_share_1d": 0.75}),
+    Case("system_prompt", [(0, dict(requests=10, top_system_prompt_requests=6)),
+                           (1, dict(requests=10, top_system_prompt_requests=10))],
+         {"system_prompt_reuse_1d": 0.6, "system_prompt_reuse_7d": 0.8}),
+    # --- model pivot (m2 is newest as of D; days whose newest model was m1 do not count)
+    Case("pivot_share", [(0, dict(requests=10, newest_model="m2", newest_model_requests=6)),
+                         (3, dict(requests=10, newest_model="m1", newest_model_requests=10))],
+         {"newest_model_share_1d": 0.6, "newest_model_share_7d": 0.3}),
+    Case("pivot_first_use", [(2, dict(newest_model="m2", newest_model_requests=1, newest_model_first_ts=at(2, 8, 30))),
+                             (0, dict(newest_model="m2", newest_model_requests=1, newest_model_first_ts=at(0, 1))),
+                             (4, dict(newest_model="m1", newest_model_requests=1, newest_model_first_ts=at(4, 0)))],
+         {"hours_to_newest_model_7d": 2.5, "hours_to_newest_model_1d": 43.0}),
+    Case("pivot_majority", [(1, dict(newest_model="m2", newest_model_majority_hour_ts=at(1, 10))),
+                            (0, dict(newest_model="m2", newest_model_majority_hour_ts=None))],
+         {"hours_to_newest_majority_7d": 28.0, "hours_to_newest_majority_1d": None,
+          "hours_to_newest_model_7d": None}),
+    # --- infrastructure
+    Case("prefixes", [(0, dict(ip_prefixes=["p1", "p2"])), (2, dict(ip_prefixes=["p2", "p3"])),
+                      (10, dict(ip_prefixes=["p4"]))],
+         {"distinct_ip_prefixes_1d": 2, "distinct_ip_prefixes_7d": 3, "distinct_ip_prefixes_28d": 4}),
+    Case("countries", [(0, dict(countries=["US"])), (1, dict(countries=["FR", "US"]))],
+         {"distinct_countries_1d": 1, "distinct_countries_7d": 2}),
+    Case("countries_yesterday", [(1, dict(countries=["FR"]))],
+         {"distinct_countries_1d": 0, "distinct_ip_prefixes_1d": 0, "peak_rpm_1d": 0}),
+    Case("hosting", [(0, dict(requests=10, hosting_proxy_requests=5))], {"hosting_proxy_share_1d": 0.5}),
+    Case("mismatch", [(0, dict(requests=20, signup_mismatch_requests=5))], {"signup_country_mismatch_1d": 0.25}),
+    Case("raw_http", [(0, dict(requests=5, raw_http_requests=5))], {"raw_http_share_1d": 1.0}),
+    # --- account level
+    Case("age", [(0, {})], {"account_age_days": 9.5}, account=dict(created_at=at(9, 12))),
+    *(Case(f"verified_{level}", [(0, {})], {"verification_level": value}, account=dict(verification=level))
+      for level, value in (("none", 0), ("email", 1), ("card", 2), ("kyc", 3), ("unknown-level", None))),
+    *(Case(f"program_{program}", [(0, {})], {"credit_program": value}, account=dict(program=program))
+      for program, value in (("education", 1), ("research", 1), ("startup", 1), ("standard", 0),
+                             ("enterprise", 0))),
+    # shares "pf1" with two other accounts that existed on D and one created after D
+    Case("shared_payment", [(0, {})], {"payment_shared_accounts": 2},
+         account=dict(payment_fingerprint="pf1", created_at=at(30, 0))),
+    Case("own_payment", [(0, {})], {"payment_shared_accounts": 0}, account=dict(payment_fingerprint="pf2")),
+    Case("no_payment", [(0, {})], {"payment_shared_accounts": 0}),
+]
+# accounts that only exist in the registry (never active) to be counted by payment_shared_accounts
+REGISTRY_ONLY_ACCOUNTS = [
+    dict(account_id="pf1_other_a", payment_fingerprint="pf1", created_at=at(100, 0)),
+    dict(account_id="pf1_other_b", payment_fingerprint="pf1", created_at=None),
+    dict(account_id="pf1_after_d", payment_fingerprint="pf1", created_at=at(-1, 0)),
+]
+# accounts whose only activity lies outside (D-28, D]
+INACTIVE = [daily_row("too_old", 28, requests=3), daily_row("future_only", -1, requests=3)]
+
+
+def _account_id(case: Case) -> str:
+    return f"acct_{case.name}"
+
+
+def _daily_frame(spark, rows):
+    names = DAILY_COLUMNS.names
+    return spark.createDataFrame([tuple(r[n] for n in names) for r in rows], catalog.spark_ddl("account_daily"))
+
+
+def _accounts_frame(spark, rows):
+    names = catalog.table("accounts").columns
+    full = [{n: r.get(n) for n in names} for r in rows]
+    return spark.createDataFrame([tuple(r[n] for n in names) for r in full], catalog.spark_ddl("accounts"))
+
+
+def _all_daily_rows() -> list[dict]:
+    rows = [daily_row(_account_id(case), days_before, **spec) for case in CASES for days_before, spec in case.days]
+    return rows + INACTIVE
+
+
+@pytest.fixture(scope="module")
+def inputs(spark):
+    accounts = [{"account_id": _account_id(c), "created_at": at(40, 0)} | c.account for c in CASES]
+    return (_daily_frame(spark, _all_daily_rows()), _accounts_frame(spark, accounts + REGISTRY_ONLY_ACCOUNTS),
+            spark.createDataFrame(RELEASES, catalog.spark_ddl("model_releases")))
+
+
+@pytest.fixture(scope="module")
+def features(inputs):
+    daily, accounts, releases = inputs
+    frame = account_features(daily, accounts, releases, D)
+    return frame, {row["account_id"]: row for row in frame.toArrow().to_pylist()}
+
+
+@pytest.mark.parametrize(
+    "case,column,expected",
+    [pytest.param(case, column, expected, id=f"{column}-{case.name}")
+     for case in CASES for column, expected in case.expected.items()],
+)
+def test_feature_value(features, case, column, expected):
+    _, rows = features
+    actual = rows[_account_id(case)][column]
+    if expected is None:
+        assert actual is None
+    else:
+        assert actual == pytest.approx(expected, abs=1e-9)
+
+
+def test_every_feature_has_a_known_answer_case():
+    tested = {registry.feature_for_column(column)[0].name for case in CASES for column in case.expected}
+    assert tested == set(registry.FEATURES_BY_NAME)
+
+
+def test_accounts_are_those_active_in_the_28_day_window(features):
+    _, rows = features
+    assert set(rows) == {_account_id(c) for c in CASES}
+
+
+def test_output_conforms_to_the_catalog(features):
+    frame, rows = features
+    declared = catalog.table("account_features").schema
+    assert frame.schema.names == declared.names
+    assert [f.dataType.simpleString() for f in frame.schema] == [catalog.spark_type(f.type) for f in declared]
+    assert frame.schema.names[2:-1] == registry.feature_columns()
+    row = rows[_account_id(CASES[0])]
+    assert row["feature_date"] == D
+    assert row["feature_set_version"] == registry.feature_set_version()
+
+
+def test_empty_window_counts_are_zero_not_null(features):
+    _, rows = features
+    yesterday_only = rows["acct_input_only_yesterday"]
+    for feature in registry.FEATURES:
+        if feature.windowed and feature.unit == "count":
+            assert yesterday_only[f"{feature.name}_1d"] == 0.0, feature.name
+    assert yesterday_only["cot_elicitation_rate_1d"] is None  # a share of zero requests is undefined
+
+
+@pytest.mark.parametrize("days,expected", [(1, 5), (7, 12), (28, 36)])
+def test_window_stats_cover_exactly_the_window(inputs, days, expected):
+    daily, _, releases = inputs
+    stats = window_stats(daily, D, days, releases)
+    assert stats.columns == ["account_id", *WINDOW_STATS]
+    rows = {r["account_id"]: r for r in stats.where("account_id in ('acct_windows', 'too_old', 'future_only')")
+            .select("account_id", "requests", "newest_released_at").toArrow().to_pylist()}
+    assert set(rows) == {"acct_windows"}
+    assert rows["acct_windows"]["requests"] == expected
+    assert rows["acct_windows"]["newest_released_at"] == at(2, 6)
+
+
+# --- the features job on a real lake --------------------------------------------------------------
+
+def bronze_row(request_id: str, account_id: str, ts: dt.datetime, **values) -> dict:
+    row = {name: None for name in catalog.table("requests").columns}
+    row.update(request_id=request_id, account_id=account_id, event_ts=ts, event_date=ts.date(), model="m1",
+               input_tokens=10, output_tokens=20, **values)
+    return row
+
+
+def write_lake(settings, bronze_days: dict[dt.date, list[dict]]):
+    schema = catalog.table("requests").schema
+    for event_date, rows in bronze_days.items():
+        catalog.write_arrow(settings, "requests", pa.Table.from_pylist(rows, schema), partition_value=event_date)
+    accounts = [dict(account_id=a, org_id=None, created_at=at(50, 0), signup_country="US", payment_fingerprint="pf",
+                     verification="card", program="standard") for a in ("A", "B")]
+    catalog.write_arrow(settings, "accounts", pa.Table.from_pylist(accounts, catalog.table("accounts").schema))
+    catalog.write_arrow(settings, "model_releases", pa.Table.from_pylist(
+        [dict(model=m, released_at=t) for m, t in RELEASES], catalog.table("model_releases").schema))
+    catalog.write_arrow(settings, "asn_info", pa.Table.from_pylist(
+        [dict(asn=1, category="hosting")], catalog.table("asn_info").schema))
+
+
+def test_features_job_builds_windows_from_daily_partitions(spark, settings, capsys):
+    from jobs import aggregate
+    from jobs import features as features_job
+
+    write_lake(settings, {
+        day(1): [bronze_row("y1", "A", at(1, 9)), bronze_row("y2", "B", at(1, 9, 5))],
+        day(0): [bronze_row("t1", "A", at(0, 10), asn=1), bronze_row("t2", "A", at(0, 10, 1), asn=1)],
+    })
+    aggregate.run(spark, settings, day(1))  # the previous night's run
+    assert features_job.run(spark, settings, D) == 2
+    assert "2 accounts" in capsys.readouterr().out
+    assert features_job.run(spark, settings, D) == 2  # rerun replaces the partition
+
+    table = catalog.read_arrow(settings, "account_features")
+    declared = catalog.table("account_features").schema
+    assert sorted(table.schema.names) == sorted(declared.names)
+    assert table.num_rows == 2  # the rerun replaced the partition instead of appending
+    rows = {r["account_id"]: r for r in table.select(declared.names).cast(declared).to_pylist()}
+    assert sorted(rows) == ["A", "B"]
+    assert (rows["A"]["requests_1d"], rows["A"]["requests_7d"]) == (2.0, 3.0)
+    assert (rows["B"]["requests_1d"], rows["B"]["requests_7d"]) == (0.0, 1.0)
+    assert rows["A"]["hosting_proxy_share_1d"] == 1.0
+    assert rows["A"]["payment_shared_accounts"] == 1.0
+    assert {r["feature_date"] for r in rows.values()} == {D}
+    daily_dates = set(catalog.read_arrow(settings, "account_daily").column("event_date").to_pylist())
+    assert daily_dates == {day(1), day(0)}
+
+
+def test_features_job_refuses_a_day_without_bronze(spark, settings):
+    from jobs import features as features_job
+
+    write_lake(settings, {day(1): [bronze_row("y1", "A", at(1, 9))]})
+    with pytest.raises(ValueError, match=f"no bronze requests for {D.isoformat()}"):
+        features_job.run(spark, settings, D)
+    assert not catalog.exists(settings, "account_features")

@@ -1,0 +1,126 @@
+"""Ingest: raw contract handling, quarantine reasons, pseudonymization and idempotent reruns."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from jobs import ingest
+from lake import catalog
+from lake.validation import RawContractError
+
+DAY = dt.date(2026, 3, 2)
+UTC = dt.timezone.utc
+
+
+def _ts(hour: int, day: dt.date = DAY) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, 0, tzinfo=UTC)
+
+
+def _raw_rows() -> list[dict]:
+    good = dict(request_id="r1", event_ts=_ts(1), event_date=DAY, account_id="acct-1", model="m-1",
+                client_ip="203.0.113.7", input_tokens=10, output_tokens=100, max_tokens=1024,
+                prompt_prefix="explain step by step", extra_gateway_column="ignored")
+    return [
+        good,
+        {**good, "request_id": "r2", "client_ip": "2001:db8:aa:1::5", "event_ts": _ts(2)},
+        {**good, "request_id": "r3", "account_id": None},
+        {**good, "request_id": "r4", "output_tokens": -5},
+        {**good, "request_id": "r5", "event_ts": _ts(3, DAY + dt.timedelta(days=1))},
+        {**good, "request_id": "r6", "client_ip": "999.1.2"},
+        {**good, "event_ts": _ts(4)},  # a second r1: duplicate
+    ]
+
+
+def _write_raw(settings, rows: list[dict], schema: pa.Schema | None = None) -> None:
+    contract = {f.name: f.type for f in catalog.table("api_requests").schema}
+    columns = sorted({k for row in rows for k in row})
+    schema = schema or pa.schema([(c, contract.get(c, pa.string())) for c in columns])
+    data = pa.Table.from_pylist([{c: row.get(c) for c in schema.names} for row in rows], schema=schema)
+    write_deltalake(settings.table_uri("api_requests"), data, mode="overwrite", partition_by=["event_date"])
+
+
+def _sorted_rows(settings, name: str) -> list[dict]:
+    rows = DeltaTable(settings.table_uri(name)).to_pyarrow_table().to_pylist()
+    return sorted(rows, key=lambda r: json.dumps(r, default=str, sort_keys=True))
+
+
+def test_bad_rows_are_quarantined_with_reasons_and_nothing_is_lost(spark, settings):
+    _write_raw(settings, _raw_rows())
+    result = ingest.run(spark, settings, DAY)
+
+    assert result.raw_rows == 7
+    assert result.bronze_rows == 2
+    assert result.quarantine_reasons == {
+        "missing account_id": 1, "negative token count": 1, "event_ts outside partition day": 1,
+        "malformed client_ip": 1, "duplicate request_id": 1,
+    }
+    quarantine = DeltaTable(settings.table_uri("quarantine")).to_pyarrow_table().to_pylist()
+    by_reason = {row["reason"]: json.loads(row["raw_record"]) for row in quarantine}
+    assert by_reason["negative token count"]["output_tokens"] == -5
+    assert by_reason["malformed client_ip"]["client_ip"] == "999.1.2"
+    assert {row["source_partition"] for row in quarantine} == {DAY}
+    assert {row["ingest_run_id"] for row in quarantine} == {result.ingest_run_id}
+
+    bronze = DeltaTable(settings.table_uri("requests")).to_pyarrow_table()
+    assert "client_ip" not in bronze.column_names and "prompt_prefix" in bronze.column_names
+    rows = {r["request_id"]: r for r in bronze.to_pylist()}
+    assert set(rows) == {"r1", "r2"}
+    assert rows["r1"]["event_ts"] == _ts(1), "the earliest copy of a duplicated request id is kept"
+    assert len(rows["r1"]["ip_hash"]) == 32 and "203.0.113" not in rows["r1"]["ip_prefix_hash"]
+    assert rows["r1"]["ip_hash"] != rows["r2"]["ip_hash"]
+
+    runs = DeltaTable(settings.table_uri("ingest_runs")).to_pyarrow_table().to_pylist()
+    assert runs[0]["raw_rows"] == 7 and runs[0]["bronze_rows"] == 2 and runs[0]["quarantined_rows"] == 5
+
+
+def test_same_slash24_shares_a_prefix_hash_but_not_an_ip_hash(spark, settings):
+    rows = _raw_rows()[:1]
+    rows.append({**rows[0], "request_id": "r9", "client_ip": "203.0.113.200"})
+    rows.append({**rows[0], "request_id": "r10", "client_ip": "198.51.100.1"})
+    _write_raw(settings, rows)
+    ingest.run(spark, settings, DAY)
+    bronze = {r["request_id"]: r for r in DeltaTable(settings.table_uri("requests")).to_pyarrow_table().to_pylist()}
+    assert bronze["r1"]["ip_prefix_hash"] == bronze["r9"]["ip_prefix_hash"]
+    assert bronze["r1"]["ip_hash"] != bronze["r9"]["ip_hash"]
+    assert bronze["r1"]["ip_prefix_hash"] != bronze["r10"]["ip_prefix_hash"]
+
+
+def test_rerun_of_the_same_date_leaves_identical_tables(spark, settings):
+    _write_raw(settings, _raw_rows())
+    ingest.run(spark, settings, DAY)
+    before = {name: _sorted_rows(settings, name) for name in ("requests", "quarantine", "ingest_runs")}
+    ingest.run(spark, settings, DAY)
+    after = {name: _sorted_rows(settings, name) for name in ("requests", "quarantine", "ingest_runs")}
+    assert after == before
+
+
+def test_missing_optional_columns_become_null_and_unparseable_values_are_quarantined(spark, settings):
+    # A gateway that writes token counts as text and omits most optional columns.
+    schema = pa.schema([("request_id", pa.string()), ("event_ts", catalog.TS), ("event_date", pa.date32()),
+                        ("account_id", pa.string()), ("input_tokens", pa.string())])
+    rows = [dict(request_id="a", event_ts=_ts(5), event_date=DAY, account_id="acct", input_tokens="42"),
+            dict(request_id="b", event_ts=_ts(6), event_date=DAY, account_id="acct", input_tokens="forty")]
+    _write_raw(settings, rows, schema)
+    result = ingest.run(spark, settings, DAY)
+    assert result.quarantine_reasons == {"unparseable input_tokens": 1}
+    bronze = DeltaTable(settings.table_uri("requests")).to_pyarrow_table().to_pylist()
+    assert len(bronze) == 1 and bronze[0]["input_tokens"] == 42
+    assert bronze[0]["model"] is None and bronze[0]["ip_hash"] is None
+
+
+def test_a_raw_table_without_a_required_column_is_refused(spark, settings):
+    schema = pa.schema([("request_id", pa.string()), ("event_ts", catalog.TS), ("event_date", pa.date32())])
+    _write_raw(settings, [dict(request_id="a", event_ts=_ts(5), event_date=DAY)], schema)
+    with pytest.raises(RawContractError, match="account_id"):
+        ingest.run(spark, settings, DAY)
+
+
+def test_an_empty_day_is_refused_not_published(spark, settings):
+    _write_raw(settings, _raw_rows())
+    with pytest.raises(ValueError, match="no raw api_requests rows"):
+        ingest.run(spark, settings, DAY + dt.timedelta(days=3))

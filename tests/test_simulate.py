@@ -1,0 +1,345 @@
+"""The simulator writes real Delta tables with the promised populations, campaigns, labels and bad records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from jobs import simulate
+from jobs.simulation import world
+from jobs.simulation.prompts import FAMILY_INDEX, PromptBook, normalized_fingerprint
+from jobs.simulation.traffic import BAD_KINDS, TrafficGenerator
+from lake.catalog import table
+from lake.config import load_settings
+
+START = dt.date(2026, 11, 3)
+DAYS = 4
+ACCOUNTS = 500
+SEED = 11
+RAW_TABLES = ("api_requests", "accounts", "model_releases", "asn_info", "enforcement_labels")
+RAW_HTTP = r"^(python-requests|curl|Go-http-client|httpx|axios|okhttp|aiohttp|node-fetch)/"
+
+
+def _settings(root):
+    return load_settings(lake_root=str(root / "lake"), ground_truth_root=str(root / "truth"),
+                         mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db", spark_remote=None)
+
+
+def _read(settings, name: str) -> pd.DataFrame:
+    return DeltaTable(settings.table_uri(name)).to_pandas()
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    settings = _settings(tmp_path_factory.mktemp("sim"))
+    summary = simulate.run(settings, start=START, days=DAYS, accounts=ACCOUNTS, seed=SEED)
+    return settings, summary
+
+
+@pytest.fixture(scope="module")
+def requests(lake):
+    settings, _ = lake
+    truth = simulate.read_ground_truth(settings)
+    df = _read(settings, "api_requests").merge(truth, on="account_id", how="left")
+    df["fingerprint"] = normalized_fingerprint(pa.array(df["prompt_prefix"])).to_pandas()
+    return df
+
+
+# --- tables and contracts ------------------------------------------------------------------------------
+
+def test_raw_tables_exist_with_catalog_schemas(lake):
+    settings, _ = lake
+    for name in RAW_TABLES:
+        dt_ = DeltaTable(settings.table_uri(name))
+        assert dt_.schema().to_arrow() == table(name).schema, name
+    requests = DeltaTable(settings.table_uri("api_requests"))
+    assert requests.metadata().partition_columns == ["event_date"]
+    # one atomic commit per simulated day
+    assert requests.version() == DAYS - 1
+    assert sorted(p["event_date"] for p in requests.partitions()) == [
+        (START + dt.timedelta(days=i)).isoformat() for i in range(DAYS)]
+
+
+def test_summary_counts_match_the_lake(lake, requests):
+    settings, summary = lake
+    per_day = requests.groupby("event_date").size()
+    assert {d: int(per_day[d]) for d in per_day.index} == summary.records_by_day
+    assert summary.records == len(requests) > 10_000
+    accounts = _read(settings, "accounts")
+    assert len(accounts) == summary.accounts >= ACCOUNTS
+    truth = simulate.read_ground_truth(settings)
+    assert truth.segment.value_counts().to_dict() == summary.accounts_by_segment
+    assert truth[truth.is_campaign & (truth.segment != "reseller")].campaign_id.value_counts().to_dict() \
+        == summary.campaign_accounts
+    assert set(truth.account_id) == set(accounts.account_id)
+
+
+def test_ground_truth_lives_outside_the_lake(lake, tmp_path):
+    settings, _ = lake
+    assert not simulate.ground_truth_path(settings).startswith(settings.lake_root)
+    inside = load_settings(lake_root=str(tmp_path / "lake"), ground_truth_root=str(tmp_path / "lake" / "truth"),
+                           mlflow_tracking_uri=f"sqlite:///{tmp_path}/m.db", spark_remote=None)
+    with pytest.raises(ValueError, match="outside the lake"):
+        simulate.run(inside, start=START, days=1, accounts=100, seed=1)
+
+
+def test_same_seed_same_data_and_rerun_is_idempotent(tmp_path):
+    first, second = _settings(tmp_path / "a"), _settings(tmp_path / "b")
+    simulate.run(first, start=START, days=2, accounts=150, seed=3)
+    simulate.run(second, start=START, days=2, accounts=150, seed=3)
+    for name in RAW_TABLES:
+        a = DeltaTable(first.table_uri(name)).to_pyarrow_table()
+        b = DeltaTable(second.table_uri(name)).to_pyarrow_table()
+        keys = [(c, "ascending") for c in a.column_names if not pa.types.is_list(a.schema.field(c).type)]
+        assert a.sort_by(keys).equals(b.sort_by(keys)), name
+    truth_a, truth_b = simulate.read_ground_truth(first), simulate.read_ground_truth(second)
+    pd.testing.assert_frame_equal(truth_a, truth_b)
+
+    rows_before = DeltaTable(first.table_uri("api_requests")).to_pyarrow_table().num_rows
+    simulate.run(first, start=START, days=2, accounts=150, seed=3)
+    rerun = DeltaTable(first.table_uri("api_requests"))
+    assert rerun.version() == 3  # two more day commits, each replacing its partition
+    assert rerun.to_pyarrow_table().num_rows == rows_before
+
+    other = _settings(tmp_path / "c")
+    simulate.run(other, start=START, days=2, accounts=150, seed=4)
+    assert not DeltaTable(other.table_uri("api_requests")).to_pyarrow_table()["request_id"].equals(
+        DeltaTable(first.table_uri("api_requests")).to_pyarrow_table()["request_id"])
+
+
+def test_refuses_to_mix_with_days_of_another_simulation(tmp_path):
+    settings = _settings(tmp_path)
+    simulate.run(settings, start=START, days=1, accounts=100, seed=1)
+    with pytest.raises(ValueError, match="outside"):
+        simulate.run(settings, start=START + dt.timedelta(days=10), days=1, accounts=100, seed=1)
+
+
+# --- benign population -----------------------------------------------------------------------------------
+
+def test_benign_population_has_hard_negative_segments(lake, requests):
+    benign = requests[~requests.is_campaign.astype(bool)]
+    segments = set(benign.segment)
+    assert {"chat_user", "small_developer", "coding_assistant", "eval_harness", "batch_pipeline", "education",
+            "enterprise_agent", "research_lab", "startup_app"} <= segments
+    batch_share = benign.groupby("segment").endpoint.apply(lambda s: (s == "batch").mean())
+    assert batch_share["batch_pipeline"] > 0.7 and batch_share["chat_user"] == 0
+    models_per_eval = benign[benign.segment == "eval_harness"].groupby("account_id").model.nunique()
+    assert models_per_eval.median() >= 4  # evaluation harnesses sweep many models
+    agents = benign[benign.segment == "enterprise_agent"]
+    assert (agents.tool_count >= 3).mean() > 0.5
+    # students also ask for step-by-step explanations: the content signal alone is not proof
+    edu_cot = benign[benign.segment == "education"].prompt_prefix.str.contains(r"(?i)step by step|show your work")
+    assert edu_cot.mean() > 0.05
+    chat = benign[benign.segment == "chat_user"].merge(_read(lake[0], "accounts"), on="account_id")
+    assert (chat.country == chat.signup_country).mean() > 0.9
+    assert chat.user_agent.str.match(RAW_HTTP).mean() < 0.15
+
+
+def test_human_prompts_rarely_repeat_while_templated_traffic_does(requests):
+    reuse = requests.assign(dup=requests.duplicated(["account_id", "event_date", "fingerprint"])) \
+        .groupby("segment").dup.mean()
+    assert reuse["chat_user"] < 0.05
+    assert reuse["batch_pipeline"] > 0.5
+    for campaign in ("campaign_a", "campaign_b", "campaign_c"):
+        assert reuse[campaign] > 3 * reuse["chat_user"], campaign
+    assert requests.prompt_prefix.str.len().max() <= 1024
+
+
+# --- campaigns -------------------------------------------------------------------------------------------------
+
+def test_hydra_clusters_share_payment_infrastructure_and_timing(lake, requests):
+    settings, _ = lake
+    truth = simulate.read_ground_truth(settings)
+    accounts = _read(settings, "accounts").merge(truth, on="account_id")
+    camp = accounts[accounts.is_campaign & (accounts.segment != "reseller")]
+    per_card = camp.groupby("payment_fingerprint").account_id.count()
+    assert per_card.max() >= 3 and camp.payment_fingerprint.nunique() < 0.6 * len(camp)
+    assert camp.program.isin(["education", "research", "startup"]).mean() > 0.3
+    assert camp.verification.isin(["none", "email"]).mean() > 0.5
+
+    asn = _read(settings, "asn_info")
+    rows = requests.merge(asn, on="asn", how="left")
+    campaign_rows = rows[rows.campaign_id.notna() & (rows.segment != "reseller")]
+    assert campaign_rows.category.isin(["hosting", "proxy"]).mean() > 0.95
+    assert rows[rows.segment == "chat_user"].category.isin(["hosting", "proxy"]).mean() < 0.05
+
+    prefix = campaign_rows.client_ip.str.rsplit(".", n=1).str[0]
+    accounts_per_prefix = campaign_rows.assign(prefix=prefix).groupby(["hydra_id", "prefix"]).account_id.nunique()
+    shared = campaign_rows.assign(prefix=prefix).merge(
+        accounts_per_prefix.rename("sharing").reset_index(), on=["hydra_id", "prefix"])
+    assert (shared.sharing >= 2).mean() > 0.9
+
+    # synchronized waves: most campaign requests fall in 10-minute buckets that other hydra members also hit
+    bucket = campaign_rows.event_ts.dt.floor("10min")
+    co_active = campaign_rows.assign(bucket=bucket).groupby(["hydra_id", "bucket"]).account_id.transform("nunique")
+    assert (co_active >= 2).mean() > 0.7
+
+    raw = campaign_rows.user_agent.str.match(RAW_HTTP).mean()
+    assert 0.2 < raw < 0.8  # raw HTTP clients mixed with SDKs
+    non_latin = campaign_rows.prompt_prefix.str.contains(r"[\u0400-\u04FF\u4e00-\u9fff]").mean()
+    assert non_latin > 0.05
+
+
+def test_campaign_content_matches_design(requests):
+    a = requests[requests.segment == "campaign_a"].prompt_prefix
+    cot = r"(?i)step[- ]by[- ]step|reasoning behind|chain of thought|show your work|walk me through your reasoning|reasoning process"
+    assert a.str.contains(cot).mean() > 0.2
+    assert a.str.contains(r"(?i)rubric|score this response|scale of 1-10").mean() > 0.1
+    b = requests[requests.segment == "campaign_b"]
+    assert b.has_image.mean() > 0.05 and (b.tool_count >= 3).mean() > 0.2
+    c = requests[requests.segment == "campaign_c"]
+    assert (c.tool_count >= 3).mean() > 0.5
+    harvest = requests[requests.segment.isin(["campaign_a", "campaign_b", "campaign_c"]) & (requests.status_code == 200)]
+    chat = requests[(requests.segment == "chat_user") & (requests.status_code == 200)]
+    assert (harvest.stop_reason == "max_tokens").mean() > 2 * (chat.stop_reason == "max_tokens").mean()
+    a_ok = requests[(requests.segment == "campaign_a") & (requests.status_code == 200)]
+    assert (a_ok.output_tokens.sum() / a_ok.input_tokens.sum()) > 5
+
+
+def test_campaign_accounts_are_modest_per_account(requests):
+    per_account_day = requests.groupby(["segment", "account_id", "event_date"]).size().groupby("segment").median()
+    for campaign in ("campaign_a", "campaign_b", "campaign_c"):
+        assert per_account_day[campaign] < per_account_day["coding_assistant"]
+        assert per_account_day[campaign] < per_account_day["enterprise_agent"]
+
+
+def test_campaign_c_pivots_to_the_new_model_within_a_day(lake, requests):
+    settings, summary = lake
+    releases = _read(settings, "model_releases")
+    released = releases.set_index("model").released_at
+    start_ts = pd.Timestamp(START, tz="UTC")
+    assert (released.drop(world.NEW_MODEL) < start_ts).all() and len(released) >= 4
+    release = released[world.NEW_MODEL]
+    assert start_ts < release < start_ts + pd.Timedelta(days=DAYS)
+    assert release == pd.Timestamp(summary.new_model_released_at)
+
+    on_new = requests.model == world.NEW_MODEL
+    assert not (on_new & (requests.event_ts < release)).any()
+    c = requests[requests.segment == "campaign_c"]
+    first_use = c[c.model == world.NEW_MODEL].groupby("account_id").event_ts.min()
+    assert ((first_use - release) < pd.Timedelta(hours=24)).mean() > 0.8
+    settled = c[c.event_ts >= release + pd.Timedelta(hours=20)]  # every C account has pivoted by then
+    assert 0.35 < (settled.model == world.NEW_MODEL).mean() < 0.75
+    chat = requests[(requests.segment == "chat_user") & (requests.event_ts >= release)]
+    assert (chat.model == world.NEW_MODEL).mean() < 0.3
+
+
+def test_reseller_mixes_campaign_and_benign_traffic(requests):
+    reseller = requests[requests.segment == "reseller"]
+    assert len(reseller) > 0 and (reseller.campaign_id == "B").all()
+    campaign_b = set(requests[requests.segment == "campaign_b"].fingerprint)
+    shared = reseller.fingerprint.isin(campaign_b).mean()
+    assert 0.1 < shared < 0.9  # part of its traffic is campaign B's templates, the rest its own customers'
+    assert reseller.prompt_prefix.str.contains(r"(?i)itinerary|recommend|rewrite|proofread|summari[sz]e").mean() > 0.05
+
+
+def test_banned_campaign_accounts_are_replaced_mid_period(lake, requests):
+    settings, _ = lake
+    truth = simulate.read_ground_truth(settings)
+    camp = truth[truth.is_campaign & (truth.segment != "reseller")]
+    start_ts = pd.Timestamp(START, tz="UTC")
+    new_accounts = camp[camp.created_at >= start_ts]
+    assert len(new_accounts) > 0
+    assert new_accounts.account_id.isin(requests.account_id).any()
+    assert camp.banned_at.notna().any()
+
+
+# --- labels ----------------------------------------------------------------------------------------------------
+
+def test_labels_cover_part_of_campaigns_and_follow_account_creation(lake, requests):
+    settings, _ = lake
+    labels = _read(settings, "enforcement_labels")
+    truth = simulate.read_ground_truth(settings)
+    accounts = _read(settings, "accounts")
+    labelled = labels.merge(truth, on="account_id").merge(accounts[["account_id", "created_at"]], on="account_id",
+                                                          suffixes=("", "_acct"))
+    extraction = labelled[labelled.label == "extraction"]
+    campaign_accounts = truth[truth.is_campaign & (truth.segment != "reseller")]
+    assert len(extraction) > 0
+    assert extraction.is_campaign.all() and (extraction.campaign_id_x == extraction.campaign_id_y).all()
+    assert len(extraction) < 0.7 * len(campaign_accounts)
+    assert (labelled.decided_at > labelled.created_at_acct).all()
+    start_ts = pd.Timestamp(START, tz="UTC")
+    assert labelled.decided_at.between(start_ts, start_ts + pd.Timedelta(days=DAYS)).all()
+    assert set(labelled.source) <= {"analyst", "rule"}
+    # a banned account sends nothing after its ban
+    after = requests.merge(extraction[["account_id", "decided_at"]], on="account_id")
+    assert not (after.event_ts >= after.decided_at).any()
+
+    benign = labelled[labelled.label == "benign"]
+    assert len(benign) > 0 and not benign.is_campaign.any()
+    assert (benign.note == benign.segment).all()
+    hard = {"coding_assistant", "eval_harness", "batch_pipeline", "education", "enterprise_agent", "research_lab",
+            "startup_app"}
+    assert benign.segment.isin(hard).mean() > 0.5
+
+
+# --- bad records -------------------------------------------------------------------------------------------------
+
+def _valid_ip(text) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except (ValueError, TypeError):
+        return False
+
+
+def test_bad_records_are_injected_at_the_reported_counts(lake):
+    settings, summary = lake
+    raw = _read(settings, "api_requests")
+    found = {
+        "null_account_id": int(raw.account_id.isna().sum()),
+        "negative_tokens": int(((raw.input_tokens < 0) | (raw.output_tokens < 0)).sum()),
+        "event_ts_outside_day": int((raw.event_ts.dt.date != raw.event_date).sum()),
+        "malformed_client_ip": int((~raw.client_ip.map(_valid_ip)).sum()),
+        "duplicate_request_id": int(len(raw) - raw.request_id.nunique()),
+    }
+    assert found == summary.bad_records
+    assert all(count >= DAYS for count in found.values())  # every kind on every day
+    assert sum(found.values()) < 0.005 * len(raw)
+
+
+# --- pure helpers ------------------------------------------------------------------------------------------------
+
+def test_templated_prompts_repeat_their_fingerprint_and_free_prompts_do_not():
+    book = PromptBook()
+    rng = np.random.default_rng(0)
+    n = 400
+    family = np.full(n, FAMILY_INDEX["cot_elicit"])
+    order, templated = book.build(family, np.full(n, 5), np.full(n, 1234), rng)
+    assert sorted(order) == list(range(n))
+    assert len(set(normalized_fingerprint(templated).to_pylist())) == 1
+
+    keys = np.arange(n) % 20
+    _, salt_a = book.build(family, keys, np.full(n, 1234), rng)
+    _, salt_b = book.build(family, keys, np.full(n, 999), rng)
+    set_a, set_b = set(normalized_fingerprint(salt_a).to_pylist()), set(normalized_fingerprint(salt_b).to_pylist())
+    assert len(set_a) <= 20 and set_a != set_b  # another campaign's salt gives other templates
+
+    chat = np.full(n, FAMILY_INDEX["chat"])
+    _, free = book.build(chat, np.full(n, -1), np.zeros(n, np.int64), rng)
+    assert len(set(normalized_fingerprint(free).to_pylist())) > 0.8 * n
+
+
+def test_normalized_fingerprint_lowercases_masks_digits_and_collapses_space():
+    text = pa.array(["Solve  3x + 12 = 7\n\nNOW", None])
+    assert normalized_fingerprint(text).to_pylist() == ["solve #x + ## = # now", None]
+
+
+def test_bad_row_sets_are_disjoint_and_cover_every_kind():
+    rows = TrafficGenerator._bad_rows(1000, np.random.default_rng(1), ensure_every_kind=True)
+    assert set(rows) == set(BAD_KINDS)
+    flat = np.concatenate(list(rows.values()))
+    assert len(flat) == len(set(flat.tolist())) and all(len(r) >= 1 for r in rows.values())
+    assert (flat < 1000).all()
+
+
+def test_hex_tokens_are_lowercase_hex_of_the_requested_width():
+    tokens = world.hex_tokens(np.random.default_rng(2), 50, 6)
+    assert all(len(t) == 12 and set(t.decode()) <= set("0123456789abcdef") for t in tokens)

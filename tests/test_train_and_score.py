@@ -1,0 +1,323 @@
+"""End to end on real Delta tables and a real (SQLite) MLflow store: synthetic features with a planted signal
+and enforcement labels -> train and register -> promotion gate -> score into account_risk and cluster_risk."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from features.registry import feature_columns, feature_set_version
+from lake import catalog
+from lake.config import load_settings
+from models import registry
+from models.config import TIER_BOUNDS, TrainingConfig
+from models.explain import reason_text, top_reasons, reason_templates
+from models.scoring import FeatureContractError, assign_tiers, check_feature_contract
+from models.train import decide_promotion
+
+UTC = dt.timezone.utc
+START = dt.date(2026, 2, 1)
+DAYS = 14
+AS_OF = START + dt.timedelta(days=11)       # features exist after as_of too; training must ignore them
+SCORE_DATE = AS_OF
+N_BENIGN = 300
+CAMPAIGNS = {"camp-A": 25, "camp-B": 25, "camp-C": 20}
+CAMPAIGN_START_DAY = {"camp-A": 0, "camp-B": 0, "camp-C": 6}
+SEGMENTS = {"eval_harness": 20, "education": 15}   # the first benign accounts carry these benign labels
+SIGNAL = ("cot_elicitation_rate", "template_reuse_rate", "hosting_proxy_share")
+FAST = dict(holdout_days=3, validation_days=2, num_boost_round=60, early_stopping_rounds=10, label_horizon_days=14)
+# a deliberately weak first model: a single one-split tree over a 5% column sample
+WEAK = TrainingConfig(**{**FAST, "num_boost_round": 1, "max_depth": 1, "colsample_bytree": 0.05})
+STRONG = TrainingConfig(**FAST)
+
+
+def _day(i: int) -> dt.date:
+    return START + dt.timedelta(days=i)
+
+
+def synthetic_lake(settings, seed: int = 11) -> dict[str, list[str]]:
+    """Write account_features (all declared columns) and enforcement_labels; return account ids per group."""
+    rng = np.random.default_rng(seed)
+    columns = feature_columns()
+    groups: dict[str, list[str]] = {"benign": [f"acct-{i:03d}" for i in range(N_BENIGN)]}
+    for campaign, size in CAMPAIGNS.items():
+        groups[campaign] = [f"{campaign}-{i:03d}" for i in range(size)]
+    # a fifth of each campaign's accounts behave almost like ordinary customers (PR-AUC stays below 1)
+    stealthy = {a for c in CAMPAIGNS for a in groups[c][: CAMPAIGNS[c] // 5]}
+    harness = set(groups["benign"][: SEGMENTS["eval_harness"]])
+
+    rows: dict[str, list] = {"account_id": [], "feature_date": [], **{c: [] for c in columns}}
+    for group, accounts in groups.items():
+        first_day = CAMPAIGN_START_DAY.get(group, 0)
+        for account in accounts:
+            base_requests = rng.uniform(20, 400)
+            for i in range(first_day, DAYS):
+                rows["account_id"].append(account)
+                rows["feature_date"].append(_day(i))
+                values = dict(zip(columns, rng.random(len(columns))))
+                attack = group != "benign" and account not in stealthy
+                for name in SIGNAL:
+                    for w in (1, 7, 28):
+                        values[f"{name}_{w}d"] = rng.uniform(0.45, 0.95) if attack else rng.uniform(0.0, 0.35)
+                if account in harness:  # automated and templated, but not eliciting reasoning
+                    values["template_reuse_rate_7d"] = rng.uniform(0.6, 0.95)
+                values["requests_1d"] = float(round(base_requests * rng.uniform(0.8, 1.2)))
+                values["requests_7d"] = values["requests_1d"] * 7
+                for column in columns:
+                    rows[column].append(values[column])
+    rows["feature_set_version"] = [feature_set_version()] * len(rows["account_id"])
+    catalog.write_arrow(settings, "account_features", pa.table(rows))
+
+    labels = []
+    for campaign in CAMPAIGNS:
+        for account in groups[campaign]:
+            decided = _day(int(rng.integers(CAMPAIGN_START_DAY[campaign] + 2, (AS_OF - START).days + 1)))
+            if account in groups["camp-B"][-3:]:
+                decided = _day(DAYS - 1)  # decided after as_of: training must not see it
+            labels.append((account, "extraction", decided, campaign, "analyst", "campaign review"))
+    offset = 0
+    for segment, size in SEGMENTS.items():
+        for account in groups["benign"][offset: offset + size]:
+            labels.append((account, "benign", _day(2), None, "analyst", segment))
+        offset += size
+    keys = ("account_id", "label", "decided_at", "campaign_id", "source", "note")
+    catalog.write_arrow(settings, "enforcement_labels", pa.Table.from_pylist([
+        dict(zip(keys, (a, lab, dt.datetime.combine(day, dt.time(15), UTC), c, s, n)))
+        for a, lab, day, c, s, n in labels]))
+    return groups
+
+
+@pytest.fixture(scope="module")
+def trained(spark, tmp_path_factory):
+    """Lake + two training runs: strong (v1, first -> champion), then weak (v2, loses on the same holdout)."""
+    from jobs import train
+
+    root = tmp_path_factory.mktemp("train_and_score")
+    settings = load_settings(lake_root=str(root / "lake"), ground_truth_root=str(root / "truth"),
+                             mlflow_tracking_uri=f"sqlite:///{root}/mlflow/mlflow.db", spark_remote=None,
+                             model_name="dg-test-model")
+    groups = synthetic_lake(settings)
+    results = [train.run(spark, settings, AS_OF, config) for config in (STRONG, WEAK)]
+    return settings, groups, results
+
+
+def _client(settings):
+    return registry.configure(settings)
+
+
+def test_promotion_gate(trained):
+    settings, _, (strong, weak) = trained
+    assert (strong.version, strong.alias) == ("1", "champion")
+    assert strong.reason == "first registered model"
+    assert (weak.version, weak.alias) == ("2", "challenger")
+    assert weak.metrics["pr_auc"] < strong.metrics["pr_auc"]
+    # the champion was re-scored on the second run's holdout (same dates, same rows)
+    assert weak.champion_pr_auc == pytest.approx(strong.metrics["pr_auc"])
+    client = _client(settings)
+    assert str(client.get_model_version_by_alias(settings.model_name, "champion").version) == "1"
+    assert str(client.get_model_version_by_alias(settings.model_name, "challenger").version) == "2"
+    tags = client.get_model_version(settings.model_name, "2").tags
+    assert tags["promotion_decision"] == "challenger" and "does not beat champion v1" in tags["promotion_reason"]
+    assert client.get_run(weak.run_id).data.metrics["champion_pr_auc_on_this_holdout"] == pytest.approx(
+        strong.metrics["pr_auc"])
+
+
+def test_run_logs_metrics_params_artifacts_and_model_contract(trained):
+    settings, _, (strong, _) = trained
+    client = _client(settings)
+    run = client.get_run(strong.run_id)
+    metrics, params = run.data.metrics, run.data.params
+    assert metrics["pr_auc"] > 0.7  # the planted signal is strong; a broken pipeline would sit near the base rate
+    for key in ("recall_at_benign_fpr_0.001", "recall_at_benign_fpr_0.01", "precision_at_k", "campaign_recall",
+                "campaign_account_share_flagged_mean", "benign_fpr/eval_harness", "benign_fpr/education",
+                "holdout_positives", "unresolved_snapshots", "detection_latency_days_mean"):
+        assert key in metrics, key
+    assert metrics["campaign_recall"] == 1.0  # all three campaigns have a flagged account in the holdout
+    assert metrics["campaigns"] == 3.0
+    assert params["device"] == strong.device and strong.device in ("cpu", "cuda")
+    assert params["feature_set_version"] == feature_set_version()
+    assert params["as_of"] == AS_OF.isoformat()
+    # as_of is day 11; the last 3 days lack observed labels, so the holdout is days 6..8
+    assert params["holdout_dates"] == f"{_day(6)}..{_day(8)}"
+    assert params["fit_dates"] == f"{_day(0)}..{_day(3)}"
+    assert run.data.tags["promotion.decision"] == "champion"
+
+    artifacts = {f.path for f in client.list_artifacts(strong.run_id)}
+    artifacts |= {f.path for f in client.list_artifacts(strong.run_id, "plots")}
+    assert {"plots/pr_curve.png", "plots/feature_importance.png", "feature_importance.csv",
+            "training_set_reference.json", "feature_columns.json"} <= artifacts
+    local = client.download_artifacts(strong.run_id, "training_set_reference.json")
+    reference = json.loads(open(local).read())
+    assert reference["account_features"]["version"] == 0
+    assert reference["feature_date_max"] == _day(8).isoformat()  # nothing after as_of - min_label_days
+    importance = open(client.download_artifacts(strong.run_id, "feature_importance.csv")).read().splitlines()
+    top_feature = importance[1].split(",")[0]
+    assert top_feature.rsplit("_", 1)[0] in SIGNAL
+
+    version = client.get_model_version(settings.model_name, strong.version)
+    assert json.loads(version.tags["feature_columns"]) == feature_columns()
+    assert version.tags["feature_set_version"] == feature_set_version()
+    from mlflow.models import get_model_info
+
+    info = get_model_info(f"models:/{settings.model_name}/{strong.version}")
+    assert info.signature.inputs.input_names() == feature_columns()
+    assert info.saved_input_example_info is not None
+
+
+def _write_clusters(settings, groups):
+    members = [(a, "cluster-A", ["payment", "ip_prefix"]) for a in groups["camp-A"][5:15]]
+    members += [(a, "cluster-A", ["timing"]) for a in groups["camp-A"][15:17]]
+    members += [(a, "cluster-mixed", ["ip_prefix"]) for a in groups["benign"][100:104]]
+    catalog.write_arrow(settings, "account_clusters", pa.Table.from_pylist(
+        [{"feature_date": SCORE_DATE, "account_id": a, "cluster_id": c, "link_types": links}
+         for a, c, links in members]), partition_value=SCORE_DATE)
+
+
+def test_score_writes_explained_account_and_cluster_risk(spark, trained):
+    from jobs import score
+
+    settings, groups, _ = trained
+    _write_clusters(settings, groups)
+    result = score.run(spark, settings, SCORE_DATE)
+    assert result.model_version == "1"  # the champion, not the newer challenger
+    expected_accounts = N_BENIGN + sum(CAMPAIGNS.values())
+    assert result.accounts_scored == expected_accounts
+    score.run(spark, settings, SCORE_DATE)  # a rerun replaces the partition instead of appending
+
+    risk = catalog.read_arrow(settings, "account_risk").to_pandas()  # read back without Spark
+    assert len(risk) == expected_accounts
+    assert sum(result.tier_counts.values()) == expected_accounts
+    assert set(risk["model_version"]) == {"1"} and set(risk["model_name"]) == {settings.model_name}
+    assert set(risk["feature_set_version"]) == {feature_set_version()}
+    assert (risk["tier"].to_numpy() == assign_tiers(risk["score"].to_numpy())).all()
+    for tier, count in result.tier_counts.items():
+        assert (risk["tier"] == tier).sum() == count
+
+    by_account = risk.set_index("account_id")
+    loud_attackers = groups["camp-A"][5:]  # not the stealthy first fifth
+    assert by_account.loc[loud_attackers, "score"].median() > 0.9
+    assert (by_account.loc[groups["benign"], "tier"] == "low").mean() > 0.9
+    reasons = by_account.loc[loud_attackers[0], "reasons"]
+    assert 1 <= len(reasons) <= 3
+    contributions = [r["contribution"] for r in reasons]
+    assert contributions == sorted(contributions, reverse=True) and min(contributions) > 0
+    top = reasons[0]
+    assert top["feature"].rsplit("_", 1)[0] in SIGNAL
+    assert top["text"] == reason_text(top["feature"], top["value"])
+
+    # cluster_score = mean of the top three member scores; unclustered accounts have none
+    cluster_a = by_account.loc[by_account["cluster_id"] == "cluster-A"]
+    assert len(cluster_a) == 12
+    expected = np.sort(cluster_a["score"].to_numpy())[::-1][:3].mean()
+    assert cluster_a["cluster_score"].to_numpy() == pytest.approx(np.full(12, expected))
+    assert by_account.loc[groups["camp-B"], "cluster_id"].isna().all()
+    assert by_account.loc[groups["camp-B"], "cluster_score"].isna().all()
+
+    clusters = catalog.read_arrow(settings, "cluster_risk").to_pandas().set_index("cluster_id")
+    assert set(clusters.index) == {"cluster-A", "cluster-mixed"}
+    a = clusters.loc["cluster-A"]
+    assert a["n_accounts"] == 12
+    features = catalog.read_arrow(settings, "account_features").to_pandas()
+    day = features[features["feature_date"] == SCORE_DATE].set_index("account_id")
+    assert a["requests"] == round(day.loc[cluster_a.index, "requests_1d"].sum())
+    assert a["score"] == pytest.approx(expected)
+    members = day.loc[cluster_a.index]
+    weighted = {cap: (members[f"{cap}_share_7d"] * members["requests_7d"]).sum() / members["requests_7d"].sum()
+                for cap in ("coding", "agentic", "tool_use", "reasoning", "vision")}
+    assert list(a["top_capabilities"]) == sorted(weighted, key=weighted.get, reverse=True)[:3]
+    assert list(a["link_evidence"]) == ["ip_prefix", "payment", "timing"]
+    assert list(clusters.loc["cluster-mixed", "link_evidence"]) == ["ip_prefix"]
+
+
+def test_score_without_clusters_writes_an_empty_cluster_partition(spark, trained):
+    from jobs import score
+
+    settings, _, _ = trained
+    other_day = SCORE_DATE + dt.timedelta(days=1)  # no account_clusters partition for this date
+    result = score.run(spark, settings, other_day)
+    assert result.clusters_scored == 0
+    risk = catalog.read_arrow(settings, "account_risk", filters=[("score_date", "=", other_day)]).to_pandas()
+    assert len(risk) == result.accounts_scored > 0
+    assert risk["cluster_id"].isna().all() and risk["cluster_score"].isna().all()
+
+
+def test_score_refuses_a_features_table_with_a_different_feature_list(spark, trained, tmp_path):
+    from jobs import score
+
+    settings, _, _ = trained
+    # same registry (the champion), a different lake whose features lack one column
+    other = load_settings(lake_root=str(tmp_path / "lake"), ground_truth_root=str(tmp_path / "truth"),
+                          mlflow_tracking_uri=settings.mlflow_tracking_uri, spark_remote=None,
+                          model_name=settings.model_name)
+    day = catalog.read_arrow(settings, "account_features", filters=[("feature_date", "=", SCORE_DATE)])
+    from deltalake import write_deltalake
+
+    write_deltalake(other.table_uri("account_features"), day.drop(["hosting_proxy_share_28d"]),
+                    partition_by=["feature_date"])
+    with pytest.raises(FeatureContractError, match="hosting_proxy_share_28d"):
+        score.run(spark, other, SCORE_DATE)
+    assert not catalog.exists(other, "account_risk")
+
+    relabelled = day.set_column(day.schema.get_field_index("feature_set_version"), "feature_set_version",
+                                pa.array(["fs-somethingelse"] * day.num_rows))
+    write_deltalake(other.table_uri("account_features"), relabelled, mode="overwrite", schema_mode="overwrite",
+                    partition_by=["feature_date"])
+    with pytest.raises(FeatureContractError, match="fs-somethingelse"):
+        score.run(spark, other, SCORE_DATE)
+
+
+def test_score_refuses_without_a_champion(spark, trained, tmp_path):
+    from jobs import score
+
+    settings, _, _ = trained
+    empty_registry = load_settings(lake_root=settings.lake_root, ground_truth_root=str(tmp_path / "truth"),
+                                   mlflow_tracking_uri=f"sqlite:///{tmp_path}/empty/mlflow.db", spark_remote=None,
+                                   model_name=settings.model_name)
+    with pytest.raises(registry.NoChampionError, match="no 'champion'"):
+        score.run(spark, empty_registry, SCORE_DATE)
+
+
+# --- pure pieces -----------------------------------------------------------------------------------
+
+def test_decide_promotion_branches():
+    champion = registry.ModelVersionInfo("m", "4", None, ["a"], "fs-1")
+    assert decide_promotion(0.5, 0.1, None, None).alias == "champion"
+    assert decide_promotion(0.61, 0.1, champion, 0.6).alias == "champion"
+    assert decide_promotion(0.6, 0.1, champion, 0.6).alias == "challenger"      # a tie does not beat it
+    assert decide_promotion(0.5, 0.1, champion, 0.6).alias == "challenger"
+    incompatible = decide_promotion(0.5, 0.1, champion, None)                   # different feature contract
+    assert incompatible.alias == "champion" and "different feature contract" in incompatible.reason
+    assert decide_promotion(0.05, 0.1, champion, None).alias == "challenger"    # worse than random
+
+
+def test_tiers_and_contract_check():
+    assert TIER_BOUNDS[0] == ("critical", 0.9)
+    tiers = assign_tiers(np.array([0.95, 0.9, 0.89, 0.7, 0.5, 0.4, 0.39, 0.0]))
+    assert tiers.tolist() == ["critical", "critical", "high", "high", "elevated", "elevated", "low", "low"]
+    champion = registry.ModelVersionInfo("m", "1", None, ["x_1d", "y"], "fs-1")
+    check_feature_contract(champion, ["account_id", "feature_date", "y", "x_1d", "feature_set_version"], ["fs-1"])
+    with pytest.raises(FeatureContractError, match="missing from the table \\['y'\\]"):
+        check_feature_contract(champion, ["account_id", "x_1d"], ["fs-1"])
+    with pytest.raises(FeatureContractError, match="not known to the model \\['z'\\]"):
+        check_feature_contract(champion, ["x_1d", "y", "z"], ["fs-1"])
+    with pytest.raises(FeatureContractError, match="fs-2"):
+        check_feature_contract(champion, ["x_1d", "y"], ["fs-1", "fs-2"])
+
+
+def test_reasons_are_the_top_positive_contributions_in_plain_language():
+    columns = ["cot_elicitation_rate_7d", "requests_1d", "account_age_days", "credit_program"]
+    contributions = np.array([[1.5, -0.2, 0.4, 0.0, -3.0],
+                              [-1.0, -0.1, -0.2, -0.3, 0.5]])
+    values = np.array([[0.83, 120.0, 3.0, 1.0], [0.0, 5.0, 400.0, 0.0]])
+    reasons = top_reasons(contributions, values, columns, reason_templates(columns), k=3)
+    assert [r["feature"] for r in reasons[0]] == ["cot_elicitation_rate_7d", "account_age_days"]  # only > 0
+    assert reasons[0][0]["text"] == ("share of prompts asking for step-by-step reasoning or the reasoning behind "
+                                     "an answer: 83% over 7 days")
+    assert reasons[0][1]["text"] == "days since the account was created: 3 days"
+    assert reasons[1] == []
+    assert reason_text("requests_1d", 1234.0) == "API requests made: 1,234 over the last day"
+    assert reason_text("credit_program", 1.0).endswith(": yes")
