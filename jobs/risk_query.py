@@ -16,9 +16,10 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from lake.config import Settings
+from models.config import TIERS as MODEL_TIERS
 
 RISK_TABLE = "account_risk"
-TIERS = ("low", "elevated", "high", "critical")
+TIERS = tuple(reversed(MODEL_TIERS))  # low → critical, for messages
 MAX_LIMIT = 10_000
 ACCOUNT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 REASONS_SHOWN_IN_TOP = 3

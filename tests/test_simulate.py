@@ -188,14 +188,16 @@ def test_hydra_clusters_share_payment_infrastructure_and_timing(lake, requests):
 
 def test_campaign_content_matches_design(requests):
     a = requests[requests.segment == "campaign_a"].prompt_prefix
-    cot = r"(?i)step[- ]by[- ]step|reasoning behind|chain of thought|show your work|walk me through your reasoning|reasoning process"
+    cot = (r"(?i)step[- ]by[- ]step|reasoning behind|chain of thought|show your work|walk me through your reasoning"
+           r"|reasoning process")
     assert a.str.contains(cot).mean() > 0.2
     assert a.str.contains(r"(?i)rubric|score this response|scale of 1-10").mean() > 0.1
     b = requests[requests.segment == "campaign_b"]
     assert b.has_image.mean() > 0.05 and (b.tool_count >= 3).mean() > 0.2
     c = requests[requests.segment == "campaign_c"]
     assert (c.tool_count >= 3).mean() > 0.5
-    harvest = requests[requests.segment.isin(["campaign_a", "campaign_b", "campaign_c"]) & (requests.status_code == 200)]
+    campaigns = requests.segment.isin(["campaign_a", "campaign_b", "campaign_c"])
+    harvest = requests[campaigns & (requests.status_code == 200)]
     chat = requests[(requests.segment == "chat_user") & (requests.status_code == 200)]
     assert (harvest.stop_reason == "max_tokens").mean() > 2 * (chat.stop_reason == "max_tokens").mean()
     a_ok = requests[(requests.segment == "campaign_a") & (requests.status_code == 200)]

@@ -13,25 +13,29 @@ through credit programmes with weak verification; banned accounts replaced withi
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
 
 from jobs.simulation.prompts import FAMILIES, FAMILY_INDEX, LANGUAGES
 from jobs.simulation import world
-from jobs.simulation.world import (ALL_COUNTRIES, ALL_COUNTRY_INDEX, CATEGORY_INDEX, COUNTRIES, OLD_MODELS,
-                                   ROTATING_CATEGORIES, UA_GROUPS, USER_AGENTS, Network, hex_tokens)
+from jobs.simulation.world import (ALL_COUNTRY_INDEX, CATEGORY_INDEX, COUNTRIES, OLD_MODELS, ROTATING_CATEGORIES,
+                                   USER_AGENTS, Network, hex_tokens)
 
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
 
 # local hour-of-day activity shapes
 PMFS: dict[str, np.ndarray] = {
-    "human": np.array([.5, .3, .2, .2, .2, .3, .8, 1.5, 2.5, 3.5, 4, 4, 3.5, 3.8, 4, 4, 3.8, 3.2, 2.8, 2.8, 3, 2.7, 1.8, 1]),
-    "work": np.array([.1, .1, .1, .1, .1, .2, .5, 1.5, 3.5, 5, 5, 5, 4, 5, 5, 5, 4.5, 3, 1.5, 1, .8, .6, .4, .2]),
-    "evening": np.array([.6, .3, .1, .1, .1, .1, .3, .8, 1.2, 1.5, 1.5, 1.5, 2, 2.5, 3, 3.5, 4, 4, 4, 4.5, 4.5, 4, 3, 1.5]),
-    "business_247": np.array([2, 2, 2, 2, 2, 2, 2.5, 3, 4, 4.5, 4.5, 4.5, 4.5, 4.5, 4.5, 4.5, 4, 3.5, 3, 2.5, 2.5, 2, 2, 2]),
+    "human": np.array([.5, .3, .2, .2, .2, .3, .8, 1.5, 2.5, 3.5, 4, 4,
+                       3.5, 3.8, 4, 4, 3.8, 3.2, 2.8, 2.8, 3, 2.7, 1.8, 1]),
+    "work": np.array([.1, .1, .1, .1, .1, .2, .5, 1.5, 3.5, 5, 5, 5,
+                      4, 5, 5, 5, 4.5, 3, 1.5, 1, .8, .6, .4, .2]),
+    "evening": np.array([.6, .3, .1, .1, .1, .1, .3, .8, 1.2, 1.5, 1.5, 1.5,
+                         2, 2.5, 3, 3.5, 4, 4, 4, 4.5, 4.5, 4, 3, 1.5]),
+    "business_247": np.array([2, 2, 2, 2, 2, 2, 2.5, 3, 4, 4.5, 4.5, 4.5,
+                              4.5, 4.5, 4.5, 4.5, 4, 3.5, 3, 2.5, 2.5, 2, 2, 2]),
 }
 
 
@@ -230,8 +234,8 @@ CAMPAIGNS: tuple[Campaign, ...] = (
 )
 CAMPAIGN_IDS = tuple(c.campaign_id for c in CAMPAIGNS)
 RESELLER_CAMPAIGN = "B"  # the campaign whose traffic the reseller mixes into its own customers'
-RESELLER_CAMPAIGN_BEHAVIOUR = Behaviour(**{**CAMPAIGNS[1].behaviour.__dict__, "name": "reseller_campaign_b",
-                                           "rate": 260, "rate_sigma": 0.3, "active_prob": 1.0})
+RESELLER_CAMPAIGN_BEHAVIOUR = replace(CAMPAIGNS[CAMPAIGN_IDS.index(RESELLER_CAMPAIGN)].behaviour,
+                                      name="reseller_campaign_b", rate=260, rate_sigma=0.3, active_prob=1.0)
 
 # traffic groups in generation order; a profile's group indexes this tuple
 GROUPS: tuple[Behaviour, ...] = (*(s.behaviour for s in SEGMENTS), RESELLER_BENIGN,
@@ -421,7 +425,7 @@ def build_population(seed: int, accounts: int, start: dt.date, days: int) -> Pop
     country_w /= country_w.sum()
 
     # --- benign segments -----------------------------------------------------------------------------
-    for seg_no, (segment, n) in enumerate(zip(SEGMENTS, seg_counts)):
+    for segment, n in zip(SEGMENTS, seg_counts, strict=True):
         b = segment.behaviour
         ci = rng.choice(len(COUNTRIES), size=n, p=country_w)
         if segment.grouping == "org" or b.network.get("hosting", 0) > 0.5:
@@ -476,7 +480,7 @@ def build_population(seed: int, accounts: int, start: dt.date, days: int) -> Pop
     hydra_interval: list[float] = []
     labels: list[tuple[int, str, int, str | None, str, str]] = []  # account, label, decided_us, campaign, source, note
     campaign_counts: dict[str, int] = {}
-    for camp_no, (campaign, n0) in enumerate(zip(CAMPAIGNS, camp_counts)):
+    for camp_no, (campaign, n0) in enumerate(zip(CAMPAIGNS, camp_counts, strict=True)):
         b = campaign.behaviour
         camp_salt = int(rng.integers(1, 2**31))
         camp_system = rng.integers(0, N_SYSTEM_PROMPT_POOL, 3)
@@ -523,7 +527,7 @@ def build_population(seed: int, accounts: int, start: dt.date, days: int) -> Pop
                                org=np.array(_hex_list(rng, m, 6, "org_"), dtype=object), segment=b.name,
                                campaign_id=campaign.campaign_id, hydra=hydra_id,
                                banned_us=np.where(banned, decided, -1), campaign_share=1.0)
-                for account, when in zip(idx[banned], decided[banned]):
+                for account, when in zip(idx[banned], decided[banned], strict=True):
                     labels.append((int(account), "extraction", int(when), campaign.campaign_id,
                                    "analyst" if rng.random() < 0.6 else "rule", "hydra cluster review"))
                 # the operator replaces a banned account within hours

@@ -445,7 +445,8 @@ def mix_hash(*parts: np.ndarray | int) -> np.ndarray:
     acc = np.zeros(np.broadcast(*[np.asarray(p) for p in parts]).shape, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for i, part in enumerate(parts):
-            acc = acc ^ (np.asarray(part).astype(np.uint64) + _MIX[i % 3] + (acc << np.uint64(6)) + (acc >> np.uint64(2)))
+            value = np.asarray(part).astype(np.uint64)
+            acc = acc ^ (value + _MIX[i % 3] + (acc << np.uint64(6)) + (acc >> np.uint64(2)))
             acc = (acc ^ (acc >> np.uint64(30))) * _MIX[1]
             acc = (acc ^ (acc >> np.uint64(27))) * _MIX[2]
             acc = acc ^ (acc >> np.uint64(31))
@@ -517,7 +518,7 @@ class PromptBook:
         sorted_groups = group[by_group]
         starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]) if len(group) else []
         pieces: list[pa.Array] = []
-        for rows, code in zip(np.split(by_group, starts[1:]), sorted_groups[starts]):
+        for rows, code in zip(np.split(by_group, starts[1:]), sorted_groups[starts], strict=True):
             family_code, form_no = divmod(int(code), MAX_FORMS)
             humanize = family_code < len(FAMILIES)  # English prompts typed by people get greetings and asides
             pieces.append(self._fill(self.all_forms[family_code][form_no], templated[rows], key_hash[rows], rng,

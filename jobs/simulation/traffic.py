@@ -153,7 +153,7 @@ class TrafficGenerator:
         u = rng.random(n)
         status = np.full(n, 200, dtype=np.int32)
         edges = np.cumsum([b.rate_limit_prob, 0.004, 0.002, 0.001])
-        for code, (low, high) in zip((429, 500, 529, 400), zip(np.r_[0, edges[:-1]], edges)):
+        for code, low, high in zip((429, 500, 529, 400), np.r_[0, edges[:-1]], edges, strict=True):
             status[(u >= low) & (u < high)] = code
         failed = status != 200
         output_tokens = np.where(failed, 0, output_tokens)

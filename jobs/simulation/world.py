@@ -48,8 +48,10 @@ USER_AGENTS: dict[str, tuple[str, ...]] = {
                "anthropic-typescript/0.65.0"),
     "sdk_other": ("anthropic-java/2.3.0", "anthropic-go/1.6.2", "anthropic-ruby/1.4.0", "anthropic-csharp/10.2.1"),
     "browser": (
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/18.1 Safari/605.1.15",
         "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
         "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
     ),
@@ -153,7 +155,7 @@ def build_network(rng: np.random.Generator) -> Network:
 
     p_cat_arr, p_country_arr = np.array(p_cat, np.int16), np.array(p_country, np.int16)
     by_cc: dict[tuple[int, int], np.ndarray] = {}
-    for pid, key in enumerate(zip(p_cat_arr.tolist(), p_country_arr.tolist())):
+    for pid, key in enumerate(zip(p_cat_arr.tolist(), p_country_arr.tolist(), strict=True)):
         by_cc.setdefault(key, []).append(pid)  # type: ignore[arg-type]
     return Network(
         asn=np.array(asns, np.int32), asn_category=np.array(asn_cat, np.int16),

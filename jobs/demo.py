@@ -1,0 +1,137 @@
+"""`distillguard demo`: the whole pipeline on a fresh simulated lake, on the embedded engine.
+
+simulate two weeks → ingest + features for every day → clusters for the last day → train as of the
+last day → score the last day → print the top-risk accounts with reasons, and how well the champion
+did on the campaign accounts that carry **no label** (ground truth from the simulator, which no job
+reads). Benign false-positive rates are also measured on unlabeled accounts only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from jobs.dates import date_range
+from lake import catalog
+from lake.config import Settings
+from lake.engine import spark_session
+
+DEMO_START = dt.date(2026, 11, 1)
+DEMO_MARKER = ".distillguard-demo"
+FLAGGED_TIERS = ("high", "critical")
+
+
+def _prepare_lake(settings: Settings, fresh: bool) -> None:
+    """Wipe the previous demo lake, but never a directory the demo did not create."""
+    if not settings.is_local_lake:
+        raise ValueError("the demo runs on a local lake; set DG_LAKE to a local path")
+    root = Path(settings.lake_root)
+    truth = Path(settings.ground_truth_root)
+    if fresh and root.exists() and any(root.iterdir()):
+        if not (root / DEMO_MARKER).exists():
+            raise ValueError(f"{root} exists and was not created by the demo; refusing to wipe it "
+                             "(point DG_LAKE or --lake at another directory)")
+        shutil.rmtree(root)
+        shutil.rmtree(truth, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / DEMO_MARKER).write_text("created by `distillguard demo`; safe to delete\n")
+
+
+def evaluate_unlabeled(risk: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataFrame,
+                       as_of: dt.date) -> dict[str, object]:
+    """Campaign recall and benign false-positive rate on accounts with no label decided by `as_of`.
+
+    risk: account_id, tier (one score date). truth: account_id, segment, campaign_id, is_campaign.
+    labels: account_id, decided_at. An account counts as flagged when its tier is high or critical.
+    """
+    cutoff = pd.Timestamp(as_of + dt.timedelta(days=1), tz="UTC")
+    labeled = set(labels.loc[pd.to_datetime(labels["decided_at"], utc=True) < cutoff, "account_id"])
+    scored = risk.merge(truth, on="account_id", how="inner")
+    unlabeled = scored[~scored["account_id"].isin(labeled)].copy()
+    unlabeled["flagged"] = unlabeled["tier"].isin(FLAGGED_TIERS)
+    attack = unlabeled[unlabeled["is_campaign"]]
+    benign = unlabeled[~unlabeled["is_campaign"]]
+    per_campaign = attack.groupby("campaign_id")["flagged"].agg(["size", "mean"])
+    per_segment = benign.groupby("segment")["flagged"].agg(["size", "mean"])
+    return {
+        "unlabeled_campaign_accounts": int(len(attack)),
+        "campaign_recall": float(attack["flagged"].mean()) if len(attack) else float("nan"),
+        "per_campaign_recall": {k: (int(r["size"]), float(r["mean"])) for k, r in per_campaign.iterrows()},
+        "campaigns_detected": int((per_campaign["mean"] > 0).sum()),
+        "campaigns_total": int(len(per_campaign)),
+        "unlabeled_benign_accounts": int(len(benign)),
+        "benign_false_positive_rate": float(benign["flagged"].mean()) if len(benign) else float("nan"),
+        "false_positives": int(benign["flagged"].sum()),
+        "per_segment_fpr": {k: (int(r["size"]), float(r["mean"])) for k, r in per_segment.iterrows()},
+    }
+
+
+def _print_evaluation(report: dict[str, object]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"\n[bold]Evaluation on unlabeled accounts[/bold] (flagged = tier high/critical; ground truth from the "
+        f"simulator, never seen by training)\n"
+        f"  campaign recall: [bold]{report['campaign_recall']:.1%}[/bold] of "
+        f"{report['unlabeled_campaign_accounts']:,} unlabeled campaign accounts; campaigns with ≥1 flagged "
+        f"account: {report['campaigns_detected']}/{report['campaigns_total']}\n"
+        f"  benign false-positive rate: [bold]{report['benign_false_positive_rate']:.3%}[/bold] "
+        f"({report['false_positives']:,} of {report['unlabeled_benign_accounts']:,} unlabeled benign accounts)")
+    grid = Table(title="per campaign / benign segment (unlabeled accounts)")
+    for column in ("group", "accounts", "flagged share"):
+        grid.add_column(column)
+    for name, (size, share) in report["per_campaign_recall"].items():
+        grid.add_row(f"campaign {name}", f"{size:,}", f"{share:.1%}")
+    for name, (size, share) in report["per_segment_fpr"].items():
+        grid.add_row(f"benign {name}", f"{size:,}", f"{share:.2%}")
+    console.print(grid)
+
+
+def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = True) -> dict[str, object]:
+    from jobs import cluster, features, ingest, risk_query, score, simulate, train
+
+    began = time.perf_counter()
+    _prepare_lake(settings, fresh)
+    dates = date_range(DEMO_START, days)
+    last = dates[-1]
+    print(f"demo: lake {settings.lake_root}, {accounts:,} accounts × {days} days, MLflow {settings.mlflow_tracking_uri}",
+          flush=True)
+    simulate.run(settings, start=DEMO_START, days=days, accounts=accounts, seed=seed)
+
+    total_steps = 2 * len(dates) + 3
+    step = 0
+
+    def progress(name: str) -> None:
+        nonlocal step
+        step += 1
+        print(f"[{step:>2}/{total_steps}] {name}  (elapsed {time.perf_counter() - began:.0f}s)", flush=True)
+
+    with spark_session(settings) as spark:
+        for day in dates:
+            progress(f"ingest {day}")
+            ingest.run(spark, settings, day)
+            progress(f"features {day}")
+            features.run(spark, settings, day)
+        progress(f"cluster {last}")
+        cluster.run(spark, settings, last)
+        progress(f"train as of {last}")
+        train.run(spark, settings, last)
+        progress(f"score {last}")
+        score.run(spark, settings, last)
+
+    risk_query.print_top(settings, score_date=last, limit=15, tier=None)
+    risk = catalog.read_arrow(settings, "account_risk").to_pandas()
+    risk = risk[risk["score_date"] == last]
+    labels = catalog.read_arrow(settings, "enforcement_labels").to_pandas()
+    report = evaluate_unlabeled(risk, simulate.read_ground_truth(settings), labels, last)
+    _print_evaluation(report)
+    print(f"\ndemo finished in {time.perf_counter() - began:.0f}s. Try:\n"
+          f"  uv run distillguard --lake {settings.lake_root} risk top --date {last} --tier critical\n"
+          f"  uv run mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}", flush=True)
+    return report

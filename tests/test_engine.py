@@ -1,0 +1,79 @@
+"""The engine seam: embedded Sail starts and stops cleanly; --remote runs the same job on another server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+
+from jobs.cli import main
+from lake.config import load_settings
+from lake.engine import engine_key, spark_session
+from test_ingest import DAY, _raw_rows, _write_raw
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"sail server exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"sail server did not listen on {port} within {seconds}s")
+
+
+@pytest.fixture()
+def sail_server():
+    port = _free_port()
+    sail = Path(sys.executable).with_name("sail")
+    process = subprocess.Popen([str(sail), "spark", "server", "--ip", "127.0.0.1", "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port, process)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_embedded_engine_stops_its_server_on_exit(tmp_path):
+    settings = load_settings(lake_root=str(tmp_path / "lake"), mlflow_tracking_uri="sqlite:///x.db")
+    assert engine_key(settings) == "embedded"
+    with spark_session(settings) as spark:
+        assert spark.range(5).count() == 5
+    with pytest.raises(Exception):  # the session and its embedded server are gone
+        spark.range(5).count()
+    with spark_session(settings) as spark:  # and a new one starts on another free port
+        assert spark.range(3).count() == 3
+
+
+def test_remote_flag_runs_a_job_on_a_separate_spark_connect_server(tmp_path, sail_server, capsys):
+    lake = tmp_path / "lake"
+    settings = load_settings(lake_root=str(lake), ground_truth_root=str(tmp_path / "truth"),
+                             mlflow_tracking_uri=f"sqlite:///{tmp_path}/m.db", spark_remote=sail_server)
+    assert engine_key(settings) == "remote"
+    _write_raw(settings, _raw_rows())
+
+    exit_code = main(["--lake", str(lake), "--remote", sail_server, "ingest", "--date", DAY.isoformat()])
+
+    assert exit_code == 0
+    assert "7 raw -> 2 bronze, 5 quarantined" in capsys.readouterr().out
+    assert DeltaTable(settings.table_uri("requests")).to_pyarrow_table().num_rows == 2
+
+
+def test_remote_url_must_be_spark_connect(tmp_path):
+    with pytest.raises(ValueError, match="sc://host:port"):
+        load_settings(lake_root=str(tmp_path), mlflow_tracking_uri="sqlite:///x.db", spark_remote="http://x:1")
