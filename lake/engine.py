@@ -31,7 +31,9 @@ def _connect(url: str, settings: Settings):
     for key, value in SESSION_CONF.items():
         builder = builder.config(key, value)
     builder = builder.config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
-    return builder.getOrCreate()
+    # create(), not getOrCreate(): getOrCreate hands back any existing default session whatever its
+    # URL, so a second engine in the same process would silently talk to (and later stop) the first.
+    return builder.create()
 
 
 @contextlib.contextmanager

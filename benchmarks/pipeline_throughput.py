@@ -1,0 +1,123 @@
+"""Records per second and peak memory of simulate, ingest and features on the embedded Sail engine.
+
+Usage: python benchmarks/pipeline_throughput.py [--records 5e6 50e6] [--days 7] [--out benchmarks/results]
+
+Each stage runs in its own child process so its peak RSS (which includes the embedded Sail server,
+running in-process) is measured on its own. Writes JSON with the machine's facts and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import machine_facts  # noqa: E402
+
+START = dt.date(2026, 1, 5)
+
+# One stage, run as a child: prints a JSON line with its own wall time, records and peak RSS.
+STAGE = r"""
+import json, resource, sys, time, datetime as dt
+from lake.config import load_settings
+stage, lake, start, days, accounts = sys.argv[1], sys.argv[2], dt.date.fromisoformat(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+settings = load_settings(lake_root=lake, ground_truth_root=lake + "_truth", mlflow_tracking_uri="sqlite:///" + lake + "/m.db")
+dates = [start + dt.timedelta(days=i) for i in range(days)]
+began = time.perf_counter()
+if stage == "simulate":
+    from jobs import simulate
+    summary = simulate.run(settings, start=start, days=days, accounts=accounts, seed=11)
+    records = summary.records
+else:
+    from lake.engine import spark_session
+    from jobs import features, ingest
+    records = 0
+    with spark_session(settings) as spark:
+        for day in dates:
+            if stage == "ingest":
+                records += ingest.run(spark, settings, day).raw_rows
+            else:
+                features.run(spark, settings, day)
+wall = time.perf_counter() - began
+print("RESULT " + json.dumps({"stage": stage, "wall_s": wall, "records": records,
+      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+"""
+
+
+def run_stage(stage: str, lake: Path, days: int, accounts: int) -> dict:
+    command = [sys.executable, "-c", STAGE, stage, str(lake), START.isoformat(), str(days), str(accounts)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    result = None
+    for line in process.stdout:
+        if line.startswith("RESULT "):
+            result = json.loads(line[len("RESULT "):])
+        else:
+            print(f"    {line.rstrip()}", flush=True)
+    if process.wait() != 0 or result is None:
+        raise RuntimeError(f"stage {stage} failed with exit code {process.returncode}")
+    return result
+
+
+def calibrate_records_per_account_day(workdir: Path) -> float:
+    """Simulator volume per account-day, measured on a small population (the rate scales linearly)."""
+    lake = workdir / "calibration"
+    result = run_stage("simulate", lake, days=2, accounts=3000)
+    shutil.rmtree(lake, ignore_errors=True)
+    shutil.rmtree(f"{lake}_truth", ignore_errors=True)
+    return result["records"] / (3000 * 2)
+
+
+def benchmark_size(target_records: float, days: int, rate: float, workdir: Path) -> dict:
+    accounts = max(1000, int(target_records / (rate * days)))
+    lake = workdir / f"lake_{int(target_records)}"
+    print(f"== {target_records:,.0f} records target: {accounts:,} accounts x {days} days", flush=True)
+    stages = {}
+    for stage in ("simulate", "ingest", "features"):
+        stages[stage] = run_stage(stage, lake, days, accounts)
+    records = stages["ingest"]["records"]
+    stages["features"]["records"] = records  # features consume the day's bronze rows
+    for stage in stages.values():
+        stage["records_per_s"] = stage["records"] / stage["wall_s"]
+    shutil.rmtree(lake, ignore_errors=True)
+    shutil.rmtree(f"{lake}_truth", ignore_errors=True)
+    return {"target_records": target_records, "records": records, "accounts": accounts, "days": days,
+            "engine": "embedded-sail", "stages": stages}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=float, nargs="+", default=[5e6, 50e6])
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--workdir", default=None, help="scratch directory for the lakes (default: a temp dir)")
+    args = parser.parse_args()
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="dg-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    began = time.time()
+    rate = calibrate_records_per_account_day(workdir)
+    results = [benchmark_size(target, args.days, rate, workdir) for target in args.records]
+    report = {"benchmark": "pipeline_throughput", "started_at": dt.datetime.fromtimestamp(began, dt.timezone.utc)
+              .isoformat(timespec="seconds"), "machine": machine_facts(), "results": results}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "pipeline_throughput.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n| records | stage | wall s | records/s | peak RSS MiB |\n|---:|---|---:|---:|---:|")
+    for result in results:
+        for name, stage in result["stages"].items():
+            print(f"| {result['records']:,} | {name} | {stage['wall_s']:.1f} | {stage['records_per_s']:,.0f} | "
+                  f"{stage['peak_rss_mib']:,.0f} |")
+    print(f"\nwritten {path}")
+
+
+if __name__ == "__main__":
+    main()
