@@ -19,7 +19,8 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -47,12 +48,12 @@ class SimulationSummary:
     accounts_by_segment: dict[str, int]
     campaign_accounts: dict[str, int]
     records_by_day: dict[dt.date, int]
+    records_by_group: dict[str, int]  # traffic group: benign segment, campaign, or a half of the reseller
     bad_records: dict[str, int]
     labels: dict[str, int]
     new_model: str
     new_model_released_at: dt.datetime
     elapsed_s: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
     @property
     def records(self) -> int:
@@ -91,12 +92,14 @@ def run(settings: Settings, start: dt.date, days: int, accounts: int, seed: int)
 
     generator = TrafficGenerator(population, seed=seed, chunk_rows=CHUNK_ROWS)
     records_by_day: dict[dt.date, int] = {}
+    records_by_group: Counter = Counter()
     bad: dict[str, int] = {kind: 0 for kind in BAD_KINDS}
     for day_index, day in enumerate(dates):
         day_began = time.perf_counter()
         stats = DayStats()
         _write_day(settings, day, generator.day_batches(day_index, day, stats), generator.schema)
         records_by_day[day] = stats.records
+        records_by_group.update(stats.by_group)
         for kind, count in stats.bad.items():
             bad[kind] += count
         seconds = time.perf_counter() - day_began
@@ -110,7 +113,7 @@ def run(settings: Settings, start: dt.date, days: int, accounts: int, seed: int)
     summary = SimulationSummary(
         start=start, days=days, seed=seed, accounts=population.n_accounts,
         accounts_by_segment=population.segment_counts, campaign_accounts=population.campaign_counts,
-        records_by_day=records_by_day, bad_records=bad,
+        records_by_day=records_by_day, records_by_group=dict(records_by_group), bad_records=bad,
         labels={item["values"]: item["counts"] for item in label_counts},
         new_model=world.NEW_MODEL, new_model_released_at=world.new_model_release(start, days),
         elapsed_s=time.perf_counter() - began)

@@ -78,6 +78,12 @@ def test_summary_counts_match_the_lake(lake, requests):
     assert truth[truth.is_campaign & (truth.segment != "reseller")].campaign_id.value_counts().to_dict() \
         == summary.campaign_accounts
     assert set(truth.account_id) == set(accounts.account_id)
+    assert sum(summary.records_by_group.values()) == len(requests)
+    # rows whose account_id was nulled (bad records) lose their segment in the join, nothing else differs
+    per_segment = requests[requests.segment != "reseller"].groupby("segment").size()
+    nulled = summary.bad_records["null_account_id"]
+    for segment, rows in per_segment.items():
+        assert rows <= summary.records_by_group[segment] <= rows + nulled, segment
 
 
 def test_ground_truth_lives_outside_the_lake(lake, tmp_path):
@@ -204,11 +210,15 @@ def test_campaign_content_matches_design(requests):
     assert (a_ok.output_tokens.sum() / a_ok.input_tokens.sum()) > 5
 
 
-def test_campaign_accounts_are_modest_per_account(requests):
-    per_account_day = requests.groupby(["segment", "account_id", "event_date"]).size().groupby("segment").median()
+def test_campaign_accounts_are_modest_per_account_but_large_as_a_cluster(requests):
+    account_days = requests.groupby(["segment", "account_id", "event_date"]).size().rename("n").reset_index()
+    automated = account_days[account_days.segment.isin(
+        ["coding_assistant", "eval_harness", "batch_pipeline", "enterprise_agent", "startup_app"])].n.median()
     for campaign in ("campaign_a", "campaign_b", "campaign_c"):
-        assert per_account_day[campaign] < per_account_day["coding_assistant"]
-        assert per_account_day[campaign] < per_account_day["enterprise_agent"]
+        assert account_days[account_days.segment == campaign].n.median() < automated, campaign
+    campaigns = requests[requests.segment.isin(["campaign_a", "campaign_b", "campaign_c"])]
+    hydra_days = campaigns.groupby(["hydra_id", "event_date"]).size()
+    assert hydra_days.median() > 2 * automated
 
 
 def test_campaign_c_pivots_to_the_new_model_within_a_day(lake, requests):
@@ -222,11 +232,16 @@ def test_campaign_c_pivots_to_the_new_model_within_a_day(lake, requests):
     assert release == pd.Timestamp(summary.new_model_released_at)
 
     on_new = requests.model == world.NEW_MODEL
-    assert not (on_new & (requests.event_ts < release)).any()
+    clock_ok = requests.event_ts.dt.date == requests.event_date  # bad records carry shifted clocks
+    assert not (on_new & clock_ok & (requests.event_ts < release)).any()
     c = requests[requests.segment == "campaign_c"]
+    existing = c.groupby("account_id").event_ts.min() < release
     first_use = c[c.model == world.NEW_MODEL].groupby("account_id").event_ts.min()
-    assert ((first_use - release) < pd.Timedelta(hours=24)).mean() > 0.8
-    settled = c[c.event_ts >= release + pd.Timedelta(hours=20)]  # every C account has pivoted by then
+    hours_to_first_use = (first_use[existing[existing].index.intersection(first_use.index)] - release)
+    assert hours_to_first_use.median() < pd.Timedelta(hours=24)
+    first_day = c[(c.event_ts >= release) & (c.event_ts < release + pd.Timedelta(hours=24))]
+    assert (first_day.model == world.NEW_MODEL).mean() > 0.15
+    settled = c[c.event_ts >= release + pd.Timedelta(hours=12)]  # every C account has pivoted by then
     assert 0.35 < (settled.model == world.NEW_MODEL).mean() < 0.75
     chat = requests[(requests.segment == "chat_user") & (requests.event_ts >= release)]
     assert (chat.model == world.NEW_MODEL).mean() < 0.3

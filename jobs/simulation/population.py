@@ -229,7 +229,7 @@ CAMPAIGNS: tuple[Campaign, ...] = (
     Campaign("C", 0.50, Behaviour(
         "campaign_c", rate=28, families={"coding_agent": .55, "agentic": .25, "coding": .15, "tool_use": .05},
         templated_prob=0.85, template_space=14, models={"claude-opus-4": .6, "claude-sonnet-4": .4}, adopt_prob=1.0,
-        adopt_delay_h=(2, 20), adopt_share=(0.45, 0.6), max_tokens=(16000, 32000), saturate_prob=0.3,
+        adopt_delay_h=(1, 12), adopt_share=(0.45, 0.6), max_tokens=(16000, 32000), saturate_prob=0.3,
         **_CAMPAIGN_COMMON), languages={"ru": 0.5, "zh": 0.5}, non_english_prob=0.12),
 )
 CAMPAIGN_IDS = tuple(c.campaign_id for c in CAMPAIGNS)
@@ -249,6 +249,8 @@ DETECTION_PROB = 0.45  # chance a campaign account is ever labelled (others stay
 BENIGN_LABEL_SHARE = 0.015
 N_SLOTS = 3  # network slots per profile
 N_SYSTEM_PROMPT_POOL = 4096
+_NEVER = np.iinfo(np.int64).max
+_US = [c[0] for c in COUNTRIES].index("US")
 
 
 @dataclass
@@ -397,67 +399,82 @@ def _hex_list(rng: np.random.Generator, n: int, n_bytes: int, prefix: str) -> li
 
 
 def build_population(seed: int, accounts: int, start: dt.date, days: int) -> Population:
+    """The whole simulated population for (seed, accounts, start, days); deterministic."""
     if accounts < 50:
         raise ValueError(f"need at least 50 accounts to hold every segment and campaign, got {accounts}")
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xACC0]))
-    network = world.build_network(np.random.default_rng(np.random.SeedSequence([seed, 0x0A5])))
-    start_us = int(dt.datetime(start.year, start.month, start.day, tzinfo=dt.timezone.utc).timestamp() * 1e6)
-    end_us = start_us + days * DAY_US
-    release_us = int(world.new_model_release(start, days).timestamp() * 1e6)
-
-    rows = _AccountRows()
-    prof: dict[str, list[np.ndarray]] = {}
-
-    def add_profiles(**arrays: np.ndarray) -> None:
-        for key, value in arrays.items():
-            prof.setdefault(key, []).append(np.asarray(value))
-
+    builder = _PopulationBuilder(seed, start, days)
     n_campaign = max(MIN_CAMPAIGN_ACCOUNTS * len(CAMPAIGNS), round(CAMPAIGN_ACCOUNT_SHARE * accounts))
     n_reseller = max(1, accounts // 10_000)
     n_benign = accounts - n_campaign - n_reseller
     shares = np.array([s.share for s in SEGMENTS])
     seg_counts = np.maximum(np.floor(shares / shares.sum() * n_benign).astype(int), 2)
     seg_counts[0] += n_benign - seg_counts.sum()  # chat users absorb rounding
-
-    country_w = np.array([c[1] for c in COUNTRIES])
-    country_w /= country_w.sum()
-
-    # --- benign segments -----------------------------------------------------------------------------
     for segment, n in zip(SEGMENTS, seg_counts, strict=True):
-        b = segment.behaviour
-        ci = rng.choice(len(COUNTRIES), size=n, p=country_w)
+        builder.add_benign_segment(segment, int(n))
+    for campaign in CAMPAIGNS:
+        builder.add_campaign(campaign, max(MIN_CAMPAIGN_ACCOUNTS, round(campaign.share * n_campaign)))
+    builder.add_resellers(n_reseller)
+    return builder.finish()
+
+
+class _PopulationBuilder:
+    """Accumulates accounts, profiles, hydras and labels segment by segment."""
+
+    def __init__(self, seed: int, start: dt.date, days: int) -> None:
+        self.seed = seed
+        self.rng = np.random.default_rng(np.random.SeedSequence([seed, 0xACC0]))
+        self.network = world.build_network(np.random.default_rng(np.random.SeedSequence([seed, 0x0A5])))
+        self.start_us = int(dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC).timestamp() * 1e6)
+        self.end_us = self.start_us + days * DAY_US
+        self.release_us = int(world.new_model_release(start, days).timestamp() * 1e6)
+        self.rows = _AccountRows()
+        self.profile_parts: dict[str, list[np.ndarray]] = {}
+        self.hydra_campaign: list[int] = []
+        self.hydra_interval: list[float] = []
+        self.labels: list[tuple[int, str, int, str | None, str, str]] = []  # account, label, µs, campaign, source, note
+        self.campaign_counts: dict[str, int] = {}
+        self.campaign_templates: dict[str, tuple[int, int, np.ndarray]] = {}  # id -> salt, first hydra, prompts
+
+    def _add_profiles(self, **arrays: np.ndarray) -> None:
+        for key, value in arrays.items():
+            self.profile_parts.setdefault(key, []).append(np.asarray(value))
+
+    # --- benign segments ---------------------------------------------------------------------------
+
+    def add_benign_segment(self, segment: Segment, n: int) -> None:
+        rng, b = self.rng, segment.behaviour
+        country_w = np.array([c[1] for c in COUNTRIES])
+        ci = rng.choice(len(COUNTRIES), size=n, p=country_w / country_w.sum())
         if segment.grouping == "org" or b.network.get("hosting", 0) > 0.5:
-            ci = np.where(rng.random(n) < 0.5, COUNTRIES.index(COUNTRIES[0]), ci)  # companies skew to the US
+            ci = np.where(rng.random(n) < 0.5, _US, ci)  # companies running infrastructure skew to the US
         country = np.array([COUNTRIES[i][0] for i in ci], dtype=object)
         age_days = rng.exponential(300, n) + 1
         new_signup = rng.random(n) < 0.02
-        created = np.where(new_signup, start_us + rng.random(n) * (end_us - start_us - HOUR_US) * 0.8,
-                           start_us - age_days * DAY_US).astype(np.int64)
+        window = self.end_us - self.start_us
+        created = np.where(new_signup, self.start_us + rng.random(n) * (window - HOUR_US) * 0.8,
+                           self.start_us - age_days * DAY_US).astype(np.int64)
         payment = np.array(_hex_list(rng, n, 10, "pf_"), dtype=object)
         org = np.array(_hex_list(rng, n, 6, "org_"), dtype=object)
         if segment.grouping in ("org", "institution"):
             # teams share an org and a corporate card; about half of the students study at an institution
-            # that pays for them (shared fingerprint, hard negative for payment sharing)
+            # that pays for them (shared fingerprint: a hard negative for payment sharing)
             in_group = np.ones(n, bool) if segment.grouping == "org" else rng.random(n) < 0.45
             size_lo, size_hi = (2, 8) if segment.grouping == "org" else (8, 60)
             members = np.flatnonzero(in_group)
             k = 0
             while k < len(members):
-                size = int(rng.integers(size_lo, size_hi + 1))
-                grp = members[k:k + size]
-                payment[grp] = payment[grp[0]]
-                org[grp] = org[grp[0]]
-                country[grp] = country[grp[0]]
-                k += size
-        elif segment.behaviour.name == "chat_user":
-            # a few households share a card
+                grp = members[k:k + int(rng.integers(size_lo, size_hi + 1))]
+                payment[grp], org[grp], country[grp] = payment[grp[0]], org[grp[0]], country[grp[0]]
+                k += len(grp)
+        elif b.name == "chat_user":  # a few households share a card
             pairs = np.flatnonzero(rng.random(n) < 0.03)
             payment[pairs[1::2]] = payment[pairs[0::2][:len(pairs[1::2])]]
-        idx = rows.add(n, created_us=created, signup_country=country, payment=payment,
-                       verification=_choice(rng, segment.verification, n), program=_choice(rng, segment.programs, n),
-                       org=org, segment=b.name, campaign_id=None, hydra=-1, banned_us=None, campaign_share=0.0)
+        idx = self.rows.add(n, created_us=created, signup_country=country, payment=payment,
+                            verification=_choice(rng, segment.verification, n),
+                            program=_choice(rng, segment.programs, n), org=org, segment=b.name, campaign_id=None,
+                            hydra=-1, banned_us=None, campaign_share=0.0)
         lang = np.zeros(n, dtype=np.int8)
         non_en = np.zeros(n, dtype=np.float32)
         for i, c in enumerate(COUNTRIES):
@@ -465,167 +482,172 @@ def build_population(seed: int, accounts: int, start: dt.date, days: int) -> Pop
             if c[3] != "en" and sel.any():
                 lang[sel] = LANGUAGES.index(c[3])
                 non_en[sel] = c[4] * rng.uniform(0.3, 1.0, sel.sum())
-        salt = idx.astype(np.int64) * 7919 + seed
+        salt = idx.astype(np.int64) * 7919 + self.seed
         if segment.grouping == "institution":  # the platform wraps student prompts in its own templates
             salt = np.array([int.from_bytes(o.encode()[-6:], "little") for o in org], dtype=np.int64)
-        add_profiles(account=idx, group=np.full(n, GROUP_INDEX[b.name]), language=lang, non_english_prob=non_en,
-                     template_salt=salt, hydra=np.full(n, -1),
-                     active_from_us=created + (rng.random(n) * 2 * HOUR_US).astype(np.int64),
-                     active_until_us=np.full(n, np.iinfo(np.int64).max),
-                     **_behaviour_profile(rng, b, n, country, network, release_us))
+        self._add_profiles(account=idx, group=np.full(n, GROUP_INDEX[b.name]), language=lang,
+                           non_english_prob=non_en, template_salt=salt, hydra=np.full(n, -1),
+                           active_from_us=created + (rng.random(n) * 2 * HOUR_US).astype(np.int64),
+                           active_until_us=np.full(n, _NEVER),
+                           **_behaviour_profile(rng, b, n, country, self.network, self.release_us))
 
-    # --- distillation campaigns (hydra clusters) ------------------------------------------------------
-    camp_counts = np.array([max(MIN_CAMPAIGN_ACCOUNTS, round(c.share * n_campaign)) for c in CAMPAIGNS])
-    hydra_campaign: list[int] = []
-    hydra_interval: list[float] = []
-    labels: list[tuple[int, str, int, str | None, str, str]] = []  # account, label, decided_us, campaign, source, note
-    campaign_counts: dict[str, int] = {}
-    for camp_no, (campaign, n0) in enumerate(zip(CAMPAIGNS, camp_counts, strict=True)):
-        b = campaign.behaviour
-        camp_salt = int(rng.integers(1, 2**31))
-        camp_system = rng.integers(0, N_SYSTEM_PROMPT_POOL, 3)
-        n_hydras = max(1, round(n0 / HYDRA_TARGET_SIZE))
+    # --- distillation campaigns (hydra clusters) ----------------------------------------------------
+
+    def add_campaign(self, campaign: Campaign, n_accounts: int) -> None:
+        rng = self.rng
+        salt = int(rng.integers(1, 2**31))
+        system_prompts = rng.integers(0, N_SYSTEM_PROMPT_POOL, 3)
+        n_hydras = max(1, round(n_accounts / HYDRA_TARGET_SIZE))
+        first_hydra = len(self.hydra_campaign)
         total = 0
         for h in range(n_hydras):
-            hydra_id = len(hydra_campaign)
-            hydra_campaign.append(camp_no)
-            hydra_interval.append(float(rng.uniform(4, 12)))
-            size = n0 // n_hydras + (1 if h < n0 % n_hydras else 0)
-            pay_pool = _hex_list(rng, max(2, size // 6), 10, "pf_")
-            # a hydra rents a handful of proxy/hosting prefixes that all its accounts rotate through
-            n_prefixes = int(rng.integers(4, 9))
-            hydra_prefixes = np.unique(_pick_prefixes(
-                rng, network, _choice(rng, b.network, n_prefixes),
-                _choice(rng, {"US": 2, "SG": 1, "JP": 1, "DE": 1, "KR": 1, "HK": 1, "NL": 1}, n_prefixes)))
-            hydra_uas = np.array([_ua_pick(rng, {"sdk_py": 1}, 1)[0], *_ua_pick(rng, {"raw": 1}, 2)])
-            # 80% of a hydra exists when the window opens (young accounts); 20% are created during it
-            pre = rng.random(size) < 0.8
-            created = np.where(pre, start_us - rng.uniform(0.2, 6, size) * DAY_US,
-                               start_us + rng.uniform(0, 0.85, size) * (end_us - start_us)).astype(np.int64)
-            queue = list(created)
-            while queue:
-                batch_created = np.array(queue, dtype=np.int64)
-                queue = []
-                m = len(batch_created)
-                first_use = batch_created + (rng.uniform(0.5, 6, m) * HOUR_US).astype(np.int64)
-                detected = rng.random(m) < DETECTION_PROB
-                delay_us = ((1.5 + rng.gamma(2.0, 1.5, m)) * DAY_US).astype(np.int64)
-                decided = first_use + delay_us
-                # an account banned before the window would show no traffic: its ban lands early in the window
-                decided = np.where(decided < start_us + 4 * HOUR_US,
-                                   start_us + (rng.uniform(4, 30, m) * HOUR_US).astype(np.int64), decided)
-                banned = detected & (decided < end_us)
-                payment = np.array([pay_pool[i] for i in rng.integers(0, len(pay_pool), m)], dtype=object)
-                fresh_card = rng.random(m) < 0.15  # a new card now and then, which joins the pool
-                payment[fresh_card] = _hex_list(rng, int(fresh_card.sum()), 10, "pf_")
-                pay_pool.extend(payment[fresh_card].tolist())
-                signup = _choice(rng, {"US": .35, "SG": .15, "GB": .1, "HK": .1, "MY": .1, "CA": .1, "AU": .1}, m)
-                idx = rows.add(m, created_us=batch_created, signup_country=signup, payment=payment,
-                               verification=_choice(rng, {"none": .3, "email": .5, "card": .2}, m),
-                               program=_choice(rng, {"standard": .4, "education": .25, "research": .15,
-                                                     "startup": .2}, m),
-                               org=np.array(_hex_list(rng, m, 6, "org_"), dtype=object), segment=b.name,
-                               campaign_id=campaign.campaign_id, hydra=hydra_id,
-                               banned_us=np.where(banned, decided, -1), campaign_share=1.0)
-                for account, when in zip(idx[banned], decided[banned], strict=True):
-                    labels.append((int(account), "extraction", int(when), campaign.campaign_id,
-                                   "analyst" if rng.random() < 0.6 else "rule", "hydra cluster review"))
-                # the operator replaces a banned account within hours
-                replace_at = decided[banned] + (rng.uniform(1, 18, banned.sum()) * HOUR_US).astype(np.int64)
-                queue.extend(int(t) for t in replace_at if t < end_us - 2 * HOUR_US)
-                total += m
-                slots = hydra_prefixes[rng.integers(0, len(hydra_prefixes), (m, N_SLOTS))]
-                lang_keys = list(campaign.languages)
-                lang = np.array([LANGUAGES.index(lang_keys[i]) for i in
-                                 rng.choice(len(lang_keys), m, p=list(campaign.languages.values()))], dtype=np.int8)
-                beh = _behaviour_profile(rng, b, m, signup, network, release_us)
-                beh["slot_prefix"] = slots.astype(np.int32)
-                beh["slot_host"] = np.full((m, N_SLOTS), -1, np.int16)
-                ua_pick = rng.integers(0, len(hydra_uas), (m, 2))
-                beh["ua"] = hydra_uas[ua_pick].astype(np.int32)
-                beh["system_prompt"] = camp_system[rng.integers(0, 3, (m, 3))]
-                add_profiles(account=idx, group=np.full(m, GROUP_INDEX[b.name]), language=lang,
-                             non_english_prob=np.full(m, campaign.non_english_prob, np.float32),
-                             template_salt=np.full(m, camp_salt, np.int64), hydra=np.full(m, hydra_id),
-                             active_from_us=first_use, active_until_us=np.where(banned, decided,
-                                                                                np.iinfo(np.int64).max),
-                             **beh)
-        campaign_counts[campaign.campaign_id] = total
-        if campaign.campaign_id == RESELLER_CAMPAIGN:
-            reseller_salt, reseller_hydra, reseller_system = camp_salt, hydra_campaign.index(camp_no), camp_system
-            reseller_languages = campaign.languages
+            size = n_accounts // n_hydras + (1 if h < n_accounts % n_hydras else 0)
+            total += self._add_hydra(campaign, size, salt, system_prompts)
+        self.campaign_counts[campaign.campaign_id] = total
+        self.campaign_templates[campaign.campaign_id] = (salt, first_hydra, system_prompts)
 
-    # --- the reseller: its own customers plus campaign B's traffic, through the same account ----------
-    created = (start_us - rng.uniform(60, 400, n_reseller) * DAY_US).astype(np.int64)
-    country = _choice(rng, {"US": .6, "SG": .4}, n_reseller)
-    idx = rows.add(n_reseller, created_us=created, signup_country=country,
-                   payment=np.array(_hex_list(rng, n_reseller, 10, "pf_"), dtype=object), verification="card",
-                   program="startup", org=np.array(_hex_list(rng, n_reseller, 6, "org_"), dtype=object),
-                   segment="reseller", campaign_id=RESELLER_CAMPAIGN, hydra=reseller_hydra, banned_us=None,
-                   campaign_share=RESELLER_CAMPAIGN_BEHAVIOUR.rate / (RESELLER_CAMPAIGN_BEHAVIOUR.rate
-                                                                       + RESELLER_BENIGN.rate))
-    benign = _behaviour_profile(rng, RESELLER_BENIGN, n_reseller, country, network, release_us)
-    for half, b in (("benign", RESELLER_BENIGN), ("campaign", RESELLER_CAMPAIGN_BEHAVIOUR)):
-        beh = _behaviour_profile(rng, b, n_reseller, country, network, release_us)
-        # one set of servers and keys for both halves: the gateway sees a single customer
-        for key in ("slot_prefix", "slot_host", "slot_cdf", "tz_hours"):
-            beh[key] = benign[key]
-        if half == "campaign":
-            beh["system_prompt"] = reseller_system[rng.integers(0, 3, (n_reseller, 3))]
-        language = LANGUAGES.index(next(iter(reseller_languages))) if half == "campaign" else 0
-        add_profiles(account=idx, group=np.full(n_reseller, GROUP_INDEX[b.name]),
-                     language=np.full(n_reseller, language, np.int8),
-                     non_english_prob=np.full(n_reseller, 0.2 if half == "campaign" else 0.02, np.float32),
-                     template_salt=np.full(n_reseller, reseller_salt if half == "campaign" else 99991, np.int64),
-                     hydra=np.full(n_reseller, reseller_hydra if half == "campaign" else -1),
-                     active_from_us=np.full(n_reseller, start_us - DAY_US),
-                     active_until_us=np.full(n_reseller, np.iinfo(np.int64).max), **beh)
+    def _add_hydra(self, campaign: Campaign, size: int, salt: int, system_prompts: np.ndarray) -> int:
+        """One hydra: its accounts, and the replacements for those banned during the window."""
+        rng, b = self.rng, campaign.behaviour
+        hydra_id = len(self.hydra_campaign)
+        self.hydra_campaign.append(CAMPAIGN_IDS.index(campaign.campaign_id))
+        self.hydra_interval.append(float(rng.uniform(4, 12)))
+        pay_pool = _hex_list(rng, max(2, size // 6), 10, "pf_")
+        # a hydra rents a handful of proxy/hosting prefixes that all its accounts rotate through
+        n_prefixes = int(rng.integers(4, 9))
+        prefixes = np.unique(_pick_prefixes(
+            rng, self.network, _choice(rng, b.network, n_prefixes),
+            _choice(rng, {"US": 2, "SG": 1, "JP": 1, "DE": 1, "KR": 1, "HK": 1, "NL": 1}, n_prefixes)))
+        user_agents = np.concatenate([_ua_pick(rng, {"sdk_py": 1}, 2), _ua_pick(rng, {"raw": 1}, 2)])
+        # 80% of a hydra exists when the window opens (young accounts); 20% are created during it
+        pre = rng.random(size) < 0.8
+        window = self.end_us - self.start_us
+        pending = np.where(pre, self.start_us - rng.uniform(0.2, 6, size) * DAY_US,
+                           self.start_us + rng.uniform(0, 0.85, size) * window).astype(np.int64)
+        total = 0
+        while len(pending):
+            m = len(pending)
+            first_use = pending + (rng.uniform(0.5, 6, m) * HOUR_US).astype(np.int64)
+            detected = rng.random(m) < DETECTION_PROB
+            decided = first_use + ((1.5 + rng.gamma(2.0, 1.5, m)) * DAY_US).astype(np.int64)
+            # an account banned before the window would show no traffic: its ban lands early in the window
+            decided = np.where(decided < self.start_us + 4 * HOUR_US,
+                               self.start_us + (rng.uniform(4, 30, m) * HOUR_US).astype(np.int64), decided)
+            banned = detected & (decided < self.end_us)
+            payment = np.array([pay_pool[i] for i in rng.integers(0, len(pay_pool), m)], dtype=object)
+            fresh_card = rng.random(m) < 0.15  # a new card now and then, which joins the pool
+            payment[fresh_card] = _hex_list(rng, int(fresh_card.sum()), 10, "pf_")
+            pay_pool.extend(payment[fresh_card].tolist())
+            signup = _choice(rng, {"US": .35, "SG": .15, "GB": .1, "HK": .1, "MY": .1, "CA": .1, "AU": .1}, m)
+            idx = self.rows.add(m, created_us=pending, signup_country=signup, payment=payment,
+                                verification=_choice(rng, {"none": .3, "email": .5, "card": .2}, m),
+                                program=_choice(rng, {"standard": .4, "education": .25, "research": .15,
+                                                      "startup": .2}, m),
+                                org=np.array(_hex_list(rng, m, 6, "org_"), dtype=object), segment=b.name,
+                                campaign_id=campaign.campaign_id, hydra=hydra_id,
+                                banned_us=np.where(banned, decided, -1), campaign_share=1.0)
+            for account, when in zip(idx[banned], decided[banned], strict=True):
+                self.labels.append((int(account), "extraction", int(when), campaign.campaign_id,
+                                    "analyst" if rng.random() < 0.6 else "rule", "hydra cluster review"))
+            lang_keys = list(campaign.languages)
+            lang = np.array([LANGUAGES.index(lang_keys[i]) for i in
+                             rng.choice(len(lang_keys), m, p=list(campaign.languages.values()))], dtype=np.int8)
+            profile = _behaviour_profile(rng, b, m, signup, self.network, self.release_us)
+            profile["slot_prefix"] = prefixes[rng.integers(0, len(prefixes), (m, N_SLOTS))].astype(np.int32)
+            profile["slot_host"] = np.full((m, N_SLOTS), -1, np.int16)
+            profile["ua"] = user_agents[rng.integers(0, len(user_agents), (m, 2))].astype(np.int32)
+            profile["system_prompt"] = system_prompts[rng.integers(0, 3, (m, 3))]
+            self._add_profiles(account=idx, group=np.full(m, GROUP_INDEX[b.name]), language=lang,
+                               non_english_prob=np.full(m, campaign.non_english_prob, np.float32),
+                               template_salt=np.full(m, salt, np.int64), hydra=np.full(m, hydra_id),
+                               active_from_us=first_use, active_until_us=np.where(banned, decided, _NEVER),
+                               **profile)
+            total += m
+            # the operator replaces a banned account within hours
+            replace_at = decided[banned] + (rng.uniform(1, 18, banned.sum()) * HOUR_US).astype(np.int64)
+            pending = replace_at[replace_at < self.end_us - 2 * HOUR_US]
+        return total
+
+    # --- the reseller: its own customers plus a campaign's traffic, through one account ------------
+
+    def add_resellers(self, n: int) -> None:
+        rng = self.rng
+        salt, hydra, system_prompts = self.campaign_templates[RESELLER_CAMPAIGN]
+        campaign = CAMPAIGNS[CAMPAIGN_IDS.index(RESELLER_CAMPAIGN)]
+        country = _choice(rng, {"US": .6, "SG": .4}, n)
+        mixed = RESELLER_CAMPAIGN_BEHAVIOUR
+        idx = self.rows.add(n, created_us=(self.start_us - rng.uniform(60, 400, n) * DAY_US).astype(np.int64),
+                            signup_country=country, payment=np.array(_hex_list(rng, n, 10, "pf_"), dtype=object),
+                            verification="card", program="startup",
+                            org=np.array(_hex_list(rng, n, 6, "org_"), dtype=object), segment="reseller",
+                            campaign_id=RESELLER_CAMPAIGN, hydra=hydra, banned_us=None,
+                            campaign_share=mixed.rate / (mixed.rate + RESELLER_BENIGN.rate))
+        servers = _behaviour_profile(rng, RESELLER_BENIGN, n, country, self.network, self.release_us)
+        for b, is_campaign in ((RESELLER_BENIGN, False), (mixed, True)):
+            profile = _behaviour_profile(rng, b, n, country, self.network, self.release_us)
+            # one set of servers for both halves: the gateway sees a single customer
+            for key in ("slot_prefix", "slot_host", "slot_cdf", "tz_hours"):
+                profile[key] = servers[key]
+            if is_campaign:
+                profile["system_prompt"] = system_prompts[rng.integers(0, 3, (n, 3))]
+            language = LANGUAGES.index(next(iter(campaign.languages))) if is_campaign else 0
+            self._add_profiles(account=idx, group=np.full(n, GROUP_INDEX[b.name]),
+                               language=np.full(n, language, np.int8),
+                               non_english_prob=np.full(n, campaign.non_english_prob if is_campaign else 0.0,
+                                                        np.float32),
+                               template_salt=np.full(n, salt if is_campaign else 99_991, np.int64),
+                               hydra=np.full(n, hydra if is_campaign else -1),
+                               active_from_us=np.full(n, self.start_us - DAY_US),
+                               active_until_us=np.full(n, _NEVER), **profile)
 
     # --- registry, ground truth, labels ---------------------------------------------------------------
-    n_total = len(rows)
-    ids = _unique_hex(rng, n_total, 6, "acct_")
-    cols = rows.columns
-    created_ts = pa.array(np.array(cols["created_us"], dtype=np.int64), pa.timestamp("us", tz="UTC"))
-    accounts_table = pa.table({
-        "account_id": ids, "org_id": pa.array(cols["org"], pa.string()), "created_at": created_ts,
-        "signup_country": pa.array(cols["signup_country"], pa.string()),
-        "payment_fingerprint": pa.array(cols["payment"], pa.string()),
-        "verification": pa.array(cols["verification"], pa.string()),
-        "program": pa.array(cols["program"], pa.string()),
-    })
-    banned = [None if (v is None or v < 0) else int(v) for v in cols["banned_us"]]
-    ground_truth = pa.table({
-        "account_id": ids, "segment": pa.array(cols["segment"], pa.string()),
-        "campaign_id": pa.array(cols["campaign_id"], pa.string()),
-        "is_campaign": pa.array([c is not None for c in cols["campaign_id"]], pa.bool_()),
-        "hydra_id": pa.array([None if h < 0 else f"{CAMPAIGN_IDS[hydra_campaign[h]]}-{h}" for h in cols["hydra"]],
-                             pa.string()),
-        "campaign_traffic_share": pa.array(cols["campaign_share"], pa.float64()),
-        "created_at": created_ts,
-        "banned_at": pa.array(banned, pa.timestamp("us", tz="UTC")),
-    })
-    segments_arr = np.array(cols["segment"], dtype=object)
-    labels.extend(_benign_labels(rng, segments_arr, np.array(cols["created_us"], np.int64), start_us, end_us))
-    label_rows = sorted(labels, key=lambda r: (r[2], r[0]))
-    labels_table = pa.table({
-        "account_id": ids.take(pa.array([r[0] for r in label_rows], pa.int64())),
-        "label": pa.array([r[1] for r in label_rows], pa.string()),
-        "decided_at": pa.array([r[2] for r in label_rows], pa.timestamp("us", tz="UTC")),
-        "campaign_id": pa.array([r[3] for r in label_rows], pa.string()),
-        "source": pa.array([r[4] for r in label_rows], pa.string()),
-        "note": pa.array([r[5] for r in label_rows], pa.string()),
-    })
 
-    n_keys = rng.integers(1, 4, n_total).astype(np.int8)
-    key_tokens = _hex_list(rng, n_total * 3, 8, "key_")
-    profiles = Profiles(**{k: np.concatenate(v) for k, v in prof.items()})
-    counts = {name: int((segments_arr == name).sum()) for name in dict.fromkeys(segments_arr.tolist())}
-    return Population(
-        account_ids=ids, org_ids=accounts_table["org_id"].combine_chunks(), api_key_ids=pa.array(key_tokens),
-        n_keys=n_keys, system_prompts=pa.array(_hex_list(rng, N_SYSTEM_PROMPT_POOL, 8, "sp_")),
-        accounts=accounts_table, ground_truth=ground_truth, labels=labels_table, profiles=profiles,
-        hydra_campaign=np.array(hydra_campaign, np.int16), hydra_interval_s=np.array(hydra_interval),
-        network=network, segment_counts=counts, campaign_counts=campaign_counts)
+    def finish(self) -> Population:
+        rng, cols = self.rng, self.rows.columns
+        n_total = len(self.rows)
+        ids = _unique_hex(rng, n_total, 6, "acct_")
+        created_ts = pa.array(np.array(cols["created_us"], dtype=np.int64), pa.timestamp("us", tz="UTC"))
+        accounts_table = pa.table({
+            "account_id": ids, "org_id": pa.array(cols["org"], pa.string()), "created_at": created_ts,
+            "signup_country": pa.array(cols["signup_country"], pa.string()),
+            "payment_fingerprint": pa.array(cols["payment"], pa.string()),
+            "verification": pa.array(cols["verification"], pa.string()),
+            "program": pa.array(cols["program"], pa.string()),
+        })
+        banned = [None if (v is None or v < 0) else int(v) for v in cols["banned_us"]]
+        hydra_names = [None if h < 0 else f"{CAMPAIGN_IDS[self.hydra_campaign[h]]}-{h}" for h in cols["hydra"]]
+        ground_truth = pa.table({
+            "account_id": ids, "segment": pa.array(cols["segment"], pa.string()),
+            "campaign_id": pa.array(cols["campaign_id"], pa.string()),
+            "is_campaign": pa.array([c is not None for c in cols["campaign_id"]], pa.bool_()),
+            "hydra_id": pa.array(hydra_names, pa.string()),
+            "campaign_traffic_share": pa.array(cols["campaign_share"], pa.float64()),
+            "created_at": created_ts,
+            "banned_at": pa.array(banned, pa.timestamp("us", tz="UTC")),
+        })
+        segments = np.array(cols["segment"], dtype=object)
+        label_rows = sorted(self.labels + _benign_labels(rng, segments, np.array(cols["created_us"], np.int64),
+                                                         self.start_us, self.end_us),
+                            key=lambda r: (r[2], r[0]))
+        labels_table = pa.table({
+            "account_id": ids.take(pa.array([r[0] for r in label_rows], pa.int64())),
+            "label": pa.array([r[1] for r in label_rows], pa.string()),
+            "decided_at": pa.array([r[2] for r in label_rows], pa.timestamp("us", tz="UTC")),
+            "campaign_id": pa.array([r[3] for r in label_rows], pa.string()),
+            "source": pa.array([r[4] for r in label_rows], pa.string()),
+            "note": pa.array([r[5] for r in label_rows], pa.string()),
+        })
+        return Population(
+            account_ids=ids, org_ids=accounts_table["org_id"].combine_chunks(),
+            api_key_ids=pa.array(_hex_list(rng, n_total * 3, 8, "key_")),
+            n_keys=rng.integers(1, 4, n_total).astype(np.int8),
+            system_prompts=pa.array(_hex_list(rng, N_SYSTEM_PROMPT_POOL, 8, "sp_")),
+            accounts=accounts_table, ground_truth=ground_truth, labels=labels_table,
+            profiles=Profiles(**{k: np.concatenate(v) for k, v in self.profile_parts.items()}),
+            hydra_campaign=np.array(self.hydra_campaign, np.int16), hydra_interval_s=np.array(self.hydra_interval),
+            network=self.network, segment_counts={name: int((segments == name).sum())
+                                                  for name in dict.fromkeys(segments.tolist())},
+            campaign_counts=self.campaign_counts)
 
 
 def _unique_hex(rng: np.random.Generator, n: int, n_bytes: int, prefix: str) -> pa.Array:
@@ -640,7 +662,7 @@ def _benign_labels(rng: np.random.Generator, segments: np.ndarray, created_us: n
     """Analysts clear some benign accounts after reviewing an alert, mostly automated-looking ones."""
     hard = {s.behaviour.name for s in SEGMENTS if s.hard_negative}
     benign_rows = np.flatnonzero(np.isin(segments, SEGMENT_NAMES))
-    weight = np.where(np.isin(segments[benign_rows], list(hard)), 8.0, 1.0)
+    weight = np.where(np.isin(segments[benign_rows], list(hard)), 20.0, 1.0)
     k = min(len(benign_rows), max(len(hard) * 2, round(BENIGN_LABEL_SHARE * len(benign_rows))))
     chosen = rng.choice(benign_rows, size=k, replace=False, p=weight / weight.sum())
     out = []

@@ -42,6 +42,7 @@ _MODEL_SPEED = np.array([world.MODEL_SPEED_MS_PER_TOKEN[m] for m in world.MODELS
 @dataclass
 class DayStats:
     records: int = 0
+    by_group: Counter = field(default_factory=Counter)  # traffic group (segment / campaign) -> records
     bad: Counter = field(default_factory=Counter)
 
 
@@ -92,6 +93,7 @@ class TrafficGenerator:
                 if batch.num_rows >= 2 * len(BAD_KINDS):  # big enough to have carried every kind
                     first_chunk = False
                 stats.records += batch.num_rows
+                stats.by_group[behaviour.name] += batch.num_rows
                 yield batch
 
     # --- one chunk ----------------------------------------------------------------------------------------
