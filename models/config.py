@@ -10,10 +10,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-# Risk tiers, highest first: a score at or above the bound gets the tier; anything below the last is "low".
-TIER_BOUNDS: tuple[tuple[str, float], ...] = (("critical", 0.9), ("high", 0.7), ("elevated", 0.4))
+# Risk tiers, highest first, defined by the benign false-positive rate an analyst accepts at each tier.
+# Training turns these rates into score bounds on its holdout's negatives and stores them on the model
+# version (`tier_bounds` tag), so a tier means the same review load whatever the score scale of a model
+# (scale_pos_weight, for one, shifts every score). "critical" = at most 0.1% of benign accounts score this high.
+TIER_BENIGN_FPR: tuple[tuple[str, float], ...] = (("critical", 0.001), ("high", 0.01), ("elevated", 0.05))
 LOWEST_TIER = "low"
-TIERS: tuple[str, ...] = tuple(name for name, _ in TIER_BOUNDS) + (LOWEST_TIER,)
+TIERS: tuple[str, ...] = tuple(name for name, _ in TIER_BENIGN_FPR) + (LOWEST_TIER,)
 
 # The evaluation threshold that defines a "flagged" snapshot for campaign recall, detection latency and
 # per-segment false-positive rates: the score at which the benign false-positive rate is 1%.

@@ -77,6 +77,19 @@ def threshold_at_fpr(y_true, scores, max_fpr: float) -> float:
     return float(np.nextafter(negatives[allowed], np.inf))
 
 
+def tier_bounds(y_true, scores, tier_fprs: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+    """Score bounds per tier (highest tier first) at each tier's benign false-positive rate.
+
+    Bounds never increase down the list, so a lower tier can only widen the net.
+    """
+    bounds: list[tuple[str, float]] = []
+    ceiling = math.inf
+    for name, max_fpr in tier_fprs:
+        ceiling = min(ceiling, threshold_at_fpr(y_true, scores, max_fpr))
+        bounds.append((name, ceiling))
+    return tuple(bounds)
+
+
 def recall_at_fpr(y_true, scores, max_fpr: float) -> float:
     y, s = _as_arrays(y_true, scores)
     if y.sum() == 0:

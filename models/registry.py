@@ -21,6 +21,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 TAG_FEATURE_COLUMNS = "feature_columns"
 TAG_FEATURE_SET_VERSION = "feature_set_version"
+TAG_TIER_BOUNDS = "tier_bounds"
 MODEL_ARTIFACT_NAME = "model"
 SQLITE_PREFIX = "sqlite:///"
 
@@ -36,6 +37,7 @@ class ModelVersionInfo:
     run_id: str | None
     feature_columns: list[str]
     feature_set_version: str | None
+    tier_bounds: tuple[tuple[str, float], ...] = ()
 
     @property
     def uri(self) -> str:
@@ -87,6 +89,7 @@ def version_info(client, name: str, version) -> ModelVersionInfo:
         run_id=mv.run_id,
         feature_columns=json.loads(raw_columns) if raw_columns else [],
         feature_set_version=mv.tags.get(TAG_FEATURE_SET_VERSION),
+        tier_bounds=tuple((name, float(bound)) for name, bound in json.loads(mv.tags.get(TAG_TIER_BOUNDS, "[]"))),
     )
 
 

@@ -27,7 +27,7 @@ from features.registry import FEATURES
 from lake import catalog
 from lake.config import Settings
 from models import registry
-from models.config import LOWEST_TIER, TIER_BOUNDS, TIERS, ScoringConfig
+from models.config import LOWEST_TIER, TIERS, ScoringConfig
 from models.explain import reason_templates, top_reasons
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ class FeatureContractError(ValueError):
 
 # --- pure pieces ----------------------------------------------------------------------------------
 
-def assign_tiers(scores: np.ndarray, bounds: tuple[tuple[str, float], ...] = TIER_BOUNDS) -> np.ndarray:
+def assign_tiers(scores: np.ndarray, bounds: tuple[tuple[str, float], ...]) -> np.ndarray:
+    """Tier per score; `bounds` is highest tier first, as stored on the model version."""
     tiers = np.full(scores.shape, LOWEST_TIER, dtype=object)
     for name, bound in reversed(bounds):  # lowest bound first, so higher tiers overwrite
         tiers[scores >= bound] = name
@@ -73,7 +74,7 @@ def check_feature_contract(champion: registry.ModelVersionInfo, table_columns: l
 
 
 def make_scorer(booster_raw: bytes, columns: list[str], templates: list[tuple[str, str, str]],
-                reasons_per_account: int, tier_bounds: tuple[tuple[str, float], ...] = TIER_BOUNDS
+                reasons_per_account: int, tier_bounds: tuple[tuple[str, float], ...]
                 ) -> Callable[[Iterator], Iterator]:
     """A mapInArrow function: batches of (account_id, cluster_id, *columns) -> SCORED_DDL batches.
 
@@ -236,8 +237,11 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
     if list(booster.feature_names or []) != columns:
         raise FeatureContractError(f"champion v{champion.version}'s booster feature names do not match its "
                                    "feature_columns tag; the registered version is inconsistent")
+    if [name for name, _ in champion.tier_bounds] != list(TIERS[:-1]):
+        raise FeatureContractError(f"champion {champion.name} v{champion.version} has no valid tier_bounds tag "
+                                   f"({champion.tier_bounds!r}); retrain it with distillguard training")
     scorer = make_scorer(bytes(booster.save_raw("ubj")), columns, reason_templates(columns),
-                         config.reasons_per_account)
+                         config.reasons_per_account, champion.tier_bounds)
 
     clusters_day = _clusters_for(spark, settings, score_date)
     inputs = features_day.select("account_id", *columns)

@@ -32,8 +32,8 @@ import pandas as pd
 
 from lake.config import Settings
 from models import registry
-from models.config import TrainingConfig
-from models.metrics import Evaluation, average_precision, evaluate
+from models.config import TIER_BENIGN_FPR, TrainingConfig
+from models.metrics import Evaluation, average_precision, evaluate, tier_bounds
 from models.training_set import TimeSplit, TrainingSet, split_by_time
 
 log = logging.getLogger(__name__)
@@ -231,6 +231,7 @@ def train_and_register(training_set: TrainingSet, settings: Settings, config: Tr
     booster, fit_info = fit_booster(fit, validation, columns, config, device)
     holdout_scores = predict(booster, holdout, columns)
     evaluation = _evaluate_holdout(holdout, holdout_scores, config)
+    tiers = tier_bounds(holdout["label"].to_numpy(), holdout_scores, TIER_BENIGN_FPR)
 
     client = registry.configure(settings)
     current, champion_pr_auc = champion_on_holdout(client, settings, holdout, columns,
@@ -296,7 +297,9 @@ def train_and_register(training_set: TrainingSet, settings: Settings, config: Tr
             "holdout_dates": f"{split.holdout_dates[0]}..{split.holdout_dates[-1]}",
             "as_of": training_set.as_of.isoformat(),
             "device": device,
+            registry.TAG_TIER_BOUNDS: json.dumps([[name, bound] for name, bound in tiers]),
         })
+        mlflow.log_params({f"tier_bound_{name}": round(bound, 6) for name, bound in tiers})
         registry.set_alias(client, settings.model_name, decision.alias, version)
         run_id = run.info.run_id
 

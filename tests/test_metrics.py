@@ -14,6 +14,7 @@ from models.metrics import (
     precision_at_k,
     precision_recall_curve,
     recall_at_fpr,
+    tier_bounds,
     segment_false_positive_rates,
     threshold_at_fpr,
 )
@@ -138,3 +139,17 @@ def test_average_precision_matches_scikit_learn_on_random_scores():
     y = rng.integers(0, 2, 200)
     s = np.round(rng.random(200), 2)  # rounding makes plenty of ties
     assert average_precision(y, s) == pytest.approx(average_precision_score(y, s))
+
+
+def test_tier_bounds_follow_each_tiers_benign_fpr_and_never_increase():
+    # 1,000 negatives scored 0.000..0.999 and 10 positives at 0.5: at 0.1% FPR one negative may be flagged.
+    negatives = np.arange(1000) / 1000
+    scores = np.r_[negatives, np.full(10, 0.5)]
+    labels = np.r_[np.zeros(1000), np.ones(10)]
+    bounds = tier_bounds(labels, scores, (("critical", 0.001), ("high", 0.01), ("elevated", 0.05)))
+    assert [name for name, _ in bounds] == ["critical", "high", "elevated"]
+    values = [bound for _, bound in bounds]
+    assert values[0] == np.nextafter(0.998, np.inf)   # only 0.999 is above it
+    assert values[1] == np.nextafter(0.989, np.inf)   # 10 negatives (0.990..0.999) flagged
+    assert values[2] == np.nextafter(0.949, np.inf)   # 50 negatives flagged
+    assert values == sorted(values, reverse=True)

@@ -14,7 +14,7 @@ from features.registry import feature_columns, feature_set_version
 from lake import catalog
 from lake.config import load_settings
 from models import registry
-from models.config import TIER_BOUNDS, TrainingConfig
+from models.config import TIER_BENIGN_FPR, TrainingConfig
 from models.explain import reason_text, top_reasons, reason_templates
 from models.scoring import FeatureContractError, assign_tiers, check_feature_contract
 from models.train import decide_promotion
@@ -193,7 +193,9 @@ def test_score_writes_explained_account_and_cluster_risk(spark, trained):
     assert sum(result.tier_counts.values()) == expected_accounts
     assert set(risk["model_version"]) == {"1"} and set(risk["model_name"]) == {settings.model_name}
     assert set(risk["feature_set_version"]) == {feature_set_version()}
-    assert (risk["tier"].to_numpy() == assign_tiers(risk["score"].to_numpy())).all()
+    champion_bounds = registry.alias_version(registry.configure(settings), settings.model_name, "champion").tier_bounds
+    assert [name for name, _ in champion_bounds] == ["critical", "high", "elevated"]
+    assert (risk["tier"].to_numpy() == assign_tiers(risk["score"].to_numpy(), champion_bounds)).all()
     for tier, count in result.tier_counts.items():
         assert (risk["tier"] == tier).sum() == count
 
@@ -295,8 +297,9 @@ def test_decide_promotion_branches():
 
 
 def test_tiers_and_contract_check():
-    assert TIER_BOUNDS[0] == ("critical", 0.9)
-    tiers = assign_tiers(np.array([0.95, 0.9, 0.89, 0.7, 0.5, 0.4, 0.39, 0.0]))
+    assert TIER_BENIGN_FPR[0] == ("critical", 0.001)
+    bounds = (("critical", 0.9), ("high", 0.7), ("elevated", 0.4))
+    tiers = assign_tiers(np.array([0.95, 0.9, 0.89, 0.7, 0.5, 0.4, 0.39, 0.0]), bounds)
     assert tiers.tolist() == ["critical", "critical", "high", "high", "elevated", "elevated", "low", "low"]
     champion = registry.ModelVersionInfo("m", "1", None, ["x_1d", "y"], "fs-1")
     check_feature_contract(champion, ["account_id", "feature_date", "y", "x_1d", "feature_set_version"], ["fs-1"])
