@@ -146,14 +146,14 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 def print_top(settings: Settings, score_date: dt.date | None = None, limit: int = 20,
               tier: str | None = None) -> None:
-    from rich.console import Console
+    from jobs.console import console as make_console
     from rich.markup import escape
     from rich.table import Table
 
     limit, tier = _check_limit(limit), _check_tier(tier)
     day = _check_date(score_date) or latest_score_date(settings)
     rows = top_accounts(settings, score_date=day, limit=limit, tier=tier)
-    console = Console()
+    console = make_console()
     if rows.num_rows == 0:
         console.print(f"no accounts in tier {tier!r} on {day.isoformat()}")
         return
@@ -170,12 +170,12 @@ def print_top(settings: Settings, score_date: dt.date | None = None, limit: int 
 
 
 def print_account(settings: Settings, account_id: str, score_date: dt.date | None = None) -> None:
-    from rich.console import Console
+    from jobs.console import console as make_console
     from rich.markup import escape
     from rich.table import Table
 
     rows = account_history(settings, account_id, score_date=score_date)
-    console = Console()
+    console = make_console()
     if rows.num_rows == 0:
         on_date = f" on {score_date.isoformat()}" if score_date else ""
         console.print(escape(f"no risk rows for account {account_id!r}{on_date}"))
