@@ -2,15 +2,16 @@
 #   make demo   simulate two weeks, ingest, features, train, score, print top risk + campaign recall
 #   make test   run the whole test suite (what CI runs)
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTHON_VERSION ?= 3.11
+# uv from PATH when there is one; otherwise it is pip-installed below and run as a module.
+UV ?= $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 
 .PHONY: demo test venv benchmark clean
 
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-
-venv: $(UV)
+venv:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
+	  || python3 -m pip install --quiet --user uv \
+	  || python3 -m pip install --quiet --user --break-system-packages uv
 	$(UV) sync --frozen --extra test --python $(PYTHON_VERSION)
 
 demo: venv

@@ -25,36 +25,13 @@ from machine import machine_facts  # noqa: E402
 
 START = dt.date(2026, 1, 5)
 
-# One stage, run as a child: prints a JSON line with its own wall time, records and peak RSS.
-STAGE = r"""
-import json, resource, sys, time, datetime as dt
-from lake.config import load_settings
-stage, lake, start, days, accounts = sys.argv[1], sys.argv[2], dt.date.fromisoformat(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-settings = load_settings(lake_root=lake, ground_truth_root=lake + "_truth", mlflow_tracking_uri="sqlite:///" + lake + "/m.db")
-dates = [start + dt.timedelta(days=i) for i in range(days)]
-began = time.perf_counter()
-if stage == "simulate":
-    from jobs import simulate
-    summary = simulate.run(settings, start=start, days=days, accounts=accounts, seed=11)
-    records = summary.records
-else:
-    from lake.engine import spark_session
-    from jobs import features, ingest
-    records = 0
-    with spark_session(settings) as spark:
-        for day in dates:
-            if stage == "ingest":
-                records += ingest.run(spark, settings, day).raw_rows
-            else:
-                features.run(spark, settings, day)
-wall = time.perf_counter() - began
-print("RESULT " + json.dumps({"stage": stage, "wall_s": wall, "records": records,
-      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
-"""
+# Each stage runs as a script file, not `python -c`: pyspark's Spark Connect import treats a main module
+# without __file__ as a doctest run and goes looking for a JVM Spark installation.
+STAGE_SCRIPT = Path(__file__).resolve().parent / "run_stage.py"
 
 
 def run_stage(stage: str, lake: Path, days: int, accounts: int) -> dict:
-    command = [sys.executable, "-c", STAGE, stage, str(lake), START.isoformat(), str(days), str(accounts)]
+    command = [sys.executable, str(STAGE_SCRIPT), stage, str(lake), START.isoformat(), str(days), str(accounts)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
     result = None
     for line in process.stdout:

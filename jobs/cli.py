@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import sys
 
@@ -33,32 +34,14 @@ def _cmd_simulate(args):
     simulate.run(_settings(args), start=args.start, days=args.days, accounts=args.accounts, seed=args.seed)
 
 
-def _cmd_ingest(args):
-    from jobs import ingest
+def _dated_job(module_name: str):
+    """Handler for a job with the contract `jobs.<module>.run(spark, settings, date)`."""
+    def handler(args):
+        job = importlib.import_module(f"jobs.{module_name}")
+        with _spark(args) as (spark, settings):
+            job.run(spark, settings, args.date)
 
-    with _spark(args) as (spark, settings):
-        ingest.run(spark, settings, args.date)
-
-
-def _cmd_aggregate(args):
-    from jobs import aggregate
-
-    with _spark(args) as (spark, settings):
-        aggregate.run(spark, settings, args.date)
-
-
-def _cmd_features(args):
-    from jobs import features
-
-    with _spark(args) as (spark, settings):
-        features.run(spark, settings, args.date)
-
-
-def _cmd_cluster(args):
-    from jobs import cluster
-
-    with _spark(args) as (spark, settings):
-        cluster.run(spark, settings, args.date)
+    return handler
 
 
 def _cmd_train(args):
@@ -66,20 +49,6 @@ def _cmd_train(args):
 
     with _spark(args) as (spark, settings):
         train.run(spark, settings, args.as_of)
-
-
-def _cmd_score(args):
-    from jobs import score
-
-    with _spark(args) as (spark, settings):
-        score.run(spark, settings, args.date)
-
-
-def _cmd_nightly(args):
-    from jobs import nightly
-
-    with _spark(args) as (spark, settings):
-        nightly.run(spark, settings, args.date)
 
 
 def _cmd_risk_top(args):
@@ -114,17 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=_cmd_simulate)
 
-    for name, func, help_text in (
-        ("ingest", _cmd_ingest, "validate one day of raw requests into bronze (+ quarantine)"),
-        ("aggregate", _cmd_aggregate, "per account-day aggregate for one day"),
-        ("features", _cmd_features, "daily aggregate + 1/7/28-day features for one day"),
-        ("cluster", _cmd_cluster, "link accounts and find connected components for one day"),
-        ("score", _cmd_score, "score one day's features with the champion model"),
-        ("nightly", _cmd_nightly, "ingest -> features -> cluster -> score for one day"),
+    for name, help_text in (
+        ("ingest", "validate one day of raw requests into bronze (+ quarantine)"),
+        ("aggregate", "per account-day aggregate for one day"),
+        ("features", "daily aggregate + 1/7/28-day features for one day"),
+        ("cluster", "link accounts and find connected components for one day"),
+        ("score", "score one day's features with the champion model"),
+        ("nightly", "ingest -> features -> cluster -> score for one day"),
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--date", type=parse_date, required=True)
-        p.set_defaults(func=func)
+        p.set_defaults(func=_dated_job(name))
 
     p = sub.add_parser("train", help="train, evaluate and register an XGBoost classifier as of a date")
     p.add_argument("--as-of", dest="as_of", type=parse_date, required=True)

@@ -3,7 +3,7 @@
 Schemas are Arrow schemas so that Spark jobs, the deltalake (delta-rs) writers and Spark-free
 readers all agree on one declaration. `spark_ddl()` turns them into Spark types.
 
-Writes go through `write_partition` / `overwrite_table`: one Delta commit each, so a job killed
+Spark writes go through `write_partition`: one Delta commit each, so a job killed
 mid-write leaves the table at its previous version, and a rerun for the same partition replaces
 exactly that partition (idempotent).
 """
@@ -248,8 +248,25 @@ def _date_literal(value: dt.date) -> str:
     return value.isoformat()
 
 
+def ensure_table(settings: Settings, name: str) -> None:
+    """Create the table empty from its declared schema (delta-rs) if it does not exist yet.
+
+    Only for tables whose first writer is delta-rs. Tables written by Spark are created by their first
+    Spark write instead: Sail 0.7 refuses to replaceWhere into list columns of a table that delta-rs
+    created ("UnionExec requires all inputs to have the same data type"). The price is that Sail marks
+    columns that are never null in its plan as NOT NULL in the Delta schema.
+    """
+    if exists(settings, name):
+        return
+    from deltalake import DeltaTable
+
+    decl = table(name)
+    DeltaTable.create(settings.table_uri(name), schema=decl.schema, partition_by=list(decl.partition_by) or None,
+                      mode="ignore")
+
+
 def write_partition(df, settings: Settings, name: str, partition_value: dt.date) -> None:
-    """Atomically replace one date partition (replaceWhere); creates the table on first write."""
+    """Atomically replace one date partition (replaceWhere, one Delta commit); the first write creates the table."""
     decl = table(name)
     if len(decl.partition_by) != 1:
         raise ValueError(f"table {name} is not partitioned by a single date column")
@@ -258,14 +275,6 @@ def write_partition(df, settings: Settings, name: str, partition_value: dt.date)
     if exists(settings, name):
         writer = writer.option("replaceWhere", f"{column} = DATE'{_date_literal(partition_value)}'")
     writer.partitionBy(column).save(settings.table_uri(name))
-
-
-def overwrite_table(df, settings: Settings, name: str) -> None:
-    decl = table(name)
-    writer = conform(df, name).write.format("delta").mode("overwrite")
-    if decl.partition_by:
-        writer = writer.partitionBy(*decl.partition_by)
-    writer.save(settings.table_uri(name))
 
 
 # --- Spark-free access (delta-rs), for writers outside Spark and for readers of the risk tables ---
@@ -288,8 +297,5 @@ def write_arrow(settings: Settings, name: str, data: pa.Table, partition_value: 
                         schema_mode="overwrite")
         return
     column = decl.partition_by[0]
-    predicate = f"{column} = '{_date_literal(partition_value)}'"
-    if exists(settings, name):
-        write_deltalake(uri, data, mode="overwrite", predicate=predicate)
-    else:
-        write_deltalake(uri, data, mode="overwrite", partition_by=list(decl.partition_by))
+    ensure_table(settings, name)
+    write_deltalake(uri, data, mode="overwrite", predicate=f"{column} = '{_date_literal(partition_value)}'")

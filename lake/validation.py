@@ -28,26 +28,26 @@ def conform_raw(raw: DataFrame) -> DataFrame:
     """Map a raw frame onto the contract: extra columns are ignored, missing optional ones become null,
     present ones are cast with try_cast so an unparseable value becomes null (and is caught below).
 
-    Keeps each original value as `__raw_<col>` plus the whole raw row as JSON for the quarantine.
+    Every original column is kept as `__raw_<col>` so a quarantined row can be stored exactly as it
+    arrived; the JSON of it is only built for quarantined rows (serializing every row costs more than
+    the whole rest of ingest).
     """
-    present = set(raw.columns)
+    present = list(raw.columns)
     missing_required = [c for c in table("api_requests").required if c not in present]
     if missing_required:
         raise RawContractError(f"raw api_requests lacks required column(s) {missing_required}; "
                                f"it has {sorted(present)}")
-    selected: list[Column] = [F.to_json(F.struct(*[F.col(c) for c in raw.columns])).alias("raw_record")]
+    selected: list[Column] = [F.col(c).alias(_RAW + c) for c in present]
     for name, dtype in API_REQUEST_FIELDS:
         target = spark_type(dtype)
         if name in present:
-            selected.append(F.col(name).alias(_RAW + name))
             selected.append(F.expr(f"try_cast(`{name}` AS {target})").alias(name))
         else:
-            selected.append(F.lit(None).cast(target).alias(_RAW + name))
             selected.append(F.lit(None).cast(target).alias(name))
     return raw.select(*selected)
 
 
-def _first_failure(partition_date: dt.date) -> Column:
+def _first_failure(partition_date: dt.date, raw_columns: list[str]) -> Column:
     """The first rule a row breaks, in order of severity, or null when it is clean."""
     day_start = F.lit(f"{partition_date.isoformat()} 00:00:00").cast("timestamp")
     day_end = F.lit(f"{(partition_date + dt.timedelta(days=1)).isoformat()} 00:00:00").cast("timestamp")
@@ -56,7 +56,8 @@ def _first_failure(partition_date: dt.date) -> Column:
         (F.col("request_id").isNull() | (F.trim(F.col("request_id")) == ""), "missing request_id"),
     ]
     for name, _ in API_REQUEST_FIELDS:
-        rules.append((F.col(_RAW + name).isNotNull() & F.col(name).isNull(), f"unparseable {name}"))
+        if name in raw_columns:
+            rules.append((F.col(_RAW + name).isNotNull() & F.col(name).isNull(), f"unparseable {name}"))
     rules += [
         (F.col("event_ts").isNull(), "missing event_ts"),
         (F.least(*[F.coalesce(F.col(c), F.lit(0)) for c in TOKEN_COLUMNS]) < 0, "negative token count"),
@@ -91,9 +92,12 @@ def keyed_hash(value: Column, key: str) -> Column:
 def validate_requests(raw: DataFrame, partition_date: dt.date, pseudonym_key: str,
                       ingest_run_id: str) -> tuple[DataFrame, DataFrame]:
     """Split one raw partition into (bronze rows, quarantine rows). Pure; the caller writes both."""
-    conformed = conform_raw(raw).withColumn("reason", _first_failure(partition_date))
-    # A repeated request_id keeps its earliest record; the deterministic tie-break makes reruns identical.
-    first_of_id = Window.partitionBy("request_id").orderBy(F.col("event_ts").asc_nulls_last(), F.col("raw_record"))
+    raw_columns = list(raw.columns)
+    conformed = conform_raw(raw).withColumn("reason", _first_failure(partition_date, raw_columns))
+    # A repeated request_id keeps its earliest record. The tie-break hashes the whole raw row, so equal
+    # timestamps resolve the same way on every rerun.
+    row_hash = F.xxhash64(*[F.col(_RAW + c) for c in raw_columns])
+    first_of_id = Window.partitionBy("request_id").orderBy(F.col("event_ts").asc_nulls_last(), row_hash)
     conformed = conformed.withColumn(
         "reason",
         F.when(F.col("reason").isNull() & (F.row_number().over(first_of_id) > 1), F.lit("duplicate request_id"))
@@ -104,10 +108,10 @@ def validate_requests(raw: DataFrame, partition_date: dt.date, pseudonym_key: st
         .withColumn("ip_hash", keyed_hash(F.col("client_ip"), pseudonym_key))
         .withColumn("ip_prefix_hash", keyed_hash(_ip_prefix(F.col("client_ip")), pseudonym_key))
         .withColumn("ingest_run_id", F.lit(ingest_run_id))
-        .drop("client_ip")
+        .drop("client_ip", *[_RAW + c for c in raw_columns])
     )
     quarantine = conformed.where(F.col("reason").isNotNull()).select(
-        "raw_record",
+        F.to_json(F.struct(*[F.col(_RAW + c).alias(c) for c in raw_columns])).alias("raw_record"),
         "reason",
         F.lit("api_requests").alias("source_table"),
         F.lit(partition_date).alias("source_partition"),
