@@ -75,3 +75,7 @@ def run(spark, settings: Settings, feature_date: dt.date, *,
         catalog.write_partition(rows, settings, "account_clusters", feature_date)
     finally:
         _delete_scratch(scratch)
+    summary = (catalog.read(spark, settings, "account_clusters").where(F.col("feature_date") == F.lit(feature_date))
+               .agg(F.count(F.lit(1)).alias("accounts"), F.countDistinct("cluster_id").alias("clusters")).first())
+    print(f"cluster {feature_date.isoformat()}: {summary['accounts']:,} linked accounts in "
+          f"{summary['clusters']:,} clusters written to account_clusters", flush=True)
