@@ -96,7 +96,7 @@ def _print_evaluation(report: dict[str, dict[str, object]]) -> None:
                      f"{row['benign_false_positive_rate']:.2%}", f"{row['false_positives']:,}")
     console.print(grid)
     widest = report[OPERATING_POINTS[-1]]
-    segments = Table(title=f"benign false-positive rate by segment, flag at tier ≥ {OPERATING_POINTS[-1]}")
+    segments = Table(title=f"benign FPR by segment at ≥ {OPERATING_POINTS[-1]}")
     segments.add_column("segment")
     segments.add_column("FPR", justify="right")
     for name, share in sorted(widest["per_segment_fpr"].items(), key=lambda item: -item[1]):

@@ -21,26 +21,18 @@ def _window_phrase(window: int | None) -> str:
     return " over the last day" if window == 1 else f" over {window} days"
 
 
+VALUE_FORMATS = {
+    "share": "{:.0%}", "count": "{:,.0f}", "ratio": "{:.2f}", "hours": "{:.1f} h", "days": "{:.0f} days",
+    "bits": "{:.2f} bits", "seconds": "{:.1f} s",
+}
+
+
 def format_value(unit: str, value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "missing"
-    if unit == "share":
-        return f"{value:.0%}"
-    if unit == "count":
-        return f"{value:,.0f}"
-    if unit == "ratio":
-        return f"{value:.2f}"
-    if unit == "hours":
-        return f"{value:.1f} h"
-    if unit == "days":
-        return f"{value:.0f} days"
-    if unit == "bits":
-        return f"{value:.2f} bits"
-    if unit == "seconds":
-        return f"{value:.1f} s"
     if unit == "flag":
         return "yes" if value >= 0.5 else "no"
-    return f"{value:g}"
+    return VALUE_FORMATS.get(unit, "{:g}").format(value)
 
 
 def reason_text(column: str, value: float) -> str:
