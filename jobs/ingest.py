@@ -31,9 +31,9 @@ class IngestResult:
 def run(spark, settings: Settings, event_date: dt.date) -> IngestResult:
     from deltalake import DeltaTable
 
+    raw = catalog.read(spark, settings, "api_requests").where(F.col("event_date") == F.lit(event_date))
     raw_version = DeltaTable(settings.table_uri("api_requests")).version()
     run_id = f"ingest-{event_date.isoformat()}-v{raw_version}"
-    raw = catalog.read(spark, settings, "api_requests").where(F.col("event_date") == F.lit(event_date))
     raw_rows = raw.count()
     if raw_rows == 0:
         raise ValueError(f"no raw api_requests rows for {event_date}: refusing to publish an empty day "

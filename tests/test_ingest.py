@@ -124,3 +124,8 @@ def test_an_empty_day_is_refused_not_published(spark, settings):
     _write_raw(settings, _raw_rows())
     with pytest.raises(ValueError, match="no raw api_requests rows"):
         ingest.run(spark, settings, DAY + dt.timedelta(days=3))
+
+
+def test_a_missing_raw_table_is_a_clear_error(spark, settings):
+    with pytest.raises(FileNotFoundError, match="api_requests"):
+        ingest.run(spark, settings, DAY)
