@@ -1,6 +1,6 @@
 """Records per second and peak memory of simulate, ingest and features on the embedded Sail engine.
 
-Usage: python benchmarks/pipeline_throughput.py [--records 5e6 50e6] [--days 7] [--out benchmarks/results]
+Usage: python benchmarks/pipeline_throughput.py [--records 5e6 20e6] [--days 7] [--out benchmarks/results]
 
 Each stage runs in its own child process so its peak RSS (which includes the embedded Sail server,
 running in-process) is measured on its own. Writes JSON with the machine's facts and prints a table.
@@ -72,7 +72,7 @@ def benchmark_size(target_records: float, days: int, rate: float, workdir: Path)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=float, nargs="+", default=[5e6, 50e6])
+    parser.add_argument("--records", type=float, nargs="+", default=[5e6, 20e6])
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--workdir", default=None, help="scratch directory for the lakes (default: a temp dir)")
@@ -88,12 +88,15 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "pipeline_throughput.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n| records | stage | wall s | records/s | peak RSS MiB |\n|---:|---|---:|---:|---:|")
+    lines = ["| records | stage | wall s | records/s | peak RSS MiB |", "|---:|---|---:|---:|---:|"]
     for result in results:
         for name, stage in result["stages"].items():
-            print(f"| {result['records']:,} | {name} | {stage['wall_s']:.1f} | {stage['records_per_s']:,.0f} | "
-                  f"{stage['peak_rss_mib']:,.0f} |")
-    print(f"\nwritten {path}")
+            lines.append(f"| {result['records']:,} | {name} | {stage['wall_s']:.1f} | {stage['records_per_s']:,.0f} | "
+                         f"{stage['peak_rss_mib']:,.0f} |")
+    table = "\n".join(lines) + "\n"
+    (out / "pipeline_throughput.md").write_text(table)
+    print("\n" + table)
+    print(f"written {path} and pipeline_throughput.md")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import functions as F
 
 from features.spark_daily import daily_aggregate
 from lake import catalog
@@ -13,7 +12,7 @@ from lake.config import Settings
 
 def read_bronze_day(spark, settings: Settings, event_date: dt.date):
     """The bronze partition of `event_date`; an absent or empty partition is an error, never an empty day."""
-    requests = catalog.read(spark, settings, "requests").where(F.col("event_date") == F.lit(event_date))
+    requests = catalog.read_partition(spark, settings, "requests", event_date)
     if requests.select("request_id").limit(1).count() == 0:
         raise ValueError(f"no bronze requests for {event_date.isoformat()} in {settings.table_uri('requests')}; "
                          f"run `distillguard ingest --date {event_date.isoformat()}` first")
@@ -30,6 +29,6 @@ def run(spark, settings: Settings, event_date: dt.date) -> int:
         event_date,
     )
     catalog.write_partition(daily, settings, "account_daily", event_date)
-    rows = catalog.read(spark, settings, "account_daily").where(F.col("event_date") == F.lit(event_date)).count()
+    rows = catalog.read_partition(spark, settings, "account_daily", event_date).count()
     print(f"aggregate {event_date.isoformat()}: {rows} account-day rows written to account_daily")
     return rows

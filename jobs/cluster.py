@@ -58,7 +58,7 @@ def run(spark, settings: Settings, feature_date: dt.date, *,
         max_iterations: int = spark_clusters.DEFAULT_MAX_ITERATIONS) -> None:
     accounts = catalog.read(spark, settings, "accounts")
     account_daily = catalog.read(spark, settings, "account_daily")
-    if account_daily.filter(F.col("event_date") == F.lit(feature_date)).limit(1).count() == 0:
+    if catalog.read_partition(spark, settings, "account_daily", feature_date).limit(1).count() == 0:
         raise ValueError(f"account_daily has no rows for {feature_date}; aggregate that day before clustering")
 
     scratch = _scratch_uri(settings, feature_date)
@@ -75,7 +75,7 @@ def run(spark, settings: Settings, feature_date: dt.date, *,
         catalog.write_partition(rows, settings, "account_clusters", feature_date)
     finally:
         _delete_scratch(scratch)
-    summary = (catalog.read(spark, settings, "account_clusters").where(F.col("feature_date") == F.lit(feature_date))
+    summary = (catalog.read_partition(spark, settings, "account_clusters", feature_date)
                .agg(F.count(F.lit(1)).alias("accounts"), F.countDistinct("cluster_id").alias("clusters")).first())
     print(f"cluster {feature_date.isoformat()}: {summary['accounts']:,} linked accounts in "
           f"{summary['clusters']:,} clusters written to account_clusters", flush=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import functions as F
 
 from features import registry
 from features.spark_features import account_features, in_window
@@ -26,8 +25,7 @@ def run(spark, settings: Settings, feature_date: dt.date) -> int:
         feature_date,
     )
     catalog.write_partition(features, settings, "account_features", feature_date)
-    rows = (catalog.read(spark, settings, "account_features")
-            .where(F.col("feature_date") == F.lit(feature_date)).count())
+    rows = catalog.read_partition(spark, settings, "account_features", feature_date).count()
     # windows silently shrink when earlier nights were never aggregated, so say how much history there was
     days_present = daily.select("event_date").distinct().count()
     print(f"features {feature_date.isoformat()}: {rows} accounts written to account_features "

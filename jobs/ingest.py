@@ -31,7 +31,7 @@ class IngestResult:
 def run(spark, settings: Settings, event_date: dt.date) -> IngestResult:
     from deltalake import DeltaTable
 
-    raw = catalog.read(spark, settings, "api_requests").where(F.col("event_date") == F.lit(event_date))
+    raw = catalog.read_partition(spark, settings, "api_requests", event_date)
     raw_version = DeltaTable(settings.table_uri("api_requests")).version()
     run_id = f"ingest-{event_date.isoformat()}-v{raw_version}"
     raw_rows = raw.count()
@@ -45,11 +45,10 @@ def run(spark, settings: Settings, event_date: dt.date) -> IngestResult:
     catalog.write_partition(quarantine, settings, "quarantine", event_date)
     catalog.write_partition(bronze, settings, "requests", event_date)
 
-    written_bronze = catalog.read(spark, settings, "requests").where(F.col("event_date") == F.lit(event_date)).count()
+    written_bronze = catalog.read_partition(spark, settings, "requests", event_date).count()
     reasons = {
         row["reason"]: int(row["n"])
-        for row in catalog.read(spark, settings, "quarantine")
-        .where(F.col("source_partition") == F.lit(event_date))
+        for row in catalog.read_partition(spark, settings, "quarantine", event_date)
         .groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()
     }
     quarantined = sum(reasons.values())

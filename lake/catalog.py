@@ -234,6 +234,16 @@ def read(spark, settings: Settings, name: str):
     return spark.read.format("delta").load(settings.table_uri(name))
 
 
+def read_partition(spark, settings: Settings, name: str, partition_value: dt.date):
+    """One date partition of a table, filtered on the column the catalog declares it is partitioned by."""
+    from pyspark.sql import functions as F
+
+    decl = table(name)
+    if len(decl.partition_by) != 1:
+        raise ValueError(f"table {name} is not partitioned by a single date column")
+    return read(spark, settings, name).where(F.col(decl.partition_by[0]) == F.lit(partition_value))
+
+
 def conform(df, name: str):
     """Select exactly the declared columns in declared order, cast to declared types."""
     from pyspark.sql import functions as F

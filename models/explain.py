@@ -37,7 +37,11 @@ def format_value(unit: str, value: float) -> str:
 
 def reason_text(column: str, value: float) -> str:
     feature, window = feature_for_column(column)
-    return f"{feature.description}: {format_value(feature.unit, value)}{_window_phrase(window)}"
+    return _phrase(feature.description, feature.unit, _window_phrase(window), value)
+
+
+def _phrase(description: str, unit: str, window_phrase: str, value: float) -> str:
+    return f"{description}: {format_value(unit, value)}{window_phrase}"
 
 
 def reason_templates(columns: list[str]) -> list[tuple[str, str, str]]:
@@ -73,7 +77,7 @@ def top_reasons(contributions: np.ndarray, values: np.ndarray, columns: list[str
                 "feature": columns[j],
                 "value": None if math.isnan(value) else value,
                 "contribution": contribution,
-                "text": f"{description}: {format_value(unit, value)}{window}",
+                "text": _phrase(description, unit, window, value),
             })
         reasons.append(row_reasons)
     return reasons

@@ -207,7 +207,7 @@ def _clusters_for(spark, settings: Settings, score_date: dt.date):
     if not catalog.exists(settings, "account_clusters"):
         log.info("account_clusters does not exist; cluster columns stay null")
         return None
-    day = catalog.read(spark, settings, "account_clusters").filter(F.col("feature_date") == F.lit(score_date))
+    day = catalog.read_partition(spark, settings, "account_clusters", score_date)
     if day.limit(1).count() == 0:
         log.info("account_clusters has no partition for %s; cluster columns stay null", score_date)
         return None
@@ -224,8 +224,7 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
     client = registry.configure(settings)
     champion = registry.champion(client, settings.model_name)
 
-    features_day = catalog.read(spark, settings, "account_features").filter(
-        F.col("feature_date") == F.lit(score_date))
+    features_day = catalog.read_partition(spark, settings, "account_features", score_date)
     versions = [row["feature_set_version"] for row in features_day.select("feature_set_version").distinct().collect()]
     if not versions:
         raise FileNotFoundError(f"account_features has no rows for {score_date}; run `distillguard features` first")
@@ -259,7 +258,7 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
     catalog.write_partition(account_risk, settings, "account_risk", score_date)
 
     # cluster_risk is derived from the account_risk rows just written, so the model runs once per account
-    risk_day = catalog.read(spark, settings, "account_risk").filter(F.col("score_date") == F.lit(score_date))
+    risk_day = catalog.read_partition(spark, settings, "account_risk", score_date)
     if clusters_day is not None:
         cluster_risk = cluster_risk_frame(risk_day, features_day, clusters_day, score_date, config.top_capabilities)
     else:
@@ -268,7 +267,7 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
 
     per_tier = risk_day.groupBy("tier").agg(F.count(F.lit(1)).alias("n")).collect()
     counts = {row["tier"]: int(row["n"]) for row in per_tier}
-    clusters = catalog.read(spark, settings, "cluster_risk").filter(F.col("score_date") == F.lit(score_date)).count()
+    clusters = catalog.read_partition(spark, settings, "cluster_risk", score_date).count()
     return ScoreResult(score_date=score_date, model_name=settings.model_name, model_version=champion.version,
                        feature_set_version=feature_set_version, accounts_scored=sum(counts.values()),
                        tier_counts={tier: counts.get(tier, 0) for tier in TIERS}, clusters_scored=clusters)
