@@ -28,7 +28,7 @@ def run(stage: str, lake: str, start: dt.date, days: int, accounts: int) -> dict
 
         records = simulate.run(settings, start=start, days=days, accounts=accounts, seed=11).records
     elif stage in ("ingest", "features"):
-        from jobs import features, ingest
+        from jobs import aggregate, features, ingest
         from lake.engine import spark_session
 
         with spark_session(settings) as spark:
@@ -36,6 +36,7 @@ def run(stage: str, lake: str, start: dt.date, days: int, accounts: int) -> dict
                 if stage == "ingest":
                     records += ingest.run(spark, settings, day).raw_rows
                 else:
+                    aggregate.run(spark, settings, day)
                     features.run(spark, settings, day)
     else:
         raise SystemExit(f"unknown stage {stage!r}")

@@ -53,12 +53,12 @@ REASONING_PATTERN = (
 # Non-Latin scripts, as explicit code-point ranges (portable across regex engines):
 # Greek, Cyrillic, Armenian, Hebrew, Arabic (+ supplement), Indic scripts from Devanagari to Malayalam,
 # Thai, Georgian, Hangul Jamo, CJK punctuation/Hiragana/Katakana, CJK ideographs (+ ext A), Hangul syllables.
-_NON_LATIN_RANGES = (
+NON_LATIN_RANGES = (
     (0x0370, 0x03FF), (0x0400, 0x052F), (0x0530, 0x058F), (0x0590, 0x05FF), (0x0600, 0x06FF),
     (0x0750, 0x077F), (0x0900, 0x0D7F), (0x0E00, 0x0E7F), (0x10A0, 0x10FF), (0x1100, 0x11FF),
     (0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF),
 )
-NON_LATIN_SCRIPT_PATTERN = "[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _NON_LATIN_RANGES) + "]"
+NON_LATIN_SCRIPT_PATTERN = "[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in NON_LATIN_RANGES) + "]"
 
 # HTTP libraries and command-line tools: traffic sent without the official SDKs.
 RAW_HTTP_CLIENT_PATTERN = (

@@ -105,7 +105,7 @@ def _print_evaluation(report: dict[str, dict[str, object]]) -> None:
 
 
 def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = True) -> dict[str, object]:
-    from jobs import cluster, features, ingest, risk_query, score, simulate, train
+    from jobs import aggregate, cluster, features, ingest, risk_query, score, simulate, train
 
     began = time.perf_counter()
     _prepare_lake(settings, fresh)
@@ -115,7 +115,7 @@ def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = T
           flush=True)
     simulate.run(settings, start=DEMO_START, days=days, accounts=accounts, seed=seed)
 
-    total_steps = 2 * len(dates) + 3
+    total_steps = 3 * len(dates) + 3
     step = 0
 
     def progress(name: str) -> None:
@@ -127,6 +127,8 @@ def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = T
         for day in dates:
             progress(f"ingest {day}")
             ingest.run(spark, settings, day)
+            progress(f"aggregate {day}")
+            aggregate.run(spark, settings, day)
             progress(f"features {day}")
             features.run(spark, settings, day)
         progress(f"cluster {last}")

@@ -1,31 +1,44 @@
 """`distillguard nightly --date D`: the nightly chain for one date, in order.
 
-ingest → features (daily aggregate + windows) → cluster → score. Each step is its own job and runs
-alone for any past date too; this module only sequences them so one failure stops the chain.
+ingest → aggregate → features → cluster → score. Each step is its own job and runs alone for any past date
+too; this module only sequences them so one failure stops the chain. With a frame engine (`--engine cudf`)
+aggregate, features and score run on it and ingest and cluster on the Spark session.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
 
 from lake.config import Settings
+from lake.engine import is_frame_engine
+
+COMPUTE_ENGINE_STEPS = ("aggregate", "features", "score")
 
 
 def steps() -> list[tuple[str, Callable]]:
-    from jobs import cluster, features, ingest, score
+    from jobs import aggregate, cluster, features, ingest, score
 
-    return [("ingest", ingest.run), ("features", features.run), ("cluster", cluster.run), ("score", score.run)]
+    return [("ingest", ingest.run), ("aggregate", aggregate.run), ("features", features.run),
+            ("cluster", cluster.run), ("score", score.run)]
 
 
 def run(spark, settings: Settings, event_date: dt.date) -> dict[str, object]:
     results: dict[str, object] = {}
     chain = steps()
-    for index, (name, step) in enumerate(chain, start=1):
-        started = time.perf_counter()
-        print(f"[nightly {event_date}] {index}/{len(chain)} {name} ...", flush=True)
-        results[name] = step(spark, settings, event_date)
-        print(f"[nightly {event_date}] {index}/{len(chain)} {name} done in {time.perf_counter() - started:.1f}s",
-              flush=True)
+    with contextlib.ExitStack() as stack:
+        compute = spark
+        if is_frame_engine(settings):
+            from lake.frames import frame_engine
+
+            compute = stack.enter_context(frame_engine(settings))
+        for index, (name, step) in enumerate(chain, start=1):
+            started = time.perf_counter()
+            print(f"[nightly {event_date}] {index}/{len(chain)} {name} ...", flush=True)
+            engine = compute if name in COMPUTE_ENGINE_STEPS else spark
+            results[name] = step(engine, settings, event_date)
+            print(f"[nightly {event_date}] {index}/{len(chain)} {name} done in "
+                  f"{time.perf_counter() - started:.1f}s", flush=True)
     return results

@@ -4,6 +4,8 @@ Environment variables:
   DG_LAKE                 lake root (local path or any URI the engine and delta-rs support); default ./lake_data
   DG_GROUND_TRUTH         where the simulator writes campaign membership; outside the lake on purpose
   DG_SPARK_REMOTE         sc://host:port of a Spark Connect server; unset = embedded Sail
+  DG_ENGINE               compute engine (lake/engine.py ENGINE_KEYS): embedded | remote | jvm-local | cudf | pandas
+  DG_GPU_MEMORY_BUDGET_GB GPU memory the cuDF engine may hold at once (RMM pool size); default: 80% of free memory
   MLFLOW_TRACKING_URI     MLflow tracking/registry store; default sqlite:///<lake>/_mlflow/mlflow.db
   DG_MODEL_NAME           registered model name; default distillguard-extraction
   DG_PSEUDONYM_KEY        secret key for IP pseudonymization (the default is for demos only)
@@ -32,6 +34,17 @@ class Settings(BaseModel):
     model_name: str = "distillguard-extraction"
     pseudonym_key: str = DEMO_PSEUDONYM_KEY
     shuffle_partitions: int = Field(default=8, ge=1)
+    engine: str = Field(default="embedded", description="compute engine key, see lake/engine.py")
+    gpu_memory_budget_gb: float | None = Field(default=None, gt=0, description="cuDF engine memory budget")
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        from lake.engine import ENGINE_KEYS
+
+        if value not in ENGINE_KEYS:
+            raise ValueError(f"unknown engine {value!r}; choose one of {', '.join(ENGINE_KEYS)}")
+        return value
 
     @field_validator("spark_remote")
     @classmethod
@@ -68,6 +81,10 @@ def load_settings(**overrides: object) -> Settings:
             raise ValueError("a remote DG_LAKE needs MLFLOW_TRACKING_URI set explicitly")
         mlflow_uri = f"sqlite:///{lake_root}/_mlflow/mlflow.db"
     values.setdefault("spark_remote", env.get("DG_SPARK_REMOTE") or None)
+    if env.get("DG_ENGINE"):
+        values.setdefault("engine", env["DG_ENGINE"])
+    if env.get("DG_GPU_MEMORY_BUDGET_GB"):
+        values.setdefault("gpu_memory_budget_gb", float(env["DG_GPU_MEMORY_BUDGET_GB"]))
     if "DG_MODEL_NAME" in env:
         values.setdefault("model_name", env["DG_MODEL_NAME"])
     if "DG_PSEUDONYM_KEY" in env:

@@ -1,9 +1,17 @@
-"""The engine seam: every job gets a Spark Connect session from here and nowhere else.
+"""The engine seam: every job gets its compute engine from here and nowhere else.
 
-Engines plug in by string key:
-  "embedded"  a Sail server (pysail) started in this process on a free loopback port; no JVM.
-  "remote"    any Spark Connect server (Spark 4 + delta-spark, Sail on Kubernetes, Databricks).
-Jobs are written once against the PySpark DataFrame API; nothing below this module branches on engine.
+Engines plug in by string key (Settings.engine, `--engine`, DG_ENGINE):
+  Spark engines, one PySpark DataFrame code path (features/spark_*.py):
+    "embedded"   a Sail server (pysail) started in this process on a free loopback port; no JVM.
+    "remote"     any Spark Connect server (Spark 4 + delta-spark, Sail on Kubernetes, Databricks).
+    "jvm-local"  classic JVM PySpark in local[*] mode. Benchmark baseline only: it needs the full `pyspark`
+                 package (not pyspark-client) and cannot read Delta here, because delta-spark's jars come
+                 from Maven, which this environment cannot reach. benchmarks/engines.py feeds it Parquet.
+  Frame engines, one cuDF/pandas code path (features/frame_*.py), for aggregate, features and score:
+    "cudf"       RAPIDS cuDF on a CUDA GPU (lake/frames.py).
+    "pandas"     the same frame code on CPU with pandas: how CI tests the cuDF path without a GPU.
+  Jobs that only exist on Spark (ingest, cluster, train) run on the Spark engine `spark_engine_key` picks:
+  remote when a Spark Connect URL is set, otherwise embedded Sail.
 """
 
 from __future__ import annotations
@@ -65,19 +73,62 @@ def _remote(settings: Settings) -> Iterator:
             spark.stop()
 
 
-ENGINES: dict[str, Callable[[Settings], contextlib.AbstractContextManager]] = {
+@contextlib.contextmanager
+def _jvm_local(settings: Settings) -> Iterator:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not (Path(spec.origin).parent / "jars").is_dir():
+        raise RuntimeError("engine 'jvm-local' needs the full `pyspark` package with its jars (and Java 17); "
+                           "this environment has the Spark Connect client only. See benchmarks/README.md")
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master("local[*]").appName("distillguard")
+    for key, value in SESSION_CONF.items():
+        builder = builder.config(key, value)
+    spark = builder.config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions)).getOrCreate()
+    try:
+        yield spark
+    finally:
+        spark.stop()
+
+
+SPARK_ENGINES: dict[str, Callable[[Settings], contextlib.AbstractContextManager]] = {
     "embedded": _embedded,
     "remote": _remote,
+    "jvm-local": _jvm_local,
 }
+FRAME_ENGINE_KEYS = ("cudf", "pandas")
+ENGINE_KEYS = (*SPARK_ENGINES, *FRAME_ENGINE_KEYS)
 
 
-def engine_key(settings: Settings) -> str:
-    return "remote" if settings.spark_remote else "embedded"
+def is_frame_engine(settings: Settings) -> bool:
+    return settings.engine in FRAME_ENGINE_KEYS
+
+
+def spark_engine_key(settings: Settings) -> str:
+    """The Spark engine for this run: the configured one, or for frame engines the one Spark-only jobs use."""
+    if settings.engine == "remote" or settings.spark_remote:
+        return "remote"
+    return "embedded" if is_frame_engine(settings) else settings.engine
 
 
 @contextlib.contextmanager
 def spark_session(settings: Settings) -> Iterator:
-    """Yield a SparkSession for the configured engine and shut it down cleanly afterwards."""
-    key = engine_key(settings)
-    with ENGINES[key](settings) as spark:
+    """Yield a SparkSession for the configured Spark engine and shut it down cleanly afterwards."""
+    with SPARK_ENGINES[spark_engine_key(settings)](settings) as spark:
         yield spark
+
+
+@contextlib.contextmanager
+def compute_engine(settings: Settings) -> Iterator:
+    """The engine aggregate/features/score run on: a FrameEngine (lake/frames.py) or a SparkSession."""
+    if is_frame_engine(settings):
+        from lake.frames import frame_engine
+
+        with frame_engine(settings) as frames:
+            yield frames
+    else:
+        with spark_session(settings) as spark:
+            yield spark

@@ -73,6 +73,27 @@ def check_feature_contract(champion: registry.ModelVersionInfo, table_columns: l
             f"{champion.feature_set_version}, but the day's features are {versions}; retrain or rebuild features")
 
 
+REASON_TYPE = catalog.table("account_risk").schema.field("reasons").type
+
+
+def score_rows(booster, values: np.ndarray, columns: list[str], templates: list[tuple[str, str, str]],
+               reasons_per_account: int, tier_bounds: tuple[tuple[str, float], ...]):
+    """(scores, tiers, reasons) for a matrix of feature values: what every engine's scorer computes.
+    `values` is a numpy array, or a cupy array when the booster runs on a GPU."""
+    import xgboost as xgb
+
+    matrix = xgb.DMatrix(values, feature_names=columns, missing=np.nan)
+    scores = _to_numpy(booster.predict(matrix)).astype(np.float64)
+    contributions = _to_numpy(booster.predict(matrix, pred_contribs=True))
+    host_values = _to_numpy(values)
+    reasons = top_reasons(contributions, host_values, columns, templates, reasons_per_account)
+    return scores, assign_tiers(scores, tier_bounds), reasons
+
+
+def _to_numpy(array) -> np.ndarray:
+    return array.get() if hasattr(array, "get") else np.asarray(array)
+
+
 def make_scorer(booster_raw: bytes, columns: list[str], templates: list[tuple[str, str, str]],
                 reasons_per_account: int, tier_bounds: tuple[tuple[str, float], ...]
                 ) -> Callable[[Iterator], Iterator]:
@@ -87,24 +108,35 @@ def make_scorer(booster_raw: bytes, columns: list[str], templates: list[tuple[st
         booster = xgb.Booster()
         booster.load_model(bytearray(booster_raw))
         booster.set_param({"device": "cpu"})
-        reason_type = pa.list_(pa.struct([("feature", pa.string()), ("value", pa.float64()),
-                                          ("contribution", pa.float64()), ("text", pa.string())]))
         for batch in batches:
             if batch.num_rows == 0:
                 continue
             values = np.column_stack([
                 batch.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in columns])
-            matrix = xgb.DMatrix(values, feature_names=columns, missing=np.nan)
-            scores = booster.predict(matrix).astype(np.float64)
-            contributions = booster.predict(matrix, pred_contribs=True)
-            reasons = top_reasons(contributions, values, columns, templates, reasons_per_account)
+            scores, tiers, reasons = score_rows(booster, values, columns, templates, reasons_per_account,
+                                                tier_bounds)
             yield pa.RecordBatch.from_arrays(
                 [batch.column("account_id"), batch.column("cluster_id"), pa.array(scores),
-                 pa.array(assign_tiers(scores, tier_bounds), type=pa.string()),
-                 pa.array(reasons, type=reason_type)],
+                 pa.array(tiers, type=pa.string()), pa.array(reasons, type=REASON_TYPE)],
                 names=["account_id", "cluster_id", "score", "tier", "reasons"])
 
     return score_batches
+
+
+def checked_champion_booster(settings: Settings, table_columns: list[str], feature_set_versions: list[str]):
+    """(champion, booster) after every refusal scoring makes: no champion, a feature list or feature set that
+    differs from the day's features, an inconsistent registered version, or missing tier bounds."""
+    client = registry.configure(settings)
+    champion = registry.champion(client, settings.model_name)
+    check_feature_contract(champion, table_columns, feature_set_versions)
+    booster = registry.load_booster(champion)
+    if list(booster.feature_names or []) != champion.feature_columns:
+        raise FeatureContractError(f"champion v{champion.version}'s booster feature names do not match its "
+                                   "feature_columns tag; the registered version is inconsistent")
+    if [name for name, _ in champion.tier_bounds] != list(TIERS[:-1]):
+        raise FeatureContractError(f"champion {champion.name} v{champion.version} has no valid tier_bounds tag "
+                                   f"({champion.tier_bounds!r}); retrain it with distillguard training")
+    return champion, booster
 
 
 # --- DataFrame transforms -------------------------------------------------------------------------
@@ -217,28 +249,22 @@ def _clusters_for(spark, settings: Settings, score_date: dt.date):
                                          .alias("link_types"))
 
 
+def no_features(score_date: dt.date) -> FileNotFoundError:
+    # checked before the champion so an empty day is reported as such on a fresh lake
+    return FileNotFoundError(f"account_features has no rows for {score_date}; run `distillguard features` first")
+
+
 def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringConfig | None = None) -> ScoreResult:
     from pyspark.sql import functions as F
 
     config = config or ScoringConfig()
-    client = registry.configure(settings)
-    champion = registry.champion(client, settings.model_name)
-
     features_day = catalog.read_partition(spark, settings, "account_features", score_date)
     versions = [row["feature_set_version"] for row in features_day.select("feature_set_version").distinct().collect()]
     if not versions:
-        raise FileNotFoundError(f"account_features has no rows for {score_date}; run `distillguard features` first")
-    check_feature_contract(champion, features_day.columns, versions)
+        raise no_features(score_date)
+    champion, booster = checked_champion_booster(settings, features_day.columns, versions)
     feature_set_version = versions[0]
     columns = champion.feature_columns
-
-    booster = registry.load_booster(champion)
-    if list(booster.feature_names or []) != columns:
-        raise FeatureContractError(f"champion v{champion.version}'s booster feature names do not match its "
-                                   "feature_columns tag; the registered version is inconsistent")
-    if [name for name, _ in champion.tier_bounds] != list(TIERS[:-1]):
-        raise FeatureContractError(f"champion {champion.name} v{champion.version} has no valid tier_bounds tag "
-                                   f"({champion.tier_bounds!r}); retrain it with distillguard training")
     scorer = make_scorer(bytes(booster.save_raw("ubj")), columns, reason_templates(columns),
                          config.reasons_per_account, champion.tier_bounds)
 

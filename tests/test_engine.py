@@ -13,7 +13,7 @@ from deltalake import DeltaTable
 
 from jobs.cli import main
 from lake.config import load_settings
-from lake.engine import engine_key, spark_session
+from lake.engine import spark_engine_key, spark_session
 from test_ingest import DAY, _raw_rows, _write_raw
 
 
@@ -51,7 +51,7 @@ def sail_server():
 
 def test_embedded_engine_stops_its_server_on_exit(tmp_path):
     settings = load_settings(lake_root=str(tmp_path / "lake"), mlflow_tracking_uri="sqlite:///x.db")
-    assert engine_key(settings) == "embedded"
+    assert spark_engine_key(settings) == "embedded"
     with spark_session(settings) as spark:
         assert spark.range(5).count() == 5
     with pytest.raises(Exception):  # the session and its embedded server are gone
@@ -64,7 +64,7 @@ def test_remote_flag_runs_a_job_on_a_separate_spark_connect_server(tmp_path, sai
     lake = tmp_path / "lake"
     settings = load_settings(lake_root=str(lake), ground_truth_root=str(tmp_path / "truth"),
                              mlflow_tracking_uri=f"sqlite:///{tmp_path}/m.db", spark_remote=sail_server)
-    assert engine_key(settings) == "remote"
+    assert spark_engine_key(settings) == "remote"
     _write_raw(settings, _raw_rows())
 
     exit_code = main(["--lake", str(lake), "--remote", sail_server, "ingest", "--date", DAY.isoformat()])

@@ -282,6 +282,7 @@ def test_features_job_builds_windows_from_daily_partitions(spark, settings, caps
         day(0): [bronze_row("t1", "A", at(0, 10), asn=1), bronze_row("t2", "A", at(0, 10, 1), asn=1)],
     })
     aggregate.run(spark, settings, day(1))  # the previous night's run
+    aggregate.run(spark, settings, D)
     assert features_job.run(spark, settings, D) == 2
     assert "2 accounts" in capsys.readouterr().out
     assert features_job.run(spark, settings, D) == 2  # rerun replaces the partition
@@ -301,10 +302,12 @@ def test_features_job_builds_windows_from_daily_partitions(spark, settings, caps
     assert daily_dates == {day(1), day(0)}
 
 
-def test_features_job_refuses_a_day_without_bronze(spark, settings):
+def test_features_job_refuses_a_day_without_its_daily_aggregate(spark, settings):
+    from jobs import aggregate
     from jobs import features as features_job
 
     write_lake(settings, {day(1): [bronze_row("y1", "A", at(1, 9))]})
-    with pytest.raises(ValueError, match=f"no bronze requests for {D.isoformat()}"):
+    aggregate.run(spark, settings, day(1))
+    with pytest.raises(ValueError, match=f"account_daily has no rows for {D.isoformat()}"):
         features_job.run(spark, settings, D)
     assert not catalog.exists(settings, "account_features")

@@ -188,7 +188,7 @@ def test_hydra_clusters_share_payment_infrastructure_and_timing(lake, requests):
 
     raw = campaign_rows.user_agent.str.match(RAW_HTTP).mean()
     assert 0.2 < raw < 0.8  # raw HTTP clients mixed with SDKs
-    non_latin = campaign_rows.prompt_prefix.str.contains(r"[\u0400-\u04FF\u4e00-\u9fff]").mean()
+    non_latin = campaign_rows.prompt_prefix.str.contains("[\u0400-\u04FF\u4e00-\u9fff]").mean()
     assert non_latin > 0.05
 
 

@@ -1,0 +1,311 @@
+"""The frame-module handle: the one place that knows whether frame code runs on cuDF (GPU) or pandas (CPU).
+
+features/frame_*.py and models/frame_scoring.py are written once against the API cuDF and pandas share
+(groupby/agg, merge, sort_values, shift, where, str.contains, explode, ...). They get their module from
+`FrameEngine.xp` and call back into this module only where the two libraries differ: reading Parquet,
+Arrow conversion, 64-bit hashing and per-key sorted sets.
+
+Choosing the engine is explicit (`--engine cudf` / `--engine pandas`, DG_ENGINE). `cudf` without cuDF or
+without a visible CUDA GPU is an error, never a quiet CPU fallback: a GPU node that silently ran pandas
+would miss its nightly window without anyone knowing why.
+
+Delta access goes through delta-rs for the file list and the protocol check, then the frame library reads
+the Parquet files itself (cuDF decodes on the GPU). Tables whose protocol needs a reader feature we do not
+implement (deletion vectors, column mapping, ...) are refused with a clear message instead of being read
+wrongly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lake import catalog
+from lake.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Reader features whose files we read correctly as plain Parquet. Anything else (deletionVectors,
+# columnMapping, typeWidening, ...) changes what the files mean and is refused.
+SUPPORTED_READER_FEATURES = frozenset({"timestampNtz", "v2Checkpoint", "vacuumProtocolCheck"})
+MAX_READER_VERSION = 3
+# Share of free GPU memory the engine takes as its budget when none is configured.
+DEFAULT_BUDGET_SHARE_OF_FREE = 0.8
+
+
+class UnsupportedTableError(ValueError):
+    """A Delta table uses a protocol feature the frame engines cannot read correctly."""
+
+
+@dataclass
+class FrameEngine:
+    """A frame library plus the budget the jobs must stay within."""
+
+    name: str                      # "cudf" | "pandas"
+    xp: ModuleType                 # the cudf or pandas module
+    memory_budget_bytes: int       # what one processing step may hold in (GPU) memory at once
+    device: str                    # e.g. "cuda:0 NVIDIA H100 80GB HBM3" or "cpu"
+    _peak_device_bytes: int | None = field(default=None, repr=False)
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.name == "cudf"
+
+    # --- where cuDF and pandas differ ---------------------------------------------------------------
+
+    def from_arrow(self, table: pa.Table):
+        if self.on_gpu:
+            return self.xp.DataFrame.from_arrow(table)
+        return table.to_pandas()
+
+    def to_arrow(self, frame) -> pa.Table:
+        if self.on_gpu:
+            return frame.to_arrow(preserve_index=False)
+        return pa.Table.from_pandas(frame, preserve_index=False)
+
+    def read_parquet(self, paths: list[str], columns: list[str]):
+        if not paths:
+            raise ValueError("read_parquet needs at least one file")
+        if self.on_gpu:
+            return self.xp.read_parquet(paths, columns=columns)
+        import pyarrow.parquet as pq
+
+        return self.from_arrow(pa.concat_tables([pq.read_table(p, columns=columns) for p in paths]))
+
+    def hash64(self, series):
+        """A deterministic 64-bit hash per value (null-safe). Used for bucketing and for counting distinct
+        normalized prompts without carrying the text; values differ between engines, which is fine because
+        neither is ever stored."""
+        if self.on_gpu:
+            return series.hash_values(method="xxhash64")
+        # nullable UInt64 so a later .where() leaves nulls instead of turning the hashes into floats
+        return self.xp.util.hash_pandas_object(series, index=False).astype("UInt64")
+
+    def sorted_sets(self, frame, key: str, value: str):
+        """One row per `key`: the sorted distinct non-null `value`s as a list column named `value`."""
+        pairs = frame[[key, value]].dropna().drop_duplicates().sort_values([key, value])
+        if self.on_gpu:
+            grouped = pairs.groupby(key, sort=True).agg({value: "collect"}).reset_index()
+            grouped[value] = grouped[value].list.sort_values()
+            return grouped
+        return pairs.groupby(key, sort=True)[value].agg(list).reset_index()
+
+    def concat(self, frames: list):
+        return self.xp.concat(frames, ignore_index=True)
+
+    # --- memory accounting --------------------------------------------------------------------------
+
+    def note_device_usage(self) -> None:
+        """Record the RMM pool's high-water mark so far (cuDF only)."""
+        if not self.on_gpu:
+            return
+        import rmm
+
+        stats = rmm.statistics.get_statistics()
+        if stats is not None:
+            self._peak_device_bytes = max(self._peak_device_bytes or 0, int(stats.peak_bytes))
+
+    def memory_report(self) -> dict:
+        self.note_device_usage()
+        return {"engine": self.name, "device": self.device, "budget_bytes": self.memory_budget_bytes,
+                "peak_device_bytes": self._peak_device_bytes}
+
+
+# --- opening an engine ----------------------------------------------------------------------------------
+
+def _gpu_name() -> str:
+    import cupy
+
+    count = cupy.cuda.runtime.getDeviceCount()
+    if count < 1:
+        raise RuntimeError("engine 'cudf' needs a CUDA GPU, and none is visible")
+    props = cupy.cuda.runtime.getDeviceProperties(0)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    return f"cuda:0 {name}"
+
+
+@contextlib.contextmanager
+def _cudf_engine(settings: Settings) -> Iterator[FrameEngine]:
+    try:
+        import cudf
+        import rmm
+    except ImportError as exc:
+        raise RuntimeError(
+            "engine 'cudf' needs RAPIDS cuDF (pip install 'distillguard[gpu]', or the offline wheelhouse in "
+            f"README 'GPU nodes'); import failed: {exc}. Use --engine pandas to run the same code on CPU.") from exc
+    try:
+        device = _gpu_name()
+    except Exception as exc:  # no driver, no device: cupy raises its own runtime errors
+        raise RuntimeError(f"engine 'cudf' needs a visible CUDA GPU: {exc}") from exc
+    import cupy
+
+    free, _total = cupy.cuda.runtime.memGetInfo()
+    budget = int(settings.gpu_memory_budget_gb * 2**30) if settings.gpu_memory_budget_gb \
+        else int(free * DEFAULT_BUDGET_SHARE_OF_FREE)
+    if budget > free:
+        raise RuntimeError(f"gpu_memory_budget_gb={settings.gpu_memory_budget_gb} exceeds the GPU's free memory "
+                           f"({free / 2**30:.1f} GiB)")
+    # A pool sized to the budget: allocations are cheap, and going over the budget fails loudly (OOM)
+    # instead of slowing the whole node down.
+    pool_bytes = budget - budget % 256
+    rmm.reinitialize(pool_allocator=True, initial_pool_size=pool_bytes, maximum_pool_size=pool_bytes)
+    rmm.statistics.enable_statistics()
+    log.info("cuDF engine on %s with an RMM pool of %.1f GiB", device, pool_bytes / 2**30)
+    yield FrameEngine(name="cudf", xp=cudf, memory_budget_bytes=pool_bytes, device=device)
+
+
+@contextlib.contextmanager
+def _pandas_engine(settings: Settings) -> Iterator[FrameEngine]:
+    import pandas
+
+    # For pandas the budget only sizes the processing buckets; host memory is what it bounds.
+    budget = int((settings.gpu_memory_budget_gb or 4.0) * 2**30)
+    yield FrameEngine(name="pandas", xp=pandas, memory_budget_bytes=budget, device="cpu")
+
+
+FRAME_ENGINES = {"cudf": _cudf_engine, "pandas": _pandas_engine}
+
+
+@contextlib.contextmanager
+def frame_engine(settings: Settings) -> Iterator[FrameEngine]:
+    if settings.engine not in FRAME_ENGINES:
+        raise ValueError(f"{settings.engine!r} is not a frame engine; choose one of {', '.join(FRAME_ENGINES)}")
+    with FRAME_ENGINES[settings.engine](settings) as engine:
+        yield engine
+
+
+# --- Delta access through delta-rs ----------------------------------------------------------------------
+
+def check_readable(table_uri: str) -> None:
+    """Refuse tables whose protocol needs reader support the frame engines do not have."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(table_uri)
+    protocol = table.protocol()
+    unsupported = sorted(set(protocol.reader_features or ()) - SUPPORTED_READER_FEATURES)
+    if protocol.min_reader_version > MAX_READER_VERSION or unsupported:
+        raise UnsupportedTableError(
+            f"{table_uri}: Delta reader version {protocol.min_reader_version} with reader features "
+            f"{unsupported or 'none'} is not supported by the frame engines (supported: reader version <= "
+            f"{MAX_READER_VERSION}, features {sorted(SUPPORTED_READER_FEATURES)}); run this step on Spark")
+    mapping = (table.metadata().configuration or {}).get("delta.columnMapping.mode", "none")
+    if mapping != "none":
+        raise UnsupportedTableError(f"{table_uri}: column mapping mode {mapping!r} is not supported by the frame "
+                                    "engines (Parquet column names differ from the table's); run this step on Spark")
+
+
+@dataclass(frozen=True)
+class PartitionFiles:
+    paths: tuple[str, ...]
+    uncompressed_bytes: int
+    rows: int
+
+
+def partition_files(settings: Settings, name: str, partition_value: dt.date,
+                    columns: list[str] | None = None) -> PartitionFiles:
+    """The active Parquet files of one date partition, with their row count and the uncompressed size of
+    `columns` (all columns when None) from the Parquet footers, which is what sizing the buckets needs."""
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+
+    uri = settings.table_uri(name)
+    if not catalog.exists(settings, name):
+        raise FileNotFoundError(f"Delta table {name!r} not found at {uri}; run the job that produces it first")
+    check_readable(uri)
+    column = catalog.table(name).partition_by[0]
+    paths = DeltaTable(uri).file_uris(file_pruning_predicate=[(column, "=", partition_value)])
+    wanted = set(columns) if columns else None
+    size = rows = 0
+    for path in paths:
+        meta = pq.ParquetFile(path).metadata
+        rows += meta.num_rows
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                chunk = group.column(c)
+                if wanted is None or chunk.path_in_schema.split(".")[0] in wanted:
+                    size += chunk.total_uncompressed_size
+    return PartitionFiles(paths=tuple(paths), uncompressed_bytes=size, rows=rows)
+
+
+def file_batches(files: PartitionFiles, max_bytes: int) -> list[list[str]]:
+    """Group files into reads of at most `max_bytes` uncompressed (a single larger file is its own batch)."""
+    import pyarrow.parquet as pq
+
+    batches: list[list[str]] = []
+    current: list[str] = []
+    current_bytes = 0
+    for path in files.paths:
+        meta = pq.ParquetFile(path).metadata
+        size = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+        if current and current_bytes + size > max_bytes:
+            batches.append(current)
+            current, current_bytes = [], 0
+        current.append(path)
+        current_bytes += size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def bucket_count(estimated_bytes: int, budget_bytes: int) -> int:
+    return max(1, math.ceil(estimated_bytes / max(budget_bytes, 1)))
+
+
+def read_table(settings: Settings, name: str) -> pa.Table:
+    """A whole (small, reference) table as Arrow, after the protocol check."""
+    uri = settings.table_uri(name)
+    if not catalog.exists(settings, name):
+        raise FileNotFoundError(f"Delta table {name!r} not found at {uri}; run the job that produces it first")
+    check_readable(uri)
+    return catalog.read_arrow(settings, name)
+
+
+def timestamps_as_micros(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+    """Timestamp columns -> float64 microseconds since the epoch (null stays null).
+
+    Both libraries then do plain arithmetic on them (hour buckets, durations) with one code path: cuDF's
+    and pandas' timezone-aware datetime support differ, numbers do not. Microsecond epochs stay below 2**53,
+    so float64 holds them exactly."""
+    for name in columns:
+        index = table.schema.get_field_index(name)
+        micros = pc.cast(pc.cast(table.column(name), pa.timestamp("us", tz="UTC")), pa.int64())
+        table = table.set_column(index, name, pc.cast(micros, pa.float64()))
+    return table
+
+
+def micros_as_timestamps(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+    for name in columns:
+        index = table.schema.get_field_index(name)
+        micros = pc.cast(table.column(name), pa.int64())
+        table = table.set_column(index, name, pc.cast(micros, pa.timestamp("us", tz="UTC")))
+    return table
+
+
+def nan_to_null(table: pa.Table) -> pa.Table:
+    """Float NaN -> null. Spark writes null for an undefined ratio; pandas produces NaN for the same thing."""
+    for index, column in enumerate(table.schema):
+        if pa.types.is_floating(column.type):
+            values = table.column(index)
+            table = table.set_column(index, column.name, pc.if_else(pc.is_nan(values), pa.nulls(1, column.type)[0],
+                                                                     values))
+    return table
+
+
+def write_partition(settings: Settings, name: str, data: pa.Table, partition_value: dt.date) -> None:
+    """Replace one date partition with delta-rs in one commit (the Spark engines' replaceWhere equivalent).
+
+    delta-rs checks the values against NOT NULL columns of tables Sail created. A table this creates is
+    declared from the catalog; Sail 0.7 cannot later replaceWhere list columns of such a table, so pick one
+    engine family per table rather than alternating nightly (README, "Engines")."""
+    decl = catalog.table(name)
+    catalog.write_arrow(settings, name, nan_to_null(data.select(decl.schema.names).cast(decl.schema)),
+                        partition_value)
