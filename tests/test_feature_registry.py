@@ -1,27 +1,34 @@
-"""The registry and the Spark implementations stay in step: one declaration, one implementation."""
+"""The registry and each engine's implementations stay in step: one declaration, one implementation per engine."""
 
 from __future__ import annotations
 
 import inspect
 
-from features import registry, spark_features
-from features.spark_features import SPARK_FEATURES
+import pytest
+
+from features import frame_features, registry, spark_features
+
+ENGINE_IMPLEMENTATIONS = {
+    "spark": (spark_features, spark_features.SPARK_FEATURES),
+    "frame": (frame_features, frame_features.FRAME_FEATURES),
+}
 
 
-def test_every_declared_feature_has_a_spark_implementation():
-    missing = set(registry.FEATURES_BY_NAME) - set(SPARK_FEATURES)
-    assert not missing, f"declared without a Spark implementation: {sorted(missing)}"
+@pytest.mark.parametrize("engine", sorted(ENGINE_IMPLEMENTATIONS))
+def test_every_declared_feature_has_exactly_one_implementation_per_engine(engine):
+    _, implementations = ENGINE_IMPLEMENTATIONS[engine]
+    missing = set(registry.FEATURES_BY_NAME) - set(implementations)
+    undeclared = set(implementations) - set(registry.FEATURES_BY_NAME)
+    assert not missing, f"declared without a {engine} implementation: {sorted(missing)}"
+    assert not undeclared, f"{engine} implementation without a declaration: {sorted(undeclared)}"
 
 
-def test_no_spark_implementation_without_a_declaration():
-    undeclared = set(SPARK_FEATURES) - set(registry.FEATURES_BY_NAME)
-    assert not undeclared, f"implemented but not declared: {sorted(undeclared)}"
-
-
-def test_implementations_are_module_functions_named_after_their_feature():
-    for name, fn in SPARK_FEATURES.items():
+@pytest.mark.parametrize("engine", sorted(ENGINE_IMPLEMENTATIONS))
+def test_implementations_are_module_functions_named_after_their_feature(engine):
+    module, implementations = ENGINE_IMPLEMENTATIONS[engine]
+    for name, fn in implementations.items():
         assert fn.__name__ == name
-        assert getattr(spark_features, name) is fn
+        assert getattr(module, name) is fn
         assert len(inspect.signature(fn).parameters) == 1, f"{name} must take exactly the window/account inputs"
 
 

@@ -152,3 +152,50 @@ def test_features_job_refuses_a_day_without_daily_rows(spark_lake, frame_engine_
     with compute_engine(settings) as engine:
         with pytest.raises(ValueError, match="account_daily has no rows for 2026-04-01"):
             features.run(engine, settings, dt.date(2026, 4, 1))
+
+
+# --- scoring -----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scored_on_spark(spark, tmp_path_factory):
+    """The synthetic feature lake of test_train_and_score, a trained champion, hand-built clusters for the score
+    date, and the Spark engine's account_risk / cluster_risk for that date."""
+    from test_train_and_score import SCORE_DATE, STRONG, synthetic_lake
+
+    from jobs import score, train
+
+    root = tmp_path_factory.mktemp("frame_scoring")
+    settings = load_settings(lake_root=str(root / "lake"), ground_truth_root=str(root / "truth"),
+                             mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db", spark_remote=None,
+                             model_name="dg-frame-parity")
+    groups = synthetic_lake(settings)
+    train.run(spark, settings, SCORE_DATE, STRONG)
+    members = {"c-hydra": (groups["camp-A"][:8], ["payment"]),
+               "c-mixed": (groups["benign"][:3] + groups["camp-B"][:2], ["ip_prefix", "payment"]),
+               "c-quiet": (groups["benign"][10:12], ["ip_prefix"])}
+    catalog.write_arrow(settings, "account_clusters", pa.Table.from_pylist([
+        dict(feature_date=SCORE_DATE, account_id=account, cluster_id=cluster, link_types=links)
+        for cluster, (accounts, links) in members.items() for account in accounts]), SCORE_DATE)
+    score.run(spark, settings, SCORE_DATE)
+    snapshot = {name: catalog.read_arrow(settings, name) for name in ("account_risk", "cluster_risk")}
+    return settings, SCORE_DATE, snapshot
+
+
+def test_scores_tiers_reasons_and_clusters_match_spark(scored_on_spark, frame_engine_name):
+    from jobs import score
+
+    spark_settings, score_date, expected = scored_on_spark
+    settings = _engine_settings(spark_settings, frame_engine_name)
+    with compute_engine(settings) as engine:
+        result = score.run(engine, settings, score_date)
+    assert result.clusters_scored == 3
+    actual = {name: catalog.read_arrow(settings, name) for name in ("account_risk", "cluster_risk")}
+    assert_tables_match(expected["account_risk"].drop(["reasons"]), actual["account_risk"].drop(["reasons"]),
+                        ["account_id"])
+    reasons = {r["account_id"]: r["reasons"] for r in expected["account_risk"].to_pylist()}
+    for row in actual["account_risk"].to_pylist():
+        want = reasons[row["account_id"]]
+        assert [r["feature"] for r in row["reasons"]] == [r["feature"] for r in want]
+        assert [r["text"] for r in row["reasons"]] == [r["text"] for r in want]
+    assert_tables_match(expected["cluster_risk"], actual["cluster_risk"], ["cluster_id"])
+    assert {t for t in actual["account_risk"].column("tier").to_pylist()} - {"low"}  # some accounts are flagged
