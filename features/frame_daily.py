@@ -217,13 +217,15 @@ def daily_aggregate(engine: FrameEngine, requests, accounts: pa.Table, model_rel
 
 
 def aggregate_partition(engine: FrameEngine, files: frames.PartitionFiles, accounts: pa.Table,
-                        model_releases: pa.Table, asn_info: pa.Table, event_date: dt.date) -> pa.Table:
-    """The day's bronze Parquet files -> account_daily rows, within the engine's memory budget."""
+                        model_releases: pa.Table, asn_info: pa.Table, event_date: dt.date,
+                        read_bytes: int | None = None, buckets: int | None = None) -> pa.Table:
+    """The day's bronze Parquet files -> account_daily rows, within the engine's memory budget.
+    `read_bytes` (uncompressed Parquet per read) and `buckets` default to what the budget allows."""
     newest_model, _ = newest_release(model_releases, day_end_micros(event_date))
     asn_category, signup_country = reference_frames(engine, accounts, asn_info)
-    read_batches = frames.file_batches(files, engine.memory_budget_bytes // RAW_WORKING_SET_FACTOR)
-    buckets = frames.bucket_count(files.rows * COMPACT_BYTES_PER_ROW * COMPACT_WORKING_SET_FACTOR,
-                                  engine.memory_budget_bytes)
+    read_batches = frames.file_batches(files, read_bytes or engine.memory_budget_bytes // RAW_WORKING_SET_FACTOR)
+    buckets = buckets or frames.bucket_count(files.rows * COMPACT_BYTES_PER_ROW * COMPACT_WORKING_SET_FACTOR,
+                                             engine.memory_budget_bytes)
     log.info("aggregate %s: %d rows in %d file reads, %d account bucket(s)", event_date, files.rows,
              len(read_batches), buckets)
     pieces: list[list] = [[] for _ in range(buckets)]

@@ -92,11 +92,10 @@ class FrameEngine:
     def sorted_sets(self, frame, key: str, value: str):
         """One row per `key`: the sorted distinct non-null `value`s as a list column named `value`."""
         pairs = frame[[key, value]].dropna().drop_duplicates().sort_values([key, value])
-        if self.on_gpu:
-            grouped = pairs.groupby(key, sort=True).agg({value: "collect"}).reset_index()
+        grouped = pairs.groupby(key, sort=True).agg({value: list}).reset_index()
+        if self.on_gpu:  # cuDF does not promise to keep the input order inside a group
             grouped[value] = grouped[value].list.sort_values()
-            return grouped
-        return pairs.groupby(key, sort=True)[value].agg(list).reset_index()
+        return grouped
 
     def concat(self, frames: list):
         return self.xp.concat(frames, ignore_index=True)
