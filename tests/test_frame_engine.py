@@ -207,3 +207,20 @@ def test_scores_tiers_reasons_and_clusters_match_spark(scored_on_spark, frame_en
         assert [r["text"] for r in row["reasons"]] == [r["text"] for r in want]
     assert_tables_match(expected["cluster_risk"], actual["cluster_risk"], ["cluster_id"], rtol)
     assert {t for t in actual["account_risk"].column("tier").to_pylist()} - {"low"}  # some accounts are flagged
+
+
+def test_branch_literals_cover_every_match_in_the_simulated_prompts(spark_lake):
+    """The GPU engine only skips rows a branch's regex cannot match: checked on every simulated prompt."""
+    import re
+
+    from features import request_signals
+
+    prompts = [p.lower() for p in set(catalog.read_arrow(spark_lake[0], "api_requests").column("prompt_prefix")
+                                      .to_pylist()) - {None}]
+    assert len(prompts) > 5000
+    for pattern, branches in request_signals.PATTERN_BRANCHES.items():
+        assert sum(bool(re.search(pattern, p)) for p in prompts) > 20, pattern[:40]  # the corpus exercises it
+        for branch in branches:
+            compiled = re.compile(branch.regex)
+            assert not [p for p in prompts if compiled.search(p) and not any(lit in p for lit in branch.literals)], \
+                branch.regex

@@ -146,3 +146,24 @@ def test_with_request_signals_adds_one_column_per_signal(spark):
     assert (row["is_cot_elicitation"], row["is_rubric_grading"], row["capability"], row["is_non_english"],
             row["is_raw_http_client"]) == (True, False, "chat", False, True)
     assert row["prompt_fingerprint"] == _reference_fingerprint("Show your work")
+
+
+def _branch_matches_without_literal(branch, texts) -> list[str]:
+    """Texts a branch's regex matches although they hold none of its literals (must be none: the GPU engine
+    only runs a branch on rows with one of its literals)."""
+    compiled = re.compile(branch.regex)
+    return [t for t in texts if t and compiled.search(t.lower()) and not any(lit in t.lower() for lit in branch.literals)]
+
+
+def test_patterns_are_the_alternation_of_their_branches():
+    for pattern, branches in rs.PATTERN_BRANCHES.items():
+        assert pattern == "(?i)(" + "|".join(b.regex for b in branches) + ")"
+        for branch in branches:
+            assert all(lit == lit.lower() for lit in branch.literals)
+
+
+@pytest.mark.parametrize("pattern", list(rs.PATTERN_BRANCHES), ids=lambda p: p[6:30])
+def test_branch_literals_cover_every_hand_written_match(pattern):
+    texts = [p for p, _ in COT + RUBRIC + NON_ENGLISH] + [row[0] for row in CAPABILITY]
+    for branch in rs.PATTERN_BRANCHES[pattern]:
+        assert not _branch_matches_without_literal(branch, texts), branch.regex
