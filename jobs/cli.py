@@ -1,7 +1,10 @@
 """`distillguard` command line. Each subcommand parses its flags, builds Settings, and calls one job.
 
 Job modules are imported inside the handlers so `distillguard --help` stays fast and nothing is
-configured at import time.
+configured at import time. An empty value for a global flag (`--remote ""`) means "not given": schedulers
+(airflow_dags/) always pass every flag from a template and leave the unset ones empty.
+
+Exit status: 0 done, 2 a clear error (bad input, missing table, refusal), 3 the quality gate failed.
 """
 
 from __future__ import annotations
@@ -14,11 +17,23 @@ import sys
 
 from jobs.dates import parse_date
 from lake.config import load_settings
-from lake.engine import spark_session
+from lake.engine import ENGINE_KEYS, compute_engine, spark_session
+
+# jobs that take `run(engine, settings, date)` with a SparkSession or a frame engine (lake/engine.py)
+COMPUTE_ENGINE_JOBS = ("aggregate", "features", "score")
+EXIT_ERROR = 2
+EXIT_QUALITY_GATE_FAILED = 3
 
 
 def _settings(args: argparse.Namespace):
-    return load_settings(lake_root=args.lake, spark_remote=args.remote)
+    return load_settings(lake_root=args.lake or None, spark_remote=args.remote or None, engine=args.engine or None,
+                         mlflow_tracking_uri=args.mlflow_uri or None)
+
+
+def _engine_key(value: str) -> str:
+    if value and value not in ENGINE_KEYS:
+        raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(ENGINE_KEYS)})")
+    return value
 
 
 @contextlib.contextmanager
@@ -34,12 +49,17 @@ def _cmd_simulate(args):
     simulate.run(_settings(args), start=args.start, days=args.days, accounts=args.accounts, seed=args.seed)
 
 
-def _dated_job(module_name: str):
-    """Handler for a job with the contract `jobs.<module>.run(spark, settings, date)`."""
+def _dated_job(command: str):
+    """Handler for a job with the contract `jobs.<module>.run(spark, settings, date)`; module = command with
+    dashes as underscores."""
+    module_name = command.replace("-", "_")
+
     def handler(args):
         job = importlib.import_module(f"jobs.{module_name}")
-        with _spark(args) as (spark, settings):
-            job.run(spark, settings, args.date)
+        settings = _settings(args)
+        open_engine = compute_engine if module_name in COMPUTE_ENGINE_JOBS else spark_session
+        with open_engine(settings) as engine:
+            job.run(engine, settings, args.date)
 
     return handler
 
@@ -49,6 +69,23 @@ def _cmd_train(args):
 
     with _spark(args) as (spark, settings):
         train.run(spark, settings, args.as_of)
+
+
+def _cmd_training_set(args):
+    from jobs import train
+
+    with _spark(args) as (spark, settings):
+        train.build(spark, settings, args.as_of)
+
+
+def _training_step(step: str):
+    """Handler for `jobs.train.<step>(settings, as_of)`: steps that read the stored training set, no Spark."""
+    def handler(args):
+        from jobs import train
+
+        getattr(train, step)(_settings(args), args.as_of)
+
+    return handler
 
 
 def _cmd_risk_top(args):
@@ -73,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="distillguard", description=__doc__.splitlines()[0])
     parser.add_argument("--lake", help="lake root (default: $DG_LAKE or ./lake_data)")
     parser.add_argument("--remote", help="Spark Connect URL sc://host:port (default: $DG_SPARK_REMOTE or embedded Sail)")
+    parser.add_argument("--mlflow-uri", dest="mlflow_uri",
+                        help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI or SQLite under the lake)")
+    parser.add_argument("--engine", type=_engine_key, metavar="{" + ",".join(ENGINE_KEYS) + "}",
+                        help="compute engine (default: $DG_ENGINE or embedded); cudf/pandas run aggregate, "
+                             "features and score on the frame engine and everything else on Spark")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -86,18 +128,28 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("ingest", "validate one day of raw requests into bronze (+ quarantine)"),
         ("aggregate", "per account-day aggregate for one day"),
-        ("features", "daily aggregate + 1/7/28-day features for one day"),
+        ("features", "1/7/28-day features for one day from account_daily (run aggregate first)"),
         ("cluster", "link accounts and find connected components for one day"),
         ("score", "score one day's features with the champion model"),
-        ("nightly", "ingest -> features -> cluster -> score for one day"),
+        ("quality-gate", "check one day's risk table and ingest counts; exit 3 when the day must not be published"),
+        ("publish", "record one day's risk tables as published (risk_publications)"),
+        ("nightly", "ingest -> aggregate -> features -> cluster -> score for one day"),
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--date", type=parse_date, required=True)
         p.set_defaults(func=_dated_job(name))
 
-    p = sub.add_parser("train", help="train, evaluate and register an XGBoost classifier as of a date")
-    p.add_argument("--as-of", dest="as_of", type=parse_date, required=True)
-    p.set_defaults(func=_cmd_train)
+    for name, help_text, handler in (
+        ("train", "training-set -> fit -> evaluate -> promote as of a date, in one process", _cmd_train),
+        ("training-set", "build the point-in-time training set as of a date into training_sets", _cmd_training_set),
+        ("fit", "fit XGBoost on the stored training set; register it as @candidate", _training_step("fit")),
+        ("evaluate", "evaluate @candidate and the champion on the same holdout; log to MLflow",
+         _training_step("evaluate")),
+        ("promote", "promotion gate: @candidate becomes @champion or @challenger", _training_step("promote")),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--as-of", dest="as_of", type=parse_date, required=True)
+        p.set_defaults(func=handler)
 
     risk = sub.add_parser("risk", help="query the risk tables").add_subparsers(dest="risk_command", required=True)
     p = risk.add_parser("top", help="highest-risk accounts of a day")
@@ -123,11 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from jobs.quality_gate import QualityGateError
+
     try:
         args.func(args)
+    except QualityGateError as exc:
+        print(f"distillguard {args.command}: {exc}", file=sys.stderr)
+        return EXIT_QUALITY_GATE_FAILED
     except (FileNotFoundError, ValueError, PermissionError) as exc:
         print(f"distillguard {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     return 0
 
 

@@ -129,6 +129,25 @@ def _account_features_schema() -> pa.Schema:
     )
 
 
+# Tier names, highest first, as models/config.py TIERS (not imported: lake/ stays independent of models/).
+RISK_TIERS = ("critical", "high", "elevated", "low")
+
+
+def _training_sets_schema() -> pa.Schema:
+    return _schema(
+        ("as_of", pa.date32()),
+        ("account_id", pa.string()),
+        ("feature_date", pa.date32()),
+        *((column, pa.float64()) for column in feature_columns()),
+        ("label", pa.int32()),
+        ("resolved", pa.bool_()),
+        ("campaign_id", pa.string()),
+        ("benign_segment", pa.string()),
+        ("feature_set_version", pa.string()),
+        ("reference", pa.string()),  # JSON: the pinned input table versions and labelling rules
+    )
+
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -179,6 +198,15 @@ TABLES: dict[str, Table] = {
             ("requests", pa.int64()), ("score", pa.float64()), ("top_capabilities", pa.list_(pa.string())),
             ("link_evidence", pa.list_(pa.string()))),
             "cluster risk with link evidence", ("score_date",)),
+        Table("risk_publications", "ops", _schema(
+            ("score_date", pa.date32()), ("published_at", TS), ("model_name", pa.string()),
+            ("model_version", pa.string()), ("feature_set_version", pa.string()), ("accounts", pa.int64()),
+            ("clusters", pa.int64()), *((f"{tier}_accounts", pa.int64()) for tier in RISK_TIERS),
+            ("account_risk_version", pa.int64()), ("cluster_risk_version", pa.int64())),
+            "one row per published score date: what analysts got, with the Delta versions to time-travel to",
+            ("score_date",)),
+        Table("training_sets", "gold", _training_sets_schema(),
+              "point-in-time training sets (features + labels), one partition per as_of", ("as_of",)),
     )
 }
 

@@ -187,7 +187,24 @@ def champion_on_holdout(client, settings: Settings, holdout: pd.DataFrame, colum
     return current, average_precision(holdout["label"].to_numpy(), predict(booster, holdout, columns))
 
 
-# --- the whole training run -----------------------------------------------------------------------
+# --- the training run, as three durable steps: fit -> evaluate -> promote -------------------------
+#
+# Each step leaves its result in MLflow, never in memory, so the steps can run as separate processes (one Airflow
+# task each, possibly on different workers) and any of them can be rerun alone:
+#   fit       one MLflow run; the booster registered as a new version with the alias `candidate` and the version
+#             tag `as_of`; the fit/validation numbers and the training-set reference logged on the run
+#   evaluate  the candidate scored on the holdout: metrics, plots and tier bounds logged on the same run; the
+#             champion scored on the same holdout; the comparison recorded as version tags
+#   promote   the gate: `decide_promotion` on the recorded numbers, alias champion or challenger, the decision and
+#             its reason tagged on the version and the run
+# `train_and_register` runs the three in one process (`distillguard train`).
+
+CANDIDATE = "candidate"  # alias of the latest fitted version, whatever the gate decides later
+TAG_AS_OF = "as_of"
+TAG_EVALUATED_AGAINST = "evaluated_against_champion_version"  # "" = there was no champion
+TAG_CHAMPION_COMPARABLE = "champion_comparable"               # "false" = different feature contract
+TAG_PROMOTION_DECISION = "promotion_decision"
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -202,6 +219,15 @@ class TrainResult:
     split: TimeSplit
 
 
+@dataclass(frozen=True)
+class HoldoutEvaluation:
+    version: str
+    metrics: dict[str, float]
+    champion_version: str | None
+    champion_pr_auc: float | None  # None: no champion, or one with a different feature contract
+    split: TimeSplit
+
+
 def _evaluate_holdout(holdout: pd.DataFrame, scores: np.ndarray, config: TrainingConfig) -> Evaluation:
     return evaluate(
         holdout["label"].to_numpy(), scores,
@@ -213,35 +239,48 @@ def _evaluate_holdout(holdout: pd.DataFrame, scores: np.ndarray, config: Trainin
     )
 
 
-def train_and_register(training_set: TrainingSet, settings: Settings, config: TrainingConfig) -> TrainResult:
-    import mlflow
-    import xgboost as xgb
-
-    from models.plots import feature_importance_figure, feature_importance_table, pr_curve_figure
-
-    frame, columns = training_set.frame, training_set.feature_columns
+def _split(training_set: TrainingSet, config: TrainingConfig):
+    frame = training_set.frame
     split = split_by_time(frame["feature_date"], config.holdout_days, config.validation_days)
     fit_mask, validation_mask, holdout_mask = split.masks(frame["feature_date"])
-    fit, validation, holdout = frame[fit_mask], frame[validation_mask], frame[holdout_mask]
+    holdout = frame[holdout_mask]
     if holdout["label"].sum() == 0:
         raise ValueError(f"the holdout dates {split.holdout_dates[0]}..{split.holdout_dates[-1]} have no positive "
                          "snapshots; the model cannot be evaluated (pick a later as_of or more holdout_days)")
+    return split, frame[fit_mask], frame[validation_mask], holdout
 
+
+def candidate_version(client, settings: Settings, as_of) -> registry.ModelVersionInfo:
+    """The version behind the `candidate` alias, which must have been fitted as of `as_of`."""
+    info = registry.alias_version(client, settings.model_name, CANDIDATE)
+    if info is None:
+        raise ValueError(f"registered model {settings.model_name!r} has no '{CANDIDATE}' version; "
+                         f"run `distillguard fit --as-of {as_of.isoformat()}` first")
+    fitted_as_of = client.get_model_version(settings.model_name, info.version).tags.get(TAG_AS_OF)
+    if fitted_as_of != as_of.isoformat():
+        raise ValueError(f"the '{CANDIDATE}' version v{info.version} of {settings.model_name} was fitted as "
+                         f"of {fitted_as_of}, not {as_of.isoformat()}; run `distillguard fit --as-of "
+                         f"{as_of.isoformat()}` first")
+    return info
+
+
+def fit_candidate(training_set: TrainingSet, settings: Settings, config: TrainingConfig) -> registry.ModelVersionInfo:
+    """Fit on the fit dates (early stopping on the validation dates), log the run, register the booster as a new
+    version and point the `candidate` alias at it."""
+    import mlflow
+    import xgboost as xgb
+
+    from models.plots import feature_importance_figure, feature_importance_table
+
+    columns = training_set.feature_columns
+    split, fit, validation, holdout = _split(training_set, config)
     device = resolve_device(config.device)
     booster, fit_info = fit_booster(fit, validation, columns, config, device)
-    holdout_scores = predict(booster, holdout, columns)
-    evaluation = _evaluate_holdout(holdout, holdout_scores, config)
-    tiers = tier_bounds(holdout["label"].to_numpy(), holdout_scores, TIER_BENIGN_FPR)
 
     client = registry.configure(settings)
-    current, champion_pr_auc = champion_on_holdout(client, settings, holdout, columns,
-                                                   training_set.feature_set_version)
-    decision = decide_promotion(evaluation.metrics["pr_auc"], evaluation.metrics["positive_rate"],
-                                current, champion_pr_auc)
-
     reference = training_set.reference
     with mlflow.start_run(experiment_id=registry.experiment_id(client, settings),
-                          run_name=f"train-as-of-{training_set.as_of.isoformat()}") as run:
+                          run_name=f"train-as-of-{training_set.as_of.isoformat()}"):
         mlflow.log_params({
             **config.as_params(),
             "device": device,
@@ -257,32 +296,19 @@ def train_and_register(training_set: TrainingSet, settings: Settings, config: Tr
             "account_features_version": reference["account_features"]["version"],
             "enforcement_labels_version": reference["enforcement_labels"]["version"],
         })
-        mlflow.set_tags({
-            "feature_set_version": training_set.feature_set_version,
-            "device": device,
-            "promotion.decision": decision.alias,
-            "promotion.reason": decision.reason,
-            "promotion.compared_with_version": decision.champion_version or "",
-        })
+        mlflow.set_tags({"feature_set_version": training_set.feature_set_version, "device": device})
         counts = {
             "fit_snapshots": len(fit), "fit_positives": int(fit["label"].sum()),
             "validation_snapshots": len(validation), "validation_positives": int(validation["label"].sum()),
             "holdout_snapshots": len(holdout), "holdout_positives": int(holdout["label"].sum()),
             "unresolved_snapshots": reference["unresolved_snapshots"],
         }
-        mlflow.log_metrics({**evaluation.metrics, **{k: float(v) for k, v in counts.items()},
+        mlflow.log_metrics({**{k: float(v) for k, v in counts.items()},
                             "validation_pr_auc": fit_info.validation_pr_auc,
                             "validation_logloss": fit_info.validation_logloss})
-        if champion_pr_auc is not None:
-            mlflow.log_metric("champion_pr_auc_on_this_holdout", champion_pr_auc)
-
         mlflow.log_dict(reference, "training_set_reference.json")
         mlflow.log_dict({"feature_columns": columns, "feature_set_version": training_set.feature_set_version},
                         "feature_columns.json")
-        mlflow.log_dict(json.loads(json.dumps(evaluation.tables(), default=str)), "evaluation/holdout_details.json")
-        mlflow.log_figure(pr_curve_figure(holdout["label"].to_numpy(), holdout_scores, evaluation.flag_threshold,
-                                          f"holdout {split.holdout_dates[0]}..{split.holdout_dates[-1]}"),
-                          "plots/pr_curve.png")
         importance = feature_importance_table(booster, columns)
         mlflow.log_text(importance.to_csv(index=False), "feature_importance.csv")
         mlflow.log_figure(feature_importance_figure(importance), "plots/feature_importance.png")
@@ -291,18 +317,102 @@ def train_and_register(training_set: TrainingSet, settings: Settings, config: Tr
             booster, settings=settings, feature_columns=columns,
             feature_set_version=training_set.feature_set_version, input_example=holdout.head(5))
         registry.set_version_tags(client, settings.model_name, version, {
-            "promotion_decision": decision.alias,
-            "promotion_reason": decision.reason,
-            "holdout_pr_auc": f"{evaluation.metrics['pr_auc']:.6f}",
+            TAG_AS_OF: training_set.as_of.isoformat(),
             "holdout_dates": f"{split.holdout_dates[0]}..{split.holdout_dates[-1]}",
-            "as_of": training_set.as_of.isoformat(),
             "device": device,
-            registry.TAG_TIER_BOUNDS: json.dumps([[name, bound] for name, bound in tiers]),
         })
-        mlflow.log_params({f"tier_bound_{name}": round(bound, 6) for name, bound in tiers})
-        registry.set_alias(client, settings.model_name, decision.alias, version)
-        run_id = run.info.run_id
+        registry.set_alias(client, settings.model_name, CANDIDATE, version)
+    return registry.version_info(client, settings.model_name, version)
 
-    return TrainResult(model_name=settings.model_name, version=version, alias=decision.alias,
-                       reason=decision.reason, run_id=run_id, device=device, metrics=evaluation.metrics,
-                       champion_pr_auc=champion_pr_auc, split=split)
+
+def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: TrainingConfig,
+                       candidate: registry.ModelVersionInfo) -> HoldoutEvaluation:
+    """Score the candidate and the current champion on the candidate's holdout; log the metrics, plots and tier
+    bounds on the candidate's run and record the comparison as version tags for `promote_candidate`."""
+    import mlflow
+
+    from models.plots import pr_curve_figure
+
+    columns = training_set.feature_columns
+    if candidate.feature_columns != columns or candidate.feature_set_version != training_set.feature_set_version:
+        raise ValueError(f"candidate v{candidate.version} was fitted on another feature contract "
+                         f"({candidate.feature_set_version}) than this training set "
+                         f"({training_set.feature_set_version}); refit it")
+    client = registry.configure(settings)
+    decided = client.get_model_version(settings.model_name, candidate.version).tags.get(TAG_PROMOTION_DECISION)
+    if decided:
+        # Once the gate has decided, the champion may be this very version; re-comparing would pit it against
+        # itself. The recorded evaluation stands.
+        raise ValueError(f"candidate v{candidate.version} was already promoted to @{decided}; "
+                         "fit a new candidate to evaluate again")
+    split, _, _, holdout = _split(training_set, config)
+    labels = holdout["label"].to_numpy()
+    scores = predict(registry.load_booster(candidate), holdout, columns)
+    evaluation = _evaluate_holdout(holdout, scores, config)
+    tiers = tier_bounds(labels, scores, TIER_BENIGN_FPR)
+    champion, champion_pr_auc = champion_on_holdout(client, settings, holdout, columns,
+                                                    training_set.feature_set_version)
+
+    with mlflow.start_run(run_id=candidate.run_id):
+        mlflow.log_metrics(evaluation.metrics)
+        if champion_pr_auc is not None:
+            mlflow.log_metric("champion_pr_auc_on_this_holdout", champion_pr_auc)
+        mlflow.log_dict(json.loads(json.dumps(evaluation.tables(), default=str)), "evaluation/holdout_details.json")
+        mlflow.log_figure(pr_curve_figure(labels, scores, evaluation.flag_threshold,
+                                          f"holdout {split.holdout_dates[0]}..{split.holdout_dates[-1]}"),
+                          "plots/pr_curve.png")
+        mlflow.log_params({f"tier_bound_{name}": round(bound, 6) for name, bound in tiers})
+    registry.set_version_tags(client, settings.model_name, candidate.version, {
+        "holdout_pr_auc": f"{evaluation.metrics['pr_auc']:.6f}",
+        registry.TAG_TIER_BOUNDS: json.dumps([[name, bound] for name, bound in tiers]),
+        TAG_EVALUATED_AGAINST: champion.version if champion is not None else "",
+        TAG_CHAMPION_COMPARABLE: str(champion_pr_auc is not None).lower(),
+    })
+    return HoldoutEvaluation(version=candidate.version, metrics=evaluation.metrics,
+                             champion_version=champion.version if champion is not None else None,
+                             champion_pr_auc=champion_pr_auc, split=split)
+
+
+def promote_candidate(settings: Settings, candidate: registry.ModelVersionInfo) -> PromotionDecision:
+    """The promotion gate on the numbers `evaluate_candidate` recorded (the exact metric values of the run, not
+    the rounded tags). Refuses when the candidate was not evaluated or the champion changed since; a candidate
+    the gate already decided keeps its decision and no alias moves (safe to rerun)."""
+    client = registry.configure(settings)
+    name = settings.model_name
+    tags = client.get_model_version(name, candidate.version).tags
+    if tags.get(TAG_PROMOTION_DECISION):
+        log.info("v%s was already decided: @%s", candidate.version, tags[TAG_PROMOTION_DECISION])
+        return PromotionDecision(tags[TAG_PROMOTION_DECISION], tags.get("promotion_reason", ""),
+                                 tags.get(TAG_EVALUATED_AGAINST) or None, None)
+    if TAG_EVALUATED_AGAINST not in tags:
+        raise ValueError(f"candidate v{candidate.version} has not been evaluated; run `distillguard evaluate "
+                         f"--as-of {tags.get(TAG_AS_OF, '<date>')}` first")
+    current = registry.alias_version(client, name, registry.CHAMPION)
+    if (current.version if current else "") != tags[TAG_EVALUATED_AGAINST]:
+        raise ValueError(f"the champion changed since candidate v{candidate.version} was evaluated (was "
+                         f"v{tags[TAG_EVALUATED_AGAINST] or 'none'}, now v{current.version if current else 'none'}); "
+                         "rerun evaluate")
+    metrics = client.get_run(candidate.run_id).data.metrics
+    champion_pr_auc = (metrics["champion_pr_auc_on_this_holdout"]
+                       if current is not None and tags[TAG_CHAMPION_COMPARABLE] == "true" else None)
+    decision = decide_promotion(metrics[PRIMARY_METRIC], metrics["positive_rate"], current, champion_pr_auc)
+    for key, value in {"promotion.decision": decision.alias, "promotion.reason": decision.reason,
+                       "promotion.compared_with_version": decision.champion_version or ""}.items():
+        client.set_tag(candidate.run_id, key, value)
+    registry.set_version_tags(client, name, candidate.version, {
+        TAG_PROMOTION_DECISION: decision.alias, "promotion_reason": decision.reason})
+    registry.set_alias(client, name, decision.alias, candidate.version)
+    return decision
+
+
+def train_and_register(training_set: TrainingSet, settings: Settings, config: TrainingConfig) -> TrainResult:
+    """fit -> evaluate -> promote in one process."""
+    candidate = fit_candidate(training_set, settings, config)
+    evaluation = evaluate_candidate(training_set, settings, config, candidate)
+    decision = promote_candidate(settings, candidate)
+    return TrainResult(model_name=settings.model_name, version=candidate.version, alias=decision.alias,
+                       reason=decision.reason, run_id=candidate.run_id,
+                       device=registry.configure(settings).get_model_version(
+                           settings.model_name, candidate.version).tags["device"],
+                       metrics=evaluation.metrics, champion_pr_auc=evaluation.champion_pr_auc,
+                       split=evaluation.split)

@@ -1,0 +1,97 @@
+"""distillguard on Airflow 3: the nightly chain and the retrain chain. The DAGs only wire `distillguard` CLI
+commands (see distillguard_wiring.py for how a step becomes a task and where settings come from).
+
+distillguard_nightly   one run per day D (data interval [D 02:00, D+1 02:00) UTC, so ds = D and the run starts
+                       two hours after the day closed): ingest -> aggregate -> features -> cluster (param `clusters`)
+                       -> score -> quality_gate -> publish. The gate runs before publish so a broken day is never
+                       released to analysts. Every step replaces its own date partition, so reruns and
+                       `airflow dags backfill` over a range are idempotent. One run at a time and aggregate
+                       depends on the previous day's aggregate: the 7/28-day windows read earlier days' aggregates,
+                       so days must complete in order.
+distillguard_retrain   weekly (Monday 04:00 UTC) or when new enforcement labels land (the labels Asset):
+                       training_set -> fit -> evaluate -> promote, as of the `as_of` param or the day before the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable, Param, task
+from distillguard_wiring import (NIGHTLY_STEPS, RETRAIN_STEPS, Deployment, common_params, step_task)
+
+DEFAULT_ARGS = {
+    "owner": "distillguard",
+    "retries": 2,
+    # long enough for a late gateway export to land before ingest tries again
+    "retry_delay": dt.timedelta(minutes=10),
+}
+START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def labels_asset(deployment: Deployment) -> Asset:
+    """The enforcement_labels Delta table. Whatever loads analyst decisions into it declares this Asset as an
+    outlet (or posts an asset event through the REST API) so the retrain DAG runs on new labels."""
+    return Asset(name="distillguard_enforcement_labels", uri=deployment.labels_uri)
+
+
+def build_nightly(deployment: Deployment) -> DAG:
+    with DAG(
+        dag_id="distillguard_nightly",
+        description="ingest -> aggregate -> features -> cluster -> score -> quality gate -> publish, one day",
+        schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        params={**common_params(deployment),
+                "clusters": Param(True, type="boolean", description="run the cluster step (score works without)")},
+        tags=["distillguard"],
+    ) as dag:
+        task_args = {
+            # features D reads the aggregates of D-27..D: a day whose predecessor failed must not run
+            "aggregate": {"depends_on_past": True},
+            # score runs when cluster succeeded or was skipped, never after a failure upstream
+            "score": {"trigger_rule": "none_failed"},
+        }
+        tasks = {step.task_id: step_task(step, deployment, **task_args.get(step.task_id, {}))
+                 for step in NIGHTLY_STEPS}
+
+        @task.short_circuit(ignore_downstream_trigger_rules=False, execution_timeout=dt.timedelta(minutes=5))
+        def clusters_enabled(params=None) -> bool:
+            return bool(params["clusters"])
+
+        gate = clusters_enabled()
+        tasks["ingest"] >> tasks["aggregate"] >> tasks["features"] >> gate >> tasks["cluster"]
+        [tasks["features"], tasks["cluster"]] >> tasks["score"]
+        tasks["score"] >> tasks["quality_gate"] >> tasks["publish"]
+    return dag
+
+
+def build_retrain(deployment: Deployment) -> DAG:
+    with DAG(
+        dag_id="distillguard_retrain",
+        description="training set -> fit -> evaluate -> promotion gate",
+        schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 4 * * 1", timezone="UTC"),
+                                     assets=[labels_asset(deployment)]),
+        start_date=START,
+        catchup=False,
+        # two retrains at once would race for the `candidate` and `champion` aliases
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        params={**common_params(deployment),
+                "as_of": Param(None, type=["null", "string"], format="date",
+                               description="train as of this date (YYYY-MM-DD); default: the day before the run")},
+        tags=["distillguard"],
+    ) as dag:
+        previous = None
+        for step in RETRAIN_STEPS:
+            current = step_task(step, deployment)
+            if previous is not None:
+                previous >> current
+            previous = current
+    return dag
+
+
+DEPLOYMENT = Deployment.from_airflow_conf()
+nightly_dag = build_nightly(DEPLOYMENT)
+retrain_dag = build_retrain(DEPLOYMENT)
