@@ -32,6 +32,8 @@ def _run_spark(spark, settings: Settings, feature_date: dt.date) -> tuple[int, i
 
 
 def _run_frames(engine: FrameEngine, settings: Settings, feature_date: dt.date) -> tuple[int, int]:
+    import pyarrow.compute as pc
+
     from features.frame_features import account_features
     from lake import frames
 
@@ -39,7 +41,7 @@ def _run_frames(engine: FrameEngine, settings: Settings, feature_date: dt.date) 
     daily = catalog.read_arrow(settings, "account_daily", filters=[
         ("event_date", ">=", _window_start(feature_date)),
         ("event_date", "<=", feature_date)])
-    days = set(daily.column("event_date").to_pylist())
+    days = set(pc.unique(daily.column("event_date")).to_pylist())
     if feature_date not in days:
         raise _no_daily(settings, feature_date)
     features = account_features(engine, daily, frames.read_table(settings, "accounts"),

@@ -51,7 +51,7 @@ def pytest_collection_modifyitems(config, items):
     """`gpu` tests are skipped, with the reason shown, where no GPU is visible. Where one is, they run, and
     a missing cuDF fails them (the engine raises) instead of skipping: a GPU node must not quietly test CPU."""
     if any(item.get_closest_marker("gpu") for item in items) and not _gpu_visible():
-        skip = pytest.mark.skip(reason="needs a CUDA GPU (nvidia-smi lists none here); the pandas variant ran")
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (nvidia-smi lists none here); frame-engine tests ran with pandas instead")
         for item in items:
             if item.get_closest_marker("gpu"):
                 item.add_marker(skip)

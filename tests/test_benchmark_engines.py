@@ -1,0 +1,183 @@
+"""The engine benchmark's building blocks on a tiny hand-built lake: the Spark Parquet stage computes what
+the real jobs compute, the replicate tool multiplies rows with suffixed ids, and the report keeps skipped
+engines visible. No timings are asserted."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from lake import catalog
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+UTC = dt.timezone.utc
+DAY1, DAY2 = dt.date(2026, 3, 27), dt.date(2026, 3, 28)
+
+
+def _bench_module(name: str):
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _ts(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+
+
+def _request(request_id: str, account_id: str, ts: dt.datetime, **values) -> dict:
+    row = {name: None for name in catalog.table("requests").columns}
+    row.update(request_id=request_id, account_id=account_id, org_id=f"org_{account_id}", api_key_id=f"key_{account_id}",
+               event_ts=ts, event_date=ts.date(), model="m1", input_tokens=10, output_tokens=20, endpoint="messages",
+               stream=False, country="US", ip_prefix_hash=f"net_{account_id}", asn=1)
+    row.update(values)
+    return row
+
+
+@pytest.fixture()
+def tiny_lake(settings):
+    """Two days of bronze requests for accounts A and B plus the reference tables, written with delta-rs."""
+    days = {
+        DAY1: [_request("r1", "A", _ts(DAY1, 9)), _request("r2", "A", _ts(DAY1, 9, 1)),
+               _request("r3", "B", _ts(DAY1, 22), country="FR")],
+        DAY2: [_request("r4", "A", _ts(DAY2, 10), model="m2"), _request("r5", "B", _ts(DAY2, 11)),
+               _request("r6", "B", _ts(DAY2, 11, 3), endpoint="batch")],
+    }
+    for day, rows in days.items():
+        catalog.write_arrow(settings, "requests", pa.Table.from_pylist(rows, catalog.table("requests").schema),
+                            partition_value=day)
+    accounts = [dict(account_id=a, org_id=f"org_{a}", created_at=_ts(DAY1, 0) - dt.timedelta(days=30),
+                     signup_country="US", payment_fingerprint="pf_shared", verification="card", program="startup")
+                for a in ("A", "B")]
+    catalog.write_arrow(settings, "accounts", pa.Table.from_pylist(accounts, catalog.table("accounts").schema))
+    catalog.write_arrow(settings, "model_releases", pa.Table.from_pylist(
+        [dict(model="m1", released_at=_ts(DAY1, 0) - dt.timedelta(days=90)),
+         dict(model="m2", released_at=_ts(DAY2, 8))], catalog.table("model_releases").schema))
+    catalog.write_arrow(settings, "asn_info", pa.Table.from_pylist(
+        [dict(asn=1, category="hosting")], catalog.table("asn_info").schema))
+    return settings
+
+
+def _rows_by_account(table: pa.Table, schema: pa.Schema) -> dict[str, dict]:
+    table = table.select(schema.names).cast(schema)
+    return {row["account_id"]: row for row in table.to_pylist()}
+
+
+def _assert_same_rows(actual: dict[str, dict], expected: dict[str, dict]) -> None:
+    assert sorted(actual) == sorted(expected)
+    for account, row in expected.items():
+        for column, value in row.items():
+            if isinstance(value, float):
+                assert actual[account][column] == pytest.approx(value, nan_ok=True), (account, column)
+            else:
+                assert actual[account][column] == value, (account, column)
+
+
+def test_read_table_files_gives_the_partition_its_event_date(spark, tiny_lake):
+    stage = _bench_module("spark_parquet_stage")
+    files = stage.active_files(tiny_lake.table_uri("requests"), DAY2)
+    assert files and all(f"event_date={DAY2.isoformat()}" in f for f in files)
+    frame = stage.read_table_files(spark, tiny_lake.table_uri("requests"), DAY2)
+    assert dict(frame.dtypes)["event_date"] == "date"
+    assert sorted(r["request_id"] for r in frame.select("request_id").collect()) == ["r4", "r5", "r6"]
+    assert {r["event_date"] for r in frame.select("event_date").collect()} == {DAY2}
+    with pytest.raises(FileNotFoundError, match="no active Parquet files"):
+        stage.read_table_files(spark, tiny_lake.table_uri("requests"), dt.date(2026, 1, 1))
+
+
+def test_spark_parquet_stage_matches_the_real_jobs(spark, tiny_lake, tmp_path):
+    """The Parquet variant both Spark engines run writes exactly the rows the Delta jobs write."""
+    from jobs import aggregate, features
+
+    stage = _bench_module("spark_parquet_stage")
+    out = tmp_path / "stage_out"
+    result = stage.run(spark, tiny_lake.lake_root, [DAY1, DAY2], out)
+    assert [d["account_daily_rows"] for d in result["days"]] == [2, 2]
+    assert [d["account_features_rows"] for d in result["days"]] == [2, 2]
+
+    for day in (DAY1, DAY2):
+        aggregate.run(spark, tiny_lake, day)
+        features.run(spark, tiny_lake, day)
+    daily_schema = catalog.table("account_daily").schema
+    features_schema = catalog.table("account_features").schema
+    for day in (DAY1, DAY2):
+        _assert_same_rows(
+            _rows_by_account(pq.read_table(out / "account_daily" / day.isoformat()), daily_schema),
+            _rows_by_account(catalog.read_arrow(tiny_lake, "account_daily", filters=[("event_date", "=", day)]),
+                             daily_schema))
+        _assert_same_rows(
+            _rows_by_account(pq.read_table(out / "account_features" / day.isoformat()), features_schema),
+            _rows_by_account(catalog.read_arrow(tiny_lake, "account_features", filters=[("feature_date", "=", day)]),
+                             features_schema))
+    day2_features = _rows_by_account(pq.read_table(out / "account_features" / DAY2.isoformat()), features_schema)
+    assert (day2_features["A"]["requests_1d"], day2_features["A"]["requests_7d"]) == (1.0, 3.0)
+    assert day2_features["B"]["batch_share_1d"] == pytest.approx(0.5)
+
+
+def test_replicate_lake_multiplies_rows_and_suffixes_ids(tiny_lake, tmp_path):
+    from deltalake import DeltaTable
+
+    replicate = _bench_module("replicate_lake")
+    target = tmp_path / "replicated"
+    result = replicate.replicate_lake(tiny_lake.lake_root, str(target), copies=3, workers=2)
+    assert result["requests_rows"] == 18
+
+    requests = DeltaTable(str(target / "requests"))
+    assert requests.metadata().partition_columns == ["event_date"]
+    assert {p["event_date"] for p in requests.partitions()} == {DAY1.isoformat(), DAY2.isoformat()}
+    table = requests.to_pyarrow_table()
+    assert table.num_rows == 18
+    assert pc.count_distinct(table["request_id"]).as_py() == 18
+    assert set(table["account_id"].to_pylist()) == {"A", "B", "A#r1", "B#r1", "A#r2", "B#r2"}
+    rows = {r["request_id"]: r for r in table.to_pylist()}
+    source = {r["request_id"]: r for r in DeltaTable(tiny_lake.table_uri("requests")).to_pyarrow_table().to_pylist()}
+    for request_id, original in source.items():
+        assert rows[request_id] == original  # replica 0 is the source row itself
+        copy = rows[f"{request_id}#r2"]
+        assert (copy["account_id"], copy["org_id"], copy["api_key_id"]) == (
+            f"{original['account_id']}#r2", f"{original['org_id']}#r2", f"{original['api_key_id']}#r2")
+        unchanged = {k: v for k, v in original.items() if k not in replicate.SUFFIXED_COLUMNS["requests"]}
+        assert {k: copy[k] for k in unchanged} == unchanged
+    per_day = pa.table(requests.get_add_actions(flatten=True))
+    assert sum(per_day.column("num_records").to_pylist()) == 18  # record counts are in the Delta log
+
+    accounts = DeltaTable(str(target / "accounts")).to_pyarrow_table()
+    assert sorted(accounts["account_id"].to_pylist()) == ["A", "A#r1", "A#r2", "B", "B#r1", "B#r2"]
+    assert set(accounts["payment_fingerprint"].to_pylist()) == {"pf_shared", "pf_shared#r1", "pf_shared#r2"}
+    assert DeltaTable(str(target / "model_releases")).to_pyarrow_table().num_rows == 2  # copied once
+    with pytest.raises(FileExistsError):
+        replicate.replicate_lake(tiny_lake.lake_root, str(target), copies=2, workers=1)
+
+
+def test_report_keeps_skipped_and_failed_engines_visible():
+    engines = _bench_module("engines")
+    runs = {
+        "embedded": {"status": "ok", "records_per_s": 300.0},
+        "jvm-local": {"status": "ok", "records_per_s": 100.0},
+        "cudf": {"engine": "cudf", "status": "skipped", "reason": "no NVIDIA GPU visible"},
+        "pandas": {"engine": "pandas", "status": "failed", "reason": "exit code 1"},
+    }
+    ratios = engines.ratios(runs)
+    assert ratios["sail_vs_jvm"] == pytest.approx(3.0)
+    assert ratios["cudf_vs_sail"] is None and ratios["cudf_vs_sail_basis"] == "embedded"
+    ok = {"status": "ok", "records": 10, "stage_s": 1.0, "aggregate_s": 0.4, "features_s": 0.6, "engine_start_s": 0.1,
+          "records_per_s": 10.0, "peak_rss_mib": 100.0, "peak_gpu_mib": None}
+    report = {"label": "t", "machine": {"cpu_model": "cpu", "affinity_cpus": 2, "memory_gib": 4}, "gpu": None,
+              "started_at": "now", "days": 2, "skipped": {"cudf": "no NVIDIA GPU visible"},
+              "sizes": [{"size": "1M", "records": 10, "lake_setup": {}, "ratios": ratios,
+                         "runs": {"embedded": {**ok, "records_per_s": 300.0}, "jvm-local": ok,
+                                  "cudf": runs["cudf"], "pandas": runs["pandas"]}}]}
+    text = engines.markdown(report)
+    assert "| cudf | skipped: no NVIDIA GPU visible |" in text
+    assert "| pandas | failed: exit code 1 |" in text
+    assert "3.00x" in text
