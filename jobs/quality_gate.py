@@ -162,14 +162,22 @@ def enforce(score_date: dt.date, results: list[CheckResult]) -> None:
 
 # --- the job --------------------------------------------------------------------------------------
 
-def _score_summaries(spark, settings: Settings, score_date: dt.date, config: QualityGateConfig):
+def _trailing_days(spark, settings: Settings, name: str, score_date: dt.date, config: QualityGateConfig):
+    """Rows of `name` from the trailing window up to score_date (by its date partition column), or None when
+    the table does not exist yet."""
     from pyspark.sql import functions as F
 
-    if not catalog.exists(settings, "account_risk"):
-        return None, []
+    if not catalog.exists(settings, name):
+        return None
+    column = F.col(catalog.table(name).partition_by[0])
     first = score_date - dt.timedelta(days=config.trailing_days)
-    risk = catalog.read(spark, settings, "account_risk").where(
-        (F.col("score_date") >= F.lit(first)) & (F.col("score_date") <= F.lit(score_date)))
+    return catalog.read(spark, settings, name).where((column >= F.lit(first)) & (column <= F.lit(score_date)))
+
+
+def _score_summaries(spark, settings: Settings, score_date: dt.date, config: QualityGateConfig):
+    risk = _trailing_days(spark, settings, "account_risk", score_date, config)
+    if risk is None:
+        return None, []
     rows = [ScoreDaySummary(r["score_date"], int(r["accounts"]), float(r["mean_score"]), float(r["flagged_share"]),
                             tuple(r["model_versions"])) for r in score_day_summaries(risk).collect()]
     today = next((r for r in rows if r.score_date == score_date), None)
@@ -177,13 +185,9 @@ def _score_summaries(spark, settings: Settings, score_date: dt.date, config: Qua
 
 
 def _ingest_summaries(spark, settings: Settings, score_date: dt.date, config: QualityGateConfig):
-    from pyspark.sql import functions as F
-
-    if not catalog.exists(settings, "ingest_runs"):
+    runs = _trailing_days(spark, settings, "ingest_runs", score_date, config)
+    if runs is None:
         return None, []
-    first = score_date - dt.timedelta(days=config.trailing_days)
-    runs = catalog.read(spark, settings, "ingest_runs").where(
-        (F.col("event_date") >= F.lit(first)) & (F.col("event_date") <= F.lit(score_date)))
     rows = [IngestDaySummary(r["event_date"], int(r["raw_rows"]), int(r["quarantined_rows"]))
             for r in runs.select("event_date", "raw_rows", "quarantined_rows").collect()]
     today = next((r for r in rows if r.event_date == score_date), None)
