@@ -125,6 +125,14 @@ def feature_for_column(column: str) -> tuple[Feature, int | None]:
     return FEATURES_BY_NAME[name], int(window.rstrip("d"))
 
 
+def implementations(namespace: dict) -> dict:
+    """name -> function for every declared feature an engine module defines, in declaration order.
+
+    Each engine module calls this on its own globals() so the registry is the one list of features;
+    tests/test_feature_registry.py fails when an engine lacks one."""
+    return {f.name: namespace[f.name] for f in FEATURES if callable(namespace.get(f.name))}
+
+
 def feature_set_version() -> str:
     """Content hash of the declarations: changes whenever a feature is added, removed or redefined."""
     payload = json.dumps([asdict(f) for f in FEATURES] + [list(WINDOWS)], sort_keys=True)

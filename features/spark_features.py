@@ -271,19 +271,7 @@ def payment_shared_accounts(a: AccountInputs) -> Column:
     return F.when(a.payment_fingerprint.isNull(), F.lit(0.0)).otherwise(F.coalesce(others, F.lit(0)).cast("double"))
 
 
-SPARK_FEATURES: dict[str, Callable[..., Column]] = {
-    fn.__name__: fn
-    for fn in (
-        requests, input_tokens, output_tokens, active_hours,
-        interarrival_cv, hour_entropy, coverage_24_7, burstiness, peak_rpm, batch_share, stream_share,
-        cot_elicitation_rate, rubric_grading_rate, template_reuse_rate, coding_share, agentic_share,
-        tool_use_share, reasoning_share, vision_share, capability_entropy, output_input_ratio,
-        max_tokens_saturation, non_english_share, system_prompt_reuse,
-        newest_model_share, hours_to_newest_model, hours_to_newest_majority,
-        distinct_ip_prefixes, hosting_proxy_share, distinct_countries, signup_country_mismatch, raw_http_share,
-        account_age_days, verification_level, credit_program, payment_shared_accounts,
-    )
-}
+SPARK_FEATURES: dict[str, Callable] = registry.implementations(globals())
 
 
 # --- window statistics ----------------------------------------------------------------------------

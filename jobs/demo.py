@@ -125,12 +125,9 @@ def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = T
 
     with spark_session(settings) as spark:
         for day in dates:
-            progress(f"ingest {day}")
-            ingest.run(spark, settings, day)
-            progress(f"aggregate {day}")
-            aggregate.run(spark, settings, day)
-            progress(f"features {day}")
-            features.run(spark, settings, day)
+            for name, job in (("ingest", ingest), ("aggregate", aggregate), ("features", features)):
+                progress(f"{name} {day}")
+                job.run(spark, settings, day)
         progress(f"cluster {last}")
         cluster.run(spark, settings, last)
         progress(f"train as of {last}")
