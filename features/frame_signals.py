@@ -80,6 +80,12 @@ def normalized_prompt(lower_prompt):
     return text.str.strip(" ").str.slice(0, spark_signals.FINGERPRINT_PREFIX_CHARS)
 
 
+def _is_raw_http_client(user_agents):
+    lower = _ascii_words(user_agents.str.lower())
+    return (_matches(lower, _case_folded(spark_signals.RAW_HTTP_CLIENT_PATTERN))
+            & ~_matches(lower, _case_folded(spark_signals.OFFICIAL_SDK_PATTERN)))
+
+
 def request_signals(engine: FrameEngine, requests):
     """One frame with the signal columns the daily aggregate needs, in the same order of precedence as Spark:
     is_cot_elicitation, is_rubric_grading, capability_code (index into CAPABILITIES), is_non_english,
@@ -103,9 +109,7 @@ def request_signals(engine: FrameEngine, requests):
         capability = capability.where(~condition, CAPABILITY_CODES[name])
 
     fingerprint = engine.hash64(normalized_prompt(prompt.str.lower())).where(prompt.notna())
-    raw_http = _per_distinct_value(engine, agent, lambda agents: (
-        _matches(_ascii_words(agents.str.lower()), _case_folded(spark_signals.RAW_HTTP_CLIENT_PATTERN))
-        & ~_matches(_ascii_words(agents.str.lower()), _case_folded(spark_signals.OFFICIAL_SDK_PATTERN))))
+    raw_http = _per_distinct_value(engine, agent, _is_raw_http_client)
     signals = engine.xp.DataFrame({
         "is_cot_elicitation": _prompt_matches(lower, spark_signals.COT_ELICITATION_PATTERN),
         "is_rubric_grading": _prompt_matches(lower, spark_signals.RUBRIC_GRADING_PATTERN),

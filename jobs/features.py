@@ -37,8 +37,7 @@ def _run_frames(engine: FrameEngine, settings: Settings, feature_date: dt.date) 
     from features.frame_features import account_features
     from lake import frames
 
-    frames.check_readable(settings.table_uri("account_daily"))
-    daily = catalog.read_arrow(settings, "account_daily", filters=[
+    daily = frames.read_table(settings, "account_daily", filters=[
         ("event_date", ">=", _window_start(feature_date)),
         ("event_date", "<=", feature_date)])
     days = set(pc.unique(daily.column("event_date")).to_pylist())

@@ -204,8 +204,17 @@ def check_readable(table_uri: str) -> None:
 @dataclass(frozen=True)
 class PartitionFiles:
     paths: tuple[str, ...]
-    uncompressed_bytes: int
+    file_bytes: tuple[int, ...]  # uncompressed bytes of the wanted columns, per file
     rows: int
+
+
+def _readable_uri(settings: Settings, name: str) -> str:
+    """The table's URI once it exists and passes the protocol check."""
+    uri = settings.table_uri(name)
+    if not catalog.exists(settings, name):
+        raise FileNotFoundError(f"Delta table {name!r} not found at {uri}; run the job that produces it first")
+    check_readable(uri)
+    return uri
 
 
 def partition_files(settings: Settings, name: str, partition_value: dt.date,
@@ -215,36 +224,28 @@ def partition_files(settings: Settings, name: str, partition_value: dt.date,
     import pyarrow.parquet as pq
     from deltalake import DeltaTable
 
-    uri = settings.table_uri(name)
-    if not catalog.exists(settings, name):
-        raise FileNotFoundError(f"Delta table {name!r} not found at {uri}; run the job that produces it first")
-    check_readable(uri)
+    uri = _readable_uri(settings, name)
     column = catalog.table(name).partition_by[0]
     paths = DeltaTable(uri).file_uris(file_pruning_predicate=[(column, "=", partition_value)])
     wanted = set(columns) if columns else None
-    size = rows = 0
+    file_bytes = []
+    rows = 0
     for path in paths:
         meta = pq.ParquetFile(path).metadata
         rows += meta.num_rows
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            for c in range(group.num_columns):
-                chunk = group.column(c)
-                if wanted is None or chunk.path_in_schema.split(".")[0] in wanted:
-                    size += chunk.total_uncompressed_size
-    return PartitionFiles(paths=tuple(paths), uncompressed_bytes=size, rows=rows)
+        file_bytes.append(sum(
+            meta.row_group(g).column(c).total_uncompressed_size
+            for g in range(meta.num_row_groups) for c in range(meta.row_group(g).num_columns)
+            if wanted is None or meta.row_group(g).column(c).path_in_schema.split(".")[0] in wanted))
+    return PartitionFiles(paths=tuple(paths), file_bytes=tuple(file_bytes), rows=rows)
 
 
 def file_batches(files: PartitionFiles, max_bytes: int) -> list[list[str]]:
     """Group files into reads of at most `max_bytes` uncompressed (a single larger file is its own batch)."""
-    import pyarrow.parquet as pq
-
     batches: list[list[str]] = []
     current: list[str] = []
     current_bytes = 0
-    for path in files.paths:
-        meta = pq.ParquetFile(path).metadata
-        size = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+    for path, size in zip(files.paths, files.file_bytes):
         if current and current_bytes + size > max_bytes:
             batches.append(current)
             current, current_bytes = [], 0
@@ -259,13 +260,10 @@ def bucket_count(estimated_bytes: int, budget_bytes: int) -> int:
     return max(1, math.ceil(estimated_bytes / max(budget_bytes, 1)))
 
 
-def read_table(settings: Settings, name: str) -> pa.Table:
-    """A whole (small, reference) table as Arrow, after the protocol check."""
-    uri = settings.table_uri(name)
-    if not catalog.exists(settings, name):
-        raise FileNotFoundError(f"Delta table {name!r} not found at {uri}; run the job that produces it first")
-    check_readable(uri)
-    return catalog.read_arrow(settings, name)
+def read_table(settings: Settings, name: str, filters=None) -> pa.Table:
+    """A (small) table, or the rows `filters` keep, as Arrow after the protocol check."""
+    _readable_uri(settings, name)
+    return catalog.read_arrow(settings, name, filters=filters)
 
 
 def timestamps_as_micros(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:

@@ -26,9 +26,7 @@ from models.scoring import (REASON_TYPE, ScoreResult, capability_columns, checke
 def _partition(settings: Settings, name: str, day: dt.date) -> pa.Table | None:
     if not catalog.exists(settings, name):
         return None
-    frames.check_readable(settings.table_uri(name))
-    column = catalog.table(name).partition_by[0]
-    return catalog.read_arrow(settings, name, filters=[(column, "=", day)])
+    return frames.read_table(settings, name, filters=[(catalog.table(name).partition_by[0], "=", day)])
 
 
 def feature_matrix(engine: FrameEngine, features: pa.Table, columns: list[str]):
