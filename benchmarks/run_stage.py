@@ -24,7 +24,7 @@ def run(stage: str, lake: str, start: dt.date, days: int, accounts: int) -> dict
     began = time.perf_counter()
     records = 0
     if stage == "simulate":
-        from jobs import simulate
+        from simulator import simulate
 
         records = simulate.run(settings, start=start, days=days, accounts=accounts, seed=11).records
     elif stage in ("ingest", "features"):

@@ -44,7 +44,7 @@ def _spark(args: argparse.Namespace):
 
 
 def _cmd_simulate(args):
-    from jobs import simulate
+    from simulator import simulate
 
     simulate.run(_settings(args), start=args.start, days=args.days, accounts=args.accounts, seed=args.seed)
 

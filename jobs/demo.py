@@ -105,7 +105,8 @@ def _print_evaluation(report: dict[str, dict[str, object]]) -> None:
 
 
 def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = True) -> dict[str, object]:
-    from jobs import aggregate, cluster, features, ingest, risk_query, score, simulate, train
+    from jobs import aggregate, cluster, features, ingest, risk_query, score, train
+    from simulator import simulate
 
     began = time.perf_counter()
     _prepare_lake(settings, fresh)

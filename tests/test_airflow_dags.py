@@ -173,7 +173,8 @@ def test_gpu_routing_is_configurable_for_both_executors(airflow_env):
 @pytest.fixture(scope="module")
 def lake_with_champion(airflow_env):
     """A simulated lake, ingested/aggregated/featurized up to the day before NIGHTLY_DATE, and a champion."""
-    from jobs import aggregate, features, ingest, simulate, train
+    from jobs import aggregate, features, ingest, train
+    from simulator import simulate
     from jobs.dates import date_range
     from lake.engine import spark_session
 

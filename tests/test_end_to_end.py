@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from jobs import demo, nightly, simulate
+from jobs import demo, nightly
+from simulator import simulate
 from jobs.cli import main
 from lake import catalog
 from lake.config import load_settings

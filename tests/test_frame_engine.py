@@ -15,7 +15,8 @@ import math
 import pyarrow as pa
 import pytest
 
-from jobs import aggregate, features, ingest, simulate
+from jobs import aggregate, features, ingest
+from simulator import simulate
 from lake import catalog, frames
 from lake.config import load_settings
 from lake.engine import compute_engine

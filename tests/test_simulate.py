@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from jobs import simulate
-from jobs.simulation import world
-from jobs.simulation.prompts import FAMILY_INDEX, PromptBook, normalized_fingerprint
-from jobs.simulation.traffic import BAD_KINDS, TrafficGenerator
+from simulator import simulate
+from simulator import world
+from simulator.prompts import FAMILY_INDEX, PromptBook, normalized_fingerprint
+from simulator.traffic import BAD_KINDS, TrafficGenerator
 from lake.catalog import table
 from lake.config import load_settings
 

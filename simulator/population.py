@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pyarrow as pa
 
-from jobs.simulation.prompts import FAMILIES, FAMILY_INDEX, LANGUAGES
-from jobs.simulation import world
-from jobs.simulation.world import (ALL_COUNTRY_INDEX, CATEGORY_INDEX, COUNTRIES, OLD_MODELS, ROTATING_CATEGORIES,
+from simulator.prompts import FAMILIES, FAMILY_INDEX, LANGUAGES
+from simulator import world
+from simulator.world import (ALL_COUNTRY_INDEX, CATEGORY_INDEX, COUNTRIES, OLD_MODELS, ROTATING_CATEGORIES,
                                    USER_AGENTS, Network, hex_tokens)
 
 DAY_US = 86_400_000_000

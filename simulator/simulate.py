@@ -28,9 +28,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jobs.dates import date_range
-from jobs.simulation import world
-from jobs.simulation.population import build_population
-from jobs.simulation.traffic import BAD_KINDS, DayStats, TrafficGenerator
+from simulator import world
+from simulator.population import build_population
+from simulator.traffic import BAD_KINDS, DayStats, TrafficGenerator
 from lake.catalog import exists, table, write_arrow
 from lake.config import Settings
 

@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.simulation import world
-from jobs.simulation.population import DAY_US, GROUPS, PMFS, Behaviour, Population
-from jobs.simulation.prompts import FAMILIES, PromptBook
+from simulator import world
+from simulator.population import DAY_US, GROUPS, PMFS, Behaviour, Population
+from simulator.prompts import FAMILIES, PromptBook
 from lake.catalog import table
 
 BAD_RECORD_RATE = 0.0005

@@ -1,1 +1,0 @@
-"""Building blocks of the raw-lake simulator (jobs/simulate.py): prompt text, population, traffic."""
