@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+from lake.errors import MissingInputError
 from lake import catalog
 from lake.config import Settings
 from lake.frames import FrameEngine
 
 
-def _no_bronze(settings: Settings, event_date: dt.date) -> ValueError:
-    return ValueError(f"no bronze requests for {event_date.isoformat()} in {settings.table_uri('requests')}; "
+def _no_bronze(settings: Settings, event_date: dt.date) -> MissingInputError:
+    return MissingInputError(f"no bronze requests for {event_date.isoformat()} in {settings.table_uri('requests')}; "
                       f"run `distillguard ingest --date {event_date.isoformat()}` first")
 
 

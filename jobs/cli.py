@@ -4,7 +4,9 @@ Job modules are imported inside the handlers so `distillguard --help` stays fast
 configured at import time. An empty value for a global flag (`--remote ""`) means "not given": schedulers
 (airflow_dags/) always pass every flag from a template and leave the unset ones empty.
 
-Exit status: 0 done, 2 a clear error (bad input, missing table, refusal), 3 the quality gate failed.
+Exit status: 0 done, 2 bad input, 3 the quality gate failed, 4 an upstream input is missing (run that step
+first), 5 a concurrent writer won (rerun). Only the project's own errors (lake/errors.py) get one line; anything
+else keeps its traceback.
 """
 
 from __future__ import annotations
@@ -176,13 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from jobs.quality_gate import QualityGateError
+    from lake.errors import DistillguardError
 
     try:
         args.func(args)
     except QualityGateError as exc:
         print(f"distillguard {args.command}: {exc}", file=sys.stderr)
         return EXIT_QUALITY_GATE_FAILED
-    except (FileNotFoundError, ValueError, PermissionError) as exc:
+    except DistillguardError as exc:
+        print(f"distillguard {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (FileNotFoundError, PermissionError) as exc:
         print(f"distillguard {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     return 0

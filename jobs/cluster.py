@@ -18,6 +18,7 @@ import uuid
 
 from pyspark.sql import functions as F
 
+from lake.errors import MissingInputError
 from features import spark_clusters
 from lake import catalog
 from lake.config import Settings
@@ -59,7 +60,7 @@ def run(spark, settings: Settings, feature_date: dt.date, *,
     accounts = catalog.read(spark, settings, "accounts")
     account_daily = catalog.read(spark, settings, "account_daily")
     if catalog.read_partition(spark, settings, "account_daily", feature_date).limit(1).count() == 0:
-        raise ValueError(f"account_daily has no rows for {feature_date}; aggregate that day before clustering")
+        raise MissingInputError(f"account_daily has no rows for {feature_date}; aggregate that day before clustering")
 
     scratch = _scratch_uri(settings, feature_date)
     log.info("clustering %s; iteration scratch under %s", feature_date, scratch)

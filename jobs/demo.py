@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lake.errors import InputError
 from jobs.dates import date_range
 from lake import catalog
 from lake.config import Settings
@@ -30,12 +31,12 @@ TIER_RANK = {"low": 0, "elevated": 1, "high": 2, "critical": 3}
 def _prepare_lake(settings: Settings, fresh: bool) -> None:
     """Wipe the previous demo lake, but never a directory the demo did not create."""
     if not settings.is_local_lake:
-        raise ValueError("the demo runs on a local lake; set DG_LAKE to a local path")
+        raise InputError("the demo runs on a local lake; set DG_LAKE to a local path")
     root = Path(settings.lake_root)
     truth = Path(settings.ground_truth_root)
     if fresh and root.exists() and any(root.iterdir()):
         if not (root / DEMO_MARKER).exists():
-            raise ValueError(f"{root} exists and was not created by the demo; refusing to wipe it "
+            raise InputError(f"{root} exists and was not created by the demo; refusing to wipe it "
                              "(point DG_LAKE or --lake at another directory)")
         shutil.rmtree(root)
         shutil.rmtree(truth, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from lake.errors import MissingInputError
 from features import registry
 from lake import catalog
 from lake.config import Settings
@@ -50,8 +51,8 @@ def _run_frames(engine: FrameEngine, settings: Settings, feature_date: dt.date) 
     return features.num_rows, len(days)
 
 
-def _no_daily(settings: Settings, feature_date: dt.date) -> ValueError:
-    return ValueError(f"account_daily has no rows for {feature_date.isoformat()} in "
+def _no_daily(settings: Settings, feature_date: dt.date) -> MissingInputError:
+    return MissingInputError(f"account_daily has no rows for {feature_date.isoformat()} in "
                       f"{settings.table_uri('account_daily')}; run `distillguard aggregate --date "
                       f"{feature_date.isoformat()}` first")
 

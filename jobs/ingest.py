@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import functions as F
 
+from lake.errors import MissingInputError
 from lake import catalog
 from lake.config import Settings
 from lake.validation import validate_requests
@@ -36,7 +37,7 @@ def run(spark, settings: Settings, event_date: dt.date) -> IngestResult:
     run_id = f"ingest-{event_date.isoformat()}-v{raw_version}"
     raw_rows = raw.count()
     if raw_rows == 0:
-        raise ValueError(f"no raw api_requests rows for {event_date}: refusing to publish an empty day "
+        raise MissingInputError(f"no raw api_requests rows for {event_date}: refusing to publish an empty day "
                          "(is the gateway export late?)")
 
     bronze, quarantine = validate_requests(raw, event_date, settings.pseudonym_key, run_id)

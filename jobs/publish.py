@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from lake.errors import MissingInputError
 from lake import catalog
 from lake.config import Settings
 from models.config import TIERS
@@ -48,7 +49,7 @@ def risk_day_summary(risk_day):
 
 def _single(values: list[str], what: str, score_date: dt.date) -> str:
     if len(values) != 1:
-        raise ValueError(f"account_risk for {score_date} has {len(values)} {what}s {values}; "
+        raise MissingInputError(f"account_risk for {score_date} has {len(values)} {what}s {values}; "
                          "rescore the day before publishing")
     return values[0]
 
@@ -63,7 +64,7 @@ def run(spark, settings: Settings, score_date: dt.date) -> Publication:
                        if catalog.exists(settings, "cluster_risk") else None)
     summary = risk_day_summary(catalog.read_partition(spark, settings, "account_risk", score_date)).collect()[0]
     if summary["accounts"] == 0:
-        raise ValueError(f"account_risk has no rows for {score_date}: nothing to publish "
+        raise MissingInputError(f"account_risk has no rows for {score_date}: nothing to publish "
                          f"(run `distillguard score --date {score_date.isoformat()}` first)")
     clusters = (catalog.read_partition(spark, settings, "cluster_risk", score_date).count()
                 if cluster_version is not None else 0)

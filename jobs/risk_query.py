@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from lake.errors import InputError, MissingInputError
 from lake.config import Settings
 from models.config import TIERS as MODEL_TIERS
 
@@ -32,19 +33,19 @@ RISK_COLUMNS = ("score_date", "account_id", "score", "tier", "cluster_id", "clus
 
 def _check_limit(limit: object) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
+        raise InputError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
     return limit
 
 
 def _check_tier(tier: object) -> str | None:
     if tier is not None and tier not in TIERS:
-        raise ValueError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
+        raise InputError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
     return tier
 
 
 def _check_account_id(account_id: object) -> str:
     if not isinstance(account_id, str) or not ACCOUNT_ID_PATTERN.fullmatch(account_id):
-        raise ValueError(
+        raise InputError(
             f"account_id must be 1-128 characters of letters, digits, '_', '.', ':' or '-', got {account_id!r}")
     return account_id
 
@@ -53,7 +54,7 @@ def _check_date(score_date: object) -> dt.date | None:
     if score_date is None:
         return None
     if isinstance(score_date, dt.datetime) or not isinstance(score_date, dt.date):
-        raise ValueError(f"score_date must be a date (YYYY-MM-DD), got {score_date!r}")
+        raise InputError(f"score_date must be a date (YYYY-MM-DD), got {score_date!r}")
     return score_date
 
 
@@ -77,12 +78,12 @@ def latest_score_date(settings: Settings) -> dt.date:
     """The newest score_date holding rows, from the Delta log's file list (no data files read)."""
     actions = pa.table(_risk_table(settings).get_add_actions(flatten=True))
     if actions.num_rows == 0:
-        raise ValueError(f"{RISK_TABLE} has no rows yet; run `distillguard score` first")
+        raise MissingInputError(f"{RISK_TABLE} has no rows yet; run `distillguard score` first")
     non_empty = pc.or_kleene(pc.is_null(actions["num_records"]), pc.greater(actions["num_records"], 0))
     dates = pc.cast(actions.filter(non_empty)["partition.score_date"], pa.date32())
     latest = pc.max(dates).as_py()
     if latest is None:
-        raise ValueError(f"{RISK_TABLE} has no rows yet; run `distillguard score` first")
+        raise MissingInputError(f"{RISK_TABLE} has no rows yet; run `distillguard score` first")
     return latest
 
 
@@ -90,7 +91,7 @@ def _dataset_for_date(settings: Settings, score_date: dt.date | None) -> tuple[p
     dataset = _risk_table(settings).to_pyarrow_dataset()
     day = score_date or latest_score_date(settings)
     if dataset.count_rows(filter=_on_date(day)) == 0:
-        raise ValueError(f"{RISK_TABLE} has no rows for score_date {day.isoformat()}")
+        raise MissingInputError(f"{RISK_TABLE} has no rows for score_date {day.isoformat()}")
     return dataset, day
 
 

@@ -21,6 +21,7 @@ import json
 import pandas as pd
 import pyarrow as pa
 
+from lake.errors import MissingInputError
 from lake import catalog
 from lake.config import Settings
 from models import registry
@@ -63,14 +64,14 @@ def _nullable_strings(values: pd.Series) -> list[str | None]:
 def training_set_from_arrow(data: pa.Table, feature_columns: list[str], as_of: dt.date) -> TrainingSet:
     """Inverse of `training_set_to_arrow` for one as_of partition."""
     if data.num_rows == 0:
-        raise ValueError(f"{TABLE} has no rows for as_of {as_of.isoformat()}; "
+        raise MissingInputError(f"{TABLE} has no rows for as_of {as_of.isoformat()}; "
                          f"run `distillguard training-set --as-of {as_of.isoformat()}` first")
     versions = set(data.column("feature_set_version").to_pylist())
     if len(versions) != 1:
-        raise ValueError(f"{TABLE} partition as_of {as_of} mixes feature-set versions {sorted(versions)}")
+        raise MissingInputError(f"{TABLE} partition as_of {as_of} mixes feature-set versions {sorted(versions)}")
     missing = [c for c in feature_columns if c not in data.column_names]
     if missing:
-        raise ValueError(f"the stored training set as of {as_of} lacks registered feature column(s) {missing[:5]}; "
+        raise MissingInputError(f"the stored training set as of {as_of} lacks registered feature column(s) {missing[:5]}; "
                          f"rebuild it with `distillguard training-set --as-of {as_of.isoformat()}`")
     frame = data.select([*KEY_COLUMNS, *feature_columns, *EXAMPLE_COLUMNS]).to_pandas()
     frame["feature_date"] = pd.to_datetime(frame["feature_date"]).dt.date
@@ -85,7 +86,7 @@ def check_labelling_rules(reference: dict[str, object], config: TrainingConfig) 
               "unresolved_snapshots": reference.get("unresolved_snapshots_policy")}
     wanted = {key: getattr(config, key) for key in LABELLING_KEYS}
     if stored != wanted:
-        raise ValueError(f"the stored training set as of {reference.get('as_of')} was labelled with {stored}, "
+        raise MissingInputError(f"the stored training set as of {reference.get('as_of')} was labelled with {stored}, "
                          f"the training config asks for {wanted}; rebuild it with `distillguard training-set`")
 
 

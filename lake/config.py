@@ -19,7 +19,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lake.errors import InputError
 
 DEMO_PSEUDONYM_KEY = "distillguard-demo-key-not-for-production"
 
@@ -78,7 +80,7 @@ def load_settings(**overrides: object) -> Settings:
     mlflow_uri = values.pop("mlflow_tracking_uri", env.get("MLFLOW_TRACKING_URI"))
     if mlflow_uri is None:
         if "://" in lake_root:
-            raise ValueError("a remote DG_LAKE needs MLFLOW_TRACKING_URI set explicitly")
+            raise InputError("a remote DG_LAKE needs MLFLOW_TRACKING_URI set explicitly")
         mlflow_uri = f"sqlite:///{lake_root}/_mlflow/mlflow.db"
     values.setdefault("spark_remote", env.get("DG_SPARK_REMOTE") or None)
     if env.get("DG_ENGINE"):
@@ -89,9 +91,13 @@ def load_settings(**overrides: object) -> Settings:
         values.setdefault("model_name", env["DG_MODEL_NAME"])
     if "DG_PSEUDONYM_KEY" in env:
         values.setdefault("pseudonym_key", env["DG_PSEUDONYM_KEY"])
-    return Settings(
-        lake_root=lake_root,
-        ground_truth_root=_absolute(str(ground_truth)),
-        mlflow_tracking_uri=str(mlflow_uri),
-        **values,
-    )
+    try:
+        return Settings(
+            lake_root=lake_root,
+            ground_truth_root=_absolute(str(ground_truth)),
+            mlflow_tracking_uri=str(mlflow_uri),
+            **values,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise InputError(f"invalid settings: {problems}") from None

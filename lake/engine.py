@@ -21,6 +21,7 @@ import logging
 import warnings
 from collections.abc import Callable, Iterator
 
+from lake.errors import InputError
 from lake.config import Settings
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def _embedded(settings: Settings) -> Iterator:
 @contextlib.contextmanager
 def _remote(settings: Settings) -> Iterator:
     if not settings.spark_remote:
-        raise ValueError("engine 'remote' needs --remote sc://host:port or DG_SPARK_REMOTE")
+        raise InputError("engine 'remote' needs --remote sc://host:port or DG_SPARK_REMOTE")
     spark = _connect(settings.spark_remote, settings)
     try:
         yield spark

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lake.errors import MissingInputError
 from lake.config import Settings
 from models import registry
 from models.config import TIER_BENIGN_FPR, TrainingConfig
@@ -100,9 +101,9 @@ def fit_booster(fit: pd.DataFrame, validation: pd.DataFrame, columns: list[str],
     positives = int(fit["label"].sum())
     negatives = int(len(fit) - positives)
     if positives == 0 or negatives == 0:
-        raise ValueError(f"the fitted dates need positives and negatives, got {positives} and {negatives}")
+        raise MissingInputError(f"the fitted dates need positives and negatives, got {positives} and {negatives}")
     if validation["label"].sum() == 0:
-        raise ValueError("the validation dates have no positives, so early stopping has nothing to measure; "
+        raise MissingInputError("the validation dates have no positives, so early stopping has nothing to measure; "
                          "use more validation_days or a later as_of")
     params = {
         "objective": "binary:logistic",
@@ -245,7 +246,7 @@ def _split(training_set: TrainingSet, config: TrainingConfig):
     fit_mask, validation_mask, holdout_mask = split.masks(frame["feature_date"])
     holdout = frame[holdout_mask]
     if holdout["label"].sum() == 0:
-        raise ValueError(f"the holdout dates {split.holdout_dates[0]}..{split.holdout_dates[-1]} have no positive "
+        raise MissingInputError(f"the holdout dates {split.holdout_dates[0]}..{split.holdout_dates[-1]} have no positive "
                          "snapshots; the model cannot be evaluated (pick a later as_of or more holdout_days)")
     return split, frame[fit_mask], frame[validation_mask], holdout
 
@@ -254,11 +255,11 @@ def candidate_version(client, settings: Settings, as_of) -> registry.ModelVersio
     """The version behind the `candidate` alias, which must have been fitted as of `as_of`."""
     info = registry.alias_version(client, settings.model_name, CANDIDATE)
     if info is None:
-        raise ValueError(f"registered model {settings.model_name!r} has no '{CANDIDATE}' version; "
+        raise MissingInputError(f"registered model {settings.model_name!r} has no '{CANDIDATE}' version; "
                          f"run `distillguard fit --as-of {as_of.isoformat()}` first")
     fitted_as_of = client.get_model_version(settings.model_name, info.version).tags.get(TAG_AS_OF)
     if fitted_as_of != as_of.isoformat():
-        raise ValueError(f"the '{CANDIDATE}' version v{info.version} of {settings.model_name} was fitted as "
+        raise MissingInputError(f"the '{CANDIDATE}' version v{info.version} of {settings.model_name} was fitted as "
                          f"of {fitted_as_of}, not {as_of.isoformat()}; run `distillguard fit --as-of "
                          f"{as_of.isoformat()}` first")
     return info
@@ -335,7 +336,7 @@ def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: Tr
 
     columns = training_set.feature_columns
     if candidate.feature_columns != columns or candidate.feature_set_version != training_set.feature_set_version:
-        raise ValueError(f"candidate v{candidate.version} was fitted on another feature contract "
+        raise MissingInputError(f"candidate v{candidate.version} was fitted on another feature contract "
                          f"({candidate.feature_set_version}) than this training set "
                          f"({training_set.feature_set_version}); refit it")
     client = registry.configure(settings)
@@ -343,7 +344,7 @@ def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: Tr
     if decided:
         # Once the gate has decided, the champion may be this very version; re-comparing would pit it against
         # itself. The recorded evaluation stands.
-        raise ValueError(f"candidate v{candidate.version} was already promoted to @{decided}; "
+        raise MissingInputError(f"candidate v{candidate.version} was already promoted to @{decided}; "
                          "fit a new candidate to evaluate again")
     split, _, _, holdout = _split(training_set, config)
     labels = holdout["label"].to_numpy()
@@ -385,11 +386,11 @@ def promote_candidate(settings: Settings, candidate: registry.ModelVersionInfo) 
         return PromotionDecision(tags[TAG_PROMOTION_DECISION], tags.get("promotion_reason", ""),
                                  tags.get(TAG_EVALUATED_AGAINST) or None, None)
     if TAG_EVALUATED_AGAINST not in tags:
-        raise ValueError(f"candidate v{candidate.version} has not been evaluated; run `distillguard evaluate "
+        raise MissingInputError(f"candidate v{candidate.version} has not been evaluated; run `distillguard evaluate "
                          f"--as-of {tags.get(TAG_AS_OF, '<date>')}` first")
     current = registry.alias_version(client, name, registry.CHAMPION)
     if (current.version if current else "") != tags[TAG_EVALUATED_AGAINST]:
-        raise ValueError(f"the champion changed since candidate v{candidate.version} was evaluated (was "
+        raise MissingInputError(f"the champion changed since candidate v{candidate.version} was evaluated (was "
                          f"v{tags[TAG_EVALUATED_AGAINST] or 'none'}, now v{current.version if current else 'none'}); "
                          "rerun evaluate")
     metrics = client.get_run(candidate.run_id).data.metrics

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from lake.errors import MissingInputError
 from features.registry import feature_columns, feature_set_version
 from lake import catalog
 from lake.config import Settings
@@ -156,7 +157,7 @@ def split_by_time(feature_dates, holdout_days: int, validation_days: int) -> Tim
     dates = sorted({pd.Timestamp(d).date() for d in feature_dates})
     needed = holdout_days + validation_days + 1
     if len(dates) < needed:
-        raise ValueError(f"a time split with {holdout_days} holdout and {validation_days} validation dates needs at "
+        raise MissingInputError(f"a time split with {holdout_days} holdout and {validation_days} validation dates needs at "
                          f"least {needed} distinct feature dates, the training set has {len(dates)}")
     holdout = dates[-holdout_days:]
     validation = dates[-(holdout_days + validation_days):-holdout_days]
@@ -191,12 +192,12 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
 
     missing = [c for c in columns if c not in features.columns]
     if missing:
-        raise ValueError(f"account_features lacks {len(missing)} registered feature column(s) "
+        raise MissingInputError(f"account_features lacks {len(missing)} registered feature column(s) "
                          f"(first: {missing[:5]}); rebuild features with the current registry ({version})")
     versions = {row["feature_set_version"]: row["n"] for row in
                 features.groupBy("feature_set_version").agg(F.count(F.lit(1)).alias("n")).collect()}
     if version not in versions:
-        raise ValueError(f"account_features has no snapshots up to {as_of} built with the current feature set "
+        raise MissingInputError(f"account_features has no snapshots up to {as_of} built with the current feature set "
                          f"{version} (found {sorted(map(str, versions))}); rebuild features first")
     # Snapshots from another feature-set version mean different definitions under the same column names.
     features = features.filter(F.col("feature_set_version") == F.lit(version))
@@ -211,7 +212,7 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
     )
     frame = frame_df.toArrow().to_pandas()
     if frame.empty:
-        raise ValueError(f"no training snapshots with feature_date <= {as_of} and at least "
+        raise MissingInputError(f"no training snapshots with feature_date <= {as_of} and at least "
                          f"{config.min_label_days} days of observed label horizon")
     frame["feature_date"] = pd.to_datetime(frame["feature_date"]).dt.date
     frame = frame.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
