@@ -95,7 +95,7 @@ def test_cli_steps_run_one_after_another(lake, monkeypatch):
     for command in ("training-set", "fit", "evaluate", "promote"):
         assert main([*flags, command, "--as-of", AS_OF.isoformat()]) == 0, command
     # the candidate was fitted as of AS_OF: promoting "as of" another day is a clear error (exit 2)
-    assert main([*flags, "promote", "--as-of", (AS_OF + dt.timedelta(days=1)).isoformat()]) == 2
+    assert main([*flags, "promote", "--as-of", (AS_OF + dt.timedelta(days=1)).isoformat()]) == 4
     client = registry.configure(settings)
     version = client.get_model_version_by_alias(settings.model_name, "champion")
     assert version.tags["as_of"] == AS_OF.isoformat() and version.tags["promotion_decision"] == "champion"
