@@ -10,13 +10,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from lake.catalog import RISK_TIERS
+
 # Risk tiers, highest first, defined by the benign false-positive rate an analyst accepts at each tier.
 # Training turns these rates into score bounds on its holdout's negatives and stores them on the model
 # version (`tier_bounds` tag), so a tier means the same review load whatever the score scale of a model
 # (scale_pos_weight, for one, shifts every score). "critical" = at most 0.1% of benign accounts score this high.
-TIER_BENIGN_FPR: tuple[tuple[str, float], ...] = (("critical", 0.001), ("high", 0.01), ("elevated", 0.05))
-LOWEST_TIER = "low"
-TIERS: tuple[str, ...] = tuple(name for name, _ in TIER_BENIGN_FPR) + (LOWEST_TIER,)
+# The tier names are lake.catalog.RISK_TIERS (the tables store them); only their rates live here.
+TIERS: tuple[str, ...] = RISK_TIERS
+LOWEST_TIER = TIERS[-1]
+TIER_BENIGN_FPR: tuple[tuple[str, float], ...] = tuple(zip(TIERS[:-1], (0.001, 0.01, 0.05), strict=True))
 
 # The evaluation threshold that defines a "flagged" snapshot for campaign recall, detection latency and
 # per-segment false-positive rates: the score at which the benign false-positive rate is 1%.

@@ -26,6 +26,7 @@ import numpy as np
 from features.registry import FEATURES
 from lake import catalog
 from lake.config import Settings
+from lake.errors import InputError
 from models import registry
 from models.config import LOWEST_TIER, TIERS, ScoringConfig
 from models.explain import reason_templates, top_reasons
@@ -38,7 +39,7 @@ SCORED_DDL = ("account_id string, cluster_id string, score double, tier string, 
               f"reasons {catalog.spark_type(catalog.table('account_risk').schema.field('reasons').type)}")
 
 
-class FeatureContractError(ValueError):
+class FeatureContractError(InputError):
     """The champion model and the account_features table disagree on the feature list or its version."""
 
 

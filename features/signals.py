@@ -1,9 +1,14 @@
-"""Per-request signals derived from bronze `requests` columns, as Spark Column expressions.
+"""Per-request content and client signals, computed once at ingest into bronze `requests` columns.
+
+Ingest is the only job that reads `prompt_prefix`: it turns each request into the columns of SIGNAL_COLUMNS plus
+`signals_version`, and everything downstream (aggregation, backfills, the GPU path) reads those columns, never
+text. Re-ingesting a date recomputes them. SIGNALS_VERSION is a hash of every pattern and rule below, so a
+changed pattern changes it, and with it `feature_set_version`.
 
 Only built-in functions (rlike, regexp_replace, sha2, ...) so the expressions run inside the engine
-on any Spark Connect backend; no Python UDFs. The patterns are plain module constants because the
-cuDF/pandas engine mirrors them: they stay within the regex subset that Java, Rust (Sail) and Python
-`re` read identically (no possessive quantifiers, no \\p{...} classes; scripts are code-point ranges).
+on any Spark Connect backend; no Python UDFs. The patterns stay within the regex subset that Java (JVM Spark),
+Rust (Sail) and Python `re` read identically (no possessive quantifiers, no \\p{...} classes; scripts are
+code-point ranges; whitespace is spelled out because `\\s` is ASCII in Java and Unicode in Rust).
 
 Prompt text is only ever read here to derive booleans, a category and a one-way fingerprint; callers
 must never copy `prompt_prefix` itself into a feature or risk table.
@@ -149,6 +154,7 @@ OFFICIAL_SDK_PATTERN = r"(?i)(\banthropic\b|claude-(code|cli|sdk))"
 CAPABILITIES = ("coding", "agentic", "tool_use", "reasoning", "vision", "chat")
 
 FINGERPRINT_PREFIX_CHARS = 256
+WHITESPACE_RUN = "[ \\t\\n\\r\\f\\x0B]+"
 
 
 def _matches(column: str, pattern: str) -> Column:
@@ -187,27 +193,50 @@ def normalized_prompt() -> Column:
     generated from one template with different numbers or spacing normalize to the same text."""
     text = F.lower(F.col(PROMPT))
     text = F.regexp_replace(text, r"[0-9]", "#")
-    text = F.regexp_replace(text, r"\s+", " ")
+    text = F.regexp_replace(text, WHITESPACE_RUN, " ")
     return F.substring(F.trim(text), 1, FINGERPRINT_PREFIX_CHARS)
 
 
 def prompt_fingerprint() -> Column:
-    """SHA-256 hex of the normalized prompt; null when the request has no prompt text."""
-    return F.sha2(normalized_prompt(), 256)
+    """Spark's xxhash64 (seed 42, the same on every Spark engine) of the UTF-8 normalized prompt, as a signed
+    64-bit integer: a cheap key to count repeats with on any engine, GPU included. Null without prompt text
+    (xxhash64 of null would be the seed itself)."""
+    return F.when(F.col(PROMPT).isNotNull(), F.xxhash64(normalized_prompt()))
 
 
 def is_raw_http_client() -> Column:
     return _matches(USER_AGENT, RAW_HTTP_CLIENT_PATTERN) & ~_matches(USER_AGENT, OFFICIAL_SDK_PATTERN)
 
 
+SIGNALS = {
+    "is_cot_elicitation": is_cot_elicitation,
+    "is_rubric_grading": is_rubric_grading,
+    "capability": capability,
+    "is_non_english": is_non_english,
+    "prompt_fingerprint": prompt_fingerprint,
+    "is_raw_http_client": is_raw_http_client,
+}
+SIGNAL_COLUMNS = tuple(SIGNALS)
+
+
+def _signals_version() -> str:
+    """A hash of everything that decides a signal's value: the patterns, the capability order and precedence,
+    the normalisation. Function bodies are included through their source, so a changed rule changes it."""
+    import hashlib
+    import inspect
+
+    parts = [inspect.getsource(fn) for fn in (*SIGNALS.values(), normalized_prompt, _matches)]
+    parts += [COT_ELICITATION_PATTERN, RUBRIC_GRADING_PATTERN, AGENTIC_PATTERN, CODING_PATTERN, REASONING_PATTERN,
+              NON_LATIN_SCRIPT_PATTERN, RAW_HTTP_CLIENT_PATTERN, OFFICIAL_SDK_PATTERN, WHITESPACE_RUN,
+              repr(CAPABILITIES), str(FINGERPRINT_PREFIX_CHARS)]
+    return "sig-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+SIGNALS_VERSION = _signals_version()
+
+
 def with_request_signals(requests):
-    """Bronze requests plus one column per signal; `prompt_prefix` stays only as an input column."""
+    """Validated requests plus one column per signal and the signals version."""
     return requests.select(
-        "*",
-        is_cot_elicitation().alias("is_cot_elicitation"),
-        is_rubric_grading().alias("is_rubric_grading"),
-        capability().alias("capability"),
-        is_non_english().alias("is_non_english"),
-        prompt_fingerprint().alias("prompt_fingerprint"),
-        is_raw_http_client().alias("is_raw_http_client"),
-    )
+        "*", *(signal().alias(name) for name, signal in SIGNALS.items()),
+        F.lit(SIGNALS_VERSION).alias("signals_version"))
