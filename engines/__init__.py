@@ -31,6 +31,12 @@ class Engine(Protocol):
     def read_table(self, settings: Settings, name: str) -> Any:
         """A whole (reference) table."""
 
+    def from_arrow(self, table: Any) -> Any:
+        """An Arrow table in the engine's own form (small inputs: reference tables, test fixtures)."""
+
+    def to_arrow(self, data: Any) -> Any:
+        """The engine's result as an Arrow table (small results, or reading back in tests)."""
+
     def has_rows(self, data: Any) -> bool:
         """Whether what a read_* call returned holds at least one row."""
 

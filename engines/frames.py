@@ -35,14 +35,25 @@ class FrameEngines:
     def read_table(self, settings: Settings, name: str) -> pa.Table:
         return frames.read_table(settings, name)
 
+    def from_arrow(self, table: pa.Table) -> pa.Table:
+        return table
+
+    def to_arrow(self, data: pa.Table) -> pa.Table:
+        return data
+
     def has_rows(self, data) -> bool:
         return (data.rows if isinstance(data, frames.PartitionFiles) else data.num_rows) > 0
 
     def dates_in(self, data: pa.Table, column: str) -> set[dt.date]:
         return set(pc.unique(data.column(column)).to_pylist())
 
-    def aggregate_day(self, requests: frames.PartitionFiles, accounts, model_releases, asn_info,
+    def aggregate_day(self, requests: frames.PartitionFiles | pa.Table, accounts, model_releases, asn_info,
                       event_date: dt.date) -> pa.Table:
+        """From the partition's files in budget-sized batches, or from rows already in memory."""
+        if isinstance(requests, pa.Table):
+            day = requests.filter(pc.equal(requests.column("event_date"), pa.scalar(event_date, pa.date32())))
+            return compiled.daily_aggregate(self.frames, self.frames.from_arrow(day), accounts, model_releases,
+                                            asn_info, event_date)
         return compiled.aggregate_partition(self.frames, requests, accounts, model_releases, asn_info, event_date)
 
     def account_features(self, daily, accounts, model_releases, clusters, feature_date: dt.date) -> pa.Table:

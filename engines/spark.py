@@ -33,6 +33,15 @@ class SparkEngine:
     def read_table(self, settings: Settings, name: str):
         return catalog.read(self.spark, settings, name)
 
+    def from_arrow(self, table):
+        if table.num_rows == 0:  # Spark cannot take an empty Arrow table; give it the schema as DDL instead
+            ddl = ", ".join(f"{f.name} {catalog.spark_type(f.type)}" for f in table.schema)
+            return self.spark.createDataFrame([], ddl)
+        return self.spark.createDataFrame(table)
+
+    def to_arrow(self, data):
+        return data.toArrow()
+
     def has_rows(self, data) -> bool:
         return data.limit(1).count() > 0
 

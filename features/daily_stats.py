@@ -42,7 +42,7 @@ REFERENCE_INPUTS = ("asn_category", "signup_country", "newest_model")
 REQUEST_COLUMNS: dict[str, Expr] = {
     "event_us": epoch_micros(col("event_ts")),
     "minute_start": Expr("floordiv", (col("event_us"), lit(MICROS_PER_MINUTE))),
-    "hour_start": Expr("floordiv", (col("event_us"), lit(MICROS_PER_HOUR))),
+    "hour_start": Expr("floordiv", (col("event_us"), lit(MICROS_PER_HOUR))) * MICROS_PER_HOUR,  # µs, like event_us
     "hour_of_day": Expr("mod", (Expr("floordiv", (col("event_us"), lit(MICROS_PER_HOUR))), lit(24))),
     "is_newest_model": fill_null(col("model").eq(col("newest_model")), False),
 }
