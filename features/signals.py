@@ -16,107 +16,82 @@ must never copy `prompt_prefix` itself into a feature or risk table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 PROMPT = "prompt_prefix"
 USER_AGENT = "user_agent"
 
-@dataclass(frozen=True)
-class Branch:
-    """One alternative of a prompt pattern, and the lower-case literals every match of it contains (one of).
-
-    The patterns are built from their branches, so Spark runs one regex while the GPU engine, whose regex
-    engine is slow on long alternations, runs each branch only on rows holding one of its literals (a cheap
-    substring search), and skips the regex entirely for branches that are a literal. tests/ check the literals
-    on hand-written prompts and on every simulated prompt."""
-
-    literals: tuple[str, ...]
-    regex: str
-
-    @property
-    def is_literal(self) -> bool:
-        return self.literals == (self.regex,)
-
-
-def _literal(text: str) -> Branch:
-    return Branch((text,), text)
-
-
-def _case_insensitive_alternation(branches: tuple[Branch, ...]) -> str:
-    return "(?i)(" + "|".join(branch.regex for branch in branches) + ")"
+def _case_insensitive_alternation(branches: tuple[str, ...]) -> str:
+    return "(?i)(" + "|".join(branches) + ")"
 
 
 # Asking the model to expose its reasoning: the campaign-A chain-of-thought harvesting pattern.
 COT_ELICITATION_BRANCHES = (
-    Branch(("step",), r"step[- ]by[- ]step"),
-    _literal("reasoning behind"),
-    Branch(("chain",), r"chain[- ]of[- ]thought"),
-    Branch(("show ",), r"show (your|all|the) (work|reasoning|steps)"),
-    _literal("walk me through"),
-    Branch(("through",), r"think (it )?through"),
-    Branch(("explain ",), r"explain (your|the|each) (reasoning|thought process|steps)"),
-    _literal("thought process"),
-    _literal("reasoning process"),
-    Branch((" out ",), r"(write|lay|spell) out (your|the|all|every)"),
-    Branch((" steps",), r"\b(numbered|intermediate) steps\b"),
+    r"step[- ]by[- ]step",
+    "reasoning behind",
+    r"chain[- ]of[- ]thought",
+    r"show (your|all|the) (work|reasoning|steps)",
+    "walk me through",
+    r"think (it )?through",
+    r"explain (your|the|each) (reasoning|thought process|steps)",
+    "thought process",
+    "reasoning process",
+    r"(write|lay|spell) out (your|the|all|every)",
+    r"\b(numbered|intermediate) steps\b",
 )
 
 # Using the model as a grader / reward model.
 RUBRIC_GRADING_BRANCHES = (
-    Branch(("rubric",), r"\brubric\b"),
-    Branch(("grader",), r"\bgrader\b"),
-    Branch(("grade ", "score ", "rate ", "evaluate "),
-           r"\b(grade|score|rate|evaluate) (this|the following|these|each) (response|answer|completion|output)s?"),
-    Branch(("on a scale ",), r"on a scale (of|from) \d+"),
-    Branch(("reward",), r"\breward( model| score| signal)?\b"),
-    Branch(("score ",), r"\bscore (from|between) \d+ (to|and) \d+"),
+    r"\brubric\b",
+    r"\bgrader\b",
+    r"\b(grade|score|rate|evaluate) (this|the following|these|each) (response|answer|completion|output)s?",
+    r"on a scale (of|from) \d+",
+    r"\breward( model| score| signal)?\b",
+    r"\bscore (from|between) \d+ (to|and) \d+",
 )
 
 AGENTIC_BRANCHES = (
-    Branch(("agent",), r"\bagent(s|ic)?\b"),
-    Branch(("plan",), r"plan[- ](and|&)[- ]execute"),
-    Branch(("autonomous",), r"\bautonomous(ly)?\b"),
-    _literal("orchestrat"),
-    Branch(("computer",), r"computer[- ]use"),
-    Branch(("multi",), r"multi[- ]step (task|plan|workflow)"),
-    Branch((" tools",), r"\b(use|call) (the|your) tools\b"),
+    r"\bagent(s|ic)?\b",
+    r"plan[- ](and|&)[- ]execute",
+    r"\bautonomous(ly)?\b",
+    "orchestrat",
+    r"computer[- ]use",
+    r"multi[- ]step (task|plan|workflow)",
+    r"\b(use|call) (the|your) tools\b",
 )
 
 CODING_BRANCHES = (
-    _literal("```"),
-    Branch(("def ",), r"\bdef \w+\s*\("),
-    Branch(("class ",), r"\bclass \w+\s*[:({]"),
-    Branch(("function",), r"\bfunction\s*\w*\s*\("),
-    Branch(("write ", "implement ", "fix ", "refactor ", "debug "),
-           r"\b(write|implement|fix|refactor|debug) (a|an|the|this|my) "
-           r"(function|class|method|script|program|code|sql|select|query|regex|unit tests?)\b"),
-    Branch(("select",), r"\bselect\s+(\*|distinct\b|[\w.]+\s*(,|\s+from\b))"),
-    Branch(("import ",), r"(^|\n)\s*import [\w.]+"),
-    Branch((" import ",), r"\bfrom [\w.]+ import \w"),
-    _literal("#include"),
-    Branch(("bug",), r"\bbug\b"),
-    Branch(("stack",), r"stack ?trace"),
-    _literal("traceback"),
-    Branch(("compil",), r"\bcompil(e|er|es|ing|ation)\b"),
-    Branch(("refactor",), r"\brefactor"),
-    Branch(("debug",), r"\bdebug"),
+    "```",
+    r"\bdef \w+\s*\(",
+    r"\bclass \w+\s*[:({]",
+    r"\bfunction\s*\w*\s*\(",
+    r"\b(write|implement|fix|refactor|debug) (a|an|the|this|my) "
+           r"(function|class|method|script|program|code|sql|select|query|regex|unit tests?)\b",
+    r"\bselect\s+(\*|distinct\b|[\w.]+\s*(,|\s+from\b))",
+    r"(^|\n)\s*import [\w.]+",
+    r"\bfrom [\w.]+ import \w",
+    "#include",
+    r"\bbug\b",
+    r"stack ?trace",
+    "traceback",
+    r"\bcompil(e|er|es|ing|ation)\b",
+    r"\brefactor",
+    r"\bdebug",
 )
 
 REASONING_BRANCHES = (
-    Branch(("prov",), r"\bprov(e|ing)\b"),
-    Branch(("proof",), r"\bproof\b"),
-    Branch(("solv",), r"\bsolv(e|ing)\b"),
-    Branch(("calculat",), r"\bcalculat"),
-    Branch(("equation",), r"\bequations?\b"),
-    Branch(("integral",), r"\bintegral\b"),
-    Branch(("derivative",), r"\bderivative\b"),
-    Branch(("theorem",), r"\btheorem\b"),
-    Branch(("puzzle",), r"logic(al)? puzzle"),
-    Branch(("probability",), r"\bprobability\b"),
-    Branch(("riddle",), r"\briddle\b"),
+    r"\bprov(e|ing)\b",
+    r"\bproof\b",
+    r"\bsolv(e|ing)\b",
+    r"\bcalculat",
+    r"\bequations?\b",
+    r"\bintegral\b",
+    r"\bderivative\b",
+    r"\btheorem\b",
+    r"logic(al)? puzzle",
+    r"\bprobability\b",
+    r"\briddle\b",
 )
 
 COT_ELICITATION_PATTERN = _case_insensitive_alternation(COT_ELICITATION_BRANCHES)
@@ -124,13 +99,6 @@ RUBRIC_GRADING_PATTERN = _case_insensitive_alternation(RUBRIC_GRADING_BRANCHES)
 AGENTIC_PATTERN = _case_insensitive_alternation(AGENTIC_BRANCHES)
 CODING_PATTERN = _case_insensitive_alternation(CODING_BRANCHES)
 REASONING_PATTERN = _case_insensitive_alternation(REASONING_BRANCHES)
-PATTERN_BRANCHES = {
-    COT_ELICITATION_PATTERN: COT_ELICITATION_BRANCHES,
-    RUBRIC_GRADING_PATTERN: RUBRIC_GRADING_BRANCHES,
-    AGENTIC_PATTERN: AGENTIC_BRANCHES,
-    CODING_PATTERN: CODING_BRANCHES,
-    REASONING_PATTERN: REASONING_BRANCHES,
-}
 
 # Non-Latin scripts, as explicit code-point ranges (portable across regex engines):
 # Greek, Cyrillic, Armenian, Hebrew, Arabic (+ supplement), Indic scripts from Devanagari to Malayalam,
