@@ -1,5 +1,3 @@
-"""Feature definitions: per-request signals, daily statistics, features, and their compilation to each engine.
-
-Importing the package registers the feature tables with the catalog (features/tables.py)."""
-
-from features import tables as _tables  # noqa: F401  (registers account_daily, account_features, training_sets)
+"""Feature definitions: per-request signals (signals.py), daily statistics (daily_stats.py), features and the
+tables built from them (registry.py), an expression layer (expr.py) and its compilation to each engine
+(spark_engine.py, frame_engine.py)."""

@@ -2,7 +2,7 @@
 how one day's requests become one value, and how the 1/7/28-day windows roll daily values up.
 
 Engines compile these declarations (features/spark_engine.py, features/frame_engine.py); the `account_daily`
-schema is built from them (features/tables.py). A daily statistic reads only bronze columns, including the
+schema is built from them (features/registry.py). A daily statistic reads only bronze columns, including the
 per-request signal columns that ingest computed (features/signals.py), never prompt text.
 
 Every statistic is a count, an integer sum, a max, a min timestamp or a small sorted set, so windows are sums,

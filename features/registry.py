@@ -20,10 +20,13 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from features import daily_stats
 from features.expr import (Expr, col, entropy_bits, epoch_micros, fill_null, greatest, lit, lookup, ratio, sqrt,
                            when)
 from features.signals import CAPABILITIES, SIGNALS_VERSION
+from lake import catalog
 
 WINDOWS: tuple[int, ...] = (1, 7, 28)
 FAMILIES = ("volume", "automation", "content", "model_pivot", "infrastructure", "account", "cluster")
@@ -238,3 +241,36 @@ def feature_set_version() -> str:
         "signals": SIGNALS_VERSION,
     }
     return "fs-" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# --- the tables whose columns are the declared daily statistics and features ---------------------------------
+# lake/ sits below features/ and cannot import it, so they are declared here and registered with the catalog
+# whenever the registry is imported (every user of these tables imports it, directly or through features/).
+
+def _feature_fields() -> tuple[tuple[str, pa.DataType], ...]:
+    return tuple((column, pa.float64()) for column in feature_columns())
+
+
+ACCOUNT_DAILY = catalog.Table(
+    "account_daily", "silver",
+    catalog.fields_schema(("account_id", pa.string()), ("event_date", pa.date32()), *daily_stats.daily_fields()),
+    "per account-day sufficient statistics (features/daily_stats.py)", ("event_date",))
+
+ACCOUNT_FEATURES = catalog.Table(
+    "account_features", "gold",
+    catalog.fields_schema(("account_id", pa.string()), ("feature_date", pa.date32()), *_feature_fields(),
+                          ("feature_set_version", pa.string())),
+    "per-account features over 1/7/28-day windows, account and cluster features (features/registry.py)",
+    ("feature_date",))
+
+TRAINING_SETS = catalog.Table(
+    "training_sets", "gold",
+    catalog.fields_schema(
+        ("as_of", pa.date32()), ("account_id", pa.string()), ("feature_date", pa.date32()), *_feature_fields(),
+        ("label", pa.int32()), ("resolved", pa.bool_()), ("campaign_id", pa.string()),
+        ("benign_segment", pa.string()), ("feature_set_version", pa.string()),
+        ("reference", pa.string())),  # JSON: the pinned input table versions and labelling rules
+    "point-in-time training sets (features + labels), one partition per as_of", ("as_of",))
+
+for _declaration in (ACCOUNT_DAILY, ACCOUNT_FEATURES, TRAINING_SETS):
+    catalog.register(_declaration)

@@ -152,7 +152,7 @@ TABLES: dict[str, Table] = {
 
 def register(declaration: Table) -> None:
     """Declare a table whose columns come from a layer above lake/: account_daily's from the daily statistics,
-    account_features' and training_sets' from the feature registry (features/tables.py registers them)."""
+    account_features' and training_sets' from the feature registry (features/registry.py registers them)."""
     TABLES[declaration.name] = declaration
 
 
@@ -160,7 +160,7 @@ def table(name: str) -> Table:
     try:
         return TABLES[name]
     except KeyError:
-        hint = " (feature tables are declared by features/tables.py: import features first)" \
+        hint = " (feature tables are declared by features/registry.py: import it first)" \
             if name in FEATURE_TABLES else ""
         raise KeyError(f"unknown table {name!r}; declared tables: {sorted(TABLES)}{hint}") from None
 

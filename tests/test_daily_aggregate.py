@@ -8,7 +8,7 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from features import daily_stats
+from features import daily_stats, registry  # noqa: F401  (registry declares the account_daily table)
 from features.signals import with_request_signals
 from lake import catalog
 
