@@ -29,7 +29,7 @@ EXIT_QUALITY_GATE_FAILED = 3
 
 def _settings(args: argparse.Namespace):
     return load_settings(lake_root=args.lake or None, spark_remote=args.remote or None, engine=args.engine or None,
-                         mlflow_tracking_uri=args.mlflow_uri or None)
+                         mlflow_tracking_uri=args.mlflow_uri or None, model_config_file=args.model_config or None)
 
 
 def _engine_key(value: str) -> str:
@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", type=_engine_key, metavar="{" + ",".join(ENGINE_KEYS) + "}",
                         help="compute engine (default: $DG_ENGINE or embedded); cudf/pandas run aggregate, "
                              "features and score on the frame engine and everything else on Spark")
+    parser.add_argument("--model-config", dest="model_config",
+                        help="TOML file with [training] and [scoring] settings (default: $DG_MODEL_CONFIG or the "
+                             "built-in defaults; see README, 'Training, evaluation and promotion')")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -40,6 +40,7 @@ class Settings(BaseModel):
     spark_remote: str | None = Field(default=None, description="sc://host:port, None = embedded Sail")
     mlflow_tracking_uri: str = Field(description="MLflow tracking and registry URI")
     model_name: str = "distillguard-extraction"
+    model_config_file: str | None = None  # TOML with [training] / [scoring] (models/config.py load_model_config)
     pseudonym_key: str = DEMO_PSEUDONYM_KEY
     shuffle_partitions: int = Field(default=8, ge=1)
     engine: str = Field(default="embedded", description="compute engine key, see lake/engine.py")
@@ -91,6 +92,8 @@ def load_settings(**overrides: object) -> Settings:
         values.setdefault("engine", env["DG_ENGINE"])
     if env.get("DG_GPU_MEMORY_BUDGET_GB"):
         values.setdefault("gpu_memory_budget_gb", float(env["DG_GPU_MEMORY_BUDGET_GB"]))
+    if env.get("DG_MODEL_CONFIG"):
+        values.setdefault("model_config_file", env["DG_MODEL_CONFIG"])
     if "DG_MODEL_NAME" in env:
         values.setdefault("model_name", env["DG_MODEL_NAME"])
     if "DG_PSEUDONYM_KEY" in env:

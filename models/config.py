@@ -78,3 +78,40 @@ class ScoringConfig:
     # cluster_score = mean of the highest `cluster_top_members` member scores (see scoring.py for why).
     cluster_top_members: int = 3
     top_capabilities: int = 3
+
+
+# --- from a file, without editing code ------------------------------------------------------------------------
+
+def load_model_config(path: str | None) -> tuple[TrainingConfig, ScoringConfig]:
+    """Training and scoring settings from a TOML file with optional [training] and [scoring] tables (keys as the
+    dataclass fields above; unknown keys and bad values are refused in one line). No file: the defaults.
+    `--model-config` / DG_MODEL_CONFIG name it; training logs every value to MLflow."""
+    if not path:
+        return TrainingConfig(), ScoringConfig()
+    import tomllib
+    from dataclasses import fields
+
+    from lake.errors import InputError
+
+    try:
+        with open(path, "rb") as handle:
+            document = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"model config {path}: {exc}") from None
+    unknown_sections = set(document) - {"training", "scoring"}
+    if unknown_sections:
+        raise InputError(f"model config {path}: unknown section(s) {sorted(unknown_sections)}; use [training] and "
+                         "[scoring]")
+    built = []
+    for section, cls in (("training", TrainingConfig), ("scoring", ScoringConfig)):
+        values = document.get(section, {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise InputError(f"model config {path}: unknown [{section}] key(s) {sorted(unknown)}; known: "
+                             f"{', '.join(sorted(known))}")
+        try:
+            built.append(cls(**values))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"model config {path} [{section}]: {exc}") from None
+    return built[0], built[1]

@@ -28,7 +28,7 @@ from lake import catalog
 from lake.config import Settings
 from lake.errors import InputError
 from models import registry
-from models.config import LOWEST_TIER, TIERS, ScoringConfig
+from models.config import LOWEST_TIER, TIERS, ScoringConfig, load_model_config
 from models.explain import reason_templates, top_reasons
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ def no_features(score_date: dt.date) -> FileNotFoundError:
 def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringConfig | None = None) -> ScoreResult:
     from pyspark.sql import functions as F
 
-    config = config or ScoringConfig()
+    config = config or load_model_config(settings.model_config_file)[1]
     features_day = catalog.read_partition(spark, settings, "account_features", score_date)
     versions = [row["feature_set_version"] for row in features_day.select("feature_set_version").distinct().collect()]
     if not versions:

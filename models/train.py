@@ -242,13 +242,9 @@ def _evaluate_holdout(holdout: pd.DataFrame, scores: np.ndarray, config: Trainin
 
 def _split(training_set: TrainingSet, config: TrainingConfig):
     frame = training_set.frame
-    split = split_by_time(frame["feature_date"], config.holdout_days, config.validation_days)
+    split = split_by_time(frame["feature_date"], frame["label"], config.holdout_days, config.validation_days)
     fit_mask, validation_mask, holdout_mask = split.masks(frame["feature_date"])
-    holdout = frame[holdout_mask]
-    if holdout["label"].sum() == 0:
-        raise MissingInputError(f"the holdout dates {split.holdout_dates[0]}..{split.holdout_dates[-1]} have no positive "
-                         "snapshots; the model cannot be evaluated (pick a later as_of or more holdout_days)")
-    return split, frame[fit_mask], frame[validation_mask], holdout
+    return split, frame[fit_mask], frame[validation_mask], frame[holdout_mask]
 
 
 def candidate_version(client, settings: Settings, as_of) -> registry.ModelVersionInfo:
@@ -294,6 +290,7 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
             "fit_dates": f"{split.fit_dates[0]}..{split.fit_dates[-1]}",
             "validation_dates": f"{split.validation_dates[0]}..{split.validation_dates[-1]}",
             "holdout_dates": f"{split.holdout_dates[0]}..{split.holdout_dates[-1]}",
+            "split": split.describe()[:500],
             "account_features_version": reference["account_features"]["version"],
             "enforcement_labels_version": reference["enforcement_labels"]["version"],
         })
