@@ -45,6 +45,9 @@ REQUEST_COLUMNS: dict[str, Expr] = {
     "hour_start": Expr("floordiv", (col("event_us"), lit(MICROS_PER_HOUR))) * MICROS_PER_HOUR,  # µs, like event_us
     "hour_of_day": Expr("mod", (Expr("floordiv", (col("event_us"), lit(MICROS_PER_HOUR))), lit(24))),
     "is_newest_model": fill_null(col("model").eq(col("newest_model")), False),
+    # mixed traffic: a request asking for the model's reasoning or using it as a grader is extraction-like on its
+    # own, so an account forwarding such traffic stands out by its count even when most of its traffic is benign
+    "is_extraction_like": fill_null(col("is_cot_elicitation"), False) | fill_null(col("is_rubric_grading"), False),
 }
 GAP_COLUMN = "gap_ms"
 
@@ -130,6 +133,7 @@ DAILY_STATS: tuple[DailyStat, ...] = (
     _flag("stream_requests", col("stream")),
     _flag("cot_requests", col("is_cot_elicitation")),
     _flag("rubric_requests", col("is_rubric_grading")),
+    _flag("extraction_like_requests", col("is_extraction_like")),
     # requests without prompt text have no fingerprint and never count as repeats
     DailyStat("repeated_template_requests", pa.int64(), Agg("repeats", col("prompt_fingerprint"))),
     *(_flag(f"{c}_requests", col("capability").eq(c)) for c in CAPABILITIES),

@@ -137,6 +137,11 @@ FEATURES: tuple[Feature, ...] = (
     _f("cot_elicitation_rate", "content", "share",
        "share of prompts asking for step-by-step reasoning or the reasoning behind an answer",
        _share("cot_requests"), "content", "campaign_a"),
+    _f("extraction_like_requests", "content", "count",
+       "requests asking for step-by-step reasoning or grading against a rubric (counted even when the account's "
+       "other traffic is ordinary)", col("extraction_like_requests"), "content", "mixed_traffic"),
+    _f("extraction_like_share", "content", "share", "share of requests that are extraction-like (reasoning or grading)",
+       _share("extraction_like_requests"), "content", "mixed_traffic"),
     _f("rubric_grading_rate", "content", "share",
        "share of prompts using the model as a grader/reward model against a rubric", _share("rubric_requests"),
        "content", "campaign_a"),

@@ -39,6 +39,15 @@ COT_ELICITATION_BRANCHES = (
     "reasoning process",
     r"(write|lay|spell) out (your|the|all|every)",
     r"\b(numbered|intermediate) steps\b",
+    # softened and paraphrased asks for the reasoning itself
+    r"how (did )?you (arrive|arrived|got|get) (at|to) (this|that|the|your) (answer|result|conclusion|solution)",
+    r"\b(justify|explain|describe) (each|every) (step|stage|inference)",
+    r"walk (me )?through (your|the) (logic|reasoning|thinking)",
+    r"(reasoning|logic|thinking) (trace|path|chain)",
+    r"before (giving|stating) (the|your) (final )?answer",
+    # the same ask in other languages (lower-case literals; "par étape" also matches a capitalised "Étape")
+    "paso a paso", "schritt für schritt", "par étape", "passo a passo", "passo dopo passo", "adım adım",
+    "一步一步", "逐步", "шаг за шагом", "по шагам", "단계별", "ステップバイステップ", "段階的", "خطوة بخطوة",
 )
 
 # Using the model as a grader / reward model.

@@ -72,6 +72,7 @@ EXPECTED = {
         # gaps 30 s, 20 s and 03:00:50 -> 05:10:00 = 7750 s
         gap_count=3, gap_sum_ms=7_800_000, gap_sumsq_ms2=30_000**2 + 20_000**2 + 7_750_000**2,
         active_minutes=2, peak_rpm=3, batch_requests=1, stream_requests=1, cot_requests=2, rubric_requests=1,
+        extraction_like_requests=3,
         # a1 and a2 normalize to one fingerprint
         repeated_template_requests=1,
         coding_requests=0, agentic_requests=1, tool_use_requests=0, reasoning_requests=0, vision_requests=1,
@@ -83,7 +84,7 @@ EXPECTED = {
     "B": dict(
         requests=1, input_tokens=7, output_tokens=3, active_hours=1, **_hours(h23=1),
         gap_count=0, gap_sum_ms=0, gap_sumsq_ms2=0, active_minutes=1, peak_rpm=1, batch_requests=0,
-        stream_requests=0, cot_requests=0, rubric_requests=0, repeated_template_requests=0,
+        stream_requests=0, cot_requests=0, rubric_requests=0, extraction_like_requests=0, repeated_template_requests=0,
         coding_requests=0, agentic_requests=0, tool_use_requests=1, reasoning_requests=0, vision_requests=0,
         chat_requests=0, max_tokens_stops=0, non_english_requests=0, top_system_prompt_requests=1,
         newest_model="m-new", newest_model_requests=0, newest_model_first_ts=None,

@@ -99,6 +99,11 @@ CASES = [
     Case("cot", [(0, dict(requests=10, cot_requests=3)), (4, dict(requests=10, cot_requests=9))],
          {"cot_elicitation_rate_1d": 0.3, "cot_elicitation_rate_7d": 0.6}),
     Case("rubric", [(0, dict(requests=4, rubric_requests=1))], {"rubric_grading_rate_1d": 0.25}),
+    # a reseller: 40 extraction-like requests hidden among 960 ordinary ones still count 40
+    Case("mixed_traffic", [(0, dict(requests=1000, extraction_like_requests=40)),
+                           (3, dict(requests=500, extraction_like_requests=10))],
+         {"extraction_like_requests_1d": 40, "extraction_like_requests_7d": 50, "extraction_like_share_1d": 0.04,
+          "extraction_like_share_7d": 50 / 1500}),
     Case("templates", [(0, dict(requests=10, repeated_template_requests=6))], {"template_reuse_rate_1d": 0.6}),
     Case("capabilities", [(0, dict(requests=10, coding_requests=1, agentic_requests=2, tool_use_requests=3,
                                    reasoning_requests=1, vision_requests=2, chat_requests=1))],

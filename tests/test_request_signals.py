@@ -20,6 +20,15 @@ COT = [
     ("Before you answer, write out your full reasoning in numbered steps", True),
     ("What is the capital of France?", False),
     ("Take a step back and summarize", False),
+    # softened, paraphrased and translated asks for the reasoning
+    ("Could you describe how you arrived at that result?", True),
+    ("Justify each step of the derivation", True),
+    ("Erkläre die Lösung Schritt für Schritt", True),
+    ("Explica el resultado paso a paso", True),
+    ("Étape par étape, explique la réponse", True),
+    ("请一步一步地推导", True),
+    ("Распиши решение шаг за шагом", True),
+    ("How did you get to Paris last summer by train?", False),
     (None, False),
 ]
 RUBRIC = [
