@@ -47,9 +47,9 @@ class Engine(Protocol):
                       event_date: dt.date) -> Any:
         """One day of bronze requests -> account_daily rows."""
 
-    def account_features(self, daily: Any, accounts: Any, model_releases: Any, clusters: Any,
+    def account_features(self, daily: Any, accounts: Any, model_releases: Any, clusters: Any, labels: Any,
                          feature_date: dt.date) -> Any:
-        """account_daily windows + registry + the day's clusters -> account_features rows."""
+        """account_daily windows + registry + the day's clusters + decisions so far -> account_features rows."""
 
     def score(self, settings: Settings, score_date: dt.date, config: Any = None) -> Any:
         """The champion over one day's features -> account_risk and cluster_risk; returns a ScoreResult."""

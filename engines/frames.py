@@ -56,8 +56,10 @@ class FrameEngines:
                                             asn_info, event_date)
         return compiled.aggregate_partition(self.frames, requests, accounts, model_releases, asn_info, event_date)
 
-    def account_features(self, daily, accounts, model_releases, clusters, feature_date: dt.date) -> pa.Table:
-        features = compiled.account_features(self.frames, daily, accounts, model_releases, clusters, feature_date)
+    def account_features(self, daily, accounts, model_releases, clusters, labels,
+                         feature_date: dt.date) -> pa.Table:
+        features = compiled.account_features(self.frames, daily, accounts, model_releases, clusters, labels,
+                                              feature_date)
         self.frames.note_device_usage()
         return features
 

@@ -51,8 +51,8 @@ class SparkEngine:
     def aggregate_day(self, requests, accounts, model_releases, asn_info, event_date: dt.date):
         return compiled.daily_aggregate(requests, accounts, model_releases, asn_info, event_date)
 
-    def account_features(self, daily, accounts, model_releases, clusters, feature_date: dt.date):
-        return compiled.account_features(daily, accounts, model_releases, clusters, feature_date)
+    def account_features(self, daily, accounts, model_releases, clusters, labels, feature_date: dt.date):
+        return compiled.account_features(daily, accounts, model_releases, clusters, labels, feature_date)
 
     def score(self, settings: Settings, score_date: dt.date, config=None):
         from models.scoring import score_day

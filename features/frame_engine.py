@@ -302,19 +302,50 @@ def account_inputs(engine: FrameEngine, accounts: pa.Table, feature_date: dt.dat
     return rows.merge(per_fingerprint, on="payment_fingerprint", how="left")
 
 
-def cluster_inputs(engine: FrameEngine, clusters: pa.Table):
-    """account_id + CLUSTER_INPUTS from one day's account_clusters rows."""
+def label_standing(engine: FrameEngine, labels: pa.Table, feature_date: dt.date):
+    """account_id + its latest decision taken by the end of feature_date (ties on the time: the greatest label,
+    as on Spark)."""
+    table = frames.timestamps_as_micros(labels.select(["account_id", "label", "decided_at"]), ("decided_at",))
+    rows = engine.from_arrow(table)
+    rows = rows[rows["decided_at"] < day_end_micros(feature_date)]
+    latest = rows.sort_values(["account_id", "decided_at", "label"]).drop_duplicates("account_id", keep="last")
+    return latest[["account_id", "label"]].rename(columns={"label": "standing"})
+
+
+def cluster_inputs(engine: FrameEngine, clusters: pa.Table, accounts: pa.Table, daily, labels: pa.Table,
+                   feature_date: dt.date):
+    """account_id + CLUSTER_INPUTS from one day's account_clusters rows and what is known of each member.
+    `daily` holds account_daily rows with `event_day`."""
+    new_since = (feature_date - dt.timedelta(days=registry.NEW_ACCOUNT_DAYS - 1) - EPOCH).days * 86_400_000_000
+    created = frames.timestamps_as_micros(accounts.select(["account_id", "created_at"]), ("created_at",))
+    created = _min_by_account(created, "created_at")
+    last = _day_number(feature_date)
+    recent = daily[(daily["event_day"] > last - registry.CLUSTER_VOLUME_DAYS) & (daily["event_day"] <= last)]
+    volume = recent.groupby("account_id", sort=False).agg({"requests": "sum"}).reset_index().rename(
+        columns={"requests": "member_requests"})
     members = engine.from_arrow(clusters.select(["account_id", "cluster_id", "link_types"]))
     links = members[["account_id", "link_types"]].explode("link_types")
     links["payment"] = (links["link_types"] == "payment").fillna(False).astype("int64")
     links["ip_prefix"] = (links["link_types"] == "ip_prefix").fillna(False).astype("int64")
     per_account = links.groupby("account_id", sort=False).agg({"payment": "max", "ip_prefix": "max"}).reset_index()
-    members = members[["account_id", "cluster_id"]].merge(per_account, on="account_id", how="left")
+    members = (members[["account_id", "cluster_id"]].merge(per_account, on="account_id", how="left")
+               .merge(engine.from_arrow(created), on="account_id", how="left")
+               .merge(volume, on="account_id", how="left")
+               .merge(label_standing(engine, labels, feature_date), on="account_id", how="left"))
+    members["new"] = (members["created_at"] >= new_since).fillna(False).astype("int64")
+    members["extraction"] = (members["standing"] == "extraction").fillna(False).astype("int64")
+    members["member_requests"] = members["member_requests"].fillna(0)
     per_cluster = members.groupby("cluster_id", sort=False).agg(
-        {"account_id": "count", "payment": "sum", "ip_prefix": "sum"}).reset_index()
+        {"account_id": "count", "payment": "sum", "ip_prefix": "sum", "new": "sum", "member_requests": "sum",
+         "extraction": "sum"}).reset_index()
     per_cluster.columns = ["cluster_id", *registry.CLUSTER_INPUTS]
     return members[["account_id", "cluster_id"]].merge(per_cluster, on="cluster_id")[
         ["account_id", *registry.CLUSTER_INPUTS]]
+
+
+def _min_by_account(table: pa.Table, column: str) -> pa.Table:
+    grouped = table.group_by("account_id").aggregate([(column, "min")])
+    return grouped.select(["account_id", f"{column}_min"]).rename_columns(["account_id", column])
 
 
 def _compute(feature: registry.Feature, frame, days: int | None = None):
@@ -324,7 +355,7 @@ def _compute(feature: registry.Feature, frame, days: int | None = None):
 
 
 def account_features(engine: FrameEngine, daily: pa.Table, accounts: pa.Table, model_releases: pa.Table,
-                     clusters: pa.Table, feature_date: dt.date) -> pa.Table:
+                     clusters: pa.Table, labels: pa.Table, feature_date: dt.date) -> pa.Table:
     """`account_features` rows (Arrow, catalog schema) for feature_date from account_daily rows, the registry and
     the day's account_clusters. Accounts are those with a daily row in the longest window."""
     newest_model, newest_released_at = newest_release(model_releases, day_end_micros(feature_date))
@@ -337,7 +368,8 @@ def account_features(engine: FrameEngine, daily: pa.Table, accounts: pa.Table, m
 
     out = account_ids.copy()
     per_account = (account_ids.merge(account_inputs(engine, accounts, feature_date), on="account_id", how="left")
-                   .merge(cluster_inputs(engine, clusters), on="account_id", how="left"))
+                   .merge(cluster_inputs(engine, clusters, accounts, in_longest, labels, feature_date),
+                          on="account_id", how="left"))
     for feature in registry.FEATURES:
         if not feature.windowed:
             out = out.merge(per_account[["account_id"]].assign(**{feature.name: _compute(feature, per_account)}),

@@ -36,9 +36,14 @@ DEFAULT_OWNER = "detection-ml@distillguard"
 
 ACCOUNT_INPUTS = ("created_at", "verification", "program", "payment_fingerprint", "same_payment_accounts",
                   "existed_at_feature_date", "feature_day_end")
-# Per account, from the day's account_clusters (null for an account in no cluster): its cluster's member count,
-# and how many members carry each kind of link.
-CLUSTER_INPUTS = ("cluster_size", "cluster_payment_members", "cluster_ip_prefix_members")
+# Per account, from the day's account_clusters (null for an account in no cluster), all as of the end of the
+# feature date: its cluster's member count, how many members carry each kind of link, how many were created in
+# the last NEW_ACCOUNT_DAYS days, the members' requests over the last CLUSTER_VOLUME_DAYS days, and how many
+# members an analyst or rule had already marked as extraction (decisions after the feature date never count).
+CLUSTER_INPUTS = ("cluster_size", "cluster_payment_members", "cluster_ip_prefix_members", "cluster_new_members",
+                  "cluster_requests", "cluster_extraction_labelled")
+NEW_ACCOUNT_DAYS = 30
+CLUSTER_VOLUME_DAYS = 7
 INPUTS_BY_KIND = {
     "window": (*daily_stats.WINDOW_STATS, daily_stats.WINDOW_DAYS),
     "account": ACCOUNT_INPUTS,
@@ -213,6 +218,15 @@ FEATURES: tuple[Feature, ...] = (
     _f("cluster_payment_share", "cluster", "share",
        "share of this account's cluster linked through a shared payment method (0 when unlinked)",
        fill_null(ratio(col("cluster_payment_members"), col("cluster_size")), 0.0), "hydra", kind="cluster"),
+    _f("cluster_new_account_share", "cluster", "share",
+       f"share of this account's cluster created in the last {NEW_ACCOUNT_DAYS} days (0 when unlinked)",
+       fill_null(ratio(col("cluster_new_members"), col("cluster_size")), 0.0), "hydra", kind="cluster"),
+    _f("cluster_requests", "cluster", "count",
+       f"requests of all members of this account's cluster over the last {CLUSTER_VOLUME_DAYS} days (0 when unlinked)",
+       fill_null(col("cluster_requests"), 0).as_float(), "hydra", kind="cluster"),
+    _f("cluster_labelled_extraction_share", "cluster", "share",
+       "share of this account's cluster already decided as extraction on or before the day (0 when unlinked)",
+       fill_null(ratio(col("cluster_extraction_labelled"), col("cluster_size")), 0.0), "hydra", kind="cluster"),
 )
 
 FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}

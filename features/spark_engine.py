@@ -190,13 +190,33 @@ def account_inputs(accounts: DataFrame, feature_date: dt.date) -> DataFrame:
     return registry_rows.join(per_fingerprint, on="payment_fingerprint", how="left")
 
 
-def cluster_inputs(clusters: DataFrame) -> DataFrame:
-    """account_id + CLUSTER_INPUTS from one day's account_clusters rows."""
-    members = clusters.select("account_id", "cluster_id", "link_types")
+def label_standing(labels: DataFrame, feature_date: dt.date) -> DataFrame:
+    """account_id + its latest decision taken by the end of feature_date (later decisions are the future)."""
+    decided = labels.where(F.col("decided_at") < day_end(feature_date))
+    return decided.groupBy("account_id").agg(F.max_by("label", F.struct("decided_at", "label")).alias("standing"))
+
+
+def cluster_inputs(clusters: DataFrame, accounts: DataFrame, daily: DataFrame, labels: DataFrame,
+                   feature_date: dt.date) -> DataFrame:
+    """account_id + CLUSTER_INPUTS from one day's account_clusters rows and what is known of each member."""
+    new_since = F.date_sub(F.lit(feature_date), registry.NEW_ACCOUNT_DAYS - 1).cast("timestamp")
+    created = accounts.groupBy("account_id").agg(F.min("created_at").alias("created_at"))
+    volume = (daily.where(in_window(feature_date, registry.CLUSTER_VOLUME_DAYS))
+              .groupBy("account_id").agg(F.sum("requests").alias("member_requests")))
+    members = (clusters.select("account_id", "cluster_id", "link_types")
+               .join(created, "account_id", "left").join(volume, "account_id", "left")
+               .join(label_standing(labels, feature_date), "account_id", "left"))
+
+    def count_if(condition: Column) -> Column:
+        return F.sum(F.when(condition, 1).otherwise(0))
+
     per_cluster = members.groupBy("cluster_id").agg(
         F.count(F.lit(1)).alias("cluster_size"),
-        F.sum(F.when(F.array_contains("link_types", "payment"), 1).otherwise(0)).alias("cluster_payment_members"),
-        F.sum(F.when(F.array_contains("link_types", "ip_prefix"), 1).otherwise(0)).alias("cluster_ip_prefix_members"))
+        count_if(F.array_contains("link_types", "payment")).alias("cluster_payment_members"),
+        count_if(F.array_contains("link_types", "ip_prefix")).alias("cluster_ip_prefix_members"),
+        count_if(F.col("created_at") >= new_since).alias("cluster_new_members"),
+        F.coalesce(F.sum("member_requests"), F.lit(0)).alias("cluster_requests"),
+        count_if(F.col("standing") == "extraction").alias("cluster_extraction_labelled"))
     return members.join(per_cluster, on="cluster_id").select("account_id", *registry.CLUSTER_INPUTS)
 
 
@@ -212,12 +232,13 @@ def _feature_columns(feature: registry.Feature) -> list[Column]:
 
 
 def account_features(daily: DataFrame, accounts: DataFrame, model_releases: DataFrame, clusters: DataFrame,
-                     feature_date: dt.date) -> DataFrame:
+                     labels: DataFrame, feature_date: dt.date) -> DataFrame:
     """`account_features` rows (catalog schema) for feature_date, from `account_daily` rows, the account
-    registry and the day's `account_clusters`. Accounts missing from the registry keep null account features."""
+    registry, the day's `account_clusters` and the enforcement decisions taken by then. Accounts missing from the
+    registry keep null account features."""
     inputs = (window_stats(daily, model_releases, feature_date)
               .join(account_inputs(accounts, feature_date), on="account_id", how="left")
-              .join(cluster_inputs(clusters), on="account_id", how="left"))
+              .join(cluster_inputs(clusters, accounts, daily, labels, feature_date), on="account_id", how="left"))
     features = inputs.select(
         "account_id", F.lit(feature_date).alias("feature_date"),
         *(column for feature in registry.FEATURES for column in _feature_columns(feature)),

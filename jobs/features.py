@@ -33,8 +33,11 @@ def run(engine: Engine, settings: Settings, feature_date: dt.date) -> int:
         raise MissingInputError(f"account_clusters does not exist in {settings.lake_root}; run `distillguard cluster "
                                 f"--date {day}` first (features read the day's clusters)")
     clusters = engine.read_window(settings, "account_clusters", feature_date, feature_date)
+    # decisions taken by the end of the day feed the cluster features; none yet is a valid state of a new lake
+    labels = (engine.read_table(settings, "enforcement_labels") if catalog.exists(settings, "enforcement_labels")
+              else engine.from_arrow(catalog.table("enforcement_labels").schema.empty_table()))
     features = engine.account_features(daily, engine.read_table(settings, "accounts"),
-                                       engine.read_table(settings, "model_releases"), clusters, feature_date)
+                                       engine.read_table(settings, "model_releases"), clusters, labels, feature_date)
     rows = engine.write_partition(features, settings, "account_features", feature_date)
     # windows silently shrink when earlier nights were never aggregated, so say how much history there was
     print(f"features {day}: {rows} accounts written to account_features ({registry.feature_set_version()}; "

@@ -156,10 +156,22 @@ CASES = [
     Case("own_payment", [(0, {})], {"payment_shared_accounts": 0}, account=dict(payment_fingerprint="pf2")),
     Case("no_payment", [(0, {})], {"payment_shared_accounts": 0}),
     # --- cluster level: the day's account_clusters (CLUSTERS below)
-    Case("in_cluster", [(0, {})], {"cluster_size": 3, "cluster_payment_share": 2 / 3}),
-    Case("unclustered", [(0, {})], {"cluster_size": 1, "cluster_payment_share": 0}),
+    Case("in_cluster", [(0, dict(requests=10)), (5, dict(requests=4)), (8, dict(requests=100))],
+         {"cluster_size": 3, "cluster_payment_share": 2 / 3, "cluster_new_account_share": 1 / 3,
+          # members' requests over the last 7 days: 10 + 4 (its own; day 8 is outside) + 20 (peer a)
+          "cluster_requests": 34, "cluster_labelled_extraction_share": 1 / 3},
+         account=dict(created_at=at(40, 0))),
+    Case("unclustered", [(0, {})], {"cluster_size": 1, "cluster_payment_share": 0, "cluster_new_account_share": 0,
+                                    "cluster_requests": 0, "cluster_labelled_extraction_share": 0}),
 ]
-# acct_in_cluster shares a cluster with two accounts; it and one other are linked by payment
+# acct_in_cluster shares a cluster with two accounts; it and one other are linked by payment. Peer a was created
+# 10 days before D and was decided extraction on D; peer b was decided extraction only after D, which the
+# features of D must not know.
+LABELS = [
+    dict(account_id="acct_cluster_peer_a", label="extraction", decided_at=at(0, 23), source="analyst"),
+    dict(account_id="acct_cluster_peer_b", label="extraction", decided_at=at(-1, 1), source="analyst"),
+    dict(account_id="acct_cluster_peer_b", label="benign", decided_at=at(3, 0), source="analyst"),
+]
 CLUSTERS = [
     dict(feature_date=D, account_id="acct_in_cluster", cluster_id="c1", link_types=["payment", "ip_prefix"]),
     dict(feature_date=D, account_id="acct_cluster_peer_a", cluster_id="c1", link_types=["payment"]),
@@ -167,12 +179,16 @@ CLUSTERS = [
 ]
 # accounts that only exist in the registry (never active) to be counted by payment_shared_accounts
 REGISTRY_ONLY_ACCOUNTS = [
+    dict(account_id="acct_cluster_peer_a", created_at=at(10, 0)),
+    dict(account_id="acct_cluster_peer_b", created_at=at(60, 0)),
     dict(account_id="pf1_other_a", payment_fingerprint="pf1", created_at=at(100, 0)),
     dict(account_id="pf1_other_b", payment_fingerprint="pf1", created_at=None),
     dict(account_id="pf1_after_d", payment_fingerprint="pf1", created_at=at(-1, 0)),
 ]
 # accounts whose only activity lies outside (D-28, D]
 INACTIVE = [daily_row("too_old", 28, requests=3), daily_row("future_only", -1, requests=3)]
+# cluster peers' own activity (they are also featured, which the window-membership test accounts for)
+PEERS = [daily_row("acct_cluster_peer_a", 2, requests=20)]
 
 
 def _account_id(case: Case) -> str:
@@ -186,7 +202,7 @@ def _table(name: str, rows: list[dict]) -> pa.Table:
 
 def _all_daily_rows() -> list[dict]:
     rows = [daily_row(_account_id(case), days_before, **spec) for case in CASES for days_before, spec in case.days]
-    return rows + INACTIVE
+    return rows + INACTIVE + PEERS
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +211,8 @@ def features(any_engine):
     accounts = [{"account_id": _account_id(c), "created_at": at(40, 0)} | c.account for c in CASES]
     inputs = [any_engine.from_arrow(_table(name, rows)) for name, rows in (
         ("account_daily", _all_daily_rows()), ("accounts", accounts + REGISTRY_ONLY_ACCOUNTS),
-        ("model_releases", [dict(model=m, released_at=t) for m, t in RELEASES]), ("account_clusters", CLUSTERS))]
+        ("model_releases", [dict(model=m, released_at=t) for m, t in RELEASES]), ("account_clusters", CLUSTERS),
+        ("enforcement_labels", LABELS))]
     table = any_engine.to_arrow(any_engine.account_features(*inputs, D))
     return table, {row["account_id"]: row for row in table.to_pylist()}
 
@@ -221,7 +238,7 @@ def test_every_feature_has_a_known_answer_case():
 
 def test_accounts_are_those_active_in_the_28_day_window(features):
     _, rows = features
-    assert set(rows) == {_account_id(c) for c in CASES}
+    assert set(rows) == {_account_id(c) for c in CASES} | {"acct_cluster_peer_a"}
 
 
 def test_output_conforms_to_the_catalog(features):
