@@ -347,7 +347,8 @@ def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: Tr
     labels = holdout["label"].to_numpy()
     scores = predict(registry.load_booster(candidate), holdout, columns)
     evaluation = _evaluate_holdout(holdout, scores, config)
-    tiers = tier_bounds(labels, scores, TIER_BENIGN_FPR)
+    calibration = tier_bounds(labels, scores, TIER_BENIGN_FPR)
+    tiers = calibration.bounds
     champion, champion_pr_auc = champion_on_holdout(client, settings, holdout, columns,
                                                     training_set.feature_set_version)
 
@@ -359,7 +360,9 @@ def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: Tr
         mlflow.log_figure(pr_curve_figure(labels, scores, evaluation.flag_threshold,
                                           f"holdout {split.holdout_dates[0]}..{split.holdout_dates[-1]}"),
                           "plots/pr_curve.png")
-        mlflow.log_params({f"tier_bound_{name}": round(bound, 6) for name, bound in tiers})
+        mlflow.log_params({**{f"tier_bound_{name}": round(bound, 6) for name, bound in tiers},
+                           "tier_calibration": calibration.method,
+                           "tier_hidden_positive_share": round(calibration.hidden_positive_share, 6)})
     registry.set_version_tags(client, settings.model_name, candidate.version, {
         "holdout_pr_auc": f"{evaluation.metrics['pr_auc']:.6f}",
         registry.TAG_TIER_BOUNDS: json.dumps([[name, bound] for name, bound in tiers]),
