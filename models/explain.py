@@ -22,8 +22,8 @@ def _window_phrase(window: int | None) -> str:
 
 
 VALUE_FORMATS = {
-    "share": "{:.0%}", "count": "{:,.0f}", "ratio": "{:.2f}", "hours": "{:.1f} h", "days": "{:.0f} days",
-    "bits": "{:.2f} bits", "seconds": "{:.1f} s",
+    "share": "{:.0%}", "count": "{:,.0f}", "ratio": "{:.2f}", "hours": "{:.1f} h", "bits": "{:.2f} bits",
+    "seconds": "{:.1f} s",
 }
 
 
@@ -32,6 +32,8 @@ def format_value(unit: str, value: float) -> str:
         return "missing"
     if unit == "flag":
         return "yes" if value >= 0.5 else "no"
+    if unit == "days":
+        return f"{value:.0f} day" + ("" if round(value) == 1 else "s")
     return VALUE_FORMATS.get(unit, "{:g}").format(value)
 
 

@@ -113,7 +113,8 @@ def score_day(engine: FrameEngine, settings: Settings, score_date: dt.date,
     columns = champion.feature_columns
     booster.set_param({"device": "cuda" if engine.on_gpu else "cpu"})
     scores, tiers, reasons = score_rows(booster, feature_matrix(engine, features, columns), columns,
-                                        reason_templates(columns), config.reasons_per_account, champion.tier_bounds)
+                                        reason_templates(columns), config.reasons_per_account, champion.tier_bounds,
+                                        champion.novelty_reference)
 
     clusters = _partition(settings, "account_clusters", score_date)
     ids = pa.table({"account_id": features.column("account_id")})

@@ -23,6 +23,7 @@ CHALLENGER = "challenger"
 TAG_FEATURE_COLUMNS = "feature_columns"
 TAG_FEATURE_SET_VERSION = "feature_set_version"
 TAG_TIER_BOUNDS = "tier_bounds"
+NOVELTY_REFERENCE_TAG = "novelty_reference"
 MODEL_ARTIFACT_NAME = "model"
 SQLITE_PREFIX = "sqlite:///"
 
@@ -39,6 +40,7 @@ class ModelVersionInfo:
     feature_columns: list[str]
     feature_set_version: str | None
     tier_bounds: tuple[tuple[str, float], ...] = ()
+    novelty_reference: str | None = None  # JSON of models/novelty.NoveltyReference; None: supervised score only
 
     @property
     def uri(self) -> str:
@@ -91,6 +93,7 @@ def version_info(client, name: str, version) -> ModelVersionInfo:
         feature_columns=json.loads(raw_columns) if raw_columns else [],
         feature_set_version=mv.tags.get(TAG_FEATURE_SET_VERSION),
         tier_bounds=tuple((name, float(bound)) for name, bound in json.loads(mv.tags.get(TAG_TIER_BOUNDS, "[]"))),
+        novelty_reference=mv.tags.get(NOVELTY_REFERENCE_TAG),
     )
 
 

@@ -27,7 +27,7 @@ from features.registry import FEATURES
 from lake import catalog
 from lake.config import Settings
 from lake.errors import InputError
-from models import registry
+from models import novelty, registry
 from models.config import LOWEST_TIER, TIERS, ScoringConfig, load_model_config
 from models.explain import reason_templates, top_reasons
 
@@ -78,16 +78,30 @@ REASON_TYPE = catalog.table("account_risk").schema.field("reasons").type
 
 
 def score_rows(booster, values: np.ndarray, columns: list[str], templates: list[tuple[str, str, str]],
-               reasons_per_account: int, tier_bounds: tuple[tuple[str, float], ...]):
+               reasons_per_account: int, tier_bounds: tuple[tuple[str, float], ...],
+               novelty_reference: str | None = None):
     """(scores, tiers, reasons) for a matrix of feature values: what every engine's scorer computes.
-    `values` is a numpy array, or a cupy array when the booster runs on a GPU."""
+    `values` is a numpy array, or a cupy array when the booster runs on a GPU. The score combines the supervised
+    model with the version's novelty reference (models/novelty.py); an account lifted by novelty leads its
+    reasons with the behaviour that made it unusual."""
     import xgboost as xgb
 
     matrix = xgb.DMatrix(values, feature_names=columns, missing=np.nan)
-    scores = _to_numpy(booster.predict(matrix)).astype(np.float64)
+    supervised = _to_numpy(booster.predict(matrix)).astype(np.float64)
     contributions = _to_numpy(booster.predict(matrix, pred_contribs=True))
     host_values = _to_numpy(values)
     reasons = top_reasons(contributions, host_values, columns, templates, reasons_per_account)
+    scores, novelty_scores, signals = novelty.final_scores(supervised, host_values, columns, novelty_reference)
+    if novelty_scores is not None:
+        reference = novelty.NoveltyReference.from_json(novelty_reference)
+        column_index = {c: i for i, c in enumerate(columns)}
+        for row in np.nonzero(scores > supervised)[0]:
+            signal = int(signals[row])
+            value = float(host_values[row, column_index[reference.columns[signal]]])
+            lifted = {"feature": "novelty", "value": float(novelty_scores[row]),
+                      "contribution": float(scores[row] - supervised[row]),
+                      "text": novelty.explanation(reference, signal, value, float(novelty_scores[row]))}
+            reasons[row] = [lifted, *reasons[row][:max(0, reasons_per_account - 1)]]
     return scores, assign_tiers(scores, tier_bounds), reasons
 
 
@@ -96,8 +110,8 @@ def _to_numpy(array) -> np.ndarray:
 
 
 def make_scorer(booster_raw: bytes, columns: list[str], templates: list[tuple[str, str, str]],
-                reasons_per_account: int, tier_bounds: tuple[tuple[str, float], ...]
-                ) -> Callable[[Iterator], Iterator]:
+                reasons_per_account: int, tier_bounds: tuple[tuple[str, float], ...],
+                novelty_reference: str | None = None) -> Callable[[Iterator], Iterator]:
     """A mapInArrow function: batches of (account_id, cluster_id, *columns) -> SCORED_DDL batches.
 
     Everything it closes over is plain data (bytes, lists, tuples) so it pickles to any engine's workers.
@@ -115,7 +129,7 @@ def make_scorer(booster_raw: bytes, columns: list[str], templates: list[tuple[st
             values = np.column_stack([
                 batch.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in columns])
             scores, tiers, reasons = score_rows(booster, values, columns, templates, reasons_per_account,
-                                                tier_bounds)
+                                                tier_bounds, novelty_reference)
             yield pa.RecordBatch.from_arrays(
                 [batch.column("account_id"), batch.column("cluster_id"), pa.array(scores),
                  pa.array(tiers, type=pa.string()), pa.array(reasons, type=REASON_TYPE)],
@@ -267,7 +281,7 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
     feature_set_version = versions[0]
     columns = champion.feature_columns
     scorer = make_scorer(bytes(booster.save_raw("ubj")), columns, reason_templates(columns),
-                         config.reasons_per_account, champion.tier_bounds)
+                         config.reasons_per_account, champion.tier_bounds, champion.novelty_reference)
 
     clusters_day = _clusters_for(spark, settings, score_date)
     inputs = features_day.select("account_id", *columns)

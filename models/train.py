@@ -33,6 +33,7 @@ import pandas as pd
 from lake.errors import MissingInputError
 from lake.config import Settings
 from models import registry
+from models import novelty
 from models.config import TIER_BENIGN_FPR, TrainingConfig
 from models.metrics import Evaluation, average_precision, evaluate, tier_bounds
 from models.training_set import TimeSplit, TrainingSet, split_by_time
@@ -83,6 +84,13 @@ def _matrix(frame: pd.DataFrame, columns: list[str], label=None):
 
 def predict(booster, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return booster.predict(_matrix(frame, columns))
+
+
+def final_predict(booster, version: registry.ModelVersionInfo, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The score a version gives in production: supervised, combined with its novelty reference (models/novelty)."""
+    supervised = predict(booster, frame, columns).astype(np.float64)
+    return novelty.final_scores(supervised, frame[columns].to_numpy(dtype=np.float64), columns,
+                                version.novelty_reference)[0]
 
 
 @dataclass(frozen=True)
@@ -185,7 +193,7 @@ def champion_on_holdout(client, settings: Settings, holdout: pd.DataFrame, colum
                     "on the new holdout", current.version, current.feature_set_version)
         return current, None
     booster = registry.load_booster(current)
-    return current, average_precision(holdout["label"].to_numpy(), predict(booster, holdout, columns))
+    return current, average_precision(holdout["label"].to_numpy(), final_predict(booster, current, holdout, columns))
 
 
 # --- the training run, as three durable steps: fit -> evaluate -> promote -------------------------
@@ -314,7 +322,12 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
         version = registry.log_model_version(
             booster, settings=settings, feature_columns=columns,
             feature_set_version=training_set.feature_set_version, input_example=holdout.head(5))
+        # the novelty reference: the unlabelled snapshots of the fitted and validation dates, no label used
+        unlabelled = pd.concat([fit, validation])
+        unlabelled = unlabelled[unlabelled["label"] == 0]
+        reference = novelty.fit_reference(unlabelled[columns].to_numpy(dtype=np.float64), columns)
         registry.set_version_tags(client, settings.model_name, version, {
+            registry.NOVELTY_REFERENCE_TAG: reference.to_json(),
             TAG_AS_OF: training_set.as_of.isoformat(),
             "holdout_dates": f"{split.holdout_dates[0]}..{split.holdout_dates[-1]}",
             "device": device,
@@ -345,15 +358,20 @@ def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: Tr
                          "fit a new candidate to evaluate again")
     split, _, _, holdout = _split(training_set, config)
     labels = holdout["label"].to_numpy()
-    scores = predict(registry.load_booster(candidate), holdout, columns)
+    scores = final_predict(registry.load_booster(candidate), candidate, holdout, columns)
     evaluation = _evaluate_holdout(holdout, scores, config)
     calibration = tier_bounds(labels, scores, TIER_BENIGN_FPR)
     tiers = calibration.bounds
     champion, champion_pr_auc = champion_on_holdout(client, settings, holdout, columns,
                                                     training_set.feature_set_version)
 
+    supervised_only = predict(registry.load_booster(candidate), holdout, columns)
     with mlflow.start_run(run_id=candidate.run_id):
         mlflow.log_metrics(evaluation.metrics)
+        # the combination is logged: what the supervised model alone would have scored on this holdout
+        mlflow.log_metric("pr_auc_supervised_only", average_precision(labels, supervised_only))
+        mlflow.log_params({"score_combination": f"max(supervised, novelty ** {novelty.SHARPNESS})"
+                           if candidate.novelty_reference else "supervised only"})
         if champion_pr_auc is not None:
             mlflow.log_metric("champion_pr_auc_on_this_holdout", champion_pr_auc)
         mlflow.log_dict(json.loads(json.dumps(evaluation.tables(), default=str)), "evaluation/holdout_details.json")

@@ -11,7 +11,7 @@ from models.explain import format_value, reason_text
 
 @pytest.mark.parametrize(("unit", "value", "text"), [
     ("share", 0.834, "83%"), ("count", 12345.4, "12,345"), ("ratio", 9.456, "9.46"), ("hours", 3.25, "3.2 h"),
-    ("days", 4.4, "4 days"), ("bits", 1.234, "1.23 bits"), ("flag", 1.0, "yes"), ("flag", 0.0, "no"),
+    ("days", 4.4, "4 days"), ("days", 1.2, "1 day"), ("bits", 1.234, "1.23 bits"), ("flag", 1.0, "yes"), ("flag", 0.0, "no"),
     ("level", 2.0, "2"), ("share", math.nan, "missing"),
 ])
 def test_values_are_formatted_by_unit(unit, value, text):
