@@ -234,7 +234,7 @@ def create_app(settings: Settings, config: ConsoleConfig):
         except DistillguardError as exc:
             return error_page(request, exc)
         request.session["flash"] = (f"Recorded {receipt.label} for {len(receipt.account_ids)} account(s) "
-                                    f"(enforcement_labels v{receipt.labels_version}).")
+                                    f"(decision {receipt.decision_id}).")
         return RedirectResponse(back, status_code=303)
 
     async def security_headers(request, call_next):

@@ -4,8 +4,9 @@ The console's decision form and `distillguard review decide` both call `record_d
 or on a whole cluster (one label per member), is appended to `enforcement_labels` with `source=analyst` in ONE
 delta-rs commit. The commit's metadata carries the decision id, the analyst and the target, so the Delta log
 itself says who wrote which rows even if the second step fails. Then one audit row per labelled account goes to
-`analyst_decisions`: who, when, what, the account's previous standing, the score, tier and model version the
-analyst saw, and the `enforcement_labels` version the label landed in.
+`analyst_decisions`: who, when, what, the account's previous standing, and the score, tier and model version the
+analyst saw. The decision id links the audit rows to the label commit. (Not its version number: delta-rs's
+`history()` numbers commits from the snapshot it loaded, which is off when other writers commit meanwhile.)
 
 Concurrency: both writes are blind appends (no read of the target in the transaction), which Delta never treats
 as conflicting; delta-rs retries the commit on a lost race (`MAX_COMMIT_RETRIES`), so concurrent decisions neither
@@ -48,7 +49,6 @@ class DecisionReceipt:
     decided_at: dt.datetime
     label: str
     account_ids: tuple[str, ...]
-    labels_version: int  # the enforcement_labels version holding the labels
 
 
 def _check_label(label: object) -> str:
@@ -119,21 +119,16 @@ def latest_decisions(settings: Settings, account_ids=None) -> dict[str, dict]:
     return standing
 
 
-def _commit_version(uri: str, decision_id: str) -> int:
-    """The table version whose commit carries this decision id (later commits may already exist)."""
-    from deltalake import DeltaTable
-
-    for commit in DeltaTable(uri).history(limit=MAX_COMMIT_RETRIES + 50):
-        if commit.get("decision_id") == decision_id:
-            return int(commit["version"])
-    raise RuntimeError(f"decision {decision_id} was committed but its commit is not in the recent history of {uri}")
-
-
 def _append(settings: Settings, name: str, rows: pa.Table, metadata: dict[str, str]) -> None:
     from deltalake import CommitProperties, write_deltalake
     from deltalake.exceptions import CommitFailedError
 
-    catalog.ensure_table(settings, name)
+    try:
+        catalog.ensure_table(settings, name)
+    except Exception:
+        # two first decisions racing to create the table: the loser's create fails, the winner's table is there
+        if not catalog.exists(settings, name):
+            raise
     decl = catalog.table(name)
     try:
         write_deltalake(settings.table_uri(name), rows.select(decl.schema.names).cast(decl.schema), mode="append",
@@ -181,7 +176,6 @@ def record_decision(settings: Settings, *, analyst: str, label: str, note: str, 
         "account_id": account_ids, "label": [label] * n, "decided_at": [decided_at] * n,
         "campaign_id": [campaign_id] * n, "source": [SOURCE] * n, "note": [note] * n,
     }), metadata)
-    labels_version = _commit_version(settings.table_uri(LABELS_TABLE), decision_id)
 
     audit = []
     for account in account_ids:
@@ -192,12 +186,11 @@ def record_decision(settings: Settings, *, analyst: str, label: str, note: str, 
             "previous_label": before.get("label"), "previous_decided_at": before.get("decided_at"),
             "score_date": score_date, "score": risk.get("score"), "tier": risk.get("tier"),
             "model_name": risk.get("model_name"), "model_version": risk.get("model_version"),
-            "labels_version": labels_version,
         })
     _append(settings, AUDIT_TABLE, pa.Table.from_pylist(audit, schema=catalog.table(AUDIT_TABLE).schema),
-            {**metadata, "labels_version": str(labels_version)})
+            metadata)
     return DecisionReceipt(decision_id=decision_id, decided_at=decided_at, label=label,
-                           account_ids=tuple(account_ids), labels_version=labels_version)
+                           account_ids=tuple(account_ids))
 
 
 def decision_log(settings: Settings, account_id: str) -> list[dict]:
@@ -213,5 +206,4 @@ def decision_log(settings: Settings, account_id: str) -> list[dict]:
 
 def receipt_json(receipt: DecisionReceipt) -> str:
     return json.dumps({"decision_id": receipt.decision_id, "decided_at": receipt.decided_at.isoformat(),
-                       "label": receipt.label, "accounts": list(receipt.account_ids),
-                       "enforcement_labels_version": receipt.labels_version})
+                       "label": receipt.label, "accounts": list(receipt.account_ids)})

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from jobs.risk_cli import OUTPUT_FORMATS
 from lake.errors import InputError, MissingInputError
 from lake.config import Settings
 from models.config import TIERS as MODEL_TIERS
@@ -177,7 +178,6 @@ def reasons_by_contribution(reasons: list[dict] | None) -> list[dict]:
 # terminal the reasons column folds instead. json and csv print every column, dates as ISO strings; in csv the
 # list columns (reasons, link types) are JSON strings.
 
-OUTPUT_FORMATS = ("table", "json", "csv")
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -316,36 +316,3 @@ def print_cluster(settings: Settings, cluster_id: str, score_date: dt.date | Non
         table.add_row(escape(row["account_id"]), _fmt(row["score"]), escape(row["tier"] or "-"),
                       escape(", ".join(row["link_types"] or []) or "-"))
     make_console().print(table)
-
-
-# --- command line ----------------------------------------------------------------------------------
-
-def add_subcommands(sub) -> None:
-    """`distillguard risk top|account|cluster`, each with --format table|json|csv."""
-    from jobs.dates import parse_date
-
-    def settings_of(args):
-        from jobs.cli import _settings
-
-        return _settings(args)
-
-    risk = sub.add_parser("risk", help="query the risk tables").add_subparsers(dest="risk_command", required=True)
-    p = risk.add_parser("top", help="highest-risk accounts of a day")
-    p.add_argument("--date", type=parse_date, help="score date (default: latest)")
-    p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--tier", choices=TIERS)
-    p.set_defaults(func=lambda args: print_top(settings_of(args), score_date=args.date, limit=args.limit,
-                                               tier=args.tier, output_format=args.format))
-    p = risk.add_parser("account", help="one account's risk history with reasons")
-    p.add_argument("account_id")
-    p.add_argument("--date", type=parse_date, help="only this score date")
-    p.set_defaults(func=lambda args: print_account(settings_of(args), account_id=args.account_id,
-                                                   score_date=args.date, output_format=args.format))
-    p = risk.add_parser("cluster", help="one cluster's members, link evidence and volume")
-    p.add_argument("cluster_id")
-    p.add_argument("--date", type=parse_date, help="score date (default: latest)")
-    p.set_defaults(func=lambda args: print_cluster(settings_of(args), cluster_id=args.cluster_id,
-                                                   score_date=args.date, output_format=args.format))
-    for command in risk.choices.values():
-        command.add_argument("--format", choices=OUTPUT_FORMATS, default="table",
-                             help="table (default; ids never truncated), json or csv")

@@ -210,9 +210,9 @@ TABLES: dict[str, Table] = {
             ("target_id", pa.string()), ("account_id", pa.string()), ("label", pa.string()), ("note", pa.string()),
             ("campaign_id", pa.string()), ("previous_label", pa.string()), ("previous_decided_at", TS),
             ("score_date", pa.date32()), ("score", pa.float64()), ("tier", pa.string()),
-            ("model_name", pa.string()), ("model_version", pa.string()), ("labels_version", pa.int64())),
+            ("model_name", pa.string()), ("model_version", pa.string())),
             "audit log of analyst decisions (console and `review decide`): one row per labelled account, with what "
-            "the analyst saw and the enforcement_labels version the label was committed in"),
+            "the analyst saw; decision_id is also in the metadata of the enforcement_labels commit"),
         Table("training_sets", "gold", _training_sets_schema(),
               "point-in-time training sets (features + labels), one partition per as_of", ("as_of",)),
     )
