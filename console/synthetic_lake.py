@@ -80,7 +80,7 @@ def write(settings: Settings, accounts: int = 400, days: int = 7, last_day: dt.d
     for day_number, day in enumerate(dates):
         n = accounts
         base = rng.beta(1.2, 9, n)
-        ramp = min(1.0, 0.55 + 0.08 * day_number)
+        ramp = min(1.0, 0.7 + 0.06 * day_number)
         score = np.where(campaign, np.clip(ramp * rng.uniform(0.8, 1.0, n), 0, 0.999), base)
         features = rng.random((n, len(columns)))
         features[campaign, reason_index[0]] = rng.uniform(0.7, 0.95, int(campaign.sum()))
