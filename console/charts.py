@@ -35,9 +35,10 @@ def score_over_time(points: list[dict], width: int = 640, height: int = 180) -> 
         label = escape(f"{p['score_date']}: score {p['score']:.3f}, tier {p['tier']}")
         parts.append(f'<circle cx="{x(i):.1f}" cy="{y(p["score"]):.1f}" r="4.5" fill="{colour}">'
                      f'<title>{label}</title></circle>')
-    step = max(1, n // 7)
+    step = max(1, -(-n // 6))
     for i in range(0, n, step):
-        parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle" font-size="11">'
+        anchor = "end" if i == n - 1 and n > 1 else "start" if i == 0 and n > 1 else "middle"
+        parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="{anchor}" font-size="11">'
                      f'{escape(_short(points[i]["score_date"]))}</text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -220,23 +220,22 @@ def _feature_medians(settings: Settings, day: dt.date, columns: list[str]) -> tu
 def explain_reasons(reasons: list[dict], medians: dict[str, float], comparable: int) -> list[dict]:
     """Each reason with the feature's plain-language description, its value and the day's median, both in the
     feature's unit, and whether the account sits above or below that median."""
-    from features.registry import feature_for_column
-    from models.explain import format_value
+    from models.explain import format_value, reason_templates
 
     out = []
     for reason in reasons_by_contribution(reasons):
         column = reason["feature"]
         try:
-            feature, _window = feature_for_column(column)
-            unit = feature.unit
-        except (KeyError, ValueError):
-            unit = ""
+            [(description, unit, window)] = reason_templates([column])
+            measured = description + window
+        except (KeyError, ValueError):  # a feature the current registry no longer declares: its stored text
+            unit, measured = "", reason.get("text") or column
         median = medians.get(column)
         value = reason.get("value")
         direction = None
         if median is not None and value is not None:
             direction = "higher than" if value > median else "lower than" if value < median else "same as"
-        out.append({**reason, "value_text": format_value(unit, value) if unit else value,
+        out.append({**reason, "measured": measured, "value_text": format_value(unit, value) if unit else value,
                     "typical_text": None if median is None else (format_value(unit, median) if unit else median),
                     "direction": direction, "comparable": comparable})
     return out

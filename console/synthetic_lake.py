@@ -21,7 +21,7 @@ from features.registry import feature_columns, feature_set_version
 from lake import catalog
 from lake.config import Settings
 from models.config import TIERS
-from models.explain import reason_text
+from models.explain import reason_templates, reason_text
 
 RAW_PROMPT_MARKER = "RAW-PROMPT-never-shown-7731"
 RAW_IP_MARKER = "203.0.113.77"
@@ -76,6 +76,7 @@ def write(settings: Settings, accounts: int = 400, days: int = 7, last_day: dt.d
         campaign[c:c + 8] = True
     columns = feature_columns()
     reason_index = [columns.index(c) for c in REASON_FEATURES]
+    count_columns = [k for k, (_, unit, _) in enumerate(reason_templates(columns)) if unit == "count"]
     risk_parts, cluster_parts, link_parts, feature_parts, daily_parts = [], [], [], [], []
     for day_number, day in enumerate(dates):
         n = accounts
@@ -83,6 +84,7 @@ def write(settings: Settings, accounts: int = 400, days: int = 7, last_day: dt.d
         ramp = min(1.0, 0.7 + 0.06 * day_number)
         score = np.where(campaign, np.clip(ramp * rng.uniform(0.8, 1.0, n), 0, 0.999), base)
         features = rng.random((n, len(columns)))
+        features[:, count_columns] = np.floor(features[:, count_columns] * 3000)
         features[campaign, reason_index[0]] = rng.uniform(0.7, 0.95, int(campaign.sum()))
         contributions = rng.gamma(2, 0.3, (n, len(REASON_FEATURES))) * (0.3 + 2 * score[:, None])
         clusters = [cluster_id(i) if campaign[i] else None for i in range(n)]
