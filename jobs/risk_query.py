@@ -214,9 +214,19 @@ def write_records(records: list[dict], output_format: str, out=None, document=No
                          for k, v in record.items()})
 
 
-def _id_column(table, header: str, values) -> None:
+def _id_column(table, header: str, values) -> int:
+    """A column that never wraps or crops; returns its width."""
     width = max([len(header), *(len(v or "-") for v in values)])
     table.add_column(header, no_wrap=True, min_width=width, overflow="ignore")
+    return width
+
+
+def _wide_enough(console, id_widths: int, other_columns: int, other_min_width: int):
+    """Widen the console past the terminal when the ids and the narrowest other columns do not fit: the terminal
+    then soft-wraps long lines, and an id is never cut (it still copies as one string)."""
+    borders = 3 * (other_columns + 2) + 1
+    console.width = max(console.width, id_widths + other_min_width + borders)
+    return console
 
 
 def check_format(output_format: object) -> str:
@@ -245,11 +255,12 @@ def print_top(settings: Settings, score_date: dt.date | None = None, limit: int 
     table = Table(title=title)
     records = rows.to_pylist()
     table.add_column("rank", justify="right", no_wrap=True)
-    _id_column(table, "account_id", [r["account_id"] for r in records])
+    ids = _id_column(table, "account_id", [r["account_id"] for r in records])
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("tier", no_wrap=True)
-    _id_column(table, "cluster_id", [r["cluster_id"] for r in records])
-    table.add_column("top reasons", overflow="fold")
+    ids += _id_column(table, "cluster_id", [r["cluster_id"] for r in records])
+    table.add_column("top reasons", overflow="fold", min_width=20)
+    _wide_enough(console, ids, other_columns=4, other_min_width=4 + 5 + 8 + 20)
     for row in records:
         texts = [r["text"] for r in reasons_by_contribution(row["reasons"])[:REASONS_SHOWN_IN_TOP] if r["text"]]
         table.add_row(str(row["rank"]), escape(row["account_id"]), _fmt(row["score"]), escape(row["tier"] or "-"),
@@ -308,11 +319,11 @@ def print_cluster(settings: Settings, cluster_id: str, score_date: dt.date | Non
              f"{', '.join(summary.get('link_evidence') or []) or '-'}  top capabilities "
              f"{', '.join(summary.get('top_capabilities') or []) or '-'}")
     table = Table(title=escape(title), title_justify="left")
-    _id_column(table, "account_id", [r["account_id"] for r in records])
+    ids = _id_column(table, "account_id", [r["account_id"] for r in records])
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("tier", no_wrap=True)
-    table.add_column("linked by", overflow="fold")
+    table.add_column("linked by", overflow="fold", min_width=12)
     for row in records:
         table.add_row(escape(row["account_id"]), _fmt(row["score"]), escape(row["tier"] or "-"),
                       escape(", ".join(row["link_types"] or []) or "-"))
-    make_console().print(table)
+    _wide_enough(make_console(), ids, other_columns=3, other_min_width=5 + 8 + 12).print(table)
