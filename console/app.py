@@ -181,7 +181,7 @@ def create_app(settings: Settings, config: ConsoleConfig):
         from jobs.risk_query import write_records
 
         args = _queue_args(request)
-        data = queries.queue(settings, **{**args, "page": 1}, page_size=queries.MAX_EXPORT_ROWS)
+        data = queries.queue(settings, **{**args, "page": 1}, page_size=queries.MAX_EXPORT_ROWS, with_reasons=False)
         records = [{"rank": r["rank"], "score_date": data.status.day, "account_id": r["account_id"],
                     "score": r["score"], "tier": r["tier"], "cluster_id": r["cluster_id"],
                     "capability": r["capability"], "decision": (r["decision"] or {}).get("label"),

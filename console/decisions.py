@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from console.tables import dataset
 from jobs.risk_query import check_account_id, check_date, latest_score_date
 from lake import catalog
 from lake.config import Settings
@@ -92,9 +93,7 @@ def _risk_rows(settings: Settings, score_date: dt.date, account_ids: list[str] |
         selected = selected & (pc.field("cluster_id") == cluster_id)
     else:
         selected = selected & pc.field("account_id").isin(account_ids)
-    from deltalake import DeltaTable
-
-    return (DeltaTable(settings.table_uri("account_risk")).to_pyarrow_dataset()
+    return (dataset(settings, "account_risk")
             .to_table(columns=["account_id", "score", "tier", "model_name", "model_version"], filter=selected))
 
 
@@ -103,11 +102,8 @@ def latest_decisions(settings: Settings, account_ids=None) -> dict[str, dict]:
     wins, as in training. `account_ids=None` reads them all."""
     if not catalog.exists(settings, LABELS_TABLE):
         return {}
-    from deltalake import DeltaTable
-
-    dataset = DeltaTable(settings.table_uri(LABELS_TABLE)).to_pyarrow_dataset()
     selected = None if account_ids is None else pc.field("account_id").isin(list(account_ids))
-    rows = dataset.to_table(columns=["account_id", "label", "decided_at", "source"], filter=selected)
+    rows = dataset(settings, LABELS_TABLE).to_table(columns=["account_id", "label", "decided_at", "source"], filter=selected)
     if rows.num_rows == 0:
         return {}
     # sort so that the standing row comes last per account, then keep the last
@@ -197,9 +193,7 @@ def decision_log(settings: Settings, account_id: str) -> list[dict]:
     """The audit rows of one account, newest first."""
     if not catalog.exists(settings, AUDIT_TABLE):
         return []
-    from deltalake import DeltaTable
-
-    rows = DeltaTable(settings.table_uri(AUDIT_TABLE)).to_pyarrow_dataset().to_table(
+    rows = dataset(settings, AUDIT_TABLE).to_table(
         filter=pc.field("account_id") == check_account_id(account_id))
     return rows.sort_by([("decided_at", "descending")]).to_pylist()
 

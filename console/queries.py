@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from console.decisions import decision_log, latest_decisions
-from jobs.risk_query import (RISK_COLUMNS, account_history, check_account_id, check_date, check_tier,
+from console.tables import dataset as _dataset
+from jobs.risk_query import (RISK_COLUMNS, check_account_id, check_date, check_tier,
                              cluster_members, latest_score_date, reasons_by_contribution)
 from lake import catalog
 from lake.config import Settings
@@ -33,12 +34,6 @@ CLUSTERS_SHOWN = 15
 CAPABILITIES = ("coding", "agentic", "tool_use", "reasoning", "vision", "chat")
 FLAGGED_TIERS = tuple(t for t in TIERS if t != LOWEST_TIER)
 TIER_RANK = {tier: rank for rank, tier in enumerate(TIERS)}
-
-
-def _dataset(settings: Settings, name: str):
-    from deltalake import DeltaTable
-
-    return DeltaTable(settings.table_uri(name)).to_pyarrow_dataset()
 
 
 def _on(column: str, day: dt.date) -> pc.Expression:
@@ -138,7 +133,8 @@ class Queue:
 
 
 def queue(settings: Settings, day: dt.date | None = None, *, tier: str | None = None, capability: str | None = None,
-          new_only: bool = False, undecided_only: bool = False, page: int = 1, page_size: int = PAGE_SIZE) -> Queue:
+          new_only: bool = False, undecided_only: bool = False, page: int = 1, page_size: int = PAGE_SIZE,
+          with_reasons: bool = True) -> Queue:
     """One day's accounts, highest score first, filtered and paged; the day's top clusters alongside."""
     day, tier, capability, page = resolve_day(settings, day), check_tier(tier), check_capability(capability), \
         check_page(page)
@@ -174,7 +170,7 @@ def queue(settings: Settings, day: dt.date | None = None, *, tier: str | None = 
     pages = max(1, math.ceil(total / page_size))
     shown = selected.slice((page - 1) * page_size, page_size)
     reasons = {}
-    if shown.num_rows:
+    if shown.num_rows and with_reasons:
         full = risk.to_table(columns=["account_id", "reasons"], filter=_on("score_date", day)
                              & pc.field("account_id").isin(shown["account_id"]))
         reasons = dict(zip(full["account_id"].to_pylist(), full["reasons"].to_pylist()))
@@ -243,13 +239,18 @@ def explain_reasons(reasons: list[dict], medians: dict[str, float], comparable: 
 
 def account_page(settings: Settings, account_id: str, day: dt.date | None = None) -> dict:
     account_id = check_account_id(account_id)
-    history = account_history(settings, account_id).to_pylist()  # newest first
+    risk = _dataset(settings, "account_risk")
+    # every day's score and tier (narrow columns: reasons are a nested list, read for the shown day only)
+    history = (risk.to_table(columns=["score_date", "score", "tier"], filter=pc.field("account_id") == account_id)
+               .sort_by([("score_date", "descending")]).to_pylist())
     if not history:
         raise MissingInputError(f"no risk rows for account {account_id!r}")
     day = check_date(day) or history[0]["score_date"]
-    current = next((row for row in history if row["score_date"] == day), None)
-    if current is None:
+    found = risk.to_table(columns=list(RISK_COLUMNS), filter=_on("score_date", day)
+                          & (pc.field("account_id") == account_id)).to_pylist()
+    if not found:
         raise MissingInputError(f"account {account_id!r} has no risk row on {day.isoformat()}")
+    current = found[0]
     medians, comparable = _feature_medians(settings, day, [r["feature"] for r in current["reasons"] or []])
     cluster = None
     if current["cluster_id"]:
