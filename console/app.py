@@ -74,8 +74,7 @@ def create_app(settings: Settings, config: ConsoleConfig):
     from starlette.templating import Jinja2Templates
 
     templates = Jinja2Templates(directory=str(TEMPLATES))
-    templates.env.globals.update(labels=LABELS, tiers=queries.TIERS, capabilities=queries.CAPABILITIES,
-                                 tier_colours=charts.TIER_COLOURS)
+    templates.env.globals.update(labels=LABELS, tiers=queries.TIERS, capabilities=queries.CAPABILITIES)
     templates.env.filters["score"] = lambda v: "-" if v is None else f"{v:.3f}"
     templates.env.filters["pct"] = lambda v: "-" if v is None else f"{v:.1%}"
     templates.env.filters["count"] = lambda v: "-" if v is None else f"{v:,}"
@@ -198,16 +197,14 @@ def create_app(settings: Settings, config: ConsoleConfig):
                                     _date_param(request.query_params.get("date")))
         return render(request, "account.html", {
             "a": data, "score_chart": charts.score_over_time(data["history"]),
-            "capability_chart": charts.capability_bars(data["capability_mix"]),
-            "capability_colours": charts.CAPABILITY_COLOURS})
+            "capability_chart": charts.capability_bars(data["capability_mix"])})
 
     @page
     async def cluster_page(request):
         data = queries.cluster_page(settings, request.path_params["cluster_id"],
                                     _date_param(request.query_params.get("date")))
         return render(request, "cluster.html", {
-            "c": data, "capability_chart": charts.capability_bars(data["timeline"]),
-            "capability_colours": charts.CAPABILITY_COLOURS})
+            "c": data, "capability_chart": charts.capability_bars(data["timeline"])})
 
     @page
     async def model_page(request):

@@ -8,9 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from html import escape
 
-TIER_COLOURS = {"critical": "#b3261e", "high": "#e8710a", "elevated": "#c9a400", "low": "#5f8f5f"}
-CAPABILITY_COLOURS = {"coding": "#3b6fb6", "agentic": "#8a4fb8", "tool_use": "#2a9d8f", "reasoning": "#e76f51",
-                      "vision": "#f4a261", "chat": "#9aa5b1"}
+# Colours live in static/console.css (class c-<tier> / c-<capability>), shared with the legends.
 
 
 def score_over_time(points: list[dict], width: int = 640, height: int = 180) -> str:
@@ -31,9 +29,8 @@ def score_over_time(points: list[dict], width: int = 640, height: int = 180) -> 
     path = " ".join(f"{x(i):.1f},{y(p['score']):.1f}" for i, p in enumerate(points))
     parts.append(f'<polyline points="{path}" fill="none" stroke="#555" stroke-width="1.5"/>')
     for i, p in enumerate(points):
-        colour = TIER_COLOURS.get(p["tier"], "#333")
         label = escape(f"{p['score_date']}: score {p['score']:.3f}, tier {p['tier']}")
-        parts.append(f'<circle cx="{x(i):.1f}" cy="{y(p["score"]):.1f}" r="4.5" fill="{colour}">'
+        parts.append(f'<circle cx="{x(i):.1f}" cy="{y(p["score"]):.1f}" r="4.5" class="c-{escape(str(p["tier"]))}">'
                      f'<title>{label}</title></circle>')
     step = max(1, -(-n // 6))
     for i in range(0, n, step):
@@ -67,7 +64,7 @@ def capability_bars(points: list[dict], width: int = 640, height: int = 180) -> 
             base -= h
             label = escape(f"{p['day']}: {count:,} {name} requests")
             parts.append(f'<rect x="{left + i * slot + (slot - bar) / 2:.1f}" y="{base:.1f}" width="{bar:.1f}" '
-                         f'height="{h:.1f}" fill="{CAPABILITY_COLOURS[name]}"><title>{label}</title></rect>')
+                         f'height="{h:.1f}" class="c-{escape(name)}"><title>{label}</title></rect>')
     step = max(1, len(points) // 7)
     for i in range(0, len(points), step):
         parts.append(f'<text x="{left + i * slot + slot / 2:.1f}" y="{height - 8}" text-anchor="middle" '
