@@ -167,6 +167,21 @@ def cluster_members(settings: Settings, cluster_id: str, score_date: dt.date | N
     return summary, members
 
 
+def publication_note(settings: Settings, day: dt.date) -> str:
+    """'published <when>' or 'NOT published' for a score date, from risk_publications (what analysts may treat
+    as final)."""
+    from lake import catalog
+
+    if catalog.exists(settings, "risk_publications"):
+        from deltalake import DeltaTable
+
+        found = DeltaTable(settings.table_uri("risk_publications")).to_pyarrow_dataset().to_table(
+            columns=["published_at"], filter=_on_date(day)).to_pylist()
+        if found:
+            return f"published {found[0]['published_at']:%Y-%m-%d %H:%M} UTC"
+    return "NOT published: scores may still change"
+
+
 def reasons_by_contribution(reasons: list[dict] | None) -> list[dict]:
     return sorted(reasons or [], key=lambda reason: -(reason.get("contribution") or 0.0))
 
@@ -251,7 +266,8 @@ def print_top(settings: Settings, score_date: dt.date | None = None, limit: int 
     if rows.num_rows == 0:
         console.print(f"no accounts in tier {tier!r} on {day.isoformat()}")
         return
-    title = f"top {rows.num_rows} accounts by risk, {day.isoformat()}" + (f", tier {tier}" if tier else "")
+    title = (f"top {rows.num_rows} accounts by risk, {day.isoformat()}" + (f", tier {tier}" if tier else "")
+             + f" ({publication_note(settings, day)})")
     table = Table(title=title)
     records = rows.to_pylist()
     table.add_column("rank", justify="right", no_wrap=True)

@@ -177,6 +177,8 @@ def test_every_risk_command_exports_json_and_csv_with_whole_ids(settings, capsys
     for argv in (["risk", "top"], ["risk", "cluster", cluster]):
         assert main([*lake, *argv]) == 0
         lines = capsys.readouterr().out.splitlines()
+        if argv[1] == "top":
+            assert "NOT published" in "\n".join(lines)
         assert any(long_id in line for line in lines), "\n".join(lines)
         if argv[1] == "top":
             assert any(cluster in line for line in lines)
