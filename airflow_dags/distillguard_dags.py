@@ -2,8 +2,8 @@
 commands (see distillguard_wiring.py for how a step becomes a task and where settings come from).
 
 distillguard_nightly   one run per day D (data interval [D 02:00, D+1 02:00) UTC, so ds = D and the run starts
-                       two hours after the day closed): ingest -> aggregate -> features -> cluster (param `clusters`)
-                       -> score -> quality_gate -> publish. The gate runs before publish so a broken day is never
+                       two hours after the day closed): the steps of jobs/steps.py in order (ingest -> aggregate
+                       -> cluster -> features -> score), then quality_gate -> publish. The gate runs before publish so a broken day is never
                        released to analysts. Every step replaces its own date partition, so reruns and
                        `airflow dags backfill` over a range are idempotent. One run at a time and aggregate
                        depends on the previous day's aggregate: the 7/28-day windows read earlier days' aggregates,
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable, Param, task
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable, Param
 from distillguard_wiring import (NIGHTLY_STEPS, RETRAIN_STEPS, Deployment, common_params, step_task)
 
 DEFAULT_ARGS = {
@@ -37,33 +37,25 @@ def labels_asset(deployment: Deployment) -> Asset:
 def build_nightly(deployment: Deployment) -> DAG:
     with DAG(
         dag_id="distillguard_nightly",
-        description="ingest -> aggregate -> features -> cluster -> score -> quality gate -> publish, one day",
+        description=" -> ".join(step.command for step in NIGHTLY_STEPS) + ", one day",
         schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
         start_date=START,
         catchup=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
-        params={**common_params(deployment),
-                "clusters": Param(True, type="boolean", description="run the cluster step (score works without)")},
+        params=common_params(deployment),
         tags=["distillguard"],
     ) as dag:
         task_args = {
             # features D reads the aggregates of D-27..D: a day whose predecessor failed must not run
             "aggregate": {"depends_on_past": True},
-            # score runs when cluster succeeded or was skipped, never after a failure upstream
-            "score": {"trigger_rule": "none_failed"},
         }
         tasks = {step.task_id: step_task(step, deployment, **task_args.get(step.task_id, {}))
                  for step in NIGHTLY_STEPS}
-
-        @task.short_circuit(ignore_downstream_trigger_rules=False, execution_timeout=dt.timedelta(minutes=5))
-        def clusters_enabled(params=None) -> bool:
-            return bool(params["clusters"])
-
-        gate = clusters_enabled()
-        tasks["ingest"] >> tasks["aggregate"] >> tasks["features"] >> gate >> tasks["cluster"]
-        [tasks["features"], tasks["cluster"]] >> tasks["score"]
-        tasks["score"] >> tasks["quality_gate"] >> tasks["publish"]
+        # one chain in declared order: features read the day's clusters, score reads the day's features
+        chain = [tasks[step.task_id] for step in NIGHTLY_STEPS]
+        for upstream, downstream in zip(chain, chain[1:]):
+            upstream >> downstream
     return dag
 
 

@@ -30,6 +30,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jobs.steps import NIGHTLY_STEPS as STEPS
+
 DAG_DATE = "{{ ds }}"
 # The retrain's as_of: the `as_of` param, or the last closed day before the run was created (weekly and
 # asset-triggered runs have no data interval to take a date from).
@@ -73,12 +75,10 @@ class Step:
 
 
 HOUR = dt.timedelta(hours=1)
+# The nightly chain is jobs/steps.py's list (the CLI and `distillguard nightly` read it too); a step the frame
+# engine runs is a GPU step when the engine is cudf. The quality gate and publishing follow it.
 NIGHTLY_STEPS = (
-    Step("ingest", 2 * HOUR),
-    Step("aggregate", 2 * HOUR, gpu=True),
-    Step("features", 2 * HOUR, gpu=True),
-    Step("cluster", 2 * HOUR),
-    Step("score", 2 * HOUR, gpu=True),
+    *(Step(step.name, 2 * HOUR, gpu=step.frame_engine) for step in STEPS),
     Step("quality-gate", HOUR / 2),
     Step("publish", HOUR / 2),
 )
@@ -106,7 +106,7 @@ class Deployment:
     k8s_gpu_tolerate_taint: str | None = "nvidia.com/gpu"
 
     def __post_init__(self) -> None:
-        from lake.engine import ENGINE_KEYS
+        from lake.config import ENGINE_KEYS
 
         if self.engine not in ENGINE_KEYS:
             raise ValueError(f"[distillguard] engine must be one of {ENGINE_KEYS}, got {self.engine!r}")
@@ -155,7 +155,7 @@ class Deployment:
 def common_params(deployment: Deployment) -> dict:
     from airflow.sdk import Param
 
-    from lake.engine import ENGINE_KEYS
+    from lake.config import ENGINE_KEYS
 
     return {
         "engine": Param(deployment.engine, enum=list(ENGINE_KEYS),

@@ -10,8 +10,8 @@ environment cannot reach), so to compare Sail with JVM Spark on identical work, 
     `event_date=...` directory names: JVM Spark 4.0 returns event_date as a date that way, but Sail
     0.7 does no partition discovery on a list of files and fails with "event_date is missing from
     the schema". The literal column gives both engines identical input.);
-  * per day: `features.spark_daily.daily_aggregate` -> Parquet `<out>/account_daily/<day>/`, then
-    `features.spark_features.account_features` over the window's aggregated days ->
+  * per day: `features.spark_engine.daily_aggregate` -> Parquet `<out>/account_daily/<day>/`, then
+    `features.spark_engine.account_features` over the window's aggregated days ->
     `<out>/account_features/<day>/` -- the same transforms, in the same order, as jobs/aggregate.py and
     jobs/features.py, with Parquet instead of Delta on both ends.
 
@@ -26,8 +26,7 @@ import time
 from pathlib import Path
 
 from features import registry
-from features.spark_daily import daily_aggregate
-from features.spark_features import account_features, in_window
+from features.spark_engine import account_features, daily_aggregate, in_window
 
 PARTITION_COLUMN = "event_date"
 REFERENCE_TABLES = ("accounts", "model_releases", "asn_info")
@@ -81,8 +80,11 @@ def run(spark, lake_root: str, dates: list[dt.date], out_dir: str | Path) -> dic
 
         window_days = [d for d in written_daily if day - dt.timedelta(days=longest) < d <= day]
         history = spark.read.parquet(*(_day_dir(out_dir, "account_daily", d) for d in window_days))
+        # the Parquet baseline has no link graph: every account is unclustered, on every engine compared
+        no_clusters = spark.createDataFrame([], "feature_date date, account_id string, cluster_id string, "
+                                                "link_types array<string>")
         features = account_features(history.where(in_window(day, longest)), reference["accounts"],
-                                    reference["model_releases"], day)
+                                    reference["model_releases"], no_clusters, day)
         features.write.mode("overwrite").parquet(_day_dir(out_dir, "account_features", day))
         featurized = time.perf_counter()
         per_day.append({"date": day.isoformat(), "aggregate_s": aggregated - began,

@@ -1,1 +1,3 @@
-"""Feature registry (one declaration per feature) and its engine implementations."""
+"""Feature definitions: per-request signals (signals.py), daily statistics (daily_stats.py), features and the
+tables built from them (registry.py), an expression layer (expr.py) and its compilation to each engine
+(spark_engine.py, frame_engine.py)."""

@@ -19,17 +19,17 @@ import sys
 
 from jobs.dates import parse_date
 from lake.config import load_settings
-from lake.engine import ENGINE_KEYS, compute_engine, spark_session
+from jobs.steps import NIGHTLY_STEPS, runs_on_frame_engine
+from lake.config import ENGINE_KEYS
+from lake.engine import spark_session
 
-# jobs that take `run(engine, settings, date)` with a SparkSession or a frame engine (lake/engine.py)
-COMPUTE_ENGINE_JOBS = ("aggregate", "features", "score")
 EXIT_ERROR = 2
 EXIT_QUALITY_GATE_FAILED = 3
 
 
 def _settings(args: argparse.Namespace):
     return load_settings(lake_root=args.lake or None, spark_remote=args.remote or None, engine=args.engine or None,
-                         mlflow_tracking_uri=args.mlflow_uri or None)
+                         mlflow_tracking_uri=args.mlflow_uri or None, model_config_file=args.model_config or None)
 
 
 def _engine_key(value: str) -> str:
@@ -52,18 +52,30 @@ def _cmd_simulate(args):
 
 
 def _dated_job(command: str):
-    """Handler for a job with the contract `jobs.<module>.run(spark, settings, date)`; module = command with
-    dashes as underscores."""
+    """Handler for a job `jobs.<module>.run(engine_or_spark, settings, date)`; module = command with dashes as
+    underscores. Steps jobs/steps.py marks as frame-engine steps get an engine (engines/), the rest a
+    SparkSession."""
     module_name = command.replace("-", "_")
 
     def handler(args):
+        from engines import open_engine
+
         job = importlib.import_module(f"jobs.{module_name}")
         settings = _settings(args)
-        open_engine = compute_engine if module_name in COMPUTE_ENGINE_JOBS else spark_session
-        with open_engine(settings) as engine:
-            job.run(engine, settings, args.date)
+        if runs_on_frame_engine(module_name):
+            with open_engine(settings) as engine:
+                job.run(engine, settings, args.date)
+        else:
+            with spark_session(settings) as spark:
+                job.run(spark, settings, args.date)
 
     return handler
+
+
+def _cmd_nightly(args):
+    from jobs import nightly
+
+    nightly.run(_settings(args), args.date)
 
 
 def _cmd_train(args):
@@ -105,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", type=_engine_key, metavar="{" + ",".join(ENGINE_KEYS) + "}",
                         help="compute engine (default: $DG_ENGINE or embedded); cudf/pandas run aggregate, "
                              "features and score on the frame engine and everything else on Spark")
+    parser.add_argument("--model-config", dest="model_config",
+                        help="TOML file with [training] and [scoring] settings (default: $DG_MODEL_CONFIG or the "
+                             "built-in defaults; see README, 'Training, evaluation and promotion')")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -115,19 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=_cmd_simulate)
 
-    for name, help_text in (
-        ("ingest", "validate one day of raw requests into bronze (+ quarantine)"),
-        ("aggregate", "per account-day aggregate for one day"),
-        ("features", "1/7/28-day features for one day from account_daily (run aggregate first)"),
-        ("cluster", "link accounts and find connected components for one day"),
-        ("score", "score one day's features with the champion model"),
-        ("quality-gate", "check one day's risk table and ingest counts; exit 3 when the day must not be published"),
-        ("publish", "record one day's risk tables as published (risk_publications)"),
-        ("nightly", "ingest -> aggregate -> features -> cluster -> score for one day"),
+    for name, help_text, handler in (
+        *((step.name, step.description, _dated_job(step.name)) for step in NIGHTLY_STEPS),
+        ("quality-gate", "check one day's risk table and ingest counts; exit 3 when the day must not be published",
+         _dated_job("quality-gate")),
+        ("publish", "record one day's risk tables as published (risk_publications)", _dated_job("publish")),
+        ("nightly", " -> ".join(step.name for step in NIGHTLY_STEPS) + " for one day", _cmd_nightly),
     ):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("--date", type=parse_date, required=True)
-        p.set_defaults(func=_dated_job(name))
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--date", type=parse_date, required=True, help="the day to process (YYYY-MM-DD)")
+        p.set_defaults(func=handler)
 
     for name, help_text, handler in (
         ("train", "training-set -> fit -> evaluate -> promote as of a date, in one process", _cmd_train),

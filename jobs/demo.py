@@ -1,6 +1,6 @@
 """`distillguard demo`: the whole pipeline on a fresh simulated lake, on the embedded engine.
 
-simulate two weeks → ingest + features for every day → clusters for the last day → train as of the
+simulate two weeks → the nightly steps (ingest, aggregate, cluster, features) for every day → train as of the
 last day → score the last day → print the top-risk accounts with reasons, and how well the champion
 did on the campaign accounts that carry **no label** (ground truth from the simulator, which no job
 reads). Benign false-positive rates are also measured on unlabeled accounts only.
@@ -106,7 +106,8 @@ def _print_evaluation(report: dict[str, dict[str, object]]) -> None:
 
 
 def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = True) -> dict[str, object]:
-    from jobs import aggregate, cluster, features, ingest, risk_query, score, train
+    from jobs import nightly, risk_query, train
+    from jobs.steps import STEP_NAMES
     from simulator import simulate
 
     began = time.perf_counter()
@@ -117,25 +118,17 @@ def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = T
           flush=True)
     simulate.run(settings, start=DEMO_START, days=days, accounts=accounts, seed=seed)
 
-    total_steps = 3 * len(dates) + 3
-    step = 0
-
-    def progress(name: str) -> None:
-        nonlocal step
-        step += 1
-        print(f"[{step:>2}/{total_steps}] {name}  (elapsed {time.perf_counter() - began:.0f}s)", flush=True)
-
+    # every night's steps up to features, as the nightly DAG runs them; then one training run and one scoring
+    before_scoring = [name for name in STEP_NAMES if name != "score"]
+    for index, day in enumerate(dates, start=1):
+        print(f"[day {index}/{len(dates)}] {day}: {' -> '.join(before_scoring)}  "
+              f"(elapsed {time.perf_counter() - began:.0f}s)", flush=True)
+        nightly.run(settings, day, steps=before_scoring)
+    print(f"[train] as of {last}  (elapsed {time.perf_counter() - began:.0f}s)", flush=True)
     with spark_session(settings) as spark:
-        for day in dates:
-            for name, job in (("ingest", ingest), ("aggregate", aggregate), ("features", features)):
-                progress(f"{name} {day}")
-                job.run(spark, settings, day)
-        progress(f"cluster {last}")
-        cluster.run(spark, settings, last)
-        progress(f"train as of {last}")
         train.run(spark, settings, last)
-        progress(f"score {last}")
-        score.run(spark, settings, last)
+    print(f"[score] {last}  (elapsed {time.perf_counter() - began:.0f}s)", flush=True)
+    nightly.run(settings, last, steps=["score"])
 
     risk_query.print_top(settings, score_date=last, limit=15, tier=None)
     risk = catalog.read_arrow(settings, "account_risk").to_pandas()

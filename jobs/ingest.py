@@ -1,5 +1,8 @@
 """`distillguard ingest --date D`: one day of raw api_requests → bronze `requests` + `quarantine`.
 
+Ingest is the one job that reads prompt text: bronze carries each request's signals (features/signals.py) as
+columns, so aggregation and backfills never scan text again, and re-ingesting a date recomputes them.
+
 The run id is derived from the date and the raw table's Delta version, so rerunning the same date
 over the same raw data rewrites byte-for-byte the same rows (idempotent), while a rerun after the
 gateway re-delivered the day is traceable to the new raw version.
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import functions as F
 
 from lake.errors import MissingInputError
+from features.signals import with_request_signals
 from lake import catalog
 from lake.config import Settings
 from lake.validation import validate_requests
@@ -41,6 +45,8 @@ def run(spark, settings: Settings, event_date: dt.date) -> IngestResult:
                          "(is the gateway export late?)")
 
     bronze, quarantine = validate_requests(raw, event_date, settings.pseudonym_key, run_id)
+    # the only place prompt text is read: each request's content and client signals become bronze columns
+    bronze = with_request_signals(bronze)
     # Quarantine first and the run record last: a crash in between leaves no run record, and the
     # rerun replaces every partition it wrote.
     catalog.write_partition(quarantine, settings, "quarantine", event_date)

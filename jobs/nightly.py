@@ -1,44 +1,48 @@
-"""`distillguard nightly --date D`: the nightly chain for one date, in order.
+"""`distillguard nightly --date D`: the nightly chain for one date, in the order jobs/steps.py declares.
 
-ingest → aggregate → features → cluster → score. Each step is its own job and runs alone for any past date
-too; this module only sequences them so one failure stops the chain. With a frame engine (`--engine cudf`)
-aggregate, features and score run on it and ingest and cluster on the Spark session.
+Each step is its own job and runs alone for any past date too; this module only sequences them so one failure
+stops the chain. Steps a frame engine supports run on it when one is configured; the others on the Spark engine.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 
-from lake.config import Settings
-from lake.engine import is_frame_engine
+from engines import open_engine
+from jobs.steps import NIGHTLY_STEPS, STEP_NAMES
+from lake.config import FRAME_ENGINE_KEYS, Settings
+from lake.errors import InputError
 
-COMPUTE_ENGINE_STEPS = ("aggregate", "features", "score")
-
-
-def steps() -> list[tuple[str, Callable]]:
-    from jobs import aggregate, cluster, features, ingest, score
-
-    return [("ingest", ingest.run), ("aggregate", aggregate.run), ("features", features.run),
-            ("cluster", cluster.run), ("score", score.run)]
+__all__ = ["STEP_NAMES", "run"]
 
 
-def run(spark, settings: Settings, event_date: dt.date) -> dict[str, object]:
+def run(settings: Settings, event_date: dt.date, steps: Sequence[str] | None = None) -> dict[str, object]:
+    """Run `steps` (default: every nightly step) for one date, in the declared order; returns each step's result."""
+    wanted = set(steps or STEP_NAMES)
+    unknown = wanted - set(STEP_NAMES)
+    if unknown:
+        raise InputError(f"unknown step(s) {sorted(unknown)}; the nightly steps are {', '.join(STEP_NAMES)}")
+    chain = [step for step in NIGHTLY_STEPS if step.name in wanted]
     results: dict[str, object] = {}
-    chain = steps()
     with contextlib.ExitStack() as stack:
-        compute = spark
-        if is_frame_engine(settings):
-            from lake.frames import frame_engine
+        opened: dict[bool, object] = {}  # one Spark engine and at most one frame engine for the whole chain
 
-            compute = stack.enter_context(frame_engine(settings))
-        for index, (name, step) in enumerate(chain, start=1):
+        def engine_for(step) -> object:
+            on_frames = step.frame_engine and settings.engine in FRAME_ENGINE_KEYS
+            if on_frames not in opened:
+                opened[on_frames] = stack.enter_context(open_engine(settings, frame_capable=on_frames))
+            engine = opened[on_frames]
+            return engine if step.frame_engine else engine.spark  # Spark-only jobs take the session itself
+
+        for index, step in enumerate(chain, start=1):
             started = time.perf_counter()
-            print(f"[nightly {event_date}] {index}/{len(chain)} {name} ...", flush=True)
-            engine = compute if name in COMPUTE_ENGINE_STEPS else spark
-            results[name] = step(engine, settings, event_date)
-            print(f"[nightly {event_date}] {index}/{len(chain)} {name} done in "
+            print(f"[nightly {event_date}] {index}/{len(chain)} {step.name} ...", flush=True)
+            job = importlib.import_module(f"jobs.{step.name}")
+            results[step.name] = job.run(engine_for(step), settings, event_date)
+            print(f"[nightly {event_date}] {index}/{len(chain)} {step.name} done in "
                   f"{time.perf_counter() - started:.1f}s", flush=True)
     return results

@@ -25,7 +25,7 @@ from lake.errors import MissingInputError
 from lake import catalog
 from lake.config import Settings
 from models import registry
-from models.config import TrainingConfig
+from models.config import TrainingConfig, load_model_config
 from models.train import (TrainResult, candidate_version, evaluate_candidate, fit_candidate, promote_candidate,
                           train_and_register)
 from models.training_set import KEY_COLUMNS, TrainingSet, build_training_set
@@ -135,7 +135,7 @@ def load_training_set(settings: Settings, as_of: dt.date) -> TrainingSet:
 # --- the job steps --------------------------------------------------------------------------------
 
 def build(spark, settings: Settings, as_of: dt.date, config: TrainingConfig | None = None) -> TrainingSet:
-    training_set = store_training_set(settings, build_training_set(spark, settings, as_of, config or TrainingConfig()))
+    training_set = store_training_set(settings, build_training_set(spark, settings, as_of, config or load_model_config(settings.model_config_file)[0]))
     reference = training_set.reference
     print(f"training set as of {as_of}: {reference['snapshots']:,} snapshots ({reference['positives']:,} positive, "
           f"{reference['unresolved_snapshots']:,} unresolved), feature dates {reference['feature_date_min']}.."
@@ -150,20 +150,21 @@ def _stored(settings: Settings, as_of: dt.date, config: TrainingConfig) -> Train
 
 
 def fit(settings: Settings, as_of: dt.date, config: TrainingConfig | None = None) -> registry.ModelVersionInfo:
-    config = config or TrainingConfig()
+    config = config or load_model_config(settings.model_config_file)[0]
     candidate = fit_candidate(_stored(settings, as_of, config), settings, config)
     print(f"fitted {candidate.name} v{candidate.version} as of {as_of} -> @candidate", flush=True)
     return candidate
 
 
 def evaluate(settings: Settings, as_of: dt.date, config: TrainingConfig | None = None):
-    config = config or TrainingConfig()
+    config = config or load_model_config(settings.model_config_file)[0]
     client = registry.configure(settings)
     result = evaluate_candidate(_stored(settings, as_of, config), settings, config,
                                 candidate_version(client, settings, as_of))
     metrics = result.metrics
     versus = (f"champion v{result.champion_version} {result.champion_pr_auc:.4f}" if result.champion_pr_auc is not None
               else f"champion v{result.champion_version} not comparable" if result.champion_version else "no champion")
+    print(result.split.describe(), flush=True)
     print(f"evaluated v{result.version} on holdout {result.split.holdout_dates[0]}..{result.split.holdout_dates[-1]}: "
           f"PR-AUC {metrics['pr_auc']:.4f} ({versus}), recall@1% benign FPR "
           f"{metrics['recall_at_benign_fpr_0.01']:.3f}, precision@{config.review_capacity_k} "
@@ -181,7 +182,7 @@ def promote(settings: Settings, as_of: dt.date):
 
 def run(spark, settings: Settings, as_of: dt.date, config: TrainingConfig | None = None) -> TrainResult:
     """training-set -> fit -> evaluate -> promote in one process (the training set is still stored)."""
-    config = config or TrainingConfig()
+    config = config or load_model_config(settings.model_config_file)[0]
     training_set = build(spark, settings, as_of, config)
     result = train_and_register(training_set, settings, config)
     metrics = result.metrics

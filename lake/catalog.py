@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from features.registry import feature_columns
 from lake.config import Settings
 
 TS = pa.timestamp("us", tz="UTC")
@@ -35,7 +34,7 @@ class Table:
         return self.schema.names
 
 
-def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
+def fields_schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
     return pa.schema([pa.field(name, dtype) for name, dtype in fields])
 
 
@@ -67,11 +66,20 @@ API_REQUEST_FIELDS = (
     ("prompt_prefix", pa.string()),
 )
 
-# bronze drops the raw IP and keeps keyed hashes of the address and of its /24 or /48 prefix
+# bronze drops the raw IP and keeps keyed hashes of the address and of its /24 or /48 prefix, plus the
+# per-request signals ingest derives from the prompt and client (features/signals.py); nothing after bronze
+# reads prompt text
 BRONZE_REQUEST_FIELDS = tuple(f for f in API_REQUEST_FIELDS if f[0] != "client_ip") + (
     ("ip_hash", pa.string()),
     ("ip_prefix_hash", pa.string()),
     ("ingest_run_id", pa.string()),
+    ("is_cot_elicitation", pa.bool_()),
+    ("is_rubric_grading", pa.bool_()),
+    ("capability", pa.string()),
+    ("is_non_english", pa.bool_()),
+    ("prompt_fingerprint", pa.int64()),
+    ("is_raw_http_client", pa.bool_()),
+    ("signals_version", pa.string()),
 )
 
 REASON_STRUCT = pa.struct([
@@ -81,131 +89,64 @@ REASON_STRUCT = pa.struct([
     pa.field("text", pa.string()),
 ])
 
-# Per account-day sufficient statistics; the 1/7/28-day windows are sums/maxes/unions of these rows,
-# so the nightly job reads one day of raw logs.
-DAILY_STAT_FIELDS = (
-    ("requests", pa.int64()),
-    ("input_tokens", pa.int64()),
-    ("output_tokens", pa.int64()),
-    ("active_hours", pa.int32()),
-    *((f"hour_{h:02d}", pa.int32()) for h in range(24)),
-    ("gap_count", pa.int64()),
-    ("gap_sum_s", pa.float64()),
-    ("gap_sumsq_s", pa.float64()),
-    ("active_minutes", pa.int32()),
-    ("peak_rpm", pa.int32()),
-    ("batch_requests", pa.int64()),
-    ("stream_requests", pa.int64()),
-    ("cot_requests", pa.int64()),
-    ("rubric_requests", pa.int64()),
-    ("repeated_template_requests", pa.int64()),
-    ("coding_requests", pa.int64()),
-    ("agentic_requests", pa.int64()),
-    ("tool_use_requests", pa.int64()),
-    ("reasoning_requests", pa.int64()),
-    ("vision_requests", pa.int64()),
-    ("chat_requests", pa.int64()),
-    ("max_tokens_stops", pa.int64()),
-    ("non_english_requests", pa.int64()),
-    ("top_system_prompt_requests", pa.int64()),
-    ("newest_model", pa.string()),
-    ("newest_model_requests", pa.int64()),
-    ("newest_model_first_ts", TS),
-    ("newest_model_majority_hour_ts", TS),
-    ("ip_prefixes", pa.list_(pa.string())),
-    ("countries", pa.list_(pa.string())),
-    ("hosting_proxy_requests", pa.int64()),
-    ("signup_mismatch_requests", pa.int64()),
-    ("raw_http_requests", pa.int64()),
-)
-
-
-def _account_features_schema() -> pa.Schema:
-    return _schema(
-        ("account_id", pa.string()),
-        ("feature_date", pa.date32()),
-        *((column, pa.float64()) for column in feature_columns()),
-        ("feature_set_version", pa.string()),
-    )
-
-
-# Tier names, highest first, as models/config.py TIERS (not imported: lake/ stays independent of models/).
+# Tier names, highest first: the one definition (models/ and jobs/ import it). The benign false-positive rate
+# each tier allows is a model setting (models/config.py).
 RISK_TIERS = ("critical", "high", "elevated", "low")
-
-
-def _training_sets_schema() -> pa.Schema:
-    return _schema(
-        ("as_of", pa.date32()),
-        ("account_id", pa.string()),
-        ("feature_date", pa.date32()),
-        *((column, pa.float64()) for column in feature_columns()),
-        ("label", pa.int32()),
-        ("resolved", pa.bool_()),
-        ("campaign_id", pa.string()),
-        ("benign_segment", pa.string()),
-        ("feature_set_version", pa.string()),
-        ("reference", pa.string()),  # JSON: the pinned input table versions and labelling rules
-    )
 
 
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
-        Table("api_requests", "raw", _schema(*API_REQUEST_FIELDS),
+        Table("api_requests", "raw", fields_schema(*API_REQUEST_FIELDS),
               "raw API request log (gateway contract)", ("event_date",),
               required=("request_id", "event_ts", "account_id")),
-        Table("accounts", "raw", _schema(
+        Table("accounts", "raw", fields_schema(
             ("account_id", pa.string()), ("org_id", pa.string()), ("created_at", TS),
             ("signup_country", pa.string()), ("payment_fingerprint", pa.string()),
             ("verification", pa.string()), ("program", pa.string())),
             "account registry", required=("account_id",)),
-        Table("model_releases", "raw", _schema(("model", pa.string()), ("released_at", TS)),
+        Table("model_releases", "raw", fields_schema(("model", pa.string()), ("released_at", TS)),
               "model release times", required=("model", "released_at")),
-        Table("asn_info", "raw", _schema(("asn", pa.int32()), ("category", pa.string())),
+        Table("asn_info", "raw", fields_schema(("asn", pa.int32()), ("category", pa.string())),
               "ASN categories", required=("asn",)),
-        Table("enforcement_labels", "raw", _schema(
+        Table("enforcement_labels", "raw", fields_schema(
             ("account_id", pa.string()), ("label", pa.string()), ("decided_at", TS),
             ("campaign_id", pa.string()), ("source", pa.string()), ("note", pa.string())),
             "analyst/rule decisions; flow back as training labels", required=("account_id", "label", "decided_at")),
-        Table("requests", "bronze", _schema(*BRONZE_REQUEST_FIELDS),
+        Table("requests", "bronze", fields_schema(*BRONZE_REQUEST_FIELDS),
               "validated requests, IPs pseudonymized", ("event_date",)),
-        Table("quarantine", "bronze", _schema(
+        Table("quarantine", "bronze", fields_schema(
             ("raw_record", pa.string()), ("reason", pa.string()), ("source_table", pa.string()),
             ("source_partition", pa.date32()), ("ingest_run_id", pa.string())),
             "rejected raw rows with the reason", ("source_partition",)),
-        Table("ingest_runs", "ops", _schema(
+        Table("ingest_runs", "ops", fields_schema(
             ("ingest_run_id", pa.string()), ("event_date", pa.date32()), ("raw_table_version", pa.int64()),
             ("raw_rows", pa.int64()), ("bronze_rows", pa.int64()), ("quarantined_rows", pa.int64()),
             ("quarantine_reasons", pa.string())),
             "row counts per ingest run (reasons as JSON)", ("event_date",)),
-        Table("account_daily", "silver", _schema(
-            ("account_id", pa.string()), ("event_date", pa.date32()), *DAILY_STAT_FIELDS),
-            "per account-day sufficient statistics", ("event_date",)),
-        Table("account_features", "gold", _account_features_schema(),
-              "per-account features over 1/7/28-day windows", ("feature_date",)),
-        Table("account_clusters", "gold", _schema(
+        Table("account_clusters", "gold", fields_schema(
             ("feature_date", pa.date32()), ("account_id", pa.string()), ("cluster_id", pa.string()),
             ("link_types", pa.list_(pa.string()))),
             "connected components of linked accounts", ("feature_date",)),
-        Table("account_risk", "gold", _schema(
+        Table("account_risk", "gold", fields_schema(
             ("score_date", pa.date32()), ("account_id", pa.string()), ("score", pa.float64()),
             ("tier", pa.string()), ("cluster_id", pa.string()), ("cluster_score", pa.float64()),
             ("reasons", pa.list_(REASON_STRUCT)), ("model_name", pa.string()), ("model_version", pa.string()),
             ("feature_set_version", pa.string())),
             "ranked, explained account risk", ("score_date",)),
-        Table("cluster_risk", "gold", _schema(
+        Table("cluster_risk", "gold", fields_schema(
             ("score_date", pa.date32()), ("cluster_id", pa.string()), ("n_accounts", pa.int64()),
             ("requests", pa.int64()), ("score", pa.float64()), ("top_capabilities", pa.list_(pa.string())),
             ("link_evidence", pa.list_(pa.string()))),
             "cluster risk with link evidence", ("score_date",)),
-        Table("risk_publications", "ops", _schema(
+        Table("risk_publications", "ops", fields_schema(
             ("score_date", pa.date32()), ("published_at", TS), ("model_name", pa.string()),
             ("model_version", pa.string()), ("feature_set_version", pa.string()), ("accounts", pa.int64()),
             ("clusters", pa.int64()), *((f"{tier}_accounts", pa.int64()) for tier in RISK_TIERS),
             ("account_risk_version", pa.int64()), ("cluster_risk_version", pa.int64())),
             "one row per published score date: what analysts got, with the Delta versions to time-travel to",
             ("score_date",)),
-        Table("analyst_decisions", "ops", _schema(
+        Table("analyst_decisions", "ops", fields_schema(
             ("decision_id", pa.string()), ("decided_at", TS), ("analyst", pa.string()), ("target_kind", pa.string()),
             ("target_id", pa.string()), ("account_id", pa.string()), ("label", pa.string()), ("note", pa.string()),
             ("campaign_id", pa.string()), ("previous_label", pa.string()), ("previous_decided_at", TS),
@@ -213,17 +154,26 @@ TABLES: dict[str, Table] = {
             ("model_name", pa.string()), ("model_version", pa.string())),
             "audit log of analyst decisions (console and `review decide`): one row per labelled account, with what "
             "the analyst saw; decision_id is also in the metadata of the enforcement_labels commit"),
-        Table("training_sets", "gold", _training_sets_schema(),
-              "point-in-time training sets (features + labels), one partition per as_of", ("as_of",)),
     )
 }
+
+
+def register(declaration: Table) -> None:
+    """Declare a table whose columns come from a layer above lake/: account_daily's from the daily statistics,
+    account_features' and training_sets' from the feature registry (features/registry.py registers them)."""
+    TABLES[declaration.name] = declaration
 
 
 def table(name: str) -> Table:
     try:
         return TABLES[name]
     except KeyError:
-        raise KeyError(f"unknown table {name!r}; declared tables: {sorted(TABLES)}") from None
+        hint = " (feature tables are declared by features/registry.py: import it first)" \
+            if name in FEATURE_TABLES else ""
+        raise KeyError(f"unknown table {name!r}; declared tables: {sorted(TABLES)}{hint}") from None
+
+
+FEATURE_TABLES = ("account_daily", "account_features", "training_sets")
 
 
 # --- Arrow -> Spark types ------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Environment variables:
   DG_LAKE                 lake root (local path or any URI the engine and delta-rs support); default ./lake_data
   DG_GROUND_TRUTH         where the simulator writes campaign membership; outside the lake on purpose
   DG_SPARK_REMOTE         sc://host:port of a Spark Connect server; unset = embedded Sail
-  DG_ENGINE               compute engine (lake/engine.py ENGINE_KEYS): embedded | remote | jvm-local | cudf | pandas
+  DG_ENGINE               compute engine (ENGINE_KEYS below; engines/ implements them): embedded | remote | jvm-local | cudf | pandas
   DG_GPU_MEMORY_BUDGET_GB GPU memory the cuDF engine may hold at once (RMM pool size); default: 80% of free memory
   MLFLOW_TRACKING_URI     MLflow tracking/registry store; default sqlite:///<lake>/_mlflow/mlflow.db
   DG_MODEL_NAME           registered model name; default distillguard-extraction
@@ -26,6 +26,12 @@ from lake.errors import InputError
 DEMO_PSEUDONYM_KEY = "distillguard-demo-key-not-for-production"
 
 
+# Engine keys: Spark engines (lake/engine.py opens their sessions) and frame engines (lake/frames.py).
+SPARK_ENGINE_KEYS = ("embedded", "remote", "jvm-local")
+FRAME_ENGINE_KEYS = ("cudf", "pandas")
+ENGINE_KEYS = (*SPARK_ENGINE_KEYS, *FRAME_ENGINE_KEYS)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -34,6 +40,7 @@ class Settings(BaseModel):
     spark_remote: str | None = Field(default=None, description="sc://host:port, None = embedded Sail")
     mlflow_tracking_uri: str = Field(description="MLflow tracking and registry URI")
     model_name: str = "distillguard-extraction"
+    model_config_file: str | None = None  # TOML with [training] / [scoring] (models/config.py load_model_config)
     pseudonym_key: str = DEMO_PSEUDONYM_KEY
     shuffle_partitions: int = Field(default=8, ge=1)
     engine: str = Field(default="embedded", description="compute engine key, see lake/engine.py")
@@ -42,8 +49,6 @@ class Settings(BaseModel):
     @field_validator("engine")
     @classmethod
     def _known_engine(cls, value: str) -> str:
-        from lake.engine import ENGINE_KEYS
-
         if value not in ENGINE_KEYS:
             raise ValueError(f"unknown engine {value!r}; choose one of {', '.join(ENGINE_KEYS)}")
         return value
@@ -87,6 +92,8 @@ def load_settings(**overrides: object) -> Settings:
         values.setdefault("engine", env["DG_ENGINE"])
     if env.get("DG_GPU_MEMORY_BUDGET_GB"):
         values.setdefault("gpu_memory_budget_gb", float(env["DG_GPU_MEMORY_BUDGET_GB"]))
+    if env.get("DG_MODEL_CONFIG"):
+        values.setdefault("model_config_file", env["DG_MODEL_CONFIG"])
     if "DG_MODEL_NAME" in env:
         values.setdefault("model_name", env["DG_MODEL_NAME"])
     if "DG_PSEUDONYM_KEY" in env:

@@ -1,16 +1,16 @@
-"""The engine seam: every job gets its compute engine from here and nowhere else.
+"""Spark sessions for the Spark engines; engines/ builds the engine interface on top of them.
 
 Engines plug in by string key (Settings.engine, `--engine`, DG_ENGINE):
-  Spark engines, one PySpark DataFrame code path (features/spark_*.py):
+  Spark engines, one PySpark DataFrame code path (engines/spark.py, features/spark_engine.py):
     "embedded"   a Sail server (pysail) started in this process on a free loopback port; no JVM.
     "remote"     any Spark Connect server (Spark 4 + delta-spark, Sail on Kubernetes, Databricks).
     "jvm-local"  classic JVM PySpark in local[*] mode. Benchmark baseline only: it needs the full `pyspark`
                  package (not pyspark-client) and cannot read Delta here, because delta-spark's jars come
                  from Maven, which this environment cannot reach. benchmarks/engines.py feeds it Parquet.
-  Frame engines, one cuDF/pandas code path (features/frame_*.py), for aggregate, features and score:
+  Frame engines, one cuDF/pandas code path (engines/frames.py), for the steps jobs/steps.py marks:
     "cudf"       RAPIDS cuDF on a CUDA GPU (lake/frames.py).
     "pandas"     the same frame code on CPU with pandas: how CI tests the cuDF path without a GPU.
-  Jobs that only exist on Spark (ingest, cluster, train) run on the Spark engine `spark_engine_key` picks:
+  Steps that only exist on Spark (ingest, cluster, train) run on the Spark engine `spark_engine_key` picks:
   remote when a Spark Connect URL is set, otherwise embedded Sail.
 """
 
@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable, Iterator
 
 from lake.errors import InputError
-from lake.config import Settings
+from lake.config import FRAME_ENGINE_KEYS, SPARK_ENGINE_KEYS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +100,15 @@ SPARK_ENGINES: dict[str, Callable[[Settings], contextlib.AbstractContextManager]
     "remote": _remote,
     "jvm-local": _jvm_local,
 }
-FRAME_ENGINE_KEYS = ("cudf", "pandas")
-ENGINE_KEYS = (*SPARK_ENGINES, *FRAME_ENGINE_KEYS)
-
-
-def is_frame_engine(settings: Settings) -> bool:
-    return settings.engine in FRAME_ENGINE_KEYS
+if tuple(SPARK_ENGINES) != SPARK_ENGINE_KEYS:
+    raise RuntimeError("lake.engine.SPARK_ENGINES out of step with lake.config.SPARK_ENGINE_KEYS")
 
 
 def spark_engine_key(settings: Settings) -> str:
     """The Spark engine for this run: the configured one, or for frame engines the one Spark-only jobs use."""
     if settings.engine == "remote" or settings.spark_remote:
         return "remote"
-    return "embedded" if is_frame_engine(settings) else settings.engine
+    return "embedded" if settings.engine in FRAME_ENGINE_KEYS else settings.engine
 
 
 @contextlib.contextmanager
@@ -120,16 +116,3 @@ def spark_session(settings: Settings) -> Iterator:
     """Yield a SparkSession for the configured Spark engine and shut it down cleanly afterwards."""
     with SPARK_ENGINES[spark_engine_key(settings)](settings) as spark:
         yield spark
-
-
-@contextlib.contextmanager
-def compute_engine(settings: Settings) -> Iterator:
-    """The engine aggregate/features/score run on: a FrameEngine (lake/frames.py) or a SparkSession."""
-    if is_frame_engine(settings):
-        from lake.frames import frame_engine
-
-        with frame_engine(settings) as frames:
-            yield frames
-    else:
-        with spark_session(settings) as spark:
-            yield spark

@@ -10,13 +10,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from lake.catalog import RISK_TIERS
+
 # Risk tiers, highest first, defined by the benign false-positive rate an analyst accepts at each tier.
 # Training turns these rates into score bounds on its holdout's negatives and stores them on the model
 # version (`tier_bounds` tag), so a tier means the same review load whatever the score scale of a model
-# (scale_pos_weight, for one, shifts every score). "critical" = at most 0.1% of benign accounts score this high.
-TIER_BENIGN_FPR: tuple[tuple[str, float], ...] = (("critical", 0.001), ("high", 0.01), ("elevated", 0.05))
-LOWEST_TIER = "low"
-TIERS: tuple[str, ...] = tuple(name for name, _ in TIER_BENIGN_FPR) + (LOWEST_TIER,)
+# (scale_pos_weight, for one, shifts every score). "critical" = at most 0.01% of benign accounts score this high.
+# The tier names are lake.catalog.RISK_TIERS (the tables store them); only their rates live here.
+TIERS: tuple[str, ...] = RISK_TIERS
+LOWEST_TIER = TIERS[-1]
+# DESIGN.md §7: critical <= 0.01%, high <= 0.1%, elevated <= 1% of benign accounts (at 200M accounts, 1% is 2M
+# people). Calibrated on positive-unlabelled holdouts (models/metrics.py tier_bounds).
+TIER_BENIGN_FPR: tuple[tuple[str, float], ...] = tuple(zip(TIERS[:-1], (0.0001, 0.001, 0.01), strict=True))
 
 # The evaluation threshold that defines a "flagged" snapshot for campaign recall, detection latency and
 # per-segment false-positive rates: the score at which the benign false-positive rate is 1%.
@@ -75,3 +80,40 @@ class ScoringConfig:
     # cluster_score = mean of the highest `cluster_top_members` member scores (see scoring.py for why).
     cluster_top_members: int = 3
     top_capabilities: int = 3
+
+
+# --- from a file, without editing code ------------------------------------------------------------------------
+
+def load_model_config(path: str | None) -> tuple[TrainingConfig, ScoringConfig]:
+    """Training and scoring settings from a TOML file with optional [training] and [scoring] tables (keys as the
+    dataclass fields above; unknown keys and bad values are refused in one line). No file: the defaults.
+    `--model-config` / DG_MODEL_CONFIG name it; training logs every value to MLflow."""
+    if not path:
+        return TrainingConfig(), ScoringConfig()
+    import tomllib
+    from dataclasses import fields
+
+    from lake.errors import InputError
+
+    try:
+        with open(path, "rb") as handle:
+            document = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"model config {path}: {exc}") from None
+    unknown_sections = set(document) - {"training", "scoring"}
+    if unknown_sections:
+        raise InputError(f"model config {path}: unknown section(s) {sorted(unknown_sections)}; use [training] and "
+                         "[scoring]")
+    built = []
+    for section, cls in (("training", TrainingConfig), ("scoring", ScoringConfig)):
+        values = document.get(section, {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise InputError(f"model config {path}: unknown [{section}] key(s) {sorted(unknown)}; known: "
+                             f"{', '.join(sorted(known))}")
+        try:
+            built.append(cls(**values))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"model config {path} [{section}]: {exc}") from None
+    return built[0], built[1]

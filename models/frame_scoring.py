@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from lake import catalog, frames
 from lake.config import Settings
 from lake.frames import FrameEngine
-from models.config import TIERS, ScoringConfig
+from models.config import TIERS, ScoringConfig, load_model_config
 from models.explain import reason_templates
 from models.scoring import (REASON_TYPE, ScoreResult, capability_columns, checked_champion_booster, no_features,
                             score_rows)
@@ -104,7 +104,7 @@ def cluster_risk_table(engine: FrameEngine, risk, features: pa.Table, clusters: 
 
 def score_day(engine: FrameEngine, settings: Settings, score_date: dt.date,
               config: ScoringConfig | None = None) -> ScoreResult:
-    config = config or ScoringConfig()
+    config = config or load_model_config(settings.model_config_file)[1]
     features = _partition(settings, "account_features", score_date)
     if features is None or features.num_rows == 0:
         raise no_features(score_date)

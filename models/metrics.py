@@ -77,17 +77,75 @@ def threshold_at_fpr(y_true, scores, max_fpr: float) -> float:
     return float(np.nextafter(negatives[allowed], np.inf))
 
 
-def tier_bounds(y_true, scores, tier_fprs: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
-    """Score bounds per tier (highest tier first) at each tier's benign false-positive rate.
+MIN_POSITIVES_FOR_PU = 20
 
-    Bounds never increase down the list, so a lower tier can only widen the net.
-    """
+
+def hidden_positive_share(y_true, scores, min_positives_above: int = MIN_POSITIVES_FOR_PU) -> float:
+    """Estimated share of positives hidden among the unlabelled (y = 0) snapshots.
+
+    Mixture proportion estimation (Blanchard, Lee & Scott 2010): the unlabelled scores are a mixture
+    U = pi * P + (1 - pi) * B of the positives' and the benign accounts' distributions, so for every threshold t,
+    U(score >= t) / P(score >= t) >= pi, with equality where no benign account scores that high. The estimate is
+    the smallest ratio over thresholds that keep at least `min_positives_above` labelled positives above them (so
+    the ratio is not noise). It assumes the hidden positives score like the labelled ones; hidden campaigns that
+    score lower are not counted, which only makes the tiers stricter (see tier_bounds)."""
+    y, s = _as_arrays(y_true, scores)
+    positives = np.sort(s[y == 1])[::-1]
+    unlabelled = np.sort(s[y == 0])
+    if positives.size < min_positives_above or unlabelled.size == 0:
+        return 0.0
+    thresholds = positives[min_positives_above - 1:]
+    unlabelled_above = (unlabelled.size - np.searchsorted(unlabelled, thresholds, side="left")) / unlabelled.size
+    positives_above = np.arange(min_positives_above, positives.size + 1) / positives.size
+    return float(min(1.0, np.min(unlabelled_above / positives_above)))
+
+
+def benign_fpr_estimate(y_true, scores, thresholds, pi: float) -> np.ndarray:
+    """Benign false-positive rate at each threshold once the estimated hidden positives are taken out of the
+    unlabelled: (U(>= t) - pi * P(>= t)) / (1 - pi), floored at 0."""
+    y, s = _as_arrays(y_true, scores)
+    unlabelled, positives = np.sort(s[y == 0]), np.sort(s[y == 1])
+    t = np.asarray(thresholds, dtype=float)
+    unlabelled_above = (unlabelled.size - np.searchsorted(unlabelled, t, side="left")) / unlabelled.size
+    positives_above = ((positives.size - np.searchsorted(positives, t, side="left")) / positives.size
+                       if positives.size else np.zeros_like(t))
+    return np.maximum(0.0, unlabelled_above - pi * positives_above) / max(1e-12, 1.0 - pi)
+
+
+@dataclass(frozen=True)
+class TierCalibration:
+    bounds: tuple[tuple[str, float], ...]
+    hidden_positive_share: float
+    method: str
+
+
+def tier_bounds(y_true, scores, tier_fprs: tuple[tuple[str, float], ...]) -> TierCalibration:
+    """Score bounds per tier (highest tier first) at each tier's benign false-positive rate, on holdout snapshots
+    whose negatives are unlabelled (positive-unlabelled data).
+
+    The naive bound, a quantile of the unlabelled scores, counts every unlabelled campaign account as a benign
+    false positive, so it lands inside the campaigns' score range and the tiers flag far fewer accounts than
+    their rate allows. Here the estimated hidden positives (hidden_positive_share) are subtracted first: the
+    bound is the lowest unlabelled score above which the estimated benign FPR stays within the tier's rate at
+    every higher threshold. With fewer than MIN_POSITIVES_FOR_PU labelled positives nothing is subtracted (the
+    naive, stricter bound) and `method` says so. Bounds never increase down the list."""
+    y, s = _as_arrays(y_true, scores)
+    if (y == 0).sum() == 0:
+        raise ValueError("a false-positive rate is undefined without negatives")
+    pi = hidden_positive_share(y, s)
+    method = ("pu-corrected (mixture proportion estimate)" if pi > 0 else
+              f"naive unlabelled quantile ({int(y.sum())} labelled positives < {MIN_POSITIVES_FOR_PU} or none hidden)")
+    candidates = np.unique(s[y == 0])[::-1]  # high to low
+    fpr = benign_fpr_estimate(y, s, candidates, pi)
     bounds: list[tuple[str, float]] = []
     ceiling = math.inf
     for name, max_fpr in tier_fprs:
-        ceiling = min(ceiling, threshold_at_fpr(y_true, scores, max_fpr))
+        over = np.nonzero(fpr > max_fpr)[0]
+        # the first candidate (from the top) whose estimated FPR exceeds the rate is the first not allowed in
+        bound = float(np.nextafter(candidates[over[0]], np.inf)) if over.size else float(candidates[-1])
+        ceiling = min(ceiling, bound)
         bounds.append((name, ceiling))
-    return tuple(bounds)
+    return TierCalibration(tuple(bounds), pi, method)
 
 
 def recall_at_fpr(y_true, scores, max_fpr: float) -> float:

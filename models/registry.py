@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lake.config import Settings
+from lake.errors import MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ EXPERIMENT_KIND = "custom_model_development"
 SQLITE_PREFIX = "sqlite:///"
 
 
-class NoChampionError(ValueError):
+class NoChampionError(MissingInputError):
     """There is no model version with the `champion` alias (train one first)."""
 
 

@@ -26,8 +26,9 @@ import numpy as np
 from features.registry import FEATURES
 from lake import catalog
 from lake.config import Settings
+from lake.errors import InputError
 from models import registry
-from models.config import LOWEST_TIER, TIERS, ScoringConfig
+from models.config import LOWEST_TIER, TIERS, ScoringConfig, load_model_config
 from models.explain import reason_templates, top_reasons
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ SCORED_DDL = ("account_id string, cluster_id string, score double, tier string, 
               f"reasons {catalog.spark_type(catalog.table('account_risk').schema.field('reasons').type)}")
 
 
-class FeatureContractError(ValueError):
+class FeatureContractError(InputError):
     """The champion model and the account_features table disagree on the feature list or its version."""
 
 
@@ -257,7 +258,7 @@ def no_features(score_date: dt.date) -> FileNotFoundError:
 def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringConfig | None = None) -> ScoreResult:
     from pyspark.sql import functions as F
 
-    config = config or ScoringConfig()
+    config = config or load_model_config(settings.model_config_file)[1]
     features_day = catalog.read_partition(spark, settings, "account_features", score_date)
     versions = [row["feature_set_version"] for row in features_day.select("feature_set_version").distinct().collect()]
     if not versions:

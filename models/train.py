@@ -242,13 +242,9 @@ def _evaluate_holdout(holdout: pd.DataFrame, scores: np.ndarray, config: Trainin
 
 def _split(training_set: TrainingSet, config: TrainingConfig):
     frame = training_set.frame
-    split = split_by_time(frame["feature_date"], config.holdout_days, config.validation_days)
+    split = split_by_time(frame["feature_date"], frame["label"], config.holdout_days, config.validation_days)
     fit_mask, validation_mask, holdout_mask = split.masks(frame["feature_date"])
-    holdout = frame[holdout_mask]
-    if holdout["label"].sum() == 0:
-        raise MissingInputError(f"the holdout dates {split.holdout_dates[0]}..{split.holdout_dates[-1]} have no positive "
-                         "snapshots; the model cannot be evaluated (pick a later as_of or more holdout_days)")
-    return split, frame[fit_mask], frame[validation_mask], holdout
+    return split, frame[fit_mask], frame[validation_mask], frame[holdout_mask]
 
 
 def candidate_version(client, settings: Settings, as_of) -> registry.ModelVersionInfo:
@@ -294,6 +290,7 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
             "fit_dates": f"{split.fit_dates[0]}..{split.fit_dates[-1]}",
             "validation_dates": f"{split.validation_dates[0]}..{split.validation_dates[-1]}",
             "holdout_dates": f"{split.holdout_dates[0]}..{split.holdout_dates[-1]}",
+            "split": split.describe()[:500],
             "account_features_version": reference["account_features"]["version"],
             "enforcement_labels_version": reference["enforcement_labels"]["version"],
         })
@@ -350,7 +347,8 @@ def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: Tr
     labels = holdout["label"].to_numpy()
     scores = predict(registry.load_booster(candidate), holdout, columns)
     evaluation = _evaluate_holdout(holdout, scores, config)
-    tiers = tier_bounds(labels, scores, TIER_BENIGN_FPR)
+    calibration = tier_bounds(labels, scores, TIER_BENIGN_FPR)
+    tiers = calibration.bounds
     champion, champion_pr_auc = champion_on_holdout(client, settings, holdout, columns,
                                                     training_set.feature_set_version)
 
@@ -362,7 +360,9 @@ def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: Tr
         mlflow.log_figure(pr_curve_figure(labels, scores, evaluation.flag_threshold,
                                           f"holdout {split.holdout_dates[0]}..{split.holdout_dates[-1]}"),
                           "plots/pr_curve.png")
-        mlflow.log_params({f"tier_bound_{name}": round(bound, 6) for name, bound in tiers})
+        mlflow.log_params({**{f"tier_bound_{name}": round(bound, 6) for name, bound in tiers},
+                           "tier_calibration": calibration.method,
+                           "tier_hidden_positive_share": round(calibration.hidden_positive_share, 6)})
     registry.set_version_tags(client, settings.model_name, candidate.version, {
         "holdout_pr_auc": f"{evaluation.metrics['pr_auc']:.6f}",
         registry.TAG_TIER_BOUNDS: json.dumps([[name, bound] for name, bound in tiers]),

@@ -148,25 +148,53 @@ class TimeSplit:
     fit_dates: list[dt.date]
     validation_dates: list[dt.date]
     holdout_dates: list[dt.date]
+    # latest dates left out because no snapshot on or after them is labelled positive yet (labels arrive in
+    # bursts): they cannot be evaluated, and fitting them would teach the model that their accounts are benign
+    unlabelled_trailing_dates: list[dt.date] = field(default_factory=list)
 
     def masks(self, feature_dates: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         days = pd.to_datetime(feature_dates).dt.date
         return (days.isin(self.fit_dates).to_numpy(), days.isin(self.validation_dates).to_numpy(),
                 days.isin(self.holdout_dates).to_numpy())
 
+    def describe(self) -> str:
+        trailing = (f"; {len(self.unlabelled_trailing_dates)} trailing date(s) without positives left out "
+                    f"({self.unlabelled_trailing_dates[0]}..{self.unlabelled_trailing_dates[-1]})"
+                    if self.unlabelled_trailing_dates else "")
+        return (f"time split: fit {self.fit_dates[0]}..{self.fit_dates[-1]}, validation "
+                f"{self.validation_dates[0]}..{self.validation_dates[-1]}, holdout "
+                f"{self.holdout_dates[0]}..{self.holdout_dates[-1]}{trailing}")
 
-def split_by_time(feature_dates, holdout_days: int, validation_days: int) -> TimeSplit:
-    """Latest `holdout_days` distinct dates = holdout, the `validation_days` before = validation (early
-    stopping), the rest = fit. Whole dates go to one side, so no account-day leaks across the split."""
-    dates = sorted({pd.Timestamp(d).date() for d in feature_dates})
-    needed = holdout_days + validation_days + 1
-    if len(dates) < needed:
-        raise MissingInputError(f"a time split with {holdout_days} holdout and {validation_days} validation dates needs at "
-                         f"least {needed} distinct feature dates, the training set has {len(dates)}")
-    holdout = dates[-holdout_days:]
-    validation = dates[-(holdout_days + validation_days):-holdout_days]
-    fit = dates[: -(holdout_days + validation_days)]
-    return TimeSplit(fit_dates=fit, validation_dates=validation, holdout_dates=holdout)
+
+def split_by_time(feature_dates, labels, holdout_days: int, validation_days: int) -> TimeSplit:
+    """Whole dates go to one side, so no account-day leaks across the split; every side contains positives.
+
+    The holdout is the latest `holdout_days` dates that end on the last date with a positive snapshot; later dates
+    (whose labels have not arrived yet) are left out and reported. Validation is the `validation_days` dates before
+    the holdout, reaching further back to the previous positive date when those hold none. The rest is fitted.
+    Fails only when the whole history has too few dates with positives to fill all three sides."""
+    frame = pd.DataFrame({"day": [pd.Timestamp(d).date() for d in feature_dates], "label": np.asarray(labels)})
+    dates = sorted(set(frame["day"]))
+    positive_dates = sorted(set(frame.loc[frame["label"] == 1, "day"]))
+    if len(positive_dates) < 3:
+        raise MissingInputError(
+            f"the training set has positives on {len(positive_dates)} feature date(s) over {len(dates)} dates; "
+            "fit, validation and holdout each need one: wait for more enforcement labels")
+    usable = [d for d in dates if d <= positive_dates[-1]]
+    trailing = [d for d in dates if d > positive_dates[-1]]
+    holdout = usable[-holdout_days:]
+    before_holdout = [d for d in usable if d < holdout[0]]
+    earlier_positives = [d for d in positive_dates if d < holdout[0]]
+    if len(earlier_positives) < 2:
+        raise MissingInputError(
+            f"only {len(earlier_positives)} date(s) with positives precede the holdout {holdout[0]}..{holdout[-1]}; "
+            "fit and validation each need one: use fewer holdout_days or wait for more labels")
+    validation_start = min(before_holdout[-validation_days] if len(before_holdout) >= validation_days
+                           else before_holdout[0], earlier_positives[-1])
+    validation = [d for d in before_holdout if d >= validation_start]
+    fit = [d for d in before_holdout if d < validation_start]
+    return TimeSplit(fit_dates=fit, validation_dates=validation, holdout_dates=holdout,
+                     unlabelled_trailing_dates=trailing)
 
 
 def _delta_version(settings: Settings, name: str) -> int:

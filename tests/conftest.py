@@ -61,3 +61,24 @@ def pytest_collection_modifyitems(config, items):
 def frame_engine_name(request) -> str:
     """The frame engine under test: "pandas" everywhere, "cudf" on GPU machines."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def spark_engine(spark, session_settings):
+    """The shared Sail session behind the engine interface (engines/), for jobs that take an engine."""
+    from engines.spark import SparkEngine
+
+    return SparkEngine(spark)
+
+
+@pytest.fixture(scope="session", params=["spark", "pandas", pytest.param("cudf", marks=pytest.mark.gpu)])
+def any_engine(request, session_settings):
+    """Every engine through the one interface: known-answer tests of signals, daily statistics and features run
+    on each of them with the same fixtures and the same expected values."""
+    if request.param == "spark":
+        yield request.getfixturevalue("spark_engine")
+        return
+    from engines.frames import frame_engine
+
+    with frame_engine(session_settings.model_copy(update={"engine": request.param})) as engine:
+        yield engine

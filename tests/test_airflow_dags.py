@@ -81,8 +81,8 @@ def test_dagbag_imports_both_dags_with_retries_and_timeouts_on_every_task(dagbag
     assert dagbag.import_errors == {}
     assert set(dagbag.dags) == {"distillguard_nightly", "distillguard_retrain"}
     nightly, retrain = dagbag.dags["distillguard_nightly"], dagbag.dags["distillguard_retrain"]
-    assert set(nightly.task_ids) == {"ingest", "aggregate", "features", "clusters_enabled", "cluster", "score",
-                                     "quality_gate", "publish"}
+    assert set(nightly.task_ids) == {"ingest", "aggregate", "cluster", "features", "score", "quality_gate",
+                                     "publish"}
     assert set(retrain.task_ids) == {"training_set", "fit", "evaluate", "promote"}
     for dag in (nightly, retrain):
         assert dag.max_active_runs == 1
@@ -92,7 +92,10 @@ def test_dagbag_imports_both_dags_with_retries_and_timeouts_on_every_task(dagbag
     # the gate protects publish: publish only runs after the gate
     assert nightly.get_task("publish").upstream_task_ids == {"quality_gate"}
     assert nightly.get_task("quality_gate").upstream_task_ids == {"score"}
-    assert nightly.get_task("score").upstream_task_ids == {"features", "cluster"}
+    # one chain in jobs/steps.py order: features read the day's clusters
+    assert nightly.get_task("features").upstream_task_ids == {"cluster"}
+    assert nightly.get_task("cluster").upstream_task_ids == {"aggregate"}
+    assert nightly.get_task("score").upstream_task_ids == {"features"}
     assert nightly.get_task("aggregate").depends_on_past
     assert [t.task_id for t in retrain.topological_sort()] == ["training_set", "fit", "evaluate", "promote"]
     assert isinstance(nightly.timetable, CronDataIntervalTimetable)
@@ -153,8 +156,6 @@ def test_gpu_routing_is_configurable_for_both_executors(airflow_env):
                             k8s_gpu_node_selector={"accelerator": "nvidia-h100"})
     for dag in (build_nightly(deployment), build_retrain(deployment)):
         for task in dag.tasks:
-            if task.task_id == "clusters_enabled":
-                continue
             assert isinstance(task, KubernetesPodOperator), task.task_id
             assert task.cmds == ["distillguard"] and task.image == "registry/distillguard:1"
             command = task.task_id.replace("_", "-")
@@ -173,18 +174,16 @@ def test_gpu_routing_is_configurable_for_both_executors(airflow_env):
 @pytest.fixture(scope="module")
 def lake_with_champion(airflow_env):
     """A simulated lake, ingested/aggregated/featurized up to the day before NIGHTLY_DATE, and a champion."""
-    from jobs import aggregate, features, ingest, train
-    from simulator import simulate
+    from jobs import nightly, train
     from jobs.dates import date_range
     from lake.engine import spark_session
+    from simulator import simulate
 
     settings = airflow_env
     simulate.run(settings, start=START, days=DAYS, accounts=ACCOUNTS, seed=7)
+    for day in date_range(START, DAYS - 1):
+        nightly.run(settings, day, steps=["ingest", "aggregate", "cluster", "features"])
     with spark_session(settings) as spark:
-        for day in date_range(START, DAYS - 1):
-            ingest.run(spark, settings, day)
-            aggregate.run(spark, settings, day)
-            features.run(spark, settings, day)
         champion = train.run(spark, settings, CHAMPION_AS_OF)
     assert (champion.version, champion.alias) == ("1", "champion")
     return settings

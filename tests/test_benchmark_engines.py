@@ -97,7 +97,8 @@ def test_read_table_files_gives_the_partition_its_event_date(spark, tiny_lake):
 
 def test_spark_parquet_stage_matches_the_real_jobs(spark, tiny_lake, tmp_path):
     """The Parquet variant both Spark engines run writes exactly the rows the Delta jobs write."""
-    from jobs import aggregate, features
+    from engines.spark import SparkEngine
+    from jobs import aggregate, cluster, features
 
     stage = _bench_module("spark_parquet_stage")
     out = tmp_path / "stage_out"
@@ -106,8 +107,9 @@ def test_spark_parquet_stage_matches_the_real_jobs(spark, tiny_lake, tmp_path):
     assert [d["account_features_rows"] for d in result["days"]] == [2, 2]
 
     for day in (DAY1, DAY2):
-        aggregate.run(spark, tiny_lake, day)
-        features.run(spark, tiny_lake, day)
+        aggregate.run(SparkEngine(spark), tiny_lake, day)
+        cluster.run(spark, tiny_lake, day)
+        features.run(SparkEngine(spark), tiny_lake, day)
     daily_schema = catalog.table("account_daily").schema
     features_schema = catalog.table("account_features").schema
     for day in (DAY1, DAY2):

@@ -1,5 +1,5 @@
-"""daily_aggregate on a hand-built bronze day with a known answer for every daily stat, and the
-aggregate job on a real Delta lake."""
+"""The daily aggregate on a hand-built bronze day with a known answer for every daily statistic, on every engine
+(the bronze signal columns come from the real ingest signals), and the aggregate job on a real Delta lake."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from features.spark_daily import daily_aggregate
+from features import daily_stats, registry  # noqa: F401  (registry declares the account_daily table)
+from features.signals import with_request_signals
 from lake import catalog
 
 UTC = dt.timezone.utc
@@ -69,8 +70,9 @@ EXPECTED = {
     "A": dict(
         requests=4, input_tokens=160, output_tokens=605, active_hours=2, **_hours(h03=3, h05=1),
         # gaps 30 s, 20 s and 03:00:50 -> 05:10:00 = 7750 s
-        gap_count=3, gap_sum_s=7800.0, gap_sumsq_s=30.0**2 + 20.0**2 + 7750.0**2,
+        gap_count=3, gap_sum_ms=7_800_000, gap_sumsq_ms2=30_000**2 + 20_000**2 + 7_750_000**2,
         active_minutes=2, peak_rpm=3, batch_requests=1, stream_requests=1, cot_requests=2, rubric_requests=1,
+        extraction_like_requests=3,
         # a1 and a2 normalize to one fingerprint
         repeated_template_requests=1,
         coding_requests=0, agentic_requests=1, tool_use_requests=0, reasoning_requests=0, vision_requests=1,
@@ -81,8 +83,8 @@ EXPECTED = {
     ),
     "B": dict(
         requests=1, input_tokens=7, output_tokens=3, active_hours=1, **_hours(h23=1),
-        gap_count=0, gap_sum_s=0.0, gap_sumsq_s=0.0, active_minutes=1, peak_rpm=1, batch_requests=0,
-        stream_requests=0, cot_requests=0, rubric_requests=0, repeated_template_requests=0,
+        gap_count=0, gap_sum_ms=0, gap_sumsq_ms2=0, active_minutes=1, peak_rpm=1, batch_requests=0,
+        stream_requests=0, cot_requests=0, rubric_requests=0, extraction_like_requests=0, repeated_template_requests=0,
         coding_requests=0, agentic_requests=0, tool_use_requests=1, reasoning_requests=0, vision_requests=0,
         chat_requests=0, max_tokens_stops=0, non_english_requests=0, top_system_prompt_requests=1,
         newest_model="m-new", newest_model_requests=0, newest_model_first_ts=None,
@@ -92,20 +94,33 @@ EXPECTED = {
 }
 
 
-def _frames(spark):
-    requests = spark.createDataFrame([tuple(r.values()) for r in BRONZE], catalog.spark_ddl("requests"))
-    accounts = spark.createDataFrame([(a, None, None, c, None, None, None) for a, c in ACCOUNTS],
-                                     catalog.spark_ddl("accounts"))
-    releases = spark.createDataFrame(RELEASES, catalog.spark_ddl("model_releases"))
-    asn_info = spark.createDataFrame(ASN_INFO, catalog.spark_ddl("asn_info"))
-    return requests, accounts, releases, asn_info
+def _arrow(name: str, rows: list[tuple]) -> pa.Table:
+    schema = catalog.table(name).schema
+    return pa.Table.from_pylist([dict(zip(schema.names, r)) for r in rows], schema)
 
 
 @pytest.fixture(scope="module")
-def daily_rows(spark):
-    daily = daily_aggregate(*_frames(spark), DAY)
-    # via Arrow so timestamps come back as UTC-aware datetimes, independent of the test process's zone
-    return {row["account_id"]: row for row in daily.toArrow().to_pylist()}, daily.schema
+def bronze(spark) -> pa.Table:
+    """BRONZE with the signal columns ingest derives from the prompt and client (features/signals.py)."""
+    without_signals = [name for name in catalog.table("requests").columns
+                       if name not in ("is_cot_elicitation", "is_rubric_grading", "capability", "is_non_english",
+                                       "prompt_fingerprint", "is_raw_http_client", "signals_version")]
+    raw = pa.Table.from_pylist([{n: r[n] for n in without_signals} for r in BRONZE],
+                               pa.schema([catalog.table("requests").schema.field(n) for n in without_signals]))
+    return catalog.conform(with_request_signals(spark.createDataFrame(raw)), "requests").toArrow()
+
+
+def _inputs(engine, bronze, releases=RELEASES):
+    return (engine.from_arrow(bronze),
+            engine.from_arrow(_arrow("accounts", [(a, None, None, c, None, None, None) for a, c in ACCOUNTS])),
+            engine.from_arrow(_arrow("model_releases", releases)),
+            engine.from_arrow(_arrow("asn_info", ASN_INFO)))
+
+
+@pytest.fixture(scope="module")
+def daily_rows(any_engine, bronze):
+    daily = any_engine.to_arrow(any_engine.aggregate_day(*_inputs(any_engine, bronze), DAY))
+    return {row["account_id"]: row for row in daily.to_pylist()}, daily.schema
 
 
 def test_one_row_per_active_account_of_the_day(daily_rows):
@@ -118,11 +133,11 @@ def test_output_conforms_to_catalog(daily_rows):
     _, schema = daily_rows
     declared = catalog.table("account_daily").schema
     assert schema.names == declared.names
-    assert [f.dataType.simpleString() for f in schema] == [catalog.spark_type(f.type) for f in declared]
+    assert [f.type for f in schema] == [f.type for f in declared]
 
 
 @pytest.mark.parametrize("account_id", sorted(EXPECTED))
-@pytest.mark.parametrize("stat", [name for name, _ in catalog.DAILY_STAT_FIELDS])
+@pytest.mark.parametrize("stat", [s.name for s in daily_stats.DAILY_STATS])
 def test_daily_stat(daily_rows, account_id, stat):
     rows, _ = daily_rows
     expected = EXPECTED[account_id][stat]
@@ -145,10 +160,9 @@ def test_no_prompt_text_reaches_the_daily_table(daily_rows):
                     assert not any(word in text.lower() for word in prompt_words), text
 
 
-def test_no_newest_model_when_nothing_was_released_yet(spark):
-    requests, accounts, releases, asn_info = _frames(spark)
-    no_releases = releases.where("released_at > TIMESTAMP'2030-01-01 00:00:00'")
-    rows = {r["account_id"]: r for r in daily_aggregate(requests, accounts, no_releases, asn_info, DAY).collect()}
+def test_no_newest_model_when_nothing_was_released_yet(any_engine, bronze):
+    daily = any_engine.aggregate_day(*_inputs(any_engine, bronze, releases=[]), DAY)
+    rows = {r["account_id"]: r for r in any_engine.to_arrow(daily).to_pylist()}
     assert rows["A"]["newest_model"] is None
     assert rows["A"]["newest_model_requests"] == 0
     assert rows["A"]["newest_model_first_ts"] is None
@@ -157,12 +171,13 @@ def test_no_newest_model_when_nothing_was_released_yet(spark):
 
 # --- the aggregate job on a real lake -------------------------------------------------------------
 
-def write_raw_inputs(settings, bronze_rows, event_dates):
+def write_raw_inputs(settings, bronze: pa.Table, event_dates):
     """Bronze partitions plus the raw reference tables, written with the catalog's delta-rs writer."""
+    import pyarrow.compute as pc
+
     for day in event_dates:
-        day_rows = [r for r in bronze_rows if r["event_date"] == day]
-        catalog.write_arrow(settings, "requests", pa.Table.from_pylist(day_rows, catalog.table("requests").schema),
-                            partition_value=day)
+        day_rows = bronze.filter(pc.equal(bronze.column("event_date"), pa.scalar(day, pa.date32())))
+        catalog.write_arrow(settings, "requests", day_rows, partition_value=day)
     accounts = [dict(account_id=a, org_id=None, created_at=None, signup_country=c, payment_fingerprint=None,
                      verification=None, program=None) for a, c in ACCOUNTS]
     catalog.write_arrow(settings, "accounts", pa.Table.from_pylist(accounts, catalog.table("accounts").schema))
@@ -172,14 +187,17 @@ def write_raw_inputs(settings, bronze_rows, event_dates):
         [dict(asn=a, category=c) for a, c in ASN_INFO], catalog.table("asn_info").schema))
 
 
-def test_aggregate_job_writes_the_partition_and_reruns_idempotently(spark, settings, capsys):
+def test_aggregate_job_writes_the_partition_and_reruns_idempotently(spark_engine, bronze, settings, capsys):
     from jobs import aggregate
 
-    write_raw_inputs(settings, BRONZE, [DAY, DAY - dt.timedelta(days=1)])
-    assert aggregate.run(spark, settings, DAY) == 2
+    write_raw_inputs(settings, bronze, [DAY, DAY - dt.timedelta(days=1)])
+    assert aggregate.run(spark_engine, settings, DAY) == 2
     assert "2 account-day rows" in capsys.readouterr().out
-    assert aggregate.run(spark, settings, DAY - dt.timedelta(days=1)) == 1
-    assert aggregate.run(spark, settings, DAY) == 2  # rerun replaces DAY's partition only
+    first = catalog.read_arrow(settings, "account_daily").sort_by("account_id")
+    assert aggregate.run(spark_engine, settings, DAY - dt.timedelta(days=1)) == 1
+    assert aggregate.run(spark_engine, settings, DAY) == 2  # rerun replaces DAY's partition only
+    rerun = catalog.read_arrow(settings, "account_daily", filters=[("event_date", "=", DAY)]).sort_by("account_id")
+    assert rerun.equals(first.select(rerun.schema.names))  # bit for bit, floats included
 
     declared = catalog.table("account_daily").schema
     written = catalog.read_arrow(settings, "account_daily")
@@ -193,17 +211,18 @@ def test_aggregate_job_writes_the_partition_and_reruns_idempotently(spark, setti
     assert by_key[("C", DAY - dt.timedelta(days=1))]["newest_model"] == "m-old"
 
 
-def test_aggregate_job_refuses_a_missing_bronze_day(spark, settings):
+def test_aggregate_job_refuses_a_missing_bronze_day(spark_engine, bronze, settings):
     from jobs import aggregate
+    from lake.errors import MissingInputError
 
-    write_raw_inputs(settings, BRONZE, [DAY])
-    with pytest.raises(ValueError, match="no bronze requests for 2026-03-12"):
-        aggregate.run(spark, settings, DAY + dt.timedelta(days=2))
+    write_raw_inputs(settings, bronze, [DAY])
+    with pytest.raises(MissingInputError, match="no bronze requests for 2026-03-12"):
+        aggregate.run(spark_engine, settings, DAY + dt.timedelta(days=2))
     assert not catalog.exists(settings, "account_daily")
 
 
-def test_aggregate_job_refuses_a_lake_without_bronze(spark, settings):
+def test_aggregate_job_refuses_a_lake_without_bronze(spark_engine, settings):
     from jobs import aggregate
 
     with pytest.raises(FileNotFoundError, match="requests"):
-        aggregate.run(spark, settings, DAY)
+        aggregate.run(spark_engine, settings, DAY)

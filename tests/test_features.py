@@ -1,5 +1,6 @@
-"""Every declared feature on tiny hand-built `account_daily` rows with a known answer, the window
-boundaries (D-w, D], the output schema, and the features job on a real Delta lake."""
+"""Every declared feature on tiny hand-built `account_daily` rows with a known answer, on every engine (Spark,
+pandas, and cuDF where a GPU is visible), the window boundaries (D-w, D], the output schema, and the features
+job on a real Delta lake."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pyarrow as pa
 import pytest
 
 from features import registry
-from features.spark_features import WINDOW_STATS, account_features, window_stats
 from lake import catalog
 
 UTC = dt.timezone.utc
@@ -78,9 +78,9 @@ CASES = [
          {"active_hours_1d": 3, "active_hours_7d": 8}),
     # --- automation and timing
     # gaps 10 s and 30 s: mean 20, population std 10
-    Case("gaps", [(0, dict(gap_count=2, gap_sum_s=40.0, gap_sumsq_s=1000.0))], {"interarrival_cv_1d": 0.5}),
-    Case("metronome", [(0, dict(gap_count=3, gap_sum_s=180.0, gap_sumsq_s=3 * 60.0**2)),
-                       (3, dict(gap_count=1, gap_sum_s=60.0, gap_sumsq_s=3600.0))],
+    Case("gaps", [(0, dict(gap_count=2, gap_sum_ms=40_000, gap_sumsq_ms2=1_000_000_000))], {"interarrival_cv_1d": 0.5}),
+    Case("metronome", [(0, dict(gap_count=3, gap_sum_ms=180_000, gap_sumsq_ms2=3 * 60_000**2)),
+                       (3, dict(gap_count=1, gap_sum_ms=60_000, gap_sumsq_ms2=60_000**2))],
          {"interarrival_cv_1d": 0.0, "interarrival_cv_7d": 0.0}),
     Case("single_request", [(0, dict(gap_count=0))], {"interarrival_cv_1d": None}),
     Case("hours", [(0, dict(hours={3: 2, 4: 2})), (1, dict(hours={5: 4, 6: 4}))],
@@ -99,6 +99,11 @@ CASES = [
     Case("cot", [(0, dict(requests=10, cot_requests=3)), (4, dict(requests=10, cot_requests=9))],
          {"cot_elicitation_rate_1d": 0.3, "cot_elicitation_rate_7d": 0.6}),
     Case("rubric", [(0, dict(requests=4, rubric_requests=1))], {"rubric_grading_rate_1d": 0.25}),
+    # a reseller: 40 extraction-like requests hidden among 960 ordinary ones still count 40
+    Case("mixed_traffic", [(0, dict(requests=1000, extraction_like_requests=40)),
+                           (3, dict(requests=500, extraction_like_requests=10))],
+         {"extraction_like_requests_1d": 40, "extraction_like_requests_7d": 50, "extraction_like_share_1d": 0.04,
+          "extraction_like_share_7d": 50 / 1500}),
     Case("templates", [(0, dict(requests=10, repeated_template_requests=6))], {"template_reuse_rate_1d": 0.6}),
     Case("capabilities", [(0, dict(requests=10, coding_requests=1, agentic_requests=2, tool_use_requests=3,
                                    reasoning_requests=1, vision_requests=2, chat_requests=1))],
@@ -150,49 +155,66 @@ CASES = [
          account=dict(payment_fingerprint="pf1", created_at=at(30, 0))),
     Case("own_payment", [(0, {})], {"payment_shared_accounts": 0}, account=dict(payment_fingerprint="pf2")),
     Case("no_payment", [(0, {})], {"payment_shared_accounts": 0}),
+    # --- cluster level: the day's account_clusters (CLUSTERS below)
+    Case("in_cluster", [(0, dict(requests=10)), (5, dict(requests=4)), (8, dict(requests=100))],
+         {"cluster_size": 3, "cluster_payment_share": 2 / 3, "cluster_new_account_share": 1 / 3,
+          # members' requests over the last 7 days: 10 + 4 (its own; day 8 is outside) + 20 (peer a)
+          "cluster_requests": 34, "cluster_labelled_extraction_share": 1 / 3},
+         account=dict(created_at=at(40, 0))),
+    Case("unclustered", [(0, {})], {"cluster_size": 1, "cluster_payment_share": 0, "cluster_new_account_share": 0,
+                                    "cluster_requests": 0, "cluster_labelled_extraction_share": 0}),
+]
+# acct_in_cluster shares a cluster with two accounts; it and one other are linked by payment. Peer a was created
+# 10 days before D and was decided extraction on D; peer b was decided extraction only after D, which the
+# features of D must not know.
+LABELS = [
+    dict(account_id="acct_cluster_peer_a", label="extraction", decided_at=at(0, 23), source="analyst"),
+    dict(account_id="acct_cluster_peer_b", label="extraction", decided_at=at(-1, 1), source="analyst"),
+    dict(account_id="acct_cluster_peer_b", label="benign", decided_at=at(3, 0), source="analyst"),
+]
+CLUSTERS = [
+    dict(feature_date=D, account_id="acct_in_cluster", cluster_id="c1", link_types=["payment", "ip_prefix"]),
+    dict(feature_date=D, account_id="acct_cluster_peer_a", cluster_id="c1", link_types=["payment"]),
+    dict(feature_date=D, account_id="acct_cluster_peer_b", cluster_id="c1", link_types=["ip_prefix"]),
 ]
 # accounts that only exist in the registry (never active) to be counted by payment_shared_accounts
 REGISTRY_ONLY_ACCOUNTS = [
+    dict(account_id="acct_cluster_peer_a", created_at=at(10, 0)),
+    dict(account_id="acct_cluster_peer_b", created_at=at(60, 0)),
     dict(account_id="pf1_other_a", payment_fingerprint="pf1", created_at=at(100, 0)),
     dict(account_id="pf1_other_b", payment_fingerprint="pf1", created_at=None),
     dict(account_id="pf1_after_d", payment_fingerprint="pf1", created_at=at(-1, 0)),
 ]
 # accounts whose only activity lies outside (D-28, D]
 INACTIVE = [daily_row("too_old", 28, requests=3), daily_row("future_only", -1, requests=3)]
+# cluster peers' own activity (they are also featured, which the window-membership test accounts for)
+PEERS = [daily_row("acct_cluster_peer_a", 2, requests=20)]
 
 
 def _account_id(case: Case) -> str:
     return f"acct_{case.name}"
 
 
-def _daily_frame(spark, rows):
-    names = DAILY_COLUMNS.names
-    return spark.createDataFrame([tuple(r[n] for n in names) for r in rows], catalog.spark_ddl("account_daily"))
-
-
-def _accounts_frame(spark, rows):
-    names = catalog.table("accounts").columns
-    full = [{n: r.get(n) for n in names} for r in rows]
-    return spark.createDataFrame([tuple(r[n] for n in names) for r in full], catalog.spark_ddl("accounts"))
+def _table(name: str, rows: list[dict]) -> pa.Table:
+    schema = catalog.table(name).schema
+    return pa.Table.from_pylist([{n: r.get(n) for n in schema.names} for r in rows], schema)
 
 
 def _all_daily_rows() -> list[dict]:
     rows = [daily_row(_account_id(case), days_before, **spec) for case in CASES for days_before, spec in case.days]
-    return rows + INACTIVE
+    return rows + INACTIVE + PEERS
 
 
 @pytest.fixture(scope="module")
-def inputs(spark):
+def features(any_engine):
+    """account_features of D computed by the engine under test, as Arrow and by account."""
     accounts = [{"account_id": _account_id(c), "created_at": at(40, 0)} | c.account for c in CASES]
-    return (_daily_frame(spark, _all_daily_rows()), _accounts_frame(spark, accounts + REGISTRY_ONLY_ACCOUNTS),
-            spark.createDataFrame(RELEASES, catalog.spark_ddl("model_releases")))
-
-
-@pytest.fixture(scope="module")
-def features(inputs):
-    daily, accounts, releases = inputs
-    frame = account_features(daily, accounts, releases, D)
-    return frame, {row["account_id"]: row for row in frame.toArrow().to_pylist()}
+    inputs = [any_engine.from_arrow(_table(name, rows)) for name, rows in (
+        ("account_daily", _all_daily_rows()), ("accounts", accounts + REGISTRY_ONLY_ACCOUNTS),
+        ("model_releases", [dict(model=m, released_at=t) for m, t in RELEASES]), ("account_clusters", CLUSTERS),
+        ("enforcement_labels", LABELS))]
+    table = any_engine.to_arrow(any_engine.account_features(*inputs, D))
+    return table, {row["account_id"]: row for row in table.to_pylist()}
 
 
 @pytest.mark.parametrize(
@@ -216,15 +238,15 @@ def test_every_feature_has_a_known_answer_case():
 
 def test_accounts_are_those_active_in_the_28_day_window(features):
     _, rows = features
-    assert set(rows) == {_account_id(c) for c in CASES}
+    assert set(rows) == {_account_id(c) for c in CASES} | {"acct_cluster_peer_a"}
 
 
 def test_output_conforms_to_the_catalog(features):
-    frame, rows = features
+    table, rows = features
     declared = catalog.table("account_features").schema
-    assert frame.schema.names == declared.names
-    assert [f.dataType.simpleString() for f in frame.schema] == [catalog.spark_type(f.type) for f in declared]
-    assert frame.schema.names[2:-1] == registry.feature_columns()
+    assert table.schema.names == declared.names
+    assert [f.type for f in table.schema] == [f.type for f in declared]
+    assert table.schema.names[2:-1] == registry.feature_columns()
     row = rows[_account_id(CASES[0])]
     assert row["feature_date"] == D
     assert row["feature_set_version"] == registry.feature_set_version()
@@ -237,18 +259,6 @@ def test_empty_window_counts_are_zero_not_null(features):
         if feature.windowed and feature.unit == "count":
             assert yesterday_only[f"{feature.name}_1d"] == 0.0, feature.name
     assert yesterday_only["cot_elicitation_rate_1d"] is None  # a share of zero requests is undefined
-
-
-@pytest.mark.parametrize("days,expected", [(1, 5), (7, 12), (28, 36)])
-def test_window_stats_cover_exactly_the_window(inputs, days, expected):
-    daily, _, releases = inputs
-    stats = window_stats(daily, D, days, releases)
-    assert stats.columns == ["account_id", *WINDOW_STATS]
-    rows = {r["account_id"]: r for r in stats.where("account_id in ('acct_windows', 'too_old', 'future_only')")
-            .select("account_id", "requests", "newest_released_at").toArrow().to_pylist()}
-    assert set(rows) == {"acct_windows"}
-    assert rows["acct_windows"]["requests"] == expected
-    assert rows["acct_windows"]["newest_released_at"] == at(2, 6)
 
 
 # --- the features job on a real lake --------------------------------------------------------------
@@ -273,19 +283,20 @@ def write_lake(settings, bronze_days: dict[dt.date, list[dict]]):
         [dict(asn=1, category="hosting")], catalog.table("asn_info").schema))
 
 
-def test_features_job_builds_windows_from_daily_partitions(spark, settings, capsys):
-    from jobs import aggregate
+def test_features_job_builds_windows_from_daily_partitions(spark, spark_engine, settings, capsys):
+    from jobs import aggregate, cluster
     from jobs import features as features_job
 
     write_lake(settings, {
         day(1): [bronze_row("y1", "A", at(1, 9)), bronze_row("y2", "B", at(1, 9, 5))],
         day(0): [bronze_row("t1", "A", at(0, 10), asn=1), bronze_row("t2", "A", at(0, 10, 1), asn=1)],
     })
-    aggregate.run(spark, settings, day(1))  # the previous night's run
-    aggregate.run(spark, settings, D)
-    assert features_job.run(spark, settings, D) == 2
+    aggregate.run(spark_engine, settings, day(1))  # the previous night's run
+    aggregate.run(spark_engine, settings, D)
+    cluster.run(spark, settings, D)
+    assert features_job.run(spark_engine, settings, D) == 2
     assert "2 accounts" in capsys.readouterr().out
-    assert features_job.run(spark, settings, D) == 2  # rerun replaces the partition
+    assert features_job.run(spark_engine, settings, D) == 2  # rerun replaces the partition
 
     table = catalog.read_arrow(settings, "account_features")
     declared = catalog.table("account_features").schema
@@ -297,17 +308,31 @@ def test_features_job_builds_windows_from_daily_partitions(spark, settings, caps
     assert (rows["B"]["requests_1d"], rows["B"]["requests_7d"]) == (0.0, 1.0)
     assert rows["A"]["hosting_proxy_share_1d"] == 1.0
     assert rows["A"]["payment_shared_accounts"] == 1.0
+    # A and B share a payment fingerprint, so the link graph put them in one cluster
+    assert (rows["A"]["cluster_size"], rows["A"]["cluster_payment_share"]) == (2.0, 1.0)
     assert {r["feature_date"] for r in rows.values()} == {D}
     daily_dates = set(catalog.read_arrow(settings, "account_daily").column("event_date").to_pylist())
     assert daily_dates == {day(1), day(0)}
 
 
-def test_features_job_refuses_a_day_without_its_daily_aggregate(spark, settings):
+def test_features_job_refuses_a_day_without_its_daily_aggregate(spark_engine, settings):
     from jobs import aggregate
     from jobs import features as features_job
+    from lake.errors import MissingInputError
 
     write_lake(settings, {day(1): [bronze_row("y1", "A", at(1, 9))]})
-    aggregate.run(spark, settings, day(1))
-    with pytest.raises(ValueError, match=f"account_daily has no rows for {D.isoformat()}"):
-        features_job.run(spark, settings, D)
+    aggregate.run(spark_engine, settings, day(1))
+    with pytest.raises(MissingInputError, match=f"account_daily has no rows for {D.isoformat()}"):
+        features_job.run(spark_engine, settings, D)
     assert not catalog.exists(settings, "account_features")
+
+
+def test_features_job_refuses_a_day_that_was_not_clustered(spark_engine, settings):
+    from jobs import aggregate
+    from jobs import features as features_job
+    from lake.errors import MissingInputError
+
+    write_lake(settings, {D: [bronze_row("t1", "A", at(0, 9))]})
+    aggregate.run(spark_engine, settings, D)
+    with pytest.raises(MissingInputError, match="run `distillguard cluster"):
+        features_job.run(spark_engine, settings, D)

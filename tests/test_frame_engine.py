@@ -15,11 +15,13 @@ import math
 import pyarrow as pa
 import pytest
 
-from jobs import aggregate, features, ingest
+from jobs import aggregate, cluster, features, ingest
 from simulator import simulate
 from lake import catalog, frames
 from lake.config import load_settings
-from lake.engine import compute_engine
+from lake.errors import MissingInputError
+from engines import open_engine
+from engines.spark import SparkEngine
 
 FIRST = dt.date(2026, 3, 2)
 DAYS = 4
@@ -62,8 +64,9 @@ def spark_lake(spark, tmp_path_factory):
     simulate.run(settings, start=FIRST, days=DAYS, accounts=400, seed=5)
     for day in DATES:
         ingest.run(spark, settings, day)
-        aggregate.run(spark, settings, day)
-        features.run(spark, settings, day)
+        aggregate.run(SparkEngine(spark), settings, day)
+        cluster.run(spark, settings, day)
+        features.run(SparkEngine(spark), settings, day)
     snapshot = {name: catalog.read_arrow(settings, name) for name in ("account_daily", "account_features")}
     return settings, snapshot
 
@@ -76,7 +79,7 @@ def frame_results(spark_lake):
     def run(engine_name: str) -> dict[str, pa.Table]:
         if engine_name not in cache:
             settings = _engine_settings(spark_lake[0], engine_name)
-            with compute_engine(settings) as engine:
+            with open_engine(settings) as engine:
                 for day in DATES:
                     aggregate.run(engine, settings, day)
                     features.run(engine, settings, day)
@@ -113,14 +116,15 @@ def test_features_match_spark(spark_lake, frame_results, frame_engine_name):
 
 def test_bucketed_aggregation_equals_the_single_pass(spark_lake, frame_engine_name):
     """One file per read and several account buckets (host spill) give the same account_daily rows."""
-    from features.frame_daily import REQUEST_COLUMNS, aggregate_partition
+    from features.daily_stats import BRONZE_INPUTS
+    from features.frame_engine import aggregate_partition
 
     settings = _engine_settings(spark_lake[0], frame_engine_name)
     day = DATES[-1]
-    files = frames.partition_files(settings, "requests", day, REQUEST_COLUMNS)
+    files = frames.partition_files(settings, "requests", day, list(BRONZE_INPUTS))
     assert len(frames.file_batches(files, 1)) == len(files.paths)  # one read per file
     refs = [frames.read_table(settings, name) for name in ("accounts", "model_releases", "asn_info")]
-    with compute_engine(settings) as engine:
+    with frames.frame_engine(settings) as engine:
         bucketed = aggregate_partition(engine, files, *refs, day, read_bytes=1, buckets=5)
     expected = spark_lake[1]["account_daily"].filter(pa.compute.equal(
         spark_lake[1]["account_daily"].column("event_date"), pa.scalar(day, pa.date32())))
@@ -151,14 +155,14 @@ def test_cudf_without_a_gpu_stack_is_an_error_not_a_cpu_fallback(settings):
     except ImportError:
         pass
     with pytest.raises(RuntimeError, match="engine 'cudf' needs RAPIDS cuDF"):
-        with compute_engine(_engine_settings(settings, "cudf")):
+        with open_engine(_engine_settings(settings, "cudf")):
             pass
 
 
 def test_features_job_refuses_a_day_without_daily_rows(spark_lake, frame_engine_name):
     settings = _engine_settings(spark_lake[0], frame_engine_name)
-    with compute_engine(settings) as engine:
-        with pytest.raises(ValueError, match="account_daily has no rows for 2026-04-01"):
+    with open_engine(settings) as engine:
+        with pytest.raises(MissingInputError, match="account_daily has no rows for 2026-04-01"):
             features.run(engine, settings, dt.date(2026, 4, 1))
 
 
@@ -184,7 +188,7 @@ def scored_on_spark(spark, tmp_path_factory):
     catalog.write_arrow(settings, "account_clusters", pa.Table.from_pylist([
         dict(feature_date=SCORE_DATE, account_id=account, cluster_id=cluster, link_types=links)
         for cluster, (accounts, links) in members.items() for account in accounts]), SCORE_DATE)
-    score.run(spark, settings, SCORE_DATE)
+    score.run(SparkEngine(spark), settings, SCORE_DATE)
     snapshot = {name: catalog.read_arrow(settings, name) for name in ("account_risk", "cluster_risk")}
     return settings, SCORE_DATE, snapshot
 
@@ -194,7 +198,7 @@ def test_scores_tiers_reasons_and_clusters_match_spark(scored_on_spark, frame_en
 
     spark_settings, score_date, expected = scored_on_spark
     settings = _engine_settings(spark_settings, frame_engine_name)
-    with compute_engine(settings) as engine:
+    with open_engine(settings) as engine:
         result = score.run(engine, settings, score_date)
     assert result.clusters_scored == 3
     actual = {name: catalog.read_arrow(settings, name) for name in ("account_risk", "cluster_risk")}
@@ -208,20 +212,3 @@ def test_scores_tiers_reasons_and_clusters_match_spark(scored_on_spark, frame_en
         assert [r["text"] for r in row["reasons"]] == [r["text"] for r in want]
     assert_tables_match(expected["cluster_risk"], actual["cluster_risk"], ["cluster_id"], rtol)
     assert {t for t in actual["account_risk"].column("tier").to_pylist()} - {"low"}  # some accounts are flagged
-
-
-def test_branch_literals_cover_every_match_in_the_simulated_prompts(spark_lake):
-    """The GPU engine only skips rows a branch's regex cannot match: checked on every simulated prompt."""
-    import re
-
-    from features import request_signals
-
-    prompts = [p.lower() for p in set(catalog.read_arrow(spark_lake[0], "api_requests").column("prompt_prefix")
-                                      .to_pylist()) - {None}]
-    assert len(prompts) > 5000
-    for pattern, branches in request_signals.PATTERN_BRANCHES.items():
-        assert sum(bool(re.search(pattern, p)) for p in prompts) > 20, pattern[:40]  # the corpus exercises it
-        for branch in branches:
-            compiled = re.compile(branch.regex)
-            assert not [p for p in prompts if compiled.search(p) and not any(lit in p for lit in branch.literals)], \
-                branch.regex

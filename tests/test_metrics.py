@@ -146,10 +146,33 @@ def test_tier_bounds_follow_each_tiers_benign_fpr_and_never_increase():
     negatives = np.arange(1000) / 1000
     scores = np.r_[negatives, np.full(10, 0.5)]
     labels = np.r_[np.zeros(1000), np.ones(10)]
-    bounds = tier_bounds(labels, scores, (("critical", 0.001), ("high", 0.01), ("elevated", 0.05)))
+    calibration = tier_bounds(labels, scores, (("critical", 0.001), ("high", 0.01), ("elevated", 0.05)))
+    assert calibration.method.startswith("naive")  # 10 labelled positives are too few to estimate hidden ones
+    bounds = calibration.bounds
     assert [name for name, _ in bounds] == ["critical", "high", "elevated"]
     values = [bound for _, bound in bounds]
     assert values[0] == np.nextafter(0.998, np.inf)   # only 0.999 is above it
     assert values[1] == np.nextafter(0.989, np.inf)   # 10 negatives (0.990..0.999) flagged
     assert values[2] == np.nextafter(0.949, np.inf)   # 50 negatives flagged
     assert values == sorted(values, reverse=True)
+
+
+def test_tier_bounds_hold_their_benign_rate_when_campaign_accounts_hide_among_the_unlabelled():
+    """Positive-unlabelled holdout: 200 campaign accounts carry no label and sit among 10,000 benign ones. The
+    naive bound (a quantile of the unlabelled) would count them as benign false positives and land inside the
+    campaign's score range; the calibrated bound must flag about 1% of the benign accounts and every hidden one."""
+    rng = np.random.default_rng(3)
+    benign = rng.uniform(0.0, 0.9, 10_000)
+    hidden = rng.uniform(0.9, 1.0, 200)
+    labelled = rng.uniform(0.9, 1.0, 100)
+    scores = np.r_[benign, hidden, labelled]
+    labels = np.r_[np.zeros(benign.size + hidden.size), np.ones(labelled.size)]
+    calibration = tier_bounds(labels, scores, (("elevated", 0.01),))
+    assert calibration.method.startswith("pu-corrected")
+    assert calibration.hidden_positive_share == pytest.approx(200 / 10_200, rel=0.25)
+    (_, bound), = calibration.bounds
+    realised_benign_fpr = float(np.mean(benign >= bound))
+    assert 0.005 <= realised_benign_fpr <= 0.0105
+    assert float(np.mean(hidden >= bound)) == 1.0
+    naive = threshold_at_fpr(labels, scores, 0.01)
+    assert float(np.mean(hidden >= naive)) < 0.6  # what the old calibration did: half the campaign unflagged

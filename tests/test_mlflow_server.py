@@ -84,7 +84,7 @@ def mlflow_server(tmp_path_factory):
             process.wait(timeout=SERVER_STOP_TIMEOUT_S)
 
 
-def test_train_and_score_through_a_tracking_server(spark, mlflow_server, tmp_path, monkeypatch):
+def test_train_and_score_through_a_tracking_server(spark, spark_engine, mlflow_server, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     from jobs import score, train
@@ -129,7 +129,7 @@ def test_train_and_score_through_a_tracking_server(spark, mlflow_server, tmp_pat
     model_files = {Path(entry.path).name for entry in list_artifacts(artifact_uri=version.source, tracking_uri=url)}
     assert {"MLmodel", "model.ubj"} <= model_files, model_files
 
-    scored = score.run(spark, settings, SCORE_DATE)
+    scored = score.run(spark_engine, settings, SCORE_DATE)
     assert scored.model_version == trained.version
     risk = catalog.read_arrow(settings, "account_risk", filters=[("score_date", "=", SCORE_DATE)]).to_pandas()
     assert len(risk) == N_BENIGN + sum(CAMPAIGNS.values()) == scored.accounts_scored

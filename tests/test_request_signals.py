@@ -1,13 +1,15 @@
-"""Per-request signals on hand-written prompts and user agents (positive and negative cases)."""
+"""Per-request signals (computed once at ingest) on hand-written prompts and user agents, positive and negative
+cases, and the prompt fingerprint against an independent reference of its definition."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 import pytest
 
-from features import request_signals as rs
+import xxhash
+
+from features import signals as rs
 
 COT = [
     ("Explain the reasoning behind this answer step by step.", True),
@@ -18,6 +20,15 @@ COT = [
     ("Before you answer, write out your full reasoning in numbered steps", True),
     ("What is the capital of France?", False),
     ("Take a step back and summarize", False),
+    # softened, paraphrased and translated asks for the reasoning
+    ("Could you describe how you arrived at that result?", True),
+    ("Justify each step of the derivation", True),
+    ("Erkläre die Lösung Schritt für Schritt", True),
+    ("Explica el resultado paso a paso", True),
+    ("Étape par étape, explique la réponse", True),
+    ("请一步一步地推导", True),
+    ("Распиши решение шаг за шагом", True),
+    ("How did you get to Paris last summer by train?", False),
     (None, False),
 ]
 RUBRIC = [
@@ -122,20 +133,23 @@ def test_raw_http_client(spark):
     assert actual == [expected for _, expected in RAW_HTTP]
 
 
-def _reference_fingerprint(prompt: str) -> str:
-    normalized = re.sub(r"\s+", " ", re.sub(r"[0-9]", "#", prompt.lower())).strip()[:256]
-    return hashlib.sha256(normalized.encode()).hexdigest()
+def _reference_fingerprint(prompt: str) -> int:
+    """The fingerprint's definition, written independently: lower-case, digits -> '#', runs of ASCII whitespace ->
+    one space, trimmed, first 256 characters, XXH64 of the UTF-8 bytes with Spark's seed 42, as a signed int64."""
+    normalized = re.sub(r"[ \t\n\r\f\v]+", " ", re.sub(r"[0-9]", "#", prompt.lower())).strip(" ")[:256]
+    unsigned = xxhash.xxh64_intdigest(normalized.encode(), seed=42)
+    return unsigned - (1 << 64) if unsigned >= 1 << 63 else unsigned
 
 
 def test_prompt_fingerprint_normalizes_case_digits_and_whitespace(spark):
     prompts = ["Translate item 12 into  French", "translate ITEM 97 into French  ", "Translate item 12 into German",
-               "x" * 300 + "tail one", "x" * 300 + "tail two", None]
+               "x" * 300 + "tail one", "x" * 300 + "tail two", "Объясни\tрешение 42", None]
     actual = _evaluate(spark, [(p,) for p in prompts], "prompt_prefix string", rs.prompt_fingerprint())
     assert actual[0] == actual[1] == _reference_fingerprint(prompts[0])
     assert actual[2] != actual[0]
     assert actual[3] == actual[4]  # only the first 256 normalized characters count
-    assert actual[5] is None
-    assert all(len(f) == 64 for f in actual[:5])
+    assert actual[5] == _reference_fingerprint(prompts[5])
+    assert actual[6] is None
 
 
 def test_with_request_signals_adds_one_column_per_signal(spark):
@@ -146,24 +160,5 @@ def test_with_request_signals_adds_one_column_per_signal(spark):
     assert (row["is_cot_elicitation"], row["is_rubric_grading"], row["capability"], row["is_non_english"],
             row["is_raw_http_client"]) == (True, False, "chat", False, True)
     assert row["prompt_fingerprint"] == _reference_fingerprint("Show your work")
-
-
-def _branch_matches_without_literal(branch, texts) -> list[str]:
-    """Texts a branch's regex matches although they hold none of its literals (must be none: the GPU engine
-    only runs a branch on rows with one of its literals)."""
-    compiled = re.compile(branch.regex)
-    return [t for t in texts if t and compiled.search(t.lower()) and not any(lit in t.lower() for lit in branch.literals)]
-
-
-def test_patterns_are_the_alternation_of_their_branches():
-    for pattern, branches in rs.PATTERN_BRANCHES.items():
-        assert pattern == "(?i)(" + "|".join(b.regex for b in branches) + ")"
-        for branch in branches:
-            assert all(lit == lit.lower() for lit in branch.literals)
-
-
-@pytest.mark.parametrize("pattern", list(rs.PATTERN_BRANCHES), ids=lambda p: p[6:30])
-def test_branch_literals_cover_every_hand_written_match(pattern):
-    texts = [p for p, _ in COT + RUBRIC + NON_ENGLISH] + [row[0] for row in CAPABILITY]
-    for branch in rs.PATTERN_BRANCHES[pattern]:
-        assert not _branch_matches_without_literal(branch, texts), branch.regex
+    assert row["signals_version"] == rs.SIGNALS_VERSION
+    assert set(rs.SIGNAL_COLUMNS) <= set(row.asDict())

@@ -177,16 +177,16 @@ def _write_clusters(settings, groups):
          for a, c, links in members]), partition_value=SCORE_DATE)
 
 
-def test_score_writes_explained_account_and_cluster_risk(spark, trained):
+def test_score_writes_explained_account_and_cluster_risk(spark, spark_engine, trained):
     from jobs import score
 
     settings, groups, _ = trained
     _write_clusters(settings, groups)
-    result = score.run(spark, settings, SCORE_DATE)
+    result = score.run(spark_engine, settings, SCORE_DATE)
     assert result.model_version == "1"  # the champion, not the newer challenger
     expected_accounts = N_BENIGN + sum(CAMPAIGNS.values())
     assert result.accounts_scored == expected_accounts
-    score.run(spark, settings, SCORE_DATE)  # a rerun replaces the partition instead of appending
+    score.run(spark_engine, settings, SCORE_DATE)  # a rerun replaces the partition instead of appending
 
     risk = catalog.read_arrow(settings, "account_risk").to_pandas()  # read back without Spark
     assert len(risk) == expected_accounts
@@ -235,19 +235,19 @@ def test_score_writes_explained_account_and_cluster_risk(spark, trained):
     assert list(clusters.loc["cluster-mixed", "link_evidence"]) == ["ip_prefix"]
 
 
-def test_score_without_clusters_writes_an_empty_cluster_partition(spark, trained):
+def test_score_without_clusters_writes_an_empty_cluster_partition(spark, spark_engine, trained):
     from jobs import score
 
     settings, _, _ = trained
     other_day = SCORE_DATE + dt.timedelta(days=1)  # no account_clusters partition for this date
-    result = score.run(spark, settings, other_day)
+    result = score.run(spark_engine, settings, other_day)
     assert result.clusters_scored == 0
     risk = catalog.read_arrow(settings, "account_risk", filters=[("score_date", "=", other_day)]).to_pandas()
     assert len(risk) == result.accounts_scored > 0
     assert risk["cluster_id"].isna().all() and risk["cluster_score"].isna().all()
 
 
-def test_score_refuses_a_features_table_with_a_different_feature_list(spark, trained, tmp_path):
+def test_score_refuses_a_features_table_with_a_different_feature_list(spark, spark_engine, trained, tmp_path):
     from jobs import score
 
     settings, _, _ = trained
@@ -261,7 +261,7 @@ def test_score_refuses_a_features_table_with_a_different_feature_list(spark, tra
     write_deltalake(other.table_uri("account_features"), day.drop(["hosting_proxy_share_28d"]),
                     partition_by=["feature_date"])
     with pytest.raises(FeatureContractError, match="hosting_proxy_share_28d"):
-        score.run(spark, other, SCORE_DATE)
+        score.run(spark_engine, other, SCORE_DATE)
     assert not catalog.exists(other, "account_risk")
 
     relabelled = day.set_column(day.schema.get_field_index("feature_set_version"), "feature_set_version",
@@ -269,10 +269,10 @@ def test_score_refuses_a_features_table_with_a_different_feature_list(spark, tra
     write_deltalake(other.table_uri("account_features"), relabelled, mode="overwrite", schema_mode="overwrite",
                     partition_by=["feature_date"])
     with pytest.raises(FeatureContractError, match="fs-somethingelse"):
-        score.run(spark, other, SCORE_DATE)
+        score.run(spark_engine, other, SCORE_DATE)
 
 
-def test_score_refuses_without_a_champion(spark, trained, tmp_path):
+def test_score_refuses_without_a_champion(spark, spark_engine, trained, tmp_path):
     from jobs import score
 
     settings, _, _ = trained
@@ -280,7 +280,7 @@ def test_score_refuses_without_a_champion(spark, trained, tmp_path):
                                    mlflow_tracking_uri=f"sqlite:///{tmp_path}/empty/mlflow.db", spark_remote=None,
                                    model_name=settings.model_name)
     with pytest.raises(registry.NoChampionError, match="no 'champion'"):
-        score.run(spark, empty_registry, SCORE_DATE)
+        score.run(spark_engine, empty_registry, SCORE_DATE)
 
 
 # --- pure pieces -----------------------------------------------------------------------------------

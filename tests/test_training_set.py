@@ -147,12 +147,41 @@ def test_account_outcomes_use_the_standing_at_as_of(spark):
 
 def test_split_by_time_uses_whole_dates():
     dates = [d(i) for i in range(1, 9) for _ in range(3)]
-    split = split_by_time(dates, holdout_days=2, validation_days=3)
+    labels = [1, 0, 0] * 8  # a positive on every date
+    split = split_by_time(dates, labels, holdout_days=2, validation_days=3)
     assert split.holdout_dates == [d(7), d(8)]
     assert split.validation_dates == [d(4), d(5), d(6)]
     assert split.fit_dates == [d(1), d(2), d(3)]
-    with pytest.raises(ValueError, match="at least 6 distinct feature dates"):
-        split_by_time([d(1), d(2), d(3)], holdout_days=2, validation_days=3)
+    assert split.unlabelled_trailing_dates == []
+
+
+def test_split_by_time_leaves_out_trailing_dates_whose_labels_have_not_arrived():
+    """Enforcement labels in bursts: the last four dates hold no positive yet. Training must still split, with
+    positives on every side, and say which dates it left out."""
+    dates = [d(i) for i in range(1, 13) for _ in range(2)]
+    labels = [1 if i <= 8 and i % 2 == 0 and j == 0 else 0 for i in range(1, 13) for j in range(2)]
+    split = split_by_time(dates, labels, holdout_days=2, validation_days=2)
+    assert split.holdout_dates == [d(7), d(8)]
+    assert split.unlabelled_trailing_dates == [d(9), d(10), d(11), d(12)]
+    assert split.validation_dates == [d(5), d(6)]  # d(6) has positives
+    assert split.fit_dates == [d(1), d(2), d(3), d(4)]
+    assert "trailing date(s) without positives left out" in split.describe()
+
+
+def test_split_by_time_reaches_back_for_a_validation_date_with_positives():
+    dates = [d(i) for i in range(1, 11)]
+    labels = [0, 1, 0, 1, 0, 0, 0, 0, 1, 1]  # nothing in d(5)..d(8)
+    split = split_by_time(dates, labels, holdout_days=2, validation_days=2)
+    assert split.holdout_dates == [d(9), d(10)]
+    assert split.validation_dates == [d(4), d(5), d(6), d(7), d(8)]
+    assert split.fit_dates == [d(1), d(2), d(3)]
+
+
+def test_split_by_time_fails_only_when_the_whole_history_lacks_positives():
+    from lake.errors import MissingInputError
+
+    with pytest.raises(MissingInputError, match="positives on 2 feature date"):
+        split_by_time([d(i) for i in range(1, 20)], [1, 1] + [0] * 17, holdout_days=2, validation_days=2)
 
 
 def _features_table(rows: list[tuple[str, dt.date, str]]) -> pa.Table:

@@ -1,0 +1,79 @@
+"""The engine interface: every job that can run on more than one engine talks to it through `Engine`.
+
+Two families implement it, registered by the engine key of `--engine` / DG_ENGINE (lake/config.py):
+  Spark engines  "embedded" (Sail in-process), "remote" (any Spark Connect URL), "jvm-local" (benchmarks only):
+                 engines/spark.py over one PySpark DataFrame code path (features/spark_engine.py);
+  frame engines  "cudf" (RAPIDS on a GPU) and "pandas" (the same code on CPU): engines/frames.py over
+                 features/frame_engine.py.
+Which steps a frame engine runs is declared once, in jobs/steps.py; the others run on the Spark engine.
+Jobs never ask which engine they hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from lake.config import FRAME_ENGINE_KEYS, Settings
+
+
+class Engine(Protocol):
+    key: str
+
+    def read_partition(self, settings: Settings, name: str, day: dt.date, columns: list[str] | None = None) -> Any:
+        """One date partition of a table, in the engine's own form (possibly lazy)."""
+
+    def read_window(self, settings: Settings, name: str, first_day: dt.date, last_day: dt.date) -> Any:
+        """The rows of a date-partitioned table with first_day <= date <= last_day."""
+
+    def read_table(self, settings: Settings, name: str) -> Any:
+        """A whole (reference) table."""
+
+    def from_arrow(self, table: Any) -> Any:
+        """An Arrow table in the engine's own form (small inputs: reference tables, test fixtures)."""
+
+    def to_arrow(self, data: Any) -> Any:
+        """The engine's result as an Arrow table (small results, or reading back in tests)."""
+
+    def has_rows(self, data: Any) -> bool:
+        """Whether what a read_* call returned holds at least one row."""
+
+    def dates_in(self, data: Any, column: str) -> set[dt.date]:
+        """The distinct dates of `column` (for reads that are small, such as a window of account_daily dates)."""
+
+    def aggregate_day(self, requests: Any, accounts: Any, model_releases: Any, asn_info: Any,
+                      event_date: dt.date) -> Any:
+        """One day of bronze requests -> account_daily rows."""
+
+    def account_features(self, daily: Any, accounts: Any, model_releases: Any, clusters: Any, labels: Any,
+                         feature_date: dt.date) -> Any:
+        """account_daily windows + registry + the day's clusters + decisions so far -> account_features rows."""
+
+    def score(self, settings: Settings, score_date: dt.date, config: Any = None) -> Any:
+        """The champion over one day's features -> account_risk and cluster_risk; returns a ScoreResult."""
+
+    def write_partition(self, data: Any, settings: Settings, name: str, day: dt.date) -> int:
+        """Replace one date partition in one Delta commit; returns the rows it holds afterwards."""
+
+
+def _open_spark(settings: Settings):
+    from engines.spark import spark_engine
+
+    return spark_engine(settings)
+
+
+def _open_frames(settings: Settings):
+    from engines.frames import frame_engine
+
+    return frame_engine(settings)
+
+
+@contextlib.contextmanager
+def open_engine(settings: Settings, frame_capable: bool = True) -> Iterator[Engine]:
+    """The engine a step runs on: the configured frame engine when there is one and the step supports it
+    (jobs/steps.py), otherwise the configured Spark engine."""
+    opener = _open_frames if frame_capable and settings.engine in FRAME_ENGINE_KEYS else _open_spark
+    with opener(settings) as engine:
+        yield engine

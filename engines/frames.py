@@ -1,0 +1,79 @@
+"""The frame family of the engine interface: cuDF on a GPU, pandas on CPU, one code path
+(features/frame_engine.py). Tables are read and written with delta-rs; Arrow is the exchange format."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features import frame_engine as compiled
+from lake import catalog, frames
+from lake.config import Settings
+
+
+@dataclass
+class FrameEngines:
+    frames: frames.FrameEngine
+
+    @property
+    def key(self) -> str:
+        return self.frames.name
+
+    def read_partition(self, settings: Settings, name: str, day: dt.date, columns: list[str] | None = None):
+        """A lazy handle on the partition's Parquet files: the aggregate reads them in budget-sized batches."""
+        return frames.partition_files(settings, name, day, columns)
+
+    def read_window(self, settings: Settings, name: str, first_day: dt.date, last_day: dt.date) -> pa.Table:
+        column = catalog.table(name).partition_by[0]
+        return frames.read_table(settings, name, filters=[(column, ">=", first_day), (column, "<=", last_day)])
+
+    def read_table(self, settings: Settings, name: str) -> pa.Table:
+        return frames.read_table(settings, name)
+
+    def from_arrow(self, table: pa.Table) -> pa.Table:
+        return table
+
+    def to_arrow(self, data: pa.Table) -> pa.Table:
+        return data
+
+    def has_rows(self, data) -> bool:
+        return (data.rows if isinstance(data, frames.PartitionFiles) else data.num_rows) > 0
+
+    def dates_in(self, data: pa.Table, column: str) -> set[dt.date]:
+        return set(pc.unique(data.column(column)).to_pylist())
+
+    def aggregate_day(self, requests: frames.PartitionFiles | pa.Table, accounts, model_releases, asn_info,
+                      event_date: dt.date) -> pa.Table:
+        """From the partition's files in budget-sized batches, or from rows already in memory."""
+        if isinstance(requests, pa.Table):
+            day = requests.filter(pc.equal(requests.column("event_date"), pa.scalar(event_date, pa.date32())))
+            return compiled.daily_aggregate(self.frames, self.frames.from_arrow(day), accounts, model_releases,
+                                            asn_info, event_date)
+        return compiled.aggregate_partition(self.frames, requests, accounts, model_releases, asn_info, event_date)
+
+    def account_features(self, daily, accounts, model_releases, clusters, labels,
+                         feature_date: dt.date) -> pa.Table:
+        features = compiled.account_features(self.frames, daily, accounts, model_releases, clusters, labels,
+                                              feature_date)
+        self.frames.note_device_usage()
+        return features
+
+    def score(self, settings: Settings, score_date: dt.date, config=None):
+        from models.frame_scoring import score_day
+
+        return score_day(self.frames, settings, score_date, config)
+
+    def write_partition(self, data: pa.Table, settings: Settings, name: str, day: dt.date) -> int:
+        frames.write_partition(settings, name, data, day)
+        return data.num_rows
+
+
+@contextlib.contextmanager
+def frame_engine(settings: Settings) -> Iterator[FrameEngines]:
+    with frames.frame_engine(settings) as engine:
+        yield FrameEngines(engine)

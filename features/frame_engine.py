@@ -1,0 +1,391 @@
+"""The declared daily statistics and features evaluated on a frame engine (cuDF on a GPU, pandas on CPU).
+
+The sibling of features/spark_engine.py: it compiles the same declarations (features/daily_stats.py,
+features/registry.py) with the same conventions, so nothing here names a statistic or a feature. Timestamps are
+integer or float microseconds since the epoch throughout (cuDF's and pandas' timezone support differ, numbers
+do not).
+
+Aggregation runs in two phases so (GPU) memory stays under the engine's budget for any number of records:
+  1. the day's bronze Parquet files are read a few at a time and turned, row by row, into one narrow row per
+     request holding just the values the statistics aggregate; any chunking gives the same answer;
+  2. those rows are split into account-hash buckets sized to the budget (moved to host memory when there is
+     more than one) and each bucket is aggregated on its own: every account's rows land in exactly one bucket.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features import daily_stats, registry
+from features.daily_stats import GAP_COLUMN, NEWEST_RELEASED_AT, WINDOW_DAYS, DailyStat
+from features.expr import Expr, to_frame
+from lake import catalog, frames
+from lake.frames import FrameEngine
+
+log = logging.getLogger(__name__)
+
+# Bucket sizing: a bronze row expands about this much in (GPU) memory while its values are computed, and a
+# narrow row about this much while it is grouped. Generous on purpose: running out of the budget fails the night.
+RAW_WORKING_SET_FACTOR = 4
+NARROW_BYTES_PER_ROW = 400
+NARROW_WORKING_SET_FACTOR = 4
+EPOCH = dt.date(1970, 1, 1)
+
+
+def day_end_micros(day: dt.date) -> int:
+    return (day + dt.timedelta(days=1) - EPOCH).days * 86_400_000_000
+
+
+def newest_release(model_releases: pa.Table, released_before_micros: int) -> tuple[str | None, int | None]:
+    """(model, released_at in µs) of the latest release strictly before the bound; ties on the time go to the
+    greatest model name (as spark_engine.newest_release)."""
+    releases = frames.timestamps_as_micros(model_releases.select(["model", "released_at"]), ("released_at",))
+    rows = [(r["released_at"], r["model"]) for r in releases.to_pylist()
+            if r["released_at"] is not None and r["released_at"] < released_before_micros]
+    if not rows:
+        return None, None
+    released_at, model = max(rows)
+    return model, int(released_at)
+
+
+def _evaluate(expr: Expr, frame):
+    return to_frame(expr, lambda name: frame[name], frame[frame.columns[0]])
+
+
+def _reads_gap(expr: Expr | None) -> bool:
+    return expr is not None and GAP_COLUMN in expr.columns()
+
+
+def _value_column(stat: DailyStat) -> str:
+    return f"v:{stat.name}"
+
+
+def _where_column(stat: DailyStat) -> str:
+    return f"w:{stat.name}"
+
+
+# --- phase 1: bronze rows -> narrow rows ------------------------------------------------------------------
+
+def reference_frames(engine: FrameEngine, accounts: pa.Table, asn_info: pa.Table):
+    """(asn -> asn_category, account_id -> signup_country), one row per key; min() keeps a duplicated registry
+    row from double counting, as on Spark."""
+    asn = asn_info.group_by("asn").aggregate([("category", "min")]).rename_columns(["asn", "asn_category"])
+    signup = (accounts.group_by("account_id").aggregate([("signup_country", "min")])
+              .rename_columns(["account_id", "signup_country"]))
+    return engine.from_arrow(asn), engine.from_arrow(signup)
+
+
+def _is_flag(expr: Expr) -> bool:
+    """`when(c, 1, 0)`: a 0/1 value that fits in one byte."""
+    return expr.op == "when" and [a.args[0] for a in expr.args[1:]] == [1, 0]
+
+
+def narrow_rows(engine: FrameEngine, requests, asn_category, signup_country, newest_model: str | None):
+    """Bronze request columns (event_ts as integer µs) -> account_id, event_us and one column per value the
+    daily statistics aggregate (those that read gaps are evaluated per bucket, once an account's rows are
+    together)."""
+    rows = requests.reset_index(drop=True)
+    rows = rows.merge(asn_category, on="asn", how="left").merge(signup_country, on="account_id", how="left")
+    if newest_model is None:  # nothing released yet: an all-null string column
+        rows["newest_model"] = rows["model"].where(rows["account_id"].isna())
+    else:
+        rows["newest_model"] = newest_model
+    for name, expr in daily_stats.REQUEST_COLUMNS.items():
+        rows[name] = _evaluate(expr, rows)
+    narrow = rows[["account_id", "event_us"]].copy()
+    for stat in daily_stats.DAILY_STATS:
+        agg = stat.daily
+        if agg.kind in ("count", "day_constant") or _reads_gap(agg.value):
+            continue
+        value = _evaluate(agg.value, rows)
+        narrow[_value_column(stat)] = value.astype("int8") if _is_flag(agg.value) else value
+        if agg.where is not None:
+            narrow[_where_column(stat)] = _evaluate(agg.where, rows).astype("bool")
+    return narrow
+
+
+# --- phase 2: narrow rows of whole accounts -> account_daily ------------------------------------------------
+
+def _with_gaps(rows):
+    """Milliseconds since the account's previous request that day (null for its first); gaps depend only on
+    the sorted timestamps, so equal timestamps need no tie-break."""
+    ordered = rows.sort_values(["account_id", "event_us"]).reset_index(drop=True)
+    same_account = ordered["account_id"] == ordered["account_id"].shift(1)
+    gap = (ordered["event_us"] - ordered["event_us"].shift(1)) // 1000
+    ordered[GAP_COLUMN] = gap.where(same_account)
+    for stat in daily_stats.DAILY_STATS:
+        if _reads_gap(stat.daily.value):
+            ordered[_value_column(stat)] = _evaluate(stat.daily.value, ordered)
+    return ordered
+
+
+def _grouped(engine: FrameEngine, rows, stat: DailyStat):
+    """account_id + the statistic, for every aggregation kind."""
+    kind, value = stat.daily.kind, _value_column(stat)
+    by_account = rows.groupby("account_id", sort=False)
+    if kind == "count":
+        return by_account.size().reset_index(name=stat.name)
+    if kind == "sum":
+        return by_account.agg({value: "sum"}).reset_index().rename(columns={value: stat.name})
+    if kind == "count_distinct":
+        return by_account.agg({value: "nunique"}).reset_index().rename(columns={value: stat.name})
+    if kind == "repeats":
+        counts = by_account.agg({value: ["count", "nunique"]})
+        counts.columns = ["n", "distinct"]
+        counts[stat.name] = counts["n"] - counts["distinct"]
+        return counts[[stat.name]].reset_index()
+    if kind == "min_where":
+        kept = rows[rows[_where_column(stat)]]
+        return (kept.groupby("account_id", sort=False).agg({value: "min"}).reset_index()
+                .rename(columns={value: stat.name}))
+    if kind == "sorted_set":
+        return engine.sorted_sets(rows, "account_id", value).rename(columns={value: stat.name})
+    keyed = rows[rows[value].notna()]
+    if kind == "peak_group":
+        per_key = keyed.groupby(["account_id", value], sort=False).size().reset_index(name="n")
+        return (per_key.groupby("account_id", sort=False).agg({"n": "max"}).reset_index()
+                .rename(columns={"n": stat.name}))
+    if kind == "first_majority":
+        hits = keyed.assign(_hit=keyed[_where_column(stat)].astype("int64"))
+        per_key = hits.groupby(["account_id", value], sort=False).agg({"_hit": ["count", "sum"]})
+        per_key.columns = ["n", "hits"]
+        per_key = per_key.reset_index()
+        majority = per_key[per_key["hits"] * 2 > per_key["n"]]
+        return (majority.groupby("account_id", sort=False).agg({value: "min"}).reset_index()
+                .rename(columns={value: stat.name}))
+    raise ValueError(f"daily stat {stat.name}: unknown aggregation {kind!r}")
+
+
+def account_daily_rows(engine: FrameEngine, rows, event_date: dt.date, newest_model: str | None) -> pa.Table:
+    """Narrow rows of one day (every request of each account present) -> account_daily rows as Arrow."""
+    rows = _with_gaps(rows)
+    daily = rows[["account_id"]].drop_duplicates()
+    for stat in daily_stats.DAILY_STATS:
+        if stat.daily.kind == "day_constant":
+            continue
+        daily = daily.merge(_grouped(engine, rows, stat), on="account_id", how="left")
+        if stat.daily.kind in ("sum", "peak_group"):  # a group of only nulls sums to 0, as coalesce does on Spark
+            daily[stat.name] = daily[stat.name].fillna(0)
+    table = engine.to_arrow(daily)
+    n = table.num_rows
+    table = table.append_column("newest_model", pa.array([newest_model] * n, pa.string()))
+    table = table.append_column("event_date", pa.array([event_date] * n, pa.date32()))
+    for stat in daily_stats.DAILY_STATS:
+        if pa.types.is_list(stat.dtype):  # accounts without any value get an empty set, not null
+            index = table.schema.get_field_index(stat.name)
+            empty = pa.scalar([], type=stat.dtype)
+            table = table.set_column(index, stat.name, pc.fill_null(table.column(index).cast(stat.dtype), empty))
+    table = frames.micros_as_timestamps(table, daily_stats.TIMESTAMP_STATS)
+    decl = catalog.table("account_daily").schema
+    return table.select(decl.names).cast(decl)
+
+
+def epoch_micros(engine: FrameEngine, timestamps):
+    """A timestamp column as int64 microseconds since the epoch, whatever unit/zone the reader gave it."""
+    if not engine.on_gpu and getattr(timestamps.dt, "tz", None) is not None:
+        timestamps = timestamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return timestamps.astype("datetime64[us]").astype("int64")
+
+
+def _bronze(engine: FrameEngine, raw):
+    """Timestamps as epoch microseconds, the frame engines' form of a timestamp (`epoch_micros` is then the
+    identity, as features/expr.py expects)."""
+    raw["event_ts"] = epoch_micros(engine, raw["event_ts"])
+    return raw
+
+
+def daily_aggregate(engine: FrameEngine, requests, accounts: pa.Table, model_releases: pa.Table,
+                    asn_info: pa.Table, event_date: dt.date) -> pa.Table:
+    """One frame of the day's bronze requests -> account_daily rows (Arrow, catalog schema): the in-memory form
+    of what `aggregate_partition` does bucket by bucket."""
+    newest_model, _ = newest_release(model_releases, day_end_micros(event_date))
+    asn_category, signup_country = reference_frames(engine, accounts, asn_info)
+    rows = narrow_rows(engine, _bronze(engine, requests[list(daily_stats.BRONZE_INPUTS)].copy()), asn_category,
+                       signup_country, newest_model)
+    return account_daily_rows(engine, rows, event_date, newest_model)
+
+
+def aggregate_partition(engine: FrameEngine, files: frames.PartitionFiles, accounts: pa.Table,
+                        model_releases: pa.Table, asn_info: pa.Table, event_date: dt.date,
+                        read_bytes: int | None = None, buckets: int | None = None) -> pa.Table:
+    """The day's bronze Parquet files -> account_daily rows, within the engine's memory budget.
+    `read_bytes` (uncompressed Parquet per read) and `buckets` default to what the budget allows."""
+    newest_model, _ = newest_release(model_releases, day_end_micros(event_date))
+    asn_category, signup_country = reference_frames(engine, accounts, asn_info)
+    read_batches = frames.file_batches(files, read_bytes or engine.memory_budget_bytes // RAW_WORKING_SET_FACTOR)
+    buckets = buckets or frames.bucket_count(files.rows * NARROW_BYTES_PER_ROW * NARROW_WORKING_SET_FACTOR,
+                                             engine.memory_budget_bytes)
+    log.info("aggregate %s: %d rows in %d file reads, %d account bucket(s)", event_date, files.rows,
+             len(read_batches), buckets)
+    pieces: list[list] = [[] for _ in range(buckets)]
+    for paths in read_batches:
+        raw = _bronze(engine, engine.read_parquet(paths, list(daily_stats.BRONZE_INPUTS)))
+        rows = narrow_rows(engine, raw, asn_category, signup_country, newest_model)
+        del raw
+        engine.note_device_usage()
+        if buckets == 1:
+            pieces[0].append(rows)
+            continue
+        bucket = engine.hash64(rows["account_id"]) % buckets
+        for b in range(buckets):  # spill to host memory: only one bucket is on the device at a time
+            pieces[b].append(engine.to_arrow(rows[bucket == b]))
+        del rows
+    outputs = []
+    for bucket_pieces in pieces:
+        if not bucket_pieces:
+            continue
+        rows = (engine.concat(bucket_pieces) if buckets == 1
+                else engine.from_arrow(pa.concat_tables(bucket_pieces)))
+        bucket_pieces.clear()
+        outputs.append(account_daily_rows(engine, rows, event_date, newest_model))
+        del rows
+        engine.note_device_usage()
+    return pa.concat_tables(outputs) if outputs else catalog.table("account_daily").schema.empty_table()
+
+
+# --- account_daily windows + registry + clusters -> account_features ---------------------------------------
+
+def _day_number(day: dt.date) -> int:
+    return (day - EPOCH).days
+
+
+def _distinct_count(rows, list_column: str, name: str):
+    exploded = rows[["account_id", list_column]].explode(list_column).dropna().drop_duplicates()
+    return exploded.groupby("account_id", sort=False).size().reset_index(name=name)
+
+
+def window_stats(daily, feature_date: dt.date, days: int, newest_model: str | None, accounts):
+    """One row per account of `accounts` with every rolled-up window statistic for (feature_date - days,
+    feature_date]. `daily` holds account_daily rows with `event_day` (days since the epoch)."""
+    last = _day_number(feature_date)
+    inside = daily[(daily["event_day"] > last - days) & (daily["event_day"] <= last)]
+    current = inside[inside["newest_model"] == newest_model] if newest_model is not None else inside.iloc[0:0]
+    by_rollup: dict[str, list[DailyStat]] = {}
+    for stat in daily_stats.DAILY_STATS:
+        by_rollup.setdefault(stat.window, []).append(stat)
+    stats = accounts
+    for rollup, rows, func in (("sum", inside, "sum"), ("max", inside, "max"),
+                               ("sum_on_current_newest", current, "sum"), ("min_on_current_newest", current, "min")):
+        declared = by_rollup.get(rollup, [])
+        if declared:
+            rolled = rows.groupby("account_id", sort=False).agg({s.name: func for s in declared}).reset_index()
+            stats = stats.merge(rolled, on="account_id", how="left")
+            if func != "min":  # windows without activity count 0
+                for s in declared:
+                    stats[s.name] = stats[s.name].fillna(0)
+    for stat in by_rollup.get("distinct_count", []):
+        stats = stats.merge(_distinct_count(inside, stat.name, stat.window_stat), on="account_id", how="left")
+        stats[stat.window_stat] = stats[stat.window_stat].fillna(0)
+    return stats
+
+
+def account_inputs(engine: FrameEngine, accounts: pa.Table, feature_date: dt.date):
+    """One row per account: registry attributes (the smallest of each when the registry repeats an account, as
+    on Spark) plus how many accounts existing at the end of feature_date share its payment fingerprint (itself
+    included when it existed)."""
+    end = day_end_micros(feature_date)
+    attributes = ["created_at", "verification", "program", "payment_fingerprint"]
+    table = frames.timestamps_as_micros(accounts.select(["account_id", *attributes]), ("created_at",))
+    table = table.group_by("account_id").aggregate([(a, "min") for a in attributes])
+    table = table.select(["account_id", *(f"{a}_min" for a in attributes)]).rename_columns(["account_id", *attributes])
+    rows = engine.from_arrow(table)
+    # an unknown creation time counts as existing: the registry has no evidence it did not
+    rows["existed_at_feature_date"] = (rows["created_at"] < end) | rows["created_at"].isna()
+    rows["feature_day_end"] = rows["created_at"].fillna(0) * 0 + float(end)
+    existing = rows[rows["existed_at_feature_date"] & rows["payment_fingerprint"].notna()]
+    per_fingerprint = (existing.groupby("payment_fingerprint", sort=False).size()
+                       .reset_index(name="same_payment_accounts"))
+    return rows.merge(per_fingerprint, on="payment_fingerprint", how="left")
+
+
+def label_standing(engine: FrameEngine, labels: pa.Table, feature_date: dt.date):
+    """account_id + its latest decision taken by the end of feature_date (ties on the time: the greatest label,
+    as on Spark)."""
+    table = frames.timestamps_as_micros(labels.select(["account_id", "label", "decided_at"]), ("decided_at",))
+    rows = engine.from_arrow(table)
+    rows = rows[rows["decided_at"] < day_end_micros(feature_date)]
+    latest = rows.sort_values(["account_id", "decided_at", "label"]).drop_duplicates("account_id", keep="last")
+    return latest[["account_id", "label"]].rename(columns={"label": "standing"})
+
+
+def cluster_inputs(engine: FrameEngine, clusters: pa.Table, accounts: pa.Table, daily, labels: pa.Table,
+                   feature_date: dt.date):
+    """account_id + CLUSTER_INPUTS from one day's account_clusters rows and what is known of each member.
+    `daily` holds account_daily rows with `event_day`."""
+    new_since = (feature_date - dt.timedelta(days=registry.NEW_ACCOUNT_DAYS - 1) - EPOCH).days * 86_400_000_000
+    created = frames.timestamps_as_micros(accounts.select(["account_id", "created_at"]), ("created_at",))
+    created = _min_by_account(created, "created_at")
+    last = _day_number(feature_date)
+    recent = daily[(daily["event_day"] > last - registry.CLUSTER_VOLUME_DAYS) & (daily["event_day"] <= last)]
+    volume = recent.groupby("account_id", sort=False).agg({"requests": "sum"}).reset_index().rename(
+        columns={"requests": "member_requests"})
+    members = engine.from_arrow(clusters.select(["account_id", "cluster_id", "link_types"]))
+    links = members[["account_id", "link_types"]].explode("link_types")
+    links["payment"] = (links["link_types"] == "payment").fillna(False).astype("int64")
+    links["ip_prefix"] = (links["link_types"] == "ip_prefix").fillna(False).astype("int64")
+    per_account = links.groupby("account_id", sort=False).agg({"payment": "max", "ip_prefix": "max"}).reset_index()
+    members = (members[["account_id", "cluster_id"]].merge(per_account, on="account_id", how="left")
+               .merge(engine.from_arrow(created), on="account_id", how="left")
+               .merge(volume, on="account_id", how="left")
+               .merge(label_standing(engine, labels, feature_date), on="account_id", how="left"))
+    members["new"] = (members["created_at"] >= new_since).fillna(False).astype("int64")
+    members["extraction"] = (members["standing"] == "extraction").fillna(False).astype("int64")
+    members["member_requests"] = members["member_requests"].fillna(0)
+    per_cluster = members.groupby("cluster_id", sort=False).agg(
+        {"account_id": "count", "payment": "sum", "ip_prefix": "sum", "new": "sum", "member_requests": "sum",
+         "extraction": "sum"}).reset_index()
+    per_cluster.columns = ["cluster_id", *registry.CLUSTER_INPUTS]
+    return members[["account_id", "cluster_id"]].merge(per_cluster, on="cluster_id")[
+        ["account_id", *registry.CLUSTER_INPUTS]]
+
+
+def _min_by_account(table: pa.Table, column: str) -> pa.Table:
+    grouped = table.group_by("account_id").aggregate([(column, "min")])
+    return grouped.select(["account_id", f"{column}_min"]).rename_columns(["account_id", column])
+
+
+def _compute(feature: registry.Feature, frame, days: int | None = None):
+    def resolve(name: str):
+        return float(days) if name == WINDOW_DAYS else frame[name]
+    return to_frame(feature.formula, resolve, frame["account_id"]).astype("float64")
+
+
+def account_features(engine: FrameEngine, daily: pa.Table, accounts: pa.Table, model_releases: pa.Table,
+                     clusters: pa.Table, labels: pa.Table, feature_date: dt.date) -> pa.Table:
+    """`account_features` rows (Arrow, catalog schema) for feature_date from account_daily rows, the registry and
+    the day's account_clusters. Accounts are those with a daily row in the longest window."""
+    newest_model, newest_released_at = newest_release(model_releases, day_end_micros(feature_date))
+    daily = frames.timestamps_as_micros(daily, daily_stats.TIMESTAMP_STATS)
+    daily = daily.append_column("event_day", daily.column("event_date").cast(pa.int32())).drop(["event_date"])
+    daily = engine.from_arrow(daily)
+    last = _day_number(feature_date)
+    in_longest = daily[(daily["event_day"] > last - max(registry.WINDOWS)) & (daily["event_day"] <= last)]
+    account_ids = in_longest[["account_id"]].drop_duplicates()
+
+    out = account_ids.copy()
+    per_account = (account_ids.merge(account_inputs(engine, accounts, feature_date), on="account_id", how="left")
+                   .merge(cluster_inputs(engine, clusters, accounts, in_longest, labels, feature_date),
+                          on="account_id", how="left"))
+    for feature in registry.FEATURES:
+        if not feature.windowed:
+            out = out.merge(per_account[["account_id"]].assign(**{feature.name: _compute(feature, per_account)}),
+                            on="account_id", how="left")
+    for days in registry.WINDOWS:
+        stats = window_stats(in_longest, feature_date, days, newest_model, account_ids)
+        stats[NEWEST_RELEASED_AT] = stats["requests"] * 0.0 + newest_released_at \
+            if newest_released_at is not None else stats["requests"] * float("nan")
+        windowed = stats[["account_id"]].copy()
+        for feature in registry.FEATURES:
+            if feature.windowed:
+                windowed[f"{feature.name}_{days}d"] = _compute(feature, stats, days)
+        out = out.merge(windowed, on="account_id", how="left")
+    table = engine.to_arrow(out.sort_values("account_id"))
+    n = table.num_rows
+    table = table.append_column("feature_date", pa.array([feature_date] * n, pa.date32()))
+    table = table.append_column("feature_set_version", pa.array([registry.feature_set_version()] * n, pa.string()))
+    decl = catalog.table("account_features").schema
+    return frames.nan_to_null(table.select(decl.names).cast(decl))

@@ -1,0 +1,37 @@
+"""The nightly steps, in order, and which of them a frame engine (cuDF / pandas) runs: the one list the CLI,
+`distillguard nightly`, the demo and the Airflow DAG read.
+
+ingest reads raw logs and prompt text once; aggregate reduces a day of bronze to account_daily; cluster links
+accounts from account_daily (payment, IP prefix) and must come before features, whose cluster features read the
+day's clusters; score reads the day's features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    description: str
+    frame_engine: bool  # True: runs on --engine cudf/pandas when one is configured; else always on Spark
+
+
+NIGHTLY_STEPS: tuple[Step, ...] = (
+    Step("ingest", "validate one day of raw requests into bronze (+ quarantine) and compute per-request signals",
+         frame_engine=False),
+    Step("aggregate", "per account-day statistics for one day (account_daily)", frame_engine=True),
+    Step("cluster", "link accounts active in the trailing week and find connected components (account_clusters)",
+         frame_engine=False),
+    Step("features", "1/7/28-day, account and cluster features for one day (account_features)", frame_engine=True),
+    Step("score", "score one day's features with the champion model (account_risk, cluster_risk)",
+         frame_engine=True),
+)
+STEPS_BY_NAME = {step.name: step for step in NIGHTLY_STEPS}
+STEP_NAMES = tuple(STEPS_BY_NAME)
+
+
+def runs_on_frame_engine(name: str) -> bool:
+    step = STEPS_BY_NAME.get(name)
+    return step is not None and step.frame_engine
