@@ -6,7 +6,7 @@ PYTHON_VERSION ?= 3.11
 # uv from PATH when there is one; otherwise it is pip-installed below and run as a module.
 UV ?= $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 
-.PHONY: demo test venv benchmark clean
+.PHONY: demo test venv chromium benchmark clean
 
 venv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
@@ -17,7 +17,12 @@ venv:
 demo: venv
 	$(UV) run --frozen --no-sync distillguard demo
 
-test: venv
+# The console's browser test drives Debian's chromium (Playwright's own browser download is not used).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+test: venv chromium
 	$(UV) run --frozen --no-sync python -m pytest; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
 

@@ -102,18 +102,6 @@ def _training_step(step: str):
     return handler
 
 
-def _cmd_risk_top(args):
-    from jobs import risk_query
-
-    risk_query.print_top(_settings(args), score_date=args.date, limit=args.limit, tier=args.tier)
-
-
-def _cmd_risk_account(args):
-    from jobs import risk_query
-
-    risk_query.print_account(_settings(args), account_id=args.account_id, score_date=args.date)
-
-
 def _cmd_demo(args):
     from jobs import demo
 
@@ -165,16 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--as-of", dest="as_of", type=parse_date, required=True)
         p.set_defaults(func=handler)
 
-    risk = sub.add_parser("risk", help="query the risk tables").add_subparsers(dest="risk_command", required=True)
-    p = risk.add_parser("top", help="highest-risk accounts of a day")
-    p.add_argument("--date", type=parse_date, help="score date (default: latest)")
-    p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--tier", choices=("low", "elevated", "high", "critical"))
-    p.set_defaults(func=_cmd_risk_top)
-    p = risk.add_parser("account", help="one account's risk history with reasons")
-    p.add_argument("account_id")
-    p.add_argument("--date", type=parse_date, help="only this score date")
-    p.set_defaults(func=_cmd_risk_account)
+    importlib.import_module("jobs.risk_cli").add_subcommands(sub)
+    importlib.import_module("console.commands").add_subcommands(sub)
 
     p = sub.add_parser("demo", help="end-to-end demo on a fresh simulated lake")
     p.add_argument("--accounts", type=int, default=20_000)

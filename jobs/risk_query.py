@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from jobs.risk_cli import OUTPUT_FORMATS
 from lake.errors import InputError, MissingInputError
 from lake.config import Settings
 from models.config import TIERS as MODEL_TIERS
@@ -31,26 +32,26 @@ RISK_COLUMNS = ("score_date", "account_id", "score", "tier", "cluster_id", "clus
 
 # --- validation ------------------------------------------------------------------------------------
 
-def _check_limit(limit: object) -> int:
+def check_limit(limit: object) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InputError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
     return limit
 
 
-def _check_tier(tier: object) -> str | None:
+def check_tier(tier: object) -> str | None:
     if tier is not None and tier not in TIERS:
         raise InputError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
     return tier
 
 
-def _check_account_id(account_id: object) -> str:
+def check_account_id(account_id: object) -> str:
     if not isinstance(account_id, str) or not ACCOUNT_ID_PATTERN.fullmatch(account_id):
         raise InputError(
             f"account_id must be 1-128 characters of letters, digits, '_', '.', ':' or '-', got {account_id!r}")
     return account_id
 
 
-def _check_date(score_date: object) -> dt.date | None:
+def check_date(score_date: object) -> dt.date | None:
     if score_date is None:
         return None
     if isinstance(score_date, dt.datetime) or not isinstance(score_date, dt.date):
@@ -103,7 +104,7 @@ def top_accounts(settings: Settings, score_date: dt.date | None = None, limit: i
     Raises FileNotFoundError when account_risk does not exist and ValueError for invalid input or a
     date without rows. A valid date with no account in the requested tier gives an empty table.
     """
-    limit, tier, score_date = _check_limit(limit), _check_tier(tier), _check_date(score_date)
+    limit, tier, score_date = check_limit(limit), check_tier(tier), check_date(score_date)
     dataset, day = _dataset_for_date(settings, score_date)
     selected = _on_date(day)
     if tier is not None:
@@ -125,12 +126,60 @@ def top_accounts(settings: Settings, score_date: dt.date | None = None, limit: i
 def account_history(settings: Settings, account_id: str, score_date: dt.date | None = None) -> pa.Table:
     """One account's risk rows, newest score_date first (only score_date when given).
     An account without rows gives an empty table."""
-    account_id, score_date = _check_account_id(account_id), _check_date(score_date)
+    account_id, score_date = check_account_id(account_id), check_date(score_date)
     dataset = _risk_table(settings).to_pyarrow_dataset()
     selected = pc.field("account_id") == account_id
     if score_date is not None:
         selected = selected & _on_date(score_date)
     return dataset.to_table(columns=list(RISK_COLUMNS), filter=selected).sort_by([("score_date", "descending")])
+
+
+def cluster_members(settings: Settings, cluster_id: str, score_date: dt.date | None = None) -> tuple[dict, pa.Table]:
+    """One cluster on a score date (default: the latest): its cluster_risk row (or only its id and date when
+    cluster_risk has no row for it) and its members' account_risk rows, highest score first, with the link types
+    that joined each member (from account_clusters, null where that table has no row)."""
+    from deltalake import DeltaTable
+
+    from lake import catalog
+
+    cluster_id, score_date = check_account_id(cluster_id), check_date(score_date)
+    day = score_date or latest_score_date(settings)
+    on_day = _on_date(day)
+    members = _risk_table(settings).to_pyarrow_dataset().to_table(
+        columns=list(RISK_COLUMNS), filter=on_day & (pc.field("cluster_id") == cluster_id))
+    if members.num_rows == 0:
+        raise MissingInputError(f"cluster {cluster_id!r} has no members in {RISK_TABLE} on {day.isoformat()}")
+    members = members.sort_by([("score", "descending"), ("account_id", "ascending")])
+    links: dict[str, list[str]] = {}
+    if catalog.exists(settings, "account_clusters"):
+        linked = DeltaTable(settings.table_uri("account_clusters")).to_pyarrow_dataset().to_table(
+            columns=["account_id", "link_types"],
+            filter=(pc.field("feature_date") == pa.scalar(day, pa.date32())) & (pc.field("cluster_id") == cluster_id))
+        links = dict(zip(linked["account_id"].to_pylist(), linked["link_types"].to_pylist()))
+    members = members.append_column("link_types", pa.array([links.get(a) for a in members["account_id"].to_pylist()],
+                                                           pa.list_(pa.string())))
+    summary: dict = {"score_date": day, "cluster_id": cluster_id}
+    if catalog.exists(settings, "cluster_risk"):
+        found = DeltaTable(settings.table_uri("cluster_risk")).to_pyarrow_dataset().to_table(
+            filter=on_day & (pc.field("cluster_id") == cluster_id)).to_pylist()
+        if found:
+            summary = found[0]
+    return summary, members
+
+
+def publication_note(settings: Settings, day: dt.date) -> str:
+    """'published <when>' or 'NOT published' for a score date, from risk_publications (what analysts may treat
+    as final)."""
+    from lake import catalog
+
+    if catalog.exists(settings, "risk_publications"):
+        from deltalake import DeltaTable
+
+        found = DeltaTable(settings.table_uri("risk_publications")).to_pyarrow_dataset().to_table(
+            columns=["published_at"], filter=_on_date(day)).to_pylist()
+        if found:
+            return f"published {found[0]['published_at']:%Y-%m-%d %H:%M} UTC"
+    return "NOT published: scores may still change"
 
 
 def reasons_by_contribution(reasons: list[dict] | None) -> list[dict]:
@@ -139,43 +188,113 @@ def reasons_by_contribution(reasons: list[dict] | None) -> list[dict]:
 
 # --- rendering ---------------------------------------------------------------------------------------
 # Reason texts and ids are data, not rich markup: every dynamic string goes through escape() so a
-# "[...]" inside one is printed as written.
+# "[...]" inside one is printed as written. Id columns never wrap or shrink (their minimum width is the longest
+# id), so an id printed by `risk top` can always be pasted into `risk account` or `risk cluster`; on a narrow
+# terminal the reasons column folds instead. json and csv print every column, dates as ISO strings; in csv the
+# list columns (reasons, link types) are JSON strings.
+
+
 
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _plain(value):
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def write_records(records: list[dict], output_format: str, out=None, document=None) -> None:
+    """Rows as JSON (a list, or `document` with the rows inside when given) or CSV on stdout."""
+    import csv
+    import json
+    import sys
+
+    out = out or sys.stdout
+    if output_format == "json":
+        out.write(json.dumps(_plain(document if document is not None else records), indent=1) + "\n")
+        return
+    if output_format != "csv":
+        raise InputError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
+    columns = list(records[0]) if records else []
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: json.dumps(_plain(v)) if isinstance(v, (list, dict)) else _plain(v)
+                         for k, v in record.items()})
+
+
+def _id_column(table, header: str, values) -> int:
+    """A column that never wraps or crops; returns its width."""
+    width = max([len(header), *(len(v or "-") for v in values)])
+    table.add_column(header, no_wrap=True, min_width=width, overflow="ignore")
+    return width
+
+
+def _wide_enough(console, id_widths: int, other_columns: int, other_min_width: int):
+    """Widen the console past the terminal when the ids and the narrowest other columns do not fit: the terminal
+    then soft-wraps long lines, and an id is never cut (it still copies as one string)."""
+    borders = 3 * (other_columns + 2) + 1
+    console.width = max(console.width, id_widths + other_min_width + borders)
+    return console
+
+
+def check_format(output_format: object) -> str:
+    if output_format not in OUTPUT_FORMATS:
+        raise InputError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
+    return output_format
+
+
 def print_top(settings: Settings, score_date: dt.date | None = None, limit: int = 20,
-              tier: str | None = None) -> None:
+              tier: str | None = None, output_format: str = "table") -> None:
     from jobs.console import console as make_console
     from rich.markup import escape
     from rich.table import Table
 
-    limit, tier = _check_limit(limit), _check_tier(tier)
-    day = _check_date(score_date) or latest_score_date(settings)
+    limit, tier, output_format = check_limit(limit), check_tier(tier), check_format(output_format)
+    day = check_date(score_date) or latest_score_date(settings)
     rows = top_accounts(settings, score_date=day, limit=limit, tier=tier)
+    if output_format != "table":
+        write_records(rows.to_pylist(), output_format)
+        return
     console = make_console()
     if rows.num_rows == 0:
         console.print(f"no accounts in tier {tier!r} on {day.isoformat()}")
         return
-    title = f"top {rows.num_rows} accounts by risk, {day.isoformat()}" + (f", tier {tier}" if tier else "")
+    title = (f"top {rows.num_rows} accounts by risk, {day.isoformat()}" + (f", tier {tier}" if tier else "")
+             + f" ({publication_note(settings, day)})")
     table = Table(title=title)
-    for header, justify in (("rank", "right"), ("account_id", "left"), ("score", "right"), ("tier", "left"),
-                            ("cluster_id", "left"), ("top reasons", "left")):
-        table.add_column(header, justify=justify)
-    for row in rows.to_pylist():
+    records = rows.to_pylist()
+    table.add_column("rank", justify="right", no_wrap=True)
+    ids = _id_column(table, "account_id", [r["account_id"] for r in records])
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("tier", no_wrap=True)
+    ids += _id_column(table, "cluster_id", [r["cluster_id"] for r in records])
+    table.add_column("top reasons", overflow="fold", min_width=20)
+    _wide_enough(console, ids, other_columns=4, other_min_width=4 + 5 + 8 + 20)
+    for row in records:
         texts = [r["text"] for r in reasons_by_contribution(row["reasons"])[:REASONS_SHOWN_IN_TOP] if r["text"]]
         table.add_row(str(row["rank"]), escape(row["account_id"]), _fmt(row["score"]), escape(row["tier"] or "-"),
                       escape(row["cluster_id"] or "-"), escape("; ".join(texts) or "-"))
     console.print(table)
 
 
-def print_account(settings: Settings, account_id: str, score_date: dt.date | None = None) -> None:
+def print_account(settings: Settings, account_id: str, score_date: dt.date | None = None,
+                  output_format: str = "table") -> None:
     from jobs.console import console as make_console
     from rich.markup import escape
     from rich.table import Table
 
+    output_format = check_format(output_format)
     rows = account_history(settings, account_id, score_date=score_date)
+    if output_format != "table":
+        write_records(rows.to_pylist(), output_format)
+        return
     console = make_console()
     if rows.num_rows == 0:
         on_date = f" on {score_date.isoformat()}" if score_date else ""
@@ -186,10 +305,41 @@ def print_account(settings: Settings, account_id: str, score_date: dt.date | Non
                  f"tier {row['tier']}  cluster {row['cluster_id'] or '-'} "
                  f"(cluster score {_fmt(row['cluster_score'])})  model {row['model_name']} v{row['model_version']}")
         table = Table(title=escape(title), title_justify="left")
-        for header, justify in (("feature", "left"), ("value", "right"), ("contribution", "right"),
+        for header, justify in (("feature", "left"), ("value", "right"), ("contribution (log-odds)", "right"),
                                 ("explanation", "left")):
             table.add_column(header, justify=justify)
         for reason in reasons_by_contribution(row["reasons"]):
             table.add_row(escape(reason["feature"] or "-"), _fmt(reason["value"]), _fmt(reason["contribution"], 4),
                           escape(reason["text"] or "-"))
         console.print(table)
+
+
+def print_cluster(settings: Settings, cluster_id: str, score_date: dt.date | None = None,
+                  output_format: str = "table") -> None:
+    from jobs.console import console as make_console
+    from rich.markup import escape
+    from rich.table import Table
+
+    output_format = check_format(output_format)
+    summary, members = cluster_members(settings, cluster_id, score_date)
+    records = members.select(["score_date", "cluster_id", "account_id", "score", "tier", "link_types",
+                              "model_version"]).to_pylist()
+    if output_format == "json":
+        write_records(records, output_format, document={"cluster": summary, "members": records})
+        return
+    if output_format == "csv":
+        write_records(records, output_format)
+        return
+    title = (f"cluster {summary['cluster_id']}  {summary['score_date'].isoformat()}  score {_fmt(summary.get('score'))}"
+             f"  {members.num_rows} members  requests {summary.get('requests', '-')}  links "
+             f"{', '.join(summary.get('link_evidence') or []) or '-'}  top capabilities "
+             f"{', '.join(summary.get('top_capabilities') or []) or '-'}")
+    table = Table(title=escape(title), title_justify="left")
+    ids = _id_column(table, "account_id", [r["account_id"] for r in records])
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("tier", no_wrap=True)
+    table.add_column("linked by", overflow="fold", min_width=12)
+    for row in records:
+        table.add_row(escape(row["account_id"]), _fmt(row["score"]), escape(row["tier"] or "-"),
+                      escape(", ".join(row["link_types"] or []) or "-"))
+    _wide_enough(make_console(), ids, other_columns=3, other_min_width=5 + 8 + 12).print(table)

@@ -146,6 +146,14 @@ TABLES: dict[str, Table] = {
             ("account_risk_version", pa.int64()), ("cluster_risk_version", pa.int64())),
             "one row per published score date: what analysts got, with the Delta versions to time-travel to",
             ("score_date",)),
+        Table("analyst_decisions", "ops", fields_schema(
+            ("decision_id", pa.string()), ("decided_at", TS), ("analyst", pa.string()), ("target_kind", pa.string()),
+            ("target_id", pa.string()), ("account_id", pa.string()), ("label", pa.string()), ("note", pa.string()),
+            ("campaign_id", pa.string()), ("previous_label", pa.string()), ("previous_decided_at", TS),
+            ("score_date", pa.date32()), ("score", pa.float64()), ("tier", pa.string()),
+            ("model_name", pa.string()), ("model_version", pa.string())),
+            "audit log of analyst decisions (console and `review decide`): one row per labelled account, with what "
+            "the analyst saw; decision_id is also in the metadata of the enforcement_labels commit"),
     )
 }
 

@@ -25,6 +25,10 @@ TAG_FEATURE_SET_VERSION = "feature_set_version"
 TAG_TIER_BOUNDS = "tier_bounds"
 NOVELTY_REFERENCE_TAG = "novelty_reference"
 MODEL_ARTIFACT_NAME = "model"
+# MLflow 3's UI opens an experiment on a GenAI "Overview" page unless the experiment is tagged as classic model
+# development (the UI reads this tag; values from its ExperimentKind enum), in which case it opens on the runs.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 SQLITE_PREFIX = "sqlite:///"
 
 
@@ -75,12 +79,15 @@ def experiment_id(client, settings: Settings) -> str:
     name = f"{settings.model_name}-training"
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if experiment.tags.get(TAG_EXPERIMENT_KIND) != EXPERIMENT_KIND:
+            client.set_experiment_tag(experiment.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
         return experiment.experiment_id
     artifact_location = None
     db_path = _sqlite_path(settings.mlflow_tracking_uri)
     if db_path is not None:
         artifact_location = (db_path.parent.resolve() / "artifacts").as_uri()
-    return client.create_experiment(name, artifact_location=artifact_location)
+    return client.create_experiment(name, artifact_location=artifact_location,
+                                    tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND})
 
 
 def version_info(client, name: str, version) -> ModelVersionInfo:

@@ -50,6 +50,10 @@ from models.config import TrainingConfig
 KEY_COLUMNS = ("account_id", "feature_date")
 EXTRACTION = "extraction"
 BENIGN = "benign"
+NEEDS_MORE_INFO = "needs_more_info"
+# An analyst's "needs more info" is a decision on record (enforcement_labels, the console's queue) but not a label:
+# training reads only these two, so it neither makes a negative nor overrides an earlier extraction.
+TRAINING_LABELS = (EXTRACTION, BENIGN)
 
 
 # --- pure DataFrame -> DataFrame transforms -------------------------------------------------------
@@ -216,7 +220,7 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
     features = (spark.read.format("delta").option("versionAsOf", features_version)
                 .load(settings.table_uri("account_features")).filter(F.col("feature_date") <= F.lit(as_of)))
     labels = (spark.read.format("delta").option("versionAsOf", labels_version)
-              .load(settings.table_uri("enforcement_labels")))
+              .load(settings.table_uri("enforcement_labels")).filter(F.col("label").isin(*TRAINING_LABELS)))
 
     missing = [c for c in columns if c not in features.columns]
     if missing:

@@ -145,6 +145,47 @@ def test_cli_risk_commands(risk_settings, capsys):
     assert "account_id must be" in capsys.readouterr().err
 
 
+def test_every_risk_command_exports_json_and_csv_with_whole_ids(settings, capsys, monkeypatch):
+    import csv
+    import io
+    import json
+
+    from jobs.cli import main
+
+    long_id = "org-7f3a9c2e-41d7-4b8e-9a1f:acct-0001-" + "x" * 40  # 79 characters: wider than half a terminal
+    cluster = "cluster-" + "c" * 50
+    catalog.write_arrow(settings, "account_risk", pa.Table.from_pylist(
+        [_risk(DAY2, long_id, 0.97, "critical", cluster, [COT, RUBRIC]), _risk(DAY2, "acct-b", 0.5, "elevated", cluster)],
+        schema=catalog.table("account_risk").schema))
+    lake = ["--lake", settings.lake_root]
+
+    assert main([*lake, "risk", "top", "--format", "json"]) == 0
+    top = json.loads(capsys.readouterr().out)
+    assert [(r["rank"], r["account_id"], r["cluster_id"]) for r in top] == [(1, long_id, cluster), (2, "acct-b", cluster)]
+    assert top[0]["score_date"] == "2026-02-10" and top[0]["reasons"][0]["feature"] == "cot_elicitation_rate_7d"
+
+    assert main([*lake, "risk", "account", long_id, "--format", "csv"]) == 0
+    [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert row["account_id"] == long_id and json.loads(row["reasons"])[1]["feature"] == "rubric_grading_rate_7d"
+
+    assert main([*lake, "risk", "cluster", cluster, "--format", "csv"]) == 0
+    members = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [m["account_id"] for m in members] == [long_id, "acct-b"] and members[0]["link_types"] == ""  # no account_clusters table
+
+    # an 80-column terminal: the ids stay whole on one line (the reasons column folds instead)
+    monkeypatch.setenv("COLUMNS", "80")
+    for argv in (["risk", "top"], ["risk", "cluster", cluster]):
+        assert main([*lake, *argv]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        if argv[1] == "top":
+            assert "NOT published" in "\n".join(lines)
+        assert any(long_id in line for line in lines), "\n".join(lines)
+        if argv[1] == "top":
+            assert any(cluster in line for line in lines)
+    assert main([*lake, "risk", "cluster", "nope", "--format", "json"]) == 4
+    assert "no members" in capsys.readouterr().err
+
+
 def test_account_risk_reads_back_without_spark(risk_settings):
     uri = risk_settings.table_uri("account_risk")
     table = DeltaTable(uri).to_pyarrow_table().sort_by([("score_date", "ascending"), ("account_id", "ascending")])
