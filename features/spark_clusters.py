@@ -1,8 +1,11 @@
 """Account link graph and connected components, as DataFrame -> DataFrame transforms.
 
-Hydra clusters are many small accounts run by one operator. Two kinds of evidence link them:
+Hydra clusters are many small accounts run by one operator. Four kinds of evidence link them:
   payment    accounts paying with the same (hashed) payment fingerprint
-  ip_prefix  accounts sending traffic from the same /24 (IPv4) or /48 (IPv6) prefix in the window
+  ip_prefix  accounts sending traffic from the same /24 (IPv4) or /48 (IPv6) prefix in the window, when few
+             accounts use that prefix (a crowded prefix is shared infrastructure)
+  template   accounts repeatedly sending the same rare normalised prompt template
+  timing     accounts active in largely the same minutes (MinHash bands over their active minutes)
 
 Edges are "star" edges: every member of a group is linked to the group's smallest account_id.
 That keeps connectivity while producing one edge per member instead of all pairs, so a prefix
@@ -28,12 +31,27 @@ log = logging.getLogger(__name__)
 
 PAYMENT_LINK = "payment"
 IP_PREFIX_LINK = "ip_prefix"
-LINK_TYPES = (PAYMENT_LINK, IP_PREFIX_LINK)
+TEMPLATE_LINK = "template"
+TIMING_LINK = "timing"
+LINK_TYPES = (PAYMENT_LINK, IP_PREFIX_LINK, TEMPLATE_LINK, TIMING_LINK)
 
 DEFAULT_WINDOW_DAYS = 7
-# A prefix seen from more accounts than this is shared infrastructure (carrier NAT, corporate
-# egress, big clouds), not evidence that the accounts share an operator.
-DEFAULT_MAX_ACCOUNTS_PER_PREFIX = 50
+# A prefix seen from more accounts than this is shared infrastructure (carrier NAT, campus NAT, corporate egress,
+# clouds, residential proxy pools), not evidence that the accounts share an operator. Star edges through such a
+# prefix chained unrelated populations into one giant component, so the bound is tight.
+DEFAULT_MAX_ACCOUNTS_PER_PREFIX = 10
+# A prompt template (normalised fingerprint) is rare when at most this many accounts send it in the window; each
+# account must send it at least twice, so a one-off coincidence is no link.
+DEFAULT_MAX_ACCOUNTS_PER_TEMPLATE = 25
+MIN_TEMPLATE_USES = 2
+# Synchronised activity (SynchroTrap-style, without all pairs): each account's set of active minutes is summarised
+# by MinHash signatures; accounts whose signatures agree on a whole band are active in largely the same minutes
+# (P(agree) = J^rows for Jaccard similarity J). Accounts active in few minutes coincide by chance, and a band
+# shared by many accounts is a busy clock, not an operator.
+TIMING_BANDS = 4
+TIMING_ROWS_PER_BAND = 3
+MIN_ACTIVE_MINUTES = 20
+MAX_ACCOUNTS_PER_TIMING_BAND = 50
 DEFAULT_MAX_ITERATIONS = 40
 
 
@@ -92,14 +110,54 @@ def ip_prefix_edges(window: DataFrame,
     return _star_edges(usage.join(linkable, "ip_prefix"), "ip_prefix", IP_PREFIX_LINK)
 
 
+def template_edges(requests: DataFrame, max_accounts_per_template: int = DEFAULT_MAX_ACCOUNTS_PER_TEMPLATE
+                   ) -> DataFrame:
+    """Star edges between accounts that each sent the same rare normalised prompt template at least twice in the
+    window (bronze `prompt_fingerprint`, computed at ingest; never prompt text)."""
+    usage = (requests.where(F.col("prompt_fingerprint").isNotNull())
+             .groupBy("prompt_fingerprint", "account_id").agg(F.count(F.lit(1)).alias("uses"))
+             .where(F.col("uses") >= MIN_TEMPLATE_USES).select("prompt_fingerprint", "account_id"))
+    rare = (usage.groupBy("prompt_fingerprint").agg(F.count(F.lit(1)).alias("accounts"))
+            .where((F.col("accounts") >= 2) & (F.col("accounts") <= max_accounts_per_template))
+            .select("prompt_fingerprint"))
+    return _star_edges(usage.join(rare, "prompt_fingerprint"), "prompt_fingerprint", TEMPLATE_LINK)
+
+
+def timing_edges(requests: DataFrame) -> DataFrame:
+    """Star edges between accounts active in largely the same minutes of the window (MinHash LSH over each
+    account's active minutes: nothing is compared all-pairs, nothing is collected)."""
+    minutes = requests.select("account_id", F.floor(F.unix_seconds("event_ts") / 60).alias("minute")).distinct()
+    busy = (minutes.groupBy("account_id").agg(F.count(F.lit(1)).alias("active_minutes"))
+            .where(F.col("active_minutes") >= MIN_ACTIVE_MINUTES).select("account_id"))
+    hashes = TIMING_BANDS * TIMING_ROWS_PER_BAND
+    signatures = (minutes.join(busy, "account_id")
+                  .groupBy("account_id")
+                  .agg(*(F.min(F.xxhash64("minute", F.lit(i))).alias(f"h{i}") for i in range(hashes))))
+    edges = None
+    for band in range(TIMING_BANDS):
+        rows = [f"h{band * TIMING_ROWS_PER_BAND + r}" for r in range(TIMING_ROWS_PER_BAND)]
+        members = signatures.select("account_id", F.concat_ws(":", F.lit(band), *rows).alias("band_key"))
+        crowded = (members.groupBy("band_key").agg(F.count(F.lit(1)).alias("accounts"))
+                   .where(F.col("accounts") <= MAX_ACCOUNTS_PER_TIMING_BAND).select("band_key"))
+        band_edges = _star_edges(members.join(crowded, "band_key"), "band_key", TIMING_LINK)
+        edges = band_edges if edges is None else edges.unionByName(band_edges)
+    return edges
+
+
 def link_edges(accounts: DataFrame, account_daily: DataFrame, feature_date: dt.date, *,
                window_days: int = DEFAULT_WINDOW_DAYS,
-               max_accounts_per_prefix: int = DEFAULT_MAX_ACCOUNTS_PER_PREFIX) -> DataFrame:
-    """All star edges (src, dst, link_type) for feature_date, distinct."""
+               max_accounts_per_prefix: int = DEFAULT_MAX_ACCOUNTS_PER_PREFIX,
+               requests: DataFrame | None = None) -> DataFrame:
+    """All star edges (src, dst, link_type) for feature_date, distinct. `requests` (bronze rows of the window)
+    adds the template and timing evidence; without it only payment and IP-prefix links are drawn."""
     window = window_activity(account_daily, feature_date, window_days)
-    return (payment_edges(accounts, window, feature_date)
-            .unionByName(ip_prefix_edges(window, max_accounts_per_prefix))
-            .distinct())
+    edges = (payment_edges(accounts, window, feature_date)
+             .unionByName(ip_prefix_edges(window, max_accounts_per_prefix)))
+    if requests is not None:
+        first_day = feature_date - dt.timedelta(days=window_days - 1)
+        in_window = requests.where((F.col("event_date") >= F.lit(first_day)) & (F.col("event_date") <= F.lit(feature_date)))
+        edges = edges.unionByName(template_edges(in_window)).unionByName(timing_edges(in_window))
+    return edges.distinct()
 
 
 def account_link_types(edges: DataFrame) -> DataFrame:

@@ -1,5 +1,6 @@
-"""Cluster job: link accounts active in the trailing window and write their connected components
-to the `account_clusters` partition of feature_date.
+"""Cluster job: link accounts active in the trailing window (payment, IP prefix, rare templates, synchronised
+activity; features/spark_clusters.py) and write their connected components to the `account_clusters` partition of
+feature_date. Runs after aggregate and before features, whose cluster features read the result.
 
 Only linked accounts get a row (components of two or more accounts); an account absent from the
 partition has no payment or IP-prefix link that day. cluster_id is derived from the component's
@@ -66,8 +67,11 @@ def run(spark, settings: Settings, feature_date: dt.date, *,
     log.info("clustering %s; iteration scratch under %s", feature_date, scratch)
     try:
         edges_uri = f"{scratch}/edges"
+        # bronze of the window, key columns only: the template and timing evidence (never prompt text)
+        requests = catalog.read(spark, settings, "requests").select(
+            "account_id", "event_date", "event_ts", "prompt_fingerprint")
         spark_clusters.link_edges(accounts, account_daily, feature_date, window_days=window_days,
-                                  max_accounts_per_prefix=max_accounts_per_prefix
+                                  max_accounts_per_prefix=max_accounts_per_prefix, requests=requests
                                   ).write.format("delta").mode("overwrite").save(edges_uri)
         edges = spark.read.format("delta").load(edges_uri)
         components = spark_clusters.connected_components(

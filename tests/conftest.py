@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 
+import features.registry  # noqa: F401  (declares the feature tables with the catalog)
 from lake.config import load_settings
 from lake.engine import spark_session
 

@@ -150,9 +150,28 @@ def test_unconverged_components_raise(spark, tmp_path):
         spark_clusters.connected_components(edges, _scratch(spark, tmp_path), max_iterations=2)
 
 
-def _write_inputs(settings, accounts=ACCOUNTS, daily=DAILY):
+def _request(account_id: str, minute: int, fingerprint: int | None = None, day: dt.date = D) -> dict:
+    ts = dt.datetime(day.year, day.month, day.day, tzinfo=UTC) + dt.timedelta(minutes=minute)
+    return dict(request_id=f"{account_id}-{day}-{minute}-{fingerprint}", event_ts=ts, event_date=day,
+                account_id=account_id, prompt_fingerprint=fingerprint)
+
+
+# one ordinary request: no template or timing link among the accounts above
+QUIET_BRONZE = [_request("a", 5, fingerprint=11)]
+# t1 and t2 each send rare template 42 twice (t3 only once: no link); s1 and s2 are active in the same 30
+# minutes (a scheduler driving both), s3 in 30 other minutes
+LINKING_BRONZE = [
+    *(_request(account, minute, fingerprint=42) for account in ("t1", "t2") for minute in (1, 2)),
+    _request("t3", 3, fingerprint=42),
+    *(_request(account, 100 + 7 * i) for account in ("s1", "s2") for i in range(30)),
+    *(_request("s3", 101 + 7 * i) for i in range(30)),
+]
+
+
+def _write_inputs(settings, accounts=ACCOUNTS, daily=DAILY, bronze=QUIET_BRONZE):
     catalog.write_arrow(settings, "accounts", _arrow("accounts", accounts))
     catalog.write_arrow(settings, "account_daily", _arrow("account_daily", daily))
+    catalog.write_arrow(settings, "requests", _arrow("requests", bronze), partition_value=D)
 
 
 def _stored_rows(settings) -> list[tuple]:
@@ -207,3 +226,13 @@ def test_rerun_after_links_disappear_empties_the_partition(spark, settings):
     cluster.run(spark, settings, D, max_accounts_per_prefix=3)
     assert _stored_rows(settings) == []
     assert DeltaTable(settings.table_uri("account_clusters")).version() == 1
+
+
+def test_rare_templates_and_synchronised_minutes_link_accounts(spark, settings):
+    _write_inputs(settings, bronze=QUIET_BRONZE + LINKING_BRONZE)
+    cluster.run(spark, settings, D, max_accounts_per_prefix=3)
+    rows = {account: (cluster_id, links) for _, account, cluster_id, links in _stored_rows(settings)}
+    assert rows["t1"][0] == rows["t2"][0] and rows["t1"][1] == ("template",)
+    assert "t3" not in rows  # sent the template once: coincidence, not a link
+    assert rows["s1"][0] == rows["s2"][0] and rows["s1"][1] == ("timing",)
+    assert "s3" not in rows  # as busy, but in other minutes
