@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--as-of", dest="as_of", type=parse_date, required=True)
         p.set_defaults(func=handler)
 
-    importlib.import_module("jobs.risk_cli").add_subcommands(sub)
+    importlib.import_module("jobs.risk_cli").add_subcommands(sub, _settings)
     importlib.import_module("console.commands").add_subcommands(sub)
 
     p = sub.add_parser("demo", help="end-to-end demo on a fresh simulated lake")

@@ -3,18 +3,12 @@ and their rendering live in jobs/risk_query.py and are imported when a command r
 
 from __future__ import annotations
 
-OUTPUT_FORMATS = ("table", "json", "csv")
-
-
-def add_subcommands(sub) -> None:
-    """`distillguard risk top|account|cluster`, each with --format table|json|csv."""
+def add_subcommands(sub, settings_of) -> None:
+    """`distillguard risk top|account|cluster`, each with --format table|json|csv. `settings_of(args)` builds the
+    Settings from the global flags (jobs/cli.py owns them)."""
     from jobs.dates import parse_date
+    from jobs.risk_query import OUTPUT_FORMATS
     from models.config import TIERS
-
-    def settings_of(args):
-        from jobs.cli import _settings
-
-        return _settings(args)
 
     def run(function_name: str, **fixed):
         def handler(args):

@@ -15,10 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from jobs.risk_cli import OUTPUT_FORMATS
 from lake.errors import InputError, MissingInputError
 from lake.config import Settings
 from models.config import TIERS as MODEL_TIERS
+
+OUTPUT_FORMATS = ("table", "json", "csv")
 
 RISK_TABLE = "account_risk"
 TIERS = tuple(reversed(MODEL_TIERS))  # low → critical, for messages
