@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from jobs import preconditions
 from lake.errors import MissingInputError
 from lake import catalog
 from lake.config import Settings
@@ -54,6 +55,7 @@ def _run_frames(engine: FrameEngine, settings: Settings, event_date: dt.date) ->
 def run(engine, settings: Settings, event_date: dt.date) -> int:
     """Aggregate `event_date` and replace its `account_daily` partition; returns the rows written.
     `engine` is a SparkSession or a FrameEngine (lake/engine.py compute_engine)."""
+    preconditions.check_aggregate(settings, event_date)
     if isinstance(engine, FrameEngine):
         rows = _run_frames(engine, settings, event_date)
     else:

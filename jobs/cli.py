@@ -17,6 +17,7 @@ import importlib
 import logging
 import sys
 
+from jobs import backfill, cli_help
 from jobs.dates import parse_date
 from lake.config import load_settings
 from lake.engine import ENGINE_KEYS, compute_engine, spark_session
@@ -64,6 +65,12 @@ def _dated_job(command: str):
             job.run(engine, settings, args.date)
 
     return handler
+
+
+def _cmd_nightly(args):
+    from jobs import nightly
+
+    nightly.run(_settings(args), args.date)
 
 
 def _cmd_train(args):
@@ -139,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--date", type=parse_date, required=True)
-        p.set_defaults(func=_dated_job(name))
+        p.set_defaults(func=_cmd_nightly if name == "nightly" else _dated_job(name))
 
     for name, help_text, handler in (
         ("train", "training-set -> fit -> evaluate -> promote as of a date, in one process", _cmd_train),
@@ -170,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--keep", action="store_true", help="reuse an existing demo lake instead of starting fresh")
     p.set_defaults(func=_cmd_demo)
-    return parser
+    backfill.add_subcommands(sub)
+    return cli_help.document(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

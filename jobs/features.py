@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from jobs import preconditions
 from lake.errors import MissingInputError
 from features import registry
 from lake import catalog
@@ -60,6 +61,7 @@ def _no_daily(settings: Settings, feature_date: dt.date) -> MissingInputError:
 def run(engine, settings: Settings, feature_date: dt.date) -> int:
     """Replace feature_date's account_features partition; returns the accounts written.
     `engine` is a SparkSession or a FrameEngine (lake/engine.py compute_engine)."""
+    preconditions.check_features(settings, feature_date)
     if not catalog.exists(settings, "account_daily"):
         raise _no_daily(settings, feature_date)
     if isinstance(engine, FrameEngine):

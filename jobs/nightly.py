@@ -13,9 +13,13 @@ import time
 from collections.abc import Callable
 
 from lake.config import Settings
+from lake.errors import InputError
 from lake.engine import is_frame_engine
 
 COMPUTE_ENGINE_STEPS = ("aggregate", "features", "score")
+
+
+STEP_NAMES = ("ingest", "aggregate", "features", "cluster", "score")  # the order `steps()` runs them in
 
 
 def steps() -> list[tuple[str, Callable]]:
@@ -25,10 +29,21 @@ def steps() -> list[tuple[str, Callable]]:
             ("cluster", cluster.run), ("score", score.run)]
 
 
-def run(spark, settings: Settings, event_date: dt.date) -> dict[str, object]:
+def run(settings: Settings, event_date: dt.date, steps: tuple[str, ...] | None = None,
+        spark=None) -> dict[str, object]:
+    """Run `steps` (default: all, always in STEP_NAMES order) for one date; opens its own engines unless a Spark
+    session is passed in."""
+    from lake.engine import spark_session
+
+    wanted = STEP_NAMES if steps is None else steps
+    unknown = [name for name in wanted if name not in STEP_NAMES]
+    if unknown:
+        raise InputError(f"unknown nightly step(s) {unknown}; steps are {', '.join(STEP_NAMES)}")
     results: dict[str, object] = {}
-    chain = steps()
+    chain = [(name, step) for name, step in globals()["steps"]() if name in wanted]
     with contextlib.ExitStack() as stack:
+        if spark is None:
+            spark = stack.enter_context(spark_session(settings))
         compute = spark
         if is_frame_engine(settings):
             from lake.frames import frame_engine

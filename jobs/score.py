@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from jobs import preconditions
 from lake.config import Settings
 from lake.frames import FrameEngine
 from models.config import ScoringConfig
@@ -13,6 +14,7 @@ from models.scoring import ScoreResult
 
 def run(engine, settings: Settings, score_date: dt.date, config: ScoringConfig | None = None) -> ScoreResult:
     """`engine` is a SparkSession or a FrameEngine (lake/engine.py compute_engine)."""
+    preconditions.check_score(settings, score_date)
     if isinstance(engine, FrameEngine):
         from models.frame_scoring import score_day
     else:

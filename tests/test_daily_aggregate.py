@@ -10,6 +10,7 @@ import pytest
 
 from features.spark_daily import daily_aggregate
 from lake import catalog
+from ingest_records import record_ingest_run
 
 UTC = dt.timezone.utc
 DAY = dt.date(2026, 3, 10)
@@ -163,6 +164,7 @@ def write_raw_inputs(settings, bronze_rows, event_dates):
         day_rows = [r for r in bronze_rows if r["event_date"] == day]
         catalog.write_arrow(settings, "requests", pa.Table.from_pylist(day_rows, catalog.table("requests").schema),
                             partition_value=day)
+        record_ingest_run(settings, day)
     accounts = [dict(account_id=a, org_id=None, created_at=None, signup_country=c, payment_fingerprint=None,
                      verification=None, program=None) for a, c in ACCOUNTS]
     catalog.write_arrow(settings, "accounts", pa.Table.from_pylist(accounts, catalog.table("accounts").schema))
@@ -197,7 +199,7 @@ def test_aggregate_job_refuses_a_missing_bronze_day(spark, settings):
     from jobs import aggregate
 
     write_raw_inputs(settings, BRONZE, [DAY])
-    with pytest.raises(ValueError, match="no bronze requests for 2026-03-12"):
+    with pytest.raises(ValueError, match="0 ingest run records for 2026-03-12"):
         aggregate.run(spark, settings, DAY + dt.timedelta(days=2))
     assert not catalog.exists(settings, "account_daily")
 
@@ -205,5 +207,5 @@ def test_aggregate_job_refuses_a_missing_bronze_day(spark, settings):
 def test_aggregate_job_refuses_a_lake_without_bronze(spark, settings):
     from jobs import aggregate
 
-    with pytest.raises(FileNotFoundError, match="requests"):
+    with pytest.raises(ValueError, match="no ingest run is recorded"):
         aggregate.run(spark, settings, DAY)

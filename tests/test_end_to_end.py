@@ -127,7 +127,7 @@ def test_nightly_rerun_for_the_last_date_leaves_identical_tables(demo_lake, spar
         return out
 
     before = snapshot()
-    nightly.run(spark, demo_lake, LAST)
+    nightly.run(demo_lake, LAST, spark=spark)
     after = snapshot()
     for name, frame in before.items():
         other = after[name]
