@@ -19,7 +19,7 @@ import os
 import sys
 import traceback
 
-from jobs import backfill, cli_help
+from jobs import backfill, cli_help, retention
 from jobs.dates import parse_date
 from lake.config import load_settings
 from lake.redact import install_log_redaction, redact
@@ -185,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="reuse an existing demo lake instead of starting fresh")
     p.set_defaults(func=_cmd_demo)
     backfill.add_subcommands(sub)
+    retention.add_subcommands(sub)
     return cli_help.document(parser)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lake.config import Settings
+from models import portable_store
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def configure(settings: Settings):
     db_path = _sqlite_path(settings.mlflow_tracking_uri)
     if db_path is not None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
+        portable_store.rebase(db_path)  # a copied or moved lake: its artifacts are here, not where they were
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
@@ -76,7 +78,7 @@ def experiment_id(client, settings: Settings) -> str:
     artifact_location = None
     db_path = _sqlite_path(settings.mlflow_tracking_uri)
     if db_path is not None:
-        artifact_location = (db_path.parent.resolve() / "artifacts").as_uri()
+        artifact_location = portable_store.artifacts_root(db_path)
     return client.create_experiment(name, artifact_location=artifact_location)
 
 
