@@ -186,7 +186,14 @@ def test_score_writes_explained_account_and_cluster_risk(spark, trained):
     assert result.model_version == "1"  # the champion, not the newer challenger
     expected_accounts = N_BENIGN + sum(CAMPAIGNS.values())
     assert result.accounts_scored == expected_accounts
+    written = {name: catalog.read_arrow(settings, name).sort_by([("account_id" if name == "account_risk" else
+                                                                  "cluster_id", "ascending")])
+               for name in ("account_risk", "cluster_risk")}
     score.run(spark, settings, SCORE_DATE)  # a rerun replaces the partition instead of appending
+    for name, before in written.items():  # ... with the same rows, bit for bit (scores, reasons, cluster scores)
+        after = catalog.read_arrow(settings, name).sort_by([("account_id" if name == "account_risk" else
+                                                             "cluster_id", "ascending")])
+        assert after.equals(before), f"{name} rerun differs"
 
     risk = catalog.read_arrow(settings, "account_risk").to_pandas()  # read back without Spark
     assert len(risk) == expected_accounts
