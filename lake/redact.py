@@ -46,3 +46,16 @@ def install_log_redaction() -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+
+
+def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
+    """(uri without `user:password@`, user, password). Clients that print the URI they were given (MLflow prints
+    "View run ... at: <tracking URI>") get the clean one, and the credentials travel separately."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri, None, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), unquote(user) or None, unquote(password) or None
