@@ -85,7 +85,7 @@ def add_subcommands(sub) -> None:
 
     p = sub.add_parser("console", help="serve the analysts' web console (loopback only unless asked)")
     p.add_argument("--host", default=DEFAULT_HOST, help=f"bind address (default {DEFAULT_HOST})")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port to listen on")
     p.add_argument("--allow-remote", action="store_true", help="allow a --host other than loopback")
     p.add_argument("--auth", choices=("token", "trusted-header"), default="token",
                    help="token: per-analyst tokens (default); trusted-header: a reverse proxy's identity header")
@@ -103,13 +103,14 @@ def add_subcommands(sub) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("account_id", nargs="?", help="the account to label")
     target.add_argument("--cluster", help="label every member of this cluster (as scored on --date)")
-    p.add_argument("--label", required=True, choices=("extraction", "benign", "needs_more_info"))
+    p.add_argument("--label", required=True, choices=("extraction", "benign", "needs_more_info"),
+                   help="the decision; needs_more_info is recorded but never becomes a training label")
     p.add_argument("--note", required=True, help="why (kept with the label and in the audit log)")
-    p.add_argument("--campaign-id", dest="campaign_id")
+    p.add_argument("--campaign-id", dest="campaign_id", help="the campaign this decision attributes the account to")
     p.add_argument("--date", type=parse_date, help="the score date the decision is based on (default: latest)")
     p.add_argument("--analyst", help="who decides (default $DG_ANALYST or the login name)")
     p.set_defaults(func=_cmd_decide)
     p = review.add_parser("issue-token", help="create a console sign-in token for an analyst")
-    p.add_argument("analyst")
-    p.add_argument("--tokens-file")
+    p.add_argument("analyst", help="the analyst's login name the token signs in as")
+    p.add_argument("--tokens-file", help="analyst token digests (default $DG_CONSOLE_TOKENS_FILE or <lake>/_console/...)")
     p.set_defaults(func=_cmd_issue_token)

@@ -15,21 +15,27 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import sys
+import traceback
 
+from jobs import backfill, cli_help, retention
 from jobs.dates import parse_date
 from lake.config import load_settings
 from jobs.steps import NIGHTLY_STEPS, runs_on_frame_engine
 from lake.config import ENGINE_KEYS
 from lake.engine import spark_session
+from lake.redact import install_log_redaction, redact
 
 EXIT_ERROR = 2
 EXIT_QUALITY_GATE_FAILED = 3
+EXIT_UNEXPECTED = 1  # a defect, not an operator's input: the (redacted) traceback is printed
 
 
 def _settings(args: argparse.Namespace):
     return load_settings(lake_root=args.lake or None, spark_remote=args.remote or None, engine=args.engine or None,
-                         mlflow_tracking_uri=args.mlflow_uri or None, model_config_file=args.model_config or None)
+                         mlflow_tracking_uri=args.mlflow_uri or None, model_config_file=args.model_config or None,
+                         allow_demo_key=args.demo or args.command == "demo")
 
 
 def _engine_key(value: str) -> str:
@@ -120,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-config", dest="model_config",
                         help="TOML file with [training] and [scoring] settings (default: $DG_MODEL_CONFIG or the "
                              "built-in defaults; see README, 'Training, evaluation and promotion')")
+    parser.add_argument("--demo", action="store_true",
+                        help="allow the built-in demo DG_PSEUDONYM_KEY on a non-local lake (demo lakes only)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -162,28 +170,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--keep", action="store_true", help="reuse an existing demo lake instead of starting fresh")
     p.set_defaults(func=_cmd_demo)
-    return parser
+    backfill.add_subcommands(sub)
+    retention.add_subcommands(sub)
+    return cli_help.document(parser)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # engine (Sail) logs: errors only unless -v; must be set before the embedded server starts
+    os.environ.setdefault("RUST_LOG", "info" if args.verbose else "error")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     from jobs.quality_gate import QualityGateError
     from lake.errors import DistillguardError
+
+    def fail(message: object, code: int) -> int:
+        print(redact(f"distillguard {args.command}: {message}"), file=sys.stderr)
+        return code
 
     try:
         args.func(args)
     except QualityGateError as exc:
-        print(f"distillguard {args.command}: {exc}", file=sys.stderr)
-        return EXIT_QUALITY_GATE_FAILED
+        return fail(exc, EXIT_QUALITY_GATE_FAILED)
     except DistillguardError as exc:
-        print(f"distillguard {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return fail(f"error: {exc}", exc.exit_code)
     except (FileNotFoundError, PermissionError) as exc:
-        print(f"distillguard {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return fail(f"error: {exc}", EXIT_ERROR)
+    except Exception as exc:  # noqa: BLE001 - printed redacted, never swallowed
+        from jobs.cli_errors import one_line
+
+        line = one_line(exc, _settings_or_none(args))
+        if line is None or args.verbose:
+            print(redact(traceback.format_exc()), file=sys.stderr)
+        return fail(f"error: {line}", EXIT_ERROR) if line else EXIT_UNEXPECTED
     return 0
+
+
+def _settings_or_none(args: argparse.Namespace):
+    try:
+        return _settings(args)
+    except Exception:  # noqa: BLE001 - only used to name a corrupt file; settings errors surface elsewhere
+        return None
 
 
 if __name__ == "__main__":

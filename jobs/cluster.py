@@ -19,6 +19,7 @@ import uuid
 
 from pyspark.sql import functions as F
 
+from jobs import preconditions
 from lake.errors import MissingInputError
 from features import spark_clusters
 from lake import catalog
@@ -58,6 +59,7 @@ def run(spark, settings: Settings, feature_date: dt.date, *,
         window_days: int = spark_clusters.DEFAULT_WINDOW_DAYS,
         max_accounts_per_prefix: int = spark_clusters.DEFAULT_MAX_ACCOUNTS_PER_PREFIX,
         max_iterations: int = spark_clusters.DEFAULT_MAX_ITERATIONS) -> None:
+    preconditions.check_cluster(settings, feature_date)
     accounts = catalog.read(spark, settings, "accounts")
     account_daily = catalog.read(spark, settings, "account_daily")
     if catalog.read_partition(spark, settings, "account_daily", feature_date).limit(1).count() == 0:

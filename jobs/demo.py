@@ -18,6 +18,7 @@ import pandas as pd
 from lake.errors import InputError
 from jobs.dates import date_range
 from lake import catalog
+from lake.redact import redact
 from lake.config import Settings
 from lake.engine import spark_session
 
@@ -114,7 +115,7 @@ def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = T
     _prepare_lake(settings, fresh)
     dates = date_range(DEMO_START, days)
     last = dates[-1]
-    print(f"demo: lake {settings.lake_root}, {accounts:,} accounts × {days} days, MLflow {settings.mlflow_tracking_uri}",
+    print(f"demo: lake {settings.lake_root}, {accounts:,} accounts × {days} days, MLflow {redact(settings.mlflow_tracking_uri)}",
           flush=True)
     simulate.run(settings, start=DEMO_START, days=days, accounts=accounts, seed=seed)
 
@@ -138,5 +139,5 @@ def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = T
     _print_evaluation(report)
     print(f"\ndemo finished in {time.perf_counter() - began:.0f}s. Try:\n"
           f"  uv run distillguard --lake {settings.lake_root} risk top --date {last} --tier critical\n"
-          f"  uv run mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}", flush=True)
+          f"  uv run mlflow ui --backend-store-uri {redact(settings.mlflow_tracking_uri)}", flush=True)
     return report

@@ -8,6 +8,7 @@ import datetime as dt
 
 from engines import Engine
 from features import registry
+from jobs import preconditions
 from lake import catalog
 from lake.config import Settings
 from lake.errors import MissingInputError
@@ -20,6 +21,7 @@ def window_start(feature_date: dt.date) -> dt.date:
 
 def run(engine: Engine, settings: Settings, feature_date: dt.date) -> int:
     """Replace feature_date's account_features partition; returns the accounts written."""
+    preconditions.check_features(settings, feature_date)
     day = feature_date.isoformat()
     if not catalog.exists(settings, "account_daily"):
         raise MissingInputError(f"account_daily does not exist in {settings.lake_root}; run `distillguard aggregate "

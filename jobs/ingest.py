@@ -20,7 +20,7 @@ from lake.errors import MissingInputError
 from features.signals import with_request_signals
 from lake import catalog
 from lake.config import Settings
-from lake.validation import validate_requests
+from lake.validation import raw_delivery, validate_requests
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class IngestResult:
 def run(spark, settings: Settings, event_date: dt.date) -> IngestResult:
     from deltalake import DeltaTable
 
-    raw = catalog.read_partition(spark, settings, "api_requests", event_date)
+    raw = raw_delivery(catalog.read(spark, settings, "api_requests"), event_date)
     raw_version = DeltaTable(settings.table_uri("api_requests")).version()
     run_id = f"ingest-{event_date.isoformat()}-v{raw_version}"
     raw_rows = raw.count()

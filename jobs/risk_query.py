@@ -9,12 +9,12 @@ validation; no query text is built from it.
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from lake.contract import ACCOUNT_ID_RULE, is_valid_account_id
 from lake.errors import InputError, MissingInputError
 from lake.config import Settings
 from models.config import TIERS as MODEL_TIERS
@@ -24,7 +24,6 @@ OUTPUT_FORMATS = ("table", "json", "csv")
 RISK_TABLE = "account_risk"
 TIERS = tuple(reversed(MODEL_TIERS))  # low → critical, for messages
 MAX_LIMIT = 10_000
-ACCOUNT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 REASONS_SHOWN_IN_TOP = 3
 
 RISK_COLUMNS = ("score_date", "account_id", "score", "tier", "cluster_id", "cluster_score", "reasons",
@@ -46,9 +45,8 @@ def check_tier(tier: object) -> str | None:
 
 
 def check_account_id(account_id: object) -> str:
-    if not isinstance(account_id, str) or not ACCOUNT_ID_PATTERN.fullmatch(account_id):
-        raise InputError(
-            f"account_id must be 1-128 characters of letters, digits, '_', '.', ':' or '-', got {account_id!r}")
+    if not is_valid_account_id(account_id):
+        raise InputError(f"account_id must be {ACCOUNT_ID_RULE}, got {account_id!r}")
     return account_id
 
 

@@ -72,6 +72,7 @@ API_REQUEST_FIELDS = (
 BRONZE_REQUEST_FIELDS = tuple(f for f in API_REQUEST_FIELDS if f[0] != "client_ip") + (
     ("ip_hash", pa.string()),
     ("ip_prefix_hash", pa.string()),
+    ("prompt_prefix_truncated", pa.bool_()),  # the raw text was longer than the contract's 1024 characters
     ("ingest_run_id", pa.string()),
     ("is_cot_elicitation", pa.bool_()),
     ("is_rubric_grading", pa.bool_()),
@@ -245,32 +246,39 @@ def _date_literal(value: dt.date) -> str:
 
 
 def ensure_table(settings: Settings, name: str) -> None:
-    """Create the table empty from its declared schema (delta-rs) if it does not exist yet.
-
-    Only for tables whose first writer is delta-rs. Tables written by Spark are created by their first
-    Spark write instead: Sail 0.7 refuses to replaceWhere into list columns of a table that delta-rs
-    created ("UnionExec requires all inputs to have the same data type"). The price is that Sail marks
-    columns that are never null in its plan as NOT NULL in the Delta schema.
-    """
-    if exists(settings, name):
-        return
-    from deltalake import DeltaTable
+    """Create the table empty from its declared schema if it does not exist yet; safe to run concurrently
+    (lake/table_creation.py). Tables with list columns are created by their first Spark write instead, see
+    `write_partition`."""
+    from lake.table_creation import create_empty_table
 
     decl = table(name)
-    DeltaTable.create(settings.table_uri(name), schema=decl.schema, partition_by=list(decl.partition_by) or None,
-                      mode="ignore")
+    create_empty_table(settings, name, decl.schema, list(decl.partition_by))
 
 
 def write_partition(df, settings: Settings, name: str, partition_value: dt.date) -> None:
-    """Atomically replace one date partition (replaceWhere, one Delta commit); the first write creates the table."""
+    """Atomically replace one date partition (replaceWhere, one Delta commit). The table is created first,
+    race-free: empty from its declared schema, or, with list columns (a Sail 0.7 limit), by this write."""
+    from lake.table_creation import create_by_first_spark_write, has_list_columns, retry_on_conflict
+
     decl = table(name)
     if len(decl.partition_by) != 1:
         raise ValueError(f"table {name} is not partitioned by a single date column")
     column = decl.partition_by[0]
-    writer = conform(df, name).write.format("delta").mode("overwrite")
-    if exists(settings, name):
-        writer = writer.option("replaceWhere", f"{column} = DATE'{_date_literal(partition_value)}'")
-    writer.partitionBy(column).save(settings.table_uri(name))
+    conformed = conform(df, name)
+
+    def replace_partition() -> None:
+        (conformed.write.format("delta").mode("overwrite")
+         .option("replaceWhere", f"{column} = DATE'{_date_literal(partition_value)}'")
+         .partitionBy(column).save(settings.table_uri(name)))
+
+    if has_list_columns(decl.schema):
+        if not exists(settings, name) and create_by_first_spark_write(
+                lambda uri: conformed.write.format("delta").mode("overwrite").partitionBy(column).save(uri),
+                settings, name):
+            return
+    else:
+        ensure_table(settings, name)
+    retry_on_conflict(replace_partition, f"writing {name} partition {partition_value}")
 
 
 # --- Spark-free access (delta-rs), for writers outside Spark and for readers of the risk tables ---
@@ -292,6 +300,11 @@ def write_arrow(settings: Settings, name: str, data: pa.Table, partition_value: 
         write_deltalake(uri, data, mode="overwrite", partition_by=list(decl.partition_by) or None,
                         schema_mode="overwrite")
         return
+    from lake.table_creation import retry_on_conflict
+
     column = decl.partition_by[0]
     ensure_table(settings, name)
-    write_deltalake(uri, data, mode="overwrite", predicate=f"{column} = '{_date_literal(partition_value)}'")
+    retry_on_conflict(
+        lambda: write_deltalake(uri, data, mode="overwrite",
+                                predicate=f"{column} = '{_date_literal(partition_value)}'"),
+        f"writing {name} partition {partition_value}")

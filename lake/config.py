@@ -8,7 +8,9 @@ Environment variables:
   DG_GPU_MEMORY_BUDGET_GB GPU memory the cuDF engine may hold at once (RMM pool size); default: 80% of free memory
   MLFLOW_TRACKING_URI     MLflow tracking/registry store; default sqlite:///<lake>/_mlflow/mlflow.db
   DG_MODEL_NAME           registered model name; default distillguard-extraction
-  DG_PSEUDONYM_KEY        secret key for IP pseudonymization (the default is for demos only)
+  DG_PSEUDONYM_KEY        secret key for IP pseudonymization (the default is for demos only: refused on a
+                          non-local lake unless the run says --demo)
+  DG_CONNECT_TIMEOUT_S    how long to wait for a remote Spark Connect server to accept a connection; default 60
 
 The default lake root is ./lake_data rather than ./lake because the code package `lake/`
 already owns that name in the repository root.
@@ -45,6 +47,7 @@ class Settings(BaseModel):
     shuffle_partitions: int = Field(default=8, ge=1)
     engine: str = Field(default="embedded", description="compute engine key, see lake/engine.py")
     gpu_memory_budget_gb: float | None = Field(default=None, gt=0, description="cuDF engine memory budget")
+    connect_timeout_s: float = Field(default=60.0, gt=0, description="remote Spark Connect connect timeout")
 
     @field_validator("engine")
     @classmethod
@@ -77,6 +80,7 @@ def _absolute(path_or_uri: str) -> str:
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment; explicit keyword overrides win (CLI flags pass them here)."""
     env = os.environ
+    allow_demo_key = bool(overrides.pop("allow_demo_key", False))
     values: dict[str, object] = {k: v for k, v in overrides.items() if v is not None}
     lake_root = _absolute(str(values.pop("lake_root", env.get("DG_LAKE", "lake_data"))))
     ground_truth = values.pop("ground_truth_root", env.get("DG_GROUND_TRUTH"))
@@ -98,6 +102,12 @@ def load_settings(**overrides: object) -> Settings:
         values.setdefault("model_name", env["DG_MODEL_NAME"])
     if "DG_PSEUDONYM_KEY" in env:
         values.setdefault("pseudonym_key", env["DG_PSEUDONYM_KEY"])
+    if env.get("DG_CONNECT_TIMEOUT_S"):
+        values.setdefault("connect_timeout_s", env["DG_CONNECT_TIMEOUT_S"])
+    if "://" in lake_root and values.get("pseudonym_key", DEMO_PSEUDONYM_KEY) == DEMO_PSEUDONYM_KEY \
+            and not allow_demo_key:
+        raise InputError("DG_PSEUDONYM_KEY is the built-in demo key, which anyone can read in the source, and the lake "
+                         f"{lake_root} is not local: set DG_PSEUDONYM_KEY to a secret (or pass --demo for a demo lake)")
     try:
         return Settings(
             lake_root=lake_root,

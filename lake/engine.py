@@ -66,6 +66,9 @@ def _embedded(settings: Settings) -> Iterator:
 def _remote(settings: Settings) -> Iterator:
     if not settings.spark_remote:
         raise InputError("engine 'remote' needs --remote sc://host:port or DG_SPARK_REMOTE")
+    from lake.remote import require_reachable
+
+    require_reachable(settings.spark_remote, settings.connect_timeout_s)
     spark = _connect(settings.spark_remote, settings)
     try:
         yield spark

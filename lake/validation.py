@@ -13,10 +13,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lake.catalog import API_REQUEST_FIELDS, spark_type, table
-
-IPV4 = r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$"
-IPV6 = r"^[0-9a-fA-F:]*:[0-9a-fA-F:]*$"
-TOKEN_COLUMNS = ("input_tokens", "output_tokens", "max_tokens")
+from lake.contract import ACCOUNT_ID_PATTERN, IPV4_PATTERN, IPV6_PATTERN, PROMPT_PREFIX_MAX_CHARS, TOKEN_COLUMNS
 _RAW = "__raw_"  # prefix for the original (uncast) value of each contract column
 
 
@@ -47,6 +44,15 @@ def conform_raw(raw: DataFrame) -> DataFrame:
     return raw.select(*selected)
 
 
+def raw_delivery(raw_table: DataFrame, partition_date: dt.date) -> DataFrame:
+    """Every raw row that belongs to `partition_date`: its partition, plus rows whose partition value is null
+    but whose event_ts falls on that day. Those sit in no valid partition, so reading the partition alone
+    would lose them silently; here they reach quarantine ("missing event_date") and the run's counts."""
+    event_ts = F.expr("try_cast(event_ts AS timestamp)")
+    return raw_table.where((F.col("event_date") == F.lit(partition_date))
+                           | (F.col("event_date").isNull() & (F.to_date(event_ts) == F.lit(partition_date))))
+
+
 def _first_failure(partition_date: dt.date, raw_columns: list[str]) -> Column:
     """The first rule a row breaks, in order of severity, or null when it is clean."""
     day_start = F.lit(f"{partition_date.isoformat()} 00:00:00").cast("timestamp")
@@ -59,10 +65,13 @@ def _first_failure(partition_date: dt.date, raw_columns: list[str]) -> Column:
         if name in raw_columns:
             rules.append((F.col(_RAW + name).isNotNull() & F.col(name).isNull(), f"unparseable {name}"))
     rules += [
+        (~F.col("account_id").rlike(ACCOUNT_ID_PATTERN.pattern), "malformed account_id"),
         (F.col("event_ts").isNull(), "missing event_ts"),
+        (F.col("event_date").isNull(), "missing event_date"),
         (F.least(*[F.coalesce(F.col(c), F.lit(0)) for c in TOKEN_COLUMNS]) < 0, "negative token count"),
         ((F.col("event_ts") < day_start) | (F.col("event_ts") >= day_end), "event_ts outside partition day"),
-        (F.col("client_ip").isNotNull() & ~(F.col("client_ip").rlike(IPV4) | F.col("client_ip").rlike(IPV6)),
+        (F.col("client_ip").isNotNull() & ~(F.col("client_ip").rlike(IPV4_PATTERN)
+                                            | F.col("client_ip").rlike(IPV6_PATTERN)),
          "malformed client_ip"),
     ]
     # One flat CASE WHEN: nesting when/otherwise 30 levels deep makes Sail's planner blow up.
@@ -73,15 +82,49 @@ def _first_failure(partition_date: dt.date, raw_columns: list[str]) -> Column:
     return reason
 
 
-def _ip_prefix(ip: Column) -> Column:
-    """/24 for IPv4, the first three hextets (/48) for IPv6 text.
+_DOTTED = r"\d+\.\d+\.\d+\.\d+"
+_MAPPED_PREFIX = "0000:0000:0000:0000:0000:ffff:"
 
-    Compressed IPv6 (`2001:db8::1`) keeps whatever precedes `::` when fewer than three hextets are
-    spelled out; that groups such addresses a little more coarsely than /48, which is fine for linking.
-    """
-    v4 = F.regexp_extract(ip, r"^(\d+\.\d+\.\d+)\.\d+$", 1)
-    v6 = F.regexp_extract(F.lower(ip), r"^([0-9a-f]{0,4}:[0-9a-f]{0,4}:[0-9a-f]{0,4})", 1)
-    return F.when(ip.rlike(IPV4), F.concat(v4, F.lit(".0/24"))).otherwise(F.concat(v6, F.lit("::/48")))
+
+def _ipv6_exploded(ipv6: Column) -> Column:
+    """Valid IPv6 text without zone -> 8 lower-case 4-digit hextets joined by ':' (Python's `exploded`)."""
+    text = F.lower(ipv6)
+    v4_tail = F.regexp_extract(text, f"({_DOTTED})$", 1)
+    octet = [F.regexp_extract(v4_tail, f"^{_DOTTED.replace(chr(92) + 'd+', '(' + chr(92) + 'd+)')}$", i)
+             .cast("int") for i in (1, 2, 3, 4)]
+    tail_hextets = F.concat(F.lower(F.hex(octet[0] * 256 + octet[1])), F.lit(":"),
+                            F.lower(F.hex(octet[2] * 256 + octet[3])))
+    text = F.when(v4_tail != "", F.concat(F.regexp_extract(text, f"^(.*?){_DOTTED}$", 1), tail_hextets)
+                  ).otherwise(text)
+    high = F.regexp_extract(text, "^(.*?)(::|$)", 1)  # valid text holds at most one '::'
+    low = F.regexp_extract(text, "::(.*)$", 1)
+
+    def hextets(part: Column) -> Column:
+        return F.filter(F.split(part, ":"), lambda group: group != "")
+    high_groups, low_groups = hextets(high), hextets(low)
+    zeros = F.array_repeat(F.lit("0"), F.lit(8) - F.size(high_groups) - F.size(low_groups))
+    groups = F.concat(high_groups, zeros, low_groups)
+    return F.array_join(F.transform(groups, lambda group: F.lpad(group, 4, "0")), ":")
+
+
+def with_canonical_ip(frame: DataFrame, ip_column: str, canonical: str, prefix: str) -> DataFrame:
+    """Add the canonical address text and network prefix text of a valid client IP, as lake/contract.py
+    canonical_ip: IPv4 dotted quad and its /24; IPv4-mapped IPv6 as its IPv4; other IPv6 exploded and its /48.
+
+    Built as successive columns, not one expression: inlining the shared sub-expressions makes Sail plan
+    a tree many times larger (10 s for 100 rows)."""
+    no_zone, exploded = "__ip_no_zone", "__ip_exploded"
+    frame = (frame.withColumn(no_zone, F.regexp_replace(F.col(ip_column), r"%(?s:.)*$", ""))
+             .withColumn(exploded, _ipv6_exploded(F.col(no_zone))))
+    is_v4 = F.col(no_zone).rlike(IPV4_PATTERN)
+    mapped = F.col(exploded).startswith(_MAPPED_PREFIX)
+    mapped_v4 = F.concat_ws(".", *(F.conv(F.substring(exploded, start, 2), 16, 10) for start in (31, 33, 36, 38)))
+    frame = frame.withColumn(canonical, F.when(is_v4, F.col(no_zone)).when(mapped, mapped_v4)
+                             .otherwise(F.col(exploded)))
+    prefix_v4 = F.concat(F.regexp_extract(canonical, r"^(\d+\.\d+\.\d+)\.\d+$", 1), F.lit(".0/24"))
+    frame = frame.withColumn(prefix, F.when(F.col(canonical).contains("."), prefix_v4)
+                             .otherwise(F.concat(F.substring(exploded, 1, 14), F.lit("::/48"))))
+    return frame.drop(no_zone, exploded)
 
 
 def keyed_hash(value: Column, key: str) -> Column:
@@ -104,11 +147,15 @@ def validate_requests(raw: DataFrame, partition_date: dt.date, pseudonym_key: st
         .otherwise(F.col("reason")),
     )
     bronze = (
-        conformed.where(F.col("reason").isNull())
-        .withColumn("ip_hash", keyed_hash(F.col("client_ip"), pseudonym_key))
-        .withColumn("ip_prefix_hash", keyed_hash(_ip_prefix(F.col("client_ip")), pseudonym_key))
+        with_canonical_ip(conformed.where(F.col("reason").isNull()), "client_ip", "__ip", "__ip_prefix")
+        .withColumn("ip_hash", keyed_hash(F.col("__ip"), pseudonym_key))
+        .withColumn("ip_prefix_hash", keyed_hash(F.col("__ip_prefix"), pseudonym_key))
+        # the contract keeps at most the first 1024 characters; longer text is cut and flagged, not refused
+        .withColumn("prompt_prefix_truncated",
+                    F.coalesce(F.length("prompt_prefix") > PROMPT_PREFIX_MAX_CHARS, F.lit(False)))
+        .withColumn("prompt_prefix", F.substring("prompt_prefix", 1, PROMPT_PREFIX_MAX_CHARS))
         .withColumn("ingest_run_id", F.lit(ingest_run_id))
-        .drop("client_ip", *[_RAW + c for c in raw_columns])
+        .drop("client_ip", "__ip", "__ip_prefix", *[_RAW + c for c in raw_columns])
     )
     quarantine = conformed.where(F.col("reason").isNotNull()).select(
         F.to_json(F.struct(*[F.col(_RAW + c).alias(c) for c in raw_columns])).alias("raw_record"),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lake.config import Settings
 from lake.errors import MissingInputError
+from models import portable_store
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,27 @@ def configure(settings: Settings):
     db_path = _sqlite_path(settings.mlflow_tracking_uri)
     if db_path is not None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+        portable_store.rebase(db_path)  # a copied or moved lake: its artifacts are here, not where they were
+    uri = _uri_without_credentials(settings.mlflow_tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _uri_without_credentials(tracking_uri: str) -> str:
+    """An http(s) URI's `user:password@` moves to MLflow's basic-auth variables, so MLflow never prints it."""
+    import os
+
+    from lake.redact import split_credentials
+
+    if not tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri
+    uri, user, password = split_credentials(tracking_uri)
+    if user is not None:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = user
+    if password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+    return uri
 
 
 def experiment_id(client, settings: Settings) -> str:
@@ -85,7 +104,7 @@ def experiment_id(client, settings: Settings) -> str:
     artifact_location = None
     db_path = _sqlite_path(settings.mlflow_tracking_uri)
     if db_path is not None:
-        artifact_location = (db_path.parent.resolve() / "artifacts").as_uri()
+        artifact_location = portable_store.artifacts_root(db_path)
     return client.create_experiment(name, artifact_location=artifact_location,
                                     tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND})
 

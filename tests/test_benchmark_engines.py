@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from ingest_records import record_ingest_run
 from lake import catalog
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -56,6 +57,7 @@ def tiny_lake(settings):
     for day, rows in days.items():
         catalog.write_arrow(settings, "requests", pa.Table.from_pylist(rows, catalog.table("requests").schema),
                             partition_value=day)
+        record_ingest_run(settings, day)
     accounts = [dict(account_id=a, org_id=f"org_{a}", created_at=_ts(DAY1, 0) - dt.timedelta(days=30),
                      signup_country="US", payment_fingerprint="pf_shared", verification="card", program="startup")
                 for a in ("A", "B")]

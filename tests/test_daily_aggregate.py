@@ -11,6 +11,7 @@ import pytest
 from features import daily_stats, registry  # noqa: F401  (registry declares the account_daily table)
 from features.signals import with_request_signals
 from lake import catalog
+from ingest_records import record_ingest_run
 
 UTC = dt.timezone.utc
 DAY = dt.date(2026, 3, 10)
@@ -178,6 +179,7 @@ def write_raw_inputs(settings, bronze: pa.Table, event_dates):
     for day in event_dates:
         day_rows = bronze.filter(pc.equal(bronze.column("event_date"), pa.scalar(day, pa.date32())))
         catalog.write_arrow(settings, "requests", day_rows, partition_value=day)
+        record_ingest_run(settings, day)
     accounts = [dict(account_id=a, org_id=None, created_at=None, signup_country=c, payment_fingerprint=None,
                      verification=None, program=None) for a, c in ACCOUNTS]
     catalog.write_arrow(settings, "accounts", pa.Table.from_pylist(accounts, catalog.table("accounts").schema))
@@ -216,7 +218,7 @@ def test_aggregate_job_refuses_a_missing_bronze_day(spark_engine, bronze, settin
     from lake.errors import MissingInputError
 
     write_raw_inputs(settings, bronze, [DAY])
-    with pytest.raises(MissingInputError, match="no bronze requests for 2026-03-12"):
+    with pytest.raises(MissingInputError, match="0 ingest run records for 2026-03-12"):
         aggregate.run(spark_engine, settings, DAY + dt.timedelta(days=2))
     assert not catalog.exists(settings, "account_daily")
 
@@ -224,5 +226,5 @@ def test_aggregate_job_refuses_a_missing_bronze_day(spark_engine, bronze, settin
 def test_aggregate_job_refuses_a_lake_without_bronze(spark_engine, settings):
     from jobs import aggregate
 
-    with pytest.raises(FileNotFoundError, match="requests"):
+    with pytest.raises(MissingInputError, match="no ingest run is recorded"):
         aggregate.run(spark_engine, settings, DAY)

@@ -13,6 +13,7 @@ import pytest
 
 from features import registry
 from lake import catalog
+from ingest_records import record_ingest_run
 
 UTC = dt.timezone.utc
 D = dt.date(2026, 3, 28)
@@ -274,6 +275,7 @@ def write_lake(settings, bronze_days: dict[dt.date, list[dict]]):
     schema = catalog.table("requests").schema
     for event_date, rows in bronze_days.items():
         catalog.write_arrow(settings, "requests", pa.Table.from_pylist(rows, schema), partition_value=event_date)
+        record_ingest_run(settings, event_date)
     accounts = [dict(account_id=a, org_id=None, created_at=at(50, 0), signup_country="US", payment_fingerprint="pf",
                      verification="card", program="standard") for a in ("A", "B")]
     catalog.write_arrow(settings, "accounts", pa.Table.from_pylist(accounts, catalog.table("accounts").schema))

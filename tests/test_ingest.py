@@ -129,3 +129,18 @@ def test_an_empty_day_is_refused_not_published(spark, settings):
 def test_a_missing_raw_table_is_a_clear_error(spark, settings):
     with pytest.raises(FileNotFoundError, match="api_requests"):
         ingest.run(spark, settings, DAY)
+
+
+def test_rows_without_a_partition_value_are_quarantined_and_counted(spark, settings):
+    """A null event_date puts a row in no partition; the day its event_ts falls on still claims it, so the run's
+    reconciliation (raw = bronze + quarantine) covers the whole delivery."""
+    good = _raw_rows()[0]
+    rows = [good, {**good, "request_id": "no-date", "event_date": None},
+            {**good, "request_id": "no-date-other-day", "event_date": None,
+             "event_ts": _ts(3, DAY + dt.timedelta(days=1))}]
+    _write_raw(settings, rows)
+    result = ingest.run(spark, settings, DAY)
+    assert (result.raw_rows, result.bronze_rows) == (2, 1)
+    assert result.quarantine_reasons == {"missing event_date": 1}
+    quarantined = DeltaTable(settings.table_uri("quarantine")).to_pyarrow_table().to_pylist()
+    assert [json.loads(r["raw_record"])["request_id"] for r in quarantined] == ["no-date"]

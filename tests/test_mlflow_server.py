@@ -84,12 +84,18 @@ def mlflow_server(tmp_path_factory):
             process.wait(timeout=SERVER_STOP_TIMEOUT_S)
 
 
-def test_train_and_score_through_a_tracking_server(spark, spark_engine, mlflow_server, tmp_path, monkeypatch):
+SENTINEL = "SENTINEL-7f3a9c"  # a password in the tracking URI: it must show up nowhere
+
+
+def test_train_and_score_through_a_tracking_server(spark, spark_engine, mlflow_server, tmp_path, monkeypatch, capfd, caplog):
     from mlflow.tracking import MlflowClient
 
     from jobs import score, train
+    from lake.redact import install_log_redaction
 
-    url = mlflow_server["url"]
+    install_log_redaction()
+    # the server has no auth and ignores the credentials; a deployment's proxy would check them
+    url = mlflow_server["url"].replace("http://", f"http://distillguard:{SENTINEL}@")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     settings = load_settings(lake_root=str(tmp_path / "lake"), ground_truth_root=str(tmp_path / "truth"),
                              spark_remote=None, model_name="dg-server-model")
@@ -137,3 +143,11 @@ def test_train_and_score_through_a_tracking_server(spark, spark_engine, mlflow_s
     assert set(risk["model_name"]) == {settings.model_name}
     loud_attackers = groups["camp-A"][5:]
     assert risk.set_index("account_id").loc[loud_attackers, "score"].median() > 0.9
+
+    # the secrets scan: printed output, log records, and every param, tag and artifact name of the run
+    captured = capfd.readouterr()
+    scanned = {"stdout": captured.out, "stderr": captured.err, "logs": caplog.text,
+               "params": json.dumps(run.data.params), "tags": json.dumps(run.data.tags),
+               "artifacts": json.dumps(sorted(top_level | plots)),
+               "model version": json.dumps(dict(version.tags)) + version.source}
+    assert [where for where, text in scanned.items() if SENTINEL in text] == []

@@ -186,7 +186,14 @@ def test_score_writes_explained_account_and_cluster_risk(spark, spark_engine, tr
     assert result.model_version == "1"  # the champion, not the newer challenger
     expected_accounts = N_BENIGN + sum(CAMPAIGNS.values())
     assert result.accounts_scored == expected_accounts
+    written = {name: catalog.read_arrow(settings, name).sort_by([("account_id" if name == "account_risk" else
+                                                                  "cluster_id", "ascending")])
+               for name in ("account_risk", "cluster_risk")}
     score.run(spark_engine, settings, SCORE_DATE)  # a rerun replaces the partition instead of appending
+    for name, before in written.items():  # ... with the same rows, bit for bit (scores, reasons, cluster scores)
+        after = catalog.read_arrow(settings, name).sort_by([("account_id" if name == "account_risk" else
+                                                             "cluster_id", "ascending")])
+        assert after.equals(before), f"{name} rerun differs"
 
     risk = catalog.read_arrow(settings, "account_risk").to_pandas()  # read back without Spark
     assert len(risk) == expected_accounts
@@ -327,3 +334,39 @@ def test_reasons_are_the_top_positive_contributions_in_plain_language():
     assert reasons[1] == []
     assert reason_text("requests_1d", 1234.0) == "API requests made: 1,234 over the last day"
     assert reason_text("credit_program", 1.0).endswith(": yes")
+
+
+def test_a_copied_lake_scores_on_its_own_after_the_original_is_deleted(spark_engine, trained, tmp_path):
+    """Lake + local MLflow store copied, the copy used, then copied again and the first copy deleted: the second
+    copy still loads its model from its own folder and writes the same scores."""
+    import shutil
+    from pathlib import Path
+
+    from jobs import score
+
+    settings, _, _ = trained
+    source_root = Path(settings.lake_root).parent
+
+    def copy_of(root: Path, name: str):
+        target = tmp_path / name
+        shutil.copytree(root, target)
+        return target, load_settings(lake_root=str(target / "lake"), ground_truth_root=str(target / "truth"),
+                                     mlflow_tracking_uri=f"sqlite:///{target}/mlflow/mlflow.db", spark_remote=None,
+                                     model_name=settings.model_name)
+
+    first_root, first = copy_of(source_root, "first")
+    score.run(spark_engine, first, SCORE_DATE)
+    expected = catalog.read_arrow(first, "account_risk", filters=[("score_date", "=", SCORE_DATE)])
+    second_root, second = copy_of(first_root, "second")
+    shutil.rmtree(first_root)
+    result = score.run(spark_engine, second, SCORE_DATE)
+    got = catalog.read_arrow(second, "account_risk", filters=[("score_date", "=", SCORE_DATE)])
+    assert result.accounts_scored == got.num_rows > 0
+    key = [("account_id", "ascending")]
+    assert got.sort_by(key).equals(expected.sort_by(key)), "the copy's scores differ from the original's"
+    import sqlite3
+
+    with sqlite3.connect(second_root / "mlflow" / "mlflow.db") as db:
+        text = " ".join(str(v) for table in ("experiments", "runs", "model_versions")
+                        for row in db.execute(f"SELECT * FROM {table}") for v in row)
+    assert str(first_root) not in text and str(source_root) not in text

@@ -1,0 +1,134 @@
+"""Concurrent writers: two real processes ingest at the same moment, several trials per case.
+
+Each trial ends one of two ways: both runs succeed and the lake equals a serial run's, or one run fails with
+a ConflictError and the lake still equals a serial run's (the loser wrote nothing the winner did not). Never
+duplicates, never loss. The race depends on timing, so every case runs several trials; the two processes
+meet at a file barrier before each one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from jobs import ingest
+from lake import catalog
+from lake.config import load_settings
+
+D1, D2 = dt.date(2026, 6, 1), dt.date(2026, 6, 2)
+UTC = dt.timezone.utc
+TRIALS_PER_CASE = 3
+CASES = {  # case -> (dates ingested before the race, date of worker a, date of worker b)
+    "fresh lake, same date": ((), D1, D1),
+    "fresh lake, different dates": ((), D1, D2),
+    "existing lake, same date": ((D1,), D1, D1),
+}
+WRITTEN_TABLES = ("requests", "quarantine", "ingest_runs")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _raw_rows() -> list[dict]:
+    rows = []
+    for day in (D1, D2):
+        for i in range(12):
+            rows.append(dict(request_id=f"{day}-r{i}", event_ts=dt.datetime(day.year, day.month, day.day, i, tzinfo=UTC),
+                             event_date=day, account_id=f"acct-{i % 4}", model="m-1",
+                             client_ip="203.0.113.7" if i % 5 else "not-an-ip", input_tokens=10,
+                             output_tokens=-1 if i == 3 else 100, max_tokens=1024, prompt_prefix="explain"))
+    return rows
+
+
+def _settings(lake: Path):
+    return load_settings(lake_root=str(lake), mlflow_tracking_uri=f"sqlite:///{lake}.db")
+
+
+def _write_raw(lake: Path) -> None:
+    schema = pa.schema([f for f in catalog.table("api_requests").schema if f.name in _raw_rows()[0]])
+    write_deltalake(str(lake / "api_requests"), pa.Table.from_pylist(_raw_rows(), schema=schema),
+                    partition_by=["event_date"])
+
+
+def _contents(lake: Path) -> dict[str, list[str]]:
+    out = {}
+    for name in WRITTEN_TABLES:
+        uri = str(lake / name)
+        rows = DeltaTable(uri).to_pyarrow_table().to_pylist() if DeltaTable.is_deltatable(uri) else []
+        out[name] = sorted(json.dumps(r, default=str, sort_keys=True) for r in rows)
+    return out
+
+
+@pytest.mark.timeout(420)
+def test_two_processes_ingesting_at_once_never_duplicate_or_lose_rows(spark, tmp_path):
+    template = tmp_path / "template"
+    _write_raw(template)
+
+    # serial references, made with the test's own engine: after D1, and after D1 then D2
+    after: dict[tuple, Path] = {(): template}
+    for days in ((D1,), (D1, D2)):
+        lake = tmp_path / ("serial-" + "-".join(d.isoformat() for d in days))
+        shutil.copytree(after[days[:-1]], lake)
+        ingest.run(spark, _settings(lake), days[-1])
+        after[days] = lake
+
+    plans: dict[str, list[dict]] = {"a": [], "b": []}
+    trials = {}
+    for c, (case, (before, date_a, date_b)) in enumerate(CASES.items()):
+        expected = _contents(after[tuple(sorted({*before, date_a, date_b}))])
+        for t in range(TRIALS_PER_CASE):
+            name = f"case{c}-trial{t}"
+            lake = tmp_path / name
+            shutil.copytree(after[before], lake)  # a copied lake is a lake: Delta paths are relative
+            trials[name] = (case, lake, expected)
+            for worker, day in (("a", date_a), ("b", date_b)):
+                plans[worker].append({"trial": name, "lake": str(lake), "date": day.isoformat(),
+                                      "barrier": str(tmp_path / "barriers" / name)})
+
+    results = tmp_path / "results.jsonl"
+    procs = []
+    for worker, plan in plans.items():
+        plan_file = tmp_path / f"plan-{worker}.json"
+        plan_file.write_text(json.dumps(plan))
+        procs.append(subprocess.Popen([sys.executable, str(REPO / "tests" / "concurrent_writer.py"), str(plan_file),
+                                       worker, str(results)], cwd=REPO, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    logs = [p.communicate(timeout=400)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(log[-3000:] for log in logs)
+
+    outcomes: dict[str, list[str]] = {}
+    for line in results.read_text().splitlines():
+        record = json.loads(line)
+        outcomes.setdefault(record["trial"], []).append(record["outcome"])
+    summary = []
+    for name, (case, lake, expected) in trials.items():
+        got = outcomes[name]
+        assert len(got) == 2 and all(o == "ok" or o.startswith("conflict:") for o in got), (name, got)
+        assert any(o == "ok" for o in got), (name, got)
+        assert _contents(lake) == expected, f"{name} ({case}): lake differs from a serial run; outcomes {got}"
+        summary.append(f"{name} ({case}): {', '.join(o.split(':')[0] for o in got)}")
+    print("\n".join(summary))
+
+
+def test_a_second_creator_finds_the_table_and_creates_nothing(tmp_path):
+    """The creating commit is published put-if-absent: a creator that lost the race leaves version 0 alone."""
+    from lake.table_creation import _publish_first_commit, create_empty_table
+
+    settings = _settings(tmp_path / "lake")
+    decl = catalog.table("ingest_runs")
+    create_empty_table(settings, "ingest_runs", decl.schema, list(decl.partition_by))
+    first = (tmp_path / "lake" / "ingest_runs" / "_delta_log" / "00000000000000000000.json").read_bytes()
+    late = tmp_path / "late-creator"  # a creator that found no table a moment ago and staged its own
+    DeltaTable.create(str(late), schema=decl.schema, partition_by=list(decl.partition_by))
+    assert _publish_first_commit(late, tmp_path / "lake" / "ingest_runs") is False
+    log_dir = tmp_path / "lake" / "ingest_runs" / "_delta_log"
+    assert sorted(p.name for p in log_dir.iterdir()) == ["00000000000000000000.json"]
+    assert (log_dir / "00000000000000000000.json").read_bytes() == first
+    assert DeltaTable(str(tmp_path / "lake" / "ingest_runs")).schema().to_arrow().names == decl.schema.names
+    assert not (tmp_path / "lake" / "_staging").exists()
