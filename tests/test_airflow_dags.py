@@ -261,7 +261,7 @@ def test_in_process_runner_fails_without_retry_on_a_failed_gate_and_retries_othe
     # a day that was never scored: the gate's risk_partition check fails
     with pytest.raises(AirflowFailException, match="quality gate failed"):
         run_cli([*flags, "quality-gate", "--date", START.isoformat()])
-    # a day with no raw data: a clear error, retried by Airflow (the export may be late)
-    with pytest.raises(AirflowException, match="exited with status 2") as raised:
+    # a day with no raw data: a missing upstream (exit 4), retried by Airflow (the export may be late)
+    with pytest.raises(AirflowException, match="exited with status 4") as raised:
         run_cli([*flags, "ingest", "--date", (START - dt.timedelta(days=30)).isoformat()])
     assert not isinstance(raised.value, AirflowFailException)
