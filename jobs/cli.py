@@ -29,13 +29,21 @@ EXIT_QUALITY_GATE_FAILED = 3
 
 def _settings(args: argparse.Namespace):
     return load_settings(lake_root=args.lake or None, spark_remote=args.remote or None, engine=args.engine or None,
-                         mlflow_tracking_uri=args.mlflow_uri or None)
+                         mlflow_tracking_uri=args.mlflow_uri or None, shuffle_partitions=args.shuffle_partitions or None)
 
 
 def _engine_key(value: str) -> str:
     if value and value not in ENGINE_KEYS:
         raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(ENGINE_KEYS)})")
     return value
+
+
+def _optional_positive_int(value: str) -> int | None:
+    if value == "":
+        return None  # schedulers pass every flag; empty means "not given"
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return int(value)
 
 
 @contextlib.contextmanager
@@ -117,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", type=_engine_key, metavar="{" + ",".join(ENGINE_KEYS) + "}",
                         help="compute engine (default: $DG_ENGINE or embedded); cudf/pandas run aggregate, "
                              "features and score on the frame engine and everything else on Spark")
+    parser.add_argument("--shuffle-partitions", dest="shuffle_partitions", type=_optional_positive_int,
+                        help="spark.sql.shuffle.partitions (default: $DG_SHUFFLE_PARTITIONS, else the remote "
+                             "server's own value, or 8 on embedded Sail)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 

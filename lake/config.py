@@ -9,6 +9,8 @@ Environment variables:
   MLFLOW_TRACKING_URI     MLflow tracking/registry store; default sqlite:///<lake>/_mlflow/mlflow.db
   DG_MODEL_NAME           registered model name; default distillguard-extraction
   DG_PSEUDONYM_KEY        secret key for IP pseudonymization (the default is for demos only)
+  DG_SHUFFLE_PARTITIONS   spark.sql.shuffle.partitions for every session; unset = the server's own value on a
+                          remote server, EMBEDDED_SHUFFLE_PARTITIONS on embedded Sail
 
 The default lake root is ./lake_data rather than ./lake because the code package `lake/`
 already owns that name in the repository root.
@@ -35,7 +37,8 @@ class Settings(BaseModel):
     mlflow_tracking_uri: str = Field(description="MLflow tracking and registry URI")
     model_name: str = "distillguard-extraction"
     pseudonym_key: str = DEMO_PSEUDONYM_KEY
-    shuffle_partitions: int = Field(default=8, ge=1)
+    # None: a remote server keeps its operator's value (spark-defaults.conf); embedded Sail uses a small default
+    shuffle_partitions: int | None = Field(default=None, ge=1)
     engine: str = Field(default="embedded", description="compute engine key, see lake/engine.py")
     gpu_memory_budget_gb: float | None = Field(default=None, gt=0, description="cuDF engine memory budget")
 
@@ -87,6 +90,8 @@ def load_settings(**overrides: object) -> Settings:
         values.setdefault("engine", env["DG_ENGINE"])
     if env.get("DG_GPU_MEMORY_BUDGET_GB"):
         values.setdefault("gpu_memory_budget_gb", float(env["DG_GPU_MEMORY_BUDGET_GB"]))
+    if env.get("DG_SHUFFLE_PARTITIONS"):
+        values.setdefault("shuffle_partitions", env["DG_SHUFFLE_PARTITIONS"])
     if "DG_MODEL_NAME" in env:
         values.setdefault("model_name", env["DG_MODEL_NAME"])
     if "DG_PSEUDONYM_KEY" in env:

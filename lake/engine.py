@@ -30,16 +30,20 @@ log = logging.getLogger(__name__)
 SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
 }
+# Shuffle partitions on the single-process engines when DG_SHUFFLE_PARTITIONS is unset. Remote servers are
+# left alone: a session value would override what the cluster's operator configured.
+EMBEDDED_SHUFFLE_PARTITIONS = 8
 
 
-def _connect(url: str, settings: Settings):
+def _connect(url: str, settings: Settings, shuffle_partitions: int | None):
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.remote(url)
     for key, value in SESSION_CONF.items():
         builder = builder.config(key, value)
-    builder = builder.config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+    if shuffle_partitions is not None:
+        builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
     # create(), not getOrCreate(): getOrCreate hands back any existing default session whatever its
     # URL, so a second engine in the same process would silently talk to (and later stop) the first.
     return builder.create()
@@ -53,7 +57,7 @@ def _embedded(settings: Settings) -> Iterator:
     server.start(background=True)
     host, port = server.listening_address
     log.info("embedded Sail Spark Connect server on %s:%s", host, port)
-    spark = _connect(f"sc://{host}:{port}", settings)
+    spark = _connect(f"sc://{host}:{port}", settings, settings.shuffle_partitions or EMBEDDED_SHUFFLE_PARTITIONS)
     try:
         yield spark
     finally:
@@ -66,7 +70,7 @@ def _embedded(settings: Settings) -> Iterator:
 def _remote(settings: Settings) -> Iterator:
     if not settings.spark_remote:
         raise InputError("engine 'remote' needs --remote sc://host:port or DG_SPARK_REMOTE")
-    spark = _connect(settings.spark_remote, settings)
+    spark = _connect(settings.spark_remote, settings, settings.shuffle_partitions)
     try:
         yield spark
     finally:
@@ -88,7 +92,8 @@ def _jvm_local(settings: Settings) -> Iterator:
     builder = SparkSession.builder.master("local[*]").appName("distillguard")
     for key, value in SESSION_CONF.items():
         builder = builder.config(key, value)
-    spark = builder.config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions)).getOrCreate()
+    partitions = settings.shuffle_partitions or EMBEDDED_SHUFFLE_PARTITIONS
+    spark = builder.config("spark.sql.shuffle.partitions", str(partitions)).getOrCreate()
     try:
         yield spark
     finally:
