@@ -4,9 +4,9 @@ Engines plug in by string key (Settings.engine, `--engine`, DG_ENGINE):
   Spark engines, one PySpark DataFrame code path (features/spark_*.py):
     "embedded"   a Sail server (pysail) started in this process on a free loopback port; no JVM.
     "remote"     any Spark Connect server (Spark 4 + delta-spark, Sail on Kubernetes, Databricks).
-    "jvm-local"  classic JVM PySpark in local[*] mode. Benchmark baseline only: it needs the full `pyspark`
-                 package (not pyspark-client) and cannot read Delta here, because delta-spark's jars come
-                 from Maven, which this environment cannot reach. benchmarks/engines.py feeds it Parquet.
+    "jvm-local"  classic JVM PySpark in local[*] mode, without Delta: the Parquet baseline of benchmarks/engines.py
+                 only (full `pyspark` package). JVM Spark with delta-spark runs as "remote": a Connect server
+                 from infra/spark-connect/cpu.conf (lake/spark_servers.py starts one on loopback).
   Frame engines, one cuDF/pandas code path (features/frame_*.py), for aggregate, features and score:
     "cudf"       RAPIDS cuDF on a CUDA GPU (lake/frames.py).
     "pandas"     the same frame code on CPU with pandas: how CI tests the cuDF path without a GPU.

@@ -40,6 +40,7 @@ START_TIMEOUT_S = 300
 # hadoop-aws stays in spark.jars.packages (the resolve of the conf's own coordinates is part of the test), but
 # its AWS SDK bundle (about 600 MB, needed only for s3a:// lakes) is excluded.
 LOOPBACK_EXCLUDES = "software.amazon.awssdk:bundle"
+SMALL_MACHINE_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 def free_port() -> int:
@@ -95,6 +96,10 @@ def loopback_conf(grpc_port: int, ui_port: int, master: str, shuffle_partitions:
         "spark.pyspark.python": sys.executable,               # this venv: project + XGBoost for mapInArrow
         "spark.pyspark.driver.python": sys.executable,
         "spark.eventLog.enabled": "false",
+        # short-lived JVMs on a shared 2-core machine: the C1 compiler only and a single-threaded collector
+        # spend the little CPU there is on the jobs instead of on C2 compiles and parallel GC threads
+        "spark.driver.extraJavaOptions": SMALL_MACHINE_JAVA_OPTIONS,
+        "spark.executor.extraJavaOptions": SMALL_MACHINE_JAVA_OPTIONS,
     }
     if shuffle_partitions is not None:
         conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions)  # tiny lakes; 400 tasks cost minutes here

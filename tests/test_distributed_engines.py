@@ -5,7 +5,8 @@ Sail, a champion is trained on embedded Sail (on test_train_and_score's planted-
 small enough for CI carries too few labels to train on), and the last day is scored. Then, per engine, a copy
 of that lake gets the last day's whole nightly chain again through the real CLI (`distillguard --remote
 sc://... nightly --date D`, so the jobs run in whatever order and form jobs/nightly.py gives them), with the
-risk tables deleted first so that engine's Delta writer creates them. Every table's last-day partition must
+risk tables deleted first so that engine's Delta writer creates them. On the standalone cluster only aggregate
+and features run (test time: see TestSparkStandalone). Every table's last-day partition must
 equal the reference: exactly for counts, keys, strings, lists and timestamps, to 1e-9 relative for floats.
 
 Engines, one class each so only one server runs at a time (its fixture is class-scoped and stops every
@@ -93,21 +94,26 @@ def reference(tmp_path_factory) -> Reference:
     return Reference(settings, {name: _day_partition(settings, name) for name in PARITY_TABLES})
 
 
-def run_nightly_remote(reference: Reference, url: str, work: Path, *flags: str) -> Settings:
-    """A copy of the reference lake (less the risk tables), then the last day's nightly chain on `url`."""
+def run_jobs_remote(reference: Reference, url: str, work: Path, jobs: tuple[str, ...] = ("nightly",),
+                    *flags: str) -> Settings:
+    """A copy of the reference lake (less the risk tables when the jobs rewrite them), then the last day's `jobs`
+    through the CLI on `url`: by default the whole nightly chain."""
     lake = work / "lake"
     shutil.copytree(reference.settings.lake_root, lake)
-    for name in CREATED_BY_THE_ENGINE:
-        shutil.rmtree(lake / name)
+    if {"nightly", "score"} & set(jobs):
+        for name in CREATED_BY_THE_ENGINE:
+            shutil.rmtree(lake / name)
     settings = reference.settings.model_copy(update={"lake_root": str(lake), "spark_remote": url})
-    exit_code = main(["--lake", str(lake), "--mlflow-uri", settings.mlflow_tracking_uri, "--remote", url, *flags,
-                      "nightly", "--date", DAY.isoformat()])
-    assert exit_code == 0
+    for job in jobs:
+        exit_code = main(["--lake", str(lake), "--mlflow-uri", settings.mlflow_tracking_uri, "--remote", url,
+                          *flags, job, "--date", DAY.isoformat()])
+        assert exit_code == 0, job
     return settings
 
 
-def assert_same_tables_as_embedded(reference: Reference, settings: Settings) -> None:
-    for name, (keys, run_specific) in PARITY_TABLES.items():
+def assert_same_tables_as_embedded(reference: Reference, settings: Settings, names=tuple(PARITY_TABLES)) -> None:
+    for name in names:
+        keys, run_specific = PARITY_TABLES[name]
         expected = reference.tables[name].drop_columns(run_specific)
         actual = _day_partition(settings, name).drop_columns(run_specific)
         assert actual.num_rows == expected.num_rows > 0, name
@@ -142,7 +148,7 @@ class TestJvmSpark:
 
     @pytest.fixture(scope="class")
     def jvm_lake(self, reference, server, tmp_path_factory) -> Settings:
-        return run_nightly_remote(reference, server.url, tmp_path_factory.mktemp("jvm_local"))
+        return run_jobs_remote(reference, server.url, tmp_path_factory.mktemp("jvm_local"))
 
     @pytest.mark.jvm
     def test_nightly_on_jvm_spark_with_delta_equals_embedded_sail(self, reference, jvm_lake):
@@ -188,10 +194,13 @@ class TestSparkStandalone:
             yield server
 
     @pytest.mark.jvm
-    def test_nightly_on_a_two_worker_cluster_equals_embedded_sail_and_used_both_workers(
+    def test_aggregate_and_features_on_a_two_worker_cluster_equal_embedded_sail_and_used_both_workers(
             self, reference, server, tmp_path_factory):
-        settings = run_nightly_remote(reference, server.url, tmp_path_factory.mktemp("standalone"))
-        assert_same_tables_as_embedded(reference, settings)
+        # The per-account shuffle jobs only: the whole chain ran on JVM Spark above, and on a 2-core machine a
+        # second full chain through fresh executor JVMs would cost minutes more of CI.
+        settings = run_jobs_remote(reference, server.url, tmp_path_factory.mktemp("standalone"),
+                                   ("aggregate", "features"))
+        assert_same_tables_as_embedded(reference, settings, ("account_daily", "account_features"))
 
         (application,) = server.rest("applications")
         executors = [e for e in server.rest(f"applications/{application['id']}/allexecutors") if e["id"] != "driver"]
@@ -207,15 +216,19 @@ class TestSailLocalCluster:
     @pytest.fixture(scope="class")
     def server(self, tmp_path_factory):
         env = sail_cluster_env(self.WORKERS, self.TASK_SLOTS)
-        with sail_server(tmp_path_factory.mktemp("sail_cluster_logs"), env, name="sail-local-cluster") as url:
-            yield url
+        logs = tmp_path_factory.mktemp("sail_cluster_logs")
+        with sail_server(logs, env, name="sail-local-cluster") as url:
+            yield url, logs / "sail-local-cluster.log"
 
     def test_nightly_on_sail_local_cluster_equals_embedded_sail(self, reference, server, tmp_path_factory):
+        url, log = server
         # workers x task slots must cover the shuffle partitions (README, "Running on a cluster")
         partitions = str(self.WORKERS * self.TASK_SLOTS)
-        settings = run_nightly_remote(reference, server, tmp_path_factory.mktemp("sail_cluster"),
-                                      "--shuffle-partitions", partitions)
+        settings = run_jobs_remote(reference, url, tmp_path_factory.mktemp("sail_cluster"), ("nightly",),
+                                   "--shuffle-partitions", partitions)
         assert_same_tables_as_embedded(reference, settings)
+        started = set(re.findall(r"worker (\d+) is available", log.read_text()))
+        assert started == {str(i) for i in range(1, self.WORKERS + 1)}
 
 
 def test_shuffle_partitions_come_from_the_flag_or_the_environment(monkeypatch):
