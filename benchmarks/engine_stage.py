@@ -52,8 +52,10 @@ def server_for(bench_engine: str, scratch: str, shuffle_partitions: int):
                                               extra_conf={"spark.driver.memory": JVM_DRIVER_MEMORY}) as server:
             yield server.url
     elif bench_engine == "sail-cluster":
-        slots = -(-shuffle_partitions // SAIL_CLUSTER_WORKERS)  # workers x slots must cover the partitions
-        with spark_servers.sail_server(logs, spark_servers.sail_cluster_env(SAIL_CLUSTER_WORKERS, slots)) as url:
+        # workers x slots must cover the largest task region, which can exceed the shuffle partitions (a stage
+        # reading several inputs): twice the partitions in all
+        env = spark_servers.sail_cluster_env(SAIL_CLUSTER_WORKERS, shuffle_partitions)
+        with spark_servers.sail_server(logs, env) as url:
             yield url
     else:
         yield None

@@ -387,10 +387,12 @@ def markdown(report: dict) -> str:
         "RSS of the child process tree (JVM included), sampled every 0.1 s; peak GPU is RMM's high-water mark; "
         "CPU s is user + system time of the whole child tree, engine start included.",
         "",
-        "**Asymmetry:** `embedded` (Sail) and `jvm-local` (JVM PySpark 4.0, local[*]) run the same Parquet "
-        "variant of the stage (benchmarks/spark_parquet_stage.py: active files from the Delta log in, Parquet "
-        "out), because JVM Spark cannot use Delta here (no delta-spark jars without Maven). `embedded-delta`, "
-        "`pandas` and `cudf` run the real jobs (jobs/aggregate.py, jobs/features.py) with Delta in and out.",
+        "**What runs:** `embedded-delta` (Sail in process), `sail-cluster` (Sail local-cluster, 2 workers), "
+        "`jvm-delta` (JVM Spark 4.2 + delta-spark 4.4 Connect server, local[*], from infra/spark-connect/cpu.conf), "
+        "`pandas` and `cudf` run the real jobs (jobs/aggregate.py, jobs/features.py) with Delta in and out; for "
+        "the two server engines the server start is the engine start and its processes count in the RSS. "
+        "`embedded` (Sail) and `jvm-local` (JVM PySpark, local[*], no Delta) run the same Parquet variant of the "
+        "stage (benchmarks/spark_parquet_stage.py).",
         "",
         "| size | records | engine | stage s | aggregate s | features s | engine start s | records/s | "
         "peak RSS MiB | peak GPU MiB | CPU s (tree) |",
