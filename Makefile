@@ -12,7 +12,7 @@ venv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
 	  || python3 -m pip install --quiet --user uv \
 	  || python3 -m pip install --quiet --user --break-system-packages uv
-	$(UV) sync --frozen --extra test --extra airflow --python $(PYTHON_VERSION)
+	$(UV) sync --frozen --extra test --extra airflow --extra spark --python $(PYTHON_VERSION)
 
 demo: venv
 	$(UV) run --frozen --no-sync distillguard demo

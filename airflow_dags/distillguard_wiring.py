@@ -11,6 +11,7 @@ Run-time settings (per run, no redeploy), first one set wins:
   param `mlflow_uri`   > Variable `distillguard_mlflow_uri`   > the worker's MLFLOW_TRACKING_URI > SQLite in the lake
   param `spark_remote` > Variable `distillguard_spark_remote` > the worker's DG_SPARK_REMOTE > none
   param `engine` (default: [distillguard] engine)             > the worker's DG_ENGINE      > embedded
+  Variable `distillguard_shuffle_partitions` > the worker's DG_SHUFFLE_PARTITIONS > the Spark server's own value
 Deployment settings (read when the DAG file is parsed, from airflow.cfg section [distillguard] or the environment
 variables AIRFLOW__DISTILLGUARD__<KEY>), because Airflow fixes a task's queue, pool and pod spec at parse time:
   engine          the default engine param; `cudf` also routes the GPU steps (below) to GPU workers
@@ -42,6 +43,7 @@ GLOBAL_FLAGS: tuple[tuple[str, str], ...] = (
     ("--mlflow-uri", "{{ params.mlflow_uri or var.value.get('distillguard_mlflow_uri', '') }}"),
     ("--remote", "{{ params.spark_remote or var.value.get('distillguard_spark_remote', '') }}"),
     ("--engine", "{{ params.engine }}"),
+    ("--shuffle-partitions", "{{ var.value.get('distillguard_shuffle_partitions', '') }}"),
 )
 EXECUTORS = ("local", "kubernetes")
 

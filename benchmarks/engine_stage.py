@@ -7,6 +7,11 @@ ENGINE is a benchmark engine key (benchmarks/engines.py BENCH_ENGINES):
                         outputs under SCRATCH
   embedded-delta        the real jobs (jobs/aggregate.py, jobs/features.py) on Sail, Delta in and out
   pandas, cudf          the real jobs on a frame engine (lake/frames.py), Delta in and out
+  jvm-delta             the real jobs through Spark Connect on a JVM Spark 4.2 + delta-spark server (local[*],
+                        from infra/spark-connect/cpu.conf; lake/spark_servers.py), Delta in and out
+  sail-cluster          the real jobs through Spark Connect on a Sail local-cluster server (2 workers)
+For the last two the server starts inside this process's tree, so its start is part of engine_start_s and
+its memory part of the parent's tree RSS.
 The real jobs write account_daily/account_features into LAKE, so the parent hands every such engine a
 lake of its own whose input tables are links to the shared ones.
 
@@ -17,8 +22,10 @@ separate .bench-jvm interpreter (benchmarks/jvm_baseline_env.sh), which has the 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import resource
 import sys
 import time
@@ -27,8 +34,31 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+JVM_DRIVER_MEMORY = os.environ.get("DG_BENCH_JVM_DRIVER_MEMORY", "4g")
 SPARK_PARQUET_ENGINES = {"embedded": "embedded", "jvm-local": "jvm-local"}
-REAL_JOB_ENGINES = {"embedded-delta": "embedded", "pandas": "pandas", "cudf": "cudf"}
+REAL_JOB_ENGINES = {"embedded-delta": "embedded", "pandas": "pandas", "cudf": "cudf", "jvm-delta": "remote",
+                    "sail-cluster": "remote"}
+SAIL_CLUSTER_WORKERS = 2
+
+
+@contextlib.contextmanager
+def server_for(bench_engine: str, scratch: str, shuffle_partitions: int):
+    """The Spark Connect server a server engine runs on (None for the others); stopped on exit."""
+    from lake import spark_servers
+
+    logs = Path(scratch) / "server-logs"
+    if bench_engine == "jvm-delta":
+        with spark_servers.jvm_connect_server(logs, master="local[*]", shuffle_partitions=shuffle_partitions,
+                                              extra_conf={"spark.driver.memory": JVM_DRIVER_MEMORY}) as server:
+            yield server.url
+    elif bench_engine == "sail-cluster":
+        # workers x slots must cover the largest task region, which can exceed the shuffle partitions (a stage
+        # reading several inputs): twice the partitions in all
+        env = spark_servers.sail_cluster_env(SAIL_CLUSTER_WORKERS, shuffle_partitions)
+        with spark_servers.sail_server(logs, env) as url:
+            yield url
+    else:
+        yield None
 
 
 def run(bench_engine: str, lake: str, start: dt.date, days: int, scratch: str, shuffle_partitions: int) -> dict:
@@ -41,12 +71,15 @@ def run(bench_engine: str, lake: str, start: dt.date, days: int, scratch: str, s
         engine_key = REAL_JOB_ENGINES[bench_engine]
     else:
         raise SystemExit(f"unknown benchmark engine {bench_engine!r}")
-    settings = load_settings(lake_root=lake, ground_truth_root=f"{scratch}/_truth", engine=engine_key,
-                             mlflow_tracking_uri=f"sqlite:///{scratch}/m.db", shuffle_partitions=shuffle_partitions)
     dates = [start + dt.timedelta(days=i) for i in range(days)]
     result: dict = {"engine": bench_engine, "engine_key": engine_key}
     began = time.perf_counter()
-    with compute_engine(settings) as engine:
+    with contextlib.ExitStack() as stack:
+        remote = stack.enter_context(server_for(bench_engine, scratch, shuffle_partitions))
+        settings = load_settings(lake_root=lake, ground_truth_root=f"{scratch}/_truth", engine=engine_key,
+                                 mlflow_tracking_uri=f"sqlite:///{scratch}/m.db", spark_remote=remote,
+                                 shuffle_partitions=shuffle_partitions)
+        engine = stack.enter_context(compute_engine(settings))
         started = time.perf_counter()
         result["engine_start_s"] = started - began
         if bench_engine in SPARK_PARQUET_ENGINES:

@@ -9,6 +9,9 @@ Engines (BENCH_ENGINES):
   jvm-local       classic JVM PySpark, local[*]: the SAME Spark Parquet stage, run by the .bench-jvm
                   interpreter (benchmarks/jvm_baseline_env.sh builds it)
   embedded-delta  Sail running the real jobs (jobs/aggregate.py + jobs/features.py), Delta in and out
+  jvm-delta       JVM Spark 4.2 + delta-spark (Spark Connect server from infra/spark-connect/cpu.conf, local[*],
+                  the `spark` extra) running the same real jobs, Delta in and out
+  sail-cluster    Sail's local-cluster mode (2 worker processes) running the same real jobs, Delta in and out
   pandas, cudf    the frame engines (lake/frames.py) running the real jobs, Delta in and out
 JVM Spark cannot read or write Delta here (no delta-spark jars without Maven), which is why the Sail/JVM
 comparison runs a Parquet variant of the stage on both; the frame engines and embedded-delta run the real
@@ -49,7 +52,7 @@ sys.path.insert(0, str(REPO))
 from machine import machine_facts  # noqa: E402
 
 START = dt.date(2026, 1, 5)
-BENCH_ENGINES = ("embedded", "jvm-local", "embedded-delta", "pandas", "cudf")
+BENCH_ENGINES = ("embedded", "jvm-local", "embedded-delta", "jvm-delta", "sail-cluster", "pandas", "cudf")
 SPARK_PARQUET_ENGINES = ("embedded", "jvm-local")
 # Input tables the real jobs read; each real-job engine gets its own lake linking to them.
 INPUT_TABLES = ("requests", "accounts", "model_releases", "asn_info")
@@ -261,6 +264,15 @@ def gpu_present() -> str | None:
 
 def unavailable_reason(engine: str) -> str | None:
     """Why `engine` cannot run here, or None."""
+    if engine == "jvm-delta":
+        if shutil.which("java") is None:
+            return "no java on PATH (JVM Spark 4 needs Java 17/21)"
+        try:
+            from lake.spark_servers import spark_home
+
+            spark_home()
+        except RuntimeError as missing:
+            return str(missing)
     if engine == "jvm-local":
         if shutil.which("java") is None:
             return "no java on PATH (JVM Spark 4 needs Java 17/21)"
@@ -319,7 +331,8 @@ def ratios(runs: dict[str, dict]) -> dict:
             return ok[numerator]["records_per_s"] / ok[denominator]["records_per_s"]
         return None
 
-    out = {"sail_vs_jvm": ratio("embedded", "jvm-local")}
+    out = {"sail_vs_jvm": ratio("embedded", "jvm-local"), "sail_vs_jvm_delta": ratio("embedded-delta", "jvm-delta"),
+           "sail_cluster_vs_jvm_delta": ratio("sail-cluster", "jvm-delta")}
     basis = "embedded-delta" if "embedded-delta" in ok else "embedded"
     out["cudf_vs_sail"], out["cudf_vs_sail_basis"] = ratio("cudf", basis), basis
     out["cudf_vs_pandas"] = ratio("cudf", "pandas")
@@ -374,10 +387,12 @@ def markdown(report: dict) -> str:
         "RSS of the child process tree (JVM included), sampled every 0.1 s; peak GPU is RMM's high-water mark; "
         "CPU s is user + system time of the whole child tree, engine start included.",
         "",
-        "**Asymmetry:** `embedded` (Sail) and `jvm-local` (JVM PySpark 4.0, local[*]) run the same Parquet "
-        "variant of the stage (benchmarks/spark_parquet_stage.py: active files from the Delta log in, Parquet "
-        "out), because JVM Spark cannot use Delta here (no delta-spark jars without Maven). `embedded-delta`, "
-        "`pandas` and `cudf` run the real jobs (jobs/aggregate.py, jobs/features.py) with Delta in and out.",
+        "**What runs:** `embedded-delta` (Sail in process), `sail-cluster` (Sail local-cluster, 2 workers), "
+        "`jvm-delta` (JVM Spark 4.2 + delta-spark 4.4 Connect server, local[*], from infra/spark-connect/cpu.conf), "
+        "`pandas` and `cudf` run the real jobs (jobs/aggregate.py, jobs/features.py) with Delta in and out; for "
+        "the two server engines the server start is the engine start and its processes count in the RSS. "
+        "`embedded` (Sail) and `jvm-local` (JVM PySpark, local[*], no Delta) run the same Parquet variant of the "
+        "stage (benchmarks/spark_parquet_stage.py).",
         "",
         "| size | records | engine | stage s | aggregate s | features s | engine start s | records/s | "
         "peak RSS MiB | peak GPU MiB | CPU s (tree) |",
@@ -400,6 +415,13 @@ def markdown(report: dict) -> str:
         lines.append(f"| {size['size']} | {size['records']:,} | {_fmt(r['sail_vs_jvm'], '.2f', suffix='x')} | "
                      f"{_fmt(r['cudf_vs_sail'], '.1f', suffix='x')} ({r['cudf_vs_sail_basis']}) | "
                      f"{_fmt(r['cudf_vs_pandas'], '.1f', suffix='x')} | {_fmt(r['pandas_vs_sail'], '.2f', suffix='x')} |")
+    if any(size["ratios"].get("sail_vs_jvm_delta") for size in report["sizes"]):
+        lines += ["", "| size | embedded Sail / JVM Spark+Delta | Sail local-cluster / JVM Spark+Delta |",
+                  "|---|---:|---:|"]
+        for size in report["sizes"]:
+            r = size["ratios"]
+            lines.append(f"| {size['size']} | {_fmt(r.get('sail_vs_jvm_delta'), '.2f', suffix='x')} | "
+                         f"{_fmt(r.get('sail_cluster_vs_jvm_delta'), '.2f', suffix='x')} |")
     if report.get("skipped"):
         lines += ["", "Skipped engines: " + "; ".join(f"{k}: {v}" for k, v in report["skipped"].items())]
     for size in report["sizes"]:

@@ -35,13 +35,22 @@ EXIT_UNEXPECTED = 1  # a defect, not an operator's input: the (redacted) traceba
 def _settings(args: argparse.Namespace):
     return load_settings(lake_root=args.lake or None, spark_remote=args.remote or None, engine=args.engine or None,
                          mlflow_tracking_uri=args.mlflow_uri or None, model_config_file=args.model_config or None,
-                         allow_demo_key=args.demo or args.command == "demo")
+                         allow_demo_key=args.demo or args.command == "demo",
+                         shuffle_partitions=args.shuffle_partitions or None)
 
 
 def _engine_key(value: str) -> str:
     if value and value not in ENGINE_KEYS:
         raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(ENGINE_KEYS)})")
     return value
+
+
+def _optional_positive_int(value: str) -> int | None:
+    if value == "":
+        return None  # schedulers pass every flag; empty means "not given"
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return int(value)
 
 
 @contextlib.contextmanager
@@ -128,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "built-in defaults; see README, 'Training, evaluation and promotion')")
     parser.add_argument("--demo", action="store_true",
                         help="allow the built-in demo DG_PSEUDONYM_KEY on a non-local lake (demo lakes only)")
+    parser.add_argument("--shuffle-partitions", dest="shuffle_partitions", type=_optional_positive_int,
+                        help="spark.sql.shuffle.partitions (default: $DG_SHUFFLE_PARTITIONS, else the remote "
+                             "server's own value, or 8 on embedded Sail)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -11,6 +11,8 @@ Environment variables:
   DG_PSEUDONYM_KEY        secret key for IP pseudonymization (the default is for demos only: refused on a
                           non-local lake unless the run says --demo)
   DG_CONNECT_TIMEOUT_S    how long to wait for a remote Spark Connect server to accept a connection; default 60
+  DG_SHUFFLE_PARTITIONS   spark.sql.shuffle.partitions for every session; unset = the server's own value on a
+                          remote server, EMBEDDED_SHUFFLE_PARTITIONS on embedded Sail
 
 The default lake root is ./lake_data rather than ./lake because the code package `lake/`
 already owns that name in the repository root.
@@ -44,7 +46,8 @@ class Settings(BaseModel):
     model_name: str = "distillguard-extraction"
     model_config_file: str | None = None  # TOML with [training] / [scoring] (models/config.py load_model_config)
     pseudonym_key: str = DEMO_PSEUDONYM_KEY
-    shuffle_partitions: int = Field(default=8, ge=1)
+    # None: a remote server keeps its operator's value (spark-defaults.conf); embedded Sail uses a small default
+    shuffle_partitions: int | None = Field(default=None, ge=1)
     engine: str = Field(default="embedded", description="compute engine key, see lake/engine.py")
     gpu_memory_budget_gb: float | None = Field(default=None, gt=0, description="cuDF engine memory budget")
     connect_timeout_s: float = Field(default=60.0, gt=0, description="remote Spark Connect connect timeout")
@@ -98,6 +101,8 @@ def load_settings(**overrides: object) -> Settings:
         values.setdefault("gpu_memory_budget_gb", float(env["DG_GPU_MEMORY_BUDGET_GB"]))
     if env.get("DG_MODEL_CONFIG"):
         values.setdefault("model_config_file", env["DG_MODEL_CONFIG"])
+    if env.get("DG_SHUFFLE_PARTITIONS"):
+        values.setdefault("shuffle_partitions", env["DG_SHUFFLE_PARTITIONS"])
     if "DG_MODEL_NAME" in env:
         values.setdefault("model_name", env["DG_MODEL_NAME"])
     if "DG_PSEUDONYM_KEY" in env:

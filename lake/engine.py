@@ -4,9 +4,9 @@ Engines plug in by string key (Settings.engine, `--engine`, DG_ENGINE):
   Spark engines, one PySpark DataFrame code path (engines/spark.py, features/spark_engine.py):
     "embedded"   a Sail server (pysail) started in this process on a free loopback port; no JVM.
     "remote"     any Spark Connect server (Spark 4 + delta-spark, Sail on Kubernetes, Databricks).
-    "jvm-local"  classic JVM PySpark in local[*] mode. Benchmark baseline only: it needs the full `pyspark`
-                 package (not pyspark-client) and cannot read Delta here, because delta-spark's jars come
-                 from Maven, which this environment cannot reach. benchmarks/engines.py feeds it Parquet.
+    "jvm-local"  classic JVM PySpark in local[*] mode, without Delta: the Parquet baseline of benchmarks/engines.py
+                 only (full `pyspark` package). JVM Spark with delta-spark runs as "remote": a Connect server
+                 from infra/spark-connect/cpu.conf (lake/spark_servers.py starts one on loopback).
   Frame engines, one cuDF/pandas code path (engines/frames.py), for the steps jobs/steps.py marks:
     "cudf"       RAPIDS cuDF on a CUDA GPU (lake/frames.py).
     "pandas"     the same frame code on CPU with pandas: how CI tests the cuDF path without a GPU.
@@ -30,16 +30,20 @@ log = logging.getLogger(__name__)
 SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
 }
+# Shuffle partitions on the single-process engines when DG_SHUFFLE_PARTITIONS is unset. Remote servers are
+# left alone: a session value would override what the cluster's operator configured.
+EMBEDDED_SHUFFLE_PARTITIONS = 8
 
 
-def _connect(url: str, settings: Settings):
+def _connect(url: str, settings: Settings, shuffle_partitions: int | None):
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.remote(url)
     for key, value in SESSION_CONF.items():
         builder = builder.config(key, value)
-    builder = builder.config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+    if shuffle_partitions is not None:
+        builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
     # create(), not getOrCreate(): getOrCreate hands back any existing default session whatever its
     # URL, so a second engine in the same process would silently talk to (and later stop) the first.
     return builder.create()
@@ -53,7 +57,7 @@ def _embedded(settings: Settings) -> Iterator:
     server.start(background=True)
     host, port = server.listening_address
     log.info("embedded Sail Spark Connect server on %s:%s", host, port)
-    spark = _connect(f"sc://{host}:{port}", settings)
+    spark = _connect(f"sc://{host}:{port}", settings, settings.shuffle_partitions or EMBEDDED_SHUFFLE_PARTITIONS)
     try:
         yield spark
     finally:
@@ -69,7 +73,7 @@ def _remote(settings: Settings) -> Iterator:
     from lake.remote import require_reachable
 
     require_reachable(settings.spark_remote, settings.connect_timeout_s)
-    spark = _connect(settings.spark_remote, settings)
+    spark = _connect(settings.spark_remote, settings, settings.shuffle_partitions)
     try:
         yield spark
     finally:
@@ -91,7 +95,8 @@ def _jvm_local(settings: Settings) -> Iterator:
     builder = SparkSession.builder.master("local[*]").appName("distillguard")
     for key, value in SESSION_CONF.items():
         builder = builder.config(key, value)
-    spark = builder.config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions)).getOrCreate()
+    partitions = settings.shuffle_partitions or EMBEDDED_SHUFFLE_PARTITIONS
+    spark = builder.config("spark.sql.shuffle.partitions", str(partitions)).getOrCreate()
     try:
         yield spark
     finally:

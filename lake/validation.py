@@ -158,7 +158,9 @@ def validate_requests(raw: DataFrame, partition_date: dt.date, pseudonym_key: st
         .drop("client_ip", "__ip", "__ip_prefix", *[_RAW + c for c in raw_columns])
     )
     quarantine = conformed.where(F.col("reason").isNotNull()).select(
-        F.to_json(F.struct(*[F.col(_RAW + c).alias(c) for c in raw_columns])).alias("raw_record"),
+        # microseconds spelled out: JVM Spark's default format keeps milliseconds only (Sail writes all six)
+        F.to_json(F.struct(*[F.col(_RAW + c).alias(c) for c in raw_columns]),
+                  {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"}).alias("raw_record"),
         "reason",
         F.lit("api_requests").alias("source_table"),
         F.lit(partition_date).alias("source_partition"),

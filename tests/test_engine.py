@@ -2,51 +2,20 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 from deltalake import DeltaTable
 
 from jobs.cli import main
+from lake import spark_servers
 from lake.config import load_settings
 from lake.engine import spark_engine_key, spark_session
 from test_ingest import DAY, _raw_rows, _write_raw
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"sail server exited with {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"sail server did not listen on {port} within {seconds}s")
-
-
 @pytest.fixture()
-def sail_server():
-    port = _free_port()
-    sail = Path(sys.executable).with_name("sail")
-    process = subprocess.Popen([str(sail), "spark", "server", "--ip", "127.0.0.1", "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_port(port, process)
-        yield f"sc://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+def sail_server(tmp_path):
+    with spark_servers.sail_server(tmp_path / "sail_logs") as url:
+        yield url
 
 
 def test_embedded_engine_stops_its_server_on_exit(tmp_path):

@@ -264,15 +264,18 @@ def test_conf_matches_its_configmap_services_and_image(variant):
 
 def test_spark_connect_image_and_conf_pin_compatible_versions():
     dockerfile = _dockerfile("Dockerfile.spark-connect")
-    spark_version = re.search(r"^ARG SPARK_IMAGE=apache/spark:(\d+\.\d+\.\d+)-scala2\.13", dockerfile, re.M).group(1)
-    packages = re.search(r"^ARG SPARK_PACKAGES=(\S+)", dockerfile, re.M).group(1)
     for variant in ("cpu", "gpu"):
-        conf = _conf(variant)
+        conf, arg = _conf(variant), variant.upper()
+        spark_version = re.search(rf"^ARG SPARK_IMAGE_{arg}=apache/spark:(\d+\.\d+\.\d+)-scala2\.13", dockerfile,
+                                  re.M).group(1)
+        packages = re.search(rf"^ARG SPARK_PACKAGES_{arg}=(\S+)", dockerfile, re.M).group(1)
         assert conf["spark.jars.packages"] == packages  # what the image pre-resolves is what the server loads
         assert conf["spark.kubernetes.container.image"].endswith(f":{spark_version}")
-        delta = re.search(r"io\.delta:delta-spark_2\.13:(\d+)\.(\d+)\.\d+", conf["spark.jars.packages"])
-        # Delta Lake 4.0.x is the release line for Apache Spark 4.0.x (https://docs.delta.io/releases)
-        assert (delta.group(1), delta.group(2)) == tuple(spark_version.split(".")[:2])
+        # Delta 4.0.x is built for Spark 4.0 (artifact delta-spark_2.13); from Delta 4.1 on the artifact names the
+        # Spark line it is built for, delta-spark_<major.minor>_2.13 (https://docs.delta.io/releases)
+        delta = re.search(r"io\.delta:delta-spark_(?:(\d+\.\d+)_)?2\.13:(\d+)\.(\d+)\.\d+", packages)
+        spark_line = delta.group(1) or f"{delta.group(2)}.{delta.group(3)}"
+        assert spark_line == ".".join(spark_version.split(".")[:2]), (variant, packages, spark_version)
     rapids_version = re.search(r"^ARG RAPIDS_VERSION=(\S+)", dockerfile, re.M).group(1)
     rapids_jar = f"/opt/sparkRapidsPlugin/rapids-4-spark_2.13-{rapids_version}-cuda13.jar"
     assert _conf("gpu")["spark.executor.extraClassPath"] == rapids_jar
