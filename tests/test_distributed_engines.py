@@ -34,6 +34,8 @@ import pytest
 from jobs import aggregate, cluster, features, ingest, score, train
 from jobs.cli import main
 from lake import catalog
+from engines.spark import SparkEngine
+from jobs.steps import runs_on_frame_engine
 from lake.config import Settings, load_settings
 from lake.engine import EMBEDDED_SHUFFLE_PARTITIONS, spark_session
 from lake.spark_servers import (CPU_CONF, jvm_connect_server, read_spark_conf, sail_cluster_env, sail_server,
@@ -87,10 +89,11 @@ def reference(tmp_path_factory) -> Reference:
     with spark_session(settings) as spark:
         synthetic_lake(training)
         train.run(spark, training, TRAIN_AS_OF, STRONG)
+        engine = SparkEngine(spark)
         for day in DATES:
             for job in (ingest, aggregate, cluster, features):
-                job.run(spark, settings, day)
-        score.run(spark, settings, DAY)
+                job.run(engine if runs_on_frame_engine(job.__name__.rsplit(".", 1)[-1]) else spark, settings, day)
+        score.run(engine, settings, DAY)
     return Reference(settings, {name: _day_partition(settings, name) for name in PARITY_TABLES})
 
 
