@@ -135,6 +135,8 @@ def markdown(report: dict) -> str:
     cfg = report["config"]
     lines.append(f"Scenario `{cfg['scenario']}`, {cfg['accounts']:,} accounts x {cfg['days']} days per seed, "
                  f"trained as of day {cfg['train_day']}, evaluated on the last day's UNLABELLED accounts.\n")
+    if not report.get("complete", True):
+        lines.append(f"**Partial**: {len(report['seeds'])} of {len(cfg['seeds'])} seeds finished.\n")
     for failed in (r for r in report["seeds"] if "error" in r):
         lines.append(f"- seed {failed['seed']}: **failed**: {failed['error'].splitlines()[0]}\n")
     if not seeds:
@@ -211,21 +213,24 @@ def main(argv: list[str] | None = None) -> dict:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="dg-detection-"))
     workdir.mkdir(parents=True, exist_ok=True)
     began = time.time()
-    seeds = [run_seed(seed, args, workdir) for seed in args.seeds]
-    report = {"benchmark": "detection",
-              "started_at": dt.datetime.fromtimestamp(began, dt.UTC).isoformat(timespec="seconds"),
-              "wall_s": round(time.time() - began, 1), "machine": machine_facts(),
-              "config": {"scenario": args.scenario, "seeds": args.seeds, "days": args.days,
-                         "accounts": args.accounts, "train_day": args.train_day, "daily_jobs": list(DAILY_JOBS),
-                         "start": START.isoformat()},
-              "seeds": seeds}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{RESULT_NAME}-{args.scenario}"
-    (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(report)
-    (out / f"{stem}.md").write_text(table)
-    print("\n" + table)
+    report = {"benchmark": "detection",
+              "started_at": dt.datetime.fromtimestamp(began, dt.UTC).isoformat(timespec="seconds"),
+              "machine": machine_facts(),
+              "config": {"scenario": args.scenario, "seeds": args.seeds, "days": args.days,
+                         "accounts": args.accounts, "train_day": args.train_day, "daily_jobs": list(DAILY_JOBS),
+                         "start": START.isoformat()},
+              "complete": False, "seeds": []}
+    for seed in args.seeds:
+        report["seeds"].append(run_seed(seed, args, workdir))
+        report["complete"] = len(report["seeds"]) == len(args.seeds)
+        report["wall_s"] = round(time.time() - began, 1)
+        # written after every seed, so a long run that is stopped still leaves the seeds it finished
+        (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out / f"{stem}.md").write_text(markdown(report))
+    print("\n" + markdown(report))
     print(f"written {out / stem}.json and .md in {report['wall_s']:.0f}s")
     return report
 

@@ -256,8 +256,8 @@ def add_lookalike(builder: _PopulationBuilder, segment: Segment, n: int, plan: E
         prefix = np.stack([pools[c][rng.integers(0, len(pools[c]), N_SLOTS)] for c in country]).astype(np.int32)
         registry = dict(country=country)
         slots = dict(slot_prefix=prefix, slot_host=np.full((n, N_SLOTS), -1, np.int16))
-    elif segment.grouping == "org":
-        pass  # teams share an org and a card, as the classic org segments do
+    # "org" segments (judges) share an org and a card per team, as the classic org segments do; cohorts and
+    # carrier NAT users got their registry and network above
     builder.add_benign_segment(replace(segment, grouping="org" if segment.grouping == "org" else "own"), n,
                                languages=plan.benign_languages, registry=registry, network=slots)
 
