@@ -25,6 +25,7 @@ import datetime as dt
 import io
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,6 +126,18 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
     return result
 
 
+def run_seed_in_child(seed: int, argv: list[str], workdir: Path) -> dict:
+    """One seed in a fresh process: MLflow keeps its tracking store in process-wide state, so a second lake's
+    training in the same process would write to the first lake's store."""
+    command = [sys.executable, str(Path(__file__).resolve()), *argv, "--one-seed", str(seed),
+               "--workdir", str(workdir)]
+    code = subprocess.run(command, cwd=ROOT).returncode
+    path = workdir / f"seed{seed}.json"
+    if code != 0 or not path.exists():
+        return {"seed": seed, "error": f"the seed's process exited {code} without a result"}
+    return json.loads(path.read_text())
+
+
 def _pct(value: float | None, digits: int = 1) -> str:
     return "-" if value is None or value != value else f"{100 * value:.{digits}f}%"
 
@@ -184,15 +197,15 @@ def markdown(report: dict) -> str:
                  "and the clusters of the last day (purity: share of a cluster's members from its most common "
                  "campaign, all benign accounts counting as one class):\n")
     lines.append("| seed | " + " | ".join(f"{c}" for c in campaigns) +
-                 " | largest cluster | its purity | size-weighted purity | clusters |")
-    lines.append("|---:|" + "---:|" * len(campaigns) + "---:|---:|---:|---:|")
+                 " | largest cluster | its campaign accts | its purity | size-weighted purity | clusters |")
+    lines.append("|---:|" + "---:|" * len(campaigns) + "---:|---:|---:|---:|---:|")
     for r in seeds:
         lat = [r["latency"].get(c, {}) for c in campaigns]
         cells = ["never" if x.get("latency_days") is None else f"{x['latency_days']} ({x['accounts']} accts)"
                  for x in lat]
         cl = r["clusters"]
         lines.append(f"| {r['seed']} | " + " | ".join(cells) + f" | {cl['largest_cluster_size']:,} | "
-                     f"{_pct(cl['largest_cluster_purity'])} | {_pct(cl['size_weighted_purity'])} | "
+                     f"{cl.get('largest_cluster_campaign_accounts', '-')} | {_pct(cl['largest_cluster_purity'])} | {_pct(cl['size_weighted_purity'])} | "
                      f"{cl['clusters']:,} |")
     return "\n".join(lines) + "\n"
 
@@ -207,7 +220,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--workdir", default=None, help="scratch directory for the lakes (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep each seed's lake")
+    parser.add_argument("--parallel", type=int, default=1, help="seeds run at the same time (one process each)")
+    parser.add_argument("--render", metavar="JSON", help="only rewrite the markdown table of an existing result")
+    parser.add_argument("--one-seed", type=int, help=argparse.SUPPRESS)  # the child process of one seed
     args = parser.parse_args(argv)
+    if args.one_seed is not None:
+        result = run_seed(args.one_seed, args, Path(args.workdir))
+        (Path(args.workdir) / f"seed{args.one_seed}.json").write_text(json.dumps(result))
+        return result
+    if args.render:
+        report = json.loads(Path(args.render).read_text())
+        Path(args.render).with_suffix(".md").write_text(markdown(report))
+        print(markdown(report))
+        return report
     if not 1 <= args.train_day < args.days:
         parser.error(f"--train-day must be in 1..{args.days - 1}")
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="dg-detection-"))
@@ -219,17 +244,22 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"benchmark": "detection",
               "started_at": dt.datetime.fromtimestamp(began, dt.UTC).isoformat(timespec="seconds"),
               "machine": machine_facts(),
-              "config": {"scenario": args.scenario, "seeds": args.seeds, "days": args.days,
+              "config": {"scenario": args.scenario, "seeds": args.seeds, "days": args.days, "parallel": args.parallel,
                          "accounts": args.accounts, "train_day": args.train_day, "daily_jobs": list(DAILY_JOBS),
                          "start": START.isoformat()},
               "complete": False, "seeds": []}
-    for seed in args.seeds:
-        report["seeds"].append(run_seed(seed, args, workdir))
-        report["complete"] = len(report["seeds"]) == len(args.seeds)
-        report["wall_s"] = round(time.time() - began, 1)
-        # written after every seed, so a long run that is stopped still leaves the seeds it finished
-        (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-        (out / f"{stem}.md").write_text(markdown(report))
+    from concurrent.futures import ThreadPoolExecutor
+
+    child_argv = argv if argv is not None else sys.argv[1:]
+    with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
+        futures = [pool.submit(run_seed_in_child, seed, child_argv, workdir) for seed in args.seeds]
+        for future in futures:
+            report["seeds"].append(future.result())
+            report["complete"] = len(report["seeds"]) == len(args.seeds)
+            report["wall_s"] = round(time.time() - began, 1)
+            # written after every seed, so a long run that is stopped still leaves the seeds it finished
+            (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+            (out / f"{stem}.md").write_text(markdown(report))
     print("\n" + markdown(report))
     print(f"written {out / stem}.json and .md in {report['wall_s']:.0f}s")
     return report

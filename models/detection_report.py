@@ -144,6 +144,7 @@ def cluster_purity(clusters: pd.DataFrame, truth: pd.DataFrame) -> dict[str, obj
         "largest_cluster_size": int(size[largest]),
         "largest_cluster_purity": float(purity[largest]),
         "largest_cluster_majority": str(majority),
+        "largest_cluster_campaign_accounts": int(size[largest] - counts.get((largest, BENIGN), 0)),
         "size_weighted_purity": float((purity * size).sum() / size.sum()),
         "pure_cluster_share": float((purity >= 0.9).mean()),  # share of clusters at least 90% one class
         "campaign_accounts_clustered": int((joined["cls"] != BENIGN).sum()),

@@ -85,7 +85,7 @@ def test_cluster_purity():
                              "cluster_id": ["c1", "c1", "c1", "c2", "c2", "c3", "c3", "c3"]})
     out = report.cluster_purity(clusters, _truth())
     assert out["clusters"] == 3 and out["clustered_accounts"] == 8
-    assert out["largest_cluster_size"] == 3
+    assert out["largest_cluster_size"] == 3 and out["largest_cluster_campaign_accounts"] == 2  # c1 (a1, a2, b0) wins the tie with c3 by id
     assert out["size_weighted_purity"] == pytest.approx((2 + 2 + 3) / 8)
     assert out["pure_cluster_share"] == pytest.approx(2 / 3)
     assert out["campaign_accounts_clustered"] == 4
