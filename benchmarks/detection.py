@@ -142,6 +142,46 @@ def _pct(value: float | None, digits: int = 1) -> str:
     return "-" if value is None or value != value else f"{100 * value:.{digits}f}%"
 
 
+def _spread(values: list, digits: int = 1) -> str:
+    """mean over seeds, with the range when the seeds disagree."""
+    values = [v for v in values if v is not None and v == v]
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    if max(values) - min(values) < 0.5 * 10 ** -(digits + 2):
+        return _pct(mean, digits)
+    return f"{_pct(mean, digits)} ({_pct(min(values), digits - 1)}-{_pct(max(values), digits - 1)})"
+
+
+def summary_markdown(report: dict) -> str:
+    """Over the seeds: per-campaign recall at each benign FPR level and at each tier, with realised FPRs."""
+    seeds = [r for r in report["seeds"] if "error" not in r]
+    if not seeds:
+        return ""
+    levels = ("0.0001", "0.001", "0.01")
+    campaigns = sorted({c for r in seeds for c in r["at_benign_fpr"]["levels"]["0.01"]["per_campaign_recall"]})
+    archetypes = {c: a for r in seeds for c, a in r["campaign_archetypes"].items()}
+    lines = [f"Mean over {len(seeds)} seeds (range in brackets), unlabelled accounts of the last day:\n",
+             "| campaign | archetype | recall @0.01% FPR | @0.1% FPR | @1% FPR | >= high | >= elevated |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for c in [*campaigns, "all"]:
+        if c == "all":
+            cells = [_spread([r["at_benign_fpr"]["levels"][k]["recall"] for r in seeds]) for k in levels]
+            cells += [_spread([r["tiers"][t]["campaign_recall"] for r in seeds]) for t in ("high", "elevated")]
+            label = "every campaign account"
+        else:
+            cells = [_spread([r["at_benign_fpr"]["levels"][k]["per_campaign_recall"].get(c) for r in seeds])
+                     for k in levels]
+            cells += [_spread([r["tiers"][t]["per_campaign_recall"].get(c) for r in seeds])
+                      for t in ("high", "elevated")]
+            label = archetypes.get(c, "")
+        lines.append(f"| {c} | {label} | " + " | ".join(cells) + " |")
+    fpr = [_spread([r["at_benign_fpr"]["levels"][k]["benign_fpr"] for r in seeds], 2) for k in levels]
+    fpr += [_spread([r["tiers"][t]["benign_false_positive_rate"] for r in seeds], 2) for t in ("high", "elevated")]
+    lines.append("| benign FPR | (realised) | " + " | ".join(fpr) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(report: dict) -> str:
     seeds = [r for r in report["seeds"] if "error" not in r]
     lines: list[str] = []
@@ -154,6 +194,7 @@ def markdown(report: dict) -> str:
         lines.append(f"- seed {failed['seed']}: **failed**: {failed['error'].splitlines()[0]}\n")
     if not seeds:
         return "\n".join(lines)
+    lines.append(summary_markdown(report))
     campaigns = sorted({c for r in seeds for c in r["at_benign_fpr"]["levels"]["0.01"]["per_campaign_recall"]})
     lines.append("Recall at benign FPR (per seed; `all` = every unlabelled campaign account):\n")
     lines.append("| seed | campaign | archetype | recall @0.01% | @0.1% | @1% |")
