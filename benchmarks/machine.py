@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 from importlib import metadata
@@ -37,7 +38,8 @@ def machine_facts() -> dict[str, object]:
         except metadata.PackageNotFoundError:
             versions[package] = None
     return {
-        "hostname_hash": hex(abs(hash(platform.node())) % (1 << 32)),
+        # a stable id for "same machine" across runs (Python's hash() of a str is salted per process)
+        "hostname_hash": hashlib.sha256(platform.node().encode()).hexdigest()[:8],
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_model": _cpu_model(),

@@ -63,7 +63,8 @@ def _spark(args: argparse.Namespace):
 def _cmd_simulate(args):
     from simulator import simulate
 
-    simulate.run(_settings(args), start=args.start, days=args.days, accounts=args.accounts, seed=args.seed)
+    simulate.run(_settings(args), start=args.start, days=args.days, accounts=args.accounts, seed=args.seed,
+                 scenario=args.scenario)
 
 
 def _dated_job(command: str):
@@ -148,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=14)
     p.add_argument("--accounts", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--scenario", choices=("classic", "extended"), default="classic",
+                   help="classic: 3 labelled campaigns + a reseller; extended: + never-labelled campaigns and "
+                        "benign look-alikes (simulator/extended.py)")
     p.set_defaults(func=_cmd_simulate)
 
     for name, help_text, handler in (

@@ -21,12 +21,10 @@ from lake import catalog
 from lake.redact import redact
 from lake.config import Settings
 from lake.engine import spark_session
+from models.detection_report import OPERATING_POINTS, evaluate_unlabeled
 
 DEMO_START = dt.date(2026, 11, 1)
 DEMO_MARKER = ".distillguard-demo"
-# Operating points reported by the demo: an account is flagged when its tier is at or above the named one.
-OPERATING_POINTS = ("critical", "high", "elevated")
-TIER_RANK = {"low": 0, "elevated": 1, "high": 2, "critical": 3}
 
 
 def _prepare_lake(settings: Settings, fresh: bool) -> None:
@@ -43,40 +41,6 @@ def _prepare_lake(settings: Settings, fresh: bool) -> None:
         shutil.rmtree(truth, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     (root / DEMO_MARKER).write_text("created by `distillguard demo`; safe to delete\n")
-
-
-def evaluate_unlabeled(risk: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataFrame,
-                       as_of: dt.date) -> dict[str, dict[str, object]]:
-    """Campaign recall and benign false-positive rate on accounts with no label decided by `as_of`,
-    at each operating point (flag at tier ≥ critical, ≥ high, ≥ elevated).
-
-    risk: account_id, tier (one score date). truth: account_id, segment, campaign_id, is_campaign.
-    labels: account_id, decided_at.
-    """
-    cutoff = pd.Timestamp(as_of + dt.timedelta(days=1), tz="UTC")
-    labeled = set(labels.loc[pd.to_datetime(labels["decided_at"], utc=True) < cutoff, "account_id"])
-    scored = risk.merge(truth, on="account_id", how="inner")
-    unlabeled = scored[~scored["account_id"].isin(labeled)]
-    attack = unlabeled[unlabeled["is_campaign"]]
-    benign = unlabeled[~unlabeled["is_campaign"]]
-    report: dict[str, dict[str, object]] = {}
-    for min_tier in OPERATING_POINTS:
-        def flagged(frame: pd.DataFrame) -> pd.Series:
-            return frame["tier"].map(TIER_RANK) >= TIER_RANK[min_tier]
-        per_campaign = flagged(attack).groupby(attack["campaign_id"]).agg(["size", "mean"])
-        per_segment = flagged(benign).groupby(benign["segment"]).agg(["size", "mean"])
-        report[min_tier] = {
-            "unlabeled_campaign_accounts": int(len(attack)),
-            "campaign_recall": float(flagged(attack).mean()) if len(attack) else float("nan"),
-            "per_campaign_recall": {k: float(r["mean"]) for k, r in per_campaign.iterrows()},
-            "campaigns_detected": int((per_campaign["mean"] > 0).sum()),
-            "campaigns_total": int(len(per_campaign)),
-            "unlabeled_benign_accounts": int(len(benign)),
-            "benign_false_positive_rate": float(flagged(benign).mean()) if len(benign) else float("nan"),
-            "false_positives": int(flagged(benign).sum()),
-            "per_segment_fpr": {k: float(r["mean"]) for k, r in per_segment.iterrows()},
-        }
-    return report
 
 
 def _print_evaluation(report: dict[str, dict[str, object]]) -> None:

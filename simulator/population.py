@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pyarrow as pa
 
+from lake.errors import InputError
 from simulator.prompts import FAMILIES, FAMILY_INDEX, LANGUAGES
 from simulator import world
 from simulator.world import (ALL_COUNTRY_INDEX, CATEGORY_INDEX, COUNTRIES, OLD_MODELS, ROTATING_CATEGORIES,
@@ -240,7 +241,14 @@ RESELLER_CAMPAIGN_BEHAVIOUR = replace(CAMPAIGNS[CAMPAIGN_IDS.index(RESELLER_CAMP
 # traffic groups in generation order; a profile's group indexes this tuple
 GROUPS: tuple[Behaviour, ...] = (*(s.behaviour for s in SEGMENTS), RESELLER_BENIGN,
                                  *(c.behaviour for c in CAMPAIGNS), RESELLER_CAMPAIGN_BEHAVIOUR)
-GROUP_INDEX = {b.name: i for i, b in enumerate(GROUPS)}
+
+# Scenarios: "classic" is the population above (three labelled campaigns and a reseller); "extended" adds
+# campaigns that are never labelled and benign look-alikes, randomised per seed (simulator/extended.py).
+SCENARIOS = ("classic", "extended")
+DEFAULT_SCENARIO = "classic"
+# ground truth archetypes of campaign accounts
+LABELLED_HYDRA = "labelled_hydra"
+RESELLER_MIXED = "reseller_mixed"
 
 CAMPAIGN_ACCOUNT_SHARE = 0.04
 MIN_CAMPAIGN_ACCOUNTS = 6
@@ -251,6 +259,7 @@ N_SLOTS = 3  # network slots per profile
 N_SYSTEM_PROMPT_POOL = 4096
 _NEVER = np.iinfo(np.int64).max
 _US = [c[0] for c in COUNTRIES].index("US")
+COUNTRY_CODES_INDEX = {c[0]: i for i, c in enumerate(COUNTRIES)}
 
 
 @dataclass
@@ -292,11 +301,12 @@ class Population:
     api_key_ids: pa.Array  # 3 per account: index account * 3 + k
     n_keys: np.ndarray
     system_prompts: pa.Array
+    groups: tuple[Behaviour, ...]  # traffic groups; a profile's group indexes this tuple
     accounts: pa.Table
     ground_truth: pa.Table
     labels: pa.Table
     profiles: Profiles
-    hydra_campaign: np.ndarray
+    hydra_campaign: np.ndarray  # campaign id per hydra
     hydra_interval_s: np.ndarray
     network: Network
     segment_counts: dict[str, int]
@@ -341,7 +351,7 @@ def _model_vector(models: dict[str, float]) -> np.ndarray:
 def _ua_pick(rng: np.random.Generator, groups: dict[str, float], n: int) -> np.ndarray:
     group = _choice(rng, groups, n)
     out = np.empty(n, dtype=np.int32)
-    for g in set(group):
+    for g in np.unique(group.astype(str)):  # sorted: set order of str changes with PYTHONHASHSEED
         sel = group == g
         base = world.UA_STRINGS.index(USER_AGENTS[g][0])
         out[sel] = base + rng.integers(0, len(USER_AGENTS[g]), sel.sum())
@@ -376,7 +386,7 @@ class _AccountRows:
     def __init__(self) -> None:
         self.columns: dict[str, list] = {k: [] for k in (
             "created_us", "signup_country", "payment", "verification", "program", "org", "segment", "campaign_id",
-            "hydra", "banned_us", "campaign_share")}
+            "hydra", "banned_us", "campaign_share", "archetype")}
 
     def add(self, n: int, **values) -> np.ndarray:
         start = len(self.columns["created_us"])
@@ -398,24 +408,37 @@ def _hex_list(rng: np.random.Generator, n: int, n_bytes: int, prefix: str) -> li
     return [prefix + t.decode() for t in hex_tokens(rng, n, n_bytes)]
 
 
-def build_population(seed: int, accounts: int, start: dt.date, days: int) -> Population:
-    """The whole simulated population for (seed, accounts, start, days); deterministic."""
-    if accounts < 50:
-        raise ValueError(f"need at least 50 accounts to hold every segment and campaign, got {accounts}")
+def build_population(seed: int, accounts: int, start: dt.date, days: int,
+                     scenario: str = DEFAULT_SCENARIO) -> Population:
+    """The whole simulated population for (seed, accounts, start, days, scenario); deterministic."""
+    if scenario not in SCENARIOS:
+        raise InputError(f"unknown simulator scenario {scenario!r} (choose from {', '.join(SCENARIOS)})")
+    minimum = 50 if scenario == "classic" else 300
+    if accounts < minimum:
+        raise InputError(f"the {scenario} scenario needs at least {minimum} accounts to hold every segment and "
+                         f"campaign, got {accounts}")
     if days < 1:
-        raise ValueError(f"days must be >= 1, got {days}")
+        raise InputError(f"days must be >= 1, got {days}")
     builder = _PopulationBuilder(seed, start, days)
+    plan = None
+    if scenario == "extended":
+        from simulator import extended
+
+        plan = extended.draw_plan(seed, accounts, days)
     n_campaign = max(MIN_CAMPAIGN_ACCOUNTS * len(CAMPAIGNS), round(CAMPAIGN_ACCOUNT_SHARE * accounts))
     n_reseller = max(1, accounts // 10_000)
-    n_benign = accounts - n_campaign - n_reseller
-    shares = np.array([s.share for s in SEGMENTS])
+    n_benign = accounts - n_campaign - n_reseller - (plan.accounts if plan else 0)
+    segments = plan.classic_segments if plan else SEGMENTS
+    shares = np.array([s.share for s in segments])
     seg_counts = np.maximum(np.floor(shares / shares.sum() * n_benign).astype(int), 2)
     seg_counts[0] += n_benign - seg_counts.sum()  # chat users absorb rounding
-    for segment, n in zip(SEGMENTS, seg_counts, strict=True):
-        builder.add_benign_segment(segment, int(n))
+    for segment, n in zip(segments, seg_counts, strict=True):
+        builder.add_benign_segment(segment, int(n), languages=plan.benign_languages if plan else None)
     for campaign in CAMPAIGNS:
         builder.add_campaign(campaign, max(MIN_CAMPAIGN_ACCOUNTS, round(campaign.share * n_campaign)))
     builder.add_resellers(n_reseller)
+    if plan:
+        plan.add_to(builder)
     return builder.finish()
 
 
@@ -431,7 +454,10 @@ class _PopulationBuilder:
         self.release_us = int(world.new_model_release(start, days).timestamp() * 1e6)
         self.rows = _AccountRows()
         self.profile_parts: dict[str, list[np.ndarray]] = {}
-        self.hydra_campaign: list[int] = []
+        self.groups: list[Behaviour] = list(GROUPS)
+        self.used_groups: set[int] = set()
+        self.benign_segments: dict[str, bool] = {}  # benign segment name -> hard negative
+        self.hydra_campaign: list[str] = []
         self.hydra_interval: list[float] = []
         self.labels: list[tuple[int, str, int, str | None, str, str]] = []  # account, label, µs, campaign, source, note
         self.campaign_counts: dict[str, int] = {}
@@ -441,10 +467,36 @@ class _PopulationBuilder:
         for key, value in arrays.items():
             self.profile_parts.setdefault(key, []).append(np.asarray(value))
 
+    def group_of(self, behaviour: Behaviour) -> int:
+        """The traffic group of a behaviour, by name. The classic groups keep their positions; a scenario may
+        replace one (a per-seed variant of the same segment) before any profile uses it, or add new ones."""
+        for index, known in enumerate(self.groups):
+            if known.name == behaviour.name:
+                if known != behaviour:
+                    if index in self.used_groups:
+                        raise ValueError(f"two different behaviours are both named {behaviour.name!r}")
+                    self.groups[index] = behaviour
+                self.used_groups.add(index)
+                return index
+        self.groups.append(behaviour)
+        self.used_groups.add(len(self.groups) - 1)
+        return len(self.groups) - 1
+
     # --- benign segments ---------------------------------------------------------------------------
 
-    def add_benign_segment(self, segment: Segment, n: int) -> None:
+    def add_benign_segment(self, segment: Segment, n: int, languages: dict[str, tuple[str, float]] | None = None,
+                           registry: dict[str, np.ndarray] | None = None,
+                           network: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Add n accounts of a benign segment; returns their row indices.
+
+        languages: country -> (language, share of that country's users who sometimes write in it), on top of
+        COUNTRIES. registry / network: per-account values that replace the drawn ones (created_us, payment,
+        org, country, template_salt / slot_prefix, slot_host), for segments whose accounts are registered or
+        connected in a particular way (simulator/extended.py). Replacements are applied after every draw,
+        so a segment without them consumes the generator exactly as before."""
         rng, b = self.rng, segment.behaviour
+        registry = registry or {}
+        self.benign_segments[b.name] = segment.hard_negative
         country_w = np.array([c[1] for c in COUNTRIES])
         ci = rng.choice(len(COUNTRIES), size=n, p=country_w / country_w.sum())
         if segment.grouping == "org" or b.network.get("hosting", 0) > 0.5:
@@ -471,10 +523,15 @@ class _PopulationBuilder:
         elif b.name == "chat_user":  # a few households share a card
             pairs = np.flatnonzero(rng.random(n) < 0.03)
             payment[pairs[1::2]] = payment[pairs[0::2][:len(pairs[1::2])]]
+        created = registry.get("created_us", created)
+        payment, org = registry.get("payment", payment), registry.get("org", org)
+        if "country" in registry:
+            country = registry["country"]
+            ci = np.array([COUNTRY_CODES_INDEX.get(c, _US) for c in country])
         idx = self.rows.add(n, created_us=created, signup_country=country, payment=payment,
                             verification=_choice(rng, segment.verification, n),
                             program=_choice(rng, segment.programs, n), org=org, segment=b.name, campaign_id=None,
-                            hydra=-1, banned_us=None, campaign_share=0.0)
+                            hydra=-1, banned_us=None, campaign_share=0.0, archetype=None)
         lang = np.zeros(n, dtype=np.int8)
         non_en = np.zeros(n, dtype=np.float32)
         for i, c in enumerate(COUNTRIES):
@@ -482,14 +539,22 @@ class _PopulationBuilder:
             if c[3] != "en" and sel.any():
                 lang[sel] = LANGUAGES.index(c[3])
                 non_en[sel] = c[4] * rng.uniform(0.3, 1.0, sel.sum())
+        for code, (language, share) in (languages or {}).items():
+            sel = country == code
+            if sel.any():
+                lang[sel] = LANGUAGES.index(language)
+                non_en[sel] = share * rng.uniform(0.3, 1.0, sel.sum())
         salt = idx.astype(np.int64) * 7919 + self.seed
         if segment.grouping == "institution":  # the platform wraps student prompts in its own templates
             salt = np.array([int.from_bytes(o.encode()[-6:], "little") for o in org], dtype=np.int64)
-        self._add_profiles(account=idx, group=np.full(n, GROUP_INDEX[b.name]), language=lang,
+        salt = registry.get("template_salt", salt)
+        active_from = created + (rng.random(n) * 2 * HOUR_US).astype(np.int64)
+        profile = _behaviour_profile(rng, b, n, country, self.network, self.release_us)
+        profile.update(network or {})
+        self._add_profiles(account=idx, group=np.full(n, self.group_of(b)), language=lang,
                            non_english_prob=non_en, template_salt=salt, hydra=np.full(n, -1),
-                           active_from_us=created + (rng.random(n) * 2 * HOUR_US).astype(np.int64),
-                           active_until_us=np.full(n, _NEVER),
-                           **_behaviour_profile(rng, b, n, country, self.network, self.release_us))
+                           active_from_us=active_from, active_until_us=np.full(n, _NEVER), **profile)
+        return idx
 
     # --- distillation campaigns (hydra clusters) ----------------------------------------------------
 
@@ -510,7 +575,7 @@ class _PopulationBuilder:
         """One hydra: its accounts, and the replacements for those banned during the window."""
         rng, b = self.rng, campaign.behaviour
         hydra_id = len(self.hydra_campaign)
-        self.hydra_campaign.append(CAMPAIGN_IDS.index(campaign.campaign_id))
+        self.hydra_campaign.append(campaign.campaign_id)
         self.hydra_interval.append(float(rng.uniform(4, 12)))
         pay_pool = _hex_list(rng, max(2, size // 6), 10, "pf_")
         # a hydra rents a handful of proxy/hosting prefixes that all its accounts rotate through
@@ -545,7 +610,8 @@ class _PopulationBuilder:
                                                       "startup": .2}, m),
                                 org=np.array(_hex_list(rng, m, 6, "org_"), dtype=object), segment=b.name,
                                 campaign_id=campaign.campaign_id, hydra=hydra_id,
-                                banned_us=np.where(banned, decided, -1), campaign_share=1.0)
+                                banned_us=np.where(banned, decided, -1), campaign_share=1.0,
+                                archetype=LABELLED_HYDRA)
             for account, when in zip(idx[banned], decided[banned], strict=True):
                 self.labels.append((int(account), "extraction", int(when), campaign.campaign_id,
                                     "analyst" if rng.random() < 0.6 else "rule", "hydra cluster review"))
@@ -557,7 +623,7 @@ class _PopulationBuilder:
             profile["slot_host"] = np.full((m, N_SLOTS), -1, np.int16)
             profile["ua"] = user_agents[rng.integers(0, len(user_agents), (m, 2))].astype(np.int32)
             profile["system_prompt"] = system_prompts[rng.integers(0, 3, (m, 3))]
-            self._add_profiles(account=idx, group=np.full(m, GROUP_INDEX[b.name]), language=lang,
+            self._add_profiles(account=idx, group=np.full(m, self.group_of(b)), language=lang,
                                non_english_prob=np.full(m, campaign.non_english_prob, np.float32),
                                template_salt=np.full(m, salt, np.int64), hydra=np.full(m, hydra_id),
                                active_from_us=first_use, active_until_us=np.where(banned, decided, _NEVER),
@@ -581,7 +647,8 @@ class _PopulationBuilder:
                             verification="card", program="startup",
                             org=np.array(_hex_list(rng, n, 6, "org_"), dtype=object), segment="reseller",
                             campaign_id=RESELLER_CAMPAIGN, hydra=hydra, banned_us=None,
-                            campaign_share=mixed.rate / (mixed.rate + RESELLER_BENIGN.rate))
+                            campaign_share=mixed.rate / (mixed.rate + RESELLER_BENIGN.rate),
+                            archetype=RESELLER_MIXED)
         servers = _behaviour_profile(rng, RESELLER_BENIGN, n, country, self.network, self.release_us)
         for b, is_campaign in ((RESELLER_BENIGN, False), (mixed, True)):
             profile = _behaviour_profile(rng, b, n, country, self.network, self.release_us)
@@ -591,7 +658,7 @@ class _PopulationBuilder:
             if is_campaign:
                 profile["system_prompt"] = system_prompts[rng.integers(0, 3, (n, 3))]
             language = LANGUAGES.index(next(iter(campaign.languages))) if is_campaign else 0
-            self._add_profiles(account=idx, group=np.full(n, GROUP_INDEX[b.name]),
+            self._add_profiles(account=idx, group=np.full(n, self.group_of(b)),
                                language=np.full(n, language, np.int8),
                                non_english_prob=np.full(n, campaign.non_english_prob if is_campaign else 0.0,
                                                         np.float32),
@@ -615,11 +682,15 @@ class _PopulationBuilder:
             "program": pa.array(cols["program"], pa.string()),
         })
         banned = [None if (v is None or v < 0) else int(v) for v in cols["banned_us"]]
-        hydra_names = [None if h < 0 else f"{CAMPAIGN_IDS[self.hydra_campaign[h]]}-{h}" for h in cols["hydra"]]
+        hydra_names = [None if h < 0 else f"{self.hydra_campaign[h]}-{h}" for h in cols["hydra"]]
         ground_truth = pa.table({
             "account_id": ids, "segment": pa.array(cols["segment"], pa.string()),
             "campaign_id": pa.array(cols["campaign_id"], pa.string()),
             "is_campaign": pa.array([c is not None for c in cols["campaign_id"]], pa.bool_()),
+            # what kind of campaign an account serves (None for benign), and the benign segment (None for campaigns)
+            "archetype": pa.array(cols["archetype"], pa.string()),
+            "benign_segment": pa.array([s if c is None else None for s, c in zip(cols["segment"], cols["campaign_id"],
+                                                                                  strict=True)], pa.string()),
             "hydra_id": pa.array(hydra_names, pa.string()),
             "campaign_traffic_share": pa.array(cols["campaign_share"], pa.float64()),
             "created_at": created_ts,
@@ -627,7 +698,7 @@ class _PopulationBuilder:
         })
         segments = np.array(cols["segment"], dtype=object)
         label_rows = sorted(self.labels + _benign_labels(rng, segments, np.array(cols["created_us"], np.int64),
-                                                         self.start_us, self.end_us),
+                                                         self.start_us, self.end_us, self.benign_segments),
                             key=lambda r: (r[2], r[0]))
         labels_table = pa.table({
             "account_id": ids.take(pa.array([r[0] for r in label_rows], pa.int64())),
@@ -641,10 +712,10 @@ class _PopulationBuilder:
             account_ids=ids, org_ids=accounts_table["org_id"].combine_chunks(),
             api_key_ids=pa.array(_hex_list(rng, n_total * 3, 8, "key_")),
             n_keys=rng.integers(1, 4, n_total).astype(np.int8),
-            system_prompts=pa.array(_hex_list(rng, N_SYSTEM_PROMPT_POOL, 8, "sp_")),
+            system_prompts=pa.array(_hex_list(rng, N_SYSTEM_PROMPT_POOL, 8, "sp_")), groups=tuple(self.groups),
             accounts=accounts_table, ground_truth=ground_truth, labels=labels_table,
             profiles=Profiles(**{k: np.concatenate(v) for k, v in self.profile_parts.items()}),
-            hydra_campaign=np.array(self.hydra_campaign, np.int16), hydra_interval_s=np.array(self.hydra_interval),
+            hydra_campaign=np.array(self.hydra_campaign, dtype=object), hydra_interval_s=np.array(self.hydra_interval),
             network=self.network, segment_counts={name: int((segments == name).sum())
                                                   for name in dict.fromkeys(segments.tolist())},
             campaign_counts=self.campaign_counts)
@@ -658,10 +729,10 @@ def _unique_hex(rng: np.random.Generator, n: int, n_bytes: int, prefix: str) -> 
 
 
 def _benign_labels(rng: np.random.Generator, segments: np.ndarray, created_us: np.ndarray, start_us: int,
-                   end_us: int) -> list[tuple[int, str, int, None, str, str]]:
+                   end_us: int, benign_segments: dict[str, bool]) -> list[tuple[int, str, int, None, str, str]]:
     """Analysts clear some benign accounts after reviewing an alert, mostly automated-looking ones."""
-    hard = {s.behaviour.name for s in SEGMENTS if s.hard_negative}
-    benign_rows = np.flatnonzero(np.isin(segments, SEGMENT_NAMES))
+    hard = {name for name, hard_negative in benign_segments.items() if hard_negative}
+    benign_rows = np.flatnonzero(np.isin(segments, list(benign_segments)))
     weight = np.where(np.isin(segments[benign_rows], list(hard)), 20.0, 1.0)
     k = min(len(benign_rows), max(len(hard) * 2, round(BENIGN_LABEL_SHARE * len(benign_rows))))
     chosen = rng.choice(benign_rows, size=k, replace=False, p=weight / weight.sum())

@@ -183,6 +183,20 @@ POOLS: dict[str, list[str]] = {
                      "criticism of the country's top leader", "the death toll of the Cultural Revolution",
                      "Falun Gong", "ways to get around national internet censorship", "the Great Leap Forward famine",
                      "the June Fourth anniversary", "independent labour unions"],
+    # reasoning elicitation reworded so it contains none of the phrases features/request_signals.py looks for
+    # ("step by step", "show your work", "walk me through", "reasoning behind", "thought process", ...)
+    "soft_ask": ["Could you go over how you got there, one piece at a time?",
+                 "I'd like to understand how you arrive at it, so please include each stage of your thinking.",
+                 "Talk me through how you would approach it before giving the result.",
+                 "Please make every inference explicit, from the first assumption to the conclusion.",
+                 "Describe how you worked it out, including the parts you checked along the way.",
+                 "Before the final answer, note down each deduction you make and why it holds.",
+                 "Narrate your approach in detail, as if you were teaching a new tutor.",
+                 "Include the full derivation and the justification for each transition.",
+                 "Don't just give the result; I want to see how each part follows from the last.",
+                 "Go through the logic carefully and make each move explicit.",
+                 "Explain how one gets from the question to the answer, leaving nothing implicit.",
+                 "Justify each stage of the solution in a sentence or two, then state the result."],
     "rewrite_ask": ["Rewrite the following question so that it avoids politically sensitive framing but keeps a "
                     "neutral, factual tone:",
                     "Produce a version of this answer that would be acceptable under strict content regulations, "
@@ -257,7 +271,46 @@ FOREIGN: dict[str, dict[str, list[str]]] = {
         "reason": ["다음 문제를 단계별로 풀어 주세요: {puzzle}"],
     },
 }
+# Latin-script languages (extended scenario): multilingual elicitation that no English phrase list and no
+# non-Latin-script share catches, and benign users who write in their own language. Appended after the
+# languages above so the classic scenario's family codes do not move.
+FOREIGN.update({
+    "es": {
+        "chat": ["¿Qué puedo ver en {city} en {#2-7} días?", "Ayúdame a escribir un correo amable a {recipient}.",
+                 "Explícame {concept} con palabras sencillas."],
+        "code": ["¿Por qué falla este código?\n{snippet}", "Escribe en {lang} una función {fn} con pruebas."],
+        "reason": ["Resuelve esto y explica cada paso de tu razonamiento: {puzzle}",
+                   "Demuestra que {proof}. Justifica cada paso con detalle.",
+                   "Calcula {#12-999} × {#12-999} + {#1-99} y cuéntame cómo llegas al resultado, paso a paso.",
+                   "¿Cómo se llega a esta respuesta? Detalla todo el razonamiento: {answer_snip}"],
+    },
+    "de": {
+        "chat": ["Was kann man in {city} an {#2-5} Tagen unternehmen?", "Formuliere eine höfliche Nachricht an {recipient}.",
+                 "Erkläre mir {concept} in einfachen Worten."],
+        "code": ["Warum funktioniert dieser Code nicht?\n{snippet}", "Schreibe in {lang} eine Funktion {fn} mit Tests."],
+        "reason": ["Löse die Aufgabe und erkläre jeden Schritt ausführlich: {puzzle}",
+                   "Beweise, dass {proof}. Begründe jeden einzelnen Schritt.",
+                   "Wie kommt man auf dieses Ergebnis? Lege die gesamte Herleitung dar: {answer_snip}"],
+    },
+    "fr": {
+        "chat": ["Que visiter à {city} en {#2-5} jours ?", "Aide-moi à écrire un message poli à {recipient}.",
+                 "Explique-moi {concept} simplement."],
+        "code": ["Pourquoi ce code ne marche pas ?\n{snippet}", "Écris en {lang} une fonction {fn} avec des tests."],
+        "reason": ["Résous ce problème et détaille chaque étape de ton raisonnement : {puzzle}",
+                   "Démontre que {proof}. Justifie chaque étape.",
+                   "Comment arrive-t-on à cette réponse ? Développe tout le raisonnement : {answer_snip}"],
+    },
+    "pt": {
+        "chat": ["O que ver em {city} em {#2-5} dias?", "Me ajude a escrever uma mensagem educada para {recipient}.",
+                 "Explique {concept} de forma simples."],
+        "code": ["Por que este código não funciona?\n{snippet}", "Escreva em {lang} uma função {fn} com testes."],
+        "reason": ["Resolva e explique cada etapa do raciocínio: {puzzle}",
+                   "Prove que {proof}. Justifique cada passagem.",
+                   "Como se chega a esta resposta? Explique todo o raciocínio: {answer_snip}"],
+    },
+})
 LANGUAGES = ("en", *FOREIGN)
+LATIN_SCRIPT_LANGUAGES = ("es", "de", "fr", "pt")
 
 # what people wrap around a question when they type it themselves (index 0 = nothing, used by scripts)
 OPENERS = ("", "hi! ", "Hey, ", "quick question: ", "ok so ", "Hello Claude, ", "Please help. ", "hmm ", "So, ",
@@ -408,6 +461,21 @@ FAMILIES: tuple[Family, ...] = (
         "{rewrite_ask} \"Summarise the international criticism of {policy_topic}.\"",
     ), "reason", input_tokens=220, output_tokens=1200),
 )
+CLASSIC_FAMILIES = FAMILIES
+# English families only the extended scenario draws. They get prompt codes after every foreign family, so
+# the classic scenario's codes (which seed its template hashes) stay where they were.
+EXTENDED_FAMILIES: tuple[Family, ...] = (
+    Family("cot_soft", (
+        "{puzzle}\n\n{soft_ask}",
+        "Here is a {subject} problem: what is {#12-999} times {#12-999} minus {#1-99}? {soft_ask}",
+        "{soft_ask} The question: {mcq}",
+        "Take this claim: {proof}. Is it true? {soft_ask}",
+        "A shop sells {#2-40} items at ${#2-90} each with {#5-30}% off. What is the total? {soft_ask}",
+        "{answer_snip} Is this right? {soft_ask}",
+        "For my {subject} notes, about {concept}: {soft_ask}",
+    ), "reason", input_tokens=240, output_tokens=2200),
+)
+FAMILIES = CLASSIC_FAMILIES + EXTENDED_FAMILIES
 FAMILY_INDEX: dict[str, int] = {f.name: i for i, f in enumerate(FAMILIES)}
 
 _SLOT = re.compile(r"\{(#\d+-\d+|[a-z_]+)\}")
@@ -459,15 +527,22 @@ class PromptBook:
     def __init__(self) -> None:
         self.pools = {name: pa.array(self._expand_nested(values)) for name, values in POOLS.items()}
         self.forms: list[list[tuple[tuple[str, ...], tuple[_Slot, ...]]]] = [
-            [_parse(form) for form in family.forms] for family in FAMILIES]
-        # foreign families are appended after the English ones: index = len(FAMILIES) + k
+            [_parse(form) for form in family.forms] for family in CLASSIC_FAMILIES]
+        # prompt codes: classic English families, then foreign ones (len(CLASSIC_FAMILIES) + k), then the
+        # extended English families
         self.foreign_forms: list[list[tuple[tuple[str, ...], tuple[_Slot, ...]]]] = []
         self.foreign_index: dict[tuple[str, str], int] = {}
         for lang, buckets in FOREIGN.items():
             for kind, forms in buckets.items():
-                self.foreign_index[(lang, kind)] = len(FAMILIES) + len(self.foreign_forms)
+                self.foreign_index[(lang, kind)] = len(CLASSIC_FAMILIES) + len(self.foreign_forms)
                 self.foreign_forms.append([_parse(form) for form in forms])
-        self.all_forms = self.forms + self.foreign_forms
+        extended_forms = [[_parse(form) for form in family.forms] for family in EXTENDED_FAMILIES]
+        self.all_forms = self.forms + self.foreign_forms + extended_forms
+        # english_code[family] -> prompt code of an English family; is_english[code] -> typed by people
+        self.english_code = np.r_[np.arange(len(CLASSIC_FAMILIES)),
+                                  len(self.forms) + len(self.foreign_forms) + np.arange(len(EXTENDED_FAMILIES))]
+        self.is_english = np.zeros(len(self.all_forms), dtype=bool)
+        self.is_english[self.english_code] = True
         self.openers, self.closers = pa.array(OPENERS), pa.array(CLOSERS)
         self.n_forms = np.array([len(forms) for forms in self.all_forms], dtype=np.int64)
         if self.n_forms.max() > MAX_FORMS:
@@ -476,7 +551,8 @@ class PromptBook:
         self.lang_map = np.zeros((len(LANGUAGES), len(FAMILIES)), dtype=np.int16)
         for li, lang in enumerate(LANGUAGES):
             for fi, family in enumerate(FAMILIES):
-                self.lang_map[li, fi] = fi if lang == "en" else self.foreign_index[(lang, family.foreign_kind)]
+                self.lang_map[li, fi] = (self.english_code[fi] if lang == "en"
+                                         else self.foreign_index[(lang, family.foreign_kind)])
 
     @staticmethod
     def _expand_nested(values: list[str]) -> list[str]:
@@ -520,7 +596,7 @@ class PromptBook:
         pieces: list[pa.Array] = []
         for rows, code in zip(np.split(by_group, starts[1:]), sorted_groups[starts], strict=True):
             family_code, form_no = divmod(int(code), MAX_FORMS)
-            humanize = family_code < len(FAMILIES)  # English prompts typed by people get greetings and asides
+            humanize = bool(self.is_english[family_code])  # people typing English add greetings and asides
             pieces.append(self._fill(self.all_forms[family_code][form_no], templated[rows], key_hash[rows], rng,
                                      humanize))
         if not pieces:

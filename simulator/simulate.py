@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from jobs.dates import date_range
 from simulator import world
-from simulator.population import build_population
+from simulator.population import DEFAULT_SCENARIO, build_population
 from simulator.traffic import BAD_KINDS, DayStats, TrafficGenerator
 from lake.catalog import exists, table, write_arrow
 from lake.config import Settings
@@ -44,6 +44,7 @@ class SimulationSummary:
     start: dt.date
     days: int
     seed: int
+    scenario: str
     accounts: int  # all accounts, including campaign replacements created during the period
     accounts_by_segment: dict[str, int]
     campaign_accounts: dict[str, int]
@@ -69,21 +70,26 @@ def ground_truth_path(settings: Settings) -> str:
 
 
 def read_ground_truth(settings: Settings):
-    """Campaign membership per account (account_id, segment, campaign_id, is_campaign, hydra_id, ...)."""
+    """Campaign membership per account: account_id, segment, campaign_id, is_campaign, archetype (the kind of
+    campaign, None for benign accounts), benign_segment (None for campaign accounts), hydra_id,
+    campaign_traffic_share, created_at, banned_at."""
     path = ground_truth_path(settings)
     if "://" not in path and not Path(path).exists():
         raise FileNotFoundError(f"no simulator ground truth at {path}; run `distillguard simulate` first")
     return pq.read_table(path).to_pandas()
 
 
-def run(settings: Settings, start: dt.date, days: int, accounts: int, seed: int) -> SimulationSummary:
+def run(settings: Settings, start: dt.date, days: int, accounts: int, seed: int,
+        scenario: str = DEFAULT_SCENARIO) -> SimulationSummary:
+    """scenario: "classic" (three labelled campaigns and a reseller) or "extended" (plus campaigns that are
+    never labelled and benign look-alikes, randomised per seed; simulator/extended.py)."""
     began = time.perf_counter()
     _check_ground_truth_outside_lake(settings)
     dates = date_range(start, days)
     _refuse_foreign_partitions(settings, dates)
 
-    population = build_population(seed=seed, accounts=accounts, start=start, days=days)
-    print(f"simulate: {population.n_accounts:,} accounts "
+    population = build_population(seed=seed, accounts=accounts, start=start, days=days, scenario=scenario)
+    print(f"simulate ({scenario}): {population.n_accounts:,} accounts "
           f"({sum(population.campaign_counts.values()):,} in campaigns {population.campaign_counts}), "
           f"{len(population.profiles):,} traffic profiles, built in {time.perf_counter() - began:.1f} s", flush=True)
     write_arrow(settings, "asn_info", population.network.asn_table())
@@ -111,7 +117,7 @@ def run(settings: Settings, start: dt.date, days: int, accounts: int, seed: int)
 
     label_counts = pc.value_counts(population.labels["label"]).to_pylist()
     summary = SimulationSummary(
-        start=start, days=days, seed=seed, accounts=population.n_accounts,
+        start=start, days=days, seed=seed, scenario=scenario, accounts=population.n_accounts,
         accounts_by_segment=population.segment_counts, campaign_accounts=population.campaign_counts,
         records_by_day=records_by_day, records_by_group=dict(records_by_group), bad_records=bad,
         labels={item["values"]: item["counts"] for item in label_counts},

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from simulator import world
-from simulator.population import DAY_US, GROUPS, PMFS, Behaviour, Population
+from simulator.population import DAY_US, PMFS, Behaviour, Population
 from simulator.prompts import FAMILIES, PromptBook
 from lake.catalog import table
 
@@ -59,8 +59,8 @@ class TrafficGenerator:
         self.hex16 = pa.array([f"{i:x}" for i in range(65536)], pa.string())
         self.endpoints = pa.array(["messages", "batch"], pa.string())
         self.stop_reasons = pa.array(["end_turn", "max_tokens", "tool_use", "stop_sequence"], pa.string())
-        self.group_weekend = np.array([g.weekend_factor for g in GROUPS])
-        self.group_active = np.array([g.active_prob for g in GROUPS])
+        self.group_weekend = np.array([g.weekend_factor for g in population.groups])
+        self.group_active = np.array([g.active_prob for g in population.groups])
 
     # --- one day ---------------------------------------------------------------------------------------
 
@@ -76,7 +76,7 @@ class TrafficGenerator:
         # campaign hydras fire in shared waves: the same start times for every account of a hydra
         waves = np.sort(rng.uniform(0, 86_400, (len(self.pop.hydra_campaign), WAVES_PER_DAY)), axis=1)
         first_chunk = True
-        for group_no, behaviour in enumerate(GROUPS):
+        for group_no, behaviour in enumerate(self.pop.groups):
             members = np.flatnonzero((prof.group == group_no) & (counts > 0))
             if not len(members):
                 continue
@@ -119,7 +119,7 @@ class TrafficGenerator:
         family = np.minimum((prof.family_cdf[pi] < rng.random((n, 1), dtype=np.float32)).sum(axis=1),
                             len(FAMILIES) - 1)
         foreign = rng.random(n) < prof.non_english_prob[pi]
-        text_family = np.where(foreign, self.book.lang_map[prof.language[pi], family], family)
+        text_family = np.where(foreign, self.book.lang_map[prof.language[pi], family], self.book.english_code[family])
         templated = rng.random(n) < b.templated_prob
         key = np.where(templated, rng.integers(0, b.template_space, n), -1)
         order, prompt = self.book.build(text_family, key, prof.template_salt[pi], rng)

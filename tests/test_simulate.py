@@ -360,3 +360,168 @@ def test_bad_row_sets_are_disjoint_and_cover_every_kind():
 def test_hex_tokens_are_lowercase_hex_of_the_requested_width():
     tokens = world.hex_tokens(np.random.default_rng(2), 50, 6)
     assert all(len(t) == 12 and set(t.decode()) <= set("0123456789abcdef") for t in tokens)
+
+
+# --- extended scenario: campaigns nobody labels, benign look-alikes (issue 9) ---------------------------------
+
+EXT_DAYS = 8
+EXT_ACCOUNTS = 1500
+EXT_SEED = 21
+UNLABELLED = {"D": "low_slow_hydra", "E": "reseller_mixed", "F": "paraphrase_multilingual"}
+LOOKALIKES = ("judge_harness", "education_cohort", "mobile_nat", "early_adopter", "batch_pipeline")
+
+
+SOFT_ASKS = (r"(?i)one piece at a time|each stage|every inference|each deduction|each move|each transition|"
+             r"how you worked it out|talk me through|follows from the last|leaving nothing implicit|justify each|"
+             r"teaching a new tutor")
+EXTRACTION_MARKERS = SOFT_ASKS + r"|(?i:step by step|reasoning|rubric|scale of|\bagent|chain of thought)"
+
+
+@pytest.fixture(scope="module")
+def extended(tmp_path_factory):
+    settings = _settings(tmp_path_factory.mktemp("sim_ext"))
+    summary = simulate.run(settings, start=START, days=EXT_DAYS, accounts=EXT_ACCOUNTS, seed=EXT_SEED,
+                           scenario="extended")
+    truth = simulate.read_ground_truth(settings)
+    raw = _read(settings, "api_requests").merge(truth, on="account_id", how="left")
+    raw = raw.merge(_read(settings, "asn_info"), on="asn", how="left")
+    v6 = raw.client_ip.str.contains(":", regex=False).fillna(False)
+    raw["prefix"] = raw.client_ip.str.rsplit(".", n=1).str[0].where(~v6, raw.client_ip.str.split(":").str[:3].str.join(":"))
+    return settings, summary, truth, raw
+
+
+def test_default_scenario_is_classic_and_records_archetypes(lake):
+    settings, summary = lake
+    assert summary.scenario == "classic"
+    truth = simulate.read_ground_truth(settings)
+    campaign = truth[truth.is_campaign]
+    assert set(campaign.campaign_id) == {"A", "B", "C"}
+    assert (campaign[campaign.segment == "reseller"].archetype == "reseller_mixed").all()
+    assert (campaign[campaign.segment != "reseller"].archetype == "labelled_hydra").all()
+    assert truth[~truth.is_campaign].benign_segment.equals(truth[~truth.is_campaign].segment)
+    assert campaign.benign_segment.isna().all()
+
+
+def test_unknown_scenario_is_a_one_line_input_error(tmp_path):
+    from lake.errors import InputError
+
+    with pytest.raises(InputError, match="unknown simulator scenario"):
+        simulate.run(_settings(tmp_path), start=START, days=1, accounts=400, seed=1, scenario="nope")
+
+
+def test_extended_ground_truth_names_campaign_archetype_and_benign_segment(extended):
+    _, summary, truth, raw = extended
+    assert summary.scenario == "extended"
+    campaign = truth[truth.is_campaign]
+    assert campaign.groupby("campaign_id").archetype.first().to_dict() == {
+        "A": "labelled_hydra", "B": "labelled_hydra", "C": "labelled_hydra", **UNLABELLED}
+    assert campaign.archetype.notna().all() and campaign.benign_segment.isna().all()
+    benign = truth[~truth.is_campaign]
+    assert benign.archetype.isna().all() and (benign.benign_segment == benign.segment).all()
+    assert set(LOOKALIKES) <= set(benign.segment)
+    # every account of every new archetype sends traffic in the window
+    for campaign_id in UNLABELLED:
+        assert raw[raw.campaign_id == campaign_id].account_id.nunique() > 0, campaign_id
+
+
+def test_extended_campaigns_are_never_labelled_while_classic_ones_still_are(extended):
+    settings, _, truth, _ = extended
+    labels = _read(settings, "enforcement_labels").merge(truth, on="account_id")
+    assert not labels.campaign_id_y.isin(list(UNLABELLED)).any()
+    assert truth[truth.campaign_id.isin(list(UNLABELLED))].banned_at.isna().all()
+    extraction = labels[labels.label == "extraction"]
+    assert set(extraction.campaign_id_x) == {"A", "B", "C"}
+    benign_noted = labels[labels.label == "benign"]
+    assert (benign_noted.note == benign_noted.segment).all()
+
+
+def test_low_and_slow_hydra_hides_among_ordinary_users(extended):
+    from features.request_signals import COT_ELICITATION_PATTERN
+
+    settings, _, truth, raw = extended
+    accounts = _read(settings, "accounts").merge(truth.drop(columns="created_at"), on="account_id")
+    hydra = accounts[accounts.campaign_id == "D"]
+    assert len(hydra) >= 20 and hydra.payment_fingerprint.nunique() == len(hydra)  # a card of its own each
+    d = raw[raw.campaign_id == "D"]
+    first_request = d.groupby("account_id").event_ts.min()
+    age_days = (first_request - hydra.set_index("account_id").created_at).dt.total_seconds() / 86_400
+    assert age_days.median() < 3 and age_days.max() < 8  # young accounts, used soon after they exist
+    per_day = d.groupby(["account_id", "event_date"]).size()
+    assert per_day.median() <= 12  # low volume per account-day
+    assert (d.category == "residential").mean() > 0.95
+    benign_prefixes = set(raw[~raw.is_campaign.astype(bool)].prefix)
+    assert d.prefix.isin(benign_prefixes).mean() > 0.3  # proxy exits on prefixes ordinary users also use
+    english = d[~d.prompt_prefix.str.contains("[\u00C0-\u024F\u4e00-\u9fff\u3040-\u30ff]")]
+    a = raw[raw.campaign_id == "A"].prompt_prefix
+    assert english.prompt_prefix.str.contains(COT_ELICITATION_PATTERN).mean() < 0.1
+    assert a.str.contains(COT_ELICITATION_PATTERN).mean() > 0.2
+    assert english.prompt_prefix.str.contains(SOFT_ASKS).mean() > 0.2
+
+
+def test_reseller_mixes_extraction_into_established_accounts(extended):
+    settings, _, truth, raw = extended
+    accounts = _read(settings, "accounts").merge(truth.drop(columns="created_at"), on="account_id")
+    resellers = accounts[accounts.campaign_id == "E"]
+    assert len(resellers) >= 2
+    assert (resellers.created_at < pd.Timestamp(START, tz="UTC") - pd.Timedelta(days=30)).all()
+    assert resellers.campaign_traffic_share.between(0.01, 0.5).all()
+    e = raw[raw.campaign_id == "E"]
+    extraction = e.prompt_prefix.str.contains(EXTRACTION_MARKERS)
+    assert 0.02 < extraction.mean() < 0.6  # mostly its customers' traffic, and not only that
+    assert e.groupby("account_id").client_ip.nunique().max() <= 3 * 12  # its own servers, not a proxy pool
+
+
+def test_paraphrased_multilingual_elicitation(extended):
+    from features.request_signals import COT_ELICITATION_PATTERN, NON_LATIN_SCRIPT_PATTERN
+
+    _, _, _, raw = extended
+    f = raw[raw.campaign_id == "F"].prompt_prefix
+    latin_foreign = f.str.contains("[\u00C0-\u024F]|" r"(?i:\b(resuelve|löse|résous|resolva|demuestra|beweise|"
+                                   r"démontre|prove que|calcula)\b)")
+    other = f.str.contains(NON_LATIN_SCRIPT_PATTERN)
+    assert (latin_foreign | other).mean() > 0.1
+    assert f.str.contains(COT_ELICITATION_PATTERN).mean() < 0.15
+
+
+def test_benign_lookalikes(extended):
+    from features.request_signals import RUBRIC_GRADING_PATTERN
+
+    settings, summary, truth, raw = extended
+    judge = raw[raw.segment == "judge_harness"]
+    chat = raw[raw.segment == "chat_user"]
+    assert judge.prompt_prefix.str.contains(RUBRIC_GRADING_PATTERN).mean() > 0.3
+    assert judge.groupby(["account_id", "event_date"]).size().median() > \
+        5 * chat.groupby(["account_id", "event_date"]).size().median()
+
+    accounts = _read(settings, "accounts").merge(truth.drop(columns="created_at"), on="account_id")
+    cohort = accounts[accounts.segment == "education_cohort"]
+    per_card = cohort.groupby("payment_fingerprint").size()
+    assert per_card.max() >= 15 and (cohort.program == "education").all()
+    students = raw[raw.segment == "education_cohort"]
+    # the campus NAT: one address carries many students of one institution
+    assert students.groupby("client_ip").account_id.nunique().max() >= 10
+    assert (students.category == "education").mean() > 0.5
+
+    mobile = raw[raw.segment == "mobile_nat"]
+    assert (mobile.category == "mobile").all()
+    sharing = mobile.groupby("prefix").account_id.transform("nunique")
+    assert sharing.max() >= 10 and (sharing >= 3).mean() > 0.5  # a few carrier prefixes carry many users
+
+    release = pd.Timestamp(summary.new_model_released_at)
+    early = raw[(raw.segment == "early_adopter") & (raw.event_ts >= release + pd.Timedelta(hours=12))]
+    assert (early.model == world.NEW_MODEL).mean() > 0.5
+    assert (chat[chat.event_ts >= release].model == world.NEW_MODEL).mean() < 0.3
+    assert (raw[raw.segment == "batch_pipeline"].endpoint == "batch").mean() > 0.7
+
+
+def test_extended_knobs_are_randomised_per_seed():
+    from simulator.extended import draw_plan
+
+    plans = [draw_plan(seed, accounts=6000, days=21) for seed in (1, 2, 3)]
+    for key in ("initial", "start_day", "lag_s", "non_english_prob"):
+        assert len({round(p.low_slow[key], 6) for p in plans}) == 3, key
+    assert len({p.low_slow["behaviour"].rate for p in plans}) == 3
+    assert len({tuple(sorted(p.paraphrase["languages"])) for p in plans} | {1}) >= 2
+    assert len({p.reseller["n"] for p in plans} | {p.reseller["extraction_share"][1] for p in plans}) >= 3
+    assert len({tuple(n for _, n in p.lookalikes) for p in plans}) == 3
+    assert draw_plan(1, accounts=6000, days=21).low_slow == plans[0].low_slow  # deterministic per seed

@@ -1,0 +1,151 @@
+"""Detection measured against simulator ground truth, on accounts that carry no label.
+
+Used by the demo (`jobs/demo.py`) and the detection benchmark (`benchmarks/detection.py`). Ground truth comes
+from the simulator (`simulator.simulate.read_ground_truth`) and never from the lake; these functions only join
+it to what the jobs wrote (account_risk, account_clusters, enforcement_labels).
+
+"Unlabelled on day D" means no enforcement_labels row decided on or before D: the accounts a detector has to
+find by itself. Benign false-positive rates are measured on unlabelled benign accounts for the same reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from models.metrics import threshold_at_fpr
+
+# Operating points by tier: an account is flagged when its tier is at or above the named one.
+OPERATING_POINTS = ("critical", "high", "elevated")
+TIER_RANK = {"low": 0, "elevated": 1, "high": 2, "critical": 3}
+# benign false-positive rates at which recall is reported (issue 9's tier definitions)
+BENIGN_FPR_LEVELS = (0.0001, 0.001, 0.01)
+BENIGN = "benign"
+
+
+def unlabelled(risk: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """risk rows (one score date) joined to ground truth, for accounts with no label decided by the end of
+    `as_of`. truth: account_id, is_campaign, campaign_id, segment (+ anything else, carried along)."""
+    cutoff = pd.Timestamp(as_of + dt.timedelta(days=1), tz="UTC")
+    labelled = set(labels.loc[pd.to_datetime(labels["decided_at"], utc=True) < cutoff, "account_id"])
+    scored = risk.merge(truth, on="account_id", how="inner")
+    return scored[~scored["account_id"].isin(labelled)]
+
+
+def _flagged_at_tier(frame: pd.DataFrame, min_tier: str) -> pd.Series:
+    return frame["tier"].map(TIER_RANK) >= TIER_RANK[min_tier]
+
+
+def evaluate_unlabeled(risk: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataFrame,
+                       as_of: dt.date) -> dict[str, dict[str, object]]:
+    """Campaign recall and benign false-positive rate on accounts with no label decided by `as_of`,
+    at each operating point (flag at tier ≥ critical, ≥ high, ≥ elevated).
+
+    risk: account_id, tier (one score date). truth: account_id, segment, campaign_id, is_campaign.
+    labels: account_id, decided_at.
+    """
+    scope = unlabelled(risk, truth, labels, as_of)
+    attack = scope[scope["is_campaign"]]
+    benign = scope[~scope["is_campaign"]]
+    report: dict[str, dict[str, object]] = {}
+    for min_tier in OPERATING_POINTS:
+        per_campaign = _flagged_at_tier(attack, min_tier).groupby(attack["campaign_id"]).agg(["size", "mean"])
+        per_segment = _flagged_at_tier(benign, min_tier).groupby(benign["segment"]).agg(["size", "mean"])
+        report[min_tier] = {
+            "unlabeled_campaign_accounts": int(len(attack)),
+            "campaign_recall": float(_flagged_at_tier(attack, min_tier).mean()) if len(attack) else float("nan"),
+            "per_campaign_recall": {k: float(r["mean"]) for k, r in per_campaign.iterrows()},
+            "campaigns_detected": int((per_campaign["mean"] > 0).sum()),
+            "campaigns_total": int(len(per_campaign)),
+            "unlabeled_benign_accounts": int(len(benign)),
+            "benign_false_positive_rate": (float(_flagged_at_tier(benign, min_tier).mean()) if len(benign)
+                                           else float("nan")),
+            "false_positives": int(_flagged_at_tier(benign, min_tier).sum()),
+            "per_segment_fpr": {k: float(r["mean"]) for k, r in per_segment.iterrows()},
+        }
+    return report
+
+
+def recall_at_benign_fpr(scope: pd.DataFrame, levels: tuple[float, ...] = BENIGN_FPR_LEVELS) -> dict[str, object]:
+    """Per-campaign recall (and all campaigns together) at score thresholds that flag at most `level` of the
+    unlabelled benign accounts, plus each benign segment's FPR at those thresholds.
+
+    scope: unlabelled accounts of one score date (`unlabelled`), with score, is_campaign, campaign_id, segment.
+    With N benign accounts a level resolves to floor(level * N) allowed false positives (0 below 1/N)."""
+    y = scope["is_campaign"].to_numpy().astype(np.int8)
+    scores = scope["score"].to_numpy(dtype=np.float64)
+    attack, benign = scope[y == 1], scope[y == 0]
+    out: dict[str, object] = {"benign_accounts": int(len(benign)), "campaign_accounts": int(len(attack)),
+                              "levels": {}}
+    for level in levels:
+        threshold = threshold_at_fpr(y, scores, level)
+        hit_attack = attack["score"] >= threshold
+        hit_benign = benign["score"] >= threshold
+        out["levels"][f"{level:g}"] = {
+            "threshold": threshold,
+            "allowed_false_positives": int(np.floor(level * len(benign) + 1e-9)),
+            "recall": float(hit_attack.mean()) if len(attack) else float("nan"),
+            "per_campaign_recall": {str(k): float(v) for k, v in hit_attack.groupby(attack["campaign_id"]).mean()
+                                    .items()},
+            "benign_fpr": float(hit_benign.mean()),
+            "per_segment_fpr": {str(k): float(v) for k, v in hit_benign.groupby(benign["segment"]).mean().items()},
+        }
+    return out
+
+
+def detection_latency(risk_by_day: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataFrame,
+                      first_request: pd.DataFrame, min_tier: str = "high") -> dict[str, dict[str, object]]:
+    """Per campaign: days from its first request to the first score date on which one of its accounts that was
+    still unlabelled that day sat at tier ≥ `min_tier`.
+
+    risk_by_day: score_date, account_id, tier (every scored date). first_request: account_id, first_date."""
+    campaigns = truth[truth["is_campaign"]]
+    started = first_request.merge(campaigns[["account_id", "campaign_id"]], on="account_id") \
+        .groupby("campaign_id")["first_date"].min()
+    decided = labels.assign(decided=pd.to_datetime(labels["decided_at"], utc=True).dt.date) \
+        .groupby("account_id")["decided"].min()
+    rows = risk_by_day.merge(campaigns[["account_id", "campaign_id"]], on="account_id")
+    label_day = rows["account_id"].map(decided)
+    still_unlabelled = label_day.isna() | (label_day > rows["score_date"])
+    hits = rows[still_unlabelled & _flagged_at_tier(rows, min_tier)].groupby("campaign_id")["score_date"].min()
+    sizes = campaigns.groupby("campaign_id").size()
+    out: dict[str, dict[str, object]] = {}
+    for campaign, first in started.items():
+        flagged = hits.get(campaign)
+        out[str(campaign)] = {
+            "accounts": int(sizes.get(campaign, 0)),
+            "first_request": first.isoformat(),
+            "first_flagged": None if flagged is None else flagged.isoformat(),
+            "latency_days": None if flagged is None else int((flagged - first).days),
+        }
+    return out
+
+
+def cluster_purity(clusters: pd.DataFrame, truth: pd.DataFrame) -> dict[str, object]:
+    """How meaningful the link graph's components are: the largest cluster's size, and each cluster's purity
+    (share of its members from its most common campaign, with all benign accounts counting as one class).
+
+    clusters: account_id, cluster_id (one feature date)."""
+    if clusters.empty:
+        return {"clusters": 0, "clustered_accounts": 0, "largest_cluster_size": 0, "largest_cluster_purity": None,
+                "size_weighted_purity": None, "pure_cluster_share": None}
+    joined = clusters.merge(truth[["account_id", "campaign_id"]], on="account_id", how="left")
+    joined["cls"] = joined["campaign_id"].fillna(BENIGN)
+    counts = joined.groupby(["cluster_id", "cls"]).size()
+    size = counts.groupby(level=0).sum()
+    purity = counts.groupby(level=0).max() / size
+    largest = size.idxmax()
+    majority = counts.loc[largest].idxmax()
+    return {
+        "clusters": int(len(size)),
+        "clustered_accounts": int(size.sum()),
+        "largest_cluster_size": int(size[largest]),
+        "largest_cluster_purity": float(purity[largest]),
+        "largest_cluster_majority": str(majority),
+        "largest_cluster_campaign_accounts": int(size[largest] - counts.get((largest, BENIGN), 0)),
+        "size_weighted_purity": float((purity * size).sum() / size.sum()),
+        "pure_cluster_share": float((purity >= 0.9).mean()),  # share of clusters at least 90% one class
+        "campaign_accounts_clustered": int((joined["cls"] != BENIGN).sum()),
+    }
