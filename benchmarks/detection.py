@@ -37,9 +37,10 @@ sys.path.insert(0, str(ROOT))
 
 from machine import machine_facts  # noqa: E402
 
-# The per-day jobs, in the order the CLI runs them. `cluster` reads the day's features here; when the stage
-# order becomes ingest -> aggregate -> cluster -> features, change this one line.
-DAILY_JOBS = ("ingest", "aggregate", "features", "cluster")
+# The per-day jobs in the nightly order (jobs/steps.py); scoring runs once the model is trained.
+from jobs.steps import STEP_NAMES  # noqa: E402
+
+DAILY_JOBS = tuple(name for name in STEP_NAMES if name != "score")  # jobs/steps.py order, scoring apart
 START = dt.date(2026, 10, 5)
 RESULT_NAME = "detection"
 
