@@ -83,8 +83,10 @@ def run(spark, lake_root: str, dates: list[dt.date], out_dir: str | Path) -> dic
         # the Parquet baseline has no link graph: every account is unclustered, on every engine compared
         no_clusters = spark.createDataFrame([], "feature_date date, account_id string, cluster_id string, "
                                                 "link_types array<string>")
+        no_labels = spark.createDataFrame([], "account_id string, label string, decided_at timestamp, "
+                                              "campaign_id string, source string, note string")
         features = account_features(history.where(in_window(day, longest)), reference["accounts"],
-                                    reference["model_releases"], no_clusters, day)
+                                    reference["model_releases"], no_clusters, no_labels, day)
         features.write.mode("overwrite").parquet(_day_dir(out_dir, "account_features", day))
         featurized = time.perf_counter()
         per_day.append({"date": day.isoformat(), "aggregate_s": aggregated - began,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from engines import Engine
+from compute import Engine
 from features.daily_stats import BRONZE_INPUTS
 from jobs import preconditions
 from lake.config import Settings

@@ -69,12 +69,12 @@ def _cmd_simulate(args):
 
 def _dated_job(command: str):
     """Handler for a job `jobs.<module>.run(engine_or_spark, settings, date)`; module = command with dashes as
-    underscores. Steps jobs/steps.py marks as frame-engine steps get an engine (engines/), the rest a
+    underscores. Steps jobs/steps.py marks as frame-engine steps get an engine (compute/), the rest a
     SparkSession."""
     module_name = command.replace("-", "_")
 
     def handler(args):
-        from engines import open_engine
+        from compute import open_engine
 
         job = importlib.import_module(f"jobs.{module_name}")
         settings = _settings(args)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from engines import Engine
+from compute import Engine
 from features import registry
 from jobs import preconditions
 from lake import catalog

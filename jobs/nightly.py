@@ -12,7 +12,7 @@ import importlib
 import time
 from collections.abc import Sequence
 
-from engines import open_engine
+from compute import open_engine
 from jobs.steps import NIGHTLY_STEPS, STEP_NAMES
 from lake.config import FRAME_ENGINE_KEYS, Settings
 from lake.errors import InputError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from engines import Engine
+from compute import Engine
 from jobs import preconditions
 from lake.config import Settings
 from models.config import ScoringConfig

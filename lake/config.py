@@ -4,7 +4,7 @@ Environment variables:
   DG_LAKE                 lake root (local path or any URI the engine and delta-rs support); default ./lake_data
   DG_GROUND_TRUTH         where the simulator writes campaign membership; outside the lake on purpose
   DG_SPARK_REMOTE         sc://host:port of a Spark Connect server; unset = embedded Sail
-  DG_ENGINE               compute engine (ENGINE_KEYS below; engines/ implements them): embedded | remote | jvm-local | cudf | pandas
+  DG_ENGINE               compute engine (ENGINE_KEYS below; compute/ implements them): embedded | remote | jvm-local | cudf | pandas
   DG_GPU_MEMORY_BUDGET_GB GPU memory the cuDF engine may hold at once (RMM pool size); default: 80% of free memory
   MLFLOW_TRACKING_URI     MLflow tracking/registry store; default sqlite:///<lake>/_mlflow/mlflow.db
   DG_MODEL_NAME           registered model name; default distillguard-extraction

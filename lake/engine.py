@@ -1,13 +1,13 @@
-"""Spark sessions for the Spark engines; engines/ builds the engine interface on top of them.
+"""Spark sessions for the Spark engines; compute/ builds the engine interface on top of them.
 
 Engines plug in by string key (Settings.engine, `--engine`, DG_ENGINE):
-  Spark engines, one PySpark DataFrame code path (engines/spark.py, features/spark_engine.py):
+  Spark engines, one PySpark DataFrame code path (compute/spark.py, features/spark_engine.py):
     "embedded"   a Sail server (pysail) started in this process on a free loopback port; no JVM.
     "remote"     any Spark Connect server (Spark 4 + delta-spark, Sail on Kubernetes, Databricks).
     "jvm-local"  classic JVM PySpark in local[*] mode, without Delta: the Parquet baseline of benchmarks/engines.py
                  only (full `pyspark` package). JVM Spark with delta-spark runs as "remote": a Connect server
                  from infra/spark-connect/cpu.conf (lake/spark_servers.py starts one on loopback).
-  Frame engines, one cuDF/pandas code path (engines/frames.py), for the steps jobs/steps.py marks:
+  Frame engines, one cuDF/pandas code path (compute/frames.py), for the steps jobs/steps.py marks:
     "cudf"       RAPIDS cuDF on a CUDA GPU (lake/frames.py).
     "pandas"     the same frame code on CPU with pandas: how CI tests the cuDF path without a GPU.
   Steps that only exist on Spark (ingest, cluster, train) run on the Spark engine `spark_engine_key` picks:

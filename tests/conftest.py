@@ -66,8 +66,8 @@ def frame_engine_name(request) -> str:
 
 @pytest.fixture(scope="session")
 def spark_engine(spark, session_settings):
-    """The shared Sail session behind the engine interface (engines/), for jobs that take an engine."""
-    from engines.spark import SparkEngine
+    """The shared Sail session behind the engine interface (compute/), for jobs that take an engine."""
+    from compute.spark import SparkEngine
 
     return SparkEngine(spark)
 
@@ -79,7 +79,7 @@ def any_engine(request, session_settings):
     if request.param == "spark":
         yield request.getfixturevalue("spark_engine")
         return
-    from engines.frames import frame_engine
+    from compute.frames import frame_engine
 
     with frame_engine(session_settings.model_copy(update={"engine": request.param})) as engine:
         yield engine

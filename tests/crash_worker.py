@@ -33,7 +33,7 @@ def main(lake: str, job: str, day: str, kill_point: str) -> None:
 
     catalog.write_partition = write_then_maybe_die
     settings = load_settings(lake_root=lake, mlflow_tracking_uri=f"sqlite:///{lake}.db")
-    from engines.spark import SparkEngine
+    from compute.spark import SparkEngine
     from jobs.steps import runs_on_frame_engine
 
     with spark_session(settings) as spark:

@@ -99,7 +99,7 @@ def test_read_table_files_gives_the_partition_its_event_date(spark, tiny_lake):
 
 def test_spark_parquet_stage_matches_the_real_jobs(spark, tiny_lake, tmp_path):
     """The Parquet variant both Spark engines run writes exactly the rows the Delta jobs write."""
-    from engines.spark import SparkEngine
+    from compute.spark import SparkEngine
     from jobs import aggregate, cluster, features
 
     stage = _bench_module("spark_parquet_stage")

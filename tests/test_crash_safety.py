@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from engines.spark import SparkEngine
+from compute.spark import SparkEngine
 from jobs import aggregate, ingest
 from lake import catalog
 from lake.config import load_settings

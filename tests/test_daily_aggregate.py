@@ -11,6 +11,7 @@ import pytest
 from features import daily_stats, registry  # noqa: F401  (registry declares the account_daily table)
 from features.signals import with_request_signals
 from lake import catalog
+from lake.errors import MissingInputError
 from ingest_records import record_ingest_run
 
 UTC = dt.timezone.utc

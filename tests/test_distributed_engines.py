@@ -34,7 +34,7 @@ import pytest
 from jobs import aggregate, cluster, features, ingest, score, train
 from jobs.cli import main
 from lake import catalog
-from engines.spark import SparkEngine
+from compute.spark import SparkEngine
 from jobs.steps import runs_on_frame_engine
 from lake.config import Settings, load_settings
 from lake.engine import EMBEDDED_SHUFFLE_PARTITIONS, spark_session

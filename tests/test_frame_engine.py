@@ -20,8 +20,8 @@ from simulator import simulate
 from lake import catalog, frames
 from lake.config import load_settings
 from lake.errors import MissingInputError
-from engines import open_engine
-from engines.spark import SparkEngine
+from compute import open_engine
+from compute.spark import SparkEngine
 
 FIRST = dt.date(2026, 3, 2)
 DAYS = 4

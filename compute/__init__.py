@@ -2,8 +2,8 @@
 
 Two families implement it, registered by the engine key of `--engine` / DG_ENGINE (lake/config.py):
   Spark engines  "embedded" (Sail in-process), "remote" (any Spark Connect URL), "jvm-local" (benchmarks only):
-                 engines/spark.py over one PySpark DataFrame code path (features/spark_engine.py);
-  frame engines  "cudf" (RAPIDS on a GPU) and "pandas" (the same code on CPU): engines/frames.py over
+                 compute/spark.py over one PySpark DataFrame code path (features/spark_engine.py);
+  frame engines  "cudf" (RAPIDS on a GPU) and "pandas" (the same code on CPU): compute/frames.py over
                  features/frame_engine.py.
 Which steps a frame engine runs is declared once, in jobs/steps.py; the others run on the Spark engine.
 Jobs never ask which engine they hold.
@@ -59,13 +59,13 @@ class Engine(Protocol):
 
 
 def _open_spark(settings: Settings):
-    from engines.spark import spark_engine
+    from compute.spark import spark_engine
 
     return spark_engine(settings)
 
 
 def _open_frames(settings: Settings):
-    from engines.frames import frame_engine
+    from compute.frames import frame_engine
 
     return frame_engine(settings)
 
