@@ -133,15 +133,13 @@ def timing_edges(requests: DataFrame) -> DataFrame:
     signatures = (minutes.join(busy, "account_id")
                   .groupBy("account_id")
                   .agg(*(F.min(F.xxhash64("minute", F.lit(i))).alias(f"h{i}") for i in range(hashes))))
-    edges = None
-    for band in range(TIMING_BANDS):
-        rows = [f"h{band * TIMING_ROWS_PER_BAND + r}" for r in range(TIMING_ROWS_PER_BAND)]
-        members = signatures.select("account_id", F.concat_ws(":", F.lit(band), *rows).alias("band_key"))
-        crowded = (members.groupBy("band_key").agg(F.count(F.lit(1)).alias("accounts"))
-                   .where(F.col("accounts") <= MAX_ACCOUNTS_PER_TIMING_BAND).select("band_key"))
-        band_edges = _star_edges(members.join(crowded, "band_key"), "band_key", TIMING_LINK)
-        edges = band_edges if edges is None else edges.unionByName(band_edges)
-    return edges
+    band_keys = [F.concat_ws(":", F.lit(band), *(F.col(f"h{band * TIMING_ROWS_PER_BAND + r}")
+                                                for r in range(TIMING_ROWS_PER_BAND)))
+                 for band in range(TIMING_BANDS)]
+    members = signatures.select("account_id", F.explode(F.array(*band_keys)).alias("band_key"))
+    crowded = (members.groupBy("band_key").agg(F.count(F.lit(1)).alias("accounts"))
+               .where(F.col("accounts") <= MAX_ACCOUNTS_PER_TIMING_BAND).select("band_key"))
+    return _star_edges(members.join(crowded, "band_key"), "band_key", TIMING_LINK)
 
 
 def link_edges(accounts: DataFrame, account_daily: DataFrame, feature_date: dt.date, *,

@@ -59,7 +59,7 @@ def tiny_lake(settings):
                             partition_value=day)
         record_ingest_run(settings, day)
     accounts = [dict(account_id=a, org_id=f"org_{a}", created_at=_ts(DAY1, 0) - dt.timedelta(days=30),
-                     signup_country="US", payment_fingerprint="pf_shared", verification="card", program="startup")
+                     signup_country="US", payment_fingerprint=f"pf_{a}", verification="card", program="startup")
                 for a in ("A", "B")]
     catalog.write_arrow(settings, "accounts", pa.Table.from_pylist(accounts, catalog.table("accounts").schema))
     catalog.write_arrow(settings, "model_releases", pa.Table.from_pylist(
@@ -98,7 +98,8 @@ def test_read_table_files_gives_the_partition_its_event_date(spark, tiny_lake):
 
 
 def test_spark_parquet_stage_matches_the_real_jobs(spark, tiny_lake, tmp_path):
-    """The Parquet variant both Spark engines run writes exactly the rows the Delta jobs write."""
+    """The Parquet variant both Spark engines run writes exactly the rows the Delta jobs write (its accounts share
+    no link, since the Parquet baseline has no link graph)."""
     from compute.spark import SparkEngine
     from jobs import aggregate, cluster, features
 
@@ -157,7 +158,8 @@ def test_replicate_lake_multiplies_rows_and_suffixes_ids(tiny_lake, tmp_path):
 
     accounts = DeltaTable(str(target / "accounts")).to_pyarrow_table()
     assert sorted(accounts["account_id"].to_pylist()) == ["A", "A#r1", "A#r2", "B", "B#r1", "B#r2"]
-    assert set(accounts["payment_fingerprint"].to_pylist()) == {"pf_shared", "pf_shared#r1", "pf_shared#r2"}
+    assert set(accounts["payment_fingerprint"].to_pylist()) == {f"pf_{a}{suffix}" for a in ("A", "B")
+                                                               for suffix in ("", "#r1", "#r2")}
     assert DeltaTable(str(target / "model_releases")).to_pyarrow_table().num_rows == 2  # copied once
     with pytest.raises(FileExistsError):
         replicate.replicate_lake(tiny_lake.lake_root, str(target), copies=2, workers=1)
