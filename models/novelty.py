@@ -9,8 +9,10 @@ account's novelty is about uniform). No label is used anywhere.
 
 The reference (medians, scales, percentiles) is fitted once per model version and stored on it, so scoring is the
 same on every engine and every day. The final score is max(supervised, novelty ** SHARPNESS): novelty only lifts
-an account when it is in the far tail of the population (the 99th percentile maps to 0.92, the 90th to 0.43),
-and the tiers are calibrated on the final score, so they keep their benign rates. Scoring explains a lift by
+an account in the far tail of the population (the 99.9th percentile maps to 0.90, the 99th to 0.37, the 95th to
+0.006). With a gentler curve (novelty ** 8, the 99th percentile at 0.92) the top 1% of benign accounts outranked
+half of two labelled campaigns in the detection benchmark, so the tail is kept narrow. The tiers are calibrated on
+the final score. Scoring explains a lift by
 novelty with the signal that drove it.
 """
 
@@ -30,7 +32,7 @@ SIGNALS: tuple[tuple[str, int], ...] = (
     ("cluster_size", +1), ("cluster_new_account_share", +1), ("cluster_payment_share", +1),
 )
 TOP_K = 3
-SHARPNESS = 8.0
+SHARPNESS = 100.0
 PERCENTILES = 101
 MIN_SCALE = 1e-6
 
