@@ -89,13 +89,12 @@ def run(settings: Settings, first: dt.date, last: dt.date, steps: tuple[str, ...
     return done
 
 
-def _cmd_backfill(args: argparse.Namespace) -> None:
-    from jobs.cli import _settings
+def add_subcommands(sub, settings_of) -> None:
+    """`distillguard backfill`; `settings_of(args)` builds Settings from the global flags (jobs/cli.py owns them)."""
 
-    run(_settings(args), args.first, args.last, tuple(args.steps) if args.steps else None, args.force)
+    def _cmd_backfill(args: argparse.Namespace) -> None:
+        run(settings_of(args), args.first, args.last, tuple(args.steps) if args.steps else None, args.force)
 
-
-def add_subcommands(sub) -> None:
     from jobs.nightly import STEP_NAMES
 
     p = sub.add_parser("backfill", help="run the nightly steps over a date range, oldest first",

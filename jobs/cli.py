@@ -186,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--keep", action="store_true", help="reuse an existing demo lake instead of starting fresh")
     p.set_defaults(func=_cmd_demo)
-    backfill.add_subcommands(sub)
-    retention.add_subcommands(sub)
+    backfill.add_subcommands(sub, _settings)
+    retention.add_subcommands(sub, _settings)
     return cli_help.document(parser)
 
 

@@ -42,13 +42,12 @@ def run(settings: Settings, older_than_days: int, include_bronze: bool = False,
     return removed
 
 
-def _cmd_retention(args: argparse.Namespace) -> None:
-    from jobs.cli import _settings
+def add_subcommands(sub, settings_of) -> None:
+    """`distillguard retention`; `settings_of(args)` builds Settings from the global flags (jobs/cli.py owns them)."""
 
-    run(_settings(args), args.older_than, include_bronze=args.include_bronze)
+    def _cmd_retention(args: argparse.Namespace) -> None:
+        run(settings_of(args), args.older_than, include_bronze=args.include_bronze)
 
-
-def add_subcommands(sub) -> None:
     p = sub.add_parser("retention", help="delete quarantined raw rows (and optionally bronze prompt text) older "
                                          "than N days, one Delta commit per table")
     p.add_argument("--older-than", dest="older_than", type=int, required=True, metavar="N",
