@@ -273,8 +273,11 @@ def sail_cluster_env(workers: int, task_slots: int) -> dict[str, str]:
     """Sail local-cluster settings (pysail 0.7: SAIL_<SECTION>__<KEY>). A query stage needs as many task slots
     as it has partitions at once: workers x task_slots must cover spark.sql.shuffle.partitions, or it fails with
     "task region requires N worker task slots"."""
+    # INFO logs on: the server's log is how a caller sees that every worker came up ("worker N is available"),
+    # whatever RUST_LOG the calling process runs with (the CLI quiets it to errors)
     return {"SAIL_MODE": "local-cluster", "SAIL_CLUSTER__WORKER_INITIAL_COUNT": str(workers),
-            "SAIL_CLUSTER__WORKER_MAX_COUNT": str(workers), "SAIL_CLUSTER__WORKER_TASK_SLOTS": str(task_slots)}
+            "SAIL_CLUSTER__WORKER_MAX_COUNT": str(workers), "SAIL_CLUSTER__WORKER_TASK_SLOTS": str(task_slots),
+            "RUST_LOG": "info"}
 
 
 @contextlib.contextmanager

@@ -183,7 +183,7 @@ POOLS: dict[str, list[str]] = {
                      "criticism of the country's top leader", "the death toll of the Cultural Revolution",
                      "Falun Gong", "ways to get around national internet censorship", "the Great Leap Forward famine",
                      "the June Fourth anniversary", "independent labour unions"],
-    # reasoning elicitation reworded so it contains none of the phrases features/request_signals.py looks for
+    # reasoning elicitation reworded so it contains none of the phrases features/signals.py looks for
     # ("step by step", "show your work", "walk me through", "reasoning behind", "thought process", ...)
     "soft_ask": ["Could you go over how you got there, one piece at a time?",
                  "I'd like to understand how you arrive at it, so please include each stage of your thinking.",

@@ -436,7 +436,7 @@ def test_extended_campaigns_are_never_labelled_while_classic_ones_still_are(exte
 
 
 def test_low_and_slow_hydra_hides_among_ordinary_users(extended):
-    from features.request_signals import COT_ELICITATION_PATTERN
+    from features.signals import COT_ELICITATION_PATTERN
 
     settings, _, truth, raw = extended
     accounts = _read(settings, "accounts").merge(truth.drop(columns="created_at"), on="account_id")
@@ -472,7 +472,7 @@ def test_reseller_mixes_extraction_into_established_accounts(extended):
 
 
 def test_paraphrased_multilingual_elicitation(extended):
-    from features.request_signals import COT_ELICITATION_PATTERN, NON_LATIN_SCRIPT_PATTERN
+    from features.signals import COT_ELICITATION_PATTERN, NON_LATIN_SCRIPT_PATTERN
 
     _, _, _, raw = extended
     f = raw[raw.campaign_id == "F"].prompt_prefix
@@ -484,7 +484,7 @@ def test_paraphrased_multilingual_elicitation(extended):
 
 
 def test_benign_lookalikes(extended):
-    from features.request_signals import RUBRIC_GRADING_PATTERN
+    from features.signals import RUBRIC_GRADING_PATTERN
 
     settings, summary, truth, raw = extended
     judge = raw[raw.segment == "judge_harness"]
