@@ -453,7 +453,9 @@ def test_low_and_slow_hydra_hides_among_ordinary_users(extended):
     assert d.prefix.isin(benign_prefixes).mean() > 0.3  # proxy exits on prefixes ordinary users also use
     english = d[~d.prompt_prefix.str.contains("[\u00C0-\u024F\u4e00-\u9fff\u3040-\u30ff]")]
     a = raw[raw.campaign_id == "A"].prompt_prefix
-    assert english.prompt_prefix.str.contains(COT_ELICITATION_PATTERN).mean() < 0.1
+    # softened asks mostly slip past the elicitation patterns (the paraphrases the patterns gained this session
+    # catch some of them), while campaign A's plain asks are caught
+    assert english.prompt_prefix.str.contains(COT_ELICITATION_PATTERN).mean() < 0.25
     assert a.str.contains(COT_ELICITATION_PATTERN).mean() > 0.2
     assert english.prompt_prefix.str.contains(SOFT_ASKS).mean() > 0.2
 
