@@ -22,8 +22,8 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
-# The JVM Spark + delta-spark and standalone-cluster tests (marker `jvm`) take ~8-17 minutes on 2 cores, which
-# would push CI past its 15-minute budget: `make test-jvm` runs them (README, "Running on a cluster").
+# The JVM Spark + delta-spark and standalone-cluster tests (marker `jvm`) take ~6 minutes on a quiet 2-core machine, which
+# on top of the suite's ~10 would break its 15-minute budget: `make test-jvm` runs them (README, "Running on a cluster").
 test: venv chromium
 	$(UV) run --frozen --no-sync python -m pytest -m "not jvm"; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
