@@ -312,13 +312,12 @@ def label_standing(engine: FrameEngine, labels: pa.Table, feature_date: dt.date)
     return latest[["account_id", "label"]].rename(columns={"label": "standing"})
 
 
-def cluster_inputs(engine: FrameEngine, clusters: pa.Table, accounts: pa.Table, daily, labels: pa.Table,
+def cluster_inputs(engine: FrameEngine, clusters: pa.Table, registry_rows, daily, labels: pa.Table,
                    feature_date: dt.date):
     """account_id + CLUSTER_INPUTS from one day's account_clusters rows and what is known of each member.
-    `daily` holds account_daily rows with `event_day`."""
+    `registry_rows` is `account_inputs` (one row per account, creation time in µs); `daily` holds account_daily
+    rows with `event_day`."""
     new_since = (feature_date - dt.timedelta(days=registry.NEW_ACCOUNT_DAYS - 1) - EPOCH).days * 86_400_000_000
-    created = frames.timestamps_as_micros(accounts.select(["account_id", "created_at"]), ("created_at",))
-    created = _min_by_account(created, "created_at")
     last = _day_number(feature_date)
     recent = daily[(daily["event_day"] > last - registry.CLUSTER_VOLUME_DAYS) & (daily["event_day"] <= last)]
     volume = recent.groupby("account_id", sort=False).agg({"requests": "sum"}).reset_index().rename(
@@ -329,7 +328,7 @@ def cluster_inputs(engine: FrameEngine, clusters: pa.Table, accounts: pa.Table, 
     links["ip_prefix"] = (links["link_types"] == "ip_prefix").fillna(False).astype("int64")
     per_account = links.groupby("account_id", sort=False).agg({"payment": "max", "ip_prefix": "max"}).reset_index()
     members = (members[["account_id", "cluster_id"]].merge(per_account, on="account_id", how="left")
-               .merge(engine.from_arrow(created), on="account_id", how="left")
+               .merge(registry_rows[["account_id", "created_at"]], on="account_id", how="left")
                .merge(volume, on="account_id", how="left")
                .merge(label_standing(engine, labels, feature_date), on="account_id", how="left"))
     members["new"] = (members["created_at"] >= new_since).fillna(False).astype("int64")
@@ -341,11 +340,6 @@ def cluster_inputs(engine: FrameEngine, clusters: pa.Table, accounts: pa.Table, 
     per_cluster.columns = ["cluster_id", *registry.CLUSTER_INPUTS]
     return members[["account_id", "cluster_id"]].merge(per_cluster, on="cluster_id")[
         ["account_id", *registry.CLUSTER_INPUTS]]
-
-
-def _min_by_account(table: pa.Table, column: str) -> pa.Table:
-    grouped = table.group_by("account_id").aggregate([(column, "min")])
-    return grouped.select(["account_id", f"{column}_min"]).rename_columns(["account_id", column])
 
 
 def _compute(feature: registry.Feature, frame, days: int | None = None):
@@ -367,8 +361,9 @@ def account_features(engine: FrameEngine, daily: pa.Table, accounts: pa.Table, m
     account_ids = in_longest[["account_id"]].drop_duplicates()
 
     out = account_ids.copy()
-    per_account = (account_ids.merge(account_inputs(engine, accounts, feature_date), on="account_id", how="left")
-                   .merge(cluster_inputs(engine, clusters, accounts, in_longest, labels, feature_date),
+    registry_rows = account_inputs(engine, accounts, feature_date)
+    per_account = (account_ids.merge(registry_rows, on="account_id", how="left")
+                   .merge(cluster_inputs(engine, clusters, registry_rows, in_longest, labels, feature_date),
                           on="account_id", how="left"))
     for feature in registry.FEATURES:
         if not feature.windowed:

@@ -196,11 +196,12 @@ def label_standing(labels: DataFrame, feature_date: dt.date) -> DataFrame:
     return decided.groupBy("account_id").agg(F.max_by("label", F.struct("decided_at", "label")).alias("standing"))
 
 
-def cluster_inputs(clusters: DataFrame, accounts: DataFrame, daily: DataFrame, labels: DataFrame,
+def cluster_inputs(clusters: DataFrame, registry_rows: DataFrame, daily: DataFrame, labels: DataFrame,
                    feature_date: dt.date) -> DataFrame:
-    """account_id + CLUSTER_INPUTS from one day's account_clusters rows and what is known of each member."""
+    """account_id + CLUSTER_INPUTS from one day's account_clusters rows and what is known of each member;
+    `registry_rows` is `account_inputs` (one row per account, with its creation time)."""
     new_since = F.date_sub(F.lit(feature_date), registry.NEW_ACCOUNT_DAYS - 1).cast("timestamp")
-    created = accounts.groupBy("account_id").agg(F.min("created_at").alias("created_at"))
+    created = registry_rows.select("account_id", "created_at")
     volume = (daily.where(in_window(feature_date, registry.CLUSTER_VOLUME_DAYS))
               .groupBy("account_id").agg(F.sum("requests").alias("member_requests")))
     members = (clusters.select("account_id", "cluster_id", "link_types")
@@ -236,9 +237,10 @@ def account_features(daily: DataFrame, accounts: DataFrame, model_releases: Data
     """`account_features` rows (catalog schema) for feature_date, from `account_daily` rows, the account
     registry, the day's `account_clusters` and the enforcement decisions taken by then. Accounts missing from the
     registry keep null account features."""
+    registry_rows = account_inputs(accounts, feature_date)
     inputs = (window_stats(daily, model_releases, feature_date)
-              .join(account_inputs(accounts, feature_date), on="account_id", how="left")
-              .join(cluster_inputs(clusters, accounts, daily, labels, feature_date), on="account_id", how="left"))
+              .join(registry_rows, on="account_id", how="left")
+              .join(cluster_inputs(clusters, registry_rows, daily, labels, feature_date), on="account_id", how="left"))
     features = inputs.select(
         "account_id", F.lit(feature_date).alias("feature_date"),
         *(column for feature in registry.FEATURES for column in _feature_columns(feature)),

@@ -100,18 +100,6 @@ def hidden_positive_share(y_true, scores, min_positives_above: int = MIN_POSITIV
     return float(min(1.0, np.min(unlabelled_above / positives_above)))
 
 
-def benign_fpr_estimate(y_true, scores, thresholds, pi: float) -> np.ndarray:
-    """Benign false-positive rate at each threshold once the estimated hidden positives are taken out of the
-    unlabelled: (U(>= t) - pi * P(>= t)) / (1 - pi), floored at 0."""
-    y, s = _as_arrays(y_true, scores)
-    unlabelled, positives = np.sort(s[y == 0]), np.sort(s[y == 1])
-    t = np.asarray(thresholds, dtype=float)
-    unlabelled_above = (unlabelled.size - np.searchsorted(unlabelled, t, side="left")) / unlabelled.size
-    positives_above = ((positives.size - np.searchsorted(positives, t, side="left")) / positives.size
-                       if positives.size else np.zeros_like(t))
-    return np.maximum(0.0, unlabelled_above - pi * positives_above) / max(1e-12, 1.0 - pi)
-
-
 @dataclass(frozen=True)
 class TierCalibration:
     bounds: tuple[tuple[str, float], ...]

@@ -98,12 +98,16 @@ def combine(supervised: np.ndarray, novelty_score: np.ndarray) -> np.ndarray:
     return np.maximum(supervised, np.power(novelty_score, SHARPNESS))
 
 
-def final_scores(supervised: np.ndarray, values: np.ndarray, columns: list[str], reference_json: str | None):
+def parse_reference(reference_json: str | None) -> NoveltyReference | None:
+    """A model version's stored reference; None when the version carries none (supervised score only)."""
+    return NoveltyReference.from_json(reference_json) if reference_json else None
+
+
+def final_scores(supervised: np.ndarray, values: np.ndarray, columns: list[str], ref: NoveltyReference | None):
     """(final score, novelty, strongest signal) for a model version: the supervised score alone (novelty None)
     when the version carries no novelty reference."""
-    if not reference_json:
+    if ref is None:
         return supervised, None, None
-    ref = NoveltyReference.from_json(reference_json)
     score, signal = novelty(values, columns, ref)
     return combine(supervised, score), score, signal
 

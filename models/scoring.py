@@ -91,9 +91,9 @@ def score_rows(booster, values: np.ndarray, columns: list[str], templates: list[
     contributions = _to_numpy(booster.predict(matrix, pred_contribs=True))
     host_values = _to_numpy(values)
     reasons = top_reasons(contributions, host_values, columns, templates, reasons_per_account)
-    scores, novelty_scores, signals = novelty.final_scores(supervised, host_values, columns, novelty_reference)
+    reference = novelty.parse_reference(novelty_reference)
+    scores, novelty_scores, signals = novelty.final_scores(supervised, host_values, columns, reference)
     if novelty_scores is not None:
-        reference = novelty.NoveltyReference.from_json(novelty_reference)
         column_index = {c: i for i, c in enumerate(columns)}
         for row in np.nonzero(scores > supervised)[0]:
             signal = int(signals[row])

@@ -90,7 +90,7 @@ def final_predict(booster, version: registry.ModelVersionInfo, frame: pd.DataFra
     """The score a version gives in production: supervised, combined with its novelty reference (models/novelty)."""
     supervised = predict(booster, frame, columns).astype(np.float64)
     return novelty.final_scores(supervised, frame[columns].to_numpy(dtype=np.float64), columns,
-                                version.novelty_reference)[0]
+                                novelty.parse_reference(version.novelty_reference))[0]
 
 
 @dataclass(frozen=True)
