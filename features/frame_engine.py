@@ -322,12 +322,15 @@ def cluster_inputs(engine: FrameEngine, clusters: pa.Table, registry_rows, daily
     recent = daily[(daily["event_day"] > last - registry.CLUSTER_VOLUME_DAYS) & (daily["event_day"] <= last)]
     volume = recent.groupby("account_id", sort=False).agg({"requests": "sum"}).reset_index().rename(
         columns={"requests": "member_requests"})
-    members = engine.from_arrow(clusters.select(["account_id", "cluster_id", "link_types"]))
+    members = engine.from_arrow(clusters.select(["account_id", "cluster_id", "link_types", "linked_accounts",
+                                                 "template_links"]))
+    kinds = ("payment", "ip_prefix", "template", "timing")  # CLUSTER_INPUTS' per-kind member counts, in order
     links = members[["account_id", "link_types"]].explode("link_types")
-    links["payment"] = (links["link_types"] == "payment").fillna(False).astype("int64")
-    links["ip_prefix"] = (links["link_types"] == "ip_prefix").fillna(False).astype("int64")
-    per_account = links.groupby("account_id", sort=False).agg({"payment": "max", "ip_prefix": "max"}).reset_index()
-    members = (members[["account_id", "cluster_id"]].merge(per_account, on="account_id", how="left")
+    for kind in kinds:
+        links[kind] = (links["link_types"] == kind).fillna(False).astype("int64")
+    per_account = links.groupby("account_id", sort=False).agg({kind: "max" for kind in kinds}).reset_index()
+    members = (members[["account_id", "cluster_id", "linked_accounts", "template_links"]]
+               .merge(per_account, on="account_id", how="left")
                .merge(registry_rows[["account_id", "created_at"]], on="account_id", how="left")
                .merge(volume, on="account_id", how="left")
                .merge(label_standing(engine, labels, feature_date), on="account_id", how="left"))
@@ -335,11 +338,11 @@ def cluster_inputs(engine: FrameEngine, clusters: pa.Table, registry_rows, daily
     members["extraction"] = (members["standing"] == "extraction").fillna(False).astype("int64")
     members["member_requests"] = members["member_requests"].fillna(0)
     per_cluster = members.groupby("cluster_id", sort=False).agg(
-        {"account_id": "count", "payment": "sum", "ip_prefix": "sum", "new": "sum", "member_requests": "sum",
+        {"account_id": "count", **{kind: "sum" for kind in kinds}, "new": "sum", "member_requests": "sum",
          "extraction": "sum"}).reset_index()
-    per_cluster.columns = ["cluster_id", *registry.CLUSTER_INPUTS]
-    return members[["account_id", "cluster_id"]].merge(per_cluster, on="cluster_id")[
-        ["account_id", *registry.CLUSTER_INPUTS]]
+    per_cluster.columns = ["cluster_id", *registry.CLUSTER_INPUTS[:-2]]
+    return members[["account_id", "cluster_id", "linked_accounts", "template_links"]].merge(
+        per_cluster, on="cluster_id")[["account_id", *registry.CLUSTER_INPUTS]]
 
 
 def _compute(feature: registry.Feature, frame, days: int | None = None):

@@ -38,10 +38,12 @@ ACCOUNT_INPUTS = ("created_at", "verification", "program", "payment_fingerprint"
                   "existed_at_feature_date", "feature_day_end")
 # Per account, from the day's account_clusters (null for an account in no cluster), all as of the end of the
 # feature date: its cluster's member count, how many members carry each kind of link, how many were created in
-# the last NEW_ACCOUNT_DAYS days, the members' requests over the last CLUSTER_VOLUME_DAYS days, and how many
-# members an analyst or rule had already marked as extraction (decisions after the feature date never count).
-CLUSTER_INPUTS = ("cluster_size", "cluster_payment_members", "cluster_ip_prefix_members", "cluster_new_members",
-                  "cluster_requests", "cluster_extraction_labelled")
+# the last NEW_ACCOUNT_DAYS days, the members' requests over the last CLUSTER_VOLUME_DAYS days, how many members
+# an analyst or rule had already marked as extraction (decisions after the feature date never count), and the
+# account's own links: how many, and how many of them share rare prompt templates.
+CLUSTER_INPUTS = ("cluster_size", "cluster_payment_members", "cluster_ip_prefix_members", "cluster_template_members",
+                  "cluster_timing_members", "cluster_new_members", "cluster_requests", "cluster_extraction_labelled",
+                  "linked_accounts", "template_links")
 NEW_ACCOUNT_DAYS = 30
 CLUSTER_VOLUME_DAYS = 7
 INPUTS_BY_KIND = {
@@ -224,6 +226,18 @@ FEATURES: tuple[Feature, ...] = (
     _f("cluster_requests", "cluster", "count",
        f"requests of all members of this account's cluster over the last {CLUSTER_VOLUME_DAYS} days (0 when unlinked)",
        fill_null(col("cluster_requests"), 0).as_float(), "hydra", kind="cluster"),
+    _f("cluster_template_share", "cluster", "share",
+       "share of this account's cluster linked through shared rare prompt templates (0 when unlinked)",
+       fill_null(ratio(col("cluster_template_members"), col("cluster_size")), 0.0), "hydra", kind="cluster"),
+    _f("cluster_synchronised_share", "cluster", "share",
+       "share of this account's cluster active in the same minutes as a linked account (0 when unlinked)",
+       fill_null(ratio(col("cluster_timing_members"), col("cluster_size")), 0.0), "hydra", kind="cluster"),
+    _f("linked_accounts", "cluster", "count",
+       "accounts this account shares a payment method or several rare artefacts with (0 when unlinked)",
+       fill_null(col("linked_accounts"), 0).as_float(), "hydra", kind="cluster"),
+    _f("template_linked_accounts", "cluster", "count",
+       "linked accounts this account shares rare prompt templates with (0 when unlinked)",
+       fill_null(col("template_links"), 0).as_float(), "hydra", kind="cluster"),
     _f("cluster_labelled_extraction_share", "cluster", "share",
        "share of this account's cluster already decided as extraction on or before the day (0 when unlinked)",
        fill_null(ratio(col("cluster_extraction_labelled"), col("cluster_size")), 0.0), "hydra", kind="cluster"),

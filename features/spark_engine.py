@@ -204,7 +204,7 @@ def cluster_inputs(clusters: DataFrame, registry_rows: DataFrame, daily: DataFra
     created = registry_rows.select("account_id", "created_at")
     volume = (daily.where(in_window(feature_date, registry.CLUSTER_VOLUME_DAYS))
               .groupBy("account_id").agg(F.sum("requests").alias("member_requests")))
-    members = (clusters.select("account_id", "cluster_id", "link_types")
+    members = (clusters.select("account_id", "cluster_id", "link_types", "linked_accounts", "template_links")
                .join(created, "account_id", "left").join(volume, "account_id", "left")
                .join(label_standing(labels, feature_date), "account_id", "left"))
 
@@ -215,6 +215,8 @@ def cluster_inputs(clusters: DataFrame, registry_rows: DataFrame, daily: DataFra
         F.count(F.lit(1)).alias("cluster_size"),
         count_if(F.array_contains("link_types", "payment")).alias("cluster_payment_members"),
         count_if(F.array_contains("link_types", "ip_prefix")).alias("cluster_ip_prefix_members"),
+        count_if(F.array_contains("link_types", "template")).alias("cluster_template_members"),
+        count_if(F.array_contains("link_types", "timing")).alias("cluster_timing_members"),
         count_if(F.col("created_at") >= new_since).alias("cluster_new_members"),
         F.coalesce(F.sum("member_requests"), F.lit(0)).alias("cluster_requests"),
         count_if(F.col("standing") == "extraction").alias("cluster_extraction_labelled"))

@@ -1,9 +1,10 @@
-"""Cluster job: link accounts active in the trailing window (payment, IP prefix, rare templates, synchronised
-activity; features/spark_clusters.py) and write their connected components to the `account_clusters` partition of
-feature_date. Runs after aggregate and before features, whose cluster features read the result.
+"""Cluster job: link accounts active in the trailing window by what they share (payment, IP prefixes, rare
+templates, synchronised activity; features/spark_clusters.py), write the cluster graph's links with their evidence
+to `account_links` and its connected components to `account_clusters`, both partitions of feature_date. Runs
+after aggregate and before features, whose cluster features read the result.
 
-Only linked accounts get a row (components of two or more accounts); an account absent from the
-partition has no payment or IP-prefix link that day. cluster_id is derived from the component's
+Only linked accounts get a row (components of two or more accounts); an account absent from the partition has no
+link strong enough for the cluster graph that day. cluster_id is derived from the component's
 smallest account_id, so a rerun writes identical rows.
 
 Sail has no cache or checkpoint, so the edges and each propagation iteration's labels are
@@ -46,10 +47,11 @@ def _delete_scratch(scratch_uri: str) -> None:
 
 
 def delta_scratch_materializer(spark, scratch_uri: str):
-    """Write each iteration's labels to <scratch_uri>/iter_NNN and continue from the stored copy."""
+    """Write a frame to <scratch_uri>/iter_NNN (an iteration's labels) or <scratch_uri>/<name> (a stage) and continue
+    from the stored copy."""
 
-    def materialize(frame, iteration: int):
-        uri = f"{scratch_uri}/iter_{iteration:03d}"
+    def materialize(frame, iteration: int | str):
+        uri = f"{scratch_uri}/iter_{iteration:03d}" if isinstance(iteration, int) else f"{scratch_uri}/{iteration}"
         frame.write.format("delta").mode("overwrite").save(uri)
         return spark.read.format("delta").load(uri)
     return materialize
@@ -68,17 +70,21 @@ def run(spark, settings: Settings, feature_date: dt.date, *,
     scratch = _scratch_uri(settings, feature_date)
     log.info("clustering %s; iteration scratch under %s", feature_date, scratch)
     try:
-        edges_uri = f"{scratch}/edges"
         # bronze of the window, key columns only: the template and timing evidence (never prompt text)
         requests = catalog.read(spark, settings, "requests").select(
             "account_id", "event_date", "event_ts", "prompt_fingerprint")
-        spark_clusters.link_edges(accounts, account_daily, feature_date, window_days=window_days,
-                                  max_accounts_per_prefix=max_accounts_per_prefix, requests=requests
-                                  ).write.format("delta").mode("overwrite").save(edges_uri)
-        edges = spark.read.format("delta").load(edges_uri)
+        stored = delta_scratch_materializer(spark, scratch)
+        # each stage is stored before the next reads it several times (Sail has no cache)
+        members = stored(spark_clusters.artefact_members(
+            accounts, account_daily, feature_date, window_days=window_days,
+            max_accounts_per_prefix=max_accounts_per_prefix, requests=requests), "members")
+        evidence = stored(spark_clusters.link_evidence(spark_clusters.artefact_pairs(members)), "evidence")
+        edges = stored(spark_clusters.cluster_links(evidence), "edges")
         components = spark_clusters.connected_components(
             edges, delta_scratch_materializer(spark, scratch), max_iterations=max_iterations)
-        rows = spark_clusters.account_clusters(components, spark_clusters.account_link_types(edges), feature_date)
+        catalog.write_partition(spark_clusters.link_rows(edges, feature_date), settings, "account_links",
+                                feature_date)
+        rows = spark_clusters.account_clusters(components, spark_clusters.account_link_evidence(edges), feature_date)
         catalog.write_partition(rows, settings, "account_clusters", feature_date)
     finally:
         _delete_scratch(scratch)

@@ -127,8 +127,15 @@ TABLES: dict[str, Table] = {
             "row counts per ingest run (reasons as JSON)", ("event_date",)),
         Table("account_clusters", "gold", fields_schema(
             ("feature_date", pa.date32()), ("account_id", pa.string()), ("cluster_id", pa.string()),
-            ("link_types", pa.list_(pa.string()))),
-            "connected components of linked accounts", ("feature_date",)),
+            ("link_types", pa.list_(pa.string())), ("linked_accounts", pa.int64()), ("payment_links", pa.int64()),
+            ("ip_prefix_links", pa.int64()), ("template_links", pa.int64()), ("timing_links", pa.int64())),
+            "clusters (connected components of the cluster graph) with each account's link evidence",
+            ("feature_date",)),
+        Table("account_links", "gold", fields_schema(
+            ("feature_date", pa.date32()), ("src", pa.string()), ("dst", pa.string()), ("strength", pa.int64()),
+            ("shared_payment_methods", pa.int64()), ("shared_ip_prefixes", pa.int64()),
+            ("shared_templates", pa.int64()), ("synchronised_bands", pa.int64())),
+            "the cluster graph's account pairs and what they share (features/spark_clusters.py)", ("feature_date",)),
         Table("account_risk", "gold", fields_schema(
             ("score_date", pa.date32()), ("account_id", pa.string()), ("score", pa.float64()),
             ("tier", pa.string()), ("cluster_id", pa.string()), ("cluster_score", pa.float64()),

@@ -8,12 +8,21 @@ mean of its TOP_K largest, turned into its percentile among those same unlabelle
 account's novelty is about uniform). No label is used anywhere.
 
 The reference (medians, scales, percentiles) is fitted once per model version and stored on it, so scoring is the
-same on every engine and every day. The final score is max(supervised, novelty ** SHARPNESS): novelty only lifts
-an account in the far tail of the population (the 99.9th percentile maps to 0.90, the 99th to 0.37, the 95th to
-0.006). With a gentler curve (novelty ** 8, the 99th percentile at 0.92) the top 1% of benign accounts outranked
-half of two labelled campaigns in the detection benchmark, so the tail is kept narrow. The tiers are calibrated on
-the final score. Scoring explains a lift by
-novelty with the signal that drove it.
+same on every engine and every day.
+
+Combination. Both scores are put on one scale first: the share of the reference population (the training set's
+unlabelled snapshots) an account outranks, its *risk percentile*. The supervised model's raw probabilities are no
+such scale: under positive-unlabelled training an unlabelled member of a labelled hydra gets 0.002 while it still
+outranks 99% of benign accounts, and a max() on raw values let the benign novelty tail (lifted to 0.4-0.9) bury
+whole labelled campaigns in the detection benchmark (recall at 1% FPR 12% with the raw max, 98% on the ranking).
+The final score is
+
+    max(supervised percentile, 1 - NOVELTY_BUDGET_DIVISOR x (1 - novelty percentile))
+
+so novelty alone lifts an account to percentile q only when it is NOVELTY_BUDGET_DIVISOR times rarer than q: at
+every tier, label-free lifts take at most 1/NOVELTY_BUDGET_DIVISOR of the benign budget and the supervised model
+keeps the rest. The tiers are calibrated on the final score. Scoring explains a lift by novelty with the signal that
+drove it.
 """
 
 from __future__ import annotations
@@ -32,9 +41,14 @@ SIGNALS: tuple[tuple[str, int], ...] = (
     ("cluster_size", +1), ("cluster_new_account_share", +1), ("cluster_payment_share", +1),
 )
 TOP_K = 3
-SHARPNESS = 100.0
-PERCENTILES = 101
+NOVELTY_BUDGET_DIVISOR = 10.0
+# Percentile grid of the stored references: 1% steps, then ever finer towards the top, where tiers live (the 99.99th
+# percentile is the critical tier's bound).
+PERCENTILE_POINTS = tuple(float(p) for p in np.unique(np.concatenate(
+    [np.linspace(0.0, 0.99, 100), 1.0 - np.logspace(-2, -6, 81), [1.0]])))
 MIN_SCALE = 1e-6
+COMBINATION = (f"max(supervised percentile, 1 - {NOVELTY_BUDGET_DIVISOR:g} x (1 - novelty percentile)), percentiles "
+               "of the training set's unlabelled snapshots")
 
 
 @dataclass(frozen=True)
@@ -43,7 +57,8 @@ class NoveltyReference:
     directions: tuple[int, ...]
     centers: tuple[float, ...]
     scales: tuple[float, ...]
-    percentiles: tuple[float, ...]  # raw novelty at 0%, 1%, ..., 100% of the reference population
+    percentiles: tuple[float, ...]  # raw novelty at PERCENTILE_POINTS of the reference population
+    supervised_percentiles: tuple[float, ...] = ()  # the supervised score at PERCENTILE_POINTS, same population
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -66,8 +81,15 @@ def _raw(deviations: np.ndarray) -> np.ndarray:
     return np.sort(deviations, axis=1)[:, -k:].mean(axis=1)
 
 
-def fit_reference(values: np.ndarray, columns: list[str]) -> NoveltyReference:
-    """Medians, MAD scales and raw-novelty percentiles of `values` (the unlabelled training snapshots)."""
+def _quantiles(values: np.ndarray) -> tuple[float, ...]:
+    if not values.size:
+        return tuple(0.0 for _ in PERCENTILE_POINTS)
+    return tuple(map(float, np.quantile(values, PERCENTILE_POINTS)))
+
+
+def fit_reference(values: np.ndarray, columns: list[str], supervised: np.ndarray) -> NoveltyReference:
+    """Medians, MAD scales, and raw-novelty and supervised-score percentiles of the unlabelled training snapshots
+    (`values`, and the supervised model's scores of the same rows)."""
     used = [(c, d) for c, d in SIGNALS if c in columns]
     index = {c: i for i, c in enumerate(columns)}
     picked = values[:, [index[c] for c, _ in used]].astype(np.float64)
@@ -79,23 +101,30 @@ def fit_reference(values: np.ndarray, columns: list[str]) -> NoveltyReference:
     ref = NoveltyReference(tuple(c for c, _ in used), tuple(d for _, d in used), tuple(map(float, centers)),
                            tuple(map(float, scales)), ())
     raw = _raw(_deviations(values, columns, ref))
-    percentiles = np.quantile(raw, np.linspace(0.0, 1.0, PERCENTILES)) if raw.size else np.zeros(PERCENTILES)
-    return NoveltyReference(ref.columns, ref.directions, ref.centers, ref.scales, tuple(map(float, percentiles)))
+    return NoveltyReference(ref.columns, ref.directions, ref.centers, ref.scales, _quantiles(raw),
+                            _quantiles(np.asarray(supervised, dtype=np.float64)))
+
+
+def _percentile(values: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """The share of the reference population below each value (0..1); a value repeated across many grid points
+    (0 for the quiet majority) maps to its lowest one."""
+    points = np.asarray(PERCENTILE_POINTS)
+    grid = np.asarray(quantiles)
+    return np.where(values <= grid[0], 0.0, np.interp(values, grid, points))
 
 
 def novelty(values: np.ndarray, columns: list[str], ref: NoveltyReference) -> tuple[np.ndarray, np.ndarray]:
-    """(novelty in 0..1, index into ref.columns of the signal that deviates most) per row."""
+    """(novelty percentile in 0..1, index into ref.columns of the signal that deviates most) per row."""
     deviations = _deviations(values, columns, ref)
-    raw = _raw(deviations)
-    percentile_points = np.linspace(0.0, 1.0, PERCENTILES)
-    score = np.interp(raw, np.asarray(ref.percentiles), percentile_points)
-    # a raw value repeated across many percentiles (e.g. 0 for the quiet majority) maps to its lowest percentile
-    score = np.where(raw <= ref.percentiles[0], 0.0, score)
-    return score, deviations.argmax(axis=1)
+    return _percentile(_raw(deviations), ref.percentiles), deviations.argmax(axis=1)
 
 
-def combine(supervised: np.ndarray, novelty_score: np.ndarray) -> np.ndarray:
-    return np.maximum(supervised, np.power(novelty_score, SHARPNESS))
+def supervised_percentile(supervised: np.ndarray, ref: NoveltyReference) -> np.ndarray:
+    return _percentile(np.asarray(supervised, dtype=np.float64), ref.supervised_percentiles)
+
+
+def novelty_lift(novelty_percentile: np.ndarray) -> np.ndarray:
+    return np.clip(1.0 - NOVELTY_BUDGET_DIVISOR * (1.0 - novelty_percentile), 0.0, 1.0)
 
 
 def parse_reference(reference_json: str | None) -> NoveltyReference | None:
@@ -103,18 +132,35 @@ def parse_reference(reference_json: str | None) -> NoveltyReference | None:
     return NoveltyReference.from_json(reference_json) if reference_json else None
 
 
-def final_scores(supervised: np.ndarray, values: np.ndarray, columns: list[str], ref: NoveltyReference | None):
-    """(final score, novelty, strongest signal) for a model version: the supervised score alone (novelty None)
-    when the version carries no novelty reference."""
-    if ref is None:
-        return supervised, None, None
-    score, signal = novelty(values, columns, ref)
-    return combine(supervised, score), score, signal
+@dataclass(frozen=True)
+class FinalScores:
+    score: np.ndarray
+    novelty: np.ndarray | None  # None: the version carries no reference, the score is the supervised one
+    signal: np.ndarray | None   # per row, index into the reference's columns of the strongest deviation
+    lifted: np.ndarray | None   # per row, True where novelty, not the supervised model, set the score
+
+
+def final_scores(supervised: np.ndarray, values: np.ndarray, columns: list[str],
+                 ref: NoveltyReference | None) -> FinalScores:
+    """The score a model version gives: the supervised score alone when the version carries no novelty reference
+    (or one from before supervised percentiles were stored), else the combination above."""
+    if ref is None or not ref.supervised_percentiles:
+        return FinalScores(supervised, None, None, None)
+    novelty_percentile, signal = novelty(values, columns, ref)
+    ranked = supervised_percentile(supervised, ref)
+    lift = novelty_lift(novelty_percentile)
+    return FinalScores(np.maximum(ranked, lift), novelty_percentile, signal, lift > ranked)
 
 
 def explanation(ref: NoveltyReference, signal: int, value: float, novelty_score: float) -> str:
+    """A novelty lift in plain words, phrased from the signal's registry declaration."""
+    from features.registry import feature_for_column
+    from models.explain import format_value
+
     column = ref.columns[signal]
+    feature, window = feature_for_column(column)
     direction = "high" if ref.directions[signal] > 0 else "low"
-    return (f"unusual for the account population: {column} is unusually {direction} "
-            f"({value:.3g} against a typical {ref.centers[signal]:.3g}); more unusual than "
-            f"{novelty_score:.1%} of accounts, whatever the labels say")
+    over = "" if window is None else (" over the last day" if window == 1 else f" over {window} days")
+    return (f"unusual for the whole account population, whatever the labels say: {feature.description}{over} is "
+            f"unusually {direction} ({format_value(feature.unit, value)} against a typical "
+            f"{format_value(feature.unit, ref.centers[signal])}); more unusual than {novelty_score:.2%} of accounts")

@@ -92,17 +92,18 @@ def score_rows(booster, values: np.ndarray, columns: list[str], templates: list[
     host_values = _to_numpy(values)
     reasons = top_reasons(contributions, host_values, columns, templates, reasons_per_account)
     reference = novelty.parse_reference(novelty_reference)
-    scores, novelty_scores, signals = novelty.final_scores(supervised, host_values, columns, reference)
-    if novelty_scores is not None:
+    final = novelty.final_scores(supervised, host_values, columns, reference)
+    if final.lifted is not None:
         column_index = {c: i for i, c in enumerate(columns)}
-        for row in np.nonzero(scores > supervised)[0]:
-            signal = int(signals[row])
+        for row in np.nonzero(final.lifted)[0]:
+            signal = int(final.signal[row])
             value = float(host_values[row, column_index[reference.columns[signal]]])
-            lifted = {"feature": "novelty", "value": float(novelty_scores[row]),
-                      "contribution": float(scores[row] - supervised[row]),
-                      "text": novelty.explanation(reference, signal, value, float(novelty_scores[row]))}
+            lifted = {"feature": "novelty", "value": float(final.novelty[row]),
+                      "contribution": float(final.score[row] - novelty.supervised_percentile(supervised[row:row + 1],
+                                                                                             reference)[0]),
+                      "text": novelty.explanation(reference, signal, value, float(final.novelty[row]))}
             reasons[row] = [lifted, *reasons[row][:max(0, reasons_per_account - 1)]]
-    return scores, assign_tiers(scores, tier_bounds), reasons
+    return final.score, assign_tiers(final.score, tier_bounds), reasons
 
 
 def _to_numpy(array) -> np.ndarray:

@@ -90,7 +90,7 @@ def final_predict(booster, version: registry.ModelVersionInfo, frame: pd.DataFra
     """The score a version gives in production: supervised, combined with its novelty reference (models/novelty)."""
     supervised = predict(booster, frame, columns).astype(np.float64)
     return novelty.final_scores(supervised, frame[columns].to_numpy(dtype=np.float64), columns,
-                                novelty.parse_reference(version.novelty_reference))[0]
+                                novelty.parse_reference(version.novelty_reference)).score
 
 
 @dataclass(frozen=True)
@@ -322,10 +322,12 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
         version = registry.log_model_version(
             booster, settings=settings, feature_columns=columns,
             feature_set_version=training_set.feature_set_version, input_example=holdout.head(5))
-        # the novelty reference: the unlabelled snapshots of the fitted and validation dates, no label used
+        # the score reference: the unlabelled snapshots of the fitted and validation dates (novelty uses no label;
+        # the supervised percentiles rank the model's scores on the same population)
         unlabelled = pd.concat([fit, validation])
         unlabelled = unlabelled[unlabelled["label"] == 0]
-        reference = novelty.fit_reference(unlabelled[columns].to_numpy(dtype=np.float64), columns)
+        reference = novelty.fit_reference(unlabelled[columns].to_numpy(dtype=np.float64), columns,
+                                          predict(booster, unlabelled, columns))
         registry.set_version_tags(client, settings.model_name, version, {
             registry.NOVELTY_REFERENCE_TAG: reference.to_json(),
             TAG_AS_OF: training_set.as_of.isoformat(),
@@ -370,8 +372,8 @@ def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: Tr
         mlflow.log_metrics(evaluation.metrics)
         # the combination is logged: what the supervised model alone would have scored on this holdout
         mlflow.log_metric("pr_auc_supervised_only", average_precision(labels, supervised_only))
-        mlflow.log_params({"score_combination": f"max(supervised, novelty ** {novelty.SHARPNESS})"
-                           if candidate.novelty_reference else "supervised only"})
+        mlflow.log_params({"score_combination": novelty.COMBINATION if candidate.novelty_reference
+                           else "supervised only"})
         if champion_pr_auc is not None:
             mlflow.log_metric("champion_pr_auc_on_this_holdout", champion_pr_auc)
         mlflow.log_dict(json.loads(json.dumps(evaluation.tables(), default=str)), "evaluation/holdout_details.json")

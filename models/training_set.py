@@ -54,6 +54,8 @@ NEEDS_MORE_INFO = "needs_more_info"
 # An analyst's "needs more info" is a decision on record (enforcement_labels, the console's queue) but not a label:
 # training reads only these two, so it neither makes a negative nor overrides an earlier extraction.
 TRAINING_LABELS = (EXTRACTION, BENIGN)
+# the point-in-time share of an account's cluster decided as extraction (features/registry.py)
+EXTRACTION_CLUSTER_FEATURE = "cluster_labelled_extraction_share"
 
 
 # --- pure DataFrame -> DataFrame transforms -------------------------------------------------------
@@ -130,6 +132,16 @@ def account_outcomes(labels, as_of: dt.date):
         F.when(F.col("latest.label") == F.lit(EXTRACTION), F.col("latest.campaign_id")).alias("campaign_id"),
         F.when(F.col("latest.label") == F.lit(BENIGN), F.col("latest.note")).alias("benign_segment"),
     )
+
+
+def drop_negatives_in_extraction_clusters(frame: pd.DataFrame, config: TrainingConfig) -> tuple[pd.DataFrame, int]:
+    """(frame, how many unlabelled snapshots sit in a cluster with members already decided as extraction on their
+    feature date); with the "drop" policy those snapshots are left out (TrainingConfig says why)."""
+    ambiguous = (frame["label"] == 0) & (frame[EXTRACTION_CLUSTER_FEATURE].fillna(0.0) > 0)
+    count = int(ambiguous.sum())
+    if config.negatives_in_extraction_clusters == "drop":
+        frame = frame[~ambiguous]
+    return frame, count
 
 
 # --- the training set as the trainer sees it ------------------------------------------------------
@@ -246,6 +258,7 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
     if frame.empty:
         raise MissingInputError(f"no training snapshots with feature_date <= {as_of} and at least "
                          f"{config.min_label_days} days of observed label horizon")
+    frame, in_extraction_clusters = drop_negatives_in_extraction_clusters(frame, config)
     frame["feature_date"] = pd.to_datetime(frame["feature_date"]).dt.date
     frame = frame.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
     frame[columns] = frame[columns].astype("float64")
@@ -262,6 +275,8 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
         "snapshots": int(len(frame)),
         "positives": int(frame["label"].sum()),
         "unresolved_snapshots": int((~frame["resolved"].astype(bool)).sum()),
+        "negatives_in_extraction_clusters_policy": config.negatives_in_extraction_clusters,
+        "negatives_in_extraction_clusters": in_extraction_clusters,
         "snapshots_other_feature_set_versions": int(sum(n for v, n in versions.items() if v != version)),
     }
     return TrainingSet(frame=frame, feature_columns=columns, feature_set_version=version, as_of=as_of,

@@ -42,10 +42,15 @@ def _edges(frame) -> set[tuple[str, str, str]]:
     return {(r.src, r.dst, r.link_type) for r in frame.collect()}
 
 
-# a-b share a payment method, b-c share an IP prefix: one component {a, b, c}.
-# d is active but shares nothing. n1..n4 share a prefix used by more accounts than the cap (3).
-# m1..m3 share a prefix used by exactly the cap. late shares a's payment but was created after D;
-# idle shares a's payment but was only active before the window.
+def _prefixes(stem: str) -> list[str]:
+    """As many prefixes as the cluster graph needs shared artefacts to link two accounts."""
+    return [f"{stem}{i}" for i in range(spark_clusters.MIN_LINK_STRENGTH)]
+
+
+# a-b share a payment method: linked. b-c share one IP prefix only: a coincidence, no link. d shares nothing.
+# m1..m3 share MIN_LINK_STRENGTH prefixes, each used by exactly the cap (3): linked. n1..n4 share as many
+# prefixes, each used by more accounts than the cap: shared infrastructure, no link. late shares a's payment but
+# was created after D; idle shares a's payment but was only active before the window.
 ACCOUNTS = [
     _account("a", "pay-1"), _account("b", "pay-1"), _account("c", "pay-2"), _account("d", "pay-3"),
     *(_account(f"n{i}", f"pay-n{i}") for i in range(1, 5)),
@@ -56,8 +61,8 @@ ACCOUNTS = [
 DAILY = [
     _day("a", ["p-a"]), _day("b", ["p-bc", "p-b"], D - dt.timedelta(days=6)), _day("c", ["p-bc"]),
     _day("d", ["p-d"]),
-    *(_day(f"n{i}", ["p-crowd"]) for i in range(1, 5)),
-    *(_day(f"m{i}", ["p-small"]) for i in range(1, 4)),
+    *(_day(f"n{i}", _prefixes("p-crowd")) for i in range(1, 5)),
+    *(_day(f"m{i}", _prefixes("p-small")) for i in range(1, 4)),
     _day("late", ["p-late"]),
     _day("idle", ["p-a"], D - dt.timedelta(days=7)),
 ]
@@ -68,6 +73,13 @@ def graph(spark):
     return _frames(spark, ACCOUNTS, DAILY)
 
 
+def _groups(members) -> dict[str, set[str]]:
+    groups: dict[str, set[str]] = {}
+    for row in members.collect():
+        groups.setdefault(row.item, set()).add(row.account_id)
+    return groups
+
+
 def test_window_is_the_trailing_seven_days(graph):
     _, daily = graph
     window = spark_clusters.window_activity(daily, D)
@@ -75,23 +87,58 @@ def test_window_is_the_trailing_seven_days(graph):
         "a", "b", "c", "d", "n1", "n2", "n3", "n4", "m1", "m2", "m3", "late"}
 
 
-def test_payment_edges_link_active_accounts_created_by_the_date(graph):
+def test_payment_groups_hold_accounts_active_and_created_by_the_date(graph):
     accounts, daily = graph
-    edges = spark_clusters.payment_edges(accounts, spark_clusters.window_activity(daily, D), D)
-    assert _edges(edges) == {("b", "a", "payment")}
+    members = spark_clusters.payment_members(accounts, spark_clusters.window_activity(daily, D), D)
+    assert _groups(members)["pay-1"] == {"a", "b"}
 
 
-def test_ip_prefix_edges_are_star_edges_and_skip_crowded_prefixes(graph):
+def test_ip_prefix_groups_skip_crowded_prefixes(graph):
     _, daily = graph
-    edges = spark_clusters.ip_prefix_edges(spark_clusters.window_activity(daily, D), max_accounts_per_prefix=3)
-    assert _edges(edges) == {("c", "b", "ip_prefix"), ("m2", "m1", "ip_prefix"), ("m3", "m1", "ip_prefix")}
+    groups = _groups(spark_clusters.ip_prefix_members(spark_clusters.window_activity(daily, D),
+                                                      max_accounts_per_prefix=3))
+    assert groups == {"p-bc": {"b", "c"}, **{p: {"m1", "m2", "m3"} for p in _prefixes("p-small")}}
 
 
-def test_crowded_prefix_links_when_under_a_larger_cap(graph):
+def test_crowded_prefix_counts_under_a_larger_cap(graph):
     _, daily = graph
-    edges = spark_clusters.ip_prefix_edges(spark_clusters.window_activity(daily, D), max_accounts_per_prefix=4)
-    assert {e for e in _edges(edges) if e[1] == "n1"} == {
-        ("n2", "n1", "ip_prefix"), ("n3", "n1", "ip_prefix"), ("n4", "n1", "ip_prefix")}
+    groups = _groups(spark_clusters.ip_prefix_members(spark_clusters.window_activity(daily, D),
+                                                      max_accounts_per_prefix=4))
+    assert groups["p-crowd0"] == {"n1", "n2", "n3", "n4"}
+
+
+def test_pair_evidence_counts_what_two_accounts_share(graph):
+    accounts, daily = graph
+    edges = spark_clusters.link_edges(accounts, daily, D, max_accounts_per_prefix=3)
+    links = {(r.src, r.dst): (r.strength, r.shared_payment_methods, r.shared_ip_prefixes) for r in edges.collect()}
+    strength = spark_clusters.MIN_LINK_STRENGTH
+    assert links == {("a", "b"): (spark_clusters.PAYMENT_STRENGTH, 1, 0), ("m1", "m2"): (strength, 0, strength),
+                     ("m1", "m3"): (strength, 0, strength), ("m2", "m3"): (strength, 0, strength)}
+
+
+def test_a_large_payment_group_is_linked_as_a_bounded_ring(spark):
+    size = spark_clusters.PAIR_GROUP_LIMIT + 10
+    members = spark.createDataFrame([(f"r{i:03d}", "pool", "payment") for i in range(size)],
+                                    "account_id string, item string, link_type string")
+    pairs = spark_clusters.artefact_pairs(members).collect()
+    assert len(pairs) == size * spark_clusters.RING_NEIGHBOURS  # linear in the group, not size * (size - 1) / 2
+    assert all(p.src < p.dst for p in pairs)
+    degree: dict[str, int] = {}
+    for p in pairs:
+        degree[p.src] = degree.get(p.src, 0) + 1
+        degree[p.dst] = degree.get(p.dst, 0) + 1
+    assert set(degree.values()) == {2 * spark_clusters.RING_NEIGHBOURS}
+
+
+def test_only_mutually_strongest_links_are_kept(spark):
+    # x is linked to y1..y3 (y3 weakest); each y's only candidate is x. With two links kept per account, x keeps
+    # y1 and y2, so x-y3 is kept by y3 alone: not mutual, dropped. w1-w2 is below the strength threshold.
+    columns = ("src string, dst string, shared_payment_methods long, shared_ip_prefixes long, "
+               "shared_templates long, synchronised_bands long, strength long")
+    evidence = spark.createDataFrame([("x", "y1", 1, 0, 0, 0, 10), ("x", "y2", 0, 4, 4, 0, 8),
+                                      ("x", "y3", 0, 5, 0, 0, 5), ("w1", "w2", 0, 2, 1, 0, 3)], columns)
+    kept = spark_clusters.cluster_links(evidence, min_strength=4, keep_strongest=2)
+    assert {(r.src, r.dst) for r in kept.collect()} == {("x", "y1"), ("x", "y2")}
 
 
 def _scratch(spark, tmp_path: Path):
@@ -101,20 +148,18 @@ def _scratch(spark, tmp_path: Path):
 def _cluster_rows(spark, tmp_path, accounts, daily, **options):
     edges = spark_clusters.link_edges(accounts, daily, D, **options)
     components = spark_clusters.connected_components(edges, _scratch(spark, tmp_path))
-    rows = spark_clusters.account_clusters(components, spark_clusters.account_link_types(edges), D)
+    rows = spark_clusters.account_clusters(components, spark_clusters.account_link_evidence(edges), D)
     return {r.account_id: (r.cluster_id, tuple(r.link_types), r.feature_date) for r in rows.collect()}
 
 
-def test_components_join_payment_and_ip_links(spark, graph, tmp_path):
+def test_components_join_linked_accounts(spark, graph, tmp_path):
     accounts, daily = graph
     rows = _cluster_rows(spark, tmp_path, accounts, daily, max_accounts_per_prefix=3)
 
-    assert set(rows) == {"a", "b", "c", "m1", "m2", "m3"}  # d, n*, late, idle have no link
-    assert rows["a"][0] == rows["b"][0] == rows["c"][0]
+    assert set(rows) == {"a", "b", "m1", "m2", "m3"}  # c shares one prefix only; d, n*, late, idle nothing
+    assert rows["a"][0] == rows["b"][0]
     assert rows["m1"][0] == rows["m2"][0] == rows["m3"][0] != rows["a"][0]
-    assert rows["a"][1] == ("payment",)
-    assert rows["b"][1] == ("ip_prefix", "payment")
-    assert rows["c"][1] == ("ip_prefix",)
+    assert rows["a"][1] == rows["b"][1] == ("payment",)
     assert rows["m2"][1] == ("ip_prefix",)
     assert all(feature_date == D for _, _, feature_date in rows.values())
 
@@ -124,15 +169,15 @@ def test_cluster_id_is_derived_from_the_smallest_member(spark, graph, tmp_path):
 
     accounts, daily = graph
     rows = _cluster_rows(spark, tmp_path, accounts, daily, max_accounts_per_prefix=3)
-    assert rows["c"][0] == "c-" + hashlib.sha256(b"a").hexdigest()[:12]
+    assert rows["b"][0] == "c-" + hashlib.sha256(b"a").hexdigest()[:12]
     assert rows["m3"][0] == "c-" + hashlib.sha256(b"m1").hexdigest()[:12]
 
 
 def _chain(spark, length: int):
-    """Accounts z00 <- ... <- zNN linked pairwise through their own prefix; the smallest id is at
-    one end, so its label has to travel the whole chain."""
+    """Accounts z00 <- ... <- zNN linked pairwise through prefixes of their own; the smallest id is at one end, so
+    its label has to travel the whole chain."""
     ids = [f"z{i:02d}" for i in range(length)]
-    daily = [_day(account, [f"p{i}", f"p{i + 1}"]) for i, account in enumerate(ids)]
+    daily = [_day(account, _prefixes(f"p{i}-") + _prefixes(f"p{i + 1}-")) for i, account in enumerate(ids)]
     return _frames(spark, [_account(a, None) for a in ids], daily), ids
 
 
@@ -158,11 +203,14 @@ def _request(account_id: str, minute: int, fingerprint: int | None = None, day: 
 
 # one ordinary request: no template or timing link among the accounts above
 QUIET_BRONZE = [_request("a", 5, fingerprint=11)]
-# t1 and t2 each send rare template 42 twice (t3 only once: no link); s1 and s2 are active in the same 30
-# minutes (a scheduler driving both), s3 in 30 other minutes
+# t1 and t2 each send the same rare templates (as many as a link needs) twice; t3 sends them once each (a
+# coincidence, no evidence); s1 and s2 are active in the same 30 minutes (a scheduler driving both, which puts them
+# in every MinHash band together), s3 in 30 other minutes
+TEMPLATES = range(42, 42 + spark_clusters.MIN_LINK_STRENGTH)
 LINKING_BRONZE = [
-    *(_request(account, minute, fingerprint=42) for account in ("t1", "t2") for minute in (1, 2)),
-    _request("t3", 3, fingerprint=42),
+    *(_request(account, minute, fingerprint=template) for account in ("t1", "t2") for minute in (1, 2)
+      for template in TEMPLATES),
+    *(_request("t3", 3, fingerprint=template) for template in TEMPLATES),
     *(_request(account, 100 + 7 * i) for account in ("s1", "s2") for i in range(30)),
     *(_request("s3", 101 + 7 * i) for i in range(30)),
 ]
@@ -187,7 +235,7 @@ def test_job_writes_a_delta_partition_and_reruns_identically(spark, settings):
     cluster.run(spark, settings, D, max_accounts_per_prefix=3)
 
     assert _stored_rows(settings) == first  # replaced, not appended
-    assert [account for _, account, _, _ in first] == ["a", "b", "c", "m1", "m2", "m3"]
+    assert [account for _, account, _, _ in first] == ["a", "b", "m1", "m2", "m3"]
     assert {date for date, _, _, _ in first} == {D}
     assert len({cluster_id for _, _, cluster_id, _ in first}) == 2
     delta = DeltaTable(settings.table_uri("account_clusters"))
@@ -206,7 +254,7 @@ def test_job_keeps_other_dates_and_refuses_a_missing_day(spark, settings):
     by_date: dict[dt.date, dict[str, tuple]] = {}
     for date, account, cluster_id, link_types in _stored_rows(settings):
         by_date.setdefault(date, {})[account] = (cluster_id, link_types)
-    assert sorted(by_date[D]) == ["a", "b", "c", "m1", "m2", "m3"]
+    assert sorted(by_date[D]) == ["a", "b", "m1", "m2", "m3"]
     assert sorted(by_date[D - dt.timedelta(days=1)]) == ["a", "b", "idle"]
     assert by_date[D - dt.timedelta(days=1)]["a"][1] == ("ip_prefix", "payment")
     assert by_date[D - dt.timedelta(days=1)]["a"][0] == by_date[D]["a"][0]
@@ -218,7 +266,7 @@ def test_job_keeps_other_dates_and_refuses_a_missing_day(spark, settings):
 def test_rerun_after_links_disappear_empties_the_partition(spark, settings):
     _write_inputs(settings)
     cluster.run(spark, settings, D, max_accounts_per_prefix=3)
-    assert len(_stored_rows(settings)) == 6
+    assert len(_stored_rows(settings)) == 5
 
     # corrected inputs: every account pays and connects on its own
     _write_inputs(settings, accounts=[_account(a["account_id"], f"own-{a['account_id']}") for a in ACCOUNTS],
@@ -233,6 +281,14 @@ def test_rare_templates_and_synchronised_minutes_link_accounts(spark, settings):
     cluster.run(spark, settings, D, max_accounts_per_prefix=3)
     rows = {account: (cluster_id, links) for _, account, cluster_id, links in _stored_rows(settings)}
     assert rows["t1"][0] == rows["t2"][0] and rows["t1"][1] == ("template",)
-    assert "t3" not in rows  # sent the template once: coincidence, not a link
+    assert "t3" not in rows  # sent each template once: coincidence, not a link
     assert rows["s1"][0] == rows["s2"][0] and rows["s1"][1] == ("timing",)
     assert "s3" not in rows  # as busy, but in other minutes
+
+    # each link keeps its evidence for reviewers
+    links = DeltaTable(settings.table_uri("account_links")).to_pyarrow_table().to_pylist()
+    evidence = {(r["src"], r["dst"]): r for r in links}
+    assert evidence[("t1", "t2")]["shared_templates"] == spark_clusters.MIN_LINK_STRENGTH
+    assert evidence[("s1", "s2")]["synchronised_bands"] == spark_clusters.TIMING_BANDS
+    assert evidence[("a", "b")]["shared_payment_methods"] == 1
+    assert all(r["feature_date"] == D for r in links)

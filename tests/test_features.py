@@ -160,12 +160,18 @@ CASES = [
     Case("in_cluster", [(0, dict(requests=10)), (5, dict(requests=4)), (8, dict(requests=100))],
          {"cluster_size": 3, "cluster_payment_share": 2 / 3, "cluster_new_account_share": 1 / 3,
           # members' requests over the last 7 days: 10 + 4 (its own; day 8 is outside) + 20 (peer a)
-          "cluster_requests": 34, "cluster_labelled_extraction_share": 1 / 3},
+          "cluster_requests": 34, "cluster_labelled_extraction_share": 1 / 3,
+          # template links on it and peer b, timing on peer b; its own 2 links, one sharing templates
+          "cluster_template_share": 2 / 3, "cluster_synchronised_share": 1 / 3, "linked_accounts": 2,
+          "template_linked_accounts": 1},
          account=dict(created_at=at(40, 0))),
     Case("unclustered", [(0, {})], {"cluster_size": 1, "cluster_payment_share": 0, "cluster_new_account_share": 0,
-                                    "cluster_requests": 0, "cluster_labelled_extraction_share": 0}),
+                                    "cluster_requests": 0, "cluster_labelled_extraction_share": 0,
+                                    "cluster_template_share": 0, "cluster_synchronised_share": 0,
+                                    "linked_accounts": 0, "template_linked_accounts": 0}),
 ]
-# acct_in_cluster shares a cluster with two accounts; it and one other are linked by payment. Peer a was created
+# acct_in_cluster shares a cluster with two accounts; it and one other are linked by payment, it and peer b by
+# IP prefixes and templates. Peer a was created
 # 10 days before D and was decided extraction on D; peer b was decided extraction only after D, which the
 # features of D must not know.
 LABELS = [
@@ -174,9 +180,14 @@ LABELS = [
     dict(account_id="acct_cluster_peer_b", label="benign", decided_at=at(3, 0), source="analyst"),
 ]
 CLUSTERS = [
-    dict(feature_date=D, account_id="acct_in_cluster", cluster_id="c1", link_types=["payment", "ip_prefix"]),
-    dict(feature_date=D, account_id="acct_cluster_peer_a", cluster_id="c1", link_types=["payment"]),
-    dict(feature_date=D, account_id="acct_cluster_peer_b", cluster_id="c1", link_types=["ip_prefix"]),
+    dict(feature_date=D, account_id="acct_in_cluster", cluster_id="c1",
+         link_types=["ip_prefix", "payment", "template"], linked_accounts=2, payment_links=1,
+         ip_prefix_links=1, template_links=1, timing_links=0),
+    dict(feature_date=D, account_id="acct_cluster_peer_a", cluster_id="c1", link_types=["payment"],
+         linked_accounts=1, payment_links=1, ip_prefix_links=0, template_links=0, timing_links=0),
+    dict(feature_date=D, account_id="acct_cluster_peer_b", cluster_id="c1",
+         link_types=["ip_prefix", "template", "timing"], linked_accounts=1, payment_links=0,
+         ip_prefix_links=1, template_links=1, timing_links=1),
 ]
 # accounts that only exist in the registry (never active) to be counted by payment_shared_accounts
 REGISTRY_ONLY_ACCOUNTS = [

@@ -187,7 +187,8 @@ def scored_on_spark(spark, tmp_path_factory):
                "c-quiet": (groups["benign"][10:12], ["ip_prefix"])}
     catalog.write_arrow(settings, "account_clusters", pa.Table.from_pylist([
         dict(feature_date=SCORE_DATE, account_id=account, cluster_id=cluster, link_types=links)
-        for cluster, (accounts, links) in members.items() for account in accounts]), SCORE_DATE)
+        for cluster, (accounts, links) in members.items() for account in accounts],
+        schema=catalog.table("account_clusters").schema), SCORE_DATE)
     score.run(SparkEngine(spark), settings, SCORE_DATE)
     snapshot = {name: catalog.read_arrow(settings, name) for name in ("account_risk", "cluster_risk")}
     return settings, SCORE_DATE, snapshot

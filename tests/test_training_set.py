@@ -13,6 +13,7 @@ from models.config import TrainingConfig
 from models.training_set import (
     account_outcomes,
     build_training_set,
+    drop_negatives_in_extraction_clusters,
     point_in_time_labels,
     select_training_snapshots,
     split_by_time,
@@ -227,6 +228,20 @@ def test_build_training_set_from_delta_tables(spark, settings):
 
     default = build_training_set(spark, settings, AS_OF, TrainingConfig(label_horizon_days=HORIZON))
     assert len(default.frame) == 7 and default.reference["unresolved_snapshots"] == 0  # days 18, 19 cut
+
+
+def test_unlabelled_snapshots_in_clusters_with_known_extraction_are_left_out_unless_kept():
+    import pandas as pd
+
+    frame = pd.DataFrame({"account_id": ["hydra-pos", "hydra-unlabelled", "loner"], "label": [1, 0, 0],
+                          "cluster_labelled_extraction_share": [0.5, 0.5, None]})
+    kept, ambiguous = drop_negatives_in_extraction_clusters(frame, TrainingConfig())
+    assert ambiguous == 1 and kept["account_id"].tolist() == ["hydra-pos", "loner"]  # a positive always stays
+    kept, ambiguous = drop_negatives_in_extraction_clusters(
+        frame, TrainingConfig(negatives_in_extraction_clusters="keep"))
+    assert ambiguous == 1 and len(kept) == 3
+    with pytest.raises(ValueError, match="negatives_in_extraction_clusters"):
+        TrainingConfig(negatives_in_extraction_clusters="maybe")
 
 
 def test_build_training_set_refuses_a_features_table_without_registered_columns(spark, settings):

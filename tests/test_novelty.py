@@ -1,0 +1,57 @@
+"""The label-free novelty score and its combination with the supervised score (models/novelty.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models import novelty
+
+COLUMNS = ["cot_elicitation_rate_7d", "interarrival_cv_7d", "account_age_days"]
+
+
+def _population(rows: int, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.column_stack([rng.beta(1, 20, rows), rng.gamma(2.0, 0.5, rows), rng.uniform(0, 400, rows)])
+
+
+def test_novelty_is_a_percentile_of_the_reference_and_points_at_the_deviating_signal():
+    values = _population(20_000)
+    supervised = np.random.default_rng(4).uniform(0, 1, len(values))
+    ref = novelty.fit_reference(values, COLUMNS, supervised)
+    assert ref.columns == ("cot_elicitation_rate_7d", "interarrival_cv_7d")  # only declared signals are used
+    score, _ = novelty.novelty(values, COLUMNS, ref)
+    assert abs(np.mean(score >= 0.99) - 0.01) < 0.003  # uniform on the reference population
+    extreme = np.array([[0.95, 1.0, 10.0], [0.0, 0.0, 10.0]])  # all CoT asks; perfectly regular timing
+    score, signal = novelty.novelty(extreme, COLUMNS, ref)
+    assert score[0] > 0.999 and score[1] > 0.5
+    assert [ref.columns[i] for i in signal] == ["cot_elicitation_rate_7d", "interarrival_cv_7d"]
+
+
+def test_novelty_takes_a_tenth_of_each_tiers_budget_and_keeps_the_supervised_ranking():
+    values = _population(50_000)
+    # the supervised model's raw scores are bunched near 0 (positive-unlabelled training), but still rank
+    supervised = np.random.default_rng(5).beta(0.5, 200, len(values))
+    ref = novelty.fit_reference(values, COLUMNS, supervised)
+    final = novelty.final_scores(supervised, values, COLUMNS, ref)
+    for rate in (0.01, 0.001):
+        flagged = final.score >= 1 - rate
+        by_supervised = novelty.supervised_percentile(supervised, ref) >= 1 - rate
+        assert by_supervised.mean() <= rate * 1.1
+        assert flagged.mean() <= rate * (1 + 1 / novelty.NOVELTY_BUDGET_DIVISOR) * 1.15
+    order = np.argsort(supervised)
+    not_lifted = ~final.lifted[order]
+    assert np.all(np.diff(final.score[order][not_lifted]) >= 0)  # monotone in the supervised score
+    assert final.lifted.any() and np.all(final.score[final.lifted] > novelty.supervised_percentile(
+        supervised[final.lifted], ref))
+
+
+def test_a_version_without_a_reference_scores_with_the_supervised_model_alone():
+    supervised = np.array([0.1, 0.7])
+    final = novelty.final_scores(supervised, _population(2), COLUMNS, None)
+    assert final.score is supervised and final.lifted is None
+
+
+def test_the_reference_round_trips_through_its_json_tag():
+    values = _population(1_000)
+    ref = novelty.fit_reference(values, COLUMNS, np.linspace(0, 1, len(values)))
+    assert novelty.parse_reference(ref.to_json()) == ref
