@@ -21,7 +21,7 @@ from lake import catalog
 from lake.redact import redact
 from lake.config import Settings
 from lake.engine import spark_session
-from models.detection_report import OPERATING_POINTS, evaluate_unlabeled
+from models.detection_report import OPERATING_POINTS, evaluate_unlabeled, recall_at_benign_fpr, unlabelled
 
 DEMO_START = dt.date(2026, 11, 1)
 DEMO_MARKER = ".distillguard-demo"
@@ -70,6 +70,25 @@ def _print_evaluation(report: dict[str, dict[str, object]]) -> None:
     console.print(segments)
 
 
+def _print_recall_at_fpr(at_fpr: dict[str, object]) -> None:
+    """The detection benchmark's headline table (benchmarks/detection.py) for the demo's one lake."""
+    from jobs.console import console as make_console
+    from rich.table import Table
+
+    levels = at_fpr["levels"]
+    campaigns = sorted({c for level in levels.values() for c in level["per_campaign_recall"]})
+    grid = Table(title=f"Recall at a benign false-positive rate, UNLABELED accounts "
+                       f"({at_fpr['benign_accounts']:,} benign)")
+    grid.add_column("campaign")
+    for level in levels:
+        grid.add_column(f"@{float(level):.2%} FPR", justify="right")
+    for campaign in campaigns:
+        grid.add_row(campaign, *(f"{levels[level]['per_campaign_recall'].get(campaign, float('nan')):.1%}"
+                                 for level in levels))
+    grid.add_row("all", *(f"{levels[level]['recall']:.1%}" for level in levels))
+    make_console().print(grid)
+
+
 def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = True) -> dict[str, object]:
     from jobs import nightly, risk_query, train
     from jobs.steps import STEP_NAMES
@@ -99,7 +118,9 @@ def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = T
     risk = catalog.read_arrow(settings, "account_risk").to_pandas()
     risk = risk[risk["score_date"] == last]
     labels = catalog.read_arrow(settings, "enforcement_labels").to_pandas()
-    report = evaluate_unlabeled(risk, simulate.read_ground_truth(settings), labels, last)
+    truth = simulate.read_ground_truth(settings)
+    report = evaluate_unlabeled(risk, truth, labels, last)
+    _print_recall_at_fpr(recall_at_benign_fpr(unlabelled(risk, truth, labels, last)))
     _print_evaluation(report)
     print(f"\ndemo finished in {time.perf_counter() - began:.0f}s. Try:\n"
           f"  uv run distillguard --lake {settings.lake_root} risk top --date {last} --tier critical\n"

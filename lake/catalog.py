@@ -132,7 +132,7 @@ TABLES: dict[str, Table] = {
             "clusters (connected components of the cluster graph) with each account's link evidence",
             ("feature_date",)),
         Table("account_links", "gold", fields_schema(
-            ("feature_date", pa.date32()), ("src", pa.string()), ("dst", pa.string()), ("strength", pa.int64()),
+            ("feature_date", pa.date32()), ("src", pa.string()), ("dst", pa.string()), ("strength", pa.float64()),
             ("shared_payment_methods", pa.int64()), ("shared_ip_prefixes", pa.int64()),
             ("shared_templates", pa.int64()), ("synchronised_bands", pa.int64())),
             "the cluster graph's account pairs and what they share (features/spark_clusters.py)", ("feature_date",)),

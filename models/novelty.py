@@ -2,16 +2,17 @@
 
 The supervised model finds what it was shown. Novelty asks a different question: how far does this account sit
 from the (mostly benign) population on the behaviours extraction needs, in the direction extraction pushes them?
-Per signal, a robust z-score against the median and MAD of the training set's unlabelled snapshots, one-sided
-(volume of reasoning asks up, timing regularity up, capability breadth down, ...); the account's novelty is the
-mean of its TOP_K largest, turned into its percentile among those same unlabelled snapshots (0..1, so a benign
-account's novelty is about uniform). No label is used anywhere.
+Per signal, a robust z-score against the median and MAD of the benign reference (the training set's unlabelled
+snapshots, optionally only established accounts': models/train.py `benign_reference`), one-sided (volume of reasoning asks up,
+timing regularity up, capability breadth down, ...); the account's novelty is the mean of its TOP_K largest, turned
+into its percentile among those same snapshots (0..1, so a benign account's novelty is about uniform). No label is
+used anywhere.
 
 The reference (medians, scales, percentiles) is fitted once per model version and stored on it, so scoring is the
 same on every engine and every day.
 
-Combination. Both scores are put on one scale first: the share of the reference population (the training set's
-unlabelled snapshots) an account outranks, its *risk percentile*. The supervised model's raw probabilities are no
+Combination. Both scores are put on one scale first: the share of the benign reference an account outranks, its
+*risk percentile*. The supervised model's raw probabilities are no
 such scale: under positive-unlabelled training an unlabelled member of a labelled hydra gets 0.002 while it still
 outranks 99% of benign accounts, and a max() on raw values let the benign novelty tail (lifted to 0.4-0.9) bury
 whole labelled campaigns in the detection benchmark (recall at 1% FPR 12% with the raw max, 98% on the ranking).
@@ -35,7 +36,8 @@ import numpy as np
 # (feature column, direction): +1 when extraction pushes the value up, -1 when it pushes it down
 SIGNALS: tuple[tuple[str, int], ...] = (
     ("extraction_like_requests_7d", +1), ("extraction_like_share_7d", +1), ("cot_elicitation_rate_7d", +1),
-    ("rubric_grading_rate_7d", +1), ("template_reuse_rate_7d", +1), ("output_input_ratio_7d", +1),
+    ("rubric_grading_rate_7d", +1), ("template_reuse_rate_7d", +1), ("output_input_ratio_7d", +1), ("output_input_ratio_28d", +1),
+    ("max_tokens_saturation_7d", +1),
     ("coverage_24_7_7d", +1), ("interarrival_cv_7d", -1), ("capability_entropy_7d", -1), ("raw_http_share_7d", +1),
     ("hosting_proxy_share_7d", +1), ("distinct_ip_prefixes_7d", +1), ("newest_model_share_7d", +1),
     ("cluster_size", +1), ("cluster_new_account_share", +1), ("cluster_payment_share", +1),
@@ -48,7 +50,7 @@ PERCENTILE_POINTS = tuple(float(p) for p in np.unique(np.concatenate(
     [np.linspace(0.0, 0.99, 100), 1.0 - np.logspace(-2, -6, 81), [1.0]])))
 MIN_SCALE = 1e-6
 COMBINATION = (f"max(supervised percentile, 1 - {NOVELTY_BUDGET_DIVISOR:g} x (1 - novelty percentile)), percentiles "
-               "of the training set's unlabelled snapshots")
+               "of the benign reference (models/train.py benign_reference)")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class NoveltyReference:
     scales: tuple[float, ...]
     percentiles: tuple[float, ...]  # raw novelty at PERCENTILE_POINTS of the reference population
     supervised_percentiles: tuple[float, ...] = ()  # the supervised score at PERCENTILE_POINTS, same population
+    population: int = 0  # reference snapshots: percentiles above 1 - 1/population are extrapolated (_percentile)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -66,7 +69,7 @@ class NoveltyReference:
     @classmethod
     def from_json(cls, text: str) -> NoveltyReference:
         values = json.loads(text)
-        return cls(**{k: tuple(v) for k, v in values.items()})
+        return cls(**{k: v if isinstance(v, int) else tuple(v) for k, v in values.items()})
 
 
 def _deviations(values: np.ndarray, columns: list[str], ref: NoveltyReference) -> np.ndarray:
@@ -102,25 +105,48 @@ def fit_reference(values: np.ndarray, columns: list[str], supervised: np.ndarray
                            tuple(map(float, scales)), ())
     raw = _raw(_deviations(values, columns, ref))
     return NoveltyReference(ref.columns, ref.directions, ref.centers, ref.scales, _quantiles(raw),
-                            _quantiles(np.asarray(supervised, dtype=np.float64)))
+                            _quantiles(np.asarray(supervised, dtype=np.float64)), int(len(values)))
 
 
-def _percentile(values: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
-    """The share of the reference population below each value (0..1); a value repeated across many grid points
-    (0 for the quiet majority) maps to its lowest one."""
+TAIL_ANCHOR = 0.99
+
+
+def _percentile(values: np.ndarray, quantiles: tuple[float, ...], population: int, transform=None) -> np.ndarray:
+    """The share of the reference population below each value (0..1), strictly increasing beyond the reference.
+
+    Inside the reference: interpolated on the grid (a value repeated across many grid points, 0 for the quiet
+    majority, maps to its lowest one). Above the highest percentile the population resolves (1 - 1/population),
+    an exponential tail fitted through that point and the TAIL_ANCHOR percentile: without it every account beyond
+    the reference's maximum tied at 1.0, and a tier bound set among ties flags all of them or none (in the detection
+    benchmark, recall at 0.1% FPR fell to 0). `transform` (the logit, for probabilities) spreads the tail first."""
     points = np.asarray(PERCENTILE_POINTS)
-    grid = np.asarray(quantiles)
-    return np.where(values <= grid[0], 0.0, np.interp(values, grid, points))
+    grid = np.asarray(quantiles, dtype=np.float64)
+    x = np.asarray(values, dtype=np.float64)
+    if transform is not None:
+        grid, x = transform(grid), transform(x)
+    top = max(int(np.searchsorted(points, 1.0 - 1.0 / max(population, 2), side="right")) - 1,
+              int(np.searchsorted(points, TAIL_ANCHOR)))
+    anchor = int(np.searchsorted(points, TAIL_ANCHOR))
+    inside = np.interp(x, grid[:top + 1], points[:top + 1])
+    decades = np.log((1.0 - points[anchor]) / (1.0 - points[top])) if top > anchor else 1.0
+    scale = max((grid[top] - grid[anchor]) / decades, 1e-9 * (abs(grid[top]) + 1.0))
+    tail = 1.0 - (1.0 - points[top]) * np.exp(-(x - grid[top]) / scale)
+    return np.where(x <= grid[0], 0.0, np.where(x > grid[top], tail, inside))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-15, 1.0 - 1e-15)
+    return np.log(p) - np.log1p(-p)
 
 
 def novelty(values: np.ndarray, columns: list[str], ref: NoveltyReference) -> tuple[np.ndarray, np.ndarray]:
     """(novelty percentile in 0..1, index into ref.columns of the signal that deviates most) per row."""
     deviations = _deviations(values, columns, ref)
-    return _percentile(_raw(deviations), ref.percentiles), deviations.argmax(axis=1)
+    return _percentile(_raw(deviations), ref.percentiles, ref.population), deviations.argmax(axis=1)
 
 
 def supervised_percentile(supervised: np.ndarray, ref: NoveltyReference) -> np.ndarray:
-    return _percentile(np.asarray(supervised, dtype=np.float64), ref.supervised_percentiles)
+    return _percentile(np.asarray(supervised, dtype=np.float64), ref.supervised_percentiles, ref.population, _logit)
 
 
 def novelty_lift(novelty_percentile: np.ndarray) -> np.ndarray:
@@ -144,7 +170,7 @@ def final_scores(supervised: np.ndarray, values: np.ndarray, columns: list[str],
                  ref: NoveltyReference | None) -> FinalScores:
     """The score a model version gives: the supervised score alone when the version carries no novelty reference
     (or one from before supervised percentiles were stored), else the combination above."""
-    if ref is None or not ref.supervised_percentiles:
+    if ref is None or not ref.supervised_percentiles or not ref.population:
         return FinalScores(supervised, None, None, None)
     novelty_percentile, signal = novelty(values, columns, ref)
     ranked = supervised_percentile(supervised, ref)

@@ -248,6 +248,26 @@ def _evaluate_holdout(holdout: pd.DataFrame, scores: np.ndarray, config: Trainin
     )
 
 
+REFERENCE_AGE_FEATURE = "account_age_days"
+
+
+def benign_reference(frame: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
+    """The unlabelled snapshots the score percentiles and tier bounds are taken over (TrainingConfig says why only
+    established accounts); all unlabelled ones when the age threshold is 0 or too few are old enough."""
+    unlabelled = frame[frame["label"] == 0]
+    if config.reference_min_account_age_days == 0:
+        return unlabelled
+    established = unlabelled[unlabelled[REFERENCE_AGE_FEATURE] >= config.reference_min_account_age_days]
+    if len(established) < MIN_REFERENCE_SNAPSHOTS:
+        log.warning("only %d unlabelled snapshots of accounts %d+ days old; the benign reference uses all %d "
+                    "unlabelled snapshots", len(established), config.reference_min_account_age_days, len(unlabelled))
+        return unlabelled
+    return established
+
+
+MIN_REFERENCE_SNAPSHOTS = 100
+
+
 def _split(training_set: TrainingSet, config: TrainingConfig):
     frame = training_set.frame
     split = split_by_time(frame["feature_date"], frame["label"], config.holdout_days, config.validation_days)
@@ -324,8 +344,7 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
             feature_set_version=training_set.feature_set_version, input_example=holdout.head(5))
         # the score reference: the unlabelled snapshots of the fitted and validation dates (novelty uses no label;
         # the supervised percentiles rank the model's scores on the same population)
-        unlabelled = pd.concat([fit, validation])
-        unlabelled = unlabelled[unlabelled["label"] == 0]
+        unlabelled = benign_reference(pd.concat([fit, validation]), config)
         reference = novelty.fit_reference(unlabelled[columns].to_numpy(dtype=np.float64), columns,
                                           predict(booster, unlabelled, columns))
         registry.set_version_tags(client, settings.model_name, version, {
@@ -362,7 +381,8 @@ def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: Tr
     labels = holdout["label"].to_numpy()
     scores = final_predict(registry.load_booster(candidate), candidate, holdout, columns)
     evaluation = _evaluate_holdout(holdout, scores, config)
-    calibration = tier_bounds(labels, scores, TIER_BENIGN_FPR)
+    in_reference = (holdout["label"] == 1).to_numpy() | holdout.index.isin(benign_reference(holdout, config).index)
+    calibration = tier_bounds(labels[in_reference], scores[in_reference], TIER_BENIGN_FPR)
     tiers = calibration.bounds
     champion, champion_pr_auc = champion_on_holdout(client, settings, holdout, columns,
                                                     training_set.feature_set_version)

@@ -134,9 +134,9 @@ def test_only_mutually_strongest_links_are_kept(spark):
     # x is linked to y1..y3 (y3 weakest); each y's only candidate is x. With two links kept per account, x keeps
     # y1 and y2, so x-y3 is kept by y3 alone: not mutual, dropped. w1-w2 is below the strength threshold.
     columns = ("src string, dst string, shared_payment_methods long, shared_ip_prefixes long, "
-               "shared_templates long, synchronised_bands long, strength long")
-    evidence = spark.createDataFrame([("x", "y1", 1, 0, 0, 0, 10), ("x", "y2", 0, 4, 4, 0, 8),
-                                      ("x", "y3", 0, 5, 0, 0, 5), ("w1", "w2", 0, 2, 1, 0, 3)], columns)
+               "shared_templates long, synchronised_bands long, strength double")
+    evidence = spark.createDataFrame([("x", "y1", 1, 0, 0, 0, 10.0), ("x", "y2", 0, 4, 12, 0, 8.0),
+                                      ("x", "y3", 0, 5, 0, 0, 5.0), ("w1", "w2", 0, 2, 3, 0, 3.0)], columns)
     kept = spark_clusters.cluster_links(evidence, min_strength=4, keep_strongest=2)
     assert {(r.src, r.dst) for r in kept.collect()} == {("x", "y1"), ("x", "y2")}
 
@@ -206,7 +206,7 @@ QUIET_BRONZE = [_request("a", 5, fingerprint=11)]
 # t1 and t2 each send the same rare templates (as many as a link needs) twice; t3 sends them once each (a
 # coincidence, no evidence); s1 and s2 are active in the same 30 minutes (a scheduler driving both, which puts them
 # in every MinHash band together), s3 in 30 other minutes
-TEMPLATES = range(42, 42 + spark_clusters.MIN_LINK_STRENGTH)
+TEMPLATES = range(42, 42 + spark_clusters.MIN_LINK_STRENGTH * spark_clusters.TEMPLATES_PER_POINT)
 LINKING_BRONZE = [
     *(_request(account, minute, fingerprint=template) for account in ("t1", "t2") for minute in (1, 2)
       for template in TEMPLATES),
@@ -288,7 +288,7 @@ def test_rare_templates_and_synchronised_minutes_link_accounts(spark, settings):
     # each link keeps its evidence for reviewers
     links = DeltaTable(settings.table_uri("account_links")).to_pyarrow_table().to_pylist()
     evidence = {(r["src"], r["dst"]): r for r in links}
-    assert evidence[("t1", "t2")]["shared_templates"] == spark_clusters.MIN_LINK_STRENGTH
+    assert evidence[("t1", "t2")]["shared_templates"] == len(TEMPLATES)
     assert evidence[("s1", "s2")]["synchronised_bands"] == spark_clusters.TIMING_BANDS
     assert evidence[("a", "b")]["shared_payment_methods"] == 1
     assert all(r["feature_date"] == D for r in links)

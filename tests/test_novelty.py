@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from models import novelty
 
@@ -55,3 +56,29 @@ def test_the_reference_round_trips_through_its_json_tag():
     values = _population(1_000)
     ref = novelty.fit_reference(values, COLUMNS, np.linspace(0, 1, len(values)))
     assert novelty.parse_reference(ref.to_json()) == ref
+
+
+def test_the_benign_reference_is_the_established_unlabelled_accounts():
+    import pandas as pd
+
+    from models.config import TrainingConfig
+    from models.train import MIN_REFERENCE_SNAPSHOTS, benign_reference
+
+    ages = [400.0] * MIN_REFERENCE_SNAPSHOTS + [3.0, 500.0]
+    frame = pd.DataFrame({"label": [0] * MIN_REFERENCE_SNAPSHOTS + [0, 1], "account_age_days": ages})
+    established = TrainingConfig(reference_min_account_age_days=60)
+    reference = benign_reference(frame, established)
+    assert len(reference) == MIN_REFERENCE_SNAPSHOTS and (reference["account_age_days"] >= 60).all()
+    assert len(benign_reference(frame, TrainingConfig())) == len(frame) - 1  # the default: every unlabelled one
+    # too few established accounts (a young lake): every unlabelled snapshot, rather than a handful
+    assert len(benign_reference(frame.iloc[-3:], established)) == 2
+
+
+def test_scores_beyond_the_reference_keep_their_order_instead_of_tying_at_one():
+    values = _population(5_000)
+    supervised = np.random.default_rng(6).beta(0.5, 200, len(values))
+    ref = novelty.fit_reference(values, COLUMNS, supervised)
+    beyond = supervised.max() * np.array([1.2, 1.5, 2.0, 3.0])
+    ranked = novelty.supervised_percentile(beyond, ref)
+    assert np.all(np.diff(ranked) > 0) and ranked[0] > 1 - 1 / len(values) and ranked[-1] < 1.0
+    assert novelty.supervised_percentile(np.array([np.median(supervised)]), ref)[0] == pytest.approx(0.5, abs=0.02)
