@@ -249,6 +249,7 @@ def _evaluate_holdout(holdout: pd.DataFrame, scores: np.ndarray, config: Trainin
 
 
 REFERENCE_AGE_FEATURE = "account_age_days"
+MIN_REFERENCE_SNAPSHOTS = 100
 
 
 def benign_reference(frame: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
@@ -263,9 +264,6 @@ def benign_reference(frame: pd.DataFrame, config: TrainingConfig) -> pd.DataFram
                     "unlabelled snapshots", len(established), config.reference_min_account_age_days, len(unlabelled))
         return unlabelled
     return established
-
-
-MIN_REFERENCE_SNAPSHOTS = 100
 
 
 def _split(training_set: TrainingSet, config: TrainingConfig):
