@@ -144,13 +144,15 @@ def _reference_fingerprint(prompt: str) -> int:
 
 def test_prompt_fingerprint_normalizes_case_digits_and_whitespace(spark):
     prompts = ["Translate item 12 into  French", "translate ITEM 97 into French  ", "Translate item 12 into German",
-               "x" * 300 + "tail one", "x" * 300 + "tail two", "Объясни\tрешение 42", None]
+               "x" * 300 + "tail one", "x" * 300 + "tail two", "Объясни\tрешение 42", None,
+               " Mixed \t\n runs\x0bof\fwhite\r\rspace 7 "]
     actual = _evaluate(spark, [(p,) for p in prompts], "prompt_prefix string", rs.prompt_fingerprint())
     assert actual[0] == actual[1] == _reference_fingerprint(prompts[0])
     assert actual[2] != actual[0]
     assert actual[3] == actual[4]  # only the first 256 normalized characters count
     assert actual[5] == _reference_fingerprint(prompts[5])
     assert actual[6] is None
+    assert actual[7] == _reference_fingerprint(prompts[7])
 
 
 def test_with_request_signals_adds_one_column_per_signal(spark):
