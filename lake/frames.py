@@ -99,6 +99,39 @@ class FrameEngine:
             grouped[value] = grouped[value].list.sort_values()
         return grouped
 
+    @property
+    def array_module(self) -> ModuleType:
+        """numpy, or cupy for cuDF: the arrays a frame's columns are built from."""
+        if self.on_gpu:
+            import cupy
+
+            return cupy
+        import numpy
+
+        return numpy
+
+    def factorize(self, series):
+        """(int32 codes aligned with `series`, its distinct values as a Series in code order). The values come out
+        sorted on both libraries, so results built on codes are in key order without a sort of their own."""
+        categorical = series.astype("category")
+        values = categorical.cat.categories.to_series().reset_index(drop=True)
+        return categorical.cat.codes.astype("int32"), values
+
+    def dense(self, series, length: int, fill):
+        """An array of `length` holding `series`' values at the positions its (integer code) index names and
+        `fill` elsewhere: how per-key results line up with all keys without a join."""
+        xp = self.array_module
+        missing_is_null = fill is None or (isinstance(fill, float) and math.isnan(fill))
+        if missing_is_null:  # nulls, too, become NaN (and null again on the way to Arrow)
+            series = series.astype("float64")
+            values = series.to_cupy(na_value=xp.nan) if self.on_gpu else series.to_numpy(na_value=xp.nan)
+        else:
+            values = series.values if self.on_gpu else series.to_numpy()
+        positions = series.index.values if self.on_gpu else series.index.to_numpy()
+        out = xp.full(length, xp.nan if missing_is_null else fill, dtype="float64" if missing_is_null else values.dtype)
+        out[positions] = values
+        return out
+
     def write_parquet(self, data, path: str, schema: pa.Schema) -> int:
         """Write `data` (Arrow, or a frame of this library) as one Parquet file with `schema`'s columns, float
         NaN as null (Spark writes null for an undefined ratio); returns its rows. cuDF encodes on the GPU."""
