@@ -117,6 +117,10 @@ class FrameEngine:
         values = categorical.cat.categories.to_series().reset_index(drop=True)
         return categorical.cat.codes.astype("int32"), values
 
+    def values(self, series):
+        """A column without nulls as a numpy (pandas) or cupy (cuDF) array."""
+        return series.values if self.on_gpu else series.to_numpy()
+
     def dense(self, series, length: int, fill):
         """An array of `length` holding `series`' values at the positions its (integer code) index names and
         `fill` elsewhere: how per-key results line up with all keys without a join."""
@@ -126,8 +130,8 @@ class FrameEngine:
             series = series.astype("float64")
             values = series.to_cupy(na_value=xp.nan) if self.on_gpu else series.to_numpy(na_value=xp.nan)
         else:
-            values = series.values if self.on_gpu else series.to_numpy()
-        positions = series.index.values if self.on_gpu else series.index.to_numpy()
+            values = self.values(series)
+        positions = self.values(series.index)
         out = xp.full(length, xp.nan if missing_is_null else fill, dtype="float64" if missing_is_null else values.dtype)
         out[positions] = values
         return out
