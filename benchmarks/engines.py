@@ -587,7 +587,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.replicate_to and not_frames:
         parser.error(f"--replicated-engines {not_frames}: a replicated lake's account_daily is written by delta-rs, "
                      "which Sail 0.7 cannot replaceWhere list columns into; only pandas and cudf run there")
-    skipped = {e: reason for e in dict.fromkeys(engines + replicated_engines) if (reason := unavailable_reason(e))}
+    wanted = engines + (replicated_engines if args.replicate_to else [])
+    skipped = {e: reason for e in dict.fromkeys(wanted) if (reason := unavailable_reason(e))}
     for engine, reason in skipped.items():
         log(f"{engine} will be SKIPPED: {reason}")
 
