@@ -1,6 +1,10 @@
 """One engine's aggregation + features stage in its own process: prints `RESULT {json}`.
 
-Usage: engine_stage.py ENGINE LAKE START DAYS SCRATCH [SHUFFLE_PARTITIONS]
+Usage: engine_stage.py ENGINE LAKE DAY SCRATCH [SHUFFLE_PARTITIONS] [PASSES]
+
+Aggregate + features for DAY, PASSES times in one process (default 2): pass 1 is cold (a fresh process and
+engine), the rest warm. On the cuDF path each step is an NVTX range (when nvtx imports) closed by a device
+synchronize, so a GPU profile charges asynchronous work to the step that queued it.
 
 ENGINE is a benchmark engine key (benchmarks/engines.py BENCH_ENGINES):
   embedded, jvm-local   the Spark Parquet stage (benchmarks/spark_parquet_stage.py) on Sail / JVM Spark;
@@ -61,9 +65,30 @@ def server_for(bench_engine: str, scratch: str, shuffle_partitions: int):
         yield None
 
 
-def run(bench_engine: str, lake: str, start: dt.date, days: int, scratch: str, shuffle_partitions: int) -> dict:
+def _nvtx_range(name: str):
+    """An NVTX range on the cuDF path when nvtx is importable (a GPU profile then charges each step to its
+    own range); nothing otherwise."""
+    try:
+        import nvtx
+    except ImportError:
+        return contextlib.nullcontext()
+    return nvtx.annotate(name, color="green")
+
+
+def _synchronize(engine) -> None:
+    """Wait for the GPU at each step's end so asynchronous work is charged to the step that queued it."""
+    frames = getattr(engine, "frames", None)
+    if frames is not None and frames.on_gpu:
+        import cupy
+
+        cupy.cuda.runtime.deviceSynchronize()
+
+
+def run(bench_engine: str, lake: str, day: dt.date, scratch: str, shuffle_partitions: int, passes: int) -> dict:
+    """Aggregate + features for `day`, `passes` times in this one process: the first pass is cold (fresh
+    process, engine just started), later ones warm. The Parquet stage engines run their stage instead."""
+    from compute import open_engine
     from lake.config import load_settings
-    from lake.engine import compute_engine
 
     if bench_engine in SPARK_PARQUET_ENGINES:
         engine_key = SPARK_PARQUET_ENGINES[bench_engine]
@@ -71,39 +96,41 @@ def run(bench_engine: str, lake: str, start: dt.date, days: int, scratch: str, s
         engine_key = REAL_JOB_ENGINES[bench_engine]
     else:
         raise SystemExit(f"unknown benchmark engine {bench_engine!r}")
-    dates = [start + dt.timedelta(days=i) for i in range(days)]
-    result: dict = {"engine": bench_engine, "engine_key": engine_key}
+    result: dict = {"engine": bench_engine, "engine_key": engine_key, "passes": []}
     began = time.perf_counter()
     with contextlib.ExitStack() as stack:
         remote = stack.enter_context(server_for(bench_engine, scratch, shuffle_partitions))
         settings = load_settings(lake_root=lake, ground_truth_root=f"{scratch}/_truth", engine=engine_key,
                                  mlflow_tracking_uri=f"sqlite:///{scratch}/m.db", spark_remote=remote,
                                  shuffle_partitions=shuffle_partitions)
-        engine = stack.enter_context(compute_engine(settings))
-        started = time.perf_counter()
-        result["engine_start_s"] = started - began
-        if bench_engine in SPARK_PARQUET_ENGINES:
-            import spark_parquet_stage
+        engine = stack.enter_context(open_engine(settings))
+        result["engine_start_s"] = time.perf_counter() - began
+        for number in range(passes):
+            started = time.perf_counter()
+            if bench_engine in SPARK_PARQUET_ENGINES:
+                import spark_parquet_stage
 
-            detail = spark_parquet_stage.run(engine, lake, dates, Path(scratch) / "out")
-            result.update(aggregate_s=detail["aggregate_s"], features_s=detail["features_s"], days=detail["days"])
-        else:
-            from jobs import aggregate, features
+                detail = spark_parquet_stage.run(engine.spark, lake, [day], Path(scratch) / f"out{number}")
+                one = {"aggregate_s": detail["aggregate_s"], "features_s": detail["features_s"],
+                       "account_daily_rows": detail["days"][0]["account_daily_rows"],
+                       "account_features_rows": detail["days"][0]["account_features_rows"]}
+            else:
+                from jobs import aggregate, features
 
-            per_day = []
-            for day in dates:
-                t0 = time.perf_counter()
-                daily_rows = aggregate.run(engine, settings, day)
-                t1 = time.perf_counter()
-                feature_rows = features.run(engine, settings, day)
-                per_day.append({"date": day.isoformat(), "aggregate_s": t1 - t0, "features_s": time.perf_counter() - t1,
-                                "account_daily_rows": daily_rows, "account_features_rows": feature_rows})
-            result.update(aggregate_s=sum(d["aggregate_s"] for d in per_day),
-                          features_s=sum(d["features_s"] for d in per_day), days=per_day)
-        result["stage_s"] = time.perf_counter() - started
-        report = getattr(engine, "memory_report", None)
-        result["memory_report"] = report() if callable(report) else None
-    result["engine_wall_s"] = time.perf_counter() - began  # engine start + stage + engine shutdown
+                with _nvtx_range(f"aggregate {day}"):
+                    daily_rows = aggregate.run(engine, settings, day)
+                    _synchronize(engine)
+                aggregated = time.perf_counter()
+                with _nvtx_range(f"features {day}"):
+                    feature_rows = features.run(engine, settings, day)
+                    _synchronize(engine)
+                one = {"aggregate_s": aggregated - started, "features_s": time.perf_counter() - aggregated,
+                       "account_daily_rows": daily_rows, "account_features_rows": feature_rows}
+            one["stage_s"] = time.perf_counter() - started
+            result["passes"].append(one)
+        frames = getattr(engine, "frames", None)
+        result["memory_report"] = frames.memory_report() if frames is not None else None
+    result["engine_wall_s"] = time.perf_counter() - began  # engine start + passes + engine shutdown
     # this process only (an in-process Sail server included); the parent measures the whole tree, JVM too
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["peak_rss_self_mib"] = usage.ru_maxrss / 1024
@@ -112,7 +139,8 @@ def run(bench_engine: str, lake: str, start: dt.date, days: int, scratch: str, s
 
 
 if __name__ == "__main__":
-    engine_name, lake_root, first_day, n_days, scratch_dir = sys.argv[1:6]
-    partitions = int(sys.argv[6]) if len(sys.argv) > 6 else 8
-    outcome = run(engine_name, lake_root, dt.date.fromisoformat(first_day), int(n_days), scratch_dir, partitions)
+    engine_name, lake_root, bench_day, scratch_dir = sys.argv[1:5]
+    partitions = int(sys.argv[5]) if len(sys.argv) > 5 else 8
+    n_passes = int(sys.argv[6]) if len(sys.argv) > 6 else 2
+    outcome = run(engine_name, lake_root, dt.date.fromisoformat(bench_day), scratch_dir, partitions, n_passes)
     print("RESULT " + json.dumps(outcome), flush=True)

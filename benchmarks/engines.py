@@ -1,31 +1,38 @@
-"""Daily aggregation + account features on several engines over the same generated lake, in one run.
+"""The engine benchmark: the nightly aggregate + features jobs for one day, with a full window of history behind
+it, on several engines over the same lake, in one run.
 
 Usage:
-  python benchmarks/engines.py --engines embedded,jvm-local,pandas[,cudf] --records 2000000,5000000 \
-      [--replicate-to 200000000] --days 7 --label cpu-2core [--work-dir /tmp/dg-engines]
+  python benchmarks/engines.py --engines embedded-delta,pandas[,cudf] --records 2e6 --label cpu-2core \
+      [--gen-days 2] [--window-days 28] [--runs 3] [--passes 2] [--replicate-to 2e8 --replicated-engines cudf] \
+      [--work-dir /tmp/dg-engines]
 
-Engines (BENCH_ENGINES):
-  embedded        Sail, embedded in the Python process: the Spark Parquet stage (spark_parquet_stage.py)
-  jvm-local       classic JVM PySpark, local[*]: the SAME Spark Parquet stage, run by the .bench-jvm
-                  interpreter (benchmarks/jvm_baseline_env.sh builds it)
-  embedded-delta  Sail running the real jobs (jobs/aggregate.py + jobs/features.py), Delta in and out
-  jvm-delta       JVM Spark 4.2 + delta-spark (Spark Connect server from infra/spark-connect/cpu.conf, local[*],
-                  the `spark` extra) running the same real jobs, Delta in and out
-  sail-cluster    Sail's local-cluster mode (2 worker processes) running the same real jobs, Delta in and out
-  pandas, cudf    the frame engines (lake/frames.py) running the real jobs, Delta in and out
-JVM Spark cannot read or write Delta here (no delta-spark jars without Maven), which is why the Sail/JVM
-comparison runs a Parquet variant of the stage on both; the frame engines and embedded-delta run the real
-jobs. The markdown report states this.
+Engines (BENCH_ENGINES), all on the same lake, the same day and the same history:
+  embedded-delta  Sail in this machine's cores, embedded: the real jobs (jobs/aggregate.py, jobs/features.py), Delta
+  sail-cluster    Sail's local-cluster mode (2 worker processes), the same real jobs over Spark Connect
+  jvm-delta       JVM Spark 4.2 + delta-spark Connect server (local[*], infra/spark-connect/cpu.conf), the same jobs
+  pandas, cudf    the frame engines (lake/frames.py), the same real jobs
+  embedded, jvm-local  the older Parquet pair: the same transforms over the tables' Parquet files, no Delta
+                  (benchmarks/spark_parquet_stage.py; jvm-local needs benchmarks/jvm_baseline_env.sh)
 
-Per size: simulate + ingest a lake with the existing jobs (or reuse one already in --work-dir), optionally
-replicate the largest one to >= --replicate-to records (benchmarks/replicate_lake.py), then run each
-engine's stage in a fresh child process (benchmarks/engine_stage.py). The parent samples the child's whole
-process tree (the JVM is a child of the Python process for jvm-local; the Sail server is in-process) from
-/proc every 0.1 s and reports the peak of the summed RSS. GPU memory is the cuDF engine's own
-memory_report()["peak_device_bytes"] (RMM statistics).
+The lake: --gen-days days of about --records bronze records each are simulated and ingested (Sail); the last one is
+the benchmark day. Then, on Sail (benchmarks/run_stage.py prepare): every generated day is aggregated, the
+benchmark day's window is filled back to --window-days days with copies of the generated days' account_daily rows
+(synthetic history, real size), and the benchmark day is clustered. Each engine gets a lake of its own linking the
+inputs (bronze, ingest records, registry, clusters) and a hard-linked copy of account_daily, and replaces the
+benchmark day's account_daily and account_features partitions.
 
-Records = bronze `requests` rows processed, all days, counted from the Delta log. Results go to
-<out>/engines-<label>.json and .md.
+--replicate-to N also grows the largest lake's benchmark day to >= N records (benchmarks/replicate_lake.py: that
+day's bronze, every account_daily day and the day's clusters, with suffixed ids). Its account_daily is then written
+by delta-rs, which Sail 0.7 cannot replaceWhere list columns into, so only frame engines run on replicated lakes.
+
+Measured per engine: --runs fresh child processes (benchmarks/engine_stage.py), each running the stage --passes
+times: pass 1 is COLD (new process, engine start counted separately, first touch of the lake), later passes WARM.
+Reported per engine: median and min-max over runs of cold stage time (and cold end to end, engine start
+included), warm stage time, records/s and accounts/s (cold), CPU seconds and peak RSS of the child's process
+tree (sampled from /proc), peak GPU memory (RMM) and GPU utilisation (nvidia-smi, sampled) where a GPU is
+present. After each engine's first run its outputs are checksummed (benchmarks/checksums.py) and compared with
+the first engine's: exact for counts, strings, lists and timestamps, 1e-9 relative for float sums.
+Results: <out>/engines-<label>.json and .md.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,15 +57,21 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(REPO))
 
+from checksums import compare, output_checksums  # noqa: E402
 from machine import machine_facts  # noqa: E402
 
 START = dt.date(2026, 1, 5)
-BENCH_ENGINES = ("embedded", "jvm-local", "embedded-delta", "jvm-delta", "sail-cluster", "pandas", "cudf")
+BENCH_ENGINES = ("embedded-delta", "sail-cluster", "jvm-delta", "pandas", "cudf", "embedded", "jvm-local")
 SPARK_PARQUET_ENGINES = ("embedded", "jvm-local")
-# Input tables the real jobs read; each real-job engine gets its own lake linking to them.
-INPUT_TABLES = ("requests", "accounts", "model_releases", "asn_info")
+SAIL_ENGINES = ("embedded-delta", "sail-cluster", "embedded")
+FRAME_ENGINES = ("pandas", "cudf")
+# Tables every real-job engine reads, linked from the shared lake; account_daily is copied (hard links), since the
+# engines write the benchmark day into it.
+LINKED_TABLES = ("requests", "quarantine", "ingest_runs", "accounts", "model_releases", "asn_info",
+                 "enforcement_labels", "account_clusters")
 JVM_PYTHON = REPO / ".bench-jvm" / "bin" / "python"
 SAMPLE_INTERVAL_S = 0.1
+GPU_SAMPLE_INTERVAL_S = 0.5
 CALIBRATION_ACCOUNTS = 3000
 
 
@@ -175,6 +189,47 @@ class ChildFailed(RuntimeError):
         self.tail = tail
 
 
+class GpuSampler:
+    """GPU utilisation (%) and memory in use (MiB) from nvidia-smi, sampled on a thread; inactive without it."""
+
+    def __init__(self, interval_s: float = GPU_SAMPLE_INTERVAL_S) -> None:
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self.utilisation: list[float] = []
+        self.memory_mib: list[float] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.active = shutil.which("nvidia-smi") is not None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
+                                      "--format=csv,noheader,nounits", "-i", "0"],
+                                     capture_output=True, text=True, timeout=10, check=True).stdout
+                util, memory = (float(v) for v in out.strip().split(","))
+                self.utilisation.append(util)
+                self.memory_mib.append(memory)
+            except (subprocess.SubprocessError, ValueError):
+                pass
+            self._stop.wait(self._interval)
+
+    def summary(self) -> dict | None:
+        if not self.utilisation:
+            return None
+        return {"samples": len(self.utilisation), "mean_utilisation_pct": statistics.fmean(self.utilisation),
+                "max_utilisation_pct": max(self.utilisation), "max_memory_used_mib": max(self.memory_mib)}
+
+    def __enter__(self) -> GpuSampler:
+        if self.active:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self.active:
+            self._thread.join()
+
+
 # --- lakes --------------------------------------------------------------------------------------------
 
 def bronze_records(lake: Path, dates: list[dt.date]) -> int:
@@ -188,12 +243,12 @@ def bronze_records(lake: Path, dates: list[dt.date]) -> int:
                                          actions.column("partition.event_date").to_pylist()) if day in wanted)
 
 
-def lake_days(lake: Path) -> set[dt.date]:
+def table_days(lake: Path, name: str, column: str = "event_date") -> set[dt.date]:
     from deltalake import DeltaTable
 
-    if not DeltaTable.is_deltatable(str(lake / "requests")):
+    if not DeltaTable.is_deltatable(str(lake / name)):
         return set()
-    return {dt.date.fromisoformat(p["event_date"]) for p in DeltaTable(str(lake / "requests")).partitions()}
+    return {dt.date.fromisoformat(p[column]) for p in DeltaTable(str(lake / name)).partitions()}
 
 
 def calibrate(work_dir: Path) -> float:
@@ -207,35 +262,43 @@ def calibrate(work_dir: Path) -> float:
     return result["records"] / (CALIBRATION_ACCOUNTS * 2)
 
 
-def generate_lake(lake: Path, target_records: int, days: int, rate: float | None, work_dir: Path) -> dict:
-    """Simulate + ingest (existing jobs, Sail) unless `lake` already holds all days; returns what it did."""
-    dates = [START + dt.timedelta(days=i) for i in range(days)]
-    if set(dates) <= lake_days(lake):
-        log(f"reusing {lake} ({bronze_records(lake, dates):,} bronze records)")
+def generate_lake(lake: Path, records_per_day: int, gen_days: int, window_days: int, rate: float | None,
+                  work_dir: Path) -> dict:
+    """Simulate + ingest `gen_days` days, then prepare the last day's history and clusters (all on Sail), unless
+    `lake` already holds all of it; returns what it did."""
+    dates = [START + dt.timedelta(days=i) for i in range(gen_days)]
+    bench_day = dates[-1]
+    window = {bench_day - dt.timedelta(days=i) for i in range(window_days)}
+    if set(dates) <= table_days(lake, "requests") and window <= table_days(lake, "account_daily") \
+            and bench_day in table_days(lake, "account_clusters", "feature_date"):
+        log(f"reusing {lake} ({bronze_records(lake, [bench_day]):,} bronze records on {bench_day})")
         return {"reused": True}
     shutil.rmtree(lake, ignore_errors=True)
     shutil.rmtree(f"{lake}_truth", ignore_errors=True)
     rate = rate or calibrate(work_dir)
-    accounts = max(1000, int(target_records / (rate * days)))
-    log(f"generating {lake.name}: {accounts:,} accounts x {days} days (~{target_records:,} records)")
+    accounts = max(1000, int(records_per_day / rate))
+    log(f"generating {lake.name}: {accounts:,} accounts x {gen_days} days (~{records_per_day:,} records a day)")
     stages = {}
-    for stage in ("simulate", "ingest"):
+    for stage in ("simulate", "ingest", "prepare"):
         stages[stage] = run_child([sys.executable, str(BENCH_DIR / "run_stage.py"), stage, str(lake),
-                                   START.isoformat(), str(days), str(accounts)])
+                                   START.isoformat(), str(gen_days), str(accounts), str(window_days)])
         log(f"  {stage}: {stages[stage]['records']:,} records in {stages[stage]['wall_s']:.1f} s")
     return {"reused": False, "accounts": accounts, "records_per_account_day": rate,
-            "simulate_s": stages["simulate"]["wall_s"], "ingest_s": stages["ingest"]["wall_s"]}
+            **{f"{stage}_s": stages[stage]["wall_s"] for stage in stages},
+            "history_days_copied": len(stages["prepare"].get("history_days", []))}
 
 
-def replicate(source: Path, target: Path, target_records: int, source_records: int, workers: int | None) -> dict:
+def replicate(source: Path, target: Path, target_records: int, source_records: int, bench_day: dt.date,
+              workers: int | None) -> dict:
     copies = math.ceil(target_records / source_records)
-    dates_present = lake_days(target)
-    if dates_present and dates_present == lake_days(source):
+    if bench_day in table_days(target, "requests") and table_days(target, "account_daily") == table_days(
+            source, "account_daily"):
         log(f"reusing replicated lake {target}")
         return {"reused": True, "copies": copies}
     shutil.rmtree(target, ignore_errors=True)
-    log(f"replicating {source.name} x{copies} -> {target.name}")
-    command = [sys.executable, str(BENCH_DIR / "replicate_lake.py"), str(source), str(target), "--copies", str(copies)]
+    log(f"replicating {source.name} x{copies} -> {target.name} (bronze of {bench_day} only)")
+    command = [sys.executable, str(BENCH_DIR / "replicate_lake.py"), str(source), str(target), "--copies", str(copies),
+               "--day", bench_day.isoformat()]
     if workers:
         command += ["--workers", str(workers)]
     result = run_child(command, echo=True)
@@ -245,11 +308,16 @@ def replicate(source: Path, target: Path, target_records: int, source_records: i
 
 
 def engine_lake(shared_lake: Path, scratch: Path) -> Path:
-    """A lake of the engine's own: links to the shared input tables, outputs written beside them."""
+    """A lake of the engine's own: links to the shared input tables, and account_daily as a copy whose data files
+    are hard links (the engine replaces the benchmark day in its copy; the shared files are never rewritten)."""
     lake = scratch / "lake"
     lake.mkdir(parents=True)
-    for name in INPUT_TABLES:
-        (lake / name).symlink_to(shared_lake / name, target_is_directory=True)
+    for name in LINKED_TABLES:
+        if (shared_lake / name).exists():
+            (lake / name).symlink_to(shared_lake / name, target_is_directory=True)
+    shutil.copytree(shared_lake / "account_daily", lake / "account_daily", copy_function=os.link,
+                    ignore=shutil.ignore_patterns("_delta_log"))
+    shutil.copytree(shared_lake / "account_daily" / "_delta_log", lake / "account_daily" / "_delta_log")
     return lake
 
 
@@ -263,7 +331,7 @@ def gpu_present() -> str | None:
 
 
 def unavailable_reason(engine: str) -> str | None:
-    """Why `engine` cannot run here, or None."""
+    """Why `engine` cannot run on this machine, or None."""
     if engine == "jvm-delta":
         if shutil.which("java") is None:
             return "no java on PATH (JVM Spark 4 needs Java 17/21)"
@@ -278,8 +346,6 @@ def unavailable_reason(engine: str) -> str | None:
             return "no java on PATH (JVM Spark 4 needs Java 17/21)"
         if not JVM_PYTHON.exists():
             return f"{JVM_PYTHON} missing: run `bash benchmarks/jvm_baseline_env.sh` first"
-    if engine in ("pandas", "cudf") and importlib.util.find_spec("lake.frames") is None:
-        return "lake/frames.py (the frame engine) is not in this checkout"
     if engine == "cudf":
         if gpu_present() is None:
             return "no NVIDIA GPU visible (nvidia-smi -L lists none)"
@@ -288,42 +354,64 @@ def unavailable_reason(engine: str) -> str | None:
     return None
 
 
-def run_engine(engine: str, lake: Path, days: int, work_dir: Path, args) -> dict:
+def run_engine(engine: str, lake: Path, day: dt.date, work_dir: Path, args, checksum: bool) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix=f"{engine}-", dir=work_dir))
     try:
-        if engine in SPARK_PARQUET_ENGINES:
-            stage_lake = lake
-        else:
-            stage_lake = engine_lake(lake, scratch)
+        stage_lake = lake if engine in SPARK_PARQUET_ENGINES else engine_lake(lake, scratch)
         python, env = sys.executable, {}
         if engine == "jvm-local":
             python = str(JVM_PYTHON)
             # local[*] runs the executors inside the driver JVM; its 1 GiB default heap is no baseline
             env["PYSPARK_SUBMIT_ARGS"] = f"--driver-memory {args.jvm_driver_memory} pyspark-shell"
-        command = [python, str(BENCH_DIR / "engine_stage.py"), engine, str(stage_lake), START.isoformat(),
-                   str(days), str(scratch), str(args.shuffle_partitions)]
-        return run_child(command, env=env, timeout_s=args.timeout_s, echo=args.verbose)
+        command = [python, str(BENCH_DIR / "engine_stage.py"), engine, str(stage_lake), day.isoformat(),
+                   str(scratch), str(args.shuffle_partitions), str(args.passes)]
+        with GpuSampler() as gpu:
+            child = run_child(command, env=env, timeout_s=args.timeout_s, echo=args.verbose)
+        child["gpu"] = gpu.summary() if engine == "cudf" else None
+        if checksum and engine not in SPARK_PARQUET_ENGINES:
+            child["checksums"] = output_checksums(stage_lake, day)
+        return child
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def summarize(engine: str, records: int, child: dict) -> dict:
-    report = child.get("memory_report") or {}
-    peak_device = report.get("peak_device_bytes")
+def _spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def summarize(engine: str, records: int, children: list[dict]) -> dict:
+    """Median and min-max over runs: cold = each run's first pass, warm = its later passes."""
+    cold = [c["passes"][0] for c in children]
+    warm = [p for c in children for p in c["passes"][1:]]
+    cold_stage = [p["stage_s"] for p in cold]
+    starts = [c["engine_start_s"] for c in children]
+    accounts = cold[0]["account_features_rows"]
+    peak_device = [((c.get("memory_report") or {}).get("peak_device_bytes")) for c in children]
+    gpu = [c["gpu"] for c in children if c.get("gpu")]
     return {
-        "engine": engine, "status": "ok", "records": records,
-        "stage_s": child["stage_s"], "aggregate_s": child["aggregate_s"], "features_s": child["features_s"],
-        "engine_start_s": child["engine_start_s"], "process_wall_s": child["process_wall_s"],
-        "records_per_s": records / child["stage_s"],
-        "peak_rss_mib": child["peak_rss_tree_mib"], "peak_rss_processes": child["peak_rss_tree_processes"],
-        "peak_gpu_mib": None if peak_device is None else peak_device / 2**20,
-        "cpu_s": child["cpu_tree_s"], "memory_report": child.get("memory_report"), "days": child["days"],
+        "engine": engine, "status": "ok", "runs": len(children), "records": records,
+        "account_daily_rows": cold[0]["account_daily_rows"], "accounts": accounts,
+        "cold_stage_s": _spread(cold_stage), "cold_end_to_end_s": _spread([s + t for s, t in zip(cold_stage, starts)]),
+        "cold_aggregate_s": _spread([p["aggregate_s"] for p in cold]),
+        "cold_features_s": _spread([p["features_s"] for p in cold]),
+        "engine_start_s": _spread(starts),
+        "warm_stage_s": _spread([p["stage_s"] for p in warm]) if warm else None,
+        "records_per_s": records / statistics.median(cold_stage),
+        "records_per_s_spread": _spread([records / s for s in cold_stage]),
+        "accounts_per_s": accounts / statistics.median(cold_stage),
+        "warm_records_per_s": records / statistics.median([p["stage_s"] for p in warm]) if warm else None,
+        "cpu_s": _spread([c["cpu_tree_s"] for c in children]),
+        "peak_rss_mib": max(c["peak_rss_tree_mib"] for c in children),
+        "peak_gpu_mib": max(peak_device) / 2**20 if all(v is not None for v in peak_device) else None,
+        "gpu": {"mean_utilisation_pct": statistics.fmean(g["mean_utilisation_pct"] for g in gpu),
+                "max_utilisation_pct": max(g["max_utilisation_pct"] for g in gpu)} if gpu else None,
+        "checksums": children[0].get("checksums"),
+        "children": children,
     }
 
 
 def ratios(runs: dict[str, dict]) -> dict:
-    """Throughput ratios between engines that both ran; cuDF is compared with Sail on the same real jobs
-    (embedded-delta) when that ran, else with the Sail Parquet stage (said in `cudf_vs_sail_basis`)."""
+    """Cold records/s ratios between engines that ran; cuDF is compared with Sail on the same real jobs."""
     ok = {name: run for name, run in runs.items() if run.get("status") == "ok"}
 
     def ratio(numerator: str, denominator: str) -> float | None:
@@ -331,41 +419,50 @@ def ratios(runs: dict[str, dict]) -> dict:
             return ok[numerator]["records_per_s"] / ok[denominator]["records_per_s"]
         return None
 
-    out = {"sail_vs_jvm": ratio("embedded", "jvm-local"), "sail_vs_jvm_delta": ratio("embedded-delta", "jvm-delta"),
-           "sail_cluster_vs_jvm_delta": ratio("sail-cluster", "jvm-delta")}
     basis = "embedded-delta" if "embedded-delta" in ok else "embedded"
-    out["cudf_vs_sail"], out["cudf_vs_sail_basis"] = ratio("cudf", basis), basis
-    out["cudf_vs_pandas"] = ratio("cudf", "pandas")
-    out["pandas_vs_sail"] = ratio("pandas", basis)
-    return out
+    return {"cudf_vs_sail": ratio("cudf", basis), "cudf_vs_sail_basis": basis,
+            "cudf_vs_pandas": ratio("cudf", "pandas"), "pandas_vs_sail": ratio("pandas", basis),
+            "sail_vs_jvm_delta": ratio("embedded-delta", "jvm-delta"),
+            "sail_cluster_vs_jvm_delta": ratio("sail-cluster", "jvm-delta"), "sail_vs_jvm": ratio("embedded", "jvm-local")}
 
 
-def benchmark_lake(lake: Path, size_label: str, engines: list[str], skipped: dict[str, str], days: int,
+def benchmark_lake(lake: Path, size_label: str, engines: list[str], skipped: dict[str, str], day: dt.date,
                    work_dir: Path, args, setup: dict) -> dict:
-    dates = [START + dt.timedelta(days=i) for i in range(days)]
-    records = bronze_records(lake, dates)
-    log(f"== {size_label}: {records:,} bronze records over {days} days")
+    records = bronze_records(lake, [day])
+    log(f"== {size_label}: {records:,} bronze records on {day}, {args.window_days}-day window")
     runs: dict[str, dict] = {}
+    reference: tuple[str, dict] | None = None
     for engine in engines:
         if engine in skipped:
             runs[engine] = {"engine": engine, "status": "skipped", "reason": skipped[engine]}
             log(f"  {engine}: SKIPPED ({skipped[engine]})")
             continue
-        log(f"  {engine}: running")
+        children = []
         try:
-            child = run_engine(engine, lake, days, work_dir, args)
+            for number in range(args.runs):
+                log(f"  {engine}: run {number + 1}/{args.runs} (load {os.getloadavg()[0]:.1f})")
+                children.append(run_engine(engine, lake, day, work_dir, args, checksum=number == 0))
         except ChildFailed as failure:
             runs[engine] = {"engine": engine, "status": "failed", "reason": str(failure), "output_tail": failure.tail}
             log(f"  {engine}: FAILED ({failure}); last output:\n      " + "\n      ".join(failure.tail[-12:]))
             continue
-        runs[engine] = summarize(engine, records, child)
-        run = runs[engine]
+        run = runs[engine] = summarize(engine, records, children)
+        if run["checksums"] is not None:
+            if reference is None:
+                reference = (engine, run["checksums"])
+                run["checksum_match"] = {"against": engine, "equal": True, "differences": []}
+            else:
+                differences = compare(reference[1], run["checksums"])
+                run["checksum_match"] = {"against": reference[0], "equal": not differences, "differences": differences}
         gpu = f", peak GPU {run['peak_gpu_mib']:,.0f} MiB" if run["peak_gpu_mib"] is not None else ""
-        log(f"  {engine}: {run['stage_s']:.1f} s (aggregate {run['aggregate_s']:.1f} s + features "
-            f"{run['features_s']:.1f} s; engine start {run['engine_start_s']:.1f} s), {run['records_per_s']:,.0f} "
-            f"records/s, peak RSS {run['peak_rss_mib']:,.0f} MiB{gpu}")
-    return {"size": size_label, "records": records, "days": days, "lake_setup": setup, "runs": runs,
-            "ratios": ratios(runs)}
+        match = run.get("checksum_match")
+        log(f"  {engine}: cold {run['cold_stage_s']['median']:.1f} s (+ start {run['engine_start_s']['median']:.1f} s),"
+            f" warm {run['warm_stage_s']['median'] if run['warm_stage_s'] else float('nan'):.1f} s, "
+            f"{run['records_per_s']:,.0f} records/s, CPU {run['cpu_s']['median']:.0f} s, peak RSS "
+            f"{run['peak_rss_mib']:,.0f} MiB{gpu}; outputs "
+            f"{'match ' + match['against'] if match and match['equal'] else 'DIFFER: ' + str(match['differences'][:3]) if match else 'not checked'}")
+    return {"size": size_label, "records": records, "day": day.isoformat(), "window_days": args.window_days,
+            "lake_setup": setup, "runs": runs, "ratios": ratios(runs)}
 
 
 # --- report -------------------------------------------------------------------------------------------
@@ -374,63 +471,67 @@ def _fmt(value, pattern: str, empty: str = "-", suffix: str = "") -> str:
     return empty if value is None else format(value, pattern) + suffix
 
 
+def _spread_text(spread: dict | None, pattern: str = ".1f") -> str:
+    if not spread:
+        return "-"
+    return f"{format(spread['median'], pattern)} ({format(spread['min'], pattern)}-{format(spread['max'], pattern)})"
+
+
 def markdown(report: dict) -> str:
     machine = report["machine"]
     lines = [
         f"# Engine benchmark: {report['label']}",
         "",
         f"Machine: {machine['cpu_model']}, {machine['affinity_cpus']} CPUs, {machine['memory_gib']} GiB; "
-        f"GPU: {report['gpu'] or 'none'}. Started {report['started_at']}; {report['days']} days per lake.",
+        f"GPU: {report['gpu'] or 'none'}. Started {report['started_at']}; 1-minute load average "
+        f"{report.get('load_before', float('nan')):.1f} before, {report.get('load_after', float('nan')):.1f} after.",
         "",
-        "Stage = daily aggregation + account features for every day of the lake; records = bronze request rows "
-        "(all days). Time is the stage's own, engine start excluded (listed separately); peak RSS is the summed "
-        "RSS of the child process tree (JVM included), sampled every 0.1 s; peak GPU is RMM's high-water mark; "
-        "CPU s is user + system time of the whole child tree, engine start included.",
+        f"Stage = the nightly aggregate + features jobs for one day with a {report['window_days']}-day window of "
+        "account_daily behind it, Delta in and out; records = that day's bronze rows; accounts = account_features "
+        f"rows. {report['runs']} runs per engine, each a fresh process: **cold** = its first pass (engine start "
+        "listed apart; end to end adds it), **warm** = a second pass in the same process. Values are median "
+        "(min-max) over runs; records/s and accounts/s use the cold median. CPU s and peak RSS cover the child's "
+        "whole process tree. Outputs are checksummed per engine and compared with the first engine's.",
         "",
-        "**What runs:** `embedded-delta` (Sail in process), `sail-cluster` (Sail local-cluster, 2 workers), "
-        "`jvm-delta` (JVM Spark 4.2 + delta-spark 4.4 Connect server, local[*], from infra/spark-connect/cpu.conf), "
-        "`pandas` and `cudf` run the real jobs (jobs/aggregate.py, jobs/features.py) with Delta in and out; for "
-        "the two server engines the server start is the engine start and its processes count in the RSS. "
-        "`embedded` (Sail) and `jvm-local` (JVM PySpark, local[*], no Delta) run the same Parquet variant of the "
-        "stage (benchmarks/spark_parquet_stage.py).",
-        "",
-        "| size | records | engine | stage s | aggregate s | features s | engine start s | records/s | "
-        "peak RSS MiB | peak GPU MiB | CPU s (tree) |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| size | records | engine | cold stage s | cold end to end s | warm stage s | aggregate s | features s | "
+        "records/s (cold) | accounts/s | CPU s | peak RSS MiB | peak GPU MiB | GPU util % | outputs |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for size in report["sizes"]:
         for engine, run in size["runs"].items():
             if run["status"] != "ok":
                 lines.append(f"| {size['size']} | {size['records']:,} | {engine} | {run['status']}: "
-                             f"{run['reason']} | | | | | | | |")
+                             f"{run['reason']} | | | | | | | | | | | |")
                 continue
+            match = run.get("checksum_match")
+            outputs = ("-" if not match else "reference" if match["against"] == engine else
+                       f"= {match['against']}" if match["equal"] else f"DIFFER from {match['against']}")
+            gpu = run.get("gpu") or {}
             lines.append(
-                f"| {size['size']} | {size['records']:,} | {engine} | {run['stage_s']:.1f} | {run['aggregate_s']:.1f} | "
-                f"{run['features_s']:.1f} | {run['engine_start_s']:.1f} | {run['records_per_s']:,.0f} | "
-                f"{run['peak_rss_mib']:,.0f} | {_fmt(run['peak_gpu_mib'], ',.0f')} | {_fmt(run.get('cpu_s'), ',.0f')} |")
-    lines += ["", "| size | records | Sail / JVM | cuDF / Sail (basis) | cuDF / pandas | pandas / Sail |",
+                f"| {size['size']} | {size['records']:,} | {engine} | {_spread_text(run['cold_stage_s'])} | "
+                f"{_spread_text(run['cold_end_to_end_s'])} | {_spread_text(run['warm_stage_s'])} | "
+                f"{run['cold_aggregate_s']['median']:.1f} | {run['cold_features_s']['median']:.1f} | "
+                f"{run['records_per_s']:,.0f} | {run['accounts_per_s']:,.0f} | {_spread_text(run['cpu_s'], '.0f')} | "
+                f"{run['peak_rss_mib']:,.0f} | {_fmt(run['peak_gpu_mib'], ',.0f')} | "
+                f"{_fmt(gpu.get('mean_utilisation_pct'), '.0f')} | {outputs} |")
+    lines += ["", "| size | records | cuDF / Sail (basis) | cuDF / pandas | pandas / Sail | Sail / JVM+Delta |",
               "|---|---:|---:|---:|---:|---:|"]
     for size in report["sizes"]:
         r = size["ratios"]
-        lines.append(f"| {size['size']} | {size['records']:,} | {_fmt(r['sail_vs_jvm'], '.2f', suffix='x')} | "
-                     f"{_fmt(r['cudf_vs_sail'], '.1f', suffix='x')} ({r['cudf_vs_sail_basis']}) | "
-                     f"{_fmt(r['cudf_vs_pandas'], '.1f', suffix='x')} | {_fmt(r['pandas_vs_sail'], '.2f', suffix='x')} |")
-    if any(size["ratios"].get("sail_vs_jvm_delta") for size in report["sizes"]):
-        lines += ["", "| size | embedded Sail / JVM Spark+Delta | Sail local-cluster / JVM Spark+Delta |",
-                  "|---|---:|---:|"]
-        for size in report["sizes"]:
-            r = size["ratios"]
-            lines.append(f"| {size['size']} | {_fmt(r.get('sail_vs_jvm_delta'), '.2f', suffix='x')} | "
-                         f"{_fmt(r.get('sail_cluster_vs_jvm_delta'), '.2f', suffix='x')} |")
+        lines.append(f"| {size['size']} | {size['records']:,} | {_fmt(r['cudf_vs_sail'], '.1f', suffix='x')} "
+                     f"({r['cudf_vs_sail_basis']}) | {_fmt(r['cudf_vs_pandas'], '.1f', suffix='x')} | "
+                     f"{_fmt(r['pandas_vs_sail'], '.2f', suffix='x')} | {_fmt(r.get('sail_vs_jvm_delta'), '.2f', suffix='x')} |")
     if report.get("skipped"):
         lines += ["", "Skipped engines: " + "; ".join(f"{k}: {v}" for k, v in report["skipped"].items())]
     for size in report["sizes"]:
         setup = size["lake_setup"]
+        if setup.get("history_days_copied"):
+            lines += ["", f"History for {size['size']}: {setup['history_days_copied']} of the window's earlier days are "
+                          "copies of generated days' account_daily rows (run_stage.py prepare)."]
         if setup.get("replication") and not setup["replication"].get("reused"):
             rep = setup["replication"]
             lines += ["", f"Replication for {size['size']}: x{rep['copies']} in {rep['seconds']:.1f} s "
-                          f"({rep['requests_rows_per_s']:,.0f} request rows/s, {rep['workers']} threads), "
-                          f"peak RSS {rep['peak_rss_tree_mib']:,.0f} MiB."]
+                          f"({rep['requests_rows_per_s']:,.0f} request rows/s, {rep['workers']} threads)."]
     if report.get("note"):
         lines += ["", report["note"]]
     return "\n".join(lines) + "\n"
@@ -442,22 +543,25 @@ def parse_sizes(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engines", default="embedded,jvm-local,pandas,cudf",
+    parser.add_argument("--engines", default="embedded-delta,pandas,cudf",
                         help=f"comma-separated, from {', '.join(BENCH_ENGINES)}")
-    parser.add_argument("--records", type=parse_sizes, default=[2_000_000], help="target sizes, e.g. 2e6,5e6")
+    parser.add_argument("--records", type=parse_sizes, default=[2_000_000],
+                        help="bronze records of the benchmark day, one lake per size, e.g. 2e6,2e7")
+    parser.add_argument("--gen-days", type=int, default=2, help="days simulated and ingested (the last is benchmarked)")
+    parser.add_argument("--window-days", type=int, default=28, help="account_daily days behind the benchmark day")
+    parser.add_argument("--runs", type=int, default=3, help="fresh processes per engine (cold runs)")
+    parser.add_argument("--passes", type=int, default=2, help="passes per process: 1 cold + the rest warm")
     parser.add_argument("--replicate-to", type=float, default=None,
-                        help="also benchmark the largest lake replicated to at least this many records")
-    parser.add_argument("--replicated-engines", default=None,
-                        help="engines for the replicated lake (default: --engines)")
+                        help="also benchmark the largest lake's day replicated to at least this many records")
+    parser.add_argument("--replicated-engines", default="cudf", help="engines for the replicated lake (frame engines)")
     parser.add_argument("--replicate-workers", type=int, default=None)
-    parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--label", default=None, help="run label, part of the result file names (cpu-2core, h100)")
     parser.add_argument("--work-dir", default=None, help="lakes and scratch (kept, so a rerun reuses the lakes)")
     parser.add_argument("--out", default=str(BENCH_DIR / "results"))
     parser.add_argument("--shuffle-partitions", type=int, default=8, help="spark.sql.shuffle.partitions, all Spark engines")
     parser.add_argument("--jvm-driver-memory", default=None, help="JVM heap for jvm-local (default: half the RAM)")
-    parser.add_argument("--timeout-s", type=float, default=None, help="kill an engine's stage after this long")
-    parser.add_argument("--note", default=None, help="free text added to the markdown (e.g. machine load)")
+    parser.add_argument("--timeout-s", type=float, default=None, help="kill an engine's run after this long")
+    parser.add_argument("--note", default=None, help="free text added to the markdown")
     parser.add_argument("--verbose", action="store_true", help="echo the engines' own output")
     parser.add_argument("--render", metavar="JSON", default=None,
                         help="only rewrite the markdown next to an existing engines-<label>.json (no runs)")
@@ -467,47 +571,53 @@ def main(argv: list[str] | None = None) -> None:
         json_path.with_suffix(".md").write_text(markdown(json.loads(json_path.read_text())))
         log(f"written {json_path.with_suffix('.md')}")
         return
+    if not args.label:
+        parser.error("--label is required (it names the result files, e.g. cpu-2core or h100)")
+    if args.runs < 1 or args.passes < 1 or args.gen_days < 1 or args.window_days < 1:
+        parser.error("--runs, --passes, --gen-days and --window-days must be at least 1")
     if args.jvm_driver_memory is None:
         total_memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         args.jvm_driver_memory = f"{max(1, int(total_memory / 2**30 / 2))}g"
-
-    if not args.label:
-        parser.error("--label is required (it names the result files, e.g. cpu-2core or h100)")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    replicated_engines = ([e.strip() for e in args.replicated_engines.split(",") if e.strip()]
-                          if args.replicated_engines else engines)
+    replicated_engines = [e.strip() for e in args.replicated_engines.split(",") if e.strip()]
     unknown = sorted(set(engines + replicated_engines) - set(BENCH_ENGINES))
     if unknown:
         parser.error(f"unknown engines {unknown}; choose from {', '.join(BENCH_ENGINES)}")
-    skipped = {e: reason for e in dict.fromkeys(engines + replicated_engines) if (reason := unavailable_reason(e))}
+    not_frames = sorted(set(replicated_engines) - set(FRAME_ENGINES))
+    if args.replicate_to and not_frames:
+        parser.error(f"--replicated-engines {not_frames}: a replicated lake's account_daily is written by delta-rs, "
+                     "which Sail 0.7 cannot replaceWhere list columns into; only pandas and cudf run there")
+    wanted = engines + (replicated_engines if args.replicate_to else [])
+    skipped = {e: reason for e in dict.fromkeys(wanted) if (reason := unavailable_reason(e))}
     for engine, reason in skipped.items():
         log(f"{engine} will be SKIPPED: {reason}")
 
     work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="dg-engines-")).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
-    began = time.time()
+    bench_day = START + dt.timedelta(days=args.gen_days - 1)
+    began, load_before = time.time(), os.getloadavg()[0]
     sizes, lakes = [], []
     rate = None
     for target in sorted(args.records):
-        lake = work_dir / f"lake_{target}"
-        setup = generate_lake(lake, target, args.days, rate, work_dir)
+        lake = work_dir / f"lake_{target}_{args.gen_days}d_w{args.window_days}"
+        setup = generate_lake(lake, target, args.gen_days, args.window_days, rate, work_dir)
         rate = setup.get("records_per_account_day", rate)
         lakes.append(lake)
-        sizes.append(benchmark_lake(lake, f"{target / 1e6:g}M", engines, skipped, args.days, work_dir, args, setup))
+        sizes.append(benchmark_lake(lake, f"{target / 1e6:g}M", engines, skipped, bench_day, work_dir, args, setup))
     if args.replicate_to:
         source = lakes[-1]
-        dates = [START + dt.timedelta(days=i) for i in range(args.days)]
-        target_lake = work_dir / f"lake_replicated_{int(args.replicate_to)}"
-        replication = replicate(source, target_lake, int(args.replicate_to), bronze_records(source, dates),
-                                args.replicate_workers)
+        target_lake = work_dir / f"lake_replicated_{int(args.replicate_to)}_w{args.window_days}"
+        replication = replicate(source, target_lake, int(args.replicate_to), bronze_records(source, [bench_day]),
+                                bench_day, args.replicate_workers)
         sizes.append(benchmark_lake(target_lake, f"{args.replicate_to / 1e6:g}M (replicated)", replicated_engines,
-                                    skipped, args.days, work_dir, args, {"replication": replication}))
+                                    skipped, bench_day, work_dir, args, {"replication": replication}))
 
     report = {"benchmark": "engines", "label": args.label,
               "started_at": dt.datetime.fromtimestamp(began, dt.timezone.utc).isoformat(timespec="seconds"),
               "elapsed_s": time.time() - began, "machine": machine_facts(), "gpu": gpu_present(),
-              "days": args.days, "shuffle_partitions": args.shuffle_partitions,
-              "jvm_driver_memory": args.jvm_driver_memory, "skipped": skipped, "note": args.note,
+              "load_before": load_before, "load_after": os.getloadavg()[0],
+              "gen_days": args.gen_days, "window_days": args.window_days, "runs": args.runs, "passes": args.passes,
+              "shuffle_partitions": args.shuffle_partitions, "skipped": skipped, "note": args.note,
               "rss_measurement": "/proc: summed RSS of the child process and all its descendants, sampled every "
                                  f"{SAMPLE_INTERVAL_S} s (shared pages counted once per process)",
               "sizes": sizes}

@@ -2,7 +2,8 @@
 
   python benchmarks/profile_frame_engine.py LAKE DATE [--engine cudf|pandas] [--top 40]
 
-The input tables of LAKE are linked into a scratch lake, so the profile never overwrites LAKE's outputs.
+LAKE is a benchmark lake (benchmarks/engines.py prepares one: bronze, history, clusters); its inputs are linked
+into a scratch lake and account_daily copied, so the profile never overwrites LAKE's outputs.
 Prints the top functions by cumulative and by own time; with cuDF the GPU work is asynchronous only inside
 libcudf calls, so the Python-side profile does show which frame operations cost the time.
 """
@@ -13,11 +14,13 @@ import argparse
 import cProfile
 import datetime as dt
 import pstats
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-INPUT_TABLES = ("requests", "accounts", "model_releases", "asn_info", "account_daily")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
@@ -28,19 +31,16 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
 
+    from compute import open_engine
+    from engines import engine_lake
     from jobs import aggregate, features
     from lake.config import load_settings
-    from lake.engine import compute_engine
 
     scratch = Path(tempfile.mkdtemp(prefix="dg-profile-"))
-    lake = scratch / "lake"
-    lake.mkdir()
-    for name in INPUT_TABLES:
-        if (Path(args.lake) / name).exists() and name != "account_daily":
-            (lake / name).symlink_to(Path(args.lake).resolve() / name, target_is_directory=True)
+    lake = engine_lake(Path(args.lake).resolve(), scratch)
     settings = load_settings(lake_root=str(lake), mlflow_tracking_uri=f"sqlite:///{scratch}/m.db",
                              engine=args.engine)
-    with compute_engine(settings) as engine:
+    with open_engine(settings) as engine:
         aggregate.run(engine, settings, args.date)  # warm-up: kernels, pools, JIT caches
         profiler = cProfile.Profile()
         began = time.perf_counter()

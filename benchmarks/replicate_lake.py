@@ -16,10 +16,12 @@ original ids, so the source lake is a subset of the replicated one. IP hashes an
 are NOT suffixed: replicas of one account share infrastructure, which matters to the cluster job (not
 benchmarked on replicated lakes), not to daily aggregation or features.
 
-Not replicated: raw `api_requests`, `quarantine`, `ingest_runs` (a replicated lake cannot be
-re-ingested), and derived tables (account_daily, account_features, ...), which the benchmark rebuilds.
+Also replicated when the source has them: `account_daily` (every day: the window's history) and
+`account_clusters` (cluster ids suffixed too, so a replica's clusters are its own). With --day, bronze and
+clusters of that day only. Not replicated: raw `api_requests` and `quarantine` (a replicated lake cannot be
+re-ingested); `ingest_runs` gets one record per replicated bronze day so the aggregate job accepts it.
 
-Usage: python benchmarks/replicate_lake.py SOURCE_LAKE TARGET_LAKE --copies K [--workers N]
+Usage: python benchmarks/replicate_lake.py SOURCE_LAKE TARGET_LAKE --copies K [--workers N] [--day YYYY-MM-DD]
 """
 
 from __future__ import annotations
@@ -38,12 +40,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
 # Per-account identifiers that replicas get suffixed, by table; tables not listed are copied once.
 SUFFIXED_COLUMNS: dict[str, tuple[str, ...]] = {
     "requests": ("request_id", "account_id", "org_id", "api_key_id"),
     "accounts": ("account_id", "org_id", "payment_fingerprint"),
     "enforcement_labels": ("account_id",),
+    "account_daily": ("account_id",),
+    "account_clusters": ("account_id", "cluster_id"),
 }
+# Tables a source lake may lack: the benchmark stages never read the labels, and only a lake prepared for the
+# window benchmark (benchmarks/run_stage.py prepare) has account_daily history and clusters.
+OPTIONAL = ("enforcement_labels", "account_daily", "account_clusters")
+# With --day, these keep only that day's partition; account_daily keeps every day (the window's history).
+DAY_TABLES = {"requests": "event_date", "account_clusters": "feature_date"}
 COPIED_ONCE = ("model_releases", "asn_info")
 # near-unique columns: dictionary encoding would be tried and abandoned on every page
 NO_DICTIONARY = frozenset({"request_id", "event_ts", "ip_hash", "prompt_prefix"})
@@ -84,8 +95,9 @@ class TableResult:
     seconds: float
 
 
-def _active_files(table_uri: str) -> list[tuple[str, dict, str]]:
-    """(absolute path, partition values as strings, relative directory) of each active file."""
+def _active_files(table_uri: str, only: tuple[str, str] | None = None) -> list[tuple[str, dict, str]]:
+    """(absolute path, partition values as strings, relative directory) of each active file; `only` = (column,
+    value) keeps one partition."""
     from deltalake import DeltaTable
 
     table = DeltaTable(table_uri)
@@ -97,7 +109,8 @@ def _active_files(table_uri: str) -> list[tuple[str, dict, str]]:
         partition = {key[len("partition."):]: (None if value is None else
                                                 value.isoformat() if hasattr(value, "isoformat") else str(value))
                      for key, value in action.items() if key.startswith("partition.")}
-        files.append((os.path.join(table_uri, relative), partition, os.path.dirname(relative)))
+        if only is None or partition.get(only[0]) == only[1]:
+            files.append((os.path.join(table_uri, relative), partition, os.path.dirname(relative)))
     return files
 
 
@@ -124,7 +137,7 @@ def _write_task(task: _Task, columns: tuple[str, ...], target_uri: str):
 
 
 def replicate_table(source_root: str, target_root: str, name: str, copies: int, workers: int,
-                    rows_per_file: int = DEFAULT_ROWS_PER_FILE) -> TableResult:
+                    rows_per_file: int = DEFAULT_ROWS_PER_FILE, only: tuple[str, str] | None = None) -> TableResult:
     from deltalake import DeltaTable
     from deltalake.transaction import create_table_with_add_actions
 
@@ -137,7 +150,7 @@ def replicate_table(source_root: str, target_root: str, name: str, copies: int, 
     table_copies = copies if columns else 1
     tasks = []
     source_rows = 0
-    for path, partition, relative_dir in _active_files(source_uri):
+    for path, partition, relative_dir in _active_files(source_uri, only):
         file_rows = pq.ParquetFile(path).metadata.num_rows
         source_rows += file_rows
         per_file = max(1, rows_per_file // max(file_rows, 1))
@@ -154,7 +167,7 @@ def replicate_table(source_root: str, target_root: str, name: str, copies: int, 
 
 
 def replicate_lake(source_root: str, target_root: str, copies: int, workers: int | None = None,
-                   rows_per_file: int = DEFAULT_ROWS_PER_FILE) -> dict:
+                   rows_per_file: int = DEFAULT_ROWS_PER_FILE, day: str | None = None) -> dict:
     """Write `target_root` as `copies` replicas of `source_root`'s bronze and reference tables.
 
     Returns per-table rows/files/bytes/seconds, the requests rows/s, and the process's peak RSS."""
@@ -167,19 +180,43 @@ def replicate_lake(source_root: str, target_root: str, copies: int, workers: int
     tables = {}
     for name in (*SUFFIXED_COLUMNS, *COPIED_ONCE):
         if not DeltaTable.is_deltatable(f"{source_root.rstrip('/')}/{name}"):
-            if name == "enforcement_labels":
-                continue  # optional: the benchmark stages never read it
+            if name in OPTIONAL:
+                continue
             raise FileNotFoundError(f"source lake {source_root} has no Delta table {name!r}; ingest it first")
-        result = replicate_table(source_root, target_root, name, copies, workers, rows_per_file)
+        only = (DAY_TABLES[name], day) if day and name in DAY_TABLES else None
+        result = replicate_table(source_root, target_root, name, copies, workers, rows_per_file, only)
         tables[name] = result.__dict__
         print(f"replicate {name}: {result.source_rows:,} -> {result.rows:,} rows in {result.files} files, "
               f"{result.bytes / 2**20:,.0f} MiB, {result.seconds:.1f} s", flush=True)
+    record_ingest_runs(target_root)
     seconds = time.perf_counter() - began
     requests = tables["requests"]
     return {"source": source_root, "target": target_root, "copies": copies, "workers": workers,
             "rows_per_file": rows_per_file, "seconds": seconds, "tables": tables,
             "requests_rows": requests["rows"], "requests_rows_per_s": requests["rows"] / requests["seconds"],
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def record_ingest_runs(target_root: str) -> None:
+    """One ingest record per replicated bronze day, as ingest would have written it (nothing quarantined): the
+    aggregate job refuses a day whose bronze its record does not account for."""
+    import datetime as dt
+
+    from deltalake import DeltaTable, write_deltalake
+
+    from lake import catalog
+
+    requests = pa.table(DeltaTable(f"{target_root.rstrip('/')}/requests").get_add_actions(flatten=True))
+    per_day: dict = {}
+    for rows, day in zip(requests.column("num_records").to_pylist(),
+                         requests.column("partition.event_date").to_pylist()):
+        per_day[day] = per_day.get(day, 0) + rows
+    records = [dict(ingest_run_id=f"replicated-{day.isoformat() if isinstance(day, dt.date) else day}",
+                    event_date=day if isinstance(day, dt.date) else dt.date.fromisoformat(day),
+                    raw_table_version=0, raw_rows=rows, bronze_rows=rows, quarantined_rows=0,
+                    quarantine_reasons=json.dumps({})) for day, rows in sorted(per_day.items(), key=str)]
+    write_deltalake(f"{target_root.rstrip('/')}/ingest_runs",
+                    pa.Table.from_pylist(records, catalog.table("ingest_runs").schema), partition_by=["event_date"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,8 +226,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--copies", type=int, required=True)
     parser.add_argument("--workers", type=int, default=None, help="threads (default: all CPUs)")
     parser.add_argument("--rows-per-file", type=int, default=DEFAULT_ROWS_PER_FILE)
+    parser.add_argument("--day", default=None, help="replicate bronze and clusters of this day only (ISO date)")
     args = parser.parse_args(argv)
-    result = replicate_lake(args.source_lake, args.target_lake, args.copies, args.workers, args.rows_per_file)
+    result = replicate_lake(args.source_lake, args.target_lake, args.copies, args.workers, args.rows_per_file,
+                            args.day)
     print(f"replicated {result['requests_rows']:,} request rows in {result['tables']['requests']['seconds']:.1f} s "
           f"({result['requests_rows_per_s']:,.0f} rows/s, {result['workers']} workers), "
           f"peak RSS {result['peak_rss_mib']:,.0f} MiB", flush=True)

@@ -32,29 +32,32 @@ PARTITION_COLUMN = "event_date"
 REFERENCE_TABLES = ("accounts", "model_releases", "asn_info")
 
 
-def active_files(table_uri: str, event_date: dt.date | None = None) -> list[str]:
-    """The Parquet files of the table's current Delta version (of one event_date partition if given)."""
+def active_files(table_uri: str, event_date: dt.date | None = None, column: str = PARTITION_COLUMN) -> list[str]:
+    """The Parquet files of the table's current Delta version (of one date partition if given); none when the
+    table does not exist."""
     from deltalake import DeltaTable
 
+    if not DeltaTable.is_deltatable(table_uri):
+        return []
     table = DeltaTable(table_uri)
     if event_date is None:
         return sorted(table.file_uris())
-    return sorted(table.file_uris(file_pruning_predicate=[(PARTITION_COLUMN, "=", event_date.isoformat())]))
+    return sorted(table.file_uris(file_pruning_predicate=[(column, "=", event_date.isoformat())]))
 
 
-def read_table_files(spark, table_uri: str, event_date: dt.date | None = None):
-    """An unpartitioned Delta table, or one event_date partition of a partitioned one, read as plain
-    Parquet; a partition read gets its event_date back as a date column."""
+def read_table_files(spark, table_uri: str, event_date: dt.date | None = None, column: str = PARTITION_COLUMN):
+    """An unpartitioned Delta table, or one date partition of a partitioned one, read as plain Parquet; a
+    partition read gets its date back as a date column."""
     from pyspark.sql import functions as F
 
-    files = active_files(table_uri, event_date)
+    files = active_files(table_uri, event_date, column)
     if not files:
-        where = f" for {PARTITION_COLUMN}={event_date.isoformat()}" if event_date else ""
+        where = f" for {column}={event_date.isoformat()}" if event_date else ""
         raise FileNotFoundError(f"no active Parquet files in {table_uri}{where}")
     frame = spark.read.parquet(*files)
     if event_date is None:
         return frame
-    return frame.withColumn(PARTITION_COLUMN, F.lit(event_date))
+    return frame.withColumn(column, F.lit(event_date))
 
 
 def _day_dir(out_dir: Path, table_name: str, day: dt.date) -> str:
@@ -78,15 +81,26 @@ def run(spark, lake_root: str, dates: list[dt.date], out_dir: str | Path) -> dic
         written_daily.append(day)
         aggregated = time.perf_counter()
 
-        window_days = [d for d in written_daily if day - dt.timedelta(days=longest) < d <= day]
-        history = spark.read.parquet(*(_day_dir(out_dir, "account_daily", d) for d in window_days))
-        # the Parquet baseline has no link graph: every account is unclustered, on every engine compared
-        no_clusters = spark.createDataFrame([], "feature_date date, account_id string, cluster_id string, "
-                                                "link_types array<string>")
-        no_labels = spark.createDataFrame([], "account_id string, label string, decided_at timestamp, "
-                                              "campaign_id string, source string, note string")
+        # the window: days this stage aggregated, and before them the lake's own account_daily (the history a
+        # benchmark lake is prepared with)
+        window = [day - dt.timedelta(days=i) for i in range(longest)]
+        parts = [spark.read.parquet(_day_dir(out_dir, "account_daily", d)) for d in window if d in written_daily]
+        parts += [read_table_files(spark, f"{lake_root}/account_daily", d) for d in window
+                  if d not in written_daily and active_files(f"{lake_root}/account_daily", d)]
+        history = parts[0]
+        for part in parts[1:]:
+            history = history.unionByName(part)
+        # the day's link graph and the decisions, when the lake has them, as the real features job reads them
+        clusters = (read_table_files(spark, f"{lake_root}/account_clusters", day, "feature_date")
+                    if active_files(f"{lake_root}/account_clusters", day, "feature_date") else
+                    spark.createDataFrame([], "feature_date date, account_id string, cluster_id string, "
+                                              "link_types array<string>"))
+        labels = (read_table_files(spark, f"{lake_root}/enforcement_labels")
+                  if active_files(f"{lake_root}/enforcement_labels") else
+                  spark.createDataFrame([], "account_id string, label string, decided_at timestamp, "
+                                            "campaign_id string, source string, note string"))
         features = account_features(history.where(in_window(day, longest)), reference["accounts"],
-                                    reference["model_releases"], no_clusters, no_labels, day)
+                                    reference["model_releases"], clusters, labels, day)
         features.write.mode("overwrite").parquet(_day_dir(out_dir, "account_features", day))
         featurized = time.perf_counter()
         per_day.append({"date": day.isoformat(), "aggregate_s": aggregated - began,

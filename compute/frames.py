@@ -68,9 +68,8 @@ class FrameEngines:
 
         return score_day(self.frames, settings, score_date, config)
 
-    def write_partition(self, data: pa.Table, settings: Settings, name: str, day: dt.date) -> int:
-        frames.write_partition(settings, name, data, day)
-        return data.num_rows
+    def write_partition(self, data, settings: Settings, name: str, day: dt.date) -> int:
+        return frames.write_partition(self.frames, settings, name, data, day)
 
 
 @contextlib.contextmanager

@@ -28,8 +28,9 @@ HOSTING_PROXY_CATEGORIES = ("hosting", "proxy")
 BATCH_ENDPOINT = "batch"
 MAX_TOKENS_STOP = "max_tokens"
 
-# Bronze columns the daily aggregate reads (plus request_id for a deterministic order of equal timestamps).
-BRONZE_INPUTS = ("account_id", "request_id", "event_ts", "input_tokens", "output_tokens", "endpoint", "stream",
+# Bronze columns the daily aggregate reads. Gaps depend only on each account's sorted timestamps, so equal
+# timestamps need no tie-break and request_id is not read.
+BRONZE_INPUTS = ("account_id", "event_ts", "input_tokens", "output_tokens", "endpoint", "stream",
                  "stop_reason", "system_prompt_hash", "ip_prefix_hash", "country", "asn", "model",
                  "is_cot_elicitation", "is_rubric_grading", "capability", "is_non_english", "prompt_fingerprint",
                  "is_raw_http_client")

@@ -84,10 +84,27 @@ def _is_flag(expr: Expr) -> bool:
     return expr.op == "when" and [a.args[0] for a in expr.args[1:]] == [1, 0]
 
 
+def _equality_tally(stat: DailyStat) -> tuple[str, object] | None:
+    """(column, constant) for a statistic that counts the requests whose column equals a constant
+    (`count_if(col(c).eq(k))`). Families of these (24 hours, 6 capabilities) come from one count per
+    (account, value) instead of one flag column per statistic on every request."""
+    value = stat.daily.value
+    if stat.daily.kind != "sum" or value is None or not _is_flag(value):
+        return None
+    condition = value.args[0]
+    if condition.op == "eq" and condition.args[0].op == "col" and condition.args[1].op == "lit":
+        return condition.args[0].args[0], condition.args[1].args[0]
+    return None
+
+
+def _tally_column(column: str) -> str:
+    return f"t:{column}"
+
+
 def narrow_rows(engine: FrameEngine, requests, asn_category, signup_country, newest_model: str | None):
     """Bronze request columns (event_ts as integer µs) -> account_id, event_us and one column per value the
     daily statistics aggregate (those that read gaps are evaluated per bucket, once an account's rows are
-    together)."""
+    together; equality counts keep the one column they compare)."""
     rows = requests.reset_index(drop=True)
     rows = rows.merge(asn_category, on="asn", how="left").merge(signup_country, on="account_id", how="left")
     if newest_model is None:  # nothing released yet: an all-null string column
@@ -101,6 +118,11 @@ def narrow_rows(engine: FrameEngine, requests, asn_category, signup_country, new
         agg = stat.daily
         if agg.kind in ("count", "day_constant") or _reads_gap(agg.value):
             continue
+        tally = _equality_tally(stat)
+        if tally is not None:
+            if _tally_column(tally[0]) not in narrow.columns:
+                narrow[_tally_column(tally[0])] = rows[tally[0]]
+            continue
         value = _evaluate(agg.value, rows)
         narrow[_value_column(stat)] = value.astype("int8") if _is_flag(agg.value) else value
         if agg.where is not None:
@@ -109,76 +131,120 @@ def narrow_rows(engine: FrameEngine, requests, asn_category, signup_country, new
 
 
 # --- phase 2: narrow rows of whole accounts -> account_daily ------------------------------------------------
+#
+# Accounts become int32 codes 0..n-1 (sorted by account id) once per bucket. Every statistic that is a sum, a
+# count or a minimum comes from one groupby over the codes; the kinds that group by a second key (distinct
+# values, peaks, majorities, sets, equality counts) from one groupby each over (code, key). Each result lands in
+# a dense array indexed by code, so nothing is merged or reindexed back into place.
 
-def _with_gaps(rows):
-    """Milliseconds since the account's previous request that day (null for its first); gaps depend only on
-    the sorted timestamps, so equal timestamps need no tie-break."""
-    ordered = rows.sort_values(["account_id", "event_us"]).reset_index(drop=True)
-    same_account = ordered["account_id"] == ordered["account_id"].shift(1)
-    gap = (ordered["event_us"] - ordered["event_us"].shift(1)) // 1000
-    ordered[GAP_COLUMN] = gap.where(same_account)
+ACCOUNT = "_a"
+
+
+# Accounts and microseconds within the day packed into one int64 sort key while both fit: one argsort of
+# one column instead of a two-column sort.
+DAY_MICROS_BITS = 37  # 2**37 µs > 38 hours
+
+
+def _with_gaps(engine: FrameEngine, rows):
+    """Milliseconds since the account's previous request that day (null for its first). Only the keys are
+    sorted, as arrays, and the gaps scattered back by row position: sorting every column cost more than all
+    the aggregations together. Gaps depend only on the sorted timestamps, so equal ones need no tie-break."""
+    xp = engine.array_module
+    account, micros = engine.values(rows[ACCOUNT]).astype("int64"), engine.values(rows["event_us"])
+    since_start = micros - micros.min()
+    if len(rows) and int(account.max()) < 2 ** (63 - DAY_MICROS_BITS) and int(since_start.max()) < 2 ** DAY_MICROS_BITS:
+        order = xp.argsort((account << DAY_MICROS_BITS) | since_start)
+    else:
+        order = xp.lexsort(xp.stack([micros, account]))
+    account, micros = account[order], micros[order]
+    gaps = xp.full(len(rows), xp.nan)
+    gaps[order[1:]] = xp.where(account[1:] == account[:-1], (micros[1:] - micros[:-1]) // 1000, xp.nan)
+    rows[GAP_COLUMN] = gaps
     for stat in daily_stats.DAILY_STATS:
         if _reads_gap(stat.daily.value):
-            ordered[_value_column(stat)] = _evaluate(stat.daily.value, ordered)
-    return ordered
+            rows[_value_column(stat)] = _evaluate(stat.daily.value, rows)
+    return rows
 
 
-def _grouped(engine: FrameEngine, rows, stat: DailyStat):
-    """account_id + the statistic, for every aggregation kind."""
-    kind, value = stat.daily.kind, _value_column(stat)
-    by_account = rows.groupby("account_id", sort=False)
-    if kind == "count":
-        return by_account.size().reset_index(name=stat.name)
-    if kind == "sum":
-        return by_account.agg({value: "sum"}).reset_index().rename(columns={value: stat.name})
-    if kind == "count_distinct":
-        return by_account.agg({value: "nunique"}).reset_index().rename(columns={value: stat.name})
-    if kind == "repeats":
-        counts = by_account.agg({value: ["count", "nunique"]})
-        counts.columns = ["n", "distinct"]
-        counts[stat.name] = counts["n"] - counts["distinct"]
-        return counts[[stat.name]].reset_index()
-    if kind == "min_where":
-        kept = rows[rows[_where_column(stat)]]
-        return (kept.groupby("account_id", sort=False).agg({value: "min"}).reset_index()
-                .rename(columns={value: stat.name}))
-    if kind == "sorted_set":
-        return engine.sorted_sets(rows, "account_id", value).rename(columns={value: stat.name})
-    keyed = rows[rows[value].notna()]
-    if kind == "peak_group":
-        per_key = keyed.groupby(["account_id", value], sort=False).size().reset_index(name="n")
-        return (per_key.groupby("account_id", sort=False).agg({"n": "max"}).reset_index()
-                .rename(columns={"n": stat.name}))
-    if kind == "first_majority":
-        hits = keyed.assign(_hit=keyed[_where_column(stat)].astype("int64"))
-        per_key = hits.groupby(["account_id", value], sort=False).agg({"_hit": ["count", "sum"]})
-        per_key.columns = ["n", "hits"]
-        per_key = per_key.reset_index()
-        majority = per_key[per_key["hits"] * 2 > per_key["n"]]
-        return (majority.groupby("account_id", sort=False).agg({value: "min"}).reset_index()
-                .rename(columns={value: stat.name}))
-    raise ValueError(f"daily stat {stat.name}: unknown aggregation {kind!r}")
+def _per_key(rows, key: str):
+    """(code, key value) -> requests, for the rows with a non-null key."""
+    return rows[rows[key].notna()].groupby([ACCOUNT, key], sort=False).size().reset_index(name="_n")
+
+
+def _sorted_sets(engine: FrameEngine, rows, value: str, accounts: int) -> pa.Array:
+    """The sorted distinct non-null values of each code as an Arrow list array (empty for codes without any),
+    built from the sorted pairs' offsets: no Python per account."""
+    import numpy as np
+
+    pairs = rows[rows[value].notna()][[ACCOUNT, value]].drop_duplicates().sort_values([ACCOUNT, value])
+    table = engine.to_arrow(pairs)
+    counts = np.bincount(table.column(ACCOUNT).to_numpy(), minlength=accounts)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), table.column(value).combine_chunks())
 
 
 def account_daily_rows(engine: FrameEngine, rows, event_date: dt.date, newest_model: str | None) -> pa.Table:
     """Narrow rows of one day (every request of each account present) -> account_daily rows as Arrow."""
-    rows = _with_gaps(rows)
-    daily = rows[["account_id"]].drop_duplicates()
+    codes, account_ids = engine.factorize(rows["account_id"])
+    rows = rows.drop(columns=["account_id"]).reset_index(drop=True)
+    rows[ACCOUNT] = codes.reset_index(drop=True)
+    n = len(account_ids)
+    rows = _with_gaps(engine, rows)
+
+    main: dict[str, str] = {}
     for stat in daily_stats.DAILY_STATS:
-        if stat.daily.kind == "day_constant":
-            continue
-        daily = daily.merge(_grouped(engine, rows, stat), on="account_id", how="left")
-        if stat.daily.kind in ("sum", "peak_group"):  # a group of only nulls sums to 0, as coalesce does on Spark
-            daily[stat.name] = daily[stat.name].fillna(0)
-    table = engine.to_arrow(daily)
-    n = table.num_rows
+        kind, value = stat.daily.kind, _value_column(stat)
+        if kind == "sum" and _equality_tally(stat) is None:
+            main[value] = "sum"
+        elif kind == "repeats":
+            main[value] = "count"  # non-null values; the distinct ones are subtracted below
+        elif kind == "min_where":
+            rows[value] = rows[value].where(rows[_where_column(stat)])
+            main[value] = "min"
+    by_account = rows.groupby(ACCOUNT, sort=True)  # every code has a row, so the result is codes 0..n-1
+    totals = by_account.agg(main).reset_index(drop=True)  # Series with a RangeIndex line up with the arrays
+    columns = {"account_id": account_ids, "__requests": by_account.size().reset_index(drop=True)}
+    tallies: dict[str, object] = {}
+    lists: dict[str, pa.Array] = {}
+    for stat in daily_stats.DAILY_STATS:
+        kind, value = stat.daily.kind, _value_column(stat)
+        tally = _equality_tally(stat)
+        if kind == "count":
+            columns[stat.name] = columns["__requests"]
+        elif tally is not None:
+            column, constant = tally
+            if column not in tallies:
+                tallies[column] = _per_key(rows, _tally_column(column))
+            counts = tallies[column]
+            matching = counts[counts[_tally_column(column)] == constant]
+            columns[stat.name] = engine.dense(matching.set_index(ACCOUNT)["_n"], n, 0)
+        elif kind == "sum":  # a group of only nulls sums to 0, as coalesce does on Spark
+            columns[stat.name] = totals[value].fillna(0)
+        elif kind == "min_where":
+            columns[stat.name] = totals[value]
+        elif kind in ("count_distinct", "repeats"):
+            distinct = engine.dense(_per_key(rows, value).groupby(ACCOUNT, sort=False).size(), n, 0)
+            columns[stat.name] = distinct if kind == "count_distinct" else totals[value] - distinct
+        elif kind == "peak_group":
+            columns[stat.name] = engine.dense(_per_key(rows, value).groupby(ACCOUNT, sort=False)["_n"].max(), n, 0)
+        elif kind == "first_majority":
+            keyed = rows[rows[value].notna()]
+            hits = keyed.assign(_hit=keyed[_where_column(stat)].astype("int64"))
+            per_key = hits.groupby([ACCOUNT, value], sort=False).agg({"_hit": ["count", "sum"]})
+            per_key.columns = ["n", "hits"]
+            per_key = per_key.reset_index()
+            majority = per_key[per_key["hits"] * 2 > per_key["n"]]
+            columns[stat.name] = engine.dense(majority.groupby(ACCOUNT, sort=False)[value].min(), n, float("nan"))
+        elif kind == "sorted_set":
+            lists[stat.name] = _sorted_sets(engine, rows, value, n)
+        elif kind != "day_constant":
+            raise ValueError(f"daily stat {stat.name}: unknown aggregation {kind!r}")
+    del columns["__requests"]
+    table = frames.nan_to_null(engine.to_arrow(engine.xp.DataFrame(columns)))
+    for name, values in lists.items():
+        table = table.append_column(name, values)
     table = table.append_column("newest_model", pa.array([newest_model] * n, pa.string()))
     table = table.append_column("event_date", pa.array([event_date] * n, pa.date32()))
-    for stat in daily_stats.DAILY_STATS:
-        if pa.types.is_list(stat.dtype):  # accounts without any value get an empty set, not null
-            index = table.schema.get_field_index(stat.name)
-            empty = pa.scalar([], type=stat.dtype)
-            table = table.set_column(index, stat.name, pc.fill_null(table.column(index).cast(stat.dtype), empty))
     table = frames.micros_as_timestamps(table, daily_stats.TIMESTAMP_STATS)
     decl = catalog.table("account_daily").schema
     return table.select(decl.names).cast(decl)
@@ -253,34 +319,32 @@ def _day_number(day: dt.date) -> int:
     return (day - EPOCH).days
 
 
-def _distinct_count(rows, list_column: str, name: str):
-    exploded = rows[["account_id", list_column]].explode(list_column).dropna().drop_duplicates()
-    return exploded.groupby("account_id", sort=False).size().reset_index(name=name)
-
-
-def window_stats(daily, feature_date: dt.date, days: int, newest_model: str | None, accounts):
-    """One row per account of `accounts` with every rolled-up window statistic for (feature_date - days,
-    feature_date]. `daily` holds account_daily rows with `event_day` (days since the epoch)."""
+def window_stats(engine: FrameEngine, daily, listed: dict, feature_date: dt.date, days: int,
+                 newest_model: str | None, accounts: int):
+    """Every rolled-up window statistic for (feature_date - days, feature_date], one row per account code
+    0..accounts-1. `daily` holds the longest window's account_daily rows with `event_day` (days since the epoch)
+    and the code; `listed` the (code, event_day, item) rows of each set-valued statistic."""
     last = _day_number(feature_date)
-    inside = daily[(daily["event_day"] > last - days) & (daily["event_day"] <= last)]
+    inside = daily[daily["event_day"] > last - days]
     current = inside[inside["newest_model"] == newest_model] if newest_model is not None else inside.iloc[0:0]
     by_rollup: dict[str, list[DailyStat]] = {}
     for stat in daily_stats.DAILY_STATS:
         by_rollup.setdefault(stat.window, []).append(stat)
-    stats = accounts
-    for rollup, rows, func in (("sum", inside, "sum"), ("max", inside, "max"),
-                               ("sum_on_current_newest", current, "sum"), ("min_on_current_newest", current, "min")):
+    columns = {}
+    # windows without activity count 0; a minimum over no day stays null
+    for rollup, rows, func, fill in (("sum", inside, "sum", 0), ("max", inside, "max", 0),
+                                     ("sum_on_current_newest", current, "sum", 0),
+                                     ("min_on_current_newest", current, "min", float("nan"))):
         declared = by_rollup.get(rollup, [])
         if declared:
-            rolled = rows.groupby("account_id", sort=False).agg({s.name: func for s in declared}).reset_index()
-            stats = stats.merge(rolled, on="account_id", how="left")
-            if func != "min":  # windows without activity count 0
-                for s in declared:
-                    stats[s.name] = stats[s.name].fillna(0)
+            rolled = rows.groupby(ACCOUNT, sort=False).agg({s.name: func for s in declared})
+            for s in declared:
+                columns[s.name] = engine.dense(rolled[s.name], accounts, fill)
     for stat in by_rollup.get("distinct_count", []):
-        stats = stats.merge(_distinct_count(inside, stat.name, stat.window_stat), on="account_id", how="left")
-        stats[stat.window_stat] = stats[stat.window_stat].fillna(0)
-    return stats
+        items = listed[stat.name]
+        distinct = items[items["event_day"] > last - days][[ACCOUNT, stat.name]].drop_duplicates()
+        columns[stat.window_stat] = engine.dense(distinct.groupby(ACCOUNT, sort=False).size(), accounts, 0)
+    return engine.xp.DataFrame(columns)
 
 
 def account_inputs(engine: FrameEngine, accounts: pa.Table, feature_date: dt.date):
@@ -348,40 +412,48 @@ def cluster_inputs(engine: FrameEngine, clusters: pa.Table, registry_rows, daily
 def _compute(feature: registry.Feature, frame, days: int | None = None):
     def resolve(name: str):
         return float(days) if name == WINDOW_DAYS else frame[name]
-    return to_frame(feature.formula, resolve, frame["account_id"]).astype("float64")
+    return to_frame(feature.formula, resolve, frame[frame.columns[0]]).astype("float64")
 
 
 def account_features(engine: FrameEngine, daily: pa.Table, accounts: pa.Table, model_releases: pa.Table,
                      clusters: pa.Table, labels: pa.Table, feature_date: dt.date) -> pa.Table:
     """`account_features` rows (Arrow, catalog schema) for feature_date from account_daily rows, the registry and
-    the day's account_clusters. Accounts are those with a daily row in the longest window."""
+    the day's account_clusters. Accounts are those with a daily row in the longest window, as codes 0..n-1 in
+    account order: every per-account result is a dense array on those codes, merged with nothing but the
+    registry and cluster inputs."""
     newest_model, newest_released_at = newest_release(model_releases, day_end_micros(feature_date))
     daily = frames.timestamps_as_micros(daily, daily_stats.TIMESTAMP_STATS)
     daily = daily.append_column("event_day", daily.column("event_date").cast(pa.int32())).drop(["event_date"])
-    daily = engine.from_arrow(daily)
     last = _day_number(feature_date)
-    in_longest = daily[(daily["event_day"] > last - max(registry.WINDOWS)) & (daily["event_day"] <= last)]
-    account_ids = in_longest[["account_id"]].drop_duplicates()
+    in_window = pc.and_(pc.greater(daily.column("event_day"), last - max(registry.WINDOWS)),
+                        pc.less_equal(daily.column("event_day"), last))
+    in_longest = engine.from_arrow(daily.filter(in_window))
+    codes, account_ids = engine.factorize(in_longest["account_id"])
+    in_longest[ACCOUNT] = codes
+    n = len(account_ids)
+    listed = {}
+    for stat in daily_stats.DAILY_STATS:
+        if stat.window == "distinct_count":
+            items = in_longest[[ACCOUNT, "event_day", stat.name]].explode(stat.name)
+            listed[stat.name] = items[items[stat.name].notna()]
 
-    out = account_ids.copy()
     registry_rows = account_inputs(engine, accounts, feature_date)
-    per_account = (account_ids.merge(registry_rows, on="account_id", how="left")
+    per_account = (engine.xp.DataFrame({"account_id": account_ids, ACCOUNT: engine.array_module.arange(n)})
+                   .merge(registry_rows, on="account_id", how="left")
                    .merge(cluster_inputs(engine, clusters, registry_rows, in_longest, labels, feature_date),
-                          on="account_id", how="left"))
+                          on="account_id", how="left")
+                   .sort_values(ACCOUNT).reset_index(drop=True))
+    out = {"account_id": account_ids}
     for feature in registry.FEATURES:
         if not feature.windowed:
-            out = out.merge(per_account[["account_id"]].assign(**{feature.name: _compute(feature, per_account)}),
-                            on="account_id", how="left")
+            out[feature.name] = _compute(feature, per_account)
     for days in registry.WINDOWS:
-        stats = window_stats(in_longest, feature_date, days, newest_model, account_ids)
-        stats[NEWEST_RELEASED_AT] = stats["requests"] * 0.0 + newest_released_at \
-            if newest_released_at is not None else stats["requests"] * float("nan")
-        windowed = stats[["account_id"]].copy()
+        stats = window_stats(engine, in_longest, listed, feature_date, days, newest_model, n)
+        stats[NEWEST_RELEASED_AT] = float("nan") if newest_released_at is None else float(newest_released_at)
         for feature in registry.FEATURES:
             if feature.windowed:
-                windowed[f"{feature.name}_{days}d"] = _compute(feature, stats, days)
-        out = out.merge(windowed, on="account_id", how="left")
-    table = engine.to_arrow(out.sort_values("account_id"))
+                out[f"{feature.name}_{days}d"] = _compute(feature, stats, days)
+    table = engine.to_arrow(engine.xp.DataFrame(out))
     n = table.num_rows
     table = table.append_column("feature_date", pa.array([feature_date] * n, pa.date32()))
     table = table.append_column("feature_set_version", pa.array([registry.feature_set_version()] * n, pa.string()))

@@ -23,7 +23,55 @@ PROMPT = "prompt_prefix"
 USER_AGENT = "user_agent"
 
 def _case_insensitive_alternation(branches: tuple[str, ...]) -> str:
-    return "(?i)(" + "|".join(branches) + ")"
+    return "(?i)(" + "|".join(_boundaries_as_classes(b) for b in branches) + ")"
+
+
+WORD_START, WORD_END = r"(?:^|\W)", r"(?:\W|$)"
+
+
+def _boundaries_as_classes(branch: str) -> str:
+    r"""The branch with each `\b` spelled as the character test it stands for: `(?:^|\W)` before the branch's
+    first word character, `(?:\W|$)` after its last. For a search (rlike) the two are the same test, but Rust's
+    fast regex engine gives up on Unicode word boundaries once the text holds a non-ASCII character, and
+    prompts often do: the boundaries made the content signals cost several times the rest of ingest.
+    A `\b` anywhere else would not survive this rewrite, so it is refused."""
+    out, i = [], 0
+    while i < len(branch):
+        if branch.startswith("\\b", i):
+            if branch[:i].strip("(") == "":
+                out.append(WORD_START)
+            elif _nothing_follows(branch, i + 2):
+                out.append(WORD_END)
+            else:
+                raise ValueError(f"pattern branch {branch!r}: \\b only at its start or end")
+            i += 2
+        elif branch[i] == "\\":
+            out.append(branch[i:i + 2])
+            i += 2
+        else:
+            out.append(branch[i])
+            i += 1
+    return "".join(out)
+
+
+def _nothing_follows(branch: str, i: int) -> bool:
+    """Whether a match ends at position i: only closing groups and other alternatives of them follow."""
+    while i < len(branch):
+        if branch[i] == ")":
+            i += 1
+        elif branch[i] == "|":  # skip the other alternatives up to the group's closing parenthesis
+            depth = 0
+            while i < len(branch) and not (branch[i] == ")" and depth == 0):
+                if branch[i] == "\\":
+                    i += 1
+                elif branch[i] == "(":
+                    depth += 1
+                elif branch[i] == ")":
+                    depth -= 1
+                i += 1
+        else:
+            return False
+    return True
 
 
 # Asking the model to expose its reasoning: the campaign-A chain-of-thought harvesting pattern.
@@ -131,7 +179,9 @@ OFFICIAL_SDK_PATTERN = r"(?i)(\banthropic\b|claude-(code|cli|sdk))"
 CAPABILITIES = ("coding", "agentic", "tool_use", "reasoning", "vision", "chat")
 
 FINGERPRINT_PREFIX_CHARS = 256
-WHITESPACE_RUN = "[ \\t\\n\\r\\f\\x0B]+"
+WHITESPACE = " \t\n\r\f\x0b"
+# runs of two or more; single characters are translated, which costs far less than replacing every space
+WHITESPACE_RUN = "[ \\t\\n\\r\\f\\x0B]{2,}"
 
 
 def _matches(column: str, pattern: str) -> Column:
@@ -168,9 +218,8 @@ def is_non_english() -> Column:
 def normalized_prompt() -> Column:
     """lower-case, every digit -> '#', whitespace runs -> one space, trimmed, first 256 chars: prompts
     generated from one template with different numbers or spacing normalize to the same text."""
-    text = F.lower(F.col(PROMPT))
-    text = F.regexp_replace(text, r"[0-9]", "#")
-    text = F.regexp_replace(text, WHITESPACE_RUN, " ")
+    text = F.translate(F.lower(F.col(PROMPT)), "0123456789", "#" * 10)
+    text = F.translate(F.regexp_replace(text, WHITESPACE_RUN, " "), WHITESPACE, " " * len(WHITESPACE))
     return F.substring(F.trim(text), 1, FINGERPRINT_PREFIX_CHARS)
 
 
@@ -204,7 +253,7 @@ def _signals_version() -> str:
 
     parts = [inspect.getsource(fn) for fn in (*SIGNALS.values(), normalized_prompt, _matches)]
     parts += [COT_ELICITATION_PATTERN, RUBRIC_GRADING_PATTERN, AGENTIC_PATTERN, CODING_PATTERN, REASONING_PATTERN,
-              NON_LATIN_SCRIPT_PATTERN, RAW_HTTP_CLIENT_PATTERN, OFFICIAL_SDK_PATTERN, WHITESPACE_RUN,
+              NON_LATIN_SCRIPT_PATTERN, RAW_HTTP_CLIENT_PATTERN, OFFICIAL_SDK_PATTERN, WHITESPACE_RUN, WHITESPACE,
               repr(CAPABILITIES), str(FINGERPRINT_PREFIX_CHARS)]
     return "sig-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 

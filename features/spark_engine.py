@@ -51,7 +51,8 @@ def compile_expr(expr: Expr) -> Column:
 
 def request_rows(requests: DataFrame, accounts: DataFrame, model_releases: DataFrame, asn_info: DataFrame,
                  event_date: dt.date) -> DataFrame:
-    """The day's requests with the reference values and derived columns the daily statistics read."""
+    """The day's requests with the reference values and derived columns the daily statistics read (all but
+    the gap, which `with_gaps` adds to the few columns that need it)."""
     # one row per key so a duplicated registry row cannot double-count requests; min() is deterministic
     asn_category = asn_info.groupBy("asn").agg(F.min("category").alias("asn_category"))
     signup_country = accounts.groupBy("account_id").agg(F.min("signup_country").alias("signup_country"))
@@ -63,13 +64,24 @@ def request_rows(requests: DataFrame, accounts: DataFrame, model_releases: DataF
             .crossJoin(newest))
     for name, expr in daily_stats.REQUEST_COLUMNS.items():
         rows = rows.withColumn(name, compile_expr(expr))
-    previous = F.lag("event_us").over(Window.partitionBy("account_id").orderBy("event_us", "request_id"))
-    return rows.withColumn(GAP_COLUMN, F.floor((F.col("event_us") - previous) / F.lit(1000)).cast("long"))
+    return rows
+
+
+def with_gaps(rows: DataFrame, columns: set[str]) -> DataFrame:
+    """account_id, event_us, `columns` and the gap since the account's previous request that day. The window
+    sorts only these few columns: sorting every request column is what made this the costliest step."""
+    previous = F.lag("event_us").over(Window.partitionBy("account_id").orderBy("event_us"))
+    narrow = rows.select("account_id", "event_us", *sorted(columns - {"account_id", "event_us", GAP_COLUMN}))
+    return narrow.withColumn(GAP_COLUMN, F.floor((F.col("event_us") - previous) / F.lit(1000)).cast("long"))
+
+
+def _reads_gap(stat: DailyStat) -> bool:
+    return any(e is not None and GAP_COLUMN in e.columns() for e in (stat.daily.value, stat.daily.where))
 
 
 def _row_aggregate(stat: DailyStat) -> Column | None:
     """The groupBy(account_id) aggregate of a statistic that needs one pass over the rows; None for the kinds
-    that need a second grouping level."""
+    that group each account's rows by a key first."""
     agg = stat.daily
     value = compile_expr(agg.value) if agg.value is not None else None
     if agg.kind == "count":
@@ -82,15 +94,14 @@ def _row_aggregate(stat: DailyStat) -> Column | None:
         return F.count(value) - F.count_distinct(value)
     if agg.kind == "min_where":
         return F.min(F.when(compile_expr(agg.where), value))
-    if agg.kind == "sorted_set":
-        return F.array_sort(F.collect_set(value))
     if agg.kind == "day_constant":
         return F.max(value)
     return None
 
 
 def _grouped_aggregate(rows: DataFrame, stat: DailyStat) -> DataFrame:
-    """account_id + the statistic, for the kinds that group each account's rows by a key first."""
+    """account_id + the statistic, for the kinds that group each account's rows by a key first. A sorted set
+    too: collect_set over every request costs Sail several times more than collecting the distinct pairs."""
     agg = stat.daily
     keyed = rows.withColumn("_key", compile_expr(agg.value)).where(F.col("_key").isNotNull())
     if agg.kind == "peak_group":
@@ -101,6 +112,9 @@ def _grouped_aggregate(rows: DataFrame, stat: DailyStat) -> DataFrame:
         per_key = keyed.groupBy("account_id", "_key").agg(F.count(F.lit(1)).alias("_n"), F.sum(hit).alias("_hits"))
         return (per_key.where(F.col("_hits") * 2 > F.col("_n"))
                 .groupBy("account_id").agg(F.min("_key").alias(stat.name)))
+    if agg.kind == "sorted_set":
+        pairs = keyed.select("account_id", "_key").distinct()
+        return pairs.groupBy("account_id").agg(F.array_sort(F.collect_list("_key")).alias(stat.name))
     raise ValueError(f"daily stat {stat.name}: unknown aggregation {agg.kind!r}")
 
 
@@ -114,16 +128,27 @@ def _as_declared(stat: DailyStat, column: Column) -> Column:
 def daily_aggregate(requests: DataFrame, accounts: DataFrame, model_releases: DataFrame, asn_info: DataFrame,
                     event_date: dt.date) -> DataFrame:
     """Bronze requests of `event_date` -> one `account_daily` row per active account (catalog schema).
-    `requests` may hold more than one day; only `event_date` is aggregated."""
+    `requests` may hold more than one day; only `event_date` is aggregated.
+
+    Without cache, every branch joined back below rescans the day's bronze, but only the few columns it
+    reads; each branch costs less than what it replaces (a sort of whole request rows, collect_set)."""
     rows = request_rows(requests, accounts, model_releases, asn_info, event_date)
     one_pass = {s.name: _row_aggregate(s) for s in daily_stats.DAILY_STATS}
-    daily = rows.groupBy("account_id").agg(*(column.alias(name) for name, column in one_pass.items()
-                                             if column is not None))
+    plain = [s for s in daily_stats.DAILY_STATS if one_pass[s.name] is not None and not _reads_gap(s)]
+    gapped = [s for s in daily_stats.DAILY_STATS if one_pass[s.name] is not None and _reads_gap(s)]
+    daily = rows.groupBy("account_id").agg(*(one_pass[s.name].alias(s.name) for s in plain))
+    if gapped:
+        needed = set().union(*(e.columns() for s in gapped for e in (s.daily.value, s.daily.where) if e is not None))
+        daily = daily.join(with_gaps(rows, needed).groupBy("account_id").agg(
+            *(one_pass[s.name].alias(s.name) for s in gapped)), on="account_id", how="left")
     for stat in daily_stats.DAILY_STATS:
         if one_pass[stat.name] is None:
             daily = daily.join(_grouped_aggregate(rows, stat), on="account_id", how="left")
             if stat.daily.kind == "peak_group":
                 daily = daily.withColumn(stat.name, F.coalesce(F.col(stat.name), F.lit(0)))
+            elif stat.daily.kind == "sorted_set":  # an account without any value has an empty set, not null
+                daily = daily.withColumn(stat.name, F.coalesce(F.col(stat.name), F.array().cast(
+                    catalog.spark_type(stat.dtype))))
     daily = daily.select("account_id", F.lit(event_date).alias("event_date"),
                          *(_as_declared(s, F.col(s.name)).alias(s.name) for s in daily_stats.DAILY_STATS))
     return catalog.conform(daily, "account_daily")

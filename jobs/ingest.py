@@ -20,7 +20,8 @@ from lake.errors import MissingInputError
 from features.signals import with_request_signals
 from lake import catalog
 from lake.config import Settings
-from lake.validation import raw_delivery, validate_requests
+from lake.table_creation import staged_frame
+from lake.validation import duplicate_request_ids, raw_delivery, validate_requests
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,17 @@ def run(spark, settings: Settings, event_date: dt.date) -> IngestResult:
         raise MissingInputError(f"no raw api_requests rows for {event_date}: refusing to publish an empty day "
                          "(is the gateway export late?)")
 
-    bronze, quarantine = validate_requests(raw, event_date, settings.pseudonym_key, run_id)
-    # the only place prompt text is read: each request's content and client signals become bronze columns
-    bronze = with_request_signals(bronze)
-    # Quarantine first and the run record last: a crash in between leaves no run record, and the
-    # rerun replaces every partition it wrote.
-    catalog.write_partition(quarantine, settings, "quarantine", event_date)
-    catalog.write_partition(bronze, settings, "requests", event_date)
+    # both writes below read the repeated ids: found once, key-only (no null id, so the row added for an empty
+    # day matches nothing)
+    repeated = duplicate_request_ids(raw).unionByName(spark.createDataFrame([(None,)], "request_id string"))
+    with staged_frame(spark, settings, repeated, f"{run_id}-repeated-ids") as duplicate_ids:
+        bronze, quarantine = validate_requests(raw, event_date, settings.pseudonym_key, run_id, duplicate_ids)
+        # the only place prompt text is read: each request's content and client signals become bronze columns
+        bronze = with_request_signals(bronze)
+        # Quarantine first and the run record last: a crash in between leaves no run record, and the
+        # rerun replaces every partition it wrote.
+        catalog.write_partition(quarantine, settings, "quarantine", event_date)
+        catalog.write_partition(bronze, settings, "requests", event_date)
 
     written_bronze = catalog.read_partition(spark, settings, "requests", event_date).count()
     reasons = {

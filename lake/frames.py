@@ -21,6 +21,8 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -96,6 +98,66 @@ class FrameEngine:
         if self.on_gpu:  # cuDF does not promise to keep the input order inside a group
             grouped[value] = grouped[value].list.sort_values()
         return grouped
+
+    @property
+    def array_module(self) -> ModuleType:
+        """numpy, or cupy for cuDF: the arrays a frame's columns are built from."""
+        if self.on_gpu:
+            import cupy
+
+            return cupy
+        import numpy
+
+        return numpy
+
+    def factorize(self, series):
+        """(int32 codes aligned with `series`, its distinct values as a Series in code order). The values come out
+        sorted on both libraries, so results built on codes are in key order without a sort of their own."""
+        categorical = series.astype("category")
+        values = categorical.cat.categories.to_series().reset_index(drop=True)
+        return categorical.cat.codes.astype("int32"), values
+
+    def values(self, series):
+        """A column without nulls as a numpy (pandas) or cupy (cuDF) array."""
+        return series.values if self.on_gpu else series.to_numpy()
+
+    def dense(self, series, length: int, fill):
+        """An array of `length` holding `series`' values at the positions its (integer code) index names and
+        `fill` elsewhere: how per-key results line up with all keys without a join."""
+        xp = self.array_module
+        missing_is_null = fill is None or (isinstance(fill, float) and math.isnan(fill))
+        if missing_is_null:  # nulls, too, become NaN (and null again on the way to Arrow)
+            series = series.astype("float64")
+            values = series.to_cupy(na_value=xp.nan) if self.on_gpu else series.to_numpy(na_value=xp.nan)
+        else:
+            values = self.values(series)
+        positions = self.values(series.index)
+        out = xp.full(length, xp.nan if missing_is_null else fill, dtype="float64" if missing_is_null else values.dtype)
+        out[positions] = values
+        return out
+
+    def write_parquet(self, data, path: str, schema: pa.Schema) -> int:
+        """Write `data` (Arrow, or a frame of this library) as one Parquet file with `schema`'s columns, float
+        NaN as null (Spark writes null for an undefined ratio); returns its rows. cuDF encodes on the GPU."""
+        local = _local_path(path)
+        if local:
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+        if self.on_gpu:
+            frame = self.xp.DataFrame.from_arrow(data.select(schema.names).cast(schema)) \
+                if isinstance(data, pa.Table) else data[schema.names]
+            frame = frame.nans_to_nulls()
+            frame.to_parquet(path, compression=PARQUET_COMPRESSION.upper(), index=False)
+            return len(frame)
+        import pyarrow.parquet as pq
+
+        table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data[schema.names], preserve_index=False)
+        table = nan_to_null(table.select(schema.names).cast(schema))
+        if local:
+            pq.write_table(table, local, compression=PARQUET_COMPRESSION)
+        else:
+            pq.write_table(table, path.split("://", 1)[1], compression=PARQUET_COMPRESSION,
+                           filesystem=_filesystem(path))
+        return table.num_rows
 
     def concat(self, frames: list):
         return self.xp.concat(frames, ignore_index=True)
@@ -297,12 +359,136 @@ def nan_to_null(table: pa.Table) -> pa.Table:
     return table
 
 
-def write_partition(settings: Settings, name: str, data: pa.Table, partition_value: dt.date) -> None:
-    """Replace one date partition with delta-rs in one commit (the Spark engines' replaceWhere equivalent).
+PARQUET_COMPRESSION = "zstd"
 
-    delta-rs checks the values against NOT NULL columns of tables Sail created. A table this creates is
-    declared from the catalog; Sail 0.7 cannot later replaceWhere list columns of such a table, so pick one
-    engine family per table rather than alternating nightly (README, "Engines")."""
+
+class InvalidOutputError(ValueError):
+    """A Parquet file a frame engine wrote does not match the table it is meant for; nothing was committed."""
+
+
+def write_partition(engine: FrameEngine, settings: Settings, name: str, data, partition_value: dt.date) -> int:
+    """Replace one date partition in one Delta commit (the Spark engines' replaceWhere equivalent); returns
+    the rows written.
+
+    The frame library writes the Parquet file itself (cuDF encodes on the GPU) and delta-rs only commits it:
+    `create_write_transaction` with a partition overwrite adds the file and removes the partition's old ones
+    atomically. That call checks nothing about the file, so `_add_action` does: column types against the
+    table (timestamps UTC-adjusted microseconds), row count, and null counts against the table's NOT NULL
+    columns. The table's existing schema is passed back unchanged: one that differs even in nullability
+    would add a metadata action to the commit.
+
+    A table this creates is declared from the catalog; Sail 0.7 cannot later replaceWhere list columns of
+    such a table, so pick one engine family per table rather than alternating nightly (README, "Engines")."""
+    from deltalake import DeltaTable
+
+    from lake.table_creation import retry_on_conflict
+
     decl = catalog.table(name)
-    catalog.write_arrow(settings, name, nan_to_null(data.select(decl.schema.names).cast(decl.schema)),
-                        partition_value)
+    if len(decl.partition_by) != 1:
+        raise ValueError(f"table {name} is not partitioned by a single date column")
+    column = decl.partition_by[0]
+    if not isinstance(partition_value, dt.date):
+        raise TypeError(f"partition value must be a date, got {partition_value!r}")
+    catalog.ensure_table(settings, name)
+    uri = settings.table_uri(name).rstrip("/")
+    relative = f"{column}={partition_value.isoformat()}/part-{uuid.uuid4().hex}-c000.{PARQUET_COMPRESSION}.parquet"
+    path = f"{uri}/{relative}"
+    file_columns = [f for f in decl.schema if f.name != column]
+    rows = engine.write_parquet(data, path, pa.schema(file_columns))
+    try:
+        existing = DeltaTable(uri).schema()
+        action = _add_action(path, relative, file_columns, existing, {column: partition_value.isoformat()}, rows)
+
+        def commit() -> None:
+            DeltaTable(uri).create_write_transaction(
+                [action], mode="overwrite", schema=existing, partition_by=[column],
+                partition_filters=[(column, "=", partition_value.isoformat())])
+
+        retry_on_conflict(commit, f"writing {name} partition {partition_value}")
+    except BaseException:
+        _remove_file(path)  # never committed, so no reader can see it; remove it rather than leave litter
+        raise
+    return rows
+
+
+def _add_action(path: str, relative: str, expected: list[pa.Field], table_schema, partition_values: dict,
+                rows: int):
+    """The AddAction for a written file, after checking it against the table; raises InvalidOutputError."""
+    import json
+
+    import pyarrow.parquet as pq
+    from deltalake.transaction import AddAction
+
+    local = _local_path(path)
+    meta = pq.read_metadata(local) if local else pq.read_metadata(path, filesystem=_filesystem(path))
+    problems = []
+    if meta.num_rows != rows:
+        problems.append(f"{meta.num_rows} rows in the file, {rows} written")
+    written = meta.schema.to_arrow_schema()
+    leaves = {meta.schema.column(i).path: i for i in range(meta.num_columns)}
+    null_counts: dict[str, int] = {}
+    for field in expected:
+        if field.name not in written.names:
+            problems.append(f"column {field.name} missing")
+            continue
+        found = written.field(field.name).type
+        if not _same_type(found, field.type):
+            problems.append(f"column {field.name} is {found}, the table needs {field.type}")
+        if pa.types.is_timestamp(field.type):
+            logical = json.loads(meta.schema.column(leaves[field.name]).logical_type.to_json())
+            if not (logical.get("isAdjustedToUTC") and logical.get("timeUnit") == "microseconds"):
+                problems.append(f"column {field.name} is not a UTC-adjusted microsecond timestamp ({logical})")
+        if field.name in leaves:  # a top-level primitive column: its null count is in the footer
+            nulls = 0
+            for group in range(meta.num_row_groups if meta.num_rows else 0):  # no rows: no statistics
+                statistics = meta.row_group(group).column(leaves[field.name]).statistics
+                if statistics is None or not statistics.has_null_count:
+                    problems.append(f"column {field.name} has no null count in the footer")
+                    break
+                nulls += statistics.null_count
+            null_counts[field.name] = nulls
+    for field in table_schema.fields:
+        if not field.nullable and null_counts.get(field.name, 0) > 0:
+            problems.append(f"column {field.name} is NOT NULL in the table but holds {null_counts[field.name]} nulls")
+    if problems:
+        raise InvalidOutputError(f"{path}: " + "; ".join(problems))
+    size = os.stat(local).st_size if local else _filesystem(path).get_file_info(path.split("://", 1)[1]).size
+    return AddAction(path=relative, size=size, partition_values=partition_values,
+                     modification_time=int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000), data_change=True,
+                     stats=json.dumps({"numRecords": rows, "nullCount": null_counts}))
+
+
+def _same_type(found: pa.DataType, wanted: pa.DataType) -> bool:
+    """Arrow type equality up to what Parquet does not keep: list element names, string vs large_string."""
+    if pa.types.is_list(wanted) or pa.types.is_large_list(wanted):
+        return (pa.types.is_list(found) or pa.types.is_large_list(found)) and _same_type(found.value_type,
+                                                                                         wanted.value_type)
+    if pa.types.is_struct(wanted):
+        return (pa.types.is_struct(found) and found.num_fields == wanted.num_fields
+                and all(f.name == w.name and _same_type(f.type, w.type) for f, w in zip(found, wanted)))
+    if pa.types.is_timestamp(wanted):
+        return pa.types.is_timestamp(found) and found.unit == wanted.unit
+    if pa.types.is_string(wanted):
+        return pa.types.is_string(found) or pa.types.is_large_string(found)
+    return found == wanted
+
+
+def _local_path(uri: str) -> str | None:
+    if uri.startswith("file://"):
+        return uri[len("file://"):]
+    return None if "://" in uri else uri
+
+
+def _filesystem(uri: str):
+    from pyarrow import fs
+
+    return fs.FileSystem.from_uri(uri)[0]
+
+
+def _remove_file(path: str) -> None:
+    local = _local_path(path)
+    with contextlib.suppress(OSError, FileNotFoundError):
+        if local:
+            os.remove(local)
+        else:
+            _filesystem(path).delete_file(path.split("://", 1)[1])

@@ -32,7 +32,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -136,6 +136,35 @@ def create_by_first_spark_write(writer_for: Callable[[str], object], settings: S
     finally:
         shutil.rmtree(staged, ignore_errors=True)
         _remove_empty_parents(staged)
+
+
+@contextlib.contextmanager
+def staged_frame(spark, settings: Settings, frame, name: str) -> Iterator:
+    """`frame` written once as Parquet under `<lake>/_staging/<name>/`, read back for the block and removed
+    afterwards: Sail has no cache/persist, so a small intermediate that several writes read would otherwise
+    be recomputed by each of them. Read back from files, it also carries exact row counts, which lets the
+    engine broadcast it in a join instead of shuffling the other side. Sail writes no file for an empty
+    frame, so callers add a row that cannot match what they join it with."""
+    path = _staging_dir(settings, name)
+    try:
+        frame.write.mode("overwrite").parquet(path)
+        yield spark.read.parquet(path)
+    finally:
+        _remove_staged(path)
+
+
+def _remove_staged(uri: str) -> None:
+    local = _local_path(uri)
+    if local is not None:
+        shutil.rmtree(local, ignore_errors=True)
+        _remove_empty_parents(local)
+        return
+    from pyarrow import fs
+
+    # object stores: best effort; a leftover only holds key columns and sits outside every table
+    with contextlib.suppress(Exception):
+        filesystem, path = fs.FileSystem.from_uri(uri)
+        filesystem.delete_dir(path)
 
 
 def _unquote(path: str) -> str:

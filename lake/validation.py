@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from lake.catalog import API_REQUEST_FIELDS, spark_type, table
 from lake.contract import ACCOUNT_ID_PATTERN, IPV4_PATTERN, IPV6_PATTERN, PROMPT_PREFIX_MAX_CHARS, TOKEN_COLUMNS
 _RAW = "__raw_"  # prefix for the original (uncast) value of each contract column
+_REPEATED = "__repeated_id"
 
 
 class RawContractError(ValueError):
@@ -112,10 +113,11 @@ def with_canonical_ip(frame: DataFrame, ip_column: str, canonical: str, prefix: 
     canonical_ip: IPv4 dotted quad and its /24; IPv4-mapped IPv6 as its IPv4; other IPv6 exploded and its /48.
 
     Built as successive columns, not one expression: inlining the shared sub-expressions makes Sail plan
-    a tree many times larger (10 s for 100 rows)."""
+    a tree many times larger (10 s for 100 rows). Only IPv6 text is exploded: a CASE branch runs on the rows
+    it selects, and spelling out IPv6 for every (mostly IPv4) address cost more than the rest of validation."""
     no_zone, exploded = "__ip_no_zone", "__ip_exploded"
     frame = (frame.withColumn(no_zone, F.regexp_replace(F.col(ip_column), r"%(?s:.)*$", ""))
-             .withColumn(exploded, _ipv6_exploded(F.col(no_zone))))
+             .withColumn(exploded, F.when(F.col(no_zone).contains(":"), _ipv6_exploded(F.col(no_zone)))))
     is_v4 = F.col(no_zone).rlike(IPV4_PATTERN)
     mapped = F.col(exploded).startswith(_MAPPED_PREFIX)
     mapped_v4 = F.concat_ws(".", *(F.conv(F.substring(exploded, start, 2), 16, 10) for start in (31, 33, 36, 38)))
@@ -132,20 +134,35 @@ def keyed_hash(value: Column, key: str) -> Column:
     return F.substring(F.sha2(F.concat(F.lit(key + "|"), value), 256), 1, 32)
 
 
-def validate_requests(raw: DataFrame, partition_date: dt.date, pseudonym_key: str,
-                      ingest_run_id: str) -> tuple[DataFrame, DataFrame]:
-    """Split one raw partition into (bronze rows, quarantine rows). Pure; the caller writes both."""
+def duplicate_request_ids(raw: DataFrame) -> DataFrame:
+    """The request ids that occur more than once in a raw delivery: one column, `request_id`. Key-only, so
+    finding them groups one short string per row instead of shuffling and sorting whole raw rows."""
+    request_id = F.expr("try_cast(`request_id` AS string)")
+    return (raw.select(request_id.alias("request_id")).where(F.col("request_id").isNotNull())
+            .groupBy("request_id").agg(F.count(F.lit(1)).alias("_copies"))
+            .where(F.col("_copies") > 1).select("request_id"))
+
+
+def validate_requests(raw: DataFrame, partition_date: dt.date, pseudonym_key: str, ingest_run_id: str,
+                      duplicate_ids: DataFrame | None = None) -> tuple[DataFrame, DataFrame]:
+    """Split one raw partition into (bronze rows, quarantine rows). Pure; the caller writes both.
+    `duplicate_ids` is `duplicate_request_ids(raw)`, which a caller writing both outputs computes once."""
     raw_columns = list(raw.columns)
-    conformed = conform_raw(raw).withColumn("reason", _first_failure(partition_date, raw_columns))
+    if duplicate_ids is None:
+        duplicate_ids = duplicate_request_ids(raw)
+    conformed = (conform_raw(raw).withColumn("reason", _first_failure(partition_date, raw_columns))
+                 .join(F.broadcast(duplicate_ids.withColumn(_REPEATED, F.lit(True))), on="request_id", how="left"))
     # A repeated request_id keeps its earliest record. The tie-break hashes the whole raw row, so equal
-    # timestamps resolve the same way on every rerun.
+    # timestamps resolve the same way on every rerun; exact copies are interchangeable, so which one stays
+    # does not matter. Only rows whose id repeats are ordered: the rest pass through without a sort.
     row_hash = F.xxhash64(*[F.col(_RAW + c) for c in raw_columns])
     first_of_id = Window.partitionBy("request_id").orderBy(F.col("event_ts").asc_nulls_last(), row_hash)
-    conformed = conformed.withColumn(
+    repeated = conformed.where(F.col(_REPEATED)).withColumn(
         "reason",
         F.when(F.col("reason").isNull() & (F.row_number().over(first_of_id) > 1), F.lit("duplicate request_id"))
         .otherwise(F.col("reason")),
     )
+    conformed = conformed.where(F.col(_REPEATED).isNull()).unionByName(repeated).drop(_REPEATED)
     bronze = (
         with_canonical_ip(conformed.where(F.col("reason").isNull()), "client_ip", "__ip", "__ip_prefix")
         .withColumn("ip_hash", keyed_hash(F.col("__ip"), pseudonym_key))

@@ -146,14 +146,14 @@ def score_day(engine: FrameEngine, settings: Settings, score_date: dt.date,
         "model_version": pa.array([champion.version] * n, pa.string()),
         "feature_set_version": pa.array([versions[0]] * n, pa.string()),
     })
-    frames.write_partition(settings, "account_risk", account_risk, score_date)
+    frames.write_partition(engine, settings, "account_risk", account_risk, score_date)
 
     if clusters is not None:
         risk_frame = engine.from_arrow(account_risk.select(["account_id", "cluster_id", "cluster_score"]))
         cluster_risk = cluster_risk_table(engine, risk_frame, features, clusters, score_date, config.top_capabilities)
     else:
         cluster_risk = catalog.table("cluster_risk").schema.empty_table()
-    frames.write_partition(settings, "cluster_risk", cluster_risk, score_date)
+    frames.write_partition(engine, settings, "cluster_risk", cluster_risk, score_date)
     engine.note_device_usage()
 
     counts = {tier: int((tiers == tier).sum()) for tier in TIERS}

@@ -167,23 +167,43 @@ def test_replicate_lake_multiplies_rows_and_suffixes_ids(tiny_lake, tmp_path):
 
 def test_report_keeps_skipped_and_failed_engines_visible():
     engines = _bench_module("engines")
+    passes = [{"stage_s": 2.0, "aggregate_s": 1.2, "features_s": 0.8, "account_daily_rows": 5,
+               "account_features_rows": 6}, {"stage_s": 1.0, "aggregate_s": 0.6, "features_s": 0.4,
+                                             "account_daily_rows": 5, "account_features_rows": 6}]
+    child = {"passes": passes, "engine_start_s": 0.5, "cpu_tree_s": 3.0, "peak_rss_tree_mib": 100.0,
+             "memory_report": None, "gpu": None, "checksums": None}
+    sail = engines.summarize("embedded-delta", 10, [child, {**child, "passes": [{**passes[0], "stage_s": 4.0}]}])
+    assert sail["cold_stage_s"] == {"median": 3.0, "min": 2.0, "max": 4.0}
+    assert sail["warm_stage_s"]["median"] == 1.0 and sail["accounts_per_s"] == pytest.approx(2.0)
     runs = {
-        "embedded": {"status": "ok", "records_per_s": 300.0},
-        "jvm-local": {"status": "ok", "records_per_s": 100.0},
-        "cudf": {"engine": "cudf", "status": "skipped", "reason": "no NVIDIA GPU visible"},
+        "embedded-delta": {**sail, "records_per_s": 300.0},
         "pandas": {"engine": "pandas", "status": "failed", "reason": "exit code 1"},
+        "cudf": {"engine": "cudf", "status": "skipped", "reason": "no NVIDIA GPU visible"},
     }
     ratios = engines.ratios(runs)
-    assert ratios["sail_vs_jvm"] == pytest.approx(3.0)
-    assert ratios["cudf_vs_sail"] is None and ratios["cudf_vs_sail_basis"] == "embedded"
-    ok = {"status": "ok", "records": 10, "stage_s": 1.0, "aggregate_s": 0.4, "features_s": 0.6, "engine_start_s": 0.1,
-          "records_per_s": 10.0, "peak_rss_mib": 100.0, "peak_gpu_mib": None}
+    assert ratios["cudf_vs_sail"] is None and ratios["cudf_vs_sail_basis"] == "embedded-delta"
     report = {"label": "t", "machine": {"cpu_model": "cpu", "affinity_cpus": 2, "memory_gib": 4}, "gpu": None,
-              "started_at": "now", "days": 2, "skipped": {"cudf": "no NVIDIA GPU visible"},
-              "sizes": [{"size": "1M", "records": 10, "lake_setup": {}, "ratios": ratios,
-                         "runs": {"embedded": {**ok, "records_per_s": 300.0}, "jvm-local": ok,
-                                  "cudf": runs["cudf"], "pandas": runs["pandas"]}}]}
+              "started_at": "now", "load_before": 1.0, "load_after": 2.0, "window_days": 28, "runs": 2,
+              "skipped": {"cudf": "no NVIDIA GPU visible"},
+              "sizes": [{"size": "1M", "records": 10, "lake_setup": {"history_days_copied": 26}, "ratios": ratios,
+                         "runs": runs}]}
     text = engines.markdown(report)
     assert "| cudf | skipped: no NVIDIA GPU visible |" in text
     assert "| pandas | failed: exit code 1 |" in text
-    assert "3.00x" in text
+    assert "| 1M | 10 | embedded-delta | 3.0 (2.0-4.0) | 3.5 (2.5-4.5) | 1.0 (1.0-1.0) |" in text
+    assert "26 of the window's earlier days are copies" in text
+
+
+def test_checksums_agree_on_reordered_rows_and_catch_a_moved_value():
+    checksums = _bench_module("checksums")
+    rows = [{"account_id": a, "n": n, "share": s, "sets": l} for a, n, s, l in
+            (("A", 1, 0.5, ["x"]), ("B", 2, None, []), ("C", 3, 1 / 3, ["y", "z"]))]
+    table = pa.Table.from_pylist(rows)
+    reordered = pa.Table.from_pylist(rows[::-1])
+    assert checksums.table_checksum(table) == checksums.table_checksum(reordered)
+    moved = pa.Table.from_pylist([{**rows[0], "n": 2}, {**rows[1], "n": 1}, rows[2]])
+    rounded = pa.Table.from_pylist([rows[0], rows[1], {**rows[2], "share": 1 / 3 + 1e-15}])
+    both = {"account_daily": checksums.table_checksum(table), "account_features": checksums.table_checksum(table)}
+    assert checksums.compare(both, {**both, "account_daily": checksums.table_checksum(rounded)}) == []
+    assert checksums.compare(both, {**both, "account_daily": checksums.table_checksum(moved)}) == [
+        "account_daily.n differs"]

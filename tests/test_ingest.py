@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -97,6 +98,21 @@ def test_rerun_of_the_same_date_leaves_identical_tables(spark, settings):
     ingest.run(spark, settings, DAY)
     after = {name: _sorted_rows(settings, name) for name in ("requests", "quarantine", "ingest_runs")}
     assert after == before
+
+
+def test_exact_copies_of_a_request_keep_one_and_quarantine_the_rest(spark, settings):
+    """A gateway re-delivering the same row: copies are indistinguishable, so one reaches bronze and every
+    other copy is quarantined, whichever way the engine orders them; the staged repeated ids leave nothing."""
+    good = _raw_rows()[0]
+    later = {**good, "request_id": "r2", "event_ts": _ts(2)}
+    _write_raw(settings, [good, good, good, later, {**later, "event_ts": _ts(3)}])
+    result = ingest.run(spark, settings, DAY)
+    assert (result.raw_rows, result.bronze_rows) == (5, 2)
+    assert result.quarantine_reasons == {"duplicate request_id": 3}
+    bronze = {r["request_id"]: r["event_ts"] for r in DeltaTable(settings.table_uri("requests")).to_pyarrow_table()
+              .to_pylist()}
+    assert bronze == {"r1": _ts(1), "r2": _ts(2)}
+    assert not (Path(settings.lake_root) / "_staging").exists()
 
 
 def test_missing_optional_columns_become_null_and_unparseable_values_are_quarantined(spark, settings):
