@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from features import registry
+from lake import catalog
 from features.spark_engine import account_features, daily_aggregate, in_window
 
 PARTITION_COLUMN = "event_date"
@@ -93,8 +94,7 @@ def run(spark, lake_root: str, dates: list[dt.date], out_dir: str | Path) -> dic
         # the day's link graph and the decisions, when the lake has them, as the real features job reads them
         clusters = (read_table_files(spark, f"{lake_root}/account_clusters", day, "feature_date")
                     if active_files(f"{lake_root}/account_clusters", day, "feature_date") else
-                    spark.createDataFrame([], "feature_date date, account_id string, cluster_id string, "
-                                              "link_types array<string>"))
+                    spark.createDataFrame([], catalog.spark_ddl("account_clusters")))
         labels = (read_table_files(spark, f"{lake_root}/enforcement_labels")
                   if active_files(f"{lake_root}/enforcement_labels") else
                   spark.createDataFrame([], "account_id string, label string, decided_at timestamp, "
