@@ -86,6 +86,8 @@ def write(settings: Settings, accounts: int = 400, days: int = 7, last_day: dt.d
         features = rng.random((n, len(columns)))
         features[:, count_columns] = np.floor(features[:, count_columns] * 3000)
         features[campaign, reason_index[0]] = rng.uniform(0.7, 0.95, int(campaign.sum()))
+        # no cluster holds a decided account yet (training would leave such accounts' negatives out)
+        features[:, columns.index("cluster_labelled_extraction_share")] = 0.0
         contributions = rng.gamma(2, 0.3, (n, len(REASON_FEATURES))) * (0.3 + 2 * score[:, None])
         clusters = [cluster_id(i) if campaign[i] else None for i in range(n)]
         reasons = []

@@ -259,6 +259,9 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
         raise MissingInputError(f"no training snapshots with feature_date <= {as_of} and at least "
                          f"{config.min_label_days} days of observed label horizon")
     frame, in_extraction_clusters = drop_negatives_in_extraction_clusters(frame, config)
+    if frame.empty:
+        raise MissingInputError(f"every training snapshot up to {as_of} is an unlabelled member of a cluster with "
+                                "decided extraction; set negatives_in_extraction_clusters = \"keep\" to train")
     frame["feature_date"] = pd.to_datetime(frame["feature_date"]).dt.date
     frame = frame.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
     frame[columns] = frame[columns].astype("float64")
