@@ -88,16 +88,23 @@ def loopback_conf(grpc_port: int, ui_port: int, master: str, shuffle_partitions:
         "spark.executor.cores": "1",                          # cpu.conf's 4 would not fit a 1-core worker
         "spark.executor.instances": "2",
         "spark.cores.max": "2",
-        # Delta replays its log in 50 partitions by default: minutes of task overhead for a tiny test lake
-        "spark.databricks.delta.snapshotPartitions": "2",
+        # Delta replays its log in 50 partitions by default: minutes of task overhead for a tiny test lake. One
+        # task per snapshot: each costs an executor a fresh codegen of Delta's action schema (measured on the
+        # 2-core machine, nightly chain on two 1-core workers: 464 tasks and 152 executor CPU s with 2, 350 and 137)
+        "spark.databricks.delta.snapshotPartitions": "1",
         "spark.executor.memoryOverhead": "256m",
         "spark.jars.ivy": str(SPARK_CACHE / "ivy"),           # cpu.conf's /opt/spark/ivy is the image's cache
         "spark.jars.excludes": LOOPBACK_EXCLUDES,
         "spark.pyspark.python": sys.executable,               # this venv: project + XGBoost for mapInArrow
         "spark.pyspark.driver.python": sys.executable,
         "spark.eventLog.enabled": "false",
+        # every executor is on this one host: waiting the default 3 s for the executor a task prefers (the one
+        # holding its shuffle output) only idles a 1-core worker while the other one is free
+        "spark.locality.wait": "0s",
         # short-lived JVMs on a shared 2-core machine: the C1 compiler only and a single-threaded collector
-        # spend the little CPU there is on the jobs instead of on C2 compiles and parallel GC threads
+        # spend the little CPU there is on the jobs instead of on C2 compiles and parallel GC threads (measured,
+        # nightly chain on the two-worker cluster: with C2 the driver took 236 CPU s instead of 184, executors 294
+        # instead of 152)
         "spark.driver.extraJavaOptions": SMALL_MACHINE_JAVA_OPTIONS,
         "spark.executor.extraJavaOptions": SMALL_MACHINE_JAVA_OPTIONS,
     }
@@ -231,7 +238,10 @@ def standalone_cluster(log_dir: Path, workers: int = 2, cores: int = 1, memory: 
     """A Spark standalone Master and `workers` Workers on loopback, each worker offering `cores` and `memory`."""
     home = spark_home()
     (SPARK_CACHE / "empty-conf").mkdir(parents=True, exist_ok=True)
-    env = {**_spark_env(home), "SPARK_DAEMON_MEMORY": "256m", "SPARK_MASTER_HOST": "127.0.0.1",
+    # the daemons only start and hand out executors: the same small-machine JVM options as the driver halve the
+    # CPU their start costs (measured on the 2-core machine: 40 CPU s for a master and two workers, then 23)
+    env = {**_spark_env(home), "SPARK_DAEMON_MEMORY": "256m", "SPARK_DAEMON_JAVA_OPTS": SMALL_MACHINE_JAVA_OPTIONS,
+           "SPARK_MASTER_HOST": "127.0.0.1",
            "SPARK_WORKER_DIR": str(log_dir / "work")}
     spark_class = str(home / "bin" / "spark-class")
     port, ui_port = free_port(), free_port()

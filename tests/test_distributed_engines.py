@@ -5,16 +5,19 @@ Sail, a champion is trained on embedded Sail (on test_train_and_score's planted-
 small enough for CI carries too few labels to train on), and the last day is scored. Then, per engine, a copy
 of that lake gets the last day's whole nightly chain again through the real CLI (`distillguard --remote
 sc://... nightly --date D`, so the jobs run in whatever order and form jobs/nightly.py gives them), with the
-risk tables deleted first so that engine's Delta writer creates them. On the standalone cluster only aggregate
-and features run (test time: see TestSparkStandalone). Every table's last-day partition must
+risk tables deleted first so that engine's Delta writer creates them. Every table's last-day partition must
 equal the reference: exactly for counts, keys, strings, lists and timestamps, to 1e-9 relative for floats.
 
 Engines, one class each so only one server runs at a time (its fixture is class-scoped and stops every
 process it started, by id, also when a test fails):
-  TestJvmSpark            JVM Spark 4.2 + delta-spark, local[2], started from infra/spark-connect/cpu.conf
-  TestSparkStandalone     the same server as the driver of a standalone cluster (master + 2 workers)
+  TestJvmSparkCluster     JVM Spark 4.2 + delta-spark, started from infra/spark-connect/cpu.conf (loopback
+                          overrides in lake/spark_servers.py), as the driver of a Spark standalone cluster
+                          (master + 2 one-core workers). One server and one chain carry every JVM assertion:
+                          parity, tasks on both workers, delta-spark <-> delta-rs/polars/Sail in both directions,
+                          and the server's shuffle partitions kept by a remote session.
   TestSailLocalCluster    Sail's local-cluster mode, 2 workers x 4 task slots, 4 shuffle partitions
-Select them with `-m jvm` (JVM Spark) or `-m distributed` (all three); both run by default.
+Both run in `make test`; select them with `-m jvm` (JVM Spark) or `-m distributed` (both, plus the reference).
+Time on a 2-core machine: README, "Running on a cluster".
 """
 
 from __future__ import annotations
@@ -172,21 +175,40 @@ def test_infra_conf_names_the_delta_build_for_the_installed_spark():
     assert (spark_home() / "jars").is_dir()
 
 
-class TestJvmSpark:
-    @pytest.fixture(scope="class")
-    def server(self, tmp_path_factory):
-        with jvm_connect_server(tmp_path_factory.mktemp("jvm_local_logs")) as server:
-            yield server
+@pytest.fixture(scope="class")
+def jvm_cluster(tmp_path_factory):
+    """A Spark standalone master and two 1-core workers, and the JVM Spark + delta-spark Connect server (from
+    infra/spark-connect/cpu.conf) as the cluster's driver. Class-scoped: it runs only while TestJvmSparkCluster
+    does; every process is stopped by id when the class ends, also after a failure."""
+    logs = tmp_path_factory.mktemp("jvm_cluster_logs")
+    with standalone_cluster(logs, workers=2, cores=1, memory="1g") as cluster_, \
+            jvm_connect_server(logs, master=cluster_.master_url) as server:
+        yield server
 
-    @pytest.fixture(scope="class")
-    def jvm_lake(self, reference, server, tmp_path_factory) -> Settings:
-        return run_jobs_remote(reference, server.url, tmp_path_factory.mktemp("jvm_local"))
 
-    @pytest.mark.jvm
+@pytest.fixture(scope="class")
+def jvm_lake(reference, jvm_cluster, tmp_path_factory) -> Settings:
+    """The last day's whole nightly chain through `distillguard --remote`, run once on the cluster."""
+    return run_jobs_remote(reference, jvm_cluster.url, tmp_path_factory.mktemp("jvm_cluster"))
+
+
+@pytest.mark.jvm
+class TestJvmSparkCluster:
+    """One JVM server for every JVM assertion: the nightly chain on a JVM costs minutes on a 2-core machine, so
+    it runs once, on the standalone cluster (a local[N] server would prove a subset of the same)."""
+
     def test_nightly_on_jvm_spark_with_delta_equals_embedded_sail(self, reference, jvm_lake):
         assert_same_tables_as_embedded(reference, jvm_lake)
 
-    @pytest.mark.jvm
+    def test_the_chain_ran_tasks_on_both_workers(self, jvm_cluster, jvm_lake):
+        (application,) = jvm_cluster.rest("applications")
+        executors = [e for e in jvm_cluster.rest(f"applications/{application['id']}/allexecutors")
+                     if e["id"] != "driver"]
+        # each worker runs its executors under its own web UI port, which the executor log links name
+        worker_of = {e["id"]: re.search(r"//[^/]+:(\d+)/", e["executorLogs"]["stdout"]).group(1) for e in executors}
+        busy_workers = {worker_of[e["id"]] for e in executors if e["totalTasks"] > 0}
+        assert len(busy_workers) == 2, executors
+
     def test_delta_spark_writes_what_delta_rs_and_polars_read(self, jvm_lake):
         import polars as pl
         from deltalake import DeltaTable
@@ -197,49 +219,22 @@ class TestJvmSpark:
             assert "Apache-Spark/4.2" in engine_info and "Delta-Lake/" in engine_info, engine_info
             assert pl.read_delta(jvm_lake.table_uri(name)).height == table.to_pyarrow_table().num_rows > 0
 
-    @pytest.mark.jvm
-    def test_delta_spark_reads_what_sail_wrote(self, reference, server):
-        remote = reference.settings.model_copy(update={"spark_remote": server.url})
+    def test_delta_spark_reads_what_sail_wrote(self, reference, jvm_cluster):
+        remote = reference.settings.model_copy(update={"spark_remote": jvm_cluster.url})
         with spark_session(remote) as spark:
             for name in ("account_daily", "account_features", "account_risk"):
                 rows = spark.read.format("delta").load(reference.settings.table_uri(name)).count()
                 assert rows == catalog.read_arrow(reference.settings, name).num_rows > 0, name
 
-    @pytest.mark.jvm
-    def test_a_remote_session_keeps_the_servers_shuffle_partitions_unless_set(self, reference, server):
-        remote = reference.settings.model_copy(update={"spark_remote": server.url})
+    def test_a_remote_session_keeps_the_servers_shuffle_partitions_unless_set(self, reference, jvm_cluster):
+        remote = reference.settings.model_copy(update={"spark_remote": jvm_cluster.url})
         assert remote.shuffle_partitions is None
         with spark_session(remote) as spark:
-            assert spark.conf.get("spark.sql.shuffle.partitions") == server.conf["spark.sql.shuffle.partitions"]
+            assert spark.conf.get("spark.sql.shuffle.partitions") == jvm_cluster.conf["spark.sql.shuffle.partitions"]
         with spark_session(remote.model_copy(update={"shuffle_partitions": 3})) as spark:
             assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
         with spark_session(reference.settings) as spark:  # embedded Sail keeps its small default
             assert spark.conf.get("spark.sql.shuffle.partitions") == str(EMBEDDED_SHUFFLE_PARTITIONS)
-
-
-class TestSparkStandalone:
-    @pytest.fixture(scope="class")
-    def server(self, tmp_path_factory):
-        logs = tmp_path_factory.mktemp("standalone_logs")
-        with standalone_cluster(logs, workers=2, cores=1, memory="1g") as cluster_, \
-                jvm_connect_server(logs, master=cluster_.master_url) as server:
-            yield server
-
-    @pytest.mark.jvm
-    def test_aggregate_and_features_on_a_two_worker_cluster_equal_embedded_sail_and_used_both_workers(
-            self, reference, server, tmp_path_factory):
-        # The per-account shuffle jobs only: the whole chain ran on JVM Spark above, and on a 2-core machine a
-        # second full chain through fresh executor JVMs would cost minutes more of CI.
-        settings = run_jobs_remote(reference, server.url, tmp_path_factory.mktemp("standalone"),
-                                   ("aggregate", "features"))
-        assert_same_tables_as_embedded(reference, settings, ("account_daily", "account_features"))
-
-        (application,) = server.rest("applications")
-        executors = [e for e in server.rest(f"applications/{application['id']}/allexecutors") if e["id"] != "driver"]
-        # each worker runs its executors under its own web UI port, which the executor log links name
-        worker_of = {e["id"]: re.search(r"//[^/]+:(\d+)/", e["executorLogs"]["stdout"]).group(1) for e in executors}
-        busy_workers = {worker_of[e["id"]] for e in executors if e["totalTasks"] > 0}
-        assert len(busy_workers) == 2, executors
 
 
 class TestSailLocalCluster:
