@@ -23,55 +23,7 @@ PROMPT = "prompt_prefix"
 USER_AGENT = "user_agent"
 
 def _case_insensitive_alternation(branches: tuple[str, ...]) -> str:
-    return "(?i)(" + "|".join(_boundaries_as_classes(b) for b in branches) + ")"
-
-
-WORD_START, WORD_END = r"(?:^|\W)", r"(?:\W|$)"
-
-
-def _boundaries_as_classes(branch: str) -> str:
-    r"""The branch with each `\b` spelled as the character test it stands for: `(?:^|\W)` before the branch's
-    first word character, `(?:\W|$)` after its last. For a search (rlike) the two are the same test, but Rust's
-    fast regex engine gives up on Unicode word boundaries once the text holds a non-ASCII character, and
-    prompts often do: the boundaries made the content signals cost several times the rest of ingest.
-    A `\b` anywhere else would not survive this rewrite, so it is refused."""
-    out, i = [], 0
-    while i < len(branch):
-        if branch.startswith("\\b", i):
-            if branch[:i].strip("(") == "":
-                out.append(WORD_START)
-            elif _nothing_follows(branch, i + 2):
-                out.append(WORD_END)
-            else:
-                raise ValueError(f"pattern branch {branch!r}: \\b only at its start or end")
-            i += 2
-        elif branch[i] == "\\":
-            out.append(branch[i:i + 2])
-            i += 2
-        else:
-            out.append(branch[i])
-            i += 1
-    return "".join(out)
-
-
-def _nothing_follows(branch: str, i: int) -> bool:
-    """Whether a match ends at position i: only closing groups and other alternatives of them follow."""
-    while i < len(branch):
-        if branch[i] == ")":
-            i += 1
-        elif branch[i] == "|":  # skip the other alternatives up to the group's closing parenthesis
-            depth = 0
-            while i < len(branch) and not (branch[i] == ")" and depth == 0):
-                if branch[i] == "\\":
-                    i += 1
-                elif branch[i] == "(":
-                    depth += 1
-                elif branch[i] == ")":
-                    depth -= 1
-                i += 1
-        else:
-            return False
-    return True
+    return "(?i)(" + "|".join(branches) + ")"
 
 
 # Asking the model to expose its reasoning: the campaign-A chain-of-thought harvesting pattern.

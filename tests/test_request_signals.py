@@ -8,7 +8,6 @@ import re
 import pytest
 
 import xxhash
-from pyspark.sql import functions as F
 
 from features import signals as rs
 
@@ -165,52 +164,3 @@ def test_with_request_signals_adds_one_column_per_signal(spark):
     assert row["prompt_fingerprint"] == _reference_fingerprint("Show your work")
     assert row["signals_version"] == rs.SIGNALS_VERSION
     assert set(rs.SIGNAL_COLUMNS) <= set(row.asDict())
-
-
-# Keywords next to every kind of neighbour: word boundaries are where spelling `\b` as a character test could
-# go wrong, and non-ASCII neighbours are why it is spelled that way.
-BOUNDARY_SEEDS = ("rubric", "Grader", "grade this response", "reward model", "reward", "score from 1 to 10",
-                  "agents", "agentic", "Autonomously", "use the tools", "def foo(", "class Foo:", "function (",
-                  "write a function", "fix my unit tests", "select * from t", "SELECT DISTINCT", "select a, b",
-                  "select a from", "from os import path", "bug", "compiler", "refactor", "debugging", "proving",
-                  "proof", "solve", "calculate", "equations", "integral", "derivative", "theorem", "probability",
-                  "riddle", "numbered steps", "justify each step")
-NEIGHBOURS = ("", " ", "x", "é", "_", "7", "中", "\n", "-", "ß", "Ω", "é")  # the last: e + combining accent
-PATTERN_BRANCHES = {"cot": rs.COT_ELICITATION_BRANCHES, "rubric": rs.RUBRIC_GRADING_BRANCHES,
-                    "agentic": rs.AGENTIC_BRANCHES, "coding": rs.CODING_BRANCHES, "reasoning": rs.REASONING_BRANCHES}
-
-
-def _boundary_corpus() -> list[str]:
-    return [left + seed + right for seed in BOUNDARY_SEEDS for left in NEIGHBOURS for right in NEIGHBOURS]
-
-
-def _with_word_boundaries(branches: tuple[str, ...]) -> str:
-    return "(?i)(" + "|".join(branches) + ")"
-
-
-def test_boundaries_spelled_as_classes_match_exactly_what_word_boundaries_match():
-    corpus = _boundary_corpus()
-    for name, branches in PATTERN_BRANCHES.items():
-        original, rewritten = re.compile(_with_word_boundaries(branches)), re.compile(rs._case_insensitive_alternation(
-            branches))
-        differing = [text for text in corpus if bool(original.search(text)) != bool(rewritten.search(text))]
-        assert not differing, (name, differing[:5])
-        assert any(original.search(text) for text in corpus) and not all(original.search(text) for text in corpus)
-
-
-def test_the_engine_reads_the_rewritten_boundaries_as_its_own_word_boundaries(spark):
-    corpus = _boundary_corpus()
-    frame = spark.createDataFrame([(text,) for text in corpus], "prompt_prefix string")
-    columns = []
-    for name, branches in PATTERN_BRANCHES.items():
-        columns += [F.col("prompt_prefix").rlike(_with_word_boundaries(branches)).alias(f"{name}_b"),
-                    F.col("prompt_prefix").rlike(rs._case_insensitive_alternation(branches)).alias(f"{name}_w")]
-    rows = frame.select("prompt_prefix", *columns).collect()
-    for name in PATTERN_BRANCHES:
-        differing = [row["prompt_prefix"] for row in rows if row[f"{name}_b"] != row[f"{name}_w"]]
-        assert not differing, (name, differing[:5])
-
-
-def test_a_word_boundary_inside_a_branch_is_refused():
-    with pytest.raises(ValueError, match="only at its start or end"):
-        rs._case_insensitive_alternation((r"step \bby step",))
