@@ -190,6 +190,8 @@ def _features_table(rows: list[tuple[str, dt.date, str]]) -> pa.Table:
     data = {"account_id": [r[0] for r in rows], "feature_date": [r[1] for r in rows]}
     for i, column in enumerate(columns):
         data[column] = [float(i + n) for n in range(len(rows))]
+    # no cluster holds a decided account (training leaves unlabelled members of such clusters out)
+    data["cluster_labelled_extraction_share"] = [0.0] * len(rows)
     data["feature_set_version"] = [r[2] for r in rows]
     return pa.table(data)
 
