@@ -22,12 +22,11 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
-# Everything but the JVM tests (marker `jvm`: JVM Spark + delta-spark as the driver of a two-worker standalone
-# cluster, README "Running on a cluster"; they need Java 17, and Maven Central once for delta-spark): after a merge
-# their parity run was not re-verified before this stop, so `make test-jvm` runs them apart for now.
+# Everything, the JVM tests (marker `jvm`: JVM Spark + delta-spark as the driver of a two-worker standalone
+# cluster, README "Running on a cluster") included: they need Java 17, and Maven Central once for delta-spark.
 # pytest exits 5 when it collected nothing (a bad marker expression, a broken collection): that fails too.
 test: venv chromium
-	$(UV) run --frozen --no-sync python -m pytest -m "not jvm"; rc=$$?; \
+	$(UV) run --frozen --no-sync python -m pytest; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
 
 # Only the JVM tests, for iterating on them.
