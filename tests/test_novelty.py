@@ -28,7 +28,7 @@ def test_novelty_is_a_percentile_of_the_reference_and_points_at_the_deviating_si
     assert [ref.columns[i] for i in signal] == ["cot_elicitation_rate_7d", "interarrival_cv_7d"]
 
 
-def test_novelty_takes_a_tenth_of_each_tiers_budget_and_keeps_the_supervised_ranking():
+def test_novelty_takes_a_bounded_share_of_each_tiers_budget_and_keeps_the_supervised_ranking():
     values = _population(50_000)
     # the supervised model's raw scores are bunched near 0 (positive-unlabelled training), but still rank
     supervised = np.random.default_rng(5).beta(0.5, 200, len(values))
