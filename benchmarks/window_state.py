@@ -9,7 +9,8 @@ timings per engine, each forced to completion by an aggregate over every output 
                over the 1/7/28-day windows
   carry_sums   what carrying state can replace: yesterday's 7- and 28-day sums per account (written once,
                untimed) plus today's rows minus the rows of the days leaving each window (the day 7 days back,
-               and for the 28-day window the oldest day present, standing in for the one that just left)
+               and for the 28-day window the oldest day present, standing in for the one that just left),
+               written as the next night's state
   still_reread the roll-ups that cannot be carried by adding and subtracting days, which need the window's
                rows anyway: maxima, distinct counts over the union of daily sets, and the model-pivot stats,
                whose newest model changes with each release
@@ -102,7 +103,8 @@ def sail(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
             union = parts[0]
             for part in parts[1:]:
                 union = union.unionByName(part)
-            force(union.groupBy("account_id").agg(*(F.sum(c).alias(c) for c in state.columns if c != "account_id")))
+            (union.groupBy("account_id").agg(*(F.sum(c).alias(c) for c in state.columns if c != "account_id"))
+             .write.mode("overwrite").parquet(f"{scratch}/sail-state-next"))
 
         def still_reread() -> None:
             current = se.newest_release(releases, se.day_end(day)).select(
@@ -172,7 +174,8 @@ def pandas_engine(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
                     for n in sums:
                         part[f"{n}__{w}"] = rows[n].fillna(0) * signs[w]
                 parts.append(pd.DataFrame(part))
-            pd.concat(parts, ignore_index=True).groupby("account_id", sort=False).sum()
+            carried = pd.concat(parts, ignore_index=True).groupby("account_id", sort=False).sum().reset_index()
+            pq.write_table(pa.Table.from_pandas(carried, preserve_index=False), f"{scratch}/pandas-state-next.parquet")
 
         def still_reread() -> None:
             rows, listed, _ = window_rows(oldest, day)
