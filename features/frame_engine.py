@@ -415,6 +415,32 @@ def _compute(feature: registry.Feature, frame, days: int | None = None):
     return to_frame(feature.formula, resolve, frame[frame.columns[0]]).astype("float64")
 
 
+def window_rows(engine: FrameEngine, daily: pa.Table, feature_date: dt.date):
+    """(the longest window's account_daily rows with `event_day` and account codes, the (code, event_day, item)
+    rows of each set-valued statistic, the account ids in code order). The sets are flattened in Arrow and
+    their list columns never reach the frame library: pandas holds a list per row as a Python object."""
+    daily = frames.timestamps_as_micros(daily, daily_stats.TIMESTAMP_STATS)
+    daily = daily.append_column("event_day", daily.column("event_date").cast(pa.int32())).drop(["event_date"])
+    last = _day_number(feature_date)
+    daily = daily.filter(pc.and_(pc.greater(daily.column("event_day"), last - max(registry.WINDOWS)),
+                                 pc.less_equal(daily.column("event_day"), last)))
+    sets = [s.name for s in daily_stats.DAILY_STATS if s.window == "distinct_count"]
+    rows = engine.from_arrow(daily.drop(sets))
+    codes, account_ids = engine.factorize(rows["account_id"])
+    rows[ACCOUNT] = codes
+    xp = engine.array_module
+    code_values, days = engine.values(codes), engine.values(rows["event_day"])
+    listed = {}
+    for name in sets:
+        column = daily.column(name).combine_chunks()
+        parents = xp.asarray(pc.list_parent_indices(column).to_numpy())
+        items = engine.from_arrow(pa.table({name: pc.list_flatten(column)}))
+        items[ACCOUNT] = code_values[parents]
+        items["event_day"] = days[parents]
+        listed[name] = items
+    return rows, listed, account_ids
+
+
 def account_features(engine: FrameEngine, daily: pa.Table, accounts: pa.Table, model_releases: pa.Table,
                      clusters: pa.Table, labels: pa.Table, feature_date: dt.date) -> pa.Table:
     """`account_features` rows (Arrow, catalog schema) for feature_date from account_daily rows, the registry and
@@ -422,20 +448,8 @@ def account_features(engine: FrameEngine, daily: pa.Table, accounts: pa.Table, m
     account order: every per-account result is a dense array on those codes, merged with nothing but the
     registry and cluster inputs."""
     newest_model, newest_released_at = newest_release(model_releases, day_end_micros(feature_date))
-    daily = frames.timestamps_as_micros(daily, daily_stats.TIMESTAMP_STATS)
-    daily = daily.append_column("event_day", daily.column("event_date").cast(pa.int32())).drop(["event_date"])
-    last = _day_number(feature_date)
-    in_window = pc.and_(pc.greater(daily.column("event_day"), last - max(registry.WINDOWS)),
-                        pc.less_equal(daily.column("event_day"), last))
-    in_longest = engine.from_arrow(daily.filter(in_window))
-    codes, account_ids = engine.factorize(in_longest["account_id"])
-    in_longest[ACCOUNT] = codes
+    in_longest, listed, account_ids = window_rows(engine, daily, feature_date)
     n = len(account_ids)
-    listed = {}
-    for stat in daily_stats.DAILY_STATS:
-        if stat.window == "distinct_count":
-            items = in_longest[[ACCOUNT, "event_day", stat.name]].explode(stat.name)
-            listed[stat.name] = items[items[stat.name].notna()]
 
     registry_rows = account_inputs(engine, accounts, feature_date)
     per_account = (engine.xp.DataFrame({"account_id": account_ids, ACCOUNT: engine.array_module.arange(n)})

@@ -394,8 +394,8 @@ def write_partition(engine: FrameEngine, settings: Settings, name: str, data, pa
     relative = f"{column}={partition_value.isoformat()}/part-{uuid.uuid4().hex}-c000.{PARQUET_COMPRESSION}.parquet"
     path = f"{uri}/{relative}"
     file_columns = [f for f in decl.schema if f.name != column]
-    rows = engine.write_parquet(data, path, pa.schema(file_columns))
     try:
+        rows = engine.write_parquet(data, path, pa.schema(file_columns))
         existing = DeltaTable(uri).schema()
         action = _add_action(path, relative, file_columns, existing, {column: partition_value.isoformat()}, rows)
 
@@ -406,9 +406,20 @@ def write_partition(engine: FrameEngine, settings: Settings, name: str, data, pa
 
         retry_on_conflict(commit, f"writing {name} partition {partition_value}")
     except BaseException:
-        _remove_file(path)  # never committed, so no reader can see it; remove it rather than leave litter
+        # a file no commit references is invisible to readers: remove it rather than leave litter (unless the
+        # commit went through after all and only its answer was lost)
+        if relative not in _committed_paths(uri):
+            _remove_file(path)
         raise
     return rows
+
+
+def _committed_paths(uri: str) -> set[str]:
+    from deltalake import DeltaTable
+
+    with contextlib.suppress(Exception):
+        return {action["path"] for action in pa.table(DeltaTable(uri).get_add_actions(flatten=True)).to_pylist()}
+    return set()
 
 
 def _add_action(path: str, relative: str, expected: list[pa.Field], table_schema, partition_values: dict,
