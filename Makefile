@@ -25,8 +25,12 @@ chromium:
 # Everything, the JVM tests (marker `jvm`: JVM Spark + delta-spark as the driver of a two-worker standalone
 # cluster, README "Running on a cluster") included: they need Java 17, and Maven Central once for delta-spark.
 # pytest exits 5 when it collected nothing (a bad marker expression, a broken collection): that fails too.
+# Test files are spread over PYTEST_WORKERS processes (pytest-xdist), a whole file per process (--dist loadfile), so
+# a module's fixture (a simulated lake, an engine server) is built once: the JVM cluster, the demo lake and the
+# Airflow lake then build side by side instead of one after another.
+PYTEST_WORKERS ?= 2
 test: venv chromium
-	$(UV) run --frozen --no-sync python -m pytest; rc=$$?; \
+	$(UV) run --frozen --no-sync python -m pytest -n $(PYTEST_WORKERS) --dist loadfile; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
 
 # Only the JVM tests, for iterating on them.

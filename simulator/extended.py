@@ -35,7 +35,7 @@ import numpy as np
 from simulator import world
 from simulator.population import (COUNTRIES, DAY_US, HOUR_US, N_SLOTS, N_SYSTEM_PROMPT_POOL, SEGMENTS, _NEVER,
                                   Behaviour, Segment, _behaviour_profile, _choice, _hex_list,
-                                  _PopulationBuilder, _ua_pick)
+                                  PopulationBuilder, _ua_pick)
 from simulator.prompts import LANGUAGES, LATIN_SCRIPT_LANGUAGES
 from simulator.world import CATEGORY_INDEX, ALL_COUNTRY_INDEX
 
@@ -69,7 +69,7 @@ class ExtendedPlan:
         return sum(n for _, n in self.lookalikes) + self.low_slow["initial"] + self.reseller["n"] + \
             self.paraphrase["initial"]
 
-    def add_to(self, builder: _PopulationBuilder) -> None:
+    def add_to(self, builder: PopulationBuilder) -> None:
         for segment, n in self.lookalikes:
             add_lookalike(builder, segment, n, self)
         self.counts["D"] = add_unlabelled_hydras(builder, "D", LOW_SLOW_HYDRA, self.low_slow)
@@ -213,7 +213,7 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
 
 # --- benign look-alikes ---------------------------------------------------------------------------------------
 
-def add_lookalike(builder: _PopulationBuilder, segment: Segment, n: int, plan: ExtendedPlan) -> None:
+def add_lookalike(builder: PopulationBuilder, segment: Segment, n: int, plan: ExtendedPlan) -> None:
     rng, network = builder.rng, builder.network
     registry: dict[str, np.ndarray] = {}
     slots: dict[str, np.ndarray] = {}
@@ -272,7 +272,7 @@ def _category_prefixes(rng: np.random.Generator, network: world.Network, categor
 
 # --- campaigns that are never labelled ------------------------------------------------------------------------
 
-def add_unlabelled_hydras(builder: _PopulationBuilder, campaign_id: str, archetype: str, spec: dict) -> int:
+def add_unlabelled_hydras(builder: PopulationBuilder, campaign_id: str, archetype: str, spec: dict) -> int:
     """Hydras that start on `start_day`, create accounts through the rest of the window and abandon each after
     its lifetime; nobody ever labels or bans them."""
     rng, b = builder.rng, spec["behaviour"]
@@ -328,7 +328,7 @@ def add_unlabelled_hydras(builder: _PopulationBuilder, campaign_id: str, archety
     return total
 
 
-def add_mixing_resellers(builder: _PopulationBuilder, spec: dict) -> int:
+def add_mixing_resellers(builder: PopulationBuilder, spec: dict) -> int:
     """Established accounts whose ordinary customers' traffic carries a share of extraction traffic."""
     rng = builder.rng
     n = spec["n"]

@@ -242,10 +242,6 @@ RESELLER_CAMPAIGN_BEHAVIOUR = replace(CAMPAIGNS[CAMPAIGN_IDS.index(RESELLER_CAMP
 GROUPS: tuple[Behaviour, ...] = (*(s.behaviour for s in SEGMENTS), RESELLER_BENIGN,
                                  *(c.behaviour for c in CAMPAIGNS), RESELLER_CAMPAIGN_BEHAVIOUR)
 
-# Scenarios: "classic" is the population above (three labelled campaigns and a reseller); "extended" adds
-# campaigns that are never labelled and benign look-alikes, randomised per seed (simulator/extended.py).
-SCENARIOS = ("classic", "extended")
-DEFAULT_SCENARIO = "classic"
 # ground truth archetypes of campaign accounts
 LABELLED_HYDRA = "labelled_hydra"
 RESELLER_MIXED = "reseller_mixed"
@@ -408,41 +404,7 @@ def _hex_list(rng: np.random.Generator, n: int, n_bytes: int, prefix: str) -> li
     return [prefix + t.decode() for t in hex_tokens(rng, n, n_bytes)]
 
 
-def build_population(seed: int, accounts: int, start: dt.date, days: int,
-                     scenario: str = DEFAULT_SCENARIO) -> Population:
-    """The whole simulated population for (seed, accounts, start, days, scenario); deterministic."""
-    if scenario not in SCENARIOS:
-        raise InputError(f"unknown simulator scenario {scenario!r} (choose from {', '.join(SCENARIOS)})")
-    minimum = 50 if scenario == "classic" else 300
-    if accounts < minimum:
-        raise InputError(f"the {scenario} scenario needs at least {minimum} accounts to hold every segment and "
-                         f"campaign, got {accounts}")
-    if days < 1:
-        raise InputError(f"days must be >= 1, got {days}")
-    builder = _PopulationBuilder(seed, start, days)
-    plan = None
-    if scenario == "extended":
-        from simulator import extended
-
-        plan = extended.draw_plan(seed, accounts, days)
-    n_campaign = max(MIN_CAMPAIGN_ACCOUNTS * len(CAMPAIGNS), round(CAMPAIGN_ACCOUNT_SHARE * accounts))
-    n_reseller = max(1, accounts // 10_000)
-    n_benign = accounts - n_campaign - n_reseller - (plan.accounts if plan else 0)
-    segments = plan.classic_segments if plan else SEGMENTS
-    shares = np.array([s.share for s in segments])
-    seg_counts = np.maximum(np.floor(shares / shares.sum() * n_benign).astype(int), 2)
-    seg_counts[0] += n_benign - seg_counts.sum()  # chat users absorb rounding
-    for segment, n in zip(segments, seg_counts, strict=True):
-        builder.add_benign_segment(segment, int(n), languages=plan.benign_languages if plan else None)
-    for campaign in CAMPAIGNS:
-        builder.add_campaign(campaign, max(MIN_CAMPAIGN_ACCOUNTS, round(campaign.share * n_campaign)))
-    builder.add_resellers(n_reseller)
-    if plan:
-        plan.add_to(builder)
-    return builder.finish()
-
-
-class _PopulationBuilder:
+class PopulationBuilder:
     """Accumulates accounts, profiles, hydras and labels segment by segment."""
 
     def __init__(self, seed: int, start: dt.date, days: int) -> None:

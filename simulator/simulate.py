@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from jobs.dates import date_range
 from simulator import world
-from simulator.population import DEFAULT_SCENARIO, build_population
+from simulator.scenarios import DEFAULT_SCENARIO, build_population
 from simulator.traffic import BAD_KINDS, DayStats, TrafficGenerator
 from lake.catalog import exists, table, write_arrow
 from lake.config import Settings
