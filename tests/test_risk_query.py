@@ -113,7 +113,10 @@ def test_missing_table_is_a_clear_error(settings):
         risk_query.print_account(settings, "acct-a")
 
 
-def test_print_top_and_account(risk_settings, capsys):
+def test_print_top_and_account(risk_settings, capsys, monkeypatch):
+    # rich sizes tables to the terminal (COLUMNS when stdout is not one); at its 80-column default a long feature
+    # name folds across lines, so the substrings below depend on the width: pin one
+    monkeypatch.setenv("COLUMNS", "160")
     risk_query.print_top(risk_settings, score_date=None, limit=3, tier=None)
     out = capsys.readouterr().out
     assert "2026-02-10" in out
