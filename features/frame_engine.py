@@ -388,7 +388,7 @@ def cluster_inputs(engine: FrameEngine, clusters: pa.Table, registry_rows, daily
         columns={"requests": "member_requests"})
     members = engine.from_arrow(clusters.select(["account_id", "cluster_id", "link_types", "linked_accounts",
                                                  "template_links"]))
-    kinds = ("payment", "ip_prefix", "template", "timing")  # CLUSTER_INPUTS' per-kind member counts, in order
+    kinds = ("payment", "ip_prefix", "template", "timing")  # the kinds of CLUSTER_INPUTS' cluster_<kind>_members
     links = members[["account_id", "link_types"]].explode("link_types")
     for kind in kinds:
         links[kind] = (links["link_types"] == kind).fillna(False).astype("int64")
@@ -403,8 +403,10 @@ def cluster_inputs(engine: FrameEngine, clusters: pa.Table, registry_rows, daily
     members["member_requests"] = members["member_requests"].fillna(0)
     per_cluster = members.groupby("cluster_id", sort=False).agg(
         {"account_id": "count", **{kind: "sum" for kind in kinds}, "new": "sum", "member_requests": "sum",
-         "extraction": "sum"}).reset_index()
-    per_cluster.columns = ["cluster_id", *registry.CLUSTER_INPUTS[:-2]]
+         "extraction": "sum"}).reset_index().rename(columns={
+            "account_id": "cluster_size", **{kind: f"cluster_{kind}_members" for kind in kinds},
+            "new": "cluster_new_members", "member_requests": "cluster_requests",
+            "extraction": "cluster_extraction_labelled"})
     return members[["account_id", "cluster_id", "linked_accounts", "template_links"]].merge(
         per_cluster, on="cluster_id")[["account_id", *registry.CLUSTER_INPUTS]]
 

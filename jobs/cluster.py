@@ -80,8 +80,7 @@ def run(spark, settings: Settings, feature_date: dt.date, *,
             max_accounts_per_prefix=max_accounts_per_prefix, requests=requests), "members")
         evidence = stored(spark_clusters.link_evidence(spark_clusters.artefact_pairs(members)), "evidence")
         edges = stored(spark_clusters.cluster_links(evidence), "edges")
-        components = spark_clusters.connected_components(
-            edges, delta_scratch_materializer(spark, scratch), max_iterations=max_iterations)
+        components = spark_clusters.connected_components(edges, stored, max_iterations=max_iterations)
         catalog.write_partition(spark_clusters.link_rows(edges, feature_date), settings, "account_links",
                                 feature_date)
         rows = spark_clusters.account_clusters(components, spark_clusters.account_link_evidence(edges), feature_date)

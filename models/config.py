@@ -39,8 +39,6 @@ class TrainingConfig:
     # Snapshots whose horizon runs past as_of and that have no label yet ("unresolved"): "negative" keeps them
     # as negatives (the PU assumption applied to a shorter window), "drop" leaves them out. See training_set.py.
     unresolved_snapshots: Literal["negative", "drop"] = "negative"
-    # Time split over distinct feature dates: the latest `holdout_days` are the holdout, the `validation_days`
-    # before them drive early stopping, everything earlier is fitted.
     # Positive-unlabelled: an unlabelled snapshot whose cluster already holds members decided as extraction on its
     # feature date is more likely an unreached campaign account than a benign one (on simulated lakes about 40% of
     # a labelled hydra's accounts stay unlabelled). "drop" leaves such snapshots out of training and evaluation
@@ -54,6 +52,8 @@ class TrainingConfig:
     # benign FPR at critical (nominal 0.01%) and 1.8% at elevated (nominal 1%). Every unlabelled snapshot keeps the
     # bound (hidden campaign accounts only push the bounds up), so that is the default.
     reference_min_account_age_days: int = 0
+    # Time split over distinct feature dates: the latest `holdout_days` are the holdout, the `validation_days`
+    # before them drive early stopping, everything earlier is fitted.
     holdout_days: int = 3
     validation_days: int = 2
     review_capacity_k: int = 100

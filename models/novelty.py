@@ -131,9 +131,8 @@ def _percentile(values: np.ndarray, quantiles: tuple[float, ...], population: in
     x = np.asarray(values, dtype=np.float64)
     if transform is not None:
         grid, x = transform(grid), transform(x)
-    top = max(int(np.searchsorted(points, 1.0 - 1.0 / max(population, 2), side="right")) - 1,
-              int(np.searchsorted(points, TAIL_ANCHOR)))
     anchor = int(np.searchsorted(points, TAIL_ANCHOR))
+    top = max(int(np.searchsorted(points, 1.0 - 1.0 / max(population, 2), side="right")) - 1, anchor)
     inside = np.interp(x, grid[:top + 1], points[:top + 1])
     decades = np.log((1.0 - points[anchor]) / (1.0 - points[top])) if top > anchor else 1.0
     scale = max((grid[top] - grid[anchor]) / decades, 1e-9 * (abs(grid[top]) + 1.0))
@@ -171,6 +170,7 @@ class FinalScores:
     novelty: np.ndarray | None  # None: the version carries no reference, the score is the supervised one
     signal: np.ndarray | None   # per row, index into the reference's columns of the strongest deviation
     lifted: np.ndarray | None   # per row, True where novelty, not the supervised model, set the score
+    supervised_percentile: np.ndarray | None = None  # per row, the supervised score as a reference percentile
 
 
 def final_scores(supervised: np.ndarray, values: np.ndarray, columns: list[str],
@@ -182,7 +182,7 @@ def final_scores(supervised: np.ndarray, values: np.ndarray, columns: list[str],
     novelty_percentile, signal = novelty(values, columns, ref)
     ranked = supervised_percentile(supervised, ref)
     lift = novelty_lift(novelty_percentile)
-    return FinalScores(np.maximum(ranked, lift), novelty_percentile, signal, lift > ranked)
+    return FinalScores(np.maximum(ranked, lift), novelty_percentile, signal, lift > ranked, ranked)
 
 
 def explanation(ref: NoveltyReference, signal: int, value: float, novelty_score: float) -> str:
