@@ -11,26 +11,41 @@ used anywhere.
 The reference (medians, scales, percentiles) is fitted once per model version and stored on it, so scoring is the
 same on every engine and every day.
 
-Combination. Both scores are put on one scale first: the share of the benign reference an account outranks, its
+Two families of novelty. Benign automation (enterprise agents, startups, judge harnesses) legitimately runs 24/7
+from cloud addresses with regular timing, so a novelty over every signal ranks it with the campaigns: in the detection
+benchmark the low-and-slow hydra, whose only tell is what it asks for, was 8-32% found by it at 1% FPR. So:
+
+- **behaviour**: every signal in SIGNALS, the mean of the TOP_K largest deviations (finds the reseller and the
+  labelled look-alikes' automation);
+- **extraction content**: only what extraction harvests (CONTENT_SIGNALS: long outputs for short prompts, reasoning
+  asks, saturated max_tokens, extraction-like requests), the largest deviation. Alone it finds 36-81% of the hydra.
+
+Combination. All scores are put on one scale first: the share of the benign reference an account outranks, its
 *risk percentile*. The supervised model's raw probabilities are no
 such scale: under positive-unlabelled training an unlabelled member of a labelled hydra gets 0.002 while it still
 outranks 99% of benign accounts, and a max() on raw values let the benign novelty tail (lifted to 0.4-0.9) bury
 whole labelled campaigns in the detection benchmark (recall at 1% FPR 12% with the raw max, 98% on the ranking).
 The final score is
 
-    max(supervised percentile, 1 - NOVELTY_BUDGET_DIVISOR x (1 - novelty percentile))
+    max(supervised percentile, max over families of 1 - budget_divisor x (1 - family percentile))
 
-so novelty alone lifts an account to percentile q only when it is NOVELTY_BUDGET_DIVISOR times rarer than q: at
-every tier, label-free lifts take at most 1/NOVELTY_BUDGET_DIVISOR of the benign budget and the supervised model
-keeps the rest. The tiers are calibrated on the final score. Scoring explains a lift by novelty with the signal that
-drove it.
+so a family alone lifts an account to percentile q only when it is budget_divisor times rarer than q: at every
+tier, each family's label-free lifts take at most 1/budget_divisor of the benign budget. The tiers are calibrated on
+the final score. Scoring explains a lift by novelty with the family and the signal that drove it.
 
-Why a third (NOVELTY_BUDGET_DIVISOR = 3): retraining and rescoring the three kept lakes of the detection benchmark
-with the divisor at 10, 3 and 1 gave recall at 1% benign FPR of 50%, 56% and 48% over all unlabelled campaign
-accounts (at 0.1%: 31%, 33%, 29%). At 10 the reseller that mixes extraction into established accounts was never
-found (0%); at 3 every seed found it at 1% FPR, and paraphrased elicitation rose from 27% to 43%, for a few points
-of the labelled look-alikes. At 1 novelty's benign tail displaced them. The tiers stay calibrated on the final
-score, so the divisor moves recall between campaign kinds, never the benign budget.
+Why the content family's tail is extrapolated. The reference is unlabelled, so it holds the very campaign accounts
+novelty should find, and they crowd the top of exactly the content signals (1-3% of the reference's snapshots in
+the benchmark lakes, all at its top). Empirical percentiles then cap every one of them below ~0.97, where a lift
+never reaches a tier. Above the reference's 95th percentile the content family's percentiles follow an exponential
+tail of log(1 + deviation) fitted between its 80th and 95th percentiles, where campaigns are too few to move it
+(TAIL_FIT). Scored against the benign accounts' own percentiles (ground truth, offline) the same three components
+found 92% of the campaigns at 1% FPR; with the empirical reference, 59%.
+
+Measured offline on the three kept lakes of the detection benchmark (recall over all unlabelled campaign accounts
+at 0.1% / 1% benign FPR): behaviour alone with divisor 3, 33% / 56%; plus the content family with an empirical
+tail, 34% / 59%; with the extrapolated tail, divisor 2, 35% / 62%; a linear tail instead of log, 22% / 72% (the
+benign tail of the content signals is heavier than exponential, so 0.1% suffered). Divisor 10, 3, 1 for behaviour
+alone gave 50%, 56%, 48% at 1% FPR: at 10 the reseller mixing extraction into established accounts was never found.
 """
 
 from __future__ import annotations
@@ -49,15 +64,39 @@ SIGNALS: tuple[tuple[str, int], ...] = (
     ("hosting_proxy_share_7d", +1), ("distinct_ip_prefixes_7d", +1), ("newest_model_share_7d", +1),
     ("cluster_size", +1), ("cluster_new_account_share", +1), ("cluster_payment_share", +1),
 )
+# what extraction harvests, as opposed to how an account is operated (automation shares those with benign customers)
+CONTENT_SIGNALS = frozenset({"extraction_like_requests_7d", "extraction_like_share_7d", "cot_elicitation_rate_7d",
+                             "output_input_ratio_7d", "output_input_ratio_28d", "max_tokens_saturation_7d"})
 TOP_K = 3
-NOVELTY_BUDGET_DIVISOR = 3.0
+# (fit from, extrapolate above): reference percentiles of the content family's exponential tail (docstring)
+TAIL_FIT = (0.80, 0.95)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One label-free view of an account: which signals, how their deviations are summarised, how much of each tier's
+    benign budget its lifts may take, and whether its tail is extrapolated past a contaminated reference."""
+    name: str
+    signals: frozenset[str] | None  # None: every declared signal
+    top_k: int
+    budget_divisor: float
+    extrapolated_tail: bool
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family("behaviour", None, TOP_K, 3.0, extrapolated_tail=False),
+    Family("extraction content", CONTENT_SIGNALS, 1, 2.0, extrapolated_tail=True),
+)
+FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
 # Percentile grid of the stored references: 1% steps, then ever finer towards the top, where tiers live (the 99.99th
 # percentile is the critical tier's bound).
 PERCENTILE_POINTS = tuple(float(p) for p in np.unique(np.concatenate(
     [np.linspace(0.0, 0.99, 100), 1.0 - np.logspace(-2, -6, 81), [1.0]])))
 MIN_SCALE = 1e-6
-COMBINATION = (f"max(supervised percentile, 1 - {NOVELTY_BUDGET_DIVISOR:g} x (1 - novelty percentile)), percentiles "
-               "of the benign reference (models/train.py benign_reference)")
+COMBINATION = ("max(supervised percentile, " + ", ".join(
+    f"1 - {f.budget_divisor:g} x (1 - {f.name} novelty percentile)" for f in FAMILIES) + "), percentiles of the "
+    f"benign reference (models/train.py benign_reference); the extraction content tail extrapolated above its "
+    f"{TAIL_FIT[1]:.0%} point")
 
 
 @dataclass(frozen=True)
@@ -66,9 +105,10 @@ class NoveltyReference:
     directions: tuple[int, ...]
     centers: tuple[float, ...]
     scales: tuple[float, ...]
-    percentiles: tuple[float, ...]  # raw novelty at PERCENTILE_POINTS of the reference population
+    percentiles: tuple[tuple[float, ...], ...]  # per family: its raw novelty at PERCENTILE_POINTS of the reference
     supervised_percentiles: tuple[float, ...] = ()  # the supervised score at PERCENTILE_POINTS, same population
     population: int = 0  # reference snapshots: percentiles above 1 - 1/population are extrapolated (_percentile)
+    families: tuple[str, ...] = ("behaviour",)  # names in FAMILIES, one per entry of `percentiles`
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -76,7 +116,11 @@ class NoveltyReference:
     @classmethod
     def from_json(cls, text: str) -> NoveltyReference:
         values = json.loads(text)
-        return cls(**{k: v if isinstance(v, int) else tuple(v) for k, v in values.items()})
+        percentiles = values.pop("percentiles")
+        if percentiles and not isinstance(percentiles[0], list):  # a version from before families: behaviour only
+            percentiles = [percentiles]
+        return cls(**{k: v if isinstance(v, int) else tuple(v) for k, v in values.items()},
+                   percentiles=tuple(tuple(p) for p in percentiles))
 
 
 def _deviations(values: np.ndarray, columns: list[str], ref: NoveltyReference) -> np.ndarray:
@@ -86,9 +130,21 @@ def _deviations(values: np.ndarray, columns: list[str], ref: NoveltyReference) -
     return np.clip(np.nan_to_num(z, nan=0.0), 0.0, None)
 
 
-def _raw(deviations: np.ndarray) -> np.ndarray:
-    k = min(TOP_K, deviations.shape[1])
-    return np.sort(deviations, axis=1)[:, -k:].mean(axis=1)
+def _family_columns(family: Family, ref_columns: tuple[str, ...]) -> list[int]:
+    return [i for i, c in enumerate(ref_columns) if family.signals is None or c in family.signals]
+
+
+def _raw(deviations: np.ndarray, family: Family, ref_columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(the family's raw novelty, index into ref_columns of its strongest deviation) per row."""
+    used = _family_columns(family, ref_columns)
+    if not used:
+        return np.zeros(len(deviations)), np.zeros(len(deviations), dtype=np.int64)
+    picked = deviations[:, used]
+    k = min(family.top_k, len(used))
+    raw = np.sort(picked, axis=1)[:, -k:].mean(axis=1)
+    # log(1 + deviation) where the tail is extrapolated: an exponential tail in it is a power law in the deviation,
+    # closer to the content signals' heavy benign tail (the module docstring has the comparison)
+    return (np.log1p(raw) if family.extrapolated_tail else raw), np.asarray(used)[picked.argmax(axis=1)]
 
 
 def _quantiles(values: np.ndarray) -> tuple[float, ...]:
@@ -98,8 +154,8 @@ def _quantiles(values: np.ndarray) -> tuple[float, ...]:
 
 
 def fit_reference(values: np.ndarray, columns: list[str], supervised: np.ndarray) -> NoveltyReference:
-    """Medians, MAD scales, and raw-novelty and supervised-score percentiles of the unlabelled training snapshots
-    (`values`, and the supervised model's scores of the same rows)."""
+    """Medians, MAD scales, and each family's raw-novelty and the supervised-score percentiles of the unlabelled
+    training snapshots (`values`, and the supervised model's scores of the same rows)."""
     used = [(c, d) for c, d in SIGNALS if c in columns]
     index = {c: i for i, c in enumerate(columns)}
     picked = values[:, [index[c] for c, _ in used]].astype(np.float64)
@@ -110,29 +166,41 @@ def fit_reference(values: np.ndarray, columns: list[str], supervised: np.ndarray
     scales = np.maximum(np.where(mad > MIN_SCALE, mad, spread), MIN_SCALE)
     ref = NoveltyReference(tuple(c for c, _ in used), tuple(d for _, d in used), tuple(map(float, centers)),
                            tuple(map(float, scales)), ())
-    raw = _raw(_deviations(values, columns, ref))
-    return NoveltyReference(ref.columns, ref.directions, ref.centers, ref.scales, _quantiles(raw),
-                            _quantiles(np.asarray(supervised, dtype=np.float64)), int(len(values)))
+    deviations = _deviations(values, columns, ref)
+    percentiles = tuple(_quantiles(_raw(deviations, family, ref.columns)[0]) for family in FAMILIES)
+    return NoveltyReference(ref.columns, ref.directions, ref.centers, ref.scales, percentiles,
+                            _quantiles(np.asarray(supervised, dtype=np.float64)), int(len(values)),
+                            tuple(f.name for f in FAMILIES))
 
 
 TAIL_ANCHOR = 0.99
 
 
-def _percentile(values: np.ndarray, quantiles: tuple[float, ...], population: int, transform=None) -> np.ndarray:
+def _point_index(point: float) -> int:
+    return int(np.abs(np.asarray(PERCENTILE_POINTS) - point).argmin())
+
+
+def _percentile(values: np.ndarray, quantiles: tuple[float, ...], population: int, transform=None,
+                tail_fit: tuple[float, float] | None = None) -> np.ndarray:
     """The share of the reference population below each value (0..1), strictly increasing beyond the reference.
 
     Inside the reference: interpolated on the grid (a value repeated across many grid points, 0 for the quiet
     majority, maps to its lowest one). Above the highest percentile the population resolves (1 - 1/population),
     an exponential tail fitted through that point and the TAIL_ANCHOR percentile: without it every account beyond
     the reference's maximum tied at 1.0, and a tier bound set among ties flags all of them or none (in the detection
-    benchmark, recall at 0.1% FPR fell to 0). `transform` (the logit, for probabilities) spreads the tail first."""
+    benchmark, recall at 0.1% FPR fell to 0). `tail_fit` = (from, above) starts the tail lower, fitted between those
+    two percentiles, for a reference whose top is not trusted. `transform` (the logit, for probabilities) spreads
+    the tail first."""
     points = np.asarray(PERCENTILE_POINTS)
     grid = np.asarray(quantiles, dtype=np.float64)
     x = np.asarray(values, dtype=np.float64)
     if transform is not None:
         grid, x = transform(grid), transform(x)
-    anchor = int(np.searchsorted(points, TAIL_ANCHOR))
+    anchor = _point_index(TAIL_ANCHOR)
     top = max(int(np.searchsorted(points, 1.0 - 1.0 / max(population, 2), side="right")) - 1, anchor)
+    if tail_fit is not None and grid[_point_index(tail_fit[1])] > grid[_point_index(tail_fit[0])]:
+        # (a flat fit range, most of the reference at one value, has no slope to extrapolate: the default tail then)
+        anchor, top = _point_index(tail_fit[0]), _point_index(tail_fit[1])
     inside = np.interp(x, grid[:top + 1], points[:top + 1])
     decades = np.log((1.0 - points[anchor]) / (1.0 - points[top])) if top > anchor else 1.0
     scale = max((grid[top] - grid[anchor]) / decades, 1e-9 * (abs(grid[top]) + 1.0))
@@ -145,18 +213,32 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def novelty(values: np.ndarray, columns: list[str], ref: NoveltyReference) -> tuple[np.ndarray, np.ndarray]:
-    """(novelty percentile in 0..1, index into ref.columns of the signal that deviates most) per row."""
+@dataclass(frozen=True)
+class FamilyNovelty:
+    family: Family
+    percentile: np.ndarray  # per row, 0..1 of the reference
+    signal: np.ndarray      # per row, index into the reference's columns of the family's strongest deviation
+
+    @property
+    def lift(self) -> np.ndarray:
+        return np.clip(1.0 - self.family.budget_divisor * (1.0 - self.percentile), 0.0, 1.0)
+
+
+def novelty(values: np.ndarray, columns: list[str], ref: NoveltyReference) -> list[FamilyNovelty]:
+    """Each family the reference was fitted with, scored for every row."""
     deviations = _deviations(values, columns, ref)
-    return _percentile(_raw(deviations), ref.percentiles, ref.population), deviations.argmax(axis=1)
+    scored = []
+    for name, quantiles in zip(ref.families, ref.percentiles):
+        family = FAMILY_BY_NAME[name]
+        raw, signal = _raw(deviations, family, ref.columns)
+        percentile = _percentile(raw, quantiles, ref.population,
+                                 tail_fit=TAIL_FIT if family.extrapolated_tail else None)
+        scored.append(FamilyNovelty(family, percentile, signal))
+    return scored
 
 
 def supervised_percentile(supervised: np.ndarray, ref: NoveltyReference) -> np.ndarray:
     return _percentile(np.asarray(supervised, dtype=np.float64), ref.supervised_percentiles, ref.population, _logit)
-
-
-def novelty_lift(novelty_percentile: np.ndarray) -> np.ndarray:
-    return np.clip(1.0 - NOVELTY_BUDGET_DIVISOR * (1.0 - novelty_percentile), 0.0, 1.0)
 
 
 def parse_reference(reference_json: str | None) -> NoveltyReference | None:
@@ -168,9 +250,10 @@ def parse_reference(reference_json: str | None) -> NoveltyReference | None:
 class FinalScores:
     score: np.ndarray
     novelty: np.ndarray | None  # None: the version carries no reference, the score is the supervised one
-    signal: np.ndarray | None   # per row, index into the reference's columns of the strongest deviation
+    signal: np.ndarray | None   # per row, index into the reference's columns of the lifting family's strongest signal
     lifted: np.ndarray | None   # per row, True where novelty, not the supervised model, set the score
     supervised_percentile: np.ndarray | None = None  # per row, the supervised score as a reference percentile
+    family: np.ndarray | None = None  # per row, the name of the family with the highest lift
 
 
 def final_scores(supervised: np.ndarray, values: np.ndarray, columns: list[str],
@@ -179,13 +262,20 @@ def final_scores(supervised: np.ndarray, values: np.ndarray, columns: list[str],
     (or one from before supervised percentiles were stored), else the combination above."""
     if ref is None or not ref.supervised_percentiles or not ref.population:
         return FinalScores(supervised, None, None, None)
-    novelty_percentile, signal = novelty(values, columns, ref)
+    families = novelty(values, columns, ref)
     ranked = supervised_percentile(supervised, ref)
-    lift = novelty_lift(novelty_percentile)
-    return FinalScores(np.maximum(ranked, lift), novelty_percentile, signal, lift > ranked, ranked)
+    lifts = np.column_stack([f.lift for f in families])
+    best = lifts.argmax(axis=1)
+    rows = np.arange(len(best))
+    lift = lifts[rows, best]
+    percentile = np.column_stack([f.percentile for f in families])[rows, best]
+    signal = np.column_stack([f.signal for f in families])[rows, best]
+    names = np.asarray([f.family.name for f in families], dtype=object)[best]
+    return FinalScores(np.maximum(ranked, lift), percentile, signal, lift > ranked, ranked, names)
 
 
-def explanation(ref: NoveltyReference, signal: int, value: float, novelty_score: float) -> str:
+def explanation(ref: NoveltyReference, signal: int, value: float, novelty_score: float,
+                family: str = "behaviour") -> str:
     """A novelty lift in plain words, phrased from the signal's registry declaration."""
     from features.registry import feature_for_column
     from models.explain import format_value
@@ -194,6 +284,8 @@ def explanation(ref: NoveltyReference, signal: int, value: float, novelty_score:
     feature, window = feature_for_column(column)
     direction = "high" if ref.directions[signal] > 0 else "low"
     over = "" if window is None else (" over the last day" if window == 1 else f" over {window} days")
-    return (f"unusual for the whole account population, whatever the labels say: {feature.description}{over} is "
+    lead = ("asks for what extraction harvests, whatever the labels say" if family == "extraction content"
+            else "unusual for the whole account population, whatever the labels say")
+    return (f"{lead}: {feature.description}{over} is "
             f"unusually {direction} ({format_value(feature.unit, value)} against a typical "
             f"{format_value(feature.unit, ref.centers[signal])}); more unusual than {novelty_score:.2%} of accounts")

@@ -100,7 +100,8 @@ def score_rows(booster, values: np.ndarray, columns: list[str], templates: list[
             value = float(host_values[row, column_index[reference.columns[signal]]])
             lifted = {"feature": "novelty", "value": float(final.novelty[row]),
                       "contribution": float(final.score[row] - final.supervised_percentile[row]),
-                      "text": novelty.explanation(reference, signal, value, float(final.novelty[row]))}
+                      "text": novelty.explanation(reference, signal, value, float(final.novelty[row]),
+                                                  str(final.family[row]))}
             reasons[row] = [lifted, *reasons[row][:max(0, reasons_per_account - 1)]]
     return final.score, assign_tiers(final.score, tier_bounds), reasons
 

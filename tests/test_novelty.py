@@ -15,17 +15,41 @@ def _population(rows: int, seed: int = 3) -> np.ndarray:
     return np.column_stack([rng.beta(1, 20, rows), rng.gamma(2.0, 0.5, rows), rng.uniform(0, 400, rows)])
 
 
+def _family(scored, name):
+    return next(f for f in scored if f.family.name == name)
+
+
 def test_novelty_is_a_percentile_of_the_reference_and_points_at_the_deviating_signal():
     values = _population(20_000)
     supervised = np.random.default_rng(4).uniform(0, 1, len(values))
     ref = novelty.fit_reference(values, COLUMNS, supervised)
     assert ref.columns == ("cot_elicitation_rate_7d", "interarrival_cv_7d")  # only declared signals are used
-    score, _ = novelty.novelty(values, COLUMNS, ref)
-    assert abs(np.mean(score >= 0.99) - 0.01) < 0.003  # uniform on the reference population
+    assert ref.families == tuple(f.name for f in novelty.FAMILIES)
+    behaviour = _family(novelty.novelty(values, COLUMNS, ref), "behaviour")
+    assert abs(np.mean(behaviour.percentile >= 0.99) - 0.01) < 0.003  # uniform on the reference population
     extreme = np.array([[0.95, 1.0, 10.0], [0.0, 0.0, 10.0]])  # all CoT asks; perfectly regular timing
-    score, signal = novelty.novelty(extreme, COLUMNS, ref)
-    assert score[0] > 0.999 and score[1] > 0.5
-    assert [ref.columns[i] for i in signal] == ["cot_elicitation_rate_7d", "interarrival_cv_7d"]
+    scored = novelty.novelty(extreme, COLUMNS, ref)
+    behaviour, content = _family(scored, "behaviour"), _family(scored, "extraction content")
+    assert behaviour.percentile[0] > 0.999 and behaviour.percentile[1] > 0.5
+    assert [ref.columns[i] for i in behaviour.signal] == ["cot_elicitation_rate_7d", "interarrival_cv_7d"]
+    # the content family reads only what extraction harvests: regular timing is not content
+    assert content.percentile[0] > 0.999 and content.percentile[1] < 0.5
+    assert ref.columns[content.signal[0]] == "cot_elicitation_rate_7d"
+
+
+def test_content_novelty_still_ranks_a_campaign_that_crowds_the_top_of_its_own_reference():
+    """The reference is unlabelled: a campaign making up 3% of it, all at the top of a content signal, must still
+    get percentiles a tier can reach (empirical percentiles would cap them near 0.97)."""
+    benign = _population(19_400)
+    campaign = _population(600, seed=9)
+    campaign[:, 0] = np.random.default_rng(10).uniform(0.5, 0.9, len(campaign))  # CoT asks far above benign
+    reference = np.vstack([benign, campaign])
+    ref = novelty.fit_reference(reference, COLUMNS, np.random.default_rng(4).uniform(0, 1, len(reference)))
+    content = _family(novelty.novelty(reference, COLUMNS, ref), "extraction content").percentile
+    behaviour = _family(novelty.novelty(reference, COLUMNS, ref), "behaviour").percentile
+    in_campaign = np.arange(len(reference)) >= len(benign)
+    assert np.median(content[in_campaign]) > 0.99 > np.median(behaviour[in_campaign]) + 0.005
+    assert np.mean(content[~in_campaign] > 0.995) < 0.02  # while benign accounts stay mostly below the tiers
 
 
 def test_novelty_takes_a_bounded_share_of_each_tiers_budget_and_keeps_the_supervised_ranking():
@@ -38,7 +62,8 @@ def test_novelty_takes_a_bounded_share_of_each_tiers_budget_and_keeps_the_superv
         flagged = final.score >= 1 - rate
         by_supervised = novelty.supervised_percentile(supervised, ref) >= 1 - rate
         assert by_supervised.mean() <= rate * 1.1
-        assert flagged.mean() <= rate * (1 + 1 / novelty.NOVELTY_BUDGET_DIVISOR) * 1.15
+        budget = sum(1 / f.budget_divisor for f in novelty.FAMILIES)
+        assert flagged.mean() <= rate * (1 + budget) * 1.15
     order = np.argsort(supervised)
     not_lifted = ~final.lifted[order]
     assert np.all(np.diff(final.score[order][not_lifted]) >= 0)  # monotone in the supervised score
