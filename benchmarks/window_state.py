@@ -144,7 +144,8 @@ def pandas_engine(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
         def window_rows(first: dt.date, last: dt.date):
             table = frames.read_table(settings, "account_daily",
                                       filters=[("event_date", ">=", first), ("event_date", "<=", last)])
-            rows, listed, accounts = fe.window_rows(engine, table, last)
+            rows, listed, accounts = fe.coded_window(engine, fe.longest_window(engine, fe.window_frame(engine, table),
+                                                                                last))
             return rows, listed, len(accounts)
 
         previous, _, _ = window_rows(oldest - dt.timedelta(days=1), day - dt.timedelta(days=1))

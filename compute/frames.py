@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features import frame_engine as compiled
-from lake import catalog, frames
+from lake import frames
 from lake.config import Settings
 
 
@@ -28,9 +28,10 @@ class FrameEngines:
         """A lazy handle on the partition's Parquet files: the aggregate reads them in budget-sized batches."""
         return frames.partition_files(settings, name, day, columns)
 
-    def read_window(self, settings: Settings, name: str, first_day: dt.date, last_day: dt.date) -> pa.Table:
-        column = catalog.table(name).partition_by[0]
-        return frames.read_table(settings, name, filters=[(column, ">=", first_day), (column, "<=", last_day)])
+    def read_window(self, settings: Settings, name: str, first_day: dt.date, last_day: dt.date):
+        """A lazy handle on the window's Parquet files: the features step reads them through the frame library
+        in budget-sized batches."""
+        return frames.table_files(settings, name, first_day, last_day)
 
     def read_table(self, settings: Settings, name: str) -> pa.Table:
         return frames.read_table(settings, name)
@@ -44,7 +45,11 @@ class FrameEngines:
     def has_rows(self, data) -> bool:
         return (data.rows if isinstance(data, frames.PartitionFiles) else data.num_rows) > 0
 
-    def dates_in(self, data: pa.Table, column: str) -> set[dt.date]:
+    def dates_in(self, data: frames.PartitionFiles | pa.Table, column: str) -> set[dt.date]:
+        if isinstance(data, frames.PartitionFiles):  # the partition values of files holding rows: nothing is read
+            if column != data.partition_column:
+                raise ValueError(f"{data.table} is partitioned by {data.partition_column}, not {column}")
+            return {value for value, rows in zip(data.partition_values, data.file_rows) if rows}
         return set(pc.unique(data.column(column)).to_pylist())
 
     def aggregate_day(self, requests: frames.PartitionFiles | pa.Table, accounts, model_releases, asn_info,

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 RAW_WORKING_SET_FACTOR = 4
 NARROW_BYTES_PER_ROW = 400
 NARROW_WORKING_SET_FACTOR = 4
-EPOCH = dt.date(1970, 1, 1)
+EPOCH = frames.EPOCH_DATE
 
 
 def day_end_micros(day: dt.date) -> int:
@@ -287,26 +287,17 @@ def aggregate_partition(engine: FrameEngine, files: frames.PartitionFiles, accou
                                              engine.memory_budget_bytes)
     log.info("aggregate %s: %d rows in %d file reads, %d account bucket(s)", event_date, files.rows,
              len(read_batches), buckets)
-    pieces: list[list] = [[] for _ in range(buckets)]
-    for paths in read_batches:
-        raw = _bronze(engine, engine.read_parquet(paths, list(daily_stats.BRONZE_INPUTS)))
-        rows = narrow_rows(engine, raw, asn_category, signup_country, newest_model)
+    narrow = frames.AccountBuckets(engine, buckets)
+    for batch in read_batches:
+        raw = _bronze(engine, engine.read_files(batch, list(daily_stats.BRONZE_INPUTS)))
+        narrow.add(narrow_rows(engine, raw, asn_category, signup_country, newest_model))
         del raw
         engine.note_device_usage()
-        if buckets == 1:
-            pieces[0].append(rows)
-            continue
-        bucket = engine.hash64(rows["account_id"]) % buckets
-        for b in range(buckets):  # spill to host memory: only one bucket is on the device at a time
-            pieces[b].append(engine.to_arrow(rows[bucket == b]))
-        del rows
     outputs = []
-    for bucket_pieces in pieces:
-        if not bucket_pieces:
+    for bucket in range(buckets):
+        rows = narrow.take(bucket)
+        if rows is None:
             continue
-        rows = (engine.concat(bucket_pieces) if buckets == 1
-                else engine.from_arrow(pa.concat_tables(bucket_pieces)))
-        bucket_pieces.clear()
         outputs.append(account_daily_rows(engine, rows, event_date, newest_model))
         del rows
         engine.note_device_usage()
@@ -314,9 +305,61 @@ def aggregate_partition(engine: FrameEngine, files: frames.PartitionFiles, accou
 
 
 # --- account_daily windows + registry + clusters -> account_features ---------------------------------------
+#
+# The window's account_daily rows are read a few files at a time and split into account-hash buckets sized to the
+# budget, like the aggregate's narrow rows: every window statistic is per account, so each bucket is rolled up on
+# its own. Cluster features need every member of a cluster, whichever bucket it is in, so the buckets hand back
+# only each account's recent request count (one row per account) and the cluster inputs are computed once, over
+# the whole population, after the last bucket.
+
+# A guess, not measured: an account_daily row (uncompressed Parquet) grows about this much in (GPU) memory while
+# its bucket is rolled up (the rows, their codes, the flattened sets, one filtered copy per window).
+WINDOW_WORKING_SET_FACTOR = 6
+SET_STATS = tuple(s.name for s in daily_stats.DAILY_STATS if s.window == "distinct_count")
+# what the cluster features read of account_clusters
+CLUSTER_COLUMNS = ("account_id", "cluster_id", "link_types", "linked_accounts", "template_links")
+
 
 def _day_number(day: dt.date) -> int:
     return (day - EPOCH).days
+
+
+def window_frame(engine: FrameEngine, daily: pa.Table):
+    """account_daily rows already in Arrow (tests, small inputs) in the form `FrameEngine.read_files` gives."""
+    return engine.from_arrow(frames.dates_as_timestamps(daily, "event_date"))
+
+
+def _micros_or_missing(engine: FrameEngine, timestamps):
+    """A nullable timestamp column as float64 µs since the epoch (frames.timestamps_as_micros on a frame): null on
+    cuDF, which keeps nulls through the casts, NaN on pandas, which cannot turn NaT into an integer."""
+    if engine.on_gpu:
+        return epoch_micros(engine, timestamps).astype("float64")
+    return epoch_micros(engine, timestamps.dropna()).astype("float64").reindex(timestamps.index)
+
+
+def longest_window(engine: FrameEngine, rows, feature_date: dt.date):
+    """Read account_daily rows -> those of the longest window (feature_date - 28, feature_date], with `event_day`
+    (days since the epoch) in place of the date and timestamps as µs."""
+    days = (rows["event_date"].astype("int64") // 86_400).astype("int32")
+    last = _day_number(feature_date)
+    inside = (days > last - max(registry.WINDOWS)) & (days <= last)
+    rows = rows[inside].drop(columns=["event_date"]).reset_index(drop=True)
+    rows["event_day"] = days[inside].reset_index(drop=True)
+    for name in daily_stats.TIMESTAMP_STATS:
+        rows[name] = _micros_or_missing(engine, rows[name])
+    return rows
+
+
+def coded_window(engine: FrameEngine, rows):
+    """One bucket's `longest_window` rows -> (those rows with account codes 0..n-1 in account order, the (code,
+    event_day, item) rows of each set-valued statistic, the account ids in code order)."""
+    codes, account_ids = engine.factorize(rows["account_id"])
+    rows[ACCOUNT] = codes
+    listed = {}
+    for name in SET_STATS:
+        items = rows[[ACCOUNT, "event_day", name]].explode(name)
+        listed[name] = items[items[name].notna()].reset_index(drop=True)
+    return rows.drop(columns=list(SET_STATS)), listed, account_ids
 
 
 def window_stats(engine: FrameEngine, daily, listed: dict, feature_date: dt.date, days: int,
@@ -376,18 +419,22 @@ def label_standing(engine: FrameEngine, labels: pa.Table, feature_date: dt.date)
     return latest[["account_id", "label"]].rename(columns={"label": "standing"})
 
 
-def cluster_inputs(engine: FrameEngine, clusters: pa.Table, registry_rows, daily, labels: pa.Table,
-                   feature_date: dt.date):
-    """account_id + CLUSTER_INPUTS from one day's account_clusters rows and what is known of each member.
-    `registry_rows` is `account_inputs` (one row per account, creation time in µs); `daily` holds account_daily
-    rows with `event_day`."""
-    new_since = (feature_date - dt.timedelta(days=registry.NEW_ACCOUNT_DAYS - 1) - EPOCH).days * 86_400_000_000
+def member_requests(engine: FrameEngine, rows, account_ids, feature_date: dt.date):
+    """account_id + its requests over the last CLUSTER_VOLUME_DAYS, for one bucket's `coded_window` rows: what the
+    cluster volume needs of each member."""
     last = _day_number(feature_date)
-    recent = daily[(daily["event_day"] > last - registry.CLUSTER_VOLUME_DAYS) & (daily["event_day"] <= last)]
-    volume = recent.groupby("account_id", sort=False).agg({"requests": "sum"}).reset_index().rename(
-        columns={"requests": "member_requests"})
-    members = engine.from_arrow(clusters.select(["account_id", "cluster_id", "link_types", "linked_accounts",
-                                                 "template_links"]))
+    recent = rows[(rows["event_day"] > last - registry.CLUSTER_VOLUME_DAYS) & (rows["event_day"] <= last)]
+    totals = recent.groupby(ACCOUNT, sort=False)["requests"].sum()
+    return engine.xp.DataFrame({"account_id": account_ids,
+                                "member_requests": engine.dense(totals, len(account_ids), 0)})
+
+
+def cluster_inputs(engine: FrameEngine, clusters, registry_rows, volume, labels: pa.Table, feature_date: dt.date):
+    """account_id + CLUSTER_INPUTS from one day's account_clusters rows (a frame) and what is known of each member.
+    `registry_rows` is `account_inputs` (one row per account, creation time in µs); `volume` is `member_requests`
+    over every account in the window (members without a row there had no requests)."""
+    new_since = (feature_date - dt.timedelta(days=registry.NEW_ACCOUNT_DAYS - 1) - EPOCH).days * 86_400_000_000
+    members = clusters[list(CLUSTER_COLUMNS)]
     kinds = ("payment", "ip_prefix", "template", "timing")  # the kinds of CLUSTER_INPUTS' cluster_<kind>_members
     links = members[["account_id", "link_types"]].explode("link_types")
     for kind in kinds:
@@ -417,61 +464,93 @@ def _compute(feature: registry.Feature, frame, days: int | None = None):
     return to_frame(feature.formula, resolve, frame[frame.columns[0]]).astype("float64")
 
 
-def window_rows(engine: FrameEngine, daily: pa.Table, feature_date: dt.date):
-    """(the longest window's account_daily rows with `event_day` and account codes, the (code, event_day, item)
-    rows of each set-valued statistic, the account ids in code order). The sets are flattened in Arrow and
-    their list columns never reach the frame library: pandas holds a list per row as a Python object."""
-    daily = frames.timestamps_as_micros(daily, daily_stats.TIMESTAMP_STATS)
-    daily = daily.append_column("event_day", daily.column("event_date").cast(pa.int32())).drop(["event_date"])
-    last = _day_number(feature_date)
-    daily = daily.filter(pc.and_(pc.greater(daily.column("event_day"), last - max(registry.WINDOWS)),
-                                 pc.less_equal(daily.column("event_day"), last)))
-    sets = [s.name for s in daily_stats.DAILY_STATS if s.window == "distinct_count"]
-    rows = engine.from_arrow(daily.drop(sets))
-    codes, account_ids = engine.factorize(rows["account_id"])
-    rows[ACCOUNT] = codes
-    xp = engine.array_module
-    code_values, days = engine.values(codes), engine.values(rows["event_day"])
-    listed = {}
-    for name in sets:
-        column = daily.column(name).combine_chunks()
-        parents = xp.asarray(pc.list_parent_indices(column).to_numpy())
-        items = engine.from_arrow(pa.table({name: pc.list_flatten(column)}))
-        items[ACCOUNT] = code_values[parents]
-        items["event_day"] = days[parents]
-        listed[name] = items
-    return rows, listed, account_ids
+def windowed_features(engine: FrameEngine, rows, listed: dict, account_ids, feature_date: dt.date,
+                      newest_model: str | None, newest_released_at: int | None) -> pa.Table:
+    """account_id + every windowed feature of one bucket's accounts (Arrow, in code order)."""
+    out = {"account_id": account_ids}
+    for days in registry.WINDOWS:
+        stats = window_stats(engine, rows, listed, feature_date, days, newest_model, len(account_ids))
+        stats[NEWEST_RELEASED_AT] = float("nan") if newest_released_at is None else float(newest_released_at)
+        for feature in registry.FEATURES:
+            if feature.windowed:
+                out[f"{feature.name}_{days}d"] = _compute(feature, stats, days)
+    return engine.to_arrow(engine.xp.DataFrame(out))
 
 
-def account_features(engine: FrameEngine, daily: pa.Table, accounts: pa.Table, model_releases: pa.Table,
-                     clusters: pa.Table, labels: pa.Table, feature_date: dt.date) -> pa.Table:
-    """`account_features` rows (Arrow, catalog schema) for feature_date from account_daily rows, the registry and
-    the day's account_clusters. Accounts are those with a daily row in the longest window, as codes 0..n-1 in
-    account order: every per-account result is a dense array on those codes, merged with nothing but the
-    registry and cluster inputs."""
+def window_buckets(engine: FrameEngine, daily: pa.Table | frames.PartitionFiles, feature_date: dt.date,
+                   buckets: int | None = None, read_bytes: int | None = None) -> frames.AccountBuckets:
+    """The longest window's account_daily rows in account-hash buckets sized to the engine's budget, read from the
+    table's files in budget-sized batches (or from rows already in Arrow). `buckets` and `read_bytes`
+    (uncompressed Parquet per read) default to what the budget allows."""
+    if isinstance(daily, pa.Table):
+        estimated, reads = daily.nbytes, [lambda: window_frame(engine, daily)]
+    else:
+        columns = catalog.table("account_daily").schema.names
+        batches = frames.file_batches(daily, read_bytes or engine.memory_budget_bytes // WINDOW_WORKING_SET_FACTOR)
+        estimated = daily.total_bytes
+        reads = [lambda batch=batch: engine.read_files(batch, columns) for batch in batches]
+    count = buckets or frames.bucket_count(estimated * WINDOW_WORKING_SET_FACTOR, engine.memory_budget_bytes)
+    log.info("features %s: window of %d read(s), %d account bucket(s)", feature_date, len(reads), count)
+    window = frames.AccountBuckets(engine, count)
+    for read in reads:
+        window.add(longest_window(engine, read(), feature_date))
+        engine.note_device_usage()
+    return window
+
+
+def _by_account(bucket_outputs: list[pa.Table]) -> pa.Table:
+    """Buckets' outputs as one table in account order, which is the order one bucket gives."""
+    table = pa.concat_tables(bucket_outputs)
+    if len(bucket_outputs) == 1:
+        return table
+    return table.take(pc.sort_indices(table, [("account_id", "ascending")]))
+
+
+def account_features(engine: FrameEngine, daily: pa.Table | frames.PartitionFiles, accounts: pa.Table,
+                     model_releases: pa.Table, clusters, labels: pa.Table, feature_date: dt.date,
+                     buckets: int | None = None, read_bytes: int | None = None) -> pa.Table:
+    """`account_features` rows (Arrow, catalog schema) for feature_date from the account_daily window (its files,
+    or rows in Arrow), the registry and the day's account_clusters (a frame, or Arrow). Accounts are those with a
+    daily row in the longest window, in account order. The window is rolled up bucket by bucket (`window_buckets`);
+    within a bucket accounts are codes 0..n-1 and every per-account result is a dense array on those codes. The
+    registry and cluster inputs, one row per account, are joined once over all buckets' accounts."""
     newest_model, newest_released_at = newest_release(model_releases, day_end_micros(feature_date))
-    in_longest, listed, account_ids = window_rows(engine, daily, feature_date)
+    window = window_buckets(engine, daily, feature_date, buckets, read_bytes)
+    windowed, volume = [], []
+    for bucket in range(window.count):
+        rows = window.take(bucket)
+        if rows is None or len(rows) == 0:
+            continue
+        rows, listed, account_ids = coded_window(engine, rows)
+        windowed.append(windowed_features(engine, rows, listed, account_ids, feature_date, newest_model,
+                                          newest_released_at))
+        volume.append(member_requests(engine, rows, account_ids, feature_date))
+        del rows, listed
+        engine.note_device_usage()
+    decl = catalog.table("account_features").schema
+    if not windowed:
+        return decl.empty_table()
+    windowed_table = _by_account(windowed)
+    account_ids = engine.from_arrow(windowed_table.select(["account_id"]))["account_id"]
     n = len(account_ids)
 
+    if isinstance(clusters, frames.PartitionFiles):
+        clusters = engine.read_files(clusters, list(CLUSTER_COLUMNS))
+    elif isinstance(clusters, pa.Table):
+        clusters = engine.from_arrow(clusters.select(list(CLUSTER_COLUMNS)))
     registry_rows = account_inputs(engine, accounts, feature_date)
     per_account = (engine.xp.DataFrame({"account_id": account_ids, ACCOUNT: engine.array_module.arange(n)})
                    .merge(registry_rows, on="account_id", how="left")
-                   .merge(cluster_inputs(engine, clusters, registry_rows, in_longest, labels, feature_date),
-                          on="account_id", how="left")
+                   .merge(cluster_inputs(engine, clusters, registry_rows, engine.concat(volume), labels,
+                                         feature_date), on="account_id", how="left")
                    .sort_values(ACCOUNT).reset_index(drop=True))
     out = {"account_id": account_ids}
     for feature in registry.FEATURES:
         if not feature.windowed:
             out[feature.name] = _compute(feature, per_account)
-    for days in registry.WINDOWS:
-        stats = window_stats(engine, in_longest, listed, feature_date, days, newest_model, n)
-        stats[NEWEST_RELEASED_AT] = float("nan") if newest_released_at is None else float(newest_released_at)
-        for feature in registry.FEATURES:
-            if feature.windowed:
-                out[f"{feature.name}_{days}d"] = _compute(feature, stats, days)
     table = engine.to_arrow(engine.xp.DataFrame(out))
-    n = table.num_rows
+    for name in windowed_table.column_names[1:]:
+        table = table.append_column(name, windowed_table.column(name))
     table = table.append_column("feature_date", pa.array([feature_date] * n, pa.date32()))
     table = table.append_column("feature_set_version", pa.array([registry.feature_set_version()] * n, pa.string()))
-    decl = catalog.table("account_features").schema
     return frames.nan_to_null(table.select(decl.names).cast(decl))

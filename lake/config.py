@@ -6,6 +6,8 @@ Environment variables:
   DG_SPARK_REMOTE         sc://host:port of a Spark Connect server; unset = embedded Sail
   DG_ENGINE               compute engine (ENGINE_KEYS below; compute/ implements them): embedded | remote | jvm-local | cudf | pandas
   DG_GPU_MEMORY_BUDGET_GB GPU memory the cuDF engine may hold at once (RMM pool size); default: 80% of free memory
+  DG_KVIKIO_THREADS       threads KvikIO reads Parquet with on the cuDF engine (KVIKIO_NTHREADS, set before the
+                          first read); default: the CPU count. A positive integer
   MLFLOW_TRACKING_URI     MLflow tracking/registry store; default sqlite:///<lake>/_mlflow/mlflow.db
   DG_MODEL_NAME           registered model name; default distillguard-extraction
   DG_PSEUDONYM_KEY        secret key for IP pseudonymization (the default is for demos only: refused on a
@@ -50,6 +52,8 @@ class Settings(BaseModel):
     shuffle_partitions: int | None = Field(default=None, ge=1)
     engine: str = Field(default="embedded", description="compute engine key, see lake/engine.py")
     gpu_memory_budget_gb: float | None = Field(default=None, gt=0, description="cuDF engine memory budget")
+    # None: one thread per CPU (os.cpu_count()), resolved when the engine opens; KvikIO's own default is 1
+    kvikio_threads: int | None = Field(default=None, ge=1, description="KvikIO read threads on the cuDF engine")
     connect_timeout_s: float = Field(default=60.0, gt=0, description="remote Spark Connect connect timeout")
 
     @field_validator("engine")
@@ -65,6 +69,10 @@ class Settings(BaseModel):
         if value is not None and not value.startswith("sc://"):
             raise ValueError(f"spark_remote must look like sc://host:port, got {value!r}")
         return value
+
+    @property
+    def kvikio_thread_count(self) -> int:
+        return self.kvikio_threads or os.cpu_count() or 1
 
     @property
     def is_local_lake(self) -> bool:
@@ -99,6 +107,8 @@ def load_settings(**overrides: object) -> Settings:
         values.setdefault("engine", env["DG_ENGINE"])
     if env.get("DG_GPU_MEMORY_BUDGET_GB"):
         values.setdefault("gpu_memory_budget_gb", float(env["DG_GPU_MEMORY_BUDGET_GB"]))
+    if env.get("DG_KVIKIO_THREADS"):  # validated as a positive integer below, with the other settings
+        values.setdefault("kvikio_threads", env["DG_KVIKIO_THREADS"])
     if env.get("DG_MODEL_CONFIG"):
         values.setdefault("model_config_file", env["DG_MODEL_CONFIG"])
     if env.get("DG_SHUFFLE_PARTITIONS"):

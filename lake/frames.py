@@ -66,21 +66,34 @@ class FrameEngine:
     def from_arrow(self, table: pa.Table):
         if self.on_gpu:
             return self.xp.DataFrame.from_arrow(table)
-        return table.to_pandas()
+        # list columns stay columnar (pandas' Arrow-backed list dtype): as one Python object per row they made
+        # the window roll-up about 1.6x slower when it was last measured, and explode() works on either
+        return table.to_pandas(types_mapper=_arrow_backed_lists)
 
     def to_arrow(self, frame) -> pa.Table:
         if self.on_gpu:
             return frame.to_arrow(preserve_index=False)
         return pa.Table.from_pandas(frame, preserve_index=False)
 
-    def read_parquet(self, paths: list[str], columns: list[str]):
-        if not paths:
-            raise ValueError("read_parquet needs at least one file")
+    def read_files(self, files: PartitionFiles, columns: list[str]):
+        """`columns` of a Delta table's files (from `table_files`) as one frame; cuDF decodes them on the GPU in
+        one read_parquet. A partitioned table's Parquet files do not hold the partition column: when `columns`
+        names it, it is added back from each file's partition value (as datetime64[s])."""
+        if not files.paths:  # no partition in range: no rows, but the columns and types the table declares
+            empty = catalog.table(files.table).schema.empty_table().select(columns)
+            return self.from_arrow(dates_as_timestamps(empty, files.partition_column))
+        stored = [c for c in columns if c != files.partition_column]
         if self.on_gpu:
-            return self.xp.read_parquet(paths, columns=columns)
-        import pyarrow.parquet as pq
+            frame = self.xp.read_parquet(list(files.paths), columns=stored)
+        else:
+            import pyarrow.parquet as pq
 
-        return self.from_arrow(pa.concat_tables([pq.read_table(p, columns=columns) for p in paths]))
+            frame = self.from_arrow(pa.concat_tables([pq.read_table(p, columns=stored) for p in files.paths]))
+        if files.partition_column in columns:
+            seconds = [(value - EPOCH_DATE).days * 86_400 for value in files.partition_values]
+            values = self.xp.Series(seconds, dtype="int64").repeat(list(files.file_rows)).reset_index(drop=True)
+            frame[files.partition_column] = values.astype("datetime64[s]")
+        return frame[columns]
 
     def hash64(self, series):
         """A deterministic 64-bit hash per value (null-safe). Used for bucketing and for counting distinct
@@ -90,6 +103,10 @@ class FrameEngine:
             return series.hash_values(method="xxhash64")
         # nullable UInt64 so a later .where() leaves nulls instead of turning the hashes into floats
         return self.xp.util.hash_pandas_object(series, index=False).astype("UInt64")
+
+    def account_bucket(self, account_ids, buckets: int):
+        """The account-hash bucket of each row: the one rule every bucketed step splits accounts by."""
+        return self.hash64(account_ids) % buckets
 
     def sorted_sets(self, frame, key: str, value: str):
         """One row per `key`: the sorted distinct non-null `value`s as a list column named `value`."""
@@ -193,6 +210,23 @@ def _gpu_name() -> str:
     return f"cuda:0 {name}"
 
 
+def use_kvikio_threads(threads: int) -> None:
+    """How many threads KvikIO (cuDF's Parquet file reader) reads with; its default is 1. Called when the cuDF
+    engine opens, before its first read. Not run here (no cuDF on CI): only the setting's parsing is tested."""
+    # libkvikio reads the variable when it first initialises, which is on cuDF's first read in this process
+    os.environ["KVIKIO_NTHREADS"] = str(threads)
+    try:
+        import kvikio.defaults
+    except ImportError:  # cuDF without the kvikio Python package: the variable above is all there is
+        return
+    # and in case it is already initialised: newer KvikIO sets properties by name, older ones had a reset function
+    if hasattr(kvikio.defaults, "set"):
+        kvikio.defaults.set("num_threads", threads)
+    else:
+        kvikio.defaults.num_threads_reset(threads)
+    log.info("KvikIO reads with %d threads", threads)
+
+
 @contextlib.contextmanager
 def _cudf_engine(settings: Settings) -> Iterator[FrameEngine]:
     try:
@@ -214,6 +248,7 @@ def _cudf_engine(settings: Settings) -> Iterator[FrameEngine]:
     if budget > free:
         raise RuntimeError(f"gpu_memory_budget_gb={settings.gpu_memory_budget_gb} exceeds the GPU's free memory "
                            f"({free / 2**30:.1f} GiB)")
+    use_kvikio_threads(settings.kvikio_thread_count)
     # A pool sized to the budget: allocations are cheap, and going over the budget fails loudly (OOM)
     # instead of slowing the whole node down.
     pool_bytes = budget - budget % 256
@@ -265,9 +300,29 @@ def check_readable(table_uri: str) -> None:
 
 @dataclass(frozen=True)
 class PartitionFiles:
+    """The active Parquet files of some date partitions of a Delta table, with what sizing and reading them
+    needs from their footers and from the Delta log."""
+    table: str
     paths: tuple[str, ...]
     file_bytes: tuple[int, ...]  # uncompressed bytes of the wanted columns, per file
-    rows: int
+    file_rows: tuple[int, ...]
+    partition_column: str
+    partition_values: tuple[dt.date, ...]  # per file: the partition column is not stored in the file
+
+    @property
+    def rows(self) -> int:
+        return sum(self.file_rows)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.file_bytes)
+
+    def subset(self, indices: list[int]) -> PartitionFiles:
+        def pick(values: tuple) -> tuple:
+            return tuple(values[i] for i in indices)
+
+        return PartitionFiles(self.table, pick(self.paths), pick(self.file_bytes), pick(self.file_rows),
+                              self.partition_column, pick(self.partition_values))
 
 
 def _readable_uri(settings: Settings, name: str) -> str:
@@ -279,43 +334,94 @@ def _readable_uri(settings: Settings, name: str) -> str:
     return uri
 
 
-def partition_files(settings: Settings, name: str, partition_value: dt.date,
-                    columns: list[str] | None = None) -> PartitionFiles:
-    """The active Parquet files of one date partition, with their row count and the uncompressed size of
-    `columns` (all columns when None) from the Parquet footers, which is what sizing the buckets needs."""
+def table_files(settings: Settings, name: str, first_day: dt.date, last_day: dt.date,
+                columns: list[str] | None = None) -> PartitionFiles:
+    """The active Parquet files of the date partitions first_day..last_day, after the protocol check (files of a
+    table with deletion vectors or column mapping do not mean what they hold), with each file's partition value
+    and row count and the uncompressed size of `columns` (all columns when None) from the Parquet footers, which
+    is what sizing the buckets needs."""
+    import urllib.parse
+
     import pyarrow.parquet as pq
     from deltalake import DeltaTable
 
     uri = _readable_uri(settings, name)
     column = catalog.table(name).partition_by[0]
-    paths = DeltaTable(uri).file_uris(file_pruning_predicate=[(column, "=", partition_value)])
+    table = DeltaTable(uri)
+    actions = pa.table(table.get_add_actions(flatten=True)).select(["path", f"partition.{column}"])
+    root = table.table_uri.rstrip("/")
     wanted = set(columns) if columns else None
-    file_bytes = []
-    rows = 0
-    for path in paths:
+    chosen: list[tuple[str, dt.date]] = []
+    for relative, value in zip(actions.column(0).to_pylist(), actions.column(1).to_pylist()):
+        if value is not None and first_day <= value <= last_day:
+            # the log holds paths percent-encoded once more than the file names on storage
+            path = urllib.parse.unquote(relative)
+            full = path if "://" in path or path.startswith("/") else f"{root}/{path}"
+            chosen.append((_local_path(full) or full, value))
+    chosen.sort()
+    file_bytes, file_rows = [], []
+    for path, _ in chosen:
         meta = pq.ParquetFile(path).metadata
-        rows += meta.num_rows
+        file_rows.append(meta.num_rows)
         file_bytes.append(sum(
             meta.row_group(g).column(c).total_uncompressed_size
             for g in range(meta.num_row_groups) for c in range(meta.row_group(g).num_columns)
             if wanted is None or meta.row_group(g).column(c).path_in_schema.split(".")[0] in wanted))
-    return PartitionFiles(paths=tuple(paths), file_bytes=tuple(file_bytes), rows=rows)
+    return PartitionFiles(table=name, paths=tuple(p for p, _ in chosen), file_bytes=tuple(file_bytes),
+                          file_rows=tuple(file_rows), partition_column=column,
+                          partition_values=tuple(v for _, v in chosen))
 
 
-def file_batches(files: PartitionFiles, max_bytes: int) -> list[list[str]]:
+def partition_files(settings: Settings, name: str, partition_value: dt.date,
+                    columns: list[str] | None = None) -> PartitionFiles:
+    """The active Parquet files of one date partition (see `table_files`)."""
+    return table_files(settings, name, partition_value, partition_value, columns)
+
+
+def file_batches(files: PartitionFiles, max_bytes: int) -> list[PartitionFiles]:
     """Group files into reads of at most `max_bytes` uncompressed (a single larger file is its own batch)."""
-    batches: list[list[str]] = []
-    current: list[str] = []
+    batches: list[list[int]] = []
+    current: list[int] = []
     current_bytes = 0
-    for path, size in zip(files.paths, files.file_bytes):
+    for index, size in enumerate(files.file_bytes):
         if current and current_bytes + size > max_bytes:
             batches.append(current)
             current, current_bytes = [], 0
-        current.append(path)
+        current.append(index)
         current_bytes += size
     if current:
         batches.append(current)
-    return batches
+    return [files.subset(batch) for batch in batches]
+
+
+class AccountBuckets:
+    """Rows gathered into account-hash buckets (`FrameEngine.account_bucket`) from any number of reads: every
+    row of an account lands in the same bucket, so each bucket is processed on its own. With one bucket the
+    pieces stay frames where they are; with more, each piece moves to host memory as Arrow so that only one
+    bucket is on the device at a time."""
+
+    def __init__(self, engine: FrameEngine, count: int):
+        self.engine = engine
+        self.count = count
+        self._pieces: list[list] = [[] for _ in range(count)]
+
+    def add(self, rows) -> None:
+        if self.count == 1:
+            self._pieces[0].append(rows)
+            return
+        bucket = self.engine.account_bucket(rows["account_id"], self.count)
+        for b in range(self.count):
+            self._pieces[b].append(self.engine.to_arrow(rows[bucket == b]))
+
+    def take(self, bucket: int):
+        """The bucket's rows as one frame, or None when no read held any; its pieces are released."""
+        pieces, self._pieces[bucket] = self._pieces[bucket], []
+        if not pieces:
+            return None
+        if self.count == 1:
+            return pieces[0] if len(pieces) == 1 else self.engine.concat(pieces)
+        # an empty piece from pandas can type an all-null column as null, or strings as large_string
+        return self.engine.from_arrow(pa.concat_tables(pieces, promote_options="permissive"))
 
 
 def bucket_count(estimated_bytes: int, budget_bytes: int) -> int:
@@ -341,6 +447,13 @@ def timestamps_as_micros(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
     return table
 
 
+def dates_as_timestamps(table: pa.Table, column: str) -> pa.Table:
+    """A date column as timestamp[s]: the form `FrameEngine.read_files` gives a date partition column in (cuDF has
+    no day-resolution type)."""
+    index = table.schema.get_field_index(column)
+    return table.set_column(index, column, table.column(column).cast(pa.timestamp("s")))
+
+
 def micros_as_timestamps(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
     for name in columns:
         index = table.schema.get_field_index(name)
@@ -359,7 +472,17 @@ def nan_to_null(table: pa.Table) -> pa.Table:
     return table
 
 
+def _arrow_backed_lists(arrow_type: pa.DataType):
+    """pandas' type for an Arrow column in `FrameEngine.from_arrow`: lists stay Arrow-backed, the rest default."""
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        import pandas
+
+        return pandas.ArrowDtype(arrow_type)
+    return None
+
+
 PARQUET_COMPRESSION = "zstd"
+EPOCH_DATE = dt.date(1970, 1, 1)
 
 
 class InvalidOutputError(ValueError):

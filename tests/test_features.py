@@ -217,16 +217,38 @@ def _all_daily_rows() -> list[dict]:
     return rows + INACTIVE + PEERS
 
 
-@pytest.fixture(scope="module")
-def features(any_engine):
-    """account_features of D computed by the engine under test, as Arrow and by account."""
+def _inputs() -> list[pa.Table]:
+    """account_daily, accounts, model_releases, account_clusters and enforcement_labels of the cases, as Arrow."""
     accounts = [{"account_id": _account_id(c), "created_at": at(40, 0)} | c.account for c in CASES]
-    inputs = [any_engine.from_arrow(_table(name, rows)) for name, rows in (
+    return [_table(name, rows) for name, rows in (
         ("account_daily", _all_daily_rows()), ("accounts", accounts + REGISTRY_ONLY_ACCOUNTS),
         ("model_releases", [dict(model=m, released_at=t) for m, t in RELEASES]), ("account_clusters", CLUSTERS),
         ("enforcement_labels", LABELS))]
+
+
+@pytest.fixture(scope="module")
+def features(any_engine):
+    """account_features of D computed by the engine under test, as Arrow and by account."""
+    inputs = [any_engine.from_arrow(table) for table in _inputs()]
     table = any_engine.to_arrow(any_engine.account_features(*inputs, D))
     return table, {row["account_id"]: row for row in table.to_pylist()}
+
+
+def test_account_buckets_give_the_one_bucket_answer(frame_engine_name, session_settings):
+    """The frame engines roll the window up in account-hash buckets; the cluster of acct_in_cluster then spans
+    buckets, and its members' volume, new accounts and labels must still all count."""
+    from features.frame_engine import account_features
+    from lake import frames
+
+    inputs = _inputs()
+    with frames.frame_engine(session_settings.model_copy(update={"engine": frame_engine_name})) as engine:
+        whole = account_features(engine, *inputs, D, buckets=1)
+        bucketed = account_features(engine, *inputs, D, buckets=3)
+        members = engine.xp.Series(["acct_in_cluster", "acct_cluster_peer_a", "acct_cluster_peer_b"])
+        spread = set(engine.to_arrow(engine.xp.DataFrame(
+            {"b": engine.account_bucket(members, 3)})).column("b").to_pylist())
+    assert len(spread) > 1  # the cluster is split over buckets, so this compares something
+    assert bucketed.equals(whole)
 
 
 @pytest.mark.parametrize(

@@ -136,6 +136,99 @@ def test_buckets_follow_the_memory_budget():
     assert frames.bucket_count(estimated_bytes=1, budget_bytes=4 * 2**30) == 1
 
 
+def _feature_inputs(settings, day: dt.date):
+    """What the features job hands the frame engine for `day`: the window's and the clusters' files, the
+    registry, releases and decisions."""
+    labels = (frames.read_table(settings, "enforcement_labels") if catalog.exists(settings, "enforcement_labels")
+              else catalog.table("enforcement_labels").schema.empty_table())
+    return (frames.table_files(settings, "account_daily", features.window_start(day), day),
+            frames.read_table(settings, "accounts"), frames.read_table(settings, "model_releases"),
+            frames.table_files(settings, "account_clusters", day, day), labels)
+
+
+def test_bucketed_features_equal_one_bucket(spark_lake, frame_engine_name):
+    """The window read one file at a time and rolled up in three account-hash buckets gives the same
+    account_features rows, values and order as one bucket, clusters whose members sit in different buckets
+    included."""
+    from features.frame_engine import account_features
+
+    settings = _engine_settings(spark_lake[0], frame_engine_name)
+    day = DATES[-1]
+    inputs = _feature_inputs(settings, day)
+    assert len(inputs[0].paths) > 1
+    with frames.frame_engine(settings) as engine:
+        whole = account_features(engine, *inputs, day, buckets=1)
+        bucketed = account_features(engine, *inputs, day, buckets=3, read_bytes=1)
+        clusters = engine.to_arrow(engine.read_files(inputs[3], ["account_id", "cluster_id"]))
+        buckets = engine.to_arrow(engine.xp.DataFrame({"b": engine.account_bucket(
+            engine.from_arrow(clusters)["account_id"], 3)})).column("b").to_pylist()
+    spans: dict[str, set[int]] = {}
+    for cluster, bucket in zip(clusters.column("cluster_id").to_pylist(), buckets):
+        spans.setdefault(cluster, set()).add(bucket)
+    assert any(len(b) > 1 for b in spans.values())  # some cluster's members are rolled up in different buckets
+    assert whole.num_rows > 100
+    assert bucketed.equals(whole)
+
+
+def test_window_buckets_follow_the_memory_budget(spark_lake, frame_engine_name):
+    from features.frame_engine import window_buckets
+
+    day = DATES[-1]
+    for budget_gb, more_than_one in ((None, False), (1e-5, True)):  # the default 4 GiB, or about 10 KiB
+        settings = _engine_settings(spark_lake[0], frame_engine_name, gpu_memory_budget_gb=budget_gb)
+        daily = frames.table_files(settings, "account_daily", features.window_start(day), day)
+        with frames.frame_engine(settings) as engine:
+            assert (window_buckets(engine, daily, day).count > 1) is more_than_one
+
+
+def test_window_read_through_the_frame_library_equals_delta(spark_lake, frame_engine_name):
+    """Files read by the frame library, the partition column put back from the Delta log: the rows delta-rs
+    reads, and the dates of the files with rows."""
+    from compute.frames import FrameEngines
+
+    settings = _engine_settings(spark_lake[0], frame_engine_name)
+    columns = ["account_id", "event_date", "requests", "newest_model_first_ts", "ip_prefixes"]
+    files = frames.table_files(settings, "account_daily", DATES[1], DATES[-1], columns)
+    with frames.frame_engine(settings) as engine:
+        read = engine.to_arrow(engine.read_files(files, columns))
+        assert FrameEngines(engine).dates_in(files, "event_date") == set(DATES[1:])
+    read = read.set_column(1, "event_date", read.column("event_date").cast(pa.date32()))
+    expected = catalog.read_arrow(settings, "account_daily", filters=[("event_date", ">=", DATES[1])]).select(columns)
+    assert read.num_rows == expected.num_rows > 0
+    assert_tables_match(expected, read.cast(expected.schema), ["event_date", "account_id"])
+
+
+def test_window_read_refuses_a_table_with_deletion_vectors(settings):
+    from deltalake import write_deltalake
+
+    write_deltalake(settings.table_uri("account_daily"),
+                    pa.table({"account_id": ["a"], "event_date": pa.array([FIRST], pa.date32())}),
+                    partition_by=["event_date"], configuration={"delta.enableDeletionVectors": "true"})
+    with pytest.raises(frames.UnsupportedTableError, match="deletionVectors"):
+        frames.table_files(settings, "account_daily", FIRST, FIRST)
+
+
+def test_kvikio_threads_default_to_the_cpu_count_and_refuse_nonsense(tmp_path, monkeypatch):
+    """The cuDF engine sets KvikIO's read threads from this before its first read (lake/frames.py
+    use_kvikio_threads); that call needs cuDF and is not run here."""
+    import os
+
+    from lake.errors import InputError
+
+    def load(**overrides):
+        return load_settings(lake_root=str(tmp_path / "lake"), mlflow_tracking_uri="sqlite:///x.db", **overrides)
+
+    monkeypatch.delenv("DG_KVIKIO_THREADS", raising=False)
+    assert load().kvikio_thread_count == (os.cpu_count() or 1)
+    monkeypatch.setenv("DG_KVIKIO_THREADS", "12")
+    assert load().kvikio_thread_count == 12
+    for bad in ("0", "many", "2.5"):
+        monkeypatch.setenv("DG_KVIKIO_THREADS", bad)
+        with pytest.raises(InputError, match="kvikio_threads") as error:
+            load()
+        assert "\n" not in str(error.value)
+
+
 def test_frame_engine_refuses_tables_it_cannot_read(tmp_path):
     from deltalake import DeltaTable, write_deltalake
 
