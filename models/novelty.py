@@ -4,21 +4,23 @@ The supervised model finds what it was shown. Novelty asks a different question:
 from the (mostly benign) population on the behaviours extraction needs, in the direction extraction pushes them?
 Per signal, a robust z-score against the median and MAD of the benign reference (the training set's unlabelled
 snapshots, optionally only established accounts': models/train.py `benign_reference`), one-sided (volume of reasoning asks up,
-timing regularity up, capability breadth down, ...); the account's novelty is the mean of its TOP_K largest, turned
-into its percentile among those same snapshots (0..1, so a benign account's novelty is about uniform). No label is
-used anywhere.
+timing regularity up, capability breadth down, ...); each family below summarises some of them and turns the
+summary into its percentile among those same snapshots (0..1, so a benign account's novelty is about uniform). No
+label is used anywhere.
 
 The reference (medians, scales, percentiles) is fitted once per model version and stored on it, so scoring is the
 same on every engine and every day.
 
 Two families of novelty. Benign automation (enterprise agents, startups, judge harnesses) legitimately runs 24/7
 from cloud addresses with regular timing, so a novelty over every signal ranks it with the campaigns: in the detection
-benchmark the low-and-slow hydra, whose only tell is what it asks for, was 8-32% found by it at 1% FPR. So:
+benchmark the low-and-slow hydra, whose only tell is what it buys, was 8-32% found by it at 1% FPR. So:
 
 - **behaviour**: every signal in SIGNALS, the mean of the TOP_K largest deviations (finds the reseller and the
   labelled look-alikes' automation);
-- **extraction content**: only what extraction harvests (CONTENT_SIGNALS: long outputs for short prompts, reasoning
-  asks, saturated max_tokens, extraction-like requests), the largest deviation. Alone it finds 36-81% of the hydra.
+- **harvest yield**: only the output/input token ratio (HARVEST_YIELD_SIGNALS), the larger deviation of its 7- and
+  28-day windows. A distiller buys long completions for short prompts; paraphrasing or softening the prompts
+  evades every prompt pattern but not the yield, which is the point of the purchase. Alone, the 28-day ratio finds
+  86-97% of the low-and-slow hydra and all of the paraphrased elicitation at 1% FPR.
 
 Combination. All scores are put on one scale first: the share of the benign reference an account outranks, its
 *risk percentile*. The supervised model's raw probabilities are no
@@ -33,19 +35,26 @@ so a family alone lifts an account to percentile q only when it is budget_diviso
 tier, each family's label-free lifts take at most 1/budget_divisor of the benign budget. The tiers are calibrated on
 the final score. Scoring explains a lift by novelty with the family and the signal that drove it.
 
-Why the content family's tail is extrapolated. The reference is unlabelled, so it holds the very campaign accounts
-novelty should find, and they crowd the top of exactly the content signals (1-3% of the reference's snapshots in
-the benchmark lakes, all at its top). Empirical percentiles then cap every one of them below ~0.97, where a lift
-never reaches a tier. Above the reference's 95th percentile the content family's percentiles follow an exponential
-tail of log(1 + deviation) fitted between its 80th and 95th percentiles, where campaigns are too few to move it
-(TAIL_FIT). Scored against the benign accounts' own percentiles (ground truth, offline) the same three components
-found 92% of the campaigns at 1% FPR; with the empirical reference, 59%.
+Why the harvest-yield tail is extrapolated. The reference is unlabelled, so it holds the very campaign accounts
+novelty should find, and they crowd the top of exactly this signal (1-3% of the reference's snapshots in the
+benchmark lakes, all at its top). Empirical percentiles then cap every one of them below ~0.97, where a lift never
+reaches a tier. Above the reference's 95th percentile the family's percentiles follow an exponential tail of
+log(1 + deviation) fitted between its 80th and 95th percentiles, where campaigns are too few to move it (TAIL_FIT).
 
 Measured offline on the three kept lakes of the detection benchmark (recall over all unlabelled campaign accounts
-at 0.1% / 1% benign FPR): behaviour alone with divisor 3, 33% / 56%; plus the content family with an empirical
-tail, 34% / 59%; with the extrapolated tail, divisor 2, 35% / 62%; a linear tail instead of log, 22% / 72% (the
-benign tail of the content signals is heavier than exponential, so 0.1% suffered). Divisor 10, 3, 1 for behaviour
-alone gave 50%, 56%, 48% at 1% FPR: at 10 the reseller mixing extraction into established accounts was never found.
+at 0.1% / 1% benign FPR; the rerun of the real pipeline matched such figures to the decimal):
+- behaviour alone, divisor 3 (stop 16): 33% / 56%;
+- plus a family of every content signal (yield, reasoning asks, max-token saturation, extraction-like requests),
+  divisor 2, extrapolated: 35% / 62% (benign heavy reasoning users crowd it; the prompt signals stay in behaviour);
+- plus harvest yield, divisor 2 / 1.5 / 1: 37% / 65%, **38% / 69%**, 37% / 73% (at 1 the labelled look-alikes
+  and the reseller give way: each family's lift takes at most 1/divisor of a tier's budget, and behaviour's third
+  plus yield's two thirds already spend all of it);
+- the tail fitted over 70-90th, 85-95th or 90-97th percentiles instead: 63-68% at 1%; a linear instead of log
+  tail: 72% at 1% but 22% at 0.1% (the benign tail is heavier than exponential);
+- scored against the benign accounts' own percentiles (ground truth, so offline only): 66-72% at 1% FPR, so the
+  calibration is no longer what holds the yield family back.
+Divisor 10, 3, 1 for behaviour alone gave 50%, 56%, 48% at 1% FPR: at 10 the reseller mixing extraction into
+established accounts was never found.
 """
 
 from __future__ import annotations
@@ -64,11 +73,10 @@ SIGNALS: tuple[tuple[str, int], ...] = (
     ("hosting_proxy_share_7d", +1), ("distinct_ip_prefixes_7d", +1), ("newest_model_share_7d", +1),
     ("cluster_size", +1), ("cluster_new_account_share", +1), ("cluster_payment_share", +1),
 )
-# what extraction harvests, as opposed to how an account is operated (automation shares those with benign customers)
-CONTENT_SIGNALS = frozenset({"extraction_like_requests_7d", "extraction_like_share_7d", "cot_elicitation_rate_7d",
-                             "output_input_ratio_7d", "output_input_ratio_28d", "max_tokens_saturation_7d"})
+# output/input token ratio: what a distiller buys, whatever the prompts look like (module docstring)
+HARVEST_YIELD_SIGNALS = frozenset({"output_input_ratio_7d", "output_input_ratio_28d"})
 TOP_K = 3
-# (fit from, extrapolate above): reference percentiles of the content family's exponential tail (docstring)
+# (fit from, extrapolate above): reference percentiles of an extrapolated family's exponential tail (docstring)
 TAIL_FIT = (0.80, 0.95)
 
 
@@ -85,7 +93,7 @@ class Family:
 
 FAMILIES: tuple[Family, ...] = (
     Family("behaviour", None, TOP_K, 3.0, extrapolated_tail=False),
-    Family("extraction content", CONTENT_SIGNALS, 1, 2.0, extrapolated_tail=True),
+    Family("harvest yield", HARVEST_YIELD_SIGNALS, 1, 1.5, extrapolated_tail=True),
 )
 FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
 # Percentile grid of the stored references: 1% steps, then ever finer towards the top, where tiers live (the 99.99th
@@ -95,7 +103,7 @@ PERCENTILE_POINTS = tuple(float(p) for p in np.unique(np.concatenate(
 MIN_SCALE = 1e-6
 COMBINATION = ("max(supervised percentile, " + ", ".join(
     f"1 - {f.budget_divisor:g} x (1 - {f.name} novelty percentile)" for f in FAMILIES) + "), percentiles of the "
-    f"benign reference (models/train.py benign_reference); the extraction content tail extrapolated above its "
+    f"benign reference (models/train.py benign_reference); the harvest yield tail extrapolated above its "
     f"{TAIL_FIT[1]:.0%} point")
 
 
@@ -143,7 +151,7 @@ def _raw(deviations: np.ndarray, family: Family, ref_columns: tuple[str, ...]) -
     k = min(family.top_k, len(used))
     raw = np.sort(picked, axis=1)[:, -k:].mean(axis=1)
     # log(1 + deviation) where the tail is extrapolated: an exponential tail in it is a power law in the deviation,
-    # closer to the content signals' heavy benign tail (the module docstring has the comparison)
+    # closer to the yield's heavy benign tail (the module docstring has the comparison)
     return (np.log1p(raw) if family.extrapolated_tail else raw), np.asarray(used)[picked.argmax(axis=1)]
 
 
@@ -284,7 +292,7 @@ def explanation(ref: NoveltyReference, signal: int, value: float, novelty_score:
     feature, window = feature_for_column(column)
     direction = "high" if ref.directions[signal] > 0 else "low"
     over = "" if window is None else (" over the last day" if window == 1 else f" over {window} days")
-    lead = ("asks for what extraction harvests, whatever the labels say" if family == "extraction content"
+    lead = ("buys far longer answers per prompt than accounts do, whatever the labels say" if family == "harvest yield"
             else "unusual for the whole account population, whatever the labels say")
     return (f"{lead}: {feature.description}{over} is "
             f"unusually {direction} ({format_value(feature.unit, value)} against a typical "

@@ -7,12 +7,13 @@ import pytest
 
 from models import novelty
 
-COLUMNS = ["cot_elicitation_rate_7d", "interarrival_cv_7d", "account_age_days"]
+COLUMNS = ["cot_elicitation_rate_7d", "interarrival_cv_7d", "output_input_ratio_28d", "account_age_days"]
 
 
 def _population(rows: int, seed: int = 3) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return np.column_stack([rng.beta(1, 20, rows), rng.gamma(2.0, 0.5, rows), rng.uniform(0, 400, rows)])
+    return np.column_stack([rng.beta(1, 20, rows), rng.gamma(2.0, 0.5, rows), rng.lognormal(0.4, 0.5, rows),
+                            rng.uniform(0, 400, rows)])
 
 
 def _family(scored, name):
@@ -23,29 +24,32 @@ def test_novelty_is_a_percentile_of_the_reference_and_points_at_the_deviating_si
     values = _population(20_000)
     supervised = np.random.default_rng(4).uniform(0, 1, len(values))
     ref = novelty.fit_reference(values, COLUMNS, supervised)
-    assert ref.columns == ("cot_elicitation_rate_7d", "interarrival_cv_7d")  # only declared signals are used
+    # only declared signals are used
+    assert ref.columns == ("cot_elicitation_rate_7d", "output_input_ratio_28d", "interarrival_cv_7d")
     assert ref.families == tuple(f.name for f in novelty.FAMILIES)
     behaviour = _family(novelty.novelty(values, COLUMNS, ref), "behaviour")
     assert abs(np.mean(behaviour.percentile >= 0.99) - 0.01) < 0.003  # uniform on the reference population
-    extreme = np.array([[0.95, 1.0, 10.0], [0.0, 0.0, 10.0]])  # all CoT asks; perfectly regular timing
+    # all CoT asks; perfectly regular timing; 20 output tokens per input token
+    extreme = np.array([[0.95, 1.0, 1.5, 10.0], [0.0, 0.0, 1.5, 10.0], [0.05, 1.0, 20.0, 10.0]])
     scored = novelty.novelty(extreme, COLUMNS, ref)
-    behaviour, content = _family(scored, "behaviour"), _family(scored, "extraction content")
+    behaviour, harvest = _family(scored, "behaviour"), _family(scored, "harvest yield")
     assert behaviour.percentile[0] > 0.999 and behaviour.percentile[1] > 0.5
-    assert [ref.columns[i] for i in behaviour.signal] == ["cot_elicitation_rate_7d", "interarrival_cv_7d"]
-    # the content family reads only what extraction harvests: regular timing is not content
-    assert content.percentile[0] > 0.999 and content.percentile[1] < 0.5
-    assert ref.columns[content.signal[0]] == "cot_elicitation_rate_7d"
+    assert [ref.columns[i] for i in behaviour.signal] == ["cot_elicitation_rate_7d", "interarrival_cv_7d",
+                                                          "output_input_ratio_28d"]
+    # the harvest-yield family reads only the output/input ratio: neither reasoning asks nor timing move it
+    assert harvest.percentile[0] < 0.9 and harvest.percentile[1] < 0.9 and harvest.percentile[2] > 0.999
+    assert ref.columns[harvest.signal[2]] == "output_input_ratio_28d"
 
 
-def test_content_novelty_still_ranks_a_campaign_that_crowds_the_top_of_its_own_reference():
-    """The reference is unlabelled: a campaign making up 3% of it, all at the top of a content signal, must still
-    get percentiles a tier can reach (empirical percentiles would cap them near 0.97)."""
+def test_harvest_yield_still_ranks_a_campaign_that_crowds_the_top_of_its_own_reference():
+    """The reference is unlabelled: a campaign making up 3% of it, all at the top of the output/input ratio, must
+    still get percentiles a tier can reach (empirical percentiles would cap them near 0.97)."""
     benign = _population(19_400)
     campaign = _population(600, seed=9)
-    campaign[:, 0] = np.random.default_rng(10).uniform(0.5, 0.9, len(campaign))  # CoT asks far above benign
+    campaign[:, 2] = np.random.default_rng(10).uniform(8.0, 15.0, len(campaign))  # answers far longer than benign
     reference = np.vstack([benign, campaign])
     ref = novelty.fit_reference(reference, COLUMNS, np.random.default_rng(4).uniform(0, 1, len(reference)))
-    content = _family(novelty.novelty(reference, COLUMNS, ref), "extraction content").percentile
+    content = _family(novelty.novelty(reference, COLUMNS, ref), "harvest yield").percentile
     behaviour = _family(novelty.novelty(reference, COLUMNS, ref), "behaviour").percentile
     in_campaign = np.arange(len(reference)) >= len(benign)
     assert np.median(content[in_campaign]) > 0.99 > np.median(behaviour[in_campaign]) + 0.005
@@ -107,3 +111,20 @@ def test_scores_beyond_the_reference_keep_their_order_instead_of_tying_at_one():
     ranked = novelty.supervised_percentile(beyond, ref)
     assert np.all(np.diff(ranked) > 0) and ranked[0] > 1 - 1 / len(values) and ranked[-1] < 1.0
     assert novelty.supervised_percentile(np.array([np.median(supervised)]), ref)[0] == pytest.approx(0.5, abs=0.02)
+
+
+def test_a_reference_stored_before_families_scores_with_behaviour_alone():
+    import json
+
+    values = _population(2_000)
+    supervised = np.random.default_rng(7).uniform(0, 1, len(values))
+    ref = novelty.fit_reference(values, COLUMNS, supervised)
+    stored = json.loads(ref.to_json())
+    stored["percentiles"] = stored["percentiles"][0]  # the flat grid stop-16 versions carry
+    del stored["families"]
+    old = novelty.parse_reference(json.dumps(stored))
+    assert old.families == ("behaviour",)
+    final = novelty.final_scores(supervised, values, COLUMNS, old)
+    assert set(final.family[final.lifted]) <= {"behaviour"}
+    behaviour = _family(novelty.novelty(values, COLUMNS, ref), "behaviour").percentile
+    assert np.array_equal(final.novelty, behaviour)
