@@ -15,19 +15,8 @@ chained campaigns into benign developers. So a link is a *pair* of accounts with
 A pair is a candidate when strength >= MIN_LINK_STRENGTH (four independent rare artefacts, or one payment method),
 and the cluster graph keeps a candidate only when each account is among the other's KEEP_STRONGEST_LINKS
 strongest (mutual k-nearest neighbours): a benign account with one coincidental strong tie to a hydra does not
-bridge the hydra into its own community. On the extended scenario (seed 1, 3,000 accounts) this took the largest
-cluster from 2,306 accounts to 231.
-
-Connected components are single linkage: one surviving bridge still merges two communities. In the detection
-benchmark's lakes the remaining mixed clusters were made by a few template links between a reseller (whose
-accounts forward real customers' prompts) or a hydra and a benign developer: 12 of a 248-account cluster's 777
-links joined campaign and benign accounts, and 11 benign enterprise agents and batch pipelines in it inherited the
-cluster's extraction labels. So a link without a shared payment method must also be *embedded*: its two accounts
-share at least min(MIN_SHARED_NEIGHBOURS, smaller degree - 1) linked neighbours (`supported_links`). A pair or a
-triangle on its own stays linked; a bridge between two groups does not. On the three benchmark lakes this cut the
-accounts in clusters mixing benign and campaign members from 296 / 248 / 212 to 96 / 17 / 51, and the largest
-cluster from 231 / 248 / 151 to 101 / 81 / 64 accounts, while as many campaign accounts stayed clustered (159 /
-180 / 154 before and after, give or take 5). Clusters are the connected components of the supported links.
+bridge the hydra into its own community. Clusters are the connected components of that graph. On the extended
+scenario (seed 1, 3,000 accounts) this took the largest cluster from 2,306 accounts to 231.
 
 Nothing is all-pairs. Pairs are drawn only inside an artefact's group, and groups are small by construction
 (IP prefixes <= max_accounts_per_prefix accounts, templates <= DEFAULT_MAX_ACCOUNTS_PER_TEMPLATE, timing bands <=
@@ -90,7 +79,6 @@ PAYMENT_STRENGTH = 10
 TEMPLATES_PER_POINT = 1
 MIN_LINK_STRENGTH = 4
 KEEP_STRONGEST_LINKS = 10
-MIN_SHARED_NEIGHBOURS = 2
 PAIR_GROUP_LIMIT = 50
 RING_NEIGHBOURS = 5
 DEFAULT_MAX_ITERATIONS = 40
@@ -224,27 +212,6 @@ def cluster_links(evidence: DataFrame, *, min_strength: int = MIN_LINK_STRENGTH,
     return candidates.join(mutual.select("src", "dst"), ["src", "dst"])
 
 
-def supported_links(links: DataFrame, *, min_shared: int = MIN_SHARED_NEIGHBOURS) -> DataFrame:
-    """The links clusters are made of (module docstring): those carrying a shared payment method, and those whose two
-    accounts share at least min(min_shared, smaller degree - 1) linked neighbours. Degrees and shared neighbours
-    are counted on `links` (the mutual strongest links, at most KEEP_STRONGEST_LINKS per account, so the
-    neighbour-pair join is bounded by that squared per account)."""
-    ends = (links.select("src", "dst")
-            .unionByName(links.select(F.col("dst").alias("src"), F.col("src").alias("dst"))))
-    degree = ends.groupBy("src").agg(F.count(F.lit(1)).alias("degree"))
-    through = ends.select(F.col("src").alias("a"), F.col("dst").alias("neighbour"))
-    other = ends.select(F.col("src").alias("b"), F.col("dst").alias("neighbour"))
-    shared = (through.join(other, "neighbour").where(F.col("a") < F.col("b"))
-              .groupBy(F.col("a").alias("src"), F.col("b").alias("dst"))
-              .agg(F.count(F.lit(1)).alias("shared_neighbours")))
-    needed = F.least(F.lit(min_shared), F.least("src_degree", "dst_degree") - 1)
-    return (links.join(shared, ["src", "dst"], "left")
-            .join(degree.select("src", F.col("degree").alias("src_degree")), "src")
-            .join(degree.select(F.col("src").alias("dst"), F.col("degree").alias("dst_degree")), "dst")
-            .where((F.col("shared_payment_methods") > 0) | (F.coalesce("shared_neighbours", F.lit(0)) >= needed))
-            .select(*links.columns))
-
-
 def link_edges(accounts: DataFrame, account_daily: DataFrame, feature_date: dt.date, *,
                window_days: int = DEFAULT_WINDOW_DAYS,
                max_accounts_per_prefix: int = DEFAULT_MAX_ACCOUNTS_PER_PREFIX,
@@ -254,7 +221,7 @@ def link_edges(accounts: DataFrame, account_daily: DataFrame, feature_date: dt.d
     IP-prefix artefacts count."""
     members = artefact_members(accounts, account_daily, feature_date, window_days=window_days,
                                max_accounts_per_prefix=max_accounts_per_prefix, requests=requests)
-    return supported_links(cluster_links(link_evidence(artefact_pairs(members))))
+    return cluster_links(link_evidence(artefact_pairs(members)))
 
 
 def artefact_members(accounts: DataFrame, account_daily: DataFrame, feature_date: dt.date, *,

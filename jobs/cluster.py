@@ -79,8 +79,7 @@ def run(spark, settings: Settings, feature_date: dt.date, *,
             accounts, account_daily, feature_date, window_days=window_days,
             max_accounts_per_prefix=max_accounts_per_prefix, requests=requests), "members")
         evidence = stored(spark_clusters.link_evidence(spark_clusters.artefact_pairs(members)), "evidence")
-        mutual = stored(spark_clusters.cluster_links(evidence), "mutual")
-        edges = stored(spark_clusters.supported_links(mutual), "edges")
+        edges = stored(spark_clusters.cluster_links(evidence), "edges")
         components = spark_clusters.connected_components(edges, stored, max_iterations=max_iterations)
         catalog.write_partition(spark_clusters.link_rows(edges, feature_date), settings, "account_links",
                                 feature_date)

@@ -174,40 +174,23 @@ def test_cluster_id_is_derived_from_the_smallest_member(spark, graph, tmp_path):
 
 
 def _chain(spark, length: int):
-    """Links z00 - z01 - ... - zNN; the smallest id is at one end, so its label has to travel the whole chain. (A
-    chain has no triangles, so `supported_links` would cut it: these links go straight to the components.)"""
+    """Accounts z00 <- ... <- zNN linked pairwise through prefixes of their own; the smallest id is at one end, so
+    its label has to travel the whole chain."""
     ids = [f"z{i:02d}" for i in range(length)]
-    return spark.createDataFrame(list(zip(ids, ids[1:])), "src string, dst string"), ids
-
-
-def test_a_bridge_between_two_groups_is_not_a_cluster_link(spark):
-    # two groups of four, every pair linked (each link shares the group's two other accounts); g1-h1 is one strong
-    # template link between them (no shared neighbour: a bridge). g4-h4 shares a payment method, which is evidence
-    # enough on its own. p1-p2 is a pair and t1-t2-t3 a triangle: too small to need neighbours.
-    columns = ("src string, dst string, shared_payment_methods long, shared_ip_prefixes long, "
-               "shared_templates long, synchronised_bands long, strength double")
-    def group(name):
-        return [(f"{name}{i}", f"{name}{j}", 0, 4, 0, 0, 4.0) for i in range(1, 4) for j in range(i + 1, 5)]
-
-    links = spark.createDataFrame([*group("g"), *group("h"), ("g1", "h1", 0, 0, 9, 0, 9.0),
-                                   ("p1", "p2", 0, 0, 5, 0, 5.0), ("t1", "t2", 0, 4, 0, 0, 4.0),
-                                   ("t1", "t3", 0, 4, 0, 0, 4.0), ("t2", "t3", 0, 4, 0, 0, 4.0)], columns)
-    kept = {(r.src, r.dst) for r in spark_clusters.supported_links(links).collect()}
-    assert ("g1", "h1") not in kept
-    assert {("p1", "p2"), ("t1", "t2"), ("t1", "t3"), ("t2", "t3")} <= kept
-    assert len(kept) == 2 * 6 + 4  # both groups whole
-    with_payment = links.unionByName(spark.createDataFrame([("g4", "h4", 1, 0, 0, 0, 10.0)], columns))
-    assert ("g4", "h4") in {(r.src, r.dst) for r in spark_clusters.supported_links(with_payment).collect()}
+    daily = [_day(account, _prefixes(f"p{i}-") + _prefixes(f"p{i + 1}-")) for i, account in enumerate(ids)]
+    return _frames(spark, [_account(a, None) for a in ids], daily), ids
 
 
 def test_long_chain_converges_to_one_component(spark, tmp_path):
-    edges, ids = _chain(spark, 12)
+    (accounts, daily), ids = _chain(spark, 12)
+    edges = spark_clusters.link_edges(accounts, daily, D)
     components = spark_clusters.connected_components(edges, _scratch(spark, tmp_path))
     assert {(r.account_id, r.component) for r in components.collect()} == {(a, "z00") for a in ids}
 
 
 def test_unconverged_components_raise(spark, tmp_path):
-    edges, _ = _chain(spark, 12)
+    (accounts, daily), _ = _chain(spark, 12)
+    edges = spark_clusters.link_edges(accounts, daily, D)
     with pytest.raises(spark_clusters.ComponentsDidNotConverge, match="after 2 iterations"):
         spark_clusters.connected_components(edges, _scratch(spark, tmp_path), max_iterations=2)
 
