@@ -138,8 +138,8 @@ def pandas_engine(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
     oldest = day - dt.timedelta(days=WINDOW - 1)
     sums = [s.name for s in _sum_stats()]
     with frames.frame_engine(settings) as engine:
-        releases = frames.read_table(settings, "model_releases")
-        newest_model, _ = fe.newest_release(releases, fe.day_end_micros(day))
+        releases = frames.table_files(settings, "model_releases")
+        newest_model, _ = fe.newest_release(engine, releases, fe.day_end_micros(day))
 
         def window_rows(first: dt.date, last: dt.date):
             table = frames.read_table(settings, "account_daily",

@@ -1,5 +1,7 @@
 """The frame family of the engine interface: cuDF on a GPU, pandas on CPU, one code path
-(features/frame_engine.py). Tables are read and written with delta-rs; Arrow is the exchange format."""
+(features/frame_engine.py). delta-rs lists the files of the aggregate's and the features' inputs and commits what
+is written; the frame library reads and writes those Parquet files itself. Scoring reads its day through delta-rs
+into Arrow, the exchange format with the rest of the project."""
 
 from __future__ import annotations
 
@@ -33,8 +35,10 @@ class FrameEngines:
         in budget-sized batches."""
         return frames.table_files(settings, name, first_day, last_day)
 
-    def read_table(self, settings: Settings, name: str) -> pa.Table:
-        return frames.read_table(settings, name)
+    def read_table(self, settings: Settings, name: str) -> frames.PartitionFiles:
+        """A lazy handle on a reference table's Parquet files: the frame library reads them (on the GPU for
+        cuDF) where a step needs them, as it reads the window."""
+        return frames.table_files(settings, name)
 
     def from_arrow(self, table: pa.Table) -> pa.Table:
         return table

@@ -40,16 +40,32 @@ def day_end_micros(day: dt.date) -> int:
     return (day + dt.timedelta(days=1) - EPOCH).days * 86_400_000_000
 
 
-def newest_release(model_releases: pa.Table, released_before_micros: int) -> tuple[str | None, int | None]:
+def reference_frame(engine: FrameEngine, source, columns: list[str], timestamps: tuple[str, ...] = ()):
+    """`columns` of a table as a frame: read from its files (`frames.table_files`) by the frame library, which
+    decodes them on the GPU for cuDF, or from rows already in Arrow (tests, a table that does not exist yet), or
+    a frame as it is. `timestamps` become float64 µs since the epoch (missing ones null, or NaN on pandas)."""
+    if isinstance(source, frames.PartitionFiles):
+        frame = engine.read_files(source, columns)
+    elif isinstance(source, pa.Table):
+        frame = engine.from_arrow(source.select(columns))
+    else:
+        frame = source[columns]
+    for name in timestamps:
+        frame[name] = _micros_or_missing(engine, frame[name])
+    return frame
+
+
+def newest_release(engine: FrameEngine, model_releases, released_before_micros: int) -> tuple[str | None, int | None]:
     """(model, released_at in µs) of the latest release strictly before the bound; ties on the time go to the
-    greatest model name (as spark_engine.newest_release)."""
-    releases = frames.timestamps_as_micros(model_releases.select(["model", "released_at"]), ("released_at",))
-    rows = [(r["released_at"], r["model"]) for r in releases.to_pylist()
-            if r["released_at"] is not None and r["released_at"] < released_before_micros]
-    if not rows:
+    greatest model name (as spark_engine.newest_release). The releases are selected in the frame library; only
+    the answer, one name and one time, comes to the host: every row of the day gets that name as a constant,
+    and turning it into a one-row frame to broadcast would cost more than the two scalars."""
+    releases = reference_frame(engine, model_releases, ["model", "released_at"], ("released_at",))
+    released = releases[releases["released_at"] < released_before_micros]
+    if len(released) == 0:
         return None, None
-    released_at, model = max(rows)
-    return model, int(released_at)
+    newest = released.sort_values(["released_at", "model"]).tail(1)
+    return newest["model"].iloc[0], int(newest["released_at"].iloc[0])
 
 
 def _evaluate(expr: Expr, frame):
@@ -70,13 +86,19 @@ def _where_column(stat: DailyStat) -> str:
 
 # --- phase 1: bronze rows -> narrow rows ------------------------------------------------------------------
 
-def reference_frames(engine: FrameEngine, accounts: pa.Table, asn_info: pa.Table):
+def _smallest_per_key(frame, key: str, values: list[str]):
+    """One row per `key`: the smallest non-null of each of `values` (null when a key has none), as Spark's min().
+    A null key is a group of its own, as on Spark (nothing refuses one in a whole-table reference write)."""
+    return frame.groupby(key, sort=False, dropna=False).agg({v: "min" for v in values}).reset_index()
+
+
+def reference_frames(engine: FrameEngine, accounts, asn_info):
     """(asn -> asn_category, account_id -> signup_country), one row per key; min() keeps a duplicated registry
-    row from double counting, as on Spark."""
-    asn = asn_info.group_by("asn").aggregate([("category", "min")]).rename_columns(["asn", "asn_category"])
-    signup = (accounts.group_by("account_id").aggregate([("signup_country", "min")])
-              .rename_columns(["account_id", "signup_country"]))
-    return engine.from_arrow(asn), engine.from_arrow(signup)
+    row from double counting, as on Spark. `accounts` and `asn_info` as `reference_frame` takes them."""
+    asn = _smallest_per_key(reference_frame(engine, asn_info, ["asn", "category"]), "asn", ["category"])
+    signup = _smallest_per_key(reference_frame(engine, accounts, ["account_id", "signup_country"]), "account_id",
+                               ["signup_country"])
+    return asn.rename(columns={"category": "asn_category"}), signup
 
 
 def _is_flag(expr: Expr) -> bool:
@@ -264,24 +286,31 @@ def _bronze(engine: FrameEngine, raw):
     return raw
 
 
-def daily_aggregate(engine: FrameEngine, requests, accounts: pa.Table, model_releases: pa.Table,
-                    asn_info: pa.Table, event_date: dt.date) -> pa.Table:
+def day_references(engine: FrameEngine, accounts, model_releases, asn_info, event_date: dt.date):
+    """(newest model at the end of event_date, asn -> asn_category, account_id -> signup_country): what the
+    aggregate joins the day's requests with."""
+    newest_model, _ = newest_release(engine, model_releases, day_end_micros(event_date))
+    return (newest_model, *reference_frames(engine, accounts, asn_info))
+
+
+def daily_aggregate(engine: FrameEngine, requests, accounts, model_releases, asn_info,
+                    event_date: dt.date) -> pa.Table:
     """One frame of the day's bronze requests -> account_daily rows (Arrow, catalog schema): the in-memory form
-    of what `aggregate_partition` does bucket by bucket."""
-    newest_model, _ = newest_release(model_releases, day_end_micros(event_date))
-    asn_category, signup_country = reference_frames(engine, accounts, asn_info)
+    of what `aggregate_partition` does bucket by bucket. The reference tables as `reference_frame` takes them."""
+    newest_model, asn_category, signup_country = day_references(engine, accounts, model_releases, asn_info,
+                                                                event_date)
     rows = narrow_rows(engine, _bronze(engine, requests[list(daily_stats.BRONZE_INPUTS)].copy()), asn_category,
                        signup_country, newest_model)
     return account_daily_rows(engine, rows, event_date, newest_model)
 
 
-def aggregate_partition(engine: FrameEngine, files: frames.PartitionFiles, accounts: pa.Table,
-                        model_releases: pa.Table, asn_info: pa.Table, event_date: dt.date,
-                        read_bytes: int | None = None, buckets: int | None = None) -> pa.Table:
-    """The day's bronze Parquet files -> account_daily rows, within the engine's memory budget.
+def aggregate_partition(engine: FrameEngine, files: frames.PartitionFiles, accounts, model_releases, asn_info,
+                        event_date: dt.date, read_bytes: int | None = None, buckets: int | None = None) -> pa.Table:
+    """The day's bronze Parquet files -> account_daily rows, within the engine's memory budget; the reference
+    tables as `reference_frame` takes them (their files, read by the frame library, in the jobs).
     `read_bytes` (uncompressed Parquet per read) and `buckets` default to what the budget allows."""
-    newest_model, _ = newest_release(model_releases, day_end_micros(event_date))
-    asn_category, signup_country = reference_frames(engine, accounts, asn_info)
+    newest_model, asn_category, signup_country = day_references(engine, accounts, model_releases, asn_info,
+                                                                event_date)
     read_batches = frames.file_batches(files, read_bytes or engine.memory_budget_bytes // RAW_WORKING_SET_FACTOR)
     buckets = buckets or frames.bucket_count(files.rows * NARROW_BYTES_PER_ROW * NARROW_WORKING_SET_FACTOR,
                                              engine.memory_budget_bytes)
@@ -330,8 +359,8 @@ def window_frame(engine: FrameEngine, daily: pa.Table):
 
 
 def _micros_or_missing(engine: FrameEngine, timestamps):
-    """A nullable timestamp column as float64 µs since the epoch (frames.timestamps_as_micros on a frame): null on
-    cuDF, which keeps nulls through the casts, NaN on pandas, which cannot turn NaT into an integer."""
+    """A nullable timestamp column as float64 µs since the epoch (exact: microsecond epochs stay below 2**53): null
+    on cuDF, which keeps nulls through the casts, NaN on pandas, which cannot turn NaT into an integer."""
     if engine.on_gpu:
         return epoch_micros(engine, timestamps).astype("float64")
     return epoch_micros(engine, timestamps.dropna()).astype("float64").reindex(timestamps.index)
@@ -390,16 +419,14 @@ def window_stats(engine: FrameEngine, daily, listed: dict, feature_date: dt.date
     return engine.xp.DataFrame(columns)
 
 
-def account_inputs(engine: FrameEngine, accounts: pa.Table, feature_date: dt.date):
+def account_inputs(engine: FrameEngine, accounts, feature_date: dt.date):
     """One row per account: registry attributes (the smallest of each when the registry repeats an account, as
     on Spark) plus how many accounts existing at the end of feature_date share its payment fingerprint (itself
-    included when it existed)."""
+    included when it existed). `accounts` as `reference_frame` takes it; creation times come out in µs."""
     end = day_end_micros(feature_date)
     attributes = ["created_at", "verification", "program", "payment_fingerprint"]
-    table = frames.timestamps_as_micros(accounts.select(["account_id", *attributes]), ("created_at",))
-    table = table.group_by("account_id").aggregate([(a, "min") for a in attributes])
-    table = table.select(["account_id", *(f"{a}_min" for a in attributes)]).rename_columns(["account_id", *attributes])
-    rows = engine.from_arrow(table)
+    rows = _smallest_per_key(reference_frame(engine, accounts, ["account_id", *attributes], ("created_at",)),
+                             "account_id", attributes)
     # an unknown creation time counts as existing: the registry has no evidence it did not
     rows["existed_at_feature_date"] = (rows["created_at"] < end) | rows["created_at"].isna()
     rows["feature_day_end"] = rows["created_at"].fillna(0) * 0 + float(end)
@@ -409,11 +436,10 @@ def account_inputs(engine: FrameEngine, accounts: pa.Table, feature_date: dt.dat
     return rows.merge(per_fingerprint, on="payment_fingerprint", how="left")
 
 
-def label_standing(engine: FrameEngine, labels: pa.Table, feature_date: dt.date):
+def label_standing(engine: FrameEngine, labels, feature_date: dt.date):
     """account_id + its latest decision taken by the end of feature_date (ties on the time: the greatest label,
-    as on Spark)."""
-    table = frames.timestamps_as_micros(labels.select(["account_id", "label", "decided_at"]), ("decided_at",))
-    rows = engine.from_arrow(table)
+    as on Spark). `labels` as `reference_frame` takes it."""
+    rows = reference_frame(engine, labels, ["account_id", "label", "decided_at"], ("decided_at",))
     rows = rows[rows["decided_at"] < day_end_micros(feature_date)]
     latest = rows.sort_values(["account_id", "decided_at", "label"]).drop_duplicates("account_id", keep="last")
     return latest[["account_id", "label"]].rename(columns={"label": "standing"})
@@ -429,7 +455,7 @@ def member_requests(engine: FrameEngine, rows, account_ids, feature_date: dt.dat
                                 "member_requests": engine.dense(totals, len(account_ids), 0)})
 
 
-def cluster_inputs(engine: FrameEngine, clusters, registry_rows, volume, labels: pa.Table, feature_date: dt.date):
+def cluster_inputs(engine: FrameEngine, clusters, registry_rows, volume, labels, feature_date: dt.date):
     """account_id + CLUSTER_INPUTS from one day's account_clusters rows (a frame) and what is known of each member.
     `registry_rows` is `account_inputs` (one row per account, creation time in µs); `volume` is `member_requests`
     over every account in the window (members without a row there had no requests)."""
@@ -506,15 +532,16 @@ def _by_account(bucket_outputs: list[pa.Table]) -> pa.Table:
     return table.take(pc.sort_indices(table, [("account_id", "ascending")]))
 
 
-def account_features(engine: FrameEngine, daily: pa.Table | frames.PartitionFiles, accounts: pa.Table,
-                     model_releases: pa.Table, clusters, labels: pa.Table, feature_date: dt.date,
+def account_features(engine: FrameEngine, daily: pa.Table | frames.PartitionFiles, accounts, model_releases,
+                     clusters, labels, feature_date: dt.date,
                      buckets: int | None = None, read_bytes: int | None = None) -> pa.Table:
     """`account_features` rows (Arrow, catalog schema) for feature_date from the account_daily window (its files,
-    or rows in Arrow), the registry and the day's account_clusters (a frame, or Arrow). Accounts are those with a
+    or rows in Arrow), the registry, releases and decisions (as `reference_frame` takes them: the jobs hand over
+    their files) and the day's account_clusters (its files, a frame, or Arrow). Accounts are those with a
     daily row in the longest window, in account order. The window is rolled up bucket by bucket (`window_buckets`);
     within a bucket accounts are codes 0..n-1 and every per-account result is a dense array on those codes. The
     registry and cluster inputs, one row per account, are joined once over all buckets' accounts."""
-    newest_model, newest_released_at = newest_release(model_releases, day_end_micros(feature_date))
+    newest_model, newest_released_at = newest_release(engine, model_releases, day_end_micros(feature_date))
     window = window_buckets(engine, daily, feature_date, buckets, read_bytes)
     windowed, volume = [], []
     for bucket in range(window.count):
@@ -534,10 +561,7 @@ def account_features(engine: FrameEngine, daily: pa.Table | frames.PartitionFile
     account_ids = engine.from_arrow(windowed_table.select(["account_id"]))["account_id"]
     n = len(account_ids)
 
-    if isinstance(clusters, frames.PartitionFiles):
-        clusters = engine.read_files(clusters, list(CLUSTER_COLUMNS))
-    elif isinstance(clusters, pa.Table):
-        clusters = engine.from_arrow(clusters.select(list(CLUSTER_COLUMNS)))
+    clusters = reference_frame(engine, clusters, list(CLUSTER_COLUMNS))
     registry_rows = account_inputs(engine, accounts, feature_date)
     per_account = (engine.xp.DataFrame({"account_id": account_ids, ACCOUNT: engine.array_module.arange(n)})
                    .merge(registry_rows, on="account_id", how="left")

@@ -78,10 +78,13 @@ class FrameEngine:
     def read_files(self, files: PartitionFiles, columns: list[str]):
         """`columns` of a Delta table's files (from `table_files`) as one frame; cuDF decodes them on the GPU in
         one read_parquet. A partitioned table's Parquet files do not hold the partition column: when `columns`
-        names it, it is added back from each file's partition value (as datetime64[s])."""
+        names it, it is added back from each file's partition value (as datetime64[s]). An unpartitioned (reference)
+        table is read the same way, all of its files."""
         if not files.paths:  # no partition in range: no rows, but the columns and types the table declares
             empty = catalog.table(files.table).schema.empty_table().select(columns)
-            return self.from_arrow(dates_as_timestamps(empty, files.partition_column))
+            if files.partition_column in columns:
+                empty = dates_as_timestamps(empty, files.partition_column)
+            return self.from_arrow(empty)
         stored = [c for c in columns if c != files.partition_column]
         if self.on_gpu:
             frame = self.xp.read_parquet(list(files.paths), columns=stored)
@@ -300,14 +303,14 @@ def check_readable(table_uri: str) -> None:
 
 @dataclass(frozen=True)
 class PartitionFiles:
-    """The active Parquet files of some date partitions of a Delta table, with what sizing and reading them
-    needs from their footers and from the Delta log."""
+    """The active Parquet files of some date partitions of a Delta table (of all of an unpartitioned one), with
+    what sizing and reading them needs from their footers and from the Delta log."""
     table: str
     paths: tuple[str, ...]
     file_bytes: tuple[int, ...]  # uncompressed bytes of the wanted columns, per file
     file_rows: tuple[int, ...]
-    partition_column: str
-    partition_values: tuple[dt.date, ...]  # per file: the partition column is not stored in the file
+    partition_column: str | None  # None: the table is not partitioned
+    partition_values: tuple[dt.date | None, ...]  # per file: the partition column is not stored in the file
 
     @property
     def rows(self) -> int:
@@ -334,31 +337,38 @@ def _readable_uri(settings: Settings, name: str) -> str:
     return uri
 
 
-def table_files(settings: Settings, name: str, first_day: dt.date, last_day: dt.date,
+def table_files(settings: Settings, name: str, first_day: dt.date | None = None, last_day: dt.date | None = None,
                 columns: list[str] | None = None) -> PartitionFiles:
-    """The active Parquet files of the date partitions first_day..last_day, after the protocol check (files of a
-    table with deletion vectors or column mapping do not mean what they hold), with each file's partition value
-    and row count and the uncompressed size of `columns` (all columns when None) from the Parquet footers, which
-    is what sizing the buckets needs."""
+    """The active Parquet files of the date partitions first_day..last_day (of every file when the table is not
+    partitioned, and then no dates are given), after the protocol check (files of a table with deletion vectors or
+    column mapping do not mean what they hold), with each file's partition value and row count and the
+    uncompressed size of `columns` (all columns when None) from the Parquet footers, which is what sizing the
+    buckets needs."""
     import urllib.parse
 
     import pyarrow.parquet as pq
     from deltalake import DeltaTable
 
     uri = _readable_uri(settings, name)
-    column = catalog.table(name).partition_by[0]
+    partition_by = catalog.table(name).partition_by
+    column = partition_by[0] if partition_by else None
+    if (column is None) != (first_day is None) or (first_day is None) != (last_day is None):
+        raise ValueError(f"{name}: a date range is needed for a partitioned table and refused for an unpartitioned "
+                         f"one (partitioned by {list(partition_by)}, range {first_day}..{last_day})")
     table = DeltaTable(uri)
-    actions = pa.table(table.get_add_actions(flatten=True)).select(["path", f"partition.{column}"])
+    actions = pa.table(table.get_add_actions(flatten=True))
+    relatives = actions.column("path").to_pylist()
+    values = actions.column(f"partition.{column}").to_pylist() if column else [None] * len(relatives)
     root = table.table_uri.rstrip("/")
     wanted = set(columns) if columns else None
-    chosen: list[tuple[str, dt.date]] = []
-    for relative, value in zip(actions.column(0).to_pylist(), actions.column(1).to_pylist()):
-        if value is not None and first_day <= value <= last_day:
+    chosen: list[tuple[str, dt.date | None]] = []
+    for relative, value in zip(relatives, values):
+        if column is None or (value is not None and first_day <= value <= last_day):
             # the log holds paths percent-encoded once more than the file names on storage
             path = urllib.parse.unquote(relative)
             full = path if "://" in path or path.startswith("/") else f"{root}/{path}"
             chosen.append((_local_path(full) or full, value))
-    chosen.sort()
+    chosen.sort(key=lambda c: c[0])
     file_bytes, file_rows = [], []
     for path, _ in chosen:
         meta = pq.ParquetFile(path).metadata
@@ -432,19 +442,6 @@ def read_table(settings: Settings, name: str, filters=None) -> pa.Table:
     """A (small) table, or the rows `filters` keep, as Arrow after the protocol check."""
     _readable_uri(settings, name)
     return catalog.read_arrow(settings, name, filters=filters)
-
-
-def timestamps_as_micros(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
-    """Timestamp columns -> float64 microseconds since the epoch (null stays null).
-
-    Both libraries then do plain arithmetic on them (hour buckets, durations) with one code path: cuDF's
-    and pandas' timezone-aware datetime support differ, numbers do not. Microsecond epochs stay below 2**53,
-    so float64 holds them exactly."""
-    for name in columns:
-        index = table.schema.get_field_index(name)
-        micros = pc.cast(pc.cast(table.column(name), pa.timestamp("us", tz="UTC")), pa.int64())
-        table = table.set_column(index, name, pc.cast(micros, pa.float64()))
-    return table
 
 
 def dates_as_timestamps(table: pa.Table, column: str) -> pa.Table:

@@ -198,6 +198,29 @@ def test_window_read_through_the_frame_library_equals_delta(spark_lake, frame_en
     assert_tables_match(expected, read.cast(expected.schema), ["event_date", "account_id"])
 
 
+def test_reference_tables_read_through_the_frame_library_equal_delta(spark_lake, frame_engine_name):
+    """An unpartitioned (reference) table's files read by the frame library: the rows delta-rs reads. A date range
+    is refused for such a table and required for a partitioned one; a table without files reads as no rows with
+    the declared columns."""
+    settings = _engine_settings(spark_lake[0], frame_engine_name)
+    with frames.frame_engine(settings) as engine:
+        for name in ("accounts", "model_releases", "asn_info", "enforcement_labels"):
+            files = frames.table_files(settings, name)
+            assert files.partition_column is None and files.paths
+            columns = catalog.table(name).schema.names
+            expected = catalog.read_arrow(settings, name).select(columns)
+            read = engine.to_arrow(engine.read_files(files, columns)).cast(expected.schema)
+            order = [(c, "ascending") for c in columns]
+            assert read.num_rows == expected.num_rows > 0
+            assert read.sort_by(order).equals(expected.sort_by(order)), name
+        empty = frames.PartitionFiles("enforcement_labels", (), (), (), None, ())
+        assert list(engine.read_files(empty, ["account_id", "decided_at"]).columns) == ["account_id", "decided_at"]
+    with pytest.raises(ValueError, match="refused for an unpartitioned"):
+        frames.table_files(settings, "accounts", FIRST, FIRST)
+    with pytest.raises(ValueError, match="needed for a partitioned"):
+        frames.table_files(settings, "account_daily")
+
+
 def test_window_read_refuses_a_table_with_deletion_vectors(settings):
     from deltalake import write_deltalake
 
