@@ -91,7 +91,9 @@ class FrameEngine:
         else:
             import pyarrow.parquet as pq
 
-            frame = self.from_arrow(pa.concat_tables([pq.read_table(p, columns=stored) for p in files.paths]))
+            # promote: files of one table written by different writers (Sail, delta-rs) differ in nullability
+            frame = self.from_arrow(pa.concat_tables([pq.read_table(p, columns=stored) for p in files.paths],
+                                                     promote_options="default"))
         if files.partition_column in columns:
             seconds = [(value - EPOCH_DATE).days * 86_400 for value in files.partition_values]
             values = self.xp.Series(seconds, dtype="int64").repeat(list(files.file_rows)).reset_index(drop=True)

@@ -198,6 +198,24 @@ def test_window_read_through_the_frame_library_equals_delta(spark_lake, frame_en
     assert_tables_match(expected, read.cast(expected.schema), ["event_date", "account_id"])
 
 
+def test_files_from_different_writers_read_as_one_frame(spark_lake, frame_engine_name, tmp_path):
+    """A table's files need not agree on nullability (Sail writes `requests` as not null, delta-rs and the frame
+    engines as nullable): the engine benchmark's lake, whose window mixes both, failed to read before."""
+    import pyarrow.parquet as pq
+
+    strict = pa.schema([pa.field("account_id", pa.string()), pa.field("requests", pa.int64(), nullable=False)])
+    paths = (str(tmp_path / "sail.parquet"), str(tmp_path / "delta-rs.parquet"))
+    pq.write_table(pa.table({"account_id": ["a"], "requests": [3]}, schema=strict), paths[0])
+    pq.write_table(pa.table({"account_id": ["b"], "requests": [None]}, schema=pa.schema(
+        [pa.field("account_id", pa.string()), pa.field("requests", pa.int64())])), paths[1])
+    files = frames.PartitionFiles("account_daily", paths, (0, 0), (1, 1), "event_date", (DATES[0], DATES[1]))
+    with frames.frame_engine(_engine_settings(spark_lake[0], frame_engine_name)) as engine:
+        read = engine.to_arrow(engine.read_files(files, ["account_id", "requests", "event_date"]))
+    assert read.column("account_id").to_pylist() == ["a", "b"]
+    assert read.column("requests").to_pylist() == [3, None]
+    assert read.column("event_date").cast(pa.date32()).to_pylist() == [DATES[0], DATES[1]]
+
+
 def test_reference_tables_read_through_the_frame_library_equal_delta(spark_lake, frame_engine_name):
     """An unpartitioned (reference) table's files read by the frame library: the rows delta-rs reads. A date range
     is refused for such a table and required for a partitioned one; a table without files reads as no rows with
