@@ -2,32 +2,33 @@
 
 The supervised model finds what it was shown. Novelty asks a different question: how far does this account sit
 from the (mostly benign) population on the behaviours extraction needs, in the direction extraction pushes them?
-Per signal, a robust z-score against the median and MAD of the benign reference (the training set's unlabelled
-snapshots, optionally only established accounts': models/train.py `benign_reference`), one-sided (volume of reasoning asks up,
-timing regularity up, capability breadth down, ...); each family below summarises some of them and turns the
-summary into its percentile among those same snapshots (0..1, so a benign account's novelty is about uniform). No
-label is used anywhere.
-
+No label is used anywhere. Each family below turns an account into one raw number and that number into its
+percentile among the training set's unlabelled snapshots (0..1, so a benign account's novelty is about uniform).
 The reference (medians, scales, percentiles) is fitted once per model version and stored on it, so scoring is the
 same on every engine and every day.
 
-Two families of novelty. Benign automation (enterprise agents, startups, judge harnesses) legitimately runs 24/7
-from cloud addresses with regular timing, so a novelty over every signal ranks it with the campaigns: in the detection
-benchmark the low-and-slow hydra, whose only tell is what it buys, was 8-32% found by it at 1% FPR. So:
+Two families. Benign automation (enterprise agents, startups, judge harnesses) legitimately runs 24/7 from cloud
+addresses with regular timing, so a novelty over every signal ranks it with the campaigns; the low-and-slow hydra,
+whose only tell is what it buys, hides in that crowd. So:
 
-- **behaviour**: every signal in SIGNALS, the mean of the TOP_K largest deviations (finds the reseller and the
-  labelled look-alikes' automation);
-- **harvest yield**: only the output/input token ratio (HARVEST_YIELD_SIGNALS), the larger deviation of its 7- and
-  28-day windows. A distiller buys long completions for short prompts; paraphrasing or softening the prompts
-  evades every prompt pattern but not the yield, which is the point of the purchase. Alone, the 28-day ratio finds
-  86-97% of the low-and-slow hydra and all of the paraphrased elicitation at 1% FPR.
+- **behaviour**: per signal in SIGNALS a one-sided robust z-score against the reference's median and MAD (volume
+  of reasoning asks up, timing regularity up, capability breadth down, ...), the mean of the TOP_K largest. Finds
+  the reseller mixing extraction into established accounts, and the labelled look-alikes' automation.
+- **harvest yield**: what a distiller buys, long completions for short prompts. Paraphrasing or softening the
+  prompts evades every prompt pattern, but not the yield, which is the point of the purchase. The raw number is
+  the account's 28-day output/input token ratio shrunk towards the population's typical ratio by
+  YIELD_PRIOR_INPUT_TOKENS of prior input (about one prompt), on a log scale: a chat user whose two requests got
+  long answers has a large ratio by chance, an account that bought 60k output tokens for 7k input tokens has it
+  by design. Its percentiles come from the *established* accounts of the reference only (at least
+  YIELD_REFERENCE_MIN_AGE_DAYS old on their snapshot date): the reference is unlabelled, and the young hydras this
+  family should find crowd the top of exactly this signal (5-8% of the unlabelled snapshots in the benchmark
+  lakes), which capped their own percentiles below any tier.
 
 Combination. All scores are put on one scale first: the share of the benign reference an account outranks, its
-*risk percentile*. The supervised model's raw probabilities are no
-such scale: under positive-unlabelled training an unlabelled member of a labelled hydra gets 0.002 while it still
-outranks 99% of benign accounts, and a max() on raw values let the benign novelty tail (lifted to 0.4-0.9) bury
-whole labelled campaigns in the detection benchmark (recall at 1% FPR 12% with the raw max, 98% on the ranking).
-The final score is
+*risk percentile*. The supervised model's raw probabilities are no such scale: under positive-unlabelled training
+an unlabelled member of a labelled hydra gets 0.002 while it still outranks 99% of benign accounts, and a max() on
+raw values let the benign novelty tail bury whole labelled campaigns (recall at 1% FPR 12% with the raw max, 98% on
+the ranking). The final score is
 
     max(supervised percentile, max over families of 1 - budget_divisor x (1 - family percentile))
 
@@ -35,38 +36,33 @@ so a family alone lifts an account to percentile q only when it is budget_diviso
 tier, each family's label-free lifts take at most 1/budget_divisor of the benign budget. The tiers are calibrated on
 the final score. Scoring explains a lift by novelty with the family and the signal that drove it.
 
-Why the harvest-yield tail is extrapolated. The reference is unlabelled, so it holds the very campaign accounts
-novelty should find, and they crowd the top of exactly this signal (1-3% of the reference's snapshots in the
-benchmark lakes, all at its top). Empirical percentiles then cap every one of them below ~0.97, where a lift never
-reaches a tier. Above the reference's 95th percentile the family's percentiles follow an exponential tail of
-log(1 + deviation) fitted between its 80th and 95th percentiles, where campaigns are too few to move it (TAIL_FIT).
-
 Measured offline on the three kept lakes of the detection benchmark (recall over all unlabelled campaign accounts
-at 0.1% / 1% benign FPR; the rerun of the real pipeline matched such figures to the decimal):
-- behaviour alone, divisor 3 (stop 16): 33% / 56%;
-- plus a family of every content signal (yield, reasoning asks, max-token saturation, extraction-like requests),
-  divisor 2, extrapolated: 35% / 62% (benign heavy reasoning users crowd it; the prompt signals stay in behaviour);
-- plus harvest yield, divisor 3 / **2** / 1.5 / 1: 34% / 60%, **37% / 65%**, 38% / 69%, 37% / 73% (the smaller
-  the divisor, the more of each tier's budget yield's lifts may take: at 1 the labelled look-alikes and the
-  reseller give way). The divisor is 2, not 1.5, because of the classic scenario, whose campaigns are all labelled
-  look-alikes: on the demo's lake (18,814 unlabelled benign accounts) recall at 0.1% / 1% FPR was 50.6% / 75.7%
-  without the yield family, 50.5% / 73.9% with divisor 2 and 47.0% / 66.6% with 1.5 (at 0.01%, 39.7% without it,
-  27% with any divisor under 4: the yield tail puts one or two benign accounts at the very top);
-- with divisor 1.5, the tail fitted over 70-90th, 85-95th or 90-97th percentiles instead: 63-68% at 1%; for the
-  content family, a linear instead of log tail: 72% at 1% but 22% at 0.1% (the benign tail is heavier than
-  exponential);
-- scored against the benign accounts' own percentiles (ground truth, so offline only): 66-72% at 1% FPR, so the
-  calibration is no longer what holds the yield family back.
-Divisor 10, 3, 1 for behaviour alone gave 50%, 56%, 48% at 1% FPR: at 10 the reseller mixing extraction into
-established accounts was never found.
+at 0.01% / 0.1% / 1% benign FPR, the pipeline's own code; the rerun of the real pipeline matched such figures to
+the decimal), and on the demo's classic lake:
+- behaviour alone, divisor 3 (stop 16): - / 33% / 56%;
+- plus the stop-17 yield family (the larger robust deviation of the 7- and 28-day ratios, unshrunk, percentiles of
+  every unlabelled snapshot with a tail extrapolated from their 80-95th percentiles, divisor 2): 18% / 37% / 65%;
+- plus this family, divisor 3: **32% / 57% / 86%** (the low-and-slow hydra 50% -> 83%, paraphrased elicitation
+  48% -> 93% at 1%). Each change counts: unshrunk but established reference 24% / 50% / 79%; shrunk but every
+  snapshot as reference 20% / 44% / 81%. Prior input 100 / 200 / 300 / 500 tokens: 83% / 85% / 86% / 86% at 1%,
+  but 55% / 56% / 57% / 47% at 0.1%. Reference age 14, 30 or 60 days: within a point. Divisor 2 / 3 / 4: 49% /
+  57% / 55% at 0.1%, 88% / 86% / 84% at 1%. The 7-day ratio besides the 28-day one: 48% / 85%.
+- On the demo's classic lake, whose campaigns are all labelled look-alikes, recall at 1% stays 74%, at 0.1% it
+  falls from 50% to 40%: the budget the yield family takes at the high tier is budget the supervised model's
+  catches of labelled hydras had.
+Divisor 10, 3, 1 for behaviour alone gave 50%, 56%, 48% at 1% FPR: at 10 the reseller was never found.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 # (feature column, direction): +1 when extraction pushes the value up, -1 when it pushes it down
 SIGNALS: tuple[tuple[str, int], ...] = (
@@ -77,27 +73,51 @@ SIGNALS: tuple[tuple[str, int], ...] = (
     ("hosting_proxy_share_7d", +1), ("distinct_ip_prefixes_7d", +1), ("newest_model_share_7d", +1),
     ("cluster_size", +1), ("cluster_new_account_share", +1), ("cluster_payment_share", +1),
 )
-# output/input token ratio: what a distiller buys, whatever the prompts look like (module docstring)
-HARVEST_YIELD_SIGNALS = frozenset({"output_input_ratio_7d", "output_input_ratio_28d"})
 TOP_K = 3
-# (fit from, extrapolate above): reference percentiles of an extrapolated family's exponential tail (docstring)
-TAIL_FIT = (0.80, 0.95)
+# harvest yield (module docstring): the ratio it explains with, and the token counts it is shrunk from
+YIELD_RATIO, YIELD_OUTPUT, YIELD_INPUT = "output_input_ratio_28d", "output_tokens_28d", "input_tokens_28d"
+YIELD_PRIOR_INPUT_TOKENS = 300.0
+YIELD_REFERENCE_MIN_AGE_DAYS = 30
+AGE_COLUMN = "account_age_days"
+# fewer established snapshots than this and a family's reference is every unlabelled snapshot (a young lake)
+MIN_FAMILY_REFERENCE = 100
 
 
 @dataclass(frozen=True)
 class Family:
-    """One label-free view of an account: which signals, how their deviations are summarised, how much of each tier's
-    benign budget its lifts may take, and whether its tail is extrapolated past a contaminated reference."""
+    """One label-free view of an account: its raw novelty (`raw(values, columns, ref, deviations)` -> (raw per row,
+    index into ref.columns of the signal that explains it)), the columns it needs, how much of each tier's benign
+    budget its lifts may take, and how old a reference snapshot must be to calibrate it (0: every one)."""
     name: str
-    signals: frozenset[str] | None  # None: every declared signal
-    top_k: int
+    raw: Callable[..., tuple[np.ndarray, np.ndarray]]
+    needs: frozenset[str]
     budget_divisor: float
-    extrapolated_tail: bool
+    reference_min_age_days: int = 0
+
+
+def _top_deviations(values: np.ndarray, columns: list[str], ref: NoveltyReference, deviations: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the TOP_K largest one-sided robust z-scores, and the largest one's signal."""
+    k = min(TOP_K, deviations.shape[1])
+    return np.sort(deviations, axis=1)[:, -k:].mean(axis=1), deviations.argmax(axis=1)
+
+
+def _shrunk_yield(values: np.ndarray, columns: list[str], ref: NoveltyReference, deviations: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """log((output + prior x typical ratio) / (input + prior)) over 28 days; explained by the 28-day ratio."""
+    index = {c: i for i, c in enumerate(columns)}
+    output = np.nan_to_num(values[:, index[YIELD_OUTPUT]].astype(np.float64), nan=0.0)
+    input_ = np.nan_to_num(values[:, index[YIELD_INPUT]].astype(np.float64), nan=0.0)
+    signal = ref.columns.index(YIELD_RATIO)
+    typical = max(ref.centers[signal], MIN_SCALE)
+    raw = np.log((output + YIELD_PRIOR_INPUT_TOKENS * typical) / (input_ + YIELD_PRIOR_INPUT_TOKENS))
+    return raw, np.full(len(values), signal, dtype=np.int64)
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("behaviour", None, TOP_K, 3.0, extrapolated_tail=False),
-    Family("harvest yield", HARVEST_YIELD_SIGNALS, 1, 2.0, extrapolated_tail=True),
+    Family("behaviour", _top_deviations, frozenset(), 3.0),
+    Family("harvest yield", _shrunk_yield, frozenset({YIELD_RATIO, YIELD_OUTPUT, YIELD_INPUT}), 3.0,
+           reference_min_age_days=YIELD_REFERENCE_MIN_AGE_DAYS),
 )
 FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
 # Percentile grid of the stored references: 1% steps, then ever finer towards the top, where tiers live (the 99.99th
@@ -107,8 +127,9 @@ PERCENTILE_POINTS = tuple(float(p) for p in np.unique(np.concatenate(
 MIN_SCALE = 1e-6
 COMBINATION = ("max(supervised percentile, " + ", ".join(
     f"1 - {f.budget_divisor:g} x (1 - {f.name} novelty percentile)" for f in FAMILIES) + "), percentiles of the "
-    f"benign reference (models/train.py benign_reference); the harvest yield tail extrapolated above its "
-    f"{TAIL_FIT[1]:.0%} point")
+    f"benign reference (models/train.py benign_reference); harvest yield = 28-day output/input tokens shrunk by "
+    f"{YIELD_PRIOR_INPUT_TOKENS:g} prior input tokens, ranked among reference accounts "
+    f"{YIELD_REFERENCE_MIN_AGE_DAYS}+ days old")
 
 
 @dataclass(frozen=True)
@@ -117,20 +138,30 @@ class NoveltyReference:
     directions: tuple[int, ...]
     centers: tuple[float, ...]
     scales: tuple[float, ...]
-    percentiles: tuple[tuple[float, ...], ...]  # per family: its raw novelty at PERCENTILE_POINTS of the reference
+    percentiles: tuple[tuple[float, ...], ...]  # per family: its raw novelty at PERCENTILE_POINTS of its reference
     supervised_percentiles: tuple[float, ...] = ()  # the supervised score at PERCENTILE_POINTS, same population
     population: int = 0  # reference snapshots: percentiles above 1 - 1/population are extrapolated (_percentile)
     families: tuple[str, ...] = ("behaviour",)  # names in FAMILIES, one per entry of `percentiles`
+    family_populations: tuple[int, ...] = ()  # per family, the snapshots its percentiles come from (() = population)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> NoveltyReference:
+        from lake.errors import MissingInputError
+
         values = json.loads(text)
         percentiles = values.pop("percentiles")
         if percentiles and not isinstance(percentiles[0], list):  # a version from before families: behaviour only
             percentiles = [percentiles]
+        if not values.get("family_populations"):
+            # stop-17 versions: their "harvest yield" is another number (an unshrunk deviation), so its stored
+            # percentiles cannot rank today's; a silent re-reading would shift every tier
+            unknown = [name for name in values.get("families", ()) if name != "behaviour"]
+            if unknown:
+                raise MissingInputError(f"this model version's novelty reference was fitted for an older definition "
+                                        f"of {', '.join(unknown)}; retrain it (distillguard train) to score with it")
         return cls(**{k: v if isinstance(v, int) else tuple(v) for k, v in values.items()},
                    percentiles=tuple(tuple(p) for p in percentiles))
 
@@ -142,32 +173,28 @@ def _deviations(values: np.ndarray, columns: list[str], ref: NoveltyReference) -
     return np.clip(np.nan_to_num(z, nan=0.0), 0.0, None)
 
 
-def _family_columns(family: Family, ref_columns: tuple[str, ...]) -> list[int]:
-    return [i for i, c in enumerate(ref_columns) if family.signals is None or c in family.signals]
-
-
-def _raw(deviations: np.ndarray, family: Family, ref_columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(the family's raw novelty, index into ref_columns of its strongest deviation) per row."""
-    used = _family_columns(family, ref_columns)
-    if not used:
-        return np.zeros(len(deviations)), np.zeros(len(deviations), dtype=np.int64)
-    picked = deviations[:, used]
-    k = min(family.top_k, len(used))
-    raw = np.sort(picked, axis=1)[:, -k:].mean(axis=1)
-    # log(1 + deviation) where the tail is extrapolated: an exponential tail in it is a power law in the deviation,
-    # closer to the yield's heavy benign tail (the module docstring has the comparison)
-    return (np.log1p(raw) if family.extrapolated_tail else raw), np.asarray(used)[picked.argmax(axis=1)]
-
-
 def _quantiles(values: np.ndarray) -> tuple[float, ...]:
     if not values.size:
         return tuple(0.0 for _ in PERCENTILE_POINTS)
     return tuple(map(float, np.quantile(values, PERCENTILE_POINTS)))
 
 
+def _family_reference(family: Family, values: np.ndarray, columns: list[str]) -> np.ndarray:
+    """The rows a family's percentiles come from: every one, or the established accounts' when there are enough."""
+    if not family.reference_min_age_days or AGE_COLUMN not in columns:
+        return np.ones(len(values), dtype=bool)
+    established = values[:, columns.index(AGE_COLUMN)] >= family.reference_min_age_days
+    if established.sum() < MIN_FAMILY_REFERENCE:
+        log.warning("only %d reference snapshots of accounts %d+ days old; %s novelty is ranked among all %d",
+                    established.sum(), family.reference_min_age_days, family.name, len(values))
+        return np.ones(len(values), dtype=bool)
+    return established
+
+
 def fit_reference(values: np.ndarray, columns: list[str], supervised: np.ndarray) -> NoveltyReference:
-    """Medians, MAD scales, and each family's raw-novelty and the supervised-score percentiles of the unlabelled
-    training snapshots (`values`, and the supervised model's scores of the same rows)."""
+    """Medians, MAD scales, the supervised-score percentiles of the unlabelled training snapshots (`values`, and the
+    supervised model's scores of the same rows), and the raw-novelty percentiles of each family whose columns are
+    there, over its own reference rows (Family.reference_min_age_days)."""
     used = [(c, d) for c, d in SIGNALS if c in columns]
     index = {c: i for i, c in enumerate(columns)}
     picked = values[:, [index[c] for c, _ in used]].astype(np.float64)
@@ -179,10 +206,12 @@ def fit_reference(values: np.ndarray, columns: list[str], supervised: np.ndarray
     ref = NoveltyReference(tuple(c for c, _ in used), tuple(d for _, d in used), tuple(map(float, centers)),
                            tuple(map(float, scales)), ())
     deviations = _deviations(values, columns, ref)
-    percentiles = tuple(_quantiles(_raw(deviations, family, ref.columns)[0]) for family in FAMILIES)
+    fitted = [f for f in FAMILIES if f.needs <= set(columns)]
+    rows = [_family_reference(f, values, columns) for f in fitted]
+    percentiles = tuple(_quantiles(f.raw(values[r], columns, ref, deviations[r])[0]) for f, r in zip(fitted, rows))
     return NoveltyReference(ref.columns, ref.directions, ref.centers, ref.scales, percentiles,
                             _quantiles(np.asarray(supervised, dtype=np.float64)), int(len(values)),
-                            tuple(f.name for f in FAMILIES))
+                            tuple(f.name for f in fitted), tuple(int(r.sum()) for r in rows))
 
 
 TAIL_ANCHOR = 0.99
@@ -192,17 +221,14 @@ def _point_index(point: float) -> int:
     return int(np.abs(np.asarray(PERCENTILE_POINTS) - point).argmin())
 
 
-def _percentile(values: np.ndarray, quantiles: tuple[float, ...], population: int, transform=None,
-                tail_fit: tuple[float, float] | None = None) -> np.ndarray:
+def _percentile(values: np.ndarray, quantiles: tuple[float, ...], population: int, transform=None) -> np.ndarray:
     """The share of the reference population below each value (0..1), strictly increasing beyond the reference.
 
     Inside the reference: interpolated on the grid (a value repeated across many grid points, 0 for the quiet
     majority, maps to its lowest one). Above the highest percentile the population resolves (1 - 1/population),
     an exponential tail fitted through that point and the TAIL_ANCHOR percentile: without it every account beyond
     the reference's maximum tied at 1.0, and a tier bound set among ties flags all of them or none (in the detection
-    benchmark, recall at 0.1% FPR fell to 0). `tail_fit` = (from, above) starts the tail lower, fitted between those
-    two percentiles, for a reference whose top is not trusted. `transform` (the logit, for probabilities) spreads
-    the tail first."""
+    benchmark, recall at 0.1% FPR fell to 0). `transform` (the logit, for probabilities) spreads the tail first."""
     points = np.asarray(PERCENTILE_POINTS)
     grid = np.asarray(quantiles, dtype=np.float64)
     x = np.asarray(values, dtype=np.float64)
@@ -210,13 +236,10 @@ def _percentile(values: np.ndarray, quantiles: tuple[float, ...], population: in
         grid, x = transform(grid), transform(x)
     anchor = _point_index(TAIL_ANCHOR)
     top = max(int(np.searchsorted(points, 1.0 - 1.0 / max(population, 2), side="right")) - 1, anchor)
-    if tail_fit is not None and grid[_point_index(tail_fit[1])] > grid[_point_index(tail_fit[0])]:
-        # (a flat fit range, most of the reference at one value, has no slope to extrapolate: the default tail then)
-        anchor, top = _point_index(tail_fit[0]), _point_index(tail_fit[1])
     inside = np.interp(x, grid[:top + 1], points[:top + 1])
     decades = np.log((1.0 - points[anchor]) / (1.0 - points[top])) if top > anchor else 1.0
     scale = max((grid[top] - grid[anchor]) / decades, 1e-9 * (abs(grid[top]) + 1.0))
-    tail = 1.0 - (1.0 - points[top]) * np.exp(-(x - grid[top]) / scale)
+    tail = 1.0 - (1.0 - points[top]) * np.exp(-np.maximum(x - grid[top], 0.0) / scale)
     return np.where(x <= grid[0], 0.0, np.where(x > grid[top], tail, inside))
 
 
@@ -239,18 +262,28 @@ class FamilyNovelty:
 def novelty(values: np.ndarray, columns: list[str], ref: NoveltyReference) -> list[FamilyNovelty]:
     """Each family the reference was fitted with, scored for every row."""
     deviations = _deviations(values, columns, ref)
+    populations = ref.family_populations or (ref.population,) * len(ref.families)
     scored = []
-    for name, quantiles in zip(ref.families, ref.percentiles):
+    for name, quantiles, population in zip(ref.families, ref.percentiles, populations, strict=True):
         family = FAMILY_BY_NAME[name]
-        raw, signal = _raw(deviations, family, ref.columns)
-        percentile = _percentile(raw, quantiles, ref.population,
-                                 tail_fit=TAIL_FIT if family.extrapolated_tail else None)
-        scored.append(FamilyNovelty(family, percentile, signal))
+        raw, signal = family.raw(values, columns, ref, deviations)
+        scored.append(FamilyNovelty(family, _percentile(raw, quantiles, population), signal))
     return scored
 
 
 def supervised_percentile(supervised: np.ndarray, ref: NoveltyReference) -> np.ndarray:
     return _percentile(np.asarray(supervised, dtype=np.float64), ref.supervised_percentiles, ref.population, _logit)
+
+
+def tier_bounds_by_construction(ref: NoveltyReference, tier_fprs: tuple[tuple[str, float], ...]
+                                ) -> tuple[tuple[str, float], ...]:
+    """Per tier, the final score a benign account exceeds with probability at most the tier's rate, from the
+    combination's own construction rather than from any labelled or unlabelled holdout: the supervised percentile
+    exceeds 1 - r for a share r of the reference, each family's lift for a share r / budget_divisor, so their max
+    exceeds 1 - r / (1 + sum of 1 / budget_divisor) for at most the tier's rate (union bound). Hidden campaign
+    accounts in the reference only raise its percentiles, which makes these bounds stricter, never looser."""
+    budget = 1.0 + sum(1.0 / FAMILY_BY_NAME[name].budget_divisor for name in ref.families)
+    return tuple((name, 1.0 - rate / budget) for name, rate in tier_fprs)
 
 
 def parse_reference(reference_json: str | None) -> NoveltyReference | None:
@@ -298,6 +331,8 @@ def explanation(ref: NoveltyReference, signal: int, value: float, novelty_score:
     over = "" if window is None else (" over the last day" if window == 1 else f" over {window} days")
     lead = ("buys far longer answers per prompt than accounts do, whatever the labels say" if family == "harvest yield"
             else "unusual for the whole account population, whatever the labels say")
+    among = (f"accounts {FAMILY_BY_NAME[family].reference_min_age_days}+ days old"
+             if FAMILY_BY_NAME[family].reference_min_age_days else "accounts")
     return (f"{lead}: {feature.description}{over} is "
             f"unusually {direction} ({format_value(feature.unit, value)} against a typical "
-            f"{format_value(feature.unit, ref.centers[signal])}); more unusual than {novelty_score:.2%} of accounts")
+            f"{format_value(feature.unit, ref.centers[signal])}); more unusual than {novelty_score:.2%} of {among}")

@@ -35,7 +35,7 @@ from lake.config import Settings
 from models import registry
 from models import novelty
 from models.config import TIER_BENIGN_FPR, TrainingConfig
-from models.metrics import Evaluation, average_precision, evaluate, tier_bounds
+from models.metrics import Evaluation, TierCalibration, average_precision, evaluate, tier_bounds
 from models.training_set import TimeSplit, TrainingSet, split_by_time
 
 log = logging.getLogger(__name__)
@@ -355,6 +355,21 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
     return registry.version_info(client, settings.model_name, version)
 
 
+def _looser_of(holdout: TierCalibration, constructed: tuple[tuple[str, float], ...]) -> TierCalibration:
+    """Per tier, the lower of the holdout quantile and the combination's constructed bound. Each alone keeps benign
+    FPR within the tier's rate, so the lower one does too. Why both: the holdout's negatives are unlabelled, and
+    once the score finds the campaigns hidden among them, they fill the top of the holdout and push its quantile
+    far above any benign account (in the detection benchmark >= elevated realised 0.00-0.04% benign FPR, nominal 1%,
+    and caught 27% of the campaign accounts; the constructed bound 0.07-0.56% and 60%). Where few campaigns hide,
+    the holdout quantile is the lower (the demo's elevated tier)."""
+    bounds = tuple((name, min(bound, dict(constructed)[name])) for name, bound in holdout.bounds)
+    return TierCalibration(bounds, holdout.hidden_positive_share,
+                           f"{holdout.method}, or {CONSTRUCTED_TIERS} where lower")
+
+
+CONSTRUCTED_TIERS = "1 - rate / (1 + sum of 1 / novelty budget divisors) (models/novelty.py)"
+
+
 def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: TrainingConfig,
                        candidate: registry.ModelVersionInfo) -> HoldoutEvaluation:
     """Score the candidate and the current champion on the candidate's holdout; log the metrics, plots and tier
@@ -381,6 +396,9 @@ def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: Tr
     evaluation = _evaluate_holdout(holdout, scores, config)
     in_reference = (holdout["label"] == 1).to_numpy() | holdout.index.isin(benign_reference(holdout, config).index)
     calibration = tier_bounds(labels[in_reference], scores[in_reference], TIER_BENIGN_FPR)
+    reference = novelty.parse_reference(candidate.novelty_reference)
+    if reference is not None and reference.supervised_percentiles:
+        calibration = _looser_of(calibration, novelty.tier_bounds_by_construction(reference, TIER_BENIGN_FPR))
     tiers = calibration.bounds
     champion, champion_pr_auc = champion_on_holdout(client, settings, holdout, columns,
                                                     training_set.feature_set_version)

@@ -7,13 +7,17 @@ import pytest
 
 from models import novelty
 
-COLUMNS = ["cot_elicitation_rate_7d", "interarrival_cv_7d", "output_input_ratio_28d", "account_age_days"]
+COLUMNS = ["cot_elicitation_rate_7d", "interarrival_cv_7d", "output_input_ratio_28d", "account_age_days",
+           "input_tokens_28d", "output_tokens_28d"]
+RATIO, AGE, INPUT, OUTPUT = 2, 3, 4, 5
 
 
 def _population(rows: int, seed: int = 3) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return np.column_stack([rng.beta(1, 20, rows), rng.gamma(2.0, 0.5, rows), rng.lognormal(0.4, 0.5, rows),
-                            rng.uniform(0, 400, rows)])
+    input_tokens = rng.lognormal(8.0, 1.0, rows)
+    ratio = rng.lognormal(0.4, 0.5, rows)
+    return np.column_stack([rng.beta(1, 20, rows), rng.gamma(2.0, 0.5, rows), ratio, rng.uniform(0, 400, rows),
+                            input_tokens, input_tokens * ratio])
 
 
 def _family(scored, name):
@@ -30,30 +34,48 @@ def test_novelty_is_a_percentile_of_the_reference_and_points_at_the_deviating_si
     behaviour = _family(novelty.novelty(values, COLUMNS, ref), "behaviour")
     assert abs(np.mean(behaviour.percentile >= 0.99) - 0.01) < 0.003  # uniform on the reference population
     # all CoT asks; perfectly regular timing; 20 output tokens per input token
-    extreme = np.array([[0.95, 1.0, 1.5, 10.0], [0.0, 0.0, 1.5, 10.0], [0.05, 1.0, 20.0, 10.0]])
+    extreme = np.array([[0.95, 1.0, 1.5, 10.0, 3000, 4500], [0.0, 0.0, 1.5, 10.0, 3000, 4500],
+                        [0.05, 1.0, 20.0, 10.0, 3000, 60_000]])
     scored = novelty.novelty(extreme, COLUMNS, ref)
     behaviour, harvest = _family(scored, "behaviour"), _family(scored, "harvest yield")
     assert behaviour.percentile[0] > 0.999 and behaviour.percentile[1] > 0.5
     assert [ref.columns[i] for i in behaviour.signal] == ["cot_elicitation_rate_7d", "interarrival_cv_7d",
                                                           "output_input_ratio_28d"]
-    # the harvest-yield family reads only the output/input ratio: neither reasoning asks nor timing move it
+    # the harvest-yield family reads only the tokens bought: neither reasoning asks nor timing move it
     assert harvest.percentile[0] < 0.9 and harvest.percentile[1] < 0.9 and harvest.percentile[2] > 0.999
     assert ref.columns[harvest.signal[2]] == "output_input_ratio_28d"
 
 
-def test_harvest_yield_still_ranks_a_campaign_that_crowds_the_top_of_its_own_reference():
-    """The reference is unlabelled: a campaign making up 3% of it, all at the top of the output/input ratio, must
-    still get percentiles a tier can reach (empirical percentiles would cap them near 0.97)."""
-    benign = _population(19_400)
-    campaign = _population(600, seed=9)
-    campaign[:, 2] = np.random.default_rng(10).uniform(8.0, 15.0, len(campaign))  # answers far longer than benign
+def test_harvest_yield_shrinks_the_ratio_of_an_account_that_bought_little():
+    ref = novelty.fit_reference(_population(20_000), COLUMNS, np.random.default_rng(4).uniform(0, 1, 20_000))
+    # the same 12x ratio: one short prompt, and 7k prompt tokens a month
+    accounts = np.array([[0.0, 1.0, 12.0, 10.0, 60, 720], [0.0, 1.0, 12.0, 10.0, 7_000, 84_000]])
+    harvest = _family(novelty.novelty(accounts, COLUMNS, ref), "harvest yield").percentile
+    assert harvest[1] > 0.999 and harvest[0] < 0.99
+
+
+def test_harvest_yield_ranks_a_young_campaign_that_crowds_the_top_of_the_reference_among_established_accounts():
+    """The reference is unlabelled: a young campaign making up 6% of it, all at the top of the yield, must still get
+    percentiles a tier can reach. Ranked among every snapshot they would cap near 0.97."""
+    benign = _population(18_800)
+    campaign = _population(1_200, seed=9)
+    campaign[:, AGE] = np.random.default_rng(11).uniform(0, 20, len(campaign))  # a hydra's accounts are young
+    campaign[:, RATIO] = np.random.default_rng(10).uniform(8.0, 15.0, len(campaign))  # answers far longer
+    campaign[:, OUTPUT] = campaign[:, INPUT] * campaign[:, RATIO]
     reference = np.vstack([benign, campaign])
-    ref = novelty.fit_reference(reference, COLUMNS, np.random.default_rng(4).uniform(0, 1, len(reference)))
-    content = _family(novelty.novelty(reference, COLUMNS, ref), "harvest yield").percentile
-    behaviour = _family(novelty.novelty(reference, COLUMNS, ref), "behaviour").percentile
+    supervised = np.random.default_rng(4).uniform(0, 1, len(reference))
     in_campaign = np.arange(len(reference)) >= len(benign)
-    assert np.median(content[in_campaign]) > 0.99 > np.median(behaviour[in_campaign]) + 0.005
-    assert np.mean(content[~in_campaign] > 0.995) < 0.02  # while benign accounts stay mostly below the tiers
+
+    def harvest(columns):
+        picked = [COLUMNS.index(c) for c in columns]
+        ref = novelty.fit_reference(reference[:, picked], columns, supervised)
+        return _family(novelty.novelty(reference[:, picked], columns, ref), "harvest yield").percentile
+
+    established = harvest(COLUMNS)
+    assert np.median(established[in_campaign]) > 0.999
+    assert np.mean(established[~in_campaign] > 0.99) < 0.02  # while benign accounts stay mostly below the tiers
+    everyone = harvest([c for c in COLUMNS if c != "account_age_days"])  # no age: every snapshot is the reference
+    assert np.median(everyone[in_campaign]) < 0.98
 
 
 def test_novelty_takes_a_bounded_share_of_each_tiers_budget_and_keeps_the_supervised_ranking():
@@ -121,10 +143,44 @@ def test_a_reference_stored_before_families_scores_with_behaviour_alone():
     ref = novelty.fit_reference(values, COLUMNS, supervised)
     stored = json.loads(ref.to_json())
     stored["percentiles"] = stored["percentiles"][0]  # the flat grid stop-16 versions carry
-    del stored["families"]
+    del stored["families"], stored["family_populations"]
     old = novelty.parse_reference(json.dumps(stored))
     assert old.families == ("behaviour",)
     final = novelty.final_scores(supervised, values, COLUMNS, old)
     assert set(final.family[final.lifted]) <= {"behaviour"}
     behaviour = _family(novelty.novelty(values, COLUMNS, ref), "behaviour").percentile
     assert np.array_equal(final.novelty, behaviour)
+
+
+def test_a_reference_of_the_earlier_yield_definition_is_refused_in_one_line():
+    import json
+
+    from lake.errors import MissingInputError
+
+    values = _population(2_000)
+    stored = json.loads(novelty.fit_reference(values, COLUMNS, np.linspace(0, 1, len(values))).to_json())
+    del stored["family_populations"]  # what stop-17 versions carry: their yield percentiles rank another number
+    with pytest.raises(MissingInputError, match="older definition of harvest yield; retrain"):
+        novelty.parse_reference(json.dumps(stored))
+
+
+def test_constructed_tier_bounds_keep_benign_accounts_within_each_tiers_rate():
+    values = _population(200_000, seed=12)
+    supervised = np.random.default_rng(13).beta(0.5, 200, len(values))
+    ref = novelty.fit_reference(values, COLUMNS, supervised)
+    benign = _population(200_000, seed=14)  # fresh accounts from the same population
+    final = novelty.final_scores(np.random.default_rng(15).beta(0.5, 200, len(benign)), benign, COLUMNS, ref).score
+    bounds = dict(novelty.tier_bounds_by_construction(ref, (("high", 0.001), ("elevated", 0.01))))
+    for name, rate in (("high", 0.001), ("elevated", 0.01)):
+        realised = np.mean(final >= bounds[name])
+        assert rate / 3 < realised <= rate * 1.1
+
+
+def test_a_harvest_yield_lift_is_explained_by_the_ratio_it_bought():
+    values = _population(5_000)
+    ref = novelty.fit_reference(values, COLUMNS, np.linspace(0, 1, len(values)))
+    signal = ref.columns.index("output_input_ratio_28d")
+    text = novelty.explanation(ref, signal, 12.0, 0.9995, "harvest yield")
+    assert text.startswith("buys far longer answers per prompt than accounts do")
+    assert "over 28 days is unusually high" in text and "of accounts 30+ days old" in text
+    assert novelty.explanation(ref, signal, 12.0, 0.9995).endswith("% of accounts")
