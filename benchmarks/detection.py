@@ -1,6 +1,6 @@
 """Detection quality of the real pipeline on simulated lakes, measured on accounts nobody has labelled.
 
-Usage: python benchmarks/detection.py [--seeds 1 2 3] [--days 21] [--accounts 6000] [--train-day 14]
+Usage: python benchmarks/detection.py [--seeds 1 2 3] [--days 21] [--accounts 3000] [--train-day 14]
                                       [--scenario extended] [--out benchmarks/results] [--workdir DIR]
 
 Per seed: simulate a fresh lake, then run the pipeline through its own CLI (`jobs.cli.main`, exactly what
@@ -12,7 +12,8 @@ simulator's ground truth, which lives outside the lake and which no job reads (m
 - recall and realised benign FPR at each tier (account_risk.tier: critical / high / elevated);
 - FPR per benign segment (at the 1% threshold and at each tier);
 - detection latency: days from a campaign's first request to the first day one of its (then unlabelled)
-  accounts sits at tier >= high, over the scored days;
+  accounts sits at tier >= high, over the scored days (measurable below the train day only for a campaign that
+  starts after it: campaign G of the extended scenario);
 - the largest cluster's size and cluster purity against ground truth (account_clusters of the last day).
 Writes benchmarks/results/detection-<scenario>.json (with the machine's facts) and a markdown table (.md).
 """
@@ -180,6 +181,30 @@ def summary_markdown(report: dict) -> str:
     fpr = [_spread([r["at_benign_fpr"]["levels"][k]["benign_fpr"] for r in seeds], 2) for k in levels]
     fpr += [_spread([r["tiers"][t]["benign_false_positive_rate"] for r in seeds], 2) for t in ("high", "elevated")]
     lines.append("| benign FPR | (realised) | " + " | ".join(fpr) + " |")
+    return "\n".join(lines) + "\n" + latency_markdown(seeds)
+
+
+def latency_markdown(seeds: list[dict]) -> str:
+    """Detection latency of the campaigns whose first request comes after the train day: scoring starts on that
+    day, so for a campaign already active the latency only says when it started."""
+    late = sorted({c for r in seeds for c, x in r["latency"].items() if x["first_request"] > r["train_as_of"]})
+    if not late:
+        return ("\nDetection latency: every campaign was active before the train day, so none can be measured "
+                "below it.\n")
+    lines = ["\nDetection latency of the campaigns that start after the train day (days from the campaign's first "
+             "request to its first unlabelled account at >= high; `never` = not within the scored days):\n",
+             "| campaign | " + " | ".join(f"seed {r['seed']}" for r in seeds) + " |",
+             "|---|" + "---:|" * len(seeds)]
+    for c in late:
+        cells = []
+        for r in seeds:
+            x = r["latency"].get(c)
+            if x is None or x["first_request"] <= r["train_as_of"]:
+                cells.append("-")
+            else:
+                days = "never" if x["latency_days"] is None else f"{x['latency_days']} d"
+                cells.append(f"{days} ({x['accounts']} accts from {x['first_request']})")
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -256,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--days", type=int, default=21)
-    parser.add_argument("--accounts", type=int, default=6000)
+    parser.add_argument("--accounts", type=int, default=3000)
     parser.add_argument("--train-day", type=int, default=14, help="train as of this day (1-based) of the window")
     parser.add_argument("--scenario", default="extended", choices=("classic", "extended"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))

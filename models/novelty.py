@@ -281,9 +281,19 @@ def tier_bounds_by_construction(ref: NoveltyReference, tier_fprs: tuple[tuple[st
     combination's own construction rather than from any labelled or unlabelled holdout: the supervised percentile
     exceeds 1 - r for a share r of the reference, each family's lift for a share r / budget_divisor, so their max
     exceeds 1 - r / (1 + sum of 1 / budget_divisor) for at most the tier's rate (union bound). Hidden campaign
-    accounts in the reference only raise its percentiles, which makes these bounds stricter, never looser."""
+    accounts in the reference only raise its percentiles, which makes these bounds stricter, never looser.
+
+    The reference is days older than the day scored, and the supervised score is coarse: a tree ensemble gives
+    whole segments one value. In one detection-benchmark lake 57 batch pipelines and startup apps moved together
+    from 0.0267 to 0.0345, from below the reference's 95th percentile to its 99.54th, and the elevated tier
+    realised 2.2% benign FPR. So the rate is divided by DRIFT_MARGIN as well: over nine benchmark lakes (3,000 and
+    6,000 accounts) the worst realised benign FPR at >= elevated went from 2.2% to 0.23%, at >= high it stayed
+    0.04%, and recall at >= elevated fell from 48-66% to 45-52%."""
     budget = 1.0 + sum(1.0 / FAMILY_BY_NAME[name].budget_divisor for name in ref.families)
-    return tuple((name, 1.0 - rate / budget) for name, rate in tier_fprs)
+    return tuple((name, 1.0 - rate / (DRIFT_MARGIN * budget)) for name, rate in tier_fprs)
+
+
+DRIFT_MARGIN = 1.5
 
 
 def parse_reference(reference_json: str | None) -> NoveltyReference | None:

@@ -359,15 +359,15 @@ def _looser_of(holdout: TierCalibration, constructed: tuple[tuple[str, float], .
     """Per tier, the lower of the holdout quantile and the combination's constructed bound. Each alone keeps benign
     FPR within the tier's rate, so the lower one does too. Why both: the holdout's negatives are unlabelled, and
     once the score finds the campaigns hidden among them, they fill the top of the holdout and push its quantile
-    far above any benign account (in the detection benchmark >= elevated realised 0.00-0.04% benign FPR, nominal 1%,
-    and caught 27% of the campaign accounts; the constructed bound 0.07-0.56% and 60%). Where few campaigns hide,
-    the holdout quantile is the lower (the demo's elevated tier)."""
+    far above any benign account (on the detection benchmark's kept lakes, >= elevated realised 0.00-0.04% benign
+    FPR, nominal 1%, and caught 27% of the campaign accounts; with the constructed bound 0.04-0.23% and 45-52%).
+    Where few campaigns hide, the holdout quantile is the lower (the demo's elevated tier)."""
     bounds = tuple((name, min(bound, dict(constructed)[name])) for name, bound in holdout.bounds)
     return TierCalibration(bounds, holdout.hidden_positive_share,
                            f"{holdout.method}, or {CONSTRUCTED_TIERS} where lower")
 
 
-CONSTRUCTED_TIERS = "1 - rate / (1 + sum of 1 / novelty budget divisors) (models/novelty.py)"
+CONSTRUCTED_TIERS = "1 - rate / (drift margin x (1 + sum of 1 / novelty budget divisors)) (models/novelty.py)"
 
 
 def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: TrainingConfig,

@@ -11,6 +11,11 @@ campaigns that are never labelled (no enforcement_labels row, never banned):
   customers' traffic (a few to a few tens of percent extraction, from a day in the window on);
 - F, a hydra of *paraphrased and multilingual elicitation*: proxy/hosting infrastructure and shared
   payment pools like the labelled campaigns, but prompts the English phrase lists do not match;
+- G, a *late hydra*: D's or F's tactics (a coin flip per seed, with its own sizes, rates, phrasings and
+  infrastructure), starting 78-88% of the way through the window (LATE_START; its accounts sign up at most a day
+  earlier), after the day the detection benchmark trains on. Every other campaign is active before that day, so
+  G is the one whose detection latency (days from its first request to its first account at >= high) can be
+  measured below the train day;
 
 benign look-alikes (hard negatives):
 - judge_harness: evaluation harnesses that use a model as a judge (rubric-like prompts at volume);
@@ -42,8 +47,11 @@ from simulator.world import CATEGORY_INDEX, ALL_COUNTRY_INDEX
 LOW_SLOW_HYDRA = "low_slow_hydra"
 RESELLER_MIXED = "reseller_mixed"
 PARAPHRASE_MULTILINGUAL = "paraphrase_multilingual"
+LATE_HYDRA = "late_hydra"
 # campaign id -> archetype, for the campaigns this scenario adds
-UNLABELLED_CAMPAIGNS = {"D": LOW_SLOW_HYDRA, "E": RESELLER_MIXED, "F": PARAPHRASE_MULTILINGUAL}
+UNLABELLED_CAMPAIGNS = {"D": LOW_SLOW_HYDRA, "E": RESELLER_MIXED, "F": PARAPHRASE_MULTILINGUAL, "G": LATE_HYDRA}
+# G starts between these fractions of the window (module docstring); its accounts sign up at most a day earlier
+LATE_START = (0.78, 0.88)
 LOOKALIKE_SEGMENTS = ("judge_harness", "education_cohort", "mobile_nat", "early_adopter")
 
 _PROXY_HOME_COUNTRIES = ("US", "GB", "DE", "CA", "FR", "AU", "BR", "JP", "IN", "NL", "ES", "MX")
@@ -61,13 +69,14 @@ class ExtendedPlan:
     low_slow: dict
     reseller: dict
     paraphrase: dict
+    late: dict
     counts: dict[str, int] = field(default_factory=dict)  # campaign id -> accounts, replacements included
 
     @property
     def accounts(self) -> int:
         """Accounts taken out of the classic benign population (campaign D's replacements come on top)."""
         return sum(n for _, n in self.lookalikes) + self.low_slow["initial"] + self.reseller["n"] + \
-            self.paraphrase["initial"]
+            self.paraphrase["initial"] + self.late["initial"]
 
     def add_to(self, builder: PopulationBuilder) -> None:
         for segment, n in self.lookalikes:
@@ -75,6 +84,8 @@ class ExtendedPlan:
         self.counts["D"] = add_unlabelled_hydras(builder, "D", LOW_SLOW_HYDRA, self.low_slow)
         self.counts["F"] = add_unlabelled_hydras(builder, "F", PARAPHRASE_MULTILINGUAL, self.paraphrase)
         self.counts["E"] = add_mixing_resellers(builder, self.reseller)
+        # last, so every account drawn before it is the same as without it
+        self.counts["G"] = add_unlabelled_hydras(builder, "G", LATE_HYDRA, self.late)
         builder.campaign_counts.update(self.counts)
 
 
@@ -166,7 +177,7 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
         start_day=_u(rng, 0.1, 0.5) * days, lifetime_days=(_u(rng, 3, 5), _u(rng, 8, 14)),
         languages=languages(int(rng.integers(2, 4))), non_english_prob=_u(rng, 0.1, 0.35),
         home_countries=int(rng.integers(2, 6)), prefixes_per_country=(5, int(rng.integers(10, 30))),
-        payment="unique", lag_s=_u(rng, 600, 3600), interval_s=(20, 120),
+        payment="unique", lag_s=_u(rng, 600, 3600), interval_s=(20, 120), signup_lead_days=(0.2, 3),
         verification={"email": .5, "card": .4, "none": .1}, programs={"standard": .7, "startup": .15, "education": .15})
     paraphrase_behaviour = Behaviour(
         "campaign_f_paraphrase", rate=_u(rng, 12, 30), rate_sigma=0.5, active_prob=0.9, weekend_factor=1.0,
@@ -182,7 +193,7 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
         hydras=int(rng.integers(1, 3)), start_day=_u(rng, 0.0, 0.5) * days, lifetime_days=(days, 2 * days),
         languages=languages(int(rng.integers(2, 5))), non_english_prob=_u(rng, 0.3, 0.7),
         home_countries=int(rng.integers(2, 5)), prefixes_per_country=(3, int(rng.integers(4, 9))),
-        payment="pool", lag_s=_u(rng, 20, 300), interval_s=(4, 12),
+        payment="pool", lag_s=_u(rng, 20, 300), interval_s=(4, 12), signup_lead_days=(0.2, 3),
         verification={"none": .3, "email": .5, "card": .2},
         programs={"standard": .4, "education": .25, "research": .15, "startup": .2})
     reseller_customers = Behaviour(
@@ -207,8 +218,32 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
     reseller = dict(customers=reseller_customers, extraction=reseller_extraction,
                     n=max(2, round(_u(rng, 0.0008, 0.002) * accounts)), extraction_share=(0.05, _u(rng, 0.2, 0.4)),
                     languages=languages(2), non_english_prob=_u(rng, 0.05, 0.3), mixing_from_day=(0.0, 0.5 * days))
+    late = _late_hydra(rng, low_slow_behaviour if rng.random() < 0.5 else paraphrase_behaviour, accounts, days)
     return ExtendedPlan(rng=rng, days=days, classic_segments=classic, benign_languages=benign_languages,
-                        lookalikes=lookalikes, low_slow=low_slow, reseller=reseller, paraphrase=paraphrase)
+                        lookalikes=lookalikes, low_slow=low_slow, reseller=reseller, paraphrase=paraphrase,
+                        late=late)
+
+
+def _late_hydra(rng: np.random.Generator, tactics: Behaviour, accounts: int, days: int) -> dict:
+    """G: a hydra with D's or F's tactics (`tactics`), redrawn where a seed would otherwise repeat them, whose first
+    generation starts in the window's last quarter (LATE_START)."""
+    behaviour = replace(tactics, name="campaign_g_late", rate=tactics.rate * _u(rng, 0.7, 1.5),
+                        families=_mix(rng, tactics.families), template_space=int(rng.integers(20, 150)),
+                        templated_prob=_u(rng, 0.25, 0.8))
+    low_and_slow = tactics.rate < 10
+    languages = {str(c): float(w) for c, w in zip(
+        rng.choice(list(LATIN_SCRIPT_LANGUAGES) + ["zh", "ja"], size=2, replace=False), rng.dirichlet(np.ones(2)),
+        strict=True)}
+    return dict(
+        behaviour=behaviour, initial=max(20, round(_u(rng, 0.008, 0.02) * accounts)), hydras=int(rng.integers(1, 3)),
+        start_day=_u(rng, *LATE_START) * days,
+        lifetime_days=(_u(rng, 3, 5), _u(rng, 8, 14)) if low_and_slow else (days, 2 * days),
+        languages=languages, non_english_prob=_u(rng, 0.1, 0.5), home_countries=int(rng.integers(2, 5)),
+        prefixes_per_country=(3, int(rng.integers(5, 20))), payment="unique" if low_and_slow else "pool",
+        lag_s=_u(rng, 20, 3600), interval_s=(20, 120) if low_and_slow else (4, 12),
+        # signed up at most a day before the start, so no request comes before the window's last quarter
+        signup_lead_days=(0.2, 1.0),
+        verification={"email": .5, "card": .3, "none": .2}, programs={"standard": .7, "startup": .2, "education": .1})
 
 
 # --- benign look-alikes ---------------------------------------------------------------------------------------
@@ -293,7 +328,7 @@ def add_unlabelled_hydras(builder: PopulationBuilder, campaign_id: str, archetyp
         pay_pool = _hex_list(rng, max(2, size // 6), 10, "pf_")
         user_agents = np.concatenate([_ua_pick(rng, {"browser": 1}, 2), _ua_pick(rng, {"sdk_py": 1, "raw": 1}, 2)])
         # the first generation exists at the campaign's start; each abandoned account is replaced within hours
-        pending = (start - rng.uniform(0.2, 3, size) * DAY_US).astype(np.int64)
+        pending = (start - rng.uniform(*spec["signup_lead_days"], size) * DAY_US).astype(np.int64)
         while len(pending):
             m = len(pending)
             lifetime = (rng.uniform(*spec["lifetime_days"], m) * DAY_US).astype(np.int64)

@@ -90,3 +90,24 @@ def test_cluster_purity():
     assert out["pure_cluster_share"] == pytest.approx(2 / 3)
     assert out["campaign_accounts_clustered"] == 4
     assert report.cluster_purity(clusters.iloc[:0], _truth())["largest_cluster_size"] == 0
+
+
+def test_the_benchmark_reports_latency_only_for_campaigns_that_start_after_the_train_day():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "detection_benchmark", Path(__file__).resolve().parents[1] / "benchmarks" / "detection.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def seed(number, g_latency):
+        return {"seed": number, "train_as_of": "2026-10-18", "latency": {
+            "D": {"accounts": 150, "first_request": "2026-10-07", "latency_days": 11},
+            "G": {"accounts": 40, "first_request": "2026-10-21", "latency_days": g_latency}}}
+
+    text = bench.latency_markdown([seed(1, 0), seed(2, None)])
+    assert "| G | 0 d (40 accts from 2026-10-21) | never (40 accts from 2026-10-21) |" in text
+    assert "| D |" not in text  # active before the train day: its latency only says when it started
+    assert "none can be measured" in bench.latency_markdown([{**seed(1, 0), "latency": {
+        "D": {"accounts": 150, "first_request": "2026-10-07", "latency_days": 11}}}])

@@ -367,7 +367,7 @@ def test_hex_tokens_are_lowercase_hex_of_the_requested_width():
 EXT_DAYS = 8
 EXT_ACCOUNTS = 1500
 EXT_SEED = 21
-UNLABELLED = {"D": "low_slow_hydra", "E": "reseller_mixed", "F": "paraphrase_multilingual"}
+UNLABELLED = {"D": "low_slow_hydra", "E": "reseller_mixed", "F": "paraphrase_multilingual", "G": "late_hydra"}
 LOOKALIKES = ("judge_harness", "education_cohort", "mobile_nat", "early_adopter", "batch_pipeline")
 
 
@@ -458,6 +458,19 @@ def test_low_and_slow_hydra_hides_among_ordinary_users(extended):
     assert english.prompt_prefix.str.contains(COT_ELICITATION_PATTERN).mean() < 0.25
     assert a.str.contains(COT_ELICITATION_PATTERN).mean() > 0.2
     assert english.prompt_prefix.str.contains(SOFT_ASKS).mean() > 0.2
+
+
+def test_late_hydra_starts_in_the_last_quarter_of_the_window(extended):
+    from simulator.extended import LATE_START
+
+    settings, _, truth, raw = extended
+    g = raw[raw.campaign_id == "G"]
+    assert g.account_id.nunique() >= 20  # large enough for the latency target (campaigns of 20+ accounts)
+    first_day = (g.event_date.min() - START).days
+    assert first_day >= int(LATE_START[0] * EXT_DAYS - 1)  # nothing before its start: latency is measurable
+    assert (raw[raw.campaign_id.isin(["D", "F"])].event_date.min() - START).days < first_day
+    accounts = _read(settings, "accounts").merge(truth.drop(columns="created_at"), on="account_id")
+    assert (accounts[accounts.campaign_id == "G"].created_at > pd.Timestamp(START, tz="UTC")).mean() > 0.5
 
 
 def test_reseller_mixes_extraction_into_established_accounts(extended):
