@@ -329,6 +329,11 @@ def final_scores(supervised: np.ndarray, values: np.ndarray, columns: list[str],
     return FinalScores(np.maximum(ranked, lift), percentile, signal, lift > ranked, ranked, names)
 
 
+def _floor_percent(share: float) -> str:
+    """99.996% reads "99.99%", not "100.00%": nobody is more unusual than every account."""
+    return f"{np.floor(share * 10_000) / 100:.2f}%"
+
+
 def explanation(ref: NoveltyReference, signal: int, value: float, novelty_score: float,
                 family: str = "behaviour") -> str:
     """A novelty lift in plain words, phrased from the signal's registry declaration."""
@@ -345,4 +350,4 @@ def explanation(ref: NoveltyReference, signal: int, value: float, novelty_score:
              if FAMILY_BY_NAME[family].reference_min_age_days else "accounts")
     return (f"{lead}: {feature.description}{over} is "
             f"unusually {direction} ({format_value(feature.unit, value)} against a typical "
-            f"{format_value(feature.unit, ref.centers[signal])}); more unusual than {novelty_score:.2%} of {among}")
+            f"{format_value(feature.unit, ref.centers[signal])}); more unusual than {_floor_percent(novelty_score)} of {among}")

@@ -183,4 +183,5 @@ def test_a_harvest_yield_lift_is_explained_by_the_ratio_it_bought():
     text = novelty.explanation(ref, signal, 12.0, 0.9995, "harvest yield")
     assert text.startswith("buys far longer answers per prompt than accounts do")
     assert "over 28 days is unusually high" in text and "of accounts 30+ days old" in text
-    assert novelty.explanation(ref, signal, 12.0, 0.9995).endswith("% of accounts")
+    assert novelty.explanation(ref, signal, 12.0, 0.9995).endswith("more unusual than 99.95% of accounts")
+    assert "more unusual than 99.99% of" in novelty.explanation(ref, signal, 90.0, 0.999999, "harvest yield")
