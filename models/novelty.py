@@ -98,6 +98,8 @@ class Family:
 def _top_deviations(values: np.ndarray, columns: list[str], ref: NoveltyReference, deviations: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Mean of the TOP_K largest one-sided robust z-scores, and the largest one's signal."""
+    if not deviations.shape[1]:  # a model without any declared signal among its columns
+        return np.zeros(len(deviations)), np.zeros(len(deviations), dtype=np.int64)
     k = min(TOP_K, deviations.shape[1])
     return np.sort(deviations, axis=1)[:, -k:].mean(axis=1), deviations.argmax(axis=1)
 
