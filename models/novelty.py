@@ -87,11 +87,13 @@ MIN_FAMILY_REFERENCE = 100
 class Family:
     """One label-free view of an account: its raw novelty (`raw(values, columns, ref, deviations)` -> (raw per row,
     index into ref.columns of the signal that explains it)), the columns it needs, how much of each tier's benign
-    budget its lifts may take, and how old a reference snapshot must be to calibrate it (0: every one)."""
+    budget its lifts may take, how old a reference snapshot must be to calibrate it (0: every one), and the words
+    that open an explanation of its lift."""
     name: str
     raw: Callable[..., tuple[np.ndarray, np.ndarray]]
     needs: frozenset[str]
     budget_divisor: float
+    lead: str
     reference_min_age_days: int = 0
 
 
@@ -117,8 +119,10 @@ def _shrunk_yield(values: np.ndarray, columns: list[str], ref: NoveltyReference,
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("behaviour", _top_deviations, frozenset(), 3.0),
+    Family("behaviour", _top_deviations, frozenset(), 3.0,
+           lead="unusual for the whole account population, whatever the labels say"),
     Family("harvest yield", _shrunk_yield, frozenset({YIELD_RATIO, YIELD_OUTPUT, YIELD_INPUT}), 3.0,
+           lead="buys far longer answers per prompt than accounts do, whatever the labels say",
            reference_min_age_days=YIELD_REFERENCE_MIN_AGE_DAYS),
 )
 FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
@@ -296,6 +300,13 @@ def tier_bounds_by_construction(ref: NoveltyReference, tier_fprs: tuple[tuple[st
 
 
 DRIFT_MARGIN = 1.5
+CONSTRUCTED_TIERS = "1 - rate / (drift margin x (1 + sum of 1 / novelty budget divisors)) (models/novelty.py)"
+
+
+def combines(ref: NoveltyReference | None) -> bool:
+    """Whether a version's scores are the combination above: it carries a reference with supervised percentiles
+    (versions from before them score with the supervised model alone)."""
+    return ref is not None and bool(ref.supervised_percentiles) and bool(ref.population)
 
 
 def parse_reference(reference_json: str | None) -> NoveltyReference | None:
@@ -317,7 +328,7 @@ def final_scores(supervised: np.ndarray, values: np.ndarray, columns: list[str],
                  ref: NoveltyReference | None) -> FinalScores:
     """The score a model version gives: the supervised score alone when the version carries no novelty reference
     (or one from before supervised percentiles were stored), else the combination above."""
-    if ref is None or not ref.supervised_percentiles or not ref.population:
+    if not combines(ref):
         return FinalScores(supervised, None, None, None)
     families = novelty(values, columns, ref)
     ranked = supervised_percentile(supervised, ref)
@@ -346,10 +357,8 @@ def explanation(ref: NoveltyReference, signal: int, value: float, novelty_score:
     feature, window = feature_for_column(column)
     direction = "high" if ref.directions[signal] > 0 else "low"
     over = "" if window is None else (" over the last day" if window == 1 else f" over {window} days")
-    lead = ("buys far longer answers per prompt than accounts do, whatever the labels say" if family == "harvest yield"
-            else "unusual for the whole account population, whatever the labels say")
-    among = (f"accounts {FAMILY_BY_NAME[family].reference_min_age_days}+ days old"
-             if FAMILY_BY_NAME[family].reference_min_age_days else "accounts")
-    return (f"{lead}: {feature.description}{over} is "
+    lifting = FAMILY_BY_NAME[family]
+    among = f"accounts {lifting.reference_min_age_days}+ days old" if lifting.reference_min_age_days else "accounts"
+    return (f"{lifting.lead}: {feature.description}{over} is "
             f"unusually {direction} ({format_value(feature.unit, value)} against a typical "
             f"{format_value(feature.unit, ref.centers[signal])}); more unusual than {_floor_percent(novelty_score)} of {among}")

@@ -362,12 +362,10 @@ def _looser_of(holdout: TierCalibration, constructed: tuple[tuple[str, float], .
     far above any benign account (on the detection benchmark's kept lakes, >= elevated realised 0.00-0.04% benign
     FPR, nominal 1%, and caught 27% of the campaign accounts; with the constructed bound 0.04-0.23% and 45-52%).
     Where few campaigns hide, the holdout quantile is the lower (the demo's elevated tier)."""
-    bounds = tuple((name, min(bound, dict(constructed)[name])) for name, bound in holdout.bounds)
+    constructed_bound = dict(constructed)
+    bounds = tuple((name, min(bound, constructed_bound[name])) for name, bound in holdout.bounds)
     return TierCalibration(bounds, holdout.hidden_positive_share,
-                           f"{holdout.method}, or {CONSTRUCTED_TIERS} where lower")
-
-
-CONSTRUCTED_TIERS = "1 - rate / (drift margin x (1 + sum of 1 / novelty budget divisors)) (models/novelty.py)"
+                           f"{holdout.method}, or {novelty.CONSTRUCTED_TIERS} where lower")
 
 
 def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: TrainingConfig,
@@ -397,7 +395,7 @@ def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: Tr
     in_reference = (holdout["label"] == 1).to_numpy() | holdout.index.isin(benign_reference(holdout, config).index)
     calibration = tier_bounds(labels[in_reference], scores[in_reference], TIER_BENIGN_FPR)
     reference = novelty.parse_reference(candidate.novelty_reference)
-    if reference is not None and reference.supervised_percentiles:
+    if novelty.combines(reference):
         calibration = _looser_of(calibration, novelty.tier_bounds_by_construction(reference, TIER_BENIGN_FPR))
     tiers = calibration.bounds
     champion, champion_pr_auc = champion_on_holdout(client, settings, holdout, columns,

@@ -33,6 +33,7 @@ same seed is unchanged by this module.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -218,22 +219,22 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
     reseller = dict(customers=reseller_customers, extraction=reseller_extraction,
                     n=max(2, round(_u(rng, 0.0008, 0.002) * accounts)), extraction_share=(0.05, _u(rng, 0.2, 0.4)),
                     languages=languages(2), non_english_prob=_u(rng, 0.05, 0.3), mixing_from_day=(0.0, 0.5 * days))
-    late = _late_hydra(rng, low_slow_behaviour if rng.random() < 0.5 else paraphrase_behaviour, accounts, days)
+    low_and_slow = rng.random() < 0.5
+    late = _late_hydra(rng, low_slow_behaviour if low_and_slow else paraphrase_behaviour, low_and_slow, accounts,
+                       days, languages)
     return ExtendedPlan(rng=rng, days=days, classic_segments=classic, benign_languages=benign_languages,
                         lookalikes=lookalikes, low_slow=low_slow, reseller=reseller, paraphrase=paraphrase,
                         late=late)
 
 
-def _late_hydra(rng: np.random.Generator, tactics: Behaviour, accounts: int, days: int) -> dict:
-    """G: a hydra with D's or F's tactics (`tactics`), redrawn where a seed would otherwise repeat them, whose first
-    generation starts in the window's last quarter (LATE_START)."""
+def _late_hydra(rng: np.random.Generator, tactics: Behaviour, low_and_slow: bool, accounts: int, days: int,
+                draw_languages: Callable[[int], dict[str, float]]) -> dict:
+    """G: a hydra with D's (`low_and_slow`) or F's tactics, redrawn where a seed would otherwise repeat them, whose
+    first generation starts in the window's last quarter (LATE_START)."""
     behaviour = replace(tactics, name="campaign_g_late", rate=tactics.rate * _u(rng, 0.7, 1.5),
                         families=_mix(rng, tactics.families), template_space=int(rng.integers(20, 150)),
                         templated_prob=_u(rng, 0.25, 0.8))
-    low_and_slow = tactics.rate < 10
-    languages = {str(c): float(w) for c, w in zip(
-        rng.choice(list(LATIN_SCRIPT_LANGUAGES) + ["zh", "ja"], size=2, replace=False), rng.dirichlet(np.ones(2)),
-        strict=True)}
+    languages = draw_languages(2)
     return dict(
         behaviour=behaviour, initial=max(20, round(_u(rng, 0.008, 0.02) * accounts)), hydras=int(rng.integers(1, 3)),
         start_day=_u(rng, *LATE_START) * days,
