@@ -21,8 +21,8 @@ whose only tell is what it buys, hides in that crowd. So:
   long answers has a large ratio by chance, an account that bought 60k output tokens for 7k input tokens has it
   by design. Its percentiles come from the *established* accounts of the reference only (at least
   YIELD_REFERENCE_MIN_AGE_DAYS old on their snapshot date): the reference is unlabelled, and the young hydras this
-  family should find crowd the top of exactly this signal (5-8% of the unlabelled snapshots in the benchmark
-  lakes), which capped their own percentiles below any tier.
+  family should find crowd the top of exactly this signal (campaign accounts are 1.5-3.3% of the unlabelled
+  training snapshots in the benchmark lakes), which capped their own percentiles below any tier.
 
 Combination. All scores are put on one scale first: the share of the benign reference an account outranks, its
 *risk percentile*. The supervised model's raw probabilities are no such scale: under positive-unlabelled training
