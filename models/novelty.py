@@ -43,10 +43,11 @@ the decimal), and on the demo's classic lake:
 - plus the stop-17 yield family (the larger robust deviation of the 7- and 28-day ratios, unshrunk, percentiles of
   every unlabelled snapshot with a tail extrapolated from their 80-95th percentiles, divisor 2): 18% / 37% / 65%;
 - plus this family, divisor 3: **32% / 57% / 86%** (the low-and-slow hydra 50% -> 83%, paraphrased elicitation
-  48% -> 93% at 1%). Each change counts: unshrunk but established reference 24% / 50% / 79%; shrunk but every
-  snapshot as reference 20% / 44% / 81%. Prior input 100 / 200 / 300 / 500 tokens: 83% / 85% / 86% / 86% at 1%,
-  but 55% / 56% / 57% / 47% at 0.1%. Reference age 14, 30 or 60 days: within a point. Divisor 2 / 3 / 4: 49% /
-  57% / 55% at 0.1%, 88% / 86% / 84% at 1%. The 7-day ratio besides the 28-day one: 48% / 85%.
+  48% -> 93% at 1%). Each change counts: unshrunk but established reference 23% / 46% / 74%; shrunk but every
+  snapshot as reference 18% / 36% / 65%. Prior input 100 / 200 / 300 / 500 tokens: 83% / 85% / 86% / 86% at 1%,
+  but 55% / 56% / 57% / 47% at 0.1%. Reference age 14 / 30 / 60 days: 86% at 1%, 57% / 57% / 55% at 0.1%.
+  Divisor 2 / 3 / 4: 49% / 57% / 55% at 0.1%, 88% / 86% / 84% at 1%. The 7-day ratio besides the 28-day one:
+  48% / 85%.
 - On the demo's classic lake, whose campaigns are all labelled look-alikes, recall at 1% stays 74%, at 0.1% it
   falls from 50% to 40%: the budget the yield family takes at the high tier is budget the supervised model's
   catches of labelled hydras had.
