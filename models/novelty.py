@@ -362,4 +362,5 @@ def explanation(ref: NoveltyReference, signal: int, value: float, novelty_score:
     among = f"accounts {lifting.reference_min_age_days}+ days old" if lifting.reference_min_age_days else "accounts"
     return (f"{lifting.lead}: {feature.description}{over} is "
             f"unusually {direction} ({format_value(feature.unit, value)} against a typical "
-            f"{format_value(feature.unit, ref.centers[signal])}); more unusual than {_floor_percent(novelty_score)} of {among}")
+            f"{format_value(feature.unit, ref.centers[signal])}); "
+            f"more unusual than {_floor_percent(novelty_score)} of {among}")
