@@ -20,7 +20,7 @@ whose only tell is what it buys, hides in that crowd. So:
   YIELD_PRIOR_INPUT_TOKENS of prior input (about one prompt), on a log scale: a chat user whose two requests got
   long answers has a large ratio by chance, an account that bought 60k output tokens for 7k input tokens has it
   by design. Its percentiles come from the *established* accounts of the reference only (at least
-  YIELD_REFERENCE_MIN_AGE_DAYS old on their snapshot date): the reference is unlabelled, and the young hydras this
+  ESTABLISHED_ACCOUNT_DAYS old on their snapshot date): the reference is unlabelled, and the young hydras this
   family should find crowd the top of exactly this signal (campaign accounts are 1.5-3.3% of the unlabelled
   training snapshots in the benchmark lakes), which capped their own percentiles below any tier.
 
@@ -78,7 +78,10 @@ TOP_K = 3
 # harvest yield (module docstring): the ratio it explains with, and the token counts it is shrunk from
 YIELD_RATIO, YIELD_OUTPUT, YIELD_INPUT = "output_input_ratio_28d", "output_tokens_28d", "input_tokens_28d"
 YIELD_PRIOR_INPUT_TOKENS = 300.0
-YIELD_REFERENCE_MIN_AGE_DAYS = 30
+# An account this many days old on a snapshot date is established. Campaign accounts are young (in the detection
+# benchmark's lakes, every one but the reseller's), so established snapshots are a nearly campaign-free sample of
+# benign behaviour: the yield family ranks against them, and models/train.py checks the tiers against them.
+ESTABLISHED_ACCOUNT_DAYS = 30
 AGE_COLUMN = "account_age_days"
 # fewer established snapshots than this and a family's reference is every unlabelled snapshot (a young lake)
 MIN_FAMILY_REFERENCE = 100
@@ -124,7 +127,7 @@ FAMILIES: tuple[Family, ...] = (
            lead="unusual for the whole account population, whatever the labels say"),
     Family("harvest yield", _shrunk_yield, frozenset({YIELD_RATIO, YIELD_OUTPUT, YIELD_INPUT}), 3.0,
            lead="buys far longer answers per prompt than accounts do, whatever the labels say",
-           reference_min_age_days=YIELD_REFERENCE_MIN_AGE_DAYS),
+           reference_min_age_days=ESTABLISHED_ACCOUNT_DAYS),
 )
 FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
 # Percentile grid of the stored references: 1% steps, then ever finer towards the top, where tiers live (the 99.99th
@@ -136,7 +139,7 @@ COMBINATION = ("max(supervised percentile, " + ", ".join(
     f"1 - {f.budget_divisor:g} x (1 - {f.name} novelty percentile)" for f in FAMILIES) + "), percentiles of the "
     f"benign reference (models/train.py benign_reference); harvest yield = 28-day output/input tokens shrunk by "
     f"{YIELD_PRIOR_INPUT_TOKENS:g} prior input tokens, ranked among reference accounts "
-    f"{YIELD_REFERENCE_MIN_AGE_DAYS}+ days old")
+    f"{ESTABLISHED_ACCOUNT_DAYS}+ days old")
 
 
 @dataclass(frozen=True)
@@ -290,18 +293,16 @@ def tier_bounds_by_construction(ref: NoveltyReference, tier_fprs: tuple[tuple[st
     exceeds 1 - r / (1 + sum of 1 / budget_divisor) for at most the tier's rate (union bound). Hidden campaign
     accounts in the reference only raise its percentiles, which makes these bounds stricter, never looser.
 
-    The reference is days older than the day scored, and the supervised score is coarse: a tree ensemble gives
-    whole segments one value. In one detection-benchmark lake 57 batch pipelines and startup apps moved together
-    from 0.0267 to 0.0345, from below the reference's 95th percentile to its 99.54th, and the elevated tier
-    realised 2.2% benign FPR. So the rate is divided by DRIFT_MARGIN as well: over nine benchmark lakes (3,000 and
-    6,000 accounts) the worst realised benign FPR at >= elevated went from 2.2% to 0.23%, at >= high it stayed
-    0.04%, and recall at >= elevated fell from 48-66% to 45-52%."""
+    What it cannot see is drift: the reference is days older than the day scored, and the supervised score is
+    coarse (a tree ensemble gives whole segments one value). In one detection-benchmark lake 57 batch pipelines
+    and startup apps moved together from below the reference's 95th supervised percentile to its 99.54th, and
+    this bound alone realised 2.2% benign FPR at elevated. models/train.py tier_calibration guards it with the
+    holdout's established accounts, which do see the recent days."""
     budget = 1.0 + sum(1.0 / FAMILY_BY_NAME[name].budget_divisor for name in ref.families)
-    return tuple((name, 1.0 - rate / (DRIFT_MARGIN * budget)) for name, rate in tier_fprs)
+    return tuple((name, 1.0 - rate / budget) for name, rate in tier_fprs)
 
 
-DRIFT_MARGIN = 1.5
-CONSTRUCTED_TIERS = "1 - rate / (drift margin x (1 + sum of 1 / novelty budget divisors)) (models/novelty.py)"
+CONSTRUCTED_TIERS = "1 - rate / (1 + sum of 1 / novelty budget divisors) (models/novelty.py)"
 
 
 def combines(ref: NoveltyReference | None) -> bool:

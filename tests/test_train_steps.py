@@ -11,7 +11,7 @@ import pytest
 from jobs import train
 from jobs.cli import main
 from lake.config import load_settings
-from models import novelty, registry
+from models import registry
 from models.config import TIER_BENIGN_FPR, TrainingConfig
 from models.training_set import TrainingSet
 from test_train_and_score import AS_OF, FAST, synthetic_lake
@@ -78,13 +78,13 @@ def test_steps_in_separate_calls_leave_durable_state_and_refuse_out_of_order(spa
     run = client.get_run(candidate.run_id)
     assert run.data.metrics["pr_auc"] == pytest.approx(evaluation.metrics["pr_auc"])
     assert run.data.params["account_features_version"] == "0"
-    # tiers: per tier the lower of the holdout quantile and the combination's constructed bound, and the run says so
+    # tiers: the calibration of models/train.py tier_calibration, stored on the version and named on the run
     evaluated = registry.version_info(client, settings.model_name, candidate.version)
-    constructed = dict(novelty.tier_bounds_by_construction(novelty.parse_reference(evaluated.novelty_reference),
-                                                           TIER_BENIGN_FPR))
     assert [name for name, _ in evaluated.tier_bounds] == [name for name, _ in TIER_BENIGN_FPR]
-    assert all(bound <= constructed[name] + 1e-12 for name, bound in evaluated.tier_bounds)
-    assert "where lower" in run.data.params["tier_calibration"]
+    bounds = [bound for _, bound in evaluated.tier_bounds]
+    assert bounds == sorted(bounds, reverse=True)
+    # this lake is a few days old: too few established accounts to guard the construction, and the run says so
+    assert "unlabelled holdout snapshots of accounts 30+ days old" in run.data.params["tier_calibration"]
 
     decision = train.promote(settings, AS_OF)
     assert (decision.alias, decision.reason) == ("champion", "first registered model")
