@@ -35,7 +35,7 @@ from lake.config import Settings
 from models import registry
 from models import novelty
 from models.config import TIER_BENIGN_FPR, TrainingConfig
-from models.metrics import Evaluation, TierCalibration, average_precision, evaluate, tier_bounds
+from models.metrics import Evaluation, TierCalibration, average_precision, evaluate, threshold_at_fpr, tier_bounds
 from models.training_set import TimeSplit, TrainingSet, split_by_time
 
 log = logging.getLogger(__name__)
@@ -391,15 +391,18 @@ def tier_calibration(holdout: pd.DataFrame, scores: np.ndarray, config: Training
     if not novelty.combines(reference):
         return quantile
     established = (labels == 0) & (holdout[novelty.AGE_COLUMN].to_numpy() >= novelty.ESTABLISHED_ACCOUNT_DAYS)
-    if established.sum() < MIN_REFERENCE_SNAPSHOTS:
-        why = (f"only {established.sum()} unlabelled holdout snapshots of accounts {novelty.ESTABLISHED_ACCOUNT_DAYS}+ "
+    n_established = int(established.sum())
+    if n_established < MIN_REFERENCE_SNAPSHOTS:
+        why = (f"only {n_established} unlabelled holdout snapshots of accounts {novelty.ESTABLISHED_ACCOUNT_DAYS}+ "
                f"days old, fewer than the {MIN_REFERENCE_SNAPSHOTS} that guard the construction against drift")
         log.warning("tiers are the holdout quantile alone: %s", why)
         return TierCalibration(quantile.bounds, quantile.hidden_positive_share, f"{quantile.method}; {why}")
     # a rate the sample cannot resolve (fewer than 1 / rate snapshots) would put the guard at its maximum, one
-    # account's score (on one benchmark lake a benign developer's 1.0, which took critical from 35% to 8% recall)
-    quantiles = dict(tier_bounds(np.zeros(int(established.sum())), scores[established], TIER_BENIGN_FPR).bounds)
-    guard = tuple((name, quantiles[name] if established.sum() * rate >= 1 else 0.0) for name, rate in TIER_BENIGN_FPR)
+    # account's score (on one benchmark lake a benign developer's 1.0, which took critical from 35% to 8% recall);
+    # 0.0 leaves the construction alone at that tier
+    unlabelled = np.zeros(n_established)
+    guard = tuple((name, threshold_at_fpr(unlabelled, scores[established], rate) if n_established * rate >= 1 else 0.0)
+                  for name, rate in TIER_BENIGN_FPR)
     drift_guarded = _per_tier(max, novelty.tier_bounds_by_construction(reference, TIER_BENIGN_FPR), guard)
     bounds = _per_tier(min, quantile.bounds, drift_guarded)
     ceilings = np.minimum.accumulate([bound for _, bound in bounds])  # a higher tier is never easier to reach
