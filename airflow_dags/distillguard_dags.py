@@ -15,9 +15,10 @@ distillguard_retrain   weekly (Monday 04:00 UTC) or when new enforcement labels 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable, Param
-from distillguard_wiring import (NIGHTLY_STEPS, RETRAIN_STEPS, Deployment, common_params, step_task)
+from distillguard_wiring import NIGHTLY_STEPS, RETRAIN_STEPS, Deployment, common_params, step_task
 
 DEFAULT_ARGS = {
     "owner": "distillguard",
@@ -25,7 +26,7 @@ DEFAULT_ARGS = {
     # long enough for a late gateway export to land before ingest tries again
     "retry_delay": dt.timedelta(minutes=10),
 }
-START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def labels_asset(deployment: Deployment) -> Asset:
@@ -50,11 +51,10 @@ def build_nightly(deployment: Deployment) -> DAG:
             # features D reads the aggregates of D-27..D: a day whose predecessor failed must not run
             "aggregate": {"depends_on_past": True},
         }
-        tasks = {step.task_id: step_task(step, deployment, **task_args.get(step.task_id, {}))
-                 for step in NIGHTLY_STEPS}
+        tasks = {step.task_id: step_task(step, deployment, **task_args.get(step.task_id, {})) for step in NIGHTLY_STEPS}
         # one chain in declared order: features read the day's clusters, score reads the day's features
         chain = [tasks[step.task_id] for step in NIGHTLY_STEPS]
-        for upstream, downstream in zip(chain, chain[1:]):
+        for upstream, downstream in itertools.pairwise(chain):
             upstream >> downstream
     return dag
 
@@ -63,16 +63,23 @@ def build_retrain(deployment: Deployment) -> DAG:
     with DAG(
         dag_id="distillguard_retrain",
         description="training set -> fit -> evaluate -> promotion gate",
-        schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 4 * * 1", timezone="UTC"),
-                                     assets=[labels_asset(deployment)]),
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable("0 4 * * 1", timezone="UTC"), assets=[labels_asset(deployment)]
+        ),
         start_date=START,
         catchup=False,
         # two retrains at once would race for the `candidate` and `champion` aliases
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
-        params={**common_params(deployment),
-                "as_of": Param(None, type=["null", "string"], format="date",
-                               description="train as of this date (YYYY-MM-DD); default: the day before the run")},
+        params={
+            **common_params(deployment),
+            "as_of": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="train as of this date (YYYY-MM-DD); default: the day before the run",
+            ),
+        },
         tags=["distillguard"],
     ) as dag:
         previous = None

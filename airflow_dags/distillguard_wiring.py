@@ -154,24 +154,39 @@ class Deployment:
 
 # --- params ---------------------------------------------------------------------------------------
 
+
 def common_params(deployment: Deployment) -> dict:
     from airflow.sdk import Param
 
     from lake.config import ENGINE_KEYS
 
     return {
-        "engine": Param(deployment.engine, enum=list(ENGINE_KEYS),
-                        description="compute engine; cudf needs the GPU workers this deployment routes to"),
-        "lake_uri": Param("", type="string", description="lake root; empty = Variable distillguard_lake_uri, "
-                                                         "then the worker's DG_LAKE"),
-        "mlflow_uri": Param("", type="string", description="MLflow URI; empty = Variable distillguard_mlflow_uri, "
-                                                           "then the worker's MLFLOW_TRACKING_URI"),
-        "spark_remote": Param("", type="string", description="sc://host:port for engine=remote; empty = Variable "
-                                                             "distillguard_spark_remote, then DG_SPARK_REMOTE"),
+        "engine": Param(
+            deployment.engine,
+            enum=list(ENGINE_KEYS),
+            description="compute engine; cudf needs the GPU workers this deployment routes to",
+        ),
+        "lake_uri": Param(
+            "",
+            type="string",
+            description="lake root; empty = Variable distillguard_lake_uri, then the worker's DG_LAKE",
+        ),
+        "mlflow_uri": Param(
+            "",
+            type="string",
+            description="MLflow URI; empty = Variable distillguard_mlflow_uri, then the worker's MLFLOW_TRACKING_URI",
+        ),
+        "spark_remote": Param(
+            "",
+            type="string",
+            description="sc://host:port for engine=remote; empty = Variable "
+            "distillguard_spark_remote, then DG_SPARK_REMOTE",
+        ),
     }
 
 
 # --- executors ------------------------------------------------------------------------------------
+
 
 def run_cli(argv: list[str]) -> None:
     """In-process executor: one CLI command in this worker process. A failed quality gate fails the task without
@@ -202,13 +217,17 @@ def pod_gpu_spec(step: Step, deployment: Deployment) -> dict:
     from kubernetes.client import models as k8s
 
     gpus = str(deployment.k8s_gpus)
-    spec: dict = {"container_resources": k8s.V1ResourceRequirements(
-        limits={deployment.k8s_gpu_resource: gpus}, requests={deployment.k8s_gpu_resource: gpus})}
+    spec: dict = {
+        "container_resources": k8s.V1ResourceRequirements(
+            limits={deployment.k8s_gpu_resource: gpus}, requests={deployment.k8s_gpu_resource: gpus}
+        )
+    }
     if deployment.k8s_gpu_node_selector:
         spec["node_selector"] = dict(deployment.k8s_gpu_node_selector)
     if deployment.k8s_gpu_tolerate_taint:
-        spec["tolerations"] = [k8s.V1Toleration(key=deployment.k8s_gpu_tolerate_taint, operator="Exists",
-                                                effect="NoSchedule")]
+        spec["tolerations"] = [
+            k8s.V1Toleration(key=deployment.k8s_gpu_tolerate_taint, operator="Exists", effect="NoSchedule")
+        ]
     return spec
 
 

@@ -41,8 +41,11 @@ def table_checksum(table) -> dict:
         if pa.types.is_floating(field.type):
             numbers = values.to_numpy(zero_copy_only=False)
             present = ~np.isnan(numbers)
-            columns[field.name] = {"nulls": int((~present).sum()), "sum": float(numbers[present].sum()),
-                                   "weighted": float((numbers[present] * weights[present]).sum())}
+            columns[field.name] = {
+                "nulls": int((~present).sum()),
+                "sum": float(numbers[present].sum()),
+                "weighted": float((numbers[present] * weights[present]).sum()),
+            }
             continue
         text = _as_text(values).to_pandas()
         row_hash = pd.util.hash_pandas_object(pd.DataFrame({"a": accounts, "v": text}), index=False).to_numpy()
@@ -53,8 +56,10 @@ def table_checksum(table) -> dict:
 def output_checksums(lake: Path, day: dt.date) -> dict:
     from deltalake import DeltaTable
 
-    return {name: table_checksum(DeltaTable(str(Path(lake) / name)).to_pyarrow_table(
-        filters=[(column, "=", day)])) for name, column in TABLES.items()}
+    return {
+        name: table_checksum(DeltaTable(str(Path(lake) / name)).to_pyarrow_table(filters=[(column, "=", day)]))
+        for name, column in TABLES.items()
+    }
 
 
 def _close(a: float, b: float) -> bool:
@@ -76,5 +81,7 @@ def compare(expected: dict, actual: dict) -> list[str]:
                 if g.get("hash") != w["hash"]:
                     differences.append(f"{name}.{column} differs")
             elif g["nulls"] != w["nulls"] or not _close(g["sum"], w["sum"]) or not _close(g["weighted"], w["weighted"]):
-                differences.append(f"{name}.{column}: sum {g['sum']!r} vs {w['sum']!r}, nulls {g['nulls']} vs {w['nulls']}")
+                differences.append(
+                    f"{name}.{column}: sum {g['sum']!r} vs {w['sum']!r}, nulls {g['nulls']} vs {w['nulls']}"
+                )
     return differences

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts
 
 LAST_DAY = dt.date(2026, 3, 14)
 
@@ -54,13 +54,18 @@ def main() -> None:
         info = synthetic_lake.write(settings, accounts=args.accounts, days=args.days, last_day=LAST_DAY)
         lake_seconds = time.perf_counter() - started
         for n, account in enumerate(info["campaign_accounts"][:30]):
-            decisions.record_decision(settings, analyst="bench", account_id=account, label="extraction",
-                                      note=f"benchmark decision {n}")
+            decisions.record_decision(
+                settings, analyst="bench", account_id=account, label="extraction", note=f"benchmark decision {n}"
+            )
         token = issue_token(Path(tmp) / "tokens", "bench")
-        client = TestClient(create_app(settings, ConsoleConfig(auth=AuthConfig(tokens_file=Path(tmp) / "tokens"))),
-                            base_url="http://127.0.0.1:8050")
+        client = TestClient(
+            create_app(settings, ConsoleConfig(auth=AuthConfig(tokens_file=Path(tmp) / "tokens"))),
+            base_url="http://127.0.0.1:8050",
+        )
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
-        assert client.post("/login", data={"token": token, "csrf_token": csrf}, follow_redirects=False).status_code == 303
+        assert (
+            client.post("/login", data={"token": token, "csrf_token": csrf}, follow_redirects=False).status_code == 303
+        )
 
         account = info["campaign_accounts"][5]
         pages = {
@@ -82,19 +87,35 @@ def main() -> None:
                 response = client.get(path)
                 timings.append(time.perf_counter() - t0)
                 assert response.status_code == 200
-            results.append({"page": name, "path": path, "median_s": round(statistics.median(timings), 4),
-                            "max_s": round(max(timings), 4), "bytes": len(response.content)})
-            print(f"{name:38s} median {statistics.median(timings) * 1000:7.0f} ms   max {max(timings) * 1000:7.0f} ms",
-                  flush=True)
+            results.append(
+                {
+                    "page": name,
+                    "path": path,
+                    "median_s": round(statistics.median(timings), 4),
+                    "max_s": round(max(timings), 4),
+                    "bytes": len(response.content),
+                }
+            )
+            print(
+                f"{name:38s} median {statistics.median(timings) * 1000:7.0f} ms   max {max(timings) * 1000:7.0f} ms",
+                flush=True,
+            )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    record = {"benchmark": "console_pages", "accounts_per_day": args.accounts, "days": args.days,
-              "risk_rows": args.accounts * args.days, "repeats": args.repeats,
-              "synthetic_lake_write_s": round(lake_seconds, 1), "pages": results, "machine": machine_facts(),
-              # the machine is shared: its load says how much of the wall time was waiting for a core
-              "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-              "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    record = {
+        "benchmark": "console_pages",
+        "accounts_per_day": args.accounts,
+        "days": args.days,
+        "risk_rows": args.accounts * args.days,
+        "repeats": args.repeats,
+        "synthetic_lake_write_s": round(lake_seconds, 1),
+        "pages": results,
+        "machine": machine_facts(),
+        # the machine is shared: its load says how much of the wall time was waiting for a core
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
     (out / "console_pages.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"-> {out / 'console_pages.json'}")
 

@@ -81,17 +81,35 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
         cli(lake, *argv)
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - began
 
-    print(f"== seed {seed}: {args.accounts:,} accounts x {args.days} days ({args.scenario}), "
-          f"train as of {train_day}, score {score_days[0]}..{score_days[-1]}", flush=True)
-    timed("simulate", "simulate", "--start", START.isoformat(), "--days", str(args.days), "--accounts",
-          str(args.accounts), "--seed", str(seed), "--scenario", args.scenario)
+    print(
+        f"== seed {seed}: {args.accounts:,} accounts x {args.days} days ({args.scenario}), "
+        f"train as of {train_day}, score {score_days[0]}..{score_days[-1]}",
+        flush=True,
+    )
+    timed(
+        "simulate",
+        "simulate",
+        "--start",
+        START.isoformat(),
+        "--days",
+        str(args.days),
+        "--accounts",
+        str(args.accounts),
+        "--seed",
+        str(seed),
+        "--scenario",
+        args.scenario,
+    )
     for day in dates:
         began = time.perf_counter()
         for job in DAILY_JOBS:
             timed(job, job, "--date", day.isoformat())
         print(f"   {day}: {' -> '.join(DAILY_JOBS)} in {time.perf_counter() - began:.0f}s", flush=True)
-    result: dict = {"seed": seed, "train_as_of": train_day.isoformat(),
-                    "score_days": [score_days[0].isoformat(), score_days[-1].isoformat()]}
+    result: dict = {
+        "seed": seed,
+        "train_as_of": train_day.isoformat(),
+        "score_days": [score_days[0].isoformat(), score_days[-1].isoformat()],
+    }
     try:
         timed("train", "train", "--as-of", train_day.isoformat())
         for day in score_days:
@@ -105,24 +123,34 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
     settings = load_settings(lake_root=str(lake))
     truth = read_ground_truth(settings)
     labels = DeltaTable(settings.table_uri("enforcement_labels")).to_pandas()
-    risk = DeltaTable(settings.table_uri("account_risk")).to_pandas(columns=["score_date", "account_id", "score",
-                                                                            "tier"])
+    risk = DeltaTable(settings.table_uri("account_risk")).to_pandas(
+        columns=["score_date", "account_id", "score", "tier"]
+    )
     last = score_days[-1]
     scope = report.unlabelled(risk[risk["score_date"] == last], truth, labels, last)
     requests = DeltaTable(settings.table_uri("api_requests")).to_pyarrow_table(columns=["account_id", "event_date"])
-    first_request = (requests.group_by("account_id").aggregate([("event_date", "min")]).to_pandas()
-                     .rename(columns={"event_date_min": "first_date"}))
-    clusters = DeltaTable(settings.table_uri("account_clusters")).to_pandas(columns=["feature_date", "account_id",
-                                                                                    "cluster_id"])
+    first_request = (
+        requests.group_by("account_id")
+        .aggregate([("event_date", "min")])
+        .to_pandas()
+        .rename(columns={"event_date_min": "first_date"})
+    )
+    clusters = DeltaTable(settings.table_uri("account_clusters")).to_pandas(
+        columns=["feature_date", "account_id", "cluster_id"]
+    )
     result.update(
-        accounts=int(len(truth)), requests=int(requests.num_rows),
-        campaign_archetypes={str(k): str(v) for k, v in truth.dropna(subset=["campaign_id"])
-                             .groupby("campaign_id")["archetype"].first().items()},
+        accounts=len(truth),
+        requests=int(requests.num_rows),
+        campaign_archetypes={
+            str(k): str(v)
+            for k, v in truth.dropna(subset=["campaign_id"]).groupby("campaign_id")["archetype"].first().items()
+        },
         at_benign_fpr=report.recall_at_benign_fpr(scope),
         tiers=report.evaluate_unlabeled(risk[risk["score_date"] == last], truth, labels, last),
         latency=report.detection_latency(risk, truth, labels, first_request),
         clusters=report.cluster_purity(clusters[clusters["feature_date"] == last], truth),
-        timings_s={k: round(v, 1) for k, v in timings.items()})
+        timings_s={k: round(v, 1) for k, v in timings.items()},
+    )
     if not args.keep:
         shutil.rmtree(lake.parent, ignore_errors=True)
     return result
@@ -131,8 +159,7 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
 def run_seed_in_child(seed: int, argv: list[str], workdir: Path) -> dict:
     """One seed in a fresh process: MLflow keeps its tracking store in process-wide state, so a second lake's
     training in the same process would write to the first lake's store."""
-    command = [sys.executable, str(Path(__file__).resolve()), *argv, "--one-seed", str(seed),
-               "--workdir", str(workdir)]
+    command = [sys.executable, str(Path(__file__).resolve()), *argv, "--one-seed", str(seed), "--workdir", str(workdir)]
     code = subprocess.run(command, cwd=ROOT).returncode
     path = workdir / f"seed{seed}.json"
     if code != 0 or not path.exists():
@@ -163,19 +190,23 @@ def summary_markdown(report: dict) -> str:
     levels = ("0.0001", "0.001", "0.01")
     campaigns = sorted({c for r in seeds for c in r["at_benign_fpr"]["levels"]["0.01"]["per_campaign_recall"]})
     archetypes = {c: a for r in seeds for c, a in r["campaign_archetypes"].items()}
-    lines = [f"Mean over {len(seeds)} seeds (range in brackets), unlabelled accounts of the last day:\n",
-             "| campaign | archetype | recall @0.01% FPR | @0.1% FPR | @1% FPR | >= high | >= elevated |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Mean over {len(seeds)} seeds (range in brackets), unlabelled accounts of the last day:\n",
+        "| campaign | archetype | recall @0.01% FPR | @0.1% FPR | @1% FPR | >= high | >= elevated |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for c in [*campaigns, "all"]:
         if c == "all":
             cells = [_spread([r["at_benign_fpr"]["levels"][k]["recall"] for r in seeds]) for k in levels]
             cells += [_spread([r["tiers"][t]["campaign_recall"] for r in seeds]) for t in ("high", "elevated")]
             label = "every campaign account"
         else:
-            cells = [_spread([r["at_benign_fpr"]["levels"][k]["per_campaign_recall"].get(c) for r in seeds])
-                     for k in levels]
-            cells += [_spread([r["tiers"][t]["per_campaign_recall"].get(c) for r in seeds])
-                      for t in ("high", "elevated")]
+            cells = [
+                _spread([r["at_benign_fpr"]["levels"][k]["per_campaign_recall"].get(c) for r in seeds]) for k in levels
+            ]
+            cells += [
+                _spread([r["tiers"][t]["per_campaign_recall"].get(c) for r in seeds]) for t in ("high", "elevated")
+            ]
             label = archetypes.get(c, "")
         lines.append(f"| {c} | {label} | " + " | ".join(cells) + " |")
     fpr = [_spread([r["at_benign_fpr"]["levels"][k]["benign_fpr"] for r in seeds], 2) for k in levels]
@@ -189,12 +220,15 @@ def latency_markdown(seeds: list[dict]) -> str:
     day, so for a campaign already active the latency only says when it started."""
     late = sorted({c for r in seeds for c, x in r["latency"].items() if x["first_request"] > r["train_as_of"]})
     if not late:
-        return ("\nDetection latency: every campaign was active before the train day, so none can be measured "
-                "below it.\n")
-    lines = ["\nDetection latency of the campaigns that start after the train day (days from the campaign's first "
-             "request to its first unlabelled account at >= high; `never` = not within the scored days):\n",
-             "| campaign | " + " | ".join(f"seed {r['seed']}" for r in seeds) + " |",
-             "|---|" + "---:|" * len(seeds)]
+        return (
+            "\nDetection latency: every campaign was active before the train day, so none can be measured below it.\n"
+        )
+    lines = [
+        "\nDetection latency of the campaigns that start after the train day (days from the campaign's first "
+        "request to its first unlabelled account at >= high; `never` = not within the scored days):\n",
+        "| campaign | " + " | ".join(f"seed {r['seed']}" for r in seeds) + " |",
+        "|---|" + "---:|" * len(seeds),
+    ]
     for c in late:
         cells = []
         for r in seeds:
@@ -212,8 +246,10 @@ def markdown(report: dict) -> str:
     seeds = [r for r in report["seeds"] if "error" not in r]
     lines: list[str] = []
     cfg = report["config"]
-    lines.append(f"Scenario `{cfg['scenario']}`, {cfg['accounts']:,} accounts x {cfg['days']} days per seed, "
-                 f"trained as of day {cfg['train_day']}, evaluated on the last day's UNLABELLED accounts.\n")
+    lines.append(
+        f"Scenario `{cfg['scenario']}`, {cfg['accounts']:,} accounts x {cfg['days']} days per seed, "
+        f"trained as of day {cfg['train_day']}, evaluated on the last day's UNLABELLED accounts.\n"
+    )
     if not report.get("complete", True):
         lines.append(f"**Partial**: {len(report['seeds'])} of {len(cfg['seeds'])} seeds finished.\n")
     for failed in (r for r in report["seeds"] if "error" in r):
@@ -236,44 +272,58 @@ def markdown(report: dict) -> str:
                 arche = r["campaign_archetypes"].get(c, "")
             lines.append(f"| {r['seed']} | {c} | {arche} | " + " | ".join(_pct(v) for v in values) + " |")
     lines.append("\nTiers (flag at tier >= t; benign FPR realised on unlabelled benign accounts):\n")
-    lines.append("| seed | tier | recall | benign FPR | benign flagged | " +
-                 " | ".join(f"camp. {c}" for c in campaigns) + " |")
+    lines.append(
+        "| seed | tier | recall | benign FPR | benign flagged | " + " | ".join(f"camp. {c}" for c in campaigns) + " |"
+    )
     lines.append("|---:|---|---:|---:|---:|" + "---:|" * len(campaigns))
     for r in seeds:
         for tier, row in r["tiers"].items():
-            lines.append(f"| {r['seed']} | >= {tier} | {_pct(row['campaign_recall'])} | "
-                         f"{_pct(row['benign_false_positive_rate'], 2)} | {row['false_positives']} | " +
-                         " | ".join(_pct(row["per_campaign_recall"].get(c)) for c in campaigns) + " |")
+            lines.append(
+                f"| {r['seed']} | >= {tier} | {_pct(row['campaign_recall'])} | "
+                f"{_pct(row['benign_false_positive_rate'], 2)} | {row['false_positives']} | "
+                + " | ".join(_pct(row["per_campaign_recall"].get(c)) for c in campaigns)
+                + " |"
+            )
     segments = sorted({s for r in seeds for s in r["at_benign_fpr"]["levels"]["0.01"]["per_segment_fpr"]})
-    lines.append("\nBenign FPR per segment (at the 1%-FPR threshold / at tier >= high / >= elevated), "
-                 "mean over seeds:\n")
+    lines.append(
+        "\nBenign FPR per segment (at the 1%-FPR threshold / at tier >= high / >= elevated), mean over seeds:\n"
+    )
     lines.append("| segment | @1% threshold | >= high | >= elevated |")
     lines.append("|---|---:|---:|---:|")
 
     def mean(values: list) -> float | None:
         values = [v for v in values if v is not None]
         return sum(values) / len(values) if values else None
+
     for s in segments:
         at1 = mean([r["at_benign_fpr"]["levels"]["0.01"]["per_segment_fpr"].get(s) for r in seeds])
         high = mean([r["tiers"]["high"]["per_segment_fpr"].get(s) for r in seeds])
         elevated = mean([r["tiers"]["elevated"]["per_segment_fpr"].get(s) for r in seeds])
         lines.append(f"| {s} | {_pct(at1, 2)} | {_pct(high, 2)} | {_pct(elevated, 2)} |")
-    lines.append("\nDetection latency (days from a campaign's first request to its first unlabelled account at "
-                 ">= high; `never` = not within the scored days; scoring starts on the train day "
-                 f"{cfg['train_day']}, so a campaign active from day 1 cannot score below {cfg['train_day'] - 1}) "
-                 "and the clusters of the last day (purity: share of a cluster's members from its most common "
-                 "campaign, all benign accounts counting as one class):\n")
-    lines.append("| seed | " + " | ".join(f"{c}" for c in campaigns) +
-                 " | largest cluster | its campaign accts | its purity | size-weighted purity | clusters |")
+    lines.append(
+        "\nDetection latency (days from a campaign's first request to its first unlabelled account at "
+        ">= high; `never` = not within the scored days; scoring starts on the train day "
+        f"{cfg['train_day']}, so a campaign active from day 1 cannot score below {cfg['train_day'] - 1}) "
+        "and the clusters of the last day (purity: share of a cluster's members from its most common "
+        "campaign, all benign accounts counting as one class):\n"
+    )
+    lines.append(
+        "| seed | "
+        + " | ".join(f"{c}" for c in campaigns)
+        + " | largest cluster | its campaign accts | its purity | size-weighted purity | clusters |"
+    )
     lines.append("|---:|" + "---:|" * len(campaigns) + "---:|---:|---:|---:|---:|")
     for r in seeds:
         lat = [r["latency"].get(c, {}) for c in campaigns]
-        cells = ["never" if x.get("latency_days") is None else f"{x['latency_days']} ({x['accounts']} accts)"
-                 for x in lat]
+        cells = [
+            "never" if x.get("latency_days") is None else f"{x['latency_days']} ({x['accounts']} accts)" for x in lat
+        ]
         cl = r["clusters"]
-        lines.append(f"| {r['seed']} | " + " | ".join(cells) + f" | {cl['largest_cluster_size']:,} | "
-                     f"{cl.get('largest_cluster_campaign_accounts', '-')} | {_pct(cl['largest_cluster_purity'])} | {_pct(cl['size_weighted_purity'])} | "
-                     f"{cl['clusters']:,} |")
+        lines.append(
+            f"| {r['seed']} | " + " | ".join(cells) + f" | {cl['largest_cluster_size']:,} | "
+            f"{cl.get('largest_cluster_campaign_accounts', '-')} | {_pct(cl['largest_cluster_purity'])} | {_pct(cl['size_weighted_purity'])} | "
+            f"{cl['clusters']:,} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -308,13 +358,23 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{RESULT_NAME}-{args.scenario}"
-    report = {"benchmark": "detection",
-              "started_at": dt.datetime.fromtimestamp(began, dt.UTC).isoformat(timespec="seconds"),
-              "machine": machine_facts(),
-              "config": {"scenario": args.scenario, "seeds": args.seeds, "days": args.days, "parallel": args.parallel,
-                         "accounts": args.accounts, "train_day": args.train_day, "daily_jobs": list(DAILY_JOBS),
-                         "start": START.isoformat()},
-              "complete": False, "seeds": []}
+    report = {
+        "benchmark": "detection",
+        "started_at": dt.datetime.fromtimestamp(began, dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine_facts(),
+        "config": {
+            "scenario": args.scenario,
+            "seeds": args.seeds,
+            "days": args.days,
+            "parallel": args.parallel,
+            "accounts": args.accounts,
+            "train_day": args.train_day,
+            "daily_jobs": list(DAILY_JOBS),
+            "start": START.isoformat(),
+        },
+        "complete": False,
+        "seeds": [],
+    }
     from concurrent.futures import ThreadPoolExecutor
 
     child_argv = argv if argv is not None else sys.argv[1:]

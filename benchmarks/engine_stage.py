@@ -40,8 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 JVM_DRIVER_MEMORY = os.environ.get("DG_BENCH_JVM_DRIVER_MEMORY", "4g")
 SPARK_PARQUET_ENGINES = {"embedded": "embedded", "jvm-local": "jvm-local"}
-REAL_JOB_ENGINES = {"embedded-delta": "embedded", "pandas": "pandas", "cudf": "cudf", "jvm-delta": "remote",
-                    "sail-cluster": "remote"}
+REAL_JOB_ENGINES = {
+    "embedded-delta": "embedded",
+    "pandas": "pandas",
+    "cudf": "cudf",
+    "jvm-delta": "remote",
+    "sail-cluster": "remote",
+}
 SAIL_CLUSTER_WORKERS = 2
 
 
@@ -52,8 +57,12 @@ def server_for(bench_engine: str, scratch: str, shuffle_partitions: int):
 
     logs = Path(scratch) / "server-logs"
     if bench_engine == "jvm-delta":
-        with spark_servers.jvm_connect_server(logs, master="local[*]", shuffle_partitions=shuffle_partitions,
-                                              extra_conf={"spark.driver.memory": JVM_DRIVER_MEMORY}) as server:
+        with spark_servers.jvm_connect_server(
+            logs,
+            master="local[*]",
+            shuffle_partitions=shuffle_partitions,
+            extra_conf={"spark.driver.memory": JVM_DRIVER_MEMORY},
+        ) as server:
             yield server.url
     elif bench_engine == "sail-cluster":
         # workers x slots must cover the largest task region, which can exceed the shuffle partitions (a stage
@@ -100,9 +109,14 @@ def run(bench_engine: str, lake: str, day: dt.date, scratch: str, shuffle_partit
     began = time.perf_counter()
     with contextlib.ExitStack() as stack:
         remote = stack.enter_context(server_for(bench_engine, scratch, shuffle_partitions))
-        settings = load_settings(lake_root=lake, ground_truth_root=f"{scratch}/_truth", engine=engine_key,
-                                 mlflow_tracking_uri=f"sqlite:///{scratch}/m.db", spark_remote=remote,
-                                 shuffle_partitions=shuffle_partitions)
+        settings = load_settings(
+            lake_root=lake,
+            ground_truth_root=f"{scratch}/_truth",
+            engine=engine_key,
+            mlflow_tracking_uri=f"sqlite:///{scratch}/m.db",
+            spark_remote=remote,
+            shuffle_partitions=shuffle_partitions,
+        )
         engine = stack.enter_context(open_engine(settings))
         result["engine_start_s"] = time.perf_counter() - began
         for number in range(passes):
@@ -111,9 +125,12 @@ def run(bench_engine: str, lake: str, day: dt.date, scratch: str, shuffle_partit
                 import spark_parquet_stage
 
                 detail = spark_parquet_stage.run(engine.spark, lake, [day], Path(scratch) / f"out{number}")
-                one = {"aggregate_s": detail["aggregate_s"], "features_s": detail["features_s"],
-                       "account_daily_rows": detail["days"][0]["account_daily_rows"],
-                       "account_features_rows": detail["days"][0]["account_features_rows"]}
+                one = {
+                    "aggregate_s": detail["aggregate_s"],
+                    "features_s": detail["features_s"],
+                    "account_daily_rows": detail["days"][0]["account_daily_rows"],
+                    "account_features_rows": detail["days"][0]["account_features_rows"],
+                }
             else:
                 from jobs import aggregate, features
 
@@ -124,8 +141,12 @@ def run(bench_engine: str, lake: str, day: dt.date, scratch: str, shuffle_partit
                 with _nvtx_range(f"features {day}"):
                     feature_rows = features.run(engine, settings, day)
                     _synchronize(engine)
-                one = {"aggregate_s": aggregated - started, "features_s": time.perf_counter() - aggregated,
-                       "account_daily_rows": daily_rows, "account_features_rows": feature_rows}
+                one = {
+                    "aggregate_s": aggregated - started,
+                    "features_s": time.perf_counter() - aggregated,
+                    "account_daily_rows": daily_rows,
+                    "account_features_rows": feature_rows,
+                }
             one["stage_s"] = time.perf_counter() - started
             result["passes"].append(one)
         frames = getattr(engine, "frames", None)

@@ -67,8 +67,16 @@ SAIL_ENGINES = ("embedded-delta", "sail-cluster", "embedded")
 FRAME_ENGINES = ("pandas", "cudf")
 # Tables every real-job engine reads, linked from the shared lake; account_daily is copied (hard links), since the
 # engines write the benchmark day into it.
-LINKED_TABLES = ("requests", "quarantine", "ingest_runs", "accounts", "model_releases", "asn_info",
-                 "enforcement_labels", "account_clusters")
+LINKED_TABLES = (
+    "requests",
+    "quarantine",
+    "ingest_runs",
+    "accounts",
+    "model_releases",
+    "asn_info",
+    "enforcement_labels",
+    "account_clusters",
+)
 JVM_PYTHON = REPO / ".bench-jvm" / "bin" / "python"
 SAMPLE_INTERVAL_S = 0.1
 GPU_SAMPLE_INTERVAL_S = 0.5
@@ -80,6 +88,7 @@ def log(message: str) -> None:
 
 
 # --- child processes ----------------------------------------------------------------------------------
+
 
 def _process_table() -> dict[int, tuple[int, int, float]]:
     """pid -> (parent pid, resident bytes, CPU seconds so far) for every process now, read from /proc
@@ -97,7 +106,7 @@ def _process_table() -> dict[int, tuple[int, int, float]]:
         except (OSError, IndexError, ValueError):
             continue  # the process ended between listdir and open
         # the command name may contain spaces and parentheses: the fields after the last ')' are fixed
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         table[int(entry)] = (int(fields[1]), resident_pages * page, (int(fields[11]) + int(fields[12])) / ticks)
     return table
 
@@ -151,12 +160,17 @@ class TreeMemorySampler:
         self._thread.join()
 
 
-def run_child(command: list[str], env: dict | None = None, timeout_s: float | None = None,
-              echo: bool = False) -> dict:
+def run_child(command: list[str], env: dict | None = None, timeout_s: float | None = None, echo: bool = False) -> dict:
     """Run a child that prints `RESULT {json}`; returns that result plus wall time and the tree's peak RSS."""
     began = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-                               env={**os.environ, **(env or {})})
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
     result, tail = None, []
     timer = threading.Timer(timeout_s, process.kill) if timeout_s else None
     if timer:
@@ -164,7 +178,7 @@ def run_child(command: list[str], env: dict | None = None, timeout_s: float | No
     with TreeMemorySampler(process.pid) as sampler:
         for line in process.stdout:
             if line.startswith("RESULT "):
-                result = json.loads(line[len("RESULT "):])
+                result = json.loads(line[len("RESULT ") :])
                 continue
             tail = (tail + [line.rstrip()])[-30:]
             if echo:
@@ -203,9 +217,19 @@ class GpuSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
-                                      "--format=csv,noheader,nounits", "-i", "0"],
-                                     capture_output=True, text=True, timeout=10, check=True).stdout
+                out = subprocess.run(
+                    [
+                        "nvidia-smi",
+                        "--query-gpu=utilization.gpu,memory.used",
+                        "--format=csv,noheader,nounits",
+                        "-i",
+                        "0",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                    check=True,
+                ).stdout
                 util, memory = (float(v) for v in out.strip().split(","))
                 self.utilisation.append(util)
                 self.memory_mib.append(memory)
@@ -216,8 +240,12 @@ class GpuSampler:
     def summary(self) -> dict | None:
         if not self.utilisation:
             return None
-        return {"samples": len(self.utilisation), "mean_utilisation_pct": statistics.fmean(self.utilisation),
-                "max_utilisation_pct": max(self.utilisation), "max_memory_used_mib": max(self.memory_mib)}
+        return {
+            "samples": len(self.utilisation),
+            "mean_utilisation_pct": statistics.fmean(self.utilisation),
+            "max_utilisation_pct": max(self.utilisation),
+            "max_memory_used_mib": max(self.memory_mib),
+        }
 
     def __enter__(self) -> GpuSampler:
         if self.active:
@@ -232,6 +260,7 @@ class GpuSampler:
 
 # --- lakes --------------------------------------------------------------------------------------------
 
+
 def bronze_records(lake: Path, dates: list[dt.date]) -> int:
     """Bronze request rows of `dates`, from the Delta log's per-file record counts."""
     import pyarrow as pa
@@ -239,8 +268,13 @@ def bronze_records(lake: Path, dates: list[dt.date]) -> int:
 
     actions = pa.table(DeltaTable(str(lake / "requests")).get_add_actions(flatten=True))
     wanted = set(dates)
-    return sum(rows for rows, day in zip(actions.column("num_records").to_pylist(),
-                                         actions.column("partition.event_date").to_pylist()) if day in wanted)
+    return sum(
+        rows
+        for rows, day in zip(
+            actions.column("num_records").to_pylist(), actions.column("partition.event_date").to_pylist()
+        )
+        if day in wanted
+    )
 
 
 def table_days(lake: Path, name: str, column: str = "event_date") -> set[dt.date]:
@@ -255,22 +289,35 @@ def calibrate(work_dir: Path) -> float:
     """Bronze-bound simulator records per account-day, measured on a small population (it scales linearly)."""
     lake = work_dir / "calibration"
     shutil.rmtree(lake, ignore_errors=True)
-    result = run_child([sys.executable, str(BENCH_DIR / "run_stage.py"), "simulate", str(lake), START.isoformat(),
-                        "2", str(CALIBRATION_ACCOUNTS)])
+    result = run_child(
+        [
+            sys.executable,
+            str(BENCH_DIR / "run_stage.py"),
+            "simulate",
+            str(lake),
+            START.isoformat(),
+            "2",
+            str(CALIBRATION_ACCOUNTS),
+        ]
+    )
     shutil.rmtree(lake, ignore_errors=True)
     shutil.rmtree(f"{lake}_truth", ignore_errors=True)
     return result["records"] / (CALIBRATION_ACCOUNTS * 2)
 
 
-def generate_lake(lake: Path, records_per_day: int, gen_days: int, window_days: int, rate: float | None,
-                  work_dir: Path) -> dict:
+def generate_lake(
+    lake: Path, records_per_day: int, gen_days: int, window_days: int, rate: float | None, work_dir: Path
+) -> dict:
     """Simulate + ingest `gen_days` days, then prepare the last day's history and clusters (all on Sail), unless
     `lake` already holds all of it; returns what it did."""
     dates = [START + dt.timedelta(days=i) for i in range(gen_days)]
     bench_day = dates[-1]
     window = {bench_day - dt.timedelta(days=i) for i in range(window_days)}
-    if set(dates) <= table_days(lake, "requests") and window <= table_days(lake, "account_daily") \
-            and bench_day in table_days(lake, "account_clusters", "feature_date"):
+    if (
+        set(dates) <= table_days(lake, "requests")
+        and window <= table_days(lake, "account_daily")
+        and bench_day in table_days(lake, "account_clusters", "feature_date")
+    ):
         log(f"reusing {lake} ({bronze_records(lake, [bench_day]):,} bronze records on {bench_day})")
         return {"reused": True}
     shutil.rmtree(lake, ignore_errors=True)
@@ -280,30 +327,56 @@ def generate_lake(lake: Path, records_per_day: int, gen_days: int, window_days: 
     log(f"generating {lake.name}: {accounts:,} accounts x {gen_days} days (~{records_per_day:,} records a day)")
     stages = {}
     for stage in ("simulate", "ingest", "prepare"):
-        stages[stage] = run_child([sys.executable, str(BENCH_DIR / "run_stage.py"), stage, str(lake),
-                                   START.isoformat(), str(gen_days), str(accounts), str(window_days)])
+        stages[stage] = run_child(
+            [
+                sys.executable,
+                str(BENCH_DIR / "run_stage.py"),
+                stage,
+                str(lake),
+                START.isoformat(),
+                str(gen_days),
+                str(accounts),
+                str(window_days),
+            ]
+        )
         log(f"  {stage}: {stages[stage]['records']:,} records in {stages[stage]['wall_s']:.1f} s")
-    return {"reused": False, "accounts": accounts, "records_per_account_day": rate,
-            **{f"{stage}_s": stages[stage]["wall_s"] for stage in stages},
-            "history_days_copied": len(stages["prepare"].get("history_days", []))}
+    return {
+        "reused": False,
+        "accounts": accounts,
+        "records_per_account_day": rate,
+        **{f"{stage}_s": stages[stage]["wall_s"] for stage in stages},
+        "history_days_copied": len(stages["prepare"].get("history_days", [])),
+    }
 
 
-def replicate(source: Path, target: Path, target_records: int, source_records: int, bench_day: dt.date,
-              workers: int | None) -> dict:
+def replicate(
+    source: Path, target: Path, target_records: int, source_records: int, bench_day: dt.date, workers: int | None
+) -> dict:
     copies = math.ceil(target_records / source_records)
     if bench_day in table_days(target, "requests") and table_days(target, "account_daily") == table_days(
-            source, "account_daily"):
+        source, "account_daily"
+    ):
         log(f"reusing replicated lake {target}")
         return {"reused": True, "copies": copies}
     shutil.rmtree(target, ignore_errors=True)
     log(f"replicating {source.name} x{copies} -> {target.name} (bronze of {bench_day} only)")
-    command = [sys.executable, str(BENCH_DIR / "replicate_lake.py"), str(source), str(target), "--copies", str(copies),
-               "--day", bench_day.isoformat()]
+    command = [
+        sys.executable,
+        str(BENCH_DIR / "replicate_lake.py"),
+        str(source),
+        str(target),
+        "--copies",
+        str(copies),
+        "--day",
+        bench_day.isoformat(),
+    ]
     if workers:
         command += ["--workers", str(workers)]
     result = run_child(command, echo=True)
-    log(f"  replicated {result['requests_rows']:,} rows at {result['requests_rows_per_s']:,.0f} rows/s, "
-        f"tree peak RSS {result['peak_rss_tree_mib']:,.0f} MiB")
+    log(
+        f"  replicated {result['requests_rows']:,} rows at {result['requests_rows_per_s']:,.0f} rows/s, "
+        f"tree peak RSS {result['peak_rss_tree_mib']:,.0f} MiB"
+    )
     return {"reused": False, **result}
 
 
@@ -315,13 +388,18 @@ def engine_lake(shared_lake: Path, scratch: Path) -> Path:
     for name in LINKED_TABLES:
         if (shared_lake / name).exists():
             (lake / name).symlink_to(shared_lake / name, target_is_directory=True)
-    shutil.copytree(shared_lake / "account_daily", lake / "account_daily", copy_function=os.link,
-                    ignore=shutil.ignore_patterns("_delta_log"))
+    shutil.copytree(
+        shared_lake / "account_daily",
+        lake / "account_daily",
+        copy_function=os.link,
+        ignore=shutil.ignore_patterns("_delta_log"),
+    )
     shutil.copytree(shared_lake / "account_daily" / "_delta_log", lake / "account_daily" / "_delta_log")
     return lake
 
 
 # --- engines ------------------------------------------------------------------------------------------
+
 
 def gpu_present() -> str | None:
     if shutil.which("nvidia-smi") is None:
@@ -363,8 +441,16 @@ def run_engine(engine: str, lake: Path, day: dt.date, work_dir: Path, args, chec
             python = str(JVM_PYTHON)
             # local[*] runs the executors inside the driver JVM; its 1 GiB default heap is no baseline
             env["PYSPARK_SUBMIT_ARGS"] = f"--driver-memory {args.jvm_driver_memory} pyspark-shell"
-        command = [python, str(BENCH_DIR / "engine_stage.py"), engine, str(stage_lake), day.isoformat(),
-                   str(scratch), str(args.shuffle_partitions), str(args.passes)]
+        command = [
+            python,
+            str(BENCH_DIR / "engine_stage.py"),
+            engine,
+            str(stage_lake),
+            day.isoformat(),
+            str(scratch),
+            str(args.shuffle_partitions),
+            str(args.passes),
+        ]
         with GpuSampler() as gpu:
             child = run_child(command, env=env, timeout_s=args.timeout_s, echo=args.verbose)
         child["gpu"] = gpu.summary() if engine == "cudf" else None
@@ -389,9 +475,14 @@ def summarize(engine: str, records: int, children: list[dict]) -> dict:
     peak_device = [((c.get("memory_report") or {}).get("peak_device_bytes")) for c in children]
     gpu = [c["gpu"] for c in children if c.get("gpu")]
     return {
-        "engine": engine, "status": "ok", "runs": len(children), "records": records,
-        "account_daily_rows": cold[0]["account_daily_rows"], "accounts": accounts,
-        "cold_stage_s": _spread(cold_stage), "cold_end_to_end_s": _spread([s + t for s, t in zip(cold_stage, starts)]),
+        "engine": engine,
+        "status": "ok",
+        "runs": len(children),
+        "records": records,
+        "account_daily_rows": cold[0]["account_daily_rows"],
+        "accounts": accounts,
+        "cold_stage_s": _spread(cold_stage),
+        "cold_end_to_end_s": _spread([s + t for s, t in zip(cold_stage, starts)]),
         "cold_aggregate_s": _spread([p["aggregate_s"] for p in cold]),
         "cold_features_s": _spread([p["features_s"] for p in cold]),
         "engine_start_s": _spread(starts),
@@ -402,11 +493,17 @@ def summarize(engine: str, records: int, children: list[dict]) -> dict:
         "warm_records_per_s": records / statistics.median([p["stage_s"] for p in warm]) if warm else None,
         "cpu_s": _spread([c["cpu_tree_s"] for c in children]),
         # CPU seconds include engine start; on a shared machine they move far less than wall time does
-        "records_per_cpu_s": records * len(children[0]["passes"]) / statistics.median(c["cpu_tree_s"] for c in children),
+        "records_per_cpu_s": records
+        * len(children[0]["passes"])
+        / statistics.median(c["cpu_tree_s"] for c in children),
         "peak_rss_mib": max(c["peak_rss_tree_mib"] for c in children),
         "peak_gpu_mib": max(peak_device) / 2**20 if all(v is not None for v in peak_device) else None,
-        "gpu": {"mean_utilisation_pct": statistics.fmean(g["mean_utilisation_pct"] for g in gpu),
-                "max_utilisation_pct": max(g["max_utilisation_pct"] for g in gpu)} if gpu else None,
+        "gpu": {
+            "mean_utilisation_pct": statistics.fmean(g["mean_utilisation_pct"] for g in gpu),
+            "max_utilisation_pct": max(g["max_utilisation_pct"] for g in gpu),
+        }
+        if gpu
+        else None,
         "checksums": children[0].get("checksums"),
         "children": children,
     }
@@ -422,14 +519,27 @@ def ratios(runs: dict[str, dict]) -> dict:
         return None
 
     basis = "embedded-delta" if "embedded-delta" in ok else "embedded"
-    return {"cudf_vs_sail": ratio("cudf", basis), "cudf_vs_sail_basis": basis,
-            "cudf_vs_pandas": ratio("cudf", "pandas"), "pandas_vs_sail": ratio("pandas", basis),
-            "sail_vs_jvm_delta": ratio("embedded-delta", "jvm-delta"),
-            "sail_cluster_vs_jvm_delta": ratio("sail-cluster", "jvm-delta"), "sail_vs_jvm": ratio("embedded", "jvm-local")}
+    return {
+        "cudf_vs_sail": ratio("cudf", basis),
+        "cudf_vs_sail_basis": basis,
+        "cudf_vs_pandas": ratio("cudf", "pandas"),
+        "pandas_vs_sail": ratio("pandas", basis),
+        "sail_vs_jvm_delta": ratio("embedded-delta", "jvm-delta"),
+        "sail_cluster_vs_jvm_delta": ratio("sail-cluster", "jvm-delta"),
+        "sail_vs_jvm": ratio("embedded", "jvm-local"),
+    }
 
 
-def benchmark_lake(lake: Path, size_label: str, engines: list[str], skipped: dict[str, str], day: dt.date,
-                   work_dir: Path, args, setup: dict) -> dict:
+def benchmark_lake(
+    lake: Path,
+    size_label: str,
+    engines: list[str],
+    skipped: dict[str, str],
+    day: dt.date,
+    work_dir: Path,
+    args,
+    setup: dict,
+) -> dict:
     records = bronze_records(lake, [day])
     log(f"== {size_label}: {records:,} bronze records on {day}, {args.window_days}-day window")
     runs: dict[str, dict] = {}
@@ -458,16 +568,26 @@ def benchmark_lake(lake: Path, size_label: str, engines: list[str], skipped: dic
                 run["checksum_match"] = {"against": reference[0], "equal": not differences, "differences": differences}
         gpu = f", peak GPU {run['peak_gpu_mib']:,.0f} MiB" if run["peak_gpu_mib"] is not None else ""
         match = run.get("checksum_match")
-        log(f"  {engine}: cold {run['cold_stage_s']['median']:.1f} s (+ start {run['engine_start_s']['median']:.1f} s),"
+        log(
+            f"  {engine}: cold {run['cold_stage_s']['median']:.1f} s (+ start {run['engine_start_s']['median']:.1f} s),"
             f" warm {run['warm_stage_s']['median'] if run['warm_stage_s'] else float('nan'):.1f} s, "
             f"{run['records_per_s']:,.0f} records/s, CPU {run['cpu_s']['median']:.0f} s, peak RSS "
             f"{run['peak_rss_mib']:,.0f} MiB{gpu}; outputs "
-            f"{'match ' + match['against'] if match and match['equal'] else 'DIFFER: ' + str(match['differences'][:3]) if match else 'not checked'}")
-    return {"size": size_label, "records": records, "day": day.isoformat(), "window_days": args.window_days,
-            "lake_setup": setup, "runs": runs, "ratios": ratios(runs)}
+            f"{'match ' + match['against'] if match and match['equal'] else 'DIFFER: ' + str(match['differences'][:3]) if match else 'not checked'}"
+        )
+    return {
+        "size": size_label,
+        "records": records,
+        "day": day.isoformat(),
+        "window_days": args.window_days,
+        "lake_setup": setup,
+        "runs": runs,
+        "ratios": ratios(runs),
+    }
 
 
 # --- report -------------------------------------------------------------------------------------------
+
 
 def _fmt(value, pattern: str, empty: str = "-", suffix: str = "") -> str:
     return empty if value is None else format(value, pattern) + suffix
@@ -511,12 +631,21 @@ def markdown(report: dict) -> str:
     for size in report["sizes"]:
         for engine, run in size["runs"].items():
             if run["status"] != "ok":
-                lines.append(f"| {size['size']} | {size['records']:,} | {engine} | {run['status']}: "
-                             f"{run['reason']} | | | | | | | | | | | | |")
+                lines.append(
+                    f"| {size['size']} | {size['records']:,} | {engine} | {run['status']}: "
+                    f"{run['reason']} | | | | | | | | | | | | |"
+                )
                 continue
             match = run.get("checksum_match")
-            outputs = ("-" if not match else "reference" if match["against"] == engine else
-                       f"= {match['against']}" if match["equal"] else f"DIFFER from {match['against']}")
+            outputs = (
+                "-"
+                if not match
+                else "reference"
+                if match["against"] == engine
+                else f"= {match['against']}"
+                if match["equal"]
+                else f"DIFFER from {match['against']}"
+            )
             gpu = run.get("gpu") or {}
             lines.append(
                 f"| {size['size']} | {size['records']:,} | {engine} | {_spread_text(run['cold_stage_s'])} | "
@@ -524,25 +653,37 @@ def markdown(report: dict) -> str:
                 f"{run['cold_aggregate_s']['median']:.1f} | {run['cold_features_s']['median']:.1f} | "
                 f"{run['records_per_s']:,.0f} | {run['accounts_per_s']:,.0f} | {_spread_text(run['cpu_s'], '.0f')} | "
                 f"{_records_per_cpu_s(run)} | {run['peak_rss_mib']:,.0f} | {_fmt(run['peak_gpu_mib'], ',.0f')} | "
-                f"{_fmt(gpu.get('mean_utilisation_pct'), '.0f')} | {outputs} |")
-    lines += ["", "| size | records | cuDF / Sail (basis) | cuDF / pandas | pandas / Sail | Sail / JVM+Delta |",
-              "|---|---:|---:|---:|---:|---:|"]
+                f"{_fmt(gpu.get('mean_utilisation_pct'), '.0f')} | {outputs} |"
+            )
+    lines += [
+        "",
+        "| size | records | cuDF / Sail (basis) | cuDF / pandas | pandas / Sail | Sail / JVM+Delta |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for size in report["sizes"]:
         r = size["ratios"]
-        lines.append(f"| {size['size']} | {size['records']:,} | {_fmt(r['cudf_vs_sail'], '.1f', suffix='x')} "
-                     f"({r['cudf_vs_sail_basis']}) | {_fmt(r['cudf_vs_pandas'], '.1f', suffix='x')} | "
-                     f"{_fmt(r['pandas_vs_sail'], '.2f', suffix='x')} | {_fmt(r.get('sail_vs_jvm_delta'), '.2f', suffix='x')} |")
+        lines.append(
+            f"| {size['size']} | {size['records']:,} | {_fmt(r['cudf_vs_sail'], '.1f', suffix='x')} "
+            f"({r['cudf_vs_sail_basis']}) | {_fmt(r['cudf_vs_pandas'], '.1f', suffix='x')} | "
+            f"{_fmt(r['pandas_vs_sail'], '.2f', suffix='x')} | {_fmt(r.get('sail_vs_jvm_delta'), '.2f', suffix='x')} |"
+        )
     if report.get("skipped"):
         lines += ["", "Skipped engines: " + "; ".join(f"{k}: {v}" for k, v in report["skipped"].items())]
     for size in report["sizes"]:
         setup = size["lake_setup"]
         if setup.get("history_days_copied"):
-            lines += ["", f"History for {size['size']}: {setup['history_days_copied']} of the window's earlier days are "
-                          "copies of generated days' account_daily rows (run_stage.py prepare)."]
+            lines += [
+                "",
+                f"History for {size['size']}: {setup['history_days_copied']} of the window's earlier days are "
+                "copies of generated days' account_daily rows (run_stage.py prepare).",
+            ]
         if setup.get("replication") and not setup["replication"].get("reused"):
             rep = setup["replication"]
-            lines += ["", f"Replication for {size['size']}: x{rep['copies']} in {rep['seconds']:.1f} s "
-                          f"({rep['requests_rows_per_s']:,.0f} request rows/s, {rep['workers']} threads)."]
+            lines += [
+                "",
+                f"Replication for {size['size']}: x{rep['copies']} in {rep['seconds']:.1f} s "
+                f"({rep['requests_rows_per_s']:,.0f} request rows/s, {rep['workers']} threads).",
+            ]
     if report.get("note"):
         lines += ["", report["note"]]
     return "\n".join(lines) + "\n"
@@ -554,28 +695,43 @@ def parse_sizes(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engines", default="embedded-delta,pandas,cudf",
-                        help=f"comma-separated, from {', '.join(BENCH_ENGINES)}")
-    parser.add_argument("--records", type=parse_sizes, default=[2_000_000],
-                        help="bronze records of the benchmark day, one lake per size, e.g. 2e6,2e7")
+    parser.add_argument(
+        "--engines", default="embedded-delta,pandas,cudf", help=f"comma-separated, from {', '.join(BENCH_ENGINES)}"
+    )
+    parser.add_argument(
+        "--records",
+        type=parse_sizes,
+        default=[2_000_000],
+        help="bronze records of the benchmark day, one lake per size, e.g. 2e6,2e7",
+    )
     parser.add_argument("--gen-days", type=int, default=2, help="days simulated and ingested (the last is benchmarked)")
     parser.add_argument("--window-days", type=int, default=28, help="account_daily days behind the benchmark day")
     parser.add_argument("--runs", type=int, default=3, help="fresh processes per engine (cold runs)")
     parser.add_argument("--passes", type=int, default=2, help="passes per process: 1 cold + the rest warm")
-    parser.add_argument("--replicate-to", type=float, default=None,
-                        help="also benchmark the largest lake's day replicated to at least this many records")
+    parser.add_argument(
+        "--replicate-to",
+        type=float,
+        default=None,
+        help="also benchmark the largest lake's day replicated to at least this many records",
+    )
     parser.add_argument("--replicated-engines", default="cudf", help="engines for the replicated lake (frame engines)")
     parser.add_argument("--replicate-workers", type=int, default=None)
     parser.add_argument("--label", default=None, help="run label, part of the result file names (cpu-2core, h100)")
     parser.add_argument("--work-dir", default=None, help="lakes and scratch (kept, so a rerun reuses the lakes)")
     parser.add_argument("--out", default=str(BENCH_DIR / "results"))
-    parser.add_argument("--shuffle-partitions", type=int, default=8, help="spark.sql.shuffle.partitions, all Spark engines")
+    parser.add_argument(
+        "--shuffle-partitions", type=int, default=8, help="spark.sql.shuffle.partitions, all Spark engines"
+    )
     parser.add_argument("--jvm-driver-memory", default=None, help="JVM heap for jvm-local (default: half the RAM)")
     parser.add_argument("--timeout-s", type=float, default=None, help="kill an engine's run after this long")
     parser.add_argument("--note", default=None, help="free text added to the markdown")
     parser.add_argument("--verbose", action="store_true", help="echo the engines' own output")
-    parser.add_argument("--render", metavar="JSON", default=None,
-                        help="only rewrite the markdown next to an existing engines-<label>.json (no runs)")
+    parser.add_argument(
+        "--render",
+        metavar="JSON",
+        default=None,
+        help="only rewrite the markdown next to an existing engines-<label>.json (no runs)",
+    )
     args = parser.parse_args(argv)
     if args.render:
         json_path = Path(args.render)
@@ -596,8 +752,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown engines {unknown}; choose from {', '.join(BENCH_ENGINES)}")
     not_frames = sorted(set(replicated_engines) - set(FRAME_ENGINES))
     if args.replicate_to and not_frames:
-        parser.error(f"--replicated-engines {not_frames}: a replicated lake's account_daily is written by delta-rs, "
-                     "which Sail 0.7 cannot replaceWhere list columns into; only pandas and cudf run there")
+        parser.error(
+            f"--replicated-engines {not_frames}: a replicated lake's account_daily is written by delta-rs, "
+            "which Sail 0.7 cannot replaceWhere list columns into; only pandas and cudf run there"
+        )
     wanted = engines + (replicated_engines if args.replicate_to else [])
     skipped = {e: reason for e in dict.fromkeys(wanted) if (reason := unavailable_reason(e))}
     for engine, reason in skipped.items():
@@ -618,20 +776,47 @@ def main(argv: list[str] | None = None) -> None:
     if args.replicate_to:
         source = lakes[-1]
         target_lake = work_dir / f"lake_replicated_{int(args.replicate_to)}_w{args.window_days}"
-        replication = replicate(source, target_lake, int(args.replicate_to), bronze_records(source, [bench_day]),
-                                bench_day, args.replicate_workers)
-        sizes.append(benchmark_lake(target_lake, f"{args.replicate_to / 1e6:g}M (replicated)", replicated_engines,
-                                    skipped, bench_day, work_dir, args, {"replication": replication}))
+        replication = replicate(
+            source,
+            target_lake,
+            int(args.replicate_to),
+            bronze_records(source, [bench_day]),
+            bench_day,
+            args.replicate_workers,
+        )
+        sizes.append(
+            benchmark_lake(
+                target_lake,
+                f"{args.replicate_to / 1e6:g}M (replicated)",
+                replicated_engines,
+                skipped,
+                bench_day,
+                work_dir,
+                args,
+                {"replication": replication},
+            )
+        )
 
-    report = {"benchmark": "engines", "label": args.label,
-              "started_at": dt.datetime.fromtimestamp(began, dt.timezone.utc).isoformat(timespec="seconds"),
-              "elapsed_s": time.time() - began, "machine": machine_facts(), "gpu": gpu_present(),
-              "load_before": load_before, "load_after": os.getloadavg()[0],
-              "gen_days": args.gen_days, "window_days": args.window_days, "runs": args.runs, "passes": args.passes,
-              "shuffle_partitions": args.shuffle_partitions, "skipped": skipped, "note": args.note,
-              "rss_measurement": "/proc: summed RSS of the child process and all its descendants, sampled every "
-                                 f"{SAMPLE_INTERVAL_S} s (shared pages counted once per process)",
-              "sizes": sizes}
+    report = {
+        "benchmark": "engines",
+        "label": args.label,
+        "started_at": dt.datetime.fromtimestamp(began, dt.UTC).isoformat(timespec="seconds"),
+        "elapsed_s": time.time() - began,
+        "machine": machine_facts(),
+        "gpu": gpu_present(),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        "gen_days": args.gen_days,
+        "window_days": args.window_days,
+        "runs": args.runs,
+        "passes": args.passes,
+        "shuffle_partitions": args.shuffle_partitions,
+        "skipped": skipped,
+        "note": args.note,
+        "rss_measurement": "/proc: summed RSS of the child process and all its descendants, sampled every "
+        f"{SAMPLE_INTERVAL_S} s (shared pages counted once per process)",
+        "sizes": sizes,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / f"engines-{args.label}.json", out / f"engines-{args.label}.md"

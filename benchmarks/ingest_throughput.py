@@ -53,14 +53,24 @@ def simulated_lake(work_dir: Path, records: float, days: int) -> Path:
     shutil.rmtree(lake, ignore_errors=True)
     accounts = max(1000, int(records / (RECORDS_PER_ACCOUNT_DAY * days)))
     log(f"simulating {accounts:,} accounts x {days} days into {lake}")
-    run_child([sys.executable, str(BENCH_DIR / "run_stage.py"), "simulate", str(lake), START.isoformat(),
-               str(days), str(accounts)])
+    run_child(
+        [
+            sys.executable,
+            str(BENCH_DIR / "run_stage.py"),
+            "simulate",
+            str(lake),
+            START.isoformat(),
+            str(days),
+            str(accounts),
+        ]
+    )
     return lake
 
 
 def exported_tree(ref: str, work_dir: Path) -> tuple[Path, str]:
-    commit = subprocess.run(["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True,
-                            check=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
     tree = work_dir / f"code-{commit[:12]}"
     if not tree.exists():
         tree.mkdir(parents=True)
@@ -83,39 +93,65 @@ def one_run(code: Path, raw_lake: Path, days: int, work_dir: Path) -> dict:
     linked_copy(raw_lake, lake)
     before = load_average()
     try:
-        child = run_child([sys.executable, str(code / "benchmarks" / "run_stage.py"), "ingest", str(lake),
-                           START.isoformat(), str(days), "0"])
+        child = run_child(
+            [
+                sys.executable,
+                str(code / "benchmarks" / "run_stage.py"),
+                "ingest",
+                str(lake),
+                START.isoformat(),
+                str(days),
+                "0",
+            ]
+        )
     finally:
         shutil.rmtree(lake, ignore_errors=True)
         shutil.rmtree(f"{lake}_truth", ignore_errors=True)
-    return {"wall_s": child["process_wall_s"], "stage_s": child["wall_s"], "records": child["records"],
-            "records_per_s": child["records"] / child["wall_s"], "cpu_s": child["cpu_tree_s"],
-            "peak_rss_mib": child["peak_rss_tree_mib"], "load_before": before, "load_after": load_average()}
+    return {
+        "wall_s": child["process_wall_s"],
+        "stage_s": child["wall_s"],
+        "records": child["records"],
+        "records_per_s": child["records"] / child["wall_s"],
+        "cpu_s": child["cpu_tree_s"],
+        "peak_rss_mib": child["peak_rss_tree_mib"],
+        "load_before": before,
+        "load_after": load_average(),
+    }
 
 
 def summary(runs: list[dict]) -> dict:
     rates = [r["records_per_s"] for r in runs]
-    return {"runs": len(runs), "records": runs[0]["records"],
-            "records_per_s_median": statistics.median(rates), "records_per_s_min": min(rates),
-            "records_per_s_max": max(rates),
-            "stage_s_median": statistics.median(r["stage_s"] for r in runs),
-            "cpu_s_median": statistics.median(r["cpu_s"] for r in runs),
-            "peak_rss_mib_max": max(r["peak_rss_mib"] for r in runs)}
+    return {
+        "runs": len(runs),
+        "records": runs[0]["records"],
+        "records_per_s_median": statistics.median(rates),
+        "records_per_s_min": min(rates),
+        "records_per_s_max": max(rates),
+        "stage_s_median": statistics.median(r["stage_s"] for r in runs),
+        "cpu_s_median": statistics.median(r["cpu_s"] for r in runs),
+        "peak_rss_mib_max": max(r["peak_rss_mib"] for r in runs),
+    }
 
 
 def markdown(report: dict) -> str:
     m = report["machine"]
-    lines = [f"# Ingest throughput: {report['label']}", "",
-             f"Machine: {m['cpu_model']}, {m['affinity_cpus']} CPUs, {m['memory_gib']} GiB. {report['days']} days, "
-             f"{report['records']:,} raw records; {report['runs_per_version']} cold runs per version, alternating. "
-             f"1-minute load average during the runs: {report['load_min']:.1f}-{report['load_max']:.1f}.", "",
-             "| version | commit | records/s median (min-max) | stage s median | CPU s median | peak RSS MiB |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = [
+        f"# Ingest throughput: {report['label']}",
+        "",
+        f"Machine: {m['cpu_model']}, {m['affinity_cpus']} CPUs, {m['memory_gib']} GiB. {report['days']} days, "
+        f"{report['records']:,} raw records; {report['runs_per_version']} cold runs per version, alternating. "
+        f"1-minute load average during the runs: {report['load_min']:.1f}-{report['load_max']:.1f}.",
+        "",
+        "| version | commit | records/s median (min-max) | stage s median | CPU s median | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for version in report["versions"]:
         s = version["summary"]
-        lines.append(f"| {version['name']} | {version['commit'][:10]} | {s['records_per_s_median']:,.0f} "
-                     f"({s['records_per_s_min']:,.0f}-{s['records_per_s_max']:,.0f}) | {s['stage_s_median']:.1f} | "
-                     f"{s['cpu_s_median']:.1f} | {s['peak_rss_mib_max']:,.0f} |")
+        lines.append(
+            f"| {version['name']} | {version['commit'][:10]} | {s['records_per_s_median']:,.0f} "
+            f"({s['records_per_s_min']:,.0f}-{s['records_per_s_max']:,.0f}) | {s['stage_s_median']:.1f} | "
+            f"{s['cpu_s_median']:.1f} | {s['peak_rss_mib_max']:,.0f} |"
+        )
     if report.get("note"):
         lines += ["", report["note"]]
     return "\n".join(lines) + "\n"
@@ -137,30 +173,52 @@ def main(argv: list[str] | None = None) -> None:
     work_dir = Path(args.work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     raw_lake = simulated_lake(work_dir, args.records, args.days)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True,
-                                check=True).stdout.strip())
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dirty = bool(
+        subprocess.run(
+            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
     versions = []
     if args.baseline_ref:
         tree, commit = exported_tree(args.baseline_ref, work_dir)
         versions.append({"name": f"baseline ({args.baseline_ref})", "commit": commit, "code": tree, "runs": []})
-    versions.append({"name": "this checkout" + (" (uncommitted changes)" if dirty else ""), "commit": head,
-                     "code": REPO, "runs": []})
+    versions.append(
+        {
+            "name": "this checkout" + (" (uncommitted changes)" if dirty else ""),
+            "commit": head,
+            "code": REPO,
+            "runs": [],
+        }
+    )
     for index in range(args.runs):
         for version in versions:
             run = one_run(version["code"], raw_lake, args.days, work_dir)
             version["runs"].append(run)
-            log(f"{version['name']} run {index + 1}: {run['records']:,} records in {run['stage_s']:.1f} s "
+            log(
+                f"{version['name']} run {index + 1}: {run['records']:,} records in {run['stage_s']:.1f} s "
                 f"({run['records_per_s']:,.0f}/s), CPU {run['cpu_s']:.0f} s, peak RSS {run['peak_rss_mib']:,.0f} MiB, "
-                f"load {run['load_before']:.1f}->{run['load_after']:.1f}")
+                f"load {run['load_before']:.1f}->{run['load_after']:.1f}"
+            )
     loads = [r[k] for v in versions for r in v["runs"] for k in ("load_before", "load_after")]
-    report = {"benchmark": "ingest_throughput", "label": args.label,
-              "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "machine": machine_facts(), "days": args.days, "records": versions[-1]["runs"][0]["records"],
-              "runs_per_version": args.runs, "load_min": min(loads), "load_max": max(loads), "note": args.note,
-              "versions": [{"name": v["name"], "commit": v["commit"], "runs": v["runs"], "summary": summary(v["runs"])}
-                           for v in versions]}
+    report = {
+        "benchmark": "ingest_throughput",
+        "label": args.label,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine_facts(),
+        "days": args.days,
+        "records": versions[-1]["runs"][0]["records"],
+        "runs_per_version": args.runs,
+        "load_min": min(loads),
+        "load_max": max(loads),
+        "note": args.note,
+        "versions": [
+            {"name": v["name"], "commit": v["commit"], "runs": v["runs"], "summary": summary(v["runs"])}
+            for v in versions
+        ],
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"ingest-{args.label}.json").write_text(json.dumps(report, indent=2) + "\n")

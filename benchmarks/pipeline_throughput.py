@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts
 
 START = dt.date(2026, 1, 5)
 
@@ -36,7 +36,7 @@ def run_stage(stage: str, lake: Path, days: int, accounts: int) -> dict:
     result = None
     for line in process.stdout:
         if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
         else:
             print(f"    {line.rstrip()}", flush=True)
     if process.wait() != 0 or result is None:
@@ -66,8 +66,14 @@ def benchmark_size(target_records: float, days: int, rate: float, workdir: Path)
         stage["records_per_s"] = stage["records"] / stage["wall_s"]
     shutil.rmtree(lake, ignore_errors=True)
     shutil.rmtree(f"{lake}_truth", ignore_errors=True)
-    return {"target_records": target_records, "records": records, "accounts": accounts, "days": days,
-            "engine": "embedded-sail", "stages": stages}
+    return {
+        "target_records": target_records,
+        "records": records,
+        "accounts": accounts,
+        "days": days,
+        "engine": "embedded-sail",
+        "stages": stages,
+    }
 
 
 def main() -> None:
@@ -82,8 +88,12 @@ def main() -> None:
     began = time.time()
     rate = calibrate_records_per_account_day(workdir)
     results = [benchmark_size(target, args.days, rate, workdir) for target in args.records]
-    report = {"benchmark": "pipeline_throughput", "started_at": dt.datetime.fromtimestamp(began, dt.timezone.utc)
-              .isoformat(timespec="seconds"), "machine": machine_facts(), "results": results}
+    report = {
+        "benchmark": "pipeline_throughput",
+        "started_at": dt.datetime.fromtimestamp(began, dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine_facts(),
+        "results": results,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "pipeline_throughput.json"
@@ -91,8 +101,10 @@ def main() -> None:
     lines = ["| records | stage | wall s | records/s | peak RSS MiB |", "|---:|---|---:|---:|---:|"]
     for result in results:
         for name, stage in result["stages"].items():
-            lines.append(f"| {result['records']:,} | {name} | {stage['wall_s']:.1f} | {stage['records_per_s']:,.0f} | "
-                         f"{stage['peak_rss_mib']:,.0f} |")
+            lines.append(
+                f"| {result['records']:,} | {name} | {stage['wall_s']:.1f} | {stage['records_per_s']:,.0f} | "
+                f"{stage['peak_rss_mib']:,.0f} |"
+            )
     table = "\n".join(lines) + "\n"
     (out / "pipeline_throughput.md").write_text(table)
     print("\n" + table)

@@ -31,15 +31,15 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
 
-    from compute import open_engine
     from engines import engine_lake
+
+    from compute import open_engine
     from jobs import aggregate, features
     from lake.config import load_settings
 
     scratch = Path(tempfile.mkdtemp(prefix="dg-profile-"))
     lake = engine_lake(Path(args.lake).resolve(), scratch)
-    settings = load_settings(lake_root=str(lake), mlflow_tracking_uri=f"sqlite:///{scratch}/m.db",
-                             engine=args.engine)
+    settings = load_settings(lake_root=str(lake), mlflow_tracking_uri=f"sqlite:///{scratch}/m.db", engine=args.engine)
     with open_engine(settings) as engine:
         aggregate.run(engine, settings, args.date)  # warm-up: kernels, pools, JIT caches
         profiler = cProfile.Profile()

@@ -106,9 +106,13 @@ def _active_files(table_uri: str, only: tuple[str, str] | None = None) -> list[t
     for action in actions:
         relative = action["path"]
         # Delta stores partition values as strings; dates as ISO dates
-        partition = {key[len("partition."):]: (None if value is None else
-                                                value.isoformat() if hasattr(value, "isoformat") else str(value))
-                     for key, value in action.items() if key.startswith("partition.")}
+        partition = {
+            key[len("partition.") :]: (
+                None if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
+            )
+            for key, value in action.items()
+            if key.startswith("partition.")
+        }
         if only is None or partition.get(only[0]) == only[1]:
             files.append((os.path.join(table_uri, relative), partition, os.path.dirname(relative)))
     return files
@@ -124,20 +128,38 @@ def _write_task(task: _Task, columns: tuple[str, ...], target_uri: str):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     dictionary_columns = [name for name in source.column_names if name not in NO_DICTIONARY]
     rows = 0
-    with pq.ParquetWriter(path, source.schema, compression="zstd", compression_level=1,
-                          use_dictionary=dictionary_columns, write_statistics=False) as writer:
+    with pq.ParquetWriter(
+        path,
+        source.schema,
+        compression="zstd",
+        compression_level=1,
+        use_dictionary=dictionary_columns,
+        write_statistics=False,
+    ) as writer:
         for replica in task.replicas:
             batch = replicate_batch(source, columns, replica)
             writer.write_table(batch, row_group_size=1 << 20)
             rows += batch.num_rows
     stat = os.stat(path)
-    return AddAction(path=relative, size=stat.st_size, partition_values=task.partition_values,
-                     modification_time=int(stat.st_mtime * 1000), data_change=True,
-                     stats=json.dumps({"numRecords": rows})), rows
+    return AddAction(
+        path=relative,
+        size=stat.st_size,
+        partition_values=task.partition_values,
+        modification_time=int(stat.st_mtime * 1000),
+        data_change=True,
+        stats=json.dumps({"numRecords": rows}),
+    ), rows
 
 
-def replicate_table(source_root: str, target_root: str, name: str, copies: int, workers: int,
-                    rows_per_file: int = DEFAULT_ROWS_PER_FILE, only: tuple[str, str] | None = None) -> TableResult:
+def replicate_table(
+    source_root: str,
+    target_root: str,
+    name: str,
+    copies: int,
+    workers: int,
+    rows_per_file: int = DEFAULT_ROWS_PER_FILE,
+    only: tuple[str, str] | None = None,
+) -> TableResult:
     from deltalake import DeltaTable
     from deltalake.transaction import create_table_with_add_actions
 
@@ -159,15 +181,27 @@ def replicate_table(source_root: str, target_root: str, name: str, copies: int, 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         written = list(pool.map(lambda task: _write_task(task, columns, target_uri), tasks))
     actions = [action for action, _ in written]
-    create_table_with_add_actions(target_uri, source.schema(), actions, mode="error",
-                                  partition_by=source.metadata().partition_columns or None)
-    return TableResult(name=name, source_rows=source_rows, rows=sum(rows for _, rows in written),
-                       files=len(actions), bytes=sum(action.size for action in actions),
-                       seconds=time.perf_counter() - began)
+    create_table_with_add_actions(
+        target_uri, source.schema(), actions, mode="error", partition_by=source.metadata().partition_columns or None
+    )
+    return TableResult(
+        name=name,
+        source_rows=source_rows,
+        rows=sum(rows for _, rows in written),
+        files=len(actions),
+        bytes=sum(action.size for action in actions),
+        seconds=time.perf_counter() - began,
+    )
 
 
-def replicate_lake(source_root: str, target_root: str, copies: int, workers: int | None = None,
-                   rows_per_file: int = DEFAULT_ROWS_PER_FILE, day: str | None = None) -> dict:
+def replicate_lake(
+    source_root: str,
+    target_root: str,
+    copies: int,
+    workers: int | None = None,
+    rows_per_file: int = DEFAULT_ROWS_PER_FILE,
+    day: str | None = None,
+) -> dict:
     """Write `target_root` as `copies` replicas of `source_root`'s bronze and reference tables.
 
     Returns per-table rows/files/bytes/seconds, the requests rows/s, and the process's peak RSS."""
@@ -186,15 +220,26 @@ def replicate_lake(source_root: str, target_root: str, copies: int, workers: int
         only = (DAY_TABLES[name], day) if day and name in DAY_TABLES else None
         result = replicate_table(source_root, target_root, name, copies, workers, rows_per_file, only)
         tables[name] = result.__dict__
-        print(f"replicate {name}: {result.source_rows:,} -> {result.rows:,} rows in {result.files} files, "
-              f"{result.bytes / 2**20:,.0f} MiB, {result.seconds:.1f} s", flush=True)
+        print(
+            f"replicate {name}: {result.source_rows:,} -> {result.rows:,} rows in {result.files} files, "
+            f"{result.bytes / 2**20:,.0f} MiB, {result.seconds:.1f} s",
+            flush=True,
+        )
     record_ingest_runs(target_root)
     seconds = time.perf_counter() - began
     requests = tables["requests"]
-    return {"source": source_root, "target": target_root, "copies": copies, "workers": workers,
-            "rows_per_file": rows_per_file, "seconds": seconds, "tables": tables,
-            "requests_rows": requests["rows"], "requests_rows_per_s": requests["rows"] / requests["seconds"],
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "source": source_root,
+        "target": target_root,
+        "copies": copies,
+        "workers": workers,
+        "rows_per_file": rows_per_file,
+        "seconds": seconds,
+        "tables": tables,
+        "requests_rows": requests["rows"],
+        "requests_rows_per_s": requests["rows"] / requests["seconds"],
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def record_ingest_runs(target_root: str) -> None:
@@ -208,15 +253,27 @@ def record_ingest_runs(target_root: str) -> None:
 
     requests = pa.table(DeltaTable(f"{target_root.rstrip('/')}/requests").get_add_actions(flatten=True))
     per_day: dict = {}
-    for rows, day in zip(requests.column("num_records").to_pylist(),
-                         requests.column("partition.event_date").to_pylist()):
+    for rows, day in zip(
+        requests.column("num_records").to_pylist(), requests.column("partition.event_date").to_pylist()
+    ):
         per_day[day] = per_day.get(day, 0) + rows
-    records = [dict(ingest_run_id=f"replicated-{day.isoformat() if isinstance(day, dt.date) else day}",
-                    event_date=day if isinstance(day, dt.date) else dt.date.fromisoformat(day),
-                    raw_table_version=0, raw_rows=rows, bronze_rows=rows, quarantined_rows=0,
-                    quarantine_reasons=json.dumps({})) for day, rows in sorted(per_day.items(), key=str)]
-    write_deltalake(f"{target_root.rstrip('/')}/ingest_runs",
-                    pa.Table.from_pylist(records, catalog.table("ingest_runs").schema), partition_by=["event_date"])
+    records = [
+        dict(
+            ingest_run_id=f"replicated-{day.isoformat() if isinstance(day, dt.date) else day}",
+            event_date=day if isinstance(day, dt.date) else dt.date.fromisoformat(day),
+            raw_table_version=0,
+            raw_rows=rows,
+            bronze_rows=rows,
+            quarantined_rows=0,
+            quarantine_reasons=json.dumps({}),
+        )
+        for day, rows in sorted(per_day.items(), key=str)
+    ]
+    write_deltalake(
+        f"{target_root.rstrip('/')}/ingest_runs",
+        pa.Table.from_pylist(records, catalog.table("ingest_runs").schema),
+        partition_by=["event_date"],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -228,11 +285,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows-per-file", type=int, default=DEFAULT_ROWS_PER_FILE)
     parser.add_argument("--day", default=None, help="replicate bronze and clusters of this day only (ISO date)")
     args = parser.parse_args(argv)
-    result = replicate_lake(args.source_lake, args.target_lake, args.copies, args.workers, args.rows_per_file,
-                            args.day)
-    print(f"replicated {result['requests_rows']:,} request rows in {result['tables']['requests']['seconds']:.1f} s "
-          f"({result['requests_rows_per_s']:,.0f} rows/s, {result['workers']} workers), "
-          f"peak RSS {result['peak_rss_mib']:,.0f} MiB", flush=True)
+    result = replicate_lake(args.source_lake, args.target_lake, args.copies, args.workers, args.rows_per_file, args.day)
+    print(
+        f"replicated {result['requests_rows']:,} request rows in {result['tables']['requests']['seconds']:.1f} s "
+        f"({result['requests_rows_per_s']:,.0f} rows/s, {result['workers']} workers), "
+        f"peak RSS {result['peak_rss_mib']:,.0f} MiB",
+        flush=True,
+    )
     print("RESULT " + json.dumps(result), flush=True)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lake.config import load_settings  # noqa: E402
+from lake.config import load_settings
 
 
 def fill_history(spark, settings, generated: list[dt.date], window_days: int) -> list[dt.date]:
@@ -31,8 +31,11 @@ def fill_history(spark, settings, generated: list[dt.date], window_days: int) ->
 
     last = generated[-1]
     sources = generated[:-1] or generated  # the last day itself only when it is the only one
-    missing = [last - dt.timedelta(days=i) for i in range(window_days - 1, 0, -1)
-               if last - dt.timedelta(days=i) not in generated]
+    missing = [
+        last - dt.timedelta(days=i)
+        for i in range(window_days - 1, 0, -1)
+        if last - dt.timedelta(days=i) not in generated
+    ]
     for index, day in enumerate(missing):
         source = sources[index % len(sources)]
         rows = catalog.read_partition(spark, settings, "account_daily", source).withColumn("event_date", F.lit(day))
@@ -41,8 +44,9 @@ def fill_history(spark, settings, generated: list[dt.date], window_days: int) ->
 
 
 def run(stage: str, lake: str, start: dt.date, days: int, accounts: int, window_days: int) -> dict:
-    settings = load_settings(lake_root=lake, ground_truth_root=lake + "_truth",
-                             mlflow_tracking_uri="sqlite:///" + lake + "/m.db")
+    settings = load_settings(
+        lake_root=lake, ground_truth_root=lake + "_truth", mlflow_tracking_uri="sqlite:///" + lake + "/m.db"
+    )
     dates = [start + dt.timedelta(days=i) for i in range(days)]
     began = time.perf_counter()
     records = 0
@@ -71,8 +75,13 @@ def run(stage: str, lake: str, start: dt.date, days: int, accounts: int, window_
                 cluster.run(spark, settings, dates[-1])
     else:
         raise SystemExit(f"unknown stage {stage!r}")
-    return {"stage": stage, "wall_s": time.perf_counter() - began, "records": records,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **result}
+    return {
+        "stage": stage,
+        "wall_s": time.perf_counter() - began,
+        "records": records,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **result,
+    }
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from features import registry
-from lake import catalog
 from features.spark_engine import account_features, daily_aggregate, in_window
+from lake import catalog
 
 PARTITION_COLUMN = "event_date"
 REFERENCE_TABLES = ("accounts", "model_releases", "asn_info")
@@ -76,8 +76,9 @@ def run(spark, lake_root: str, dates: list[dt.date], out_dir: str | Path) -> dic
     for day in dates:
         began = time.perf_counter()
         requests = read_table_files(spark, f"{lake_root}/requests", day)
-        daily = daily_aggregate(requests, reference["accounts"], reference["model_releases"],
-                                reference["asn_info"], day)
+        daily = daily_aggregate(
+            requests, reference["accounts"], reference["model_releases"], reference["asn_info"], day
+        )
         daily.write.mode("overwrite").parquet(_day_dir(out_dir, "account_daily", day))
         written_daily.append(day)
         aggregated = time.perf_counter()
@@ -86,29 +87,47 @@ def run(spark, lake_root: str, dates: list[dt.date], out_dir: str | Path) -> dic
         # benchmark lake is prepared with)
         window = [day - dt.timedelta(days=i) for i in range(longest)]
         parts = [spark.read.parquet(_day_dir(out_dir, "account_daily", d)) for d in window if d in written_daily]
-        parts += [read_table_files(spark, f"{lake_root}/account_daily", d) for d in window
-                  if d not in written_daily and active_files(f"{lake_root}/account_daily", d)]
+        parts += [
+            read_table_files(spark, f"{lake_root}/account_daily", d)
+            for d in window
+            if d not in written_daily and active_files(f"{lake_root}/account_daily", d)
+        ]
         history = parts[0]
         for part in parts[1:]:
             history = history.unionByName(part)
         # the day's link graph and the decisions, when the lake has them, as the real features job reads them
-        clusters = (read_table_files(spark, f"{lake_root}/account_clusters", day, "feature_date")
-                    if active_files(f"{lake_root}/account_clusters", day, "feature_date") else
-                    spark.createDataFrame([], catalog.spark_ddl("account_clusters")))
-        labels = (read_table_files(spark, f"{lake_root}/enforcement_labels")
-                  if active_files(f"{lake_root}/enforcement_labels") else
-                  spark.createDataFrame([], "account_id string, label string, decided_at timestamp, "
-                                            "campaign_id string, source string, note string"))
-        features = account_features(history.where(in_window(day, longest)), reference["accounts"],
-                                    reference["model_releases"], clusters, labels, day)
+        clusters = (
+            read_table_files(spark, f"{lake_root}/account_clusters", day, "feature_date")
+            if active_files(f"{lake_root}/account_clusters", day, "feature_date")
+            else spark.createDataFrame([], catalog.spark_ddl("account_clusters"))
+        )
+        labels = (
+            read_table_files(spark, f"{lake_root}/enforcement_labels")
+            if active_files(f"{lake_root}/enforcement_labels")
+            else spark.createDataFrame(
+                [],
+                "account_id string, label string, decided_at timestamp, campaign_id string, source string, note string",
+            )
+        )
+        features = account_features(
+            history.where(in_window(day, longest)),
+            reference["accounts"],
+            reference["model_releases"],
+            clusters,
+            labels,
+            day,
+        )
         features.write.mode("overwrite").parquet(_day_dir(out_dir, "account_features", day))
         featurized = time.perf_counter()
-        per_day.append({"date": day.isoformat(), "aggregate_s": aggregated - began,
-                        "features_s": featurized - aggregated})
+        per_day.append(
+            {"date": day.isoformat(), "aggregate_s": aggregated - began, "features_s": featurized - aggregated}
+        )
     # Row counts after the timed work, from the written files, so they cost the stage nothing.
     for entry, day in zip(per_day, dates):
         entry["account_daily_rows"] = spark.read.parquet(_day_dir(out_dir, "account_daily", day)).count()
         entry["account_features_rows"] = spark.read.parquet(_day_dir(out_dir, "account_features", day)).count()
-    return {"days": per_day,
-            "aggregate_s": sum(d["aggregate_s"] for d in per_day),
-            "features_s": sum(d["features_s"] for d in per_day)}
+    return {
+        "days": per_day,
+        "aggregate_s": sum(d["aggregate_s"] for d in per_day),
+        "features_s": sum(d["features_s"] for d in per_day),
+    }

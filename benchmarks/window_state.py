@@ -62,6 +62,7 @@ def _timed(fn, repeat: int) -> dict:
 
 # --- Sail -------------------------------------------------------------------------------------------
 
+
 def sail(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
     from pyspark.sql import functions as F
 
@@ -83,10 +84,18 @@ def sail(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
         state_path = f"{scratch}/sail-state"
         sums = [s.name for s in _sum_stats()]
         previous = daily.where(se.in_window(day - dt.timedelta(days=1), WINDOW))
-        (previous.groupBy("account_id").agg(
-            *(F.sum(F.when(se.in_window(day - dt.timedelta(days=1), w), F.col(n)).otherwise(0)).alias(f"{n}__{w}")
-              for w in (7, WINDOW) for n in sums))
-         .write.mode("overwrite").parquet(state_path))
+        (
+            previous.groupBy("account_id")
+            .agg(
+                *(
+                    F.sum(F.when(se.in_window(day - dt.timedelta(days=1), w), F.col(n)).otherwise(0)).alias(f"{n}__{w}")
+                    for w in (7, WINDOW)
+                    for n in sums
+                )
+            )
+            .write.mode("overwrite")
+            .parquet(state_path)
+        )
 
         def reread() -> None:
             force(se.window_stats(daily.where(se.in_window(day, WINDOW)), releases, day))
@@ -94,35 +103,62 @@ def sail(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
         def carry_sums() -> None:
             state = spark.read.parquet(state_path)
             parts = [state]
-            for source, signs in ((day, {7: 1, WINDOW: 1}), (day - dt.timedelta(days=7), {7: -1, WINDOW: 0}),
-                                  (oldest, {7: 0, WINDOW: -1})):
+            for source, signs in (
+                (day, {7: 1, WINDOW: 1}),
+                (day - dt.timedelta(days=7), {7: -1, WINDOW: 0}),
+                (oldest, {7: 0, WINDOW: -1}),
+            ):
                 rows = catalog.read_partition(spark, settings, "account_daily", source)
-                parts.append(rows.select("account_id", *(
-                    (F.coalesce(F.col(n), F.lit(0)) * signs[w]).cast("long").alias(f"{n}__{w}")
-                    for w in (7, WINDOW) for n in sums)))
+                parts.append(
+                    rows.select(
+                        "account_id",
+                        *(
+                            (F.coalesce(F.col(n), F.lit(0)) * signs[w]).cast("long").alias(f"{n}__{w}")
+                            for w in (7, WINDOW)
+                            for n in sums
+                        ),
+                    )
+                )
             union = parts[0]
             for part in parts[1:]:
                 union = union.unionByName(part)
-            (union.groupBy("account_id").agg(*(F.sum(c).alias(c) for c in state.columns if c != "account_id"))
-             .write.mode("overwrite").parquet(f"{scratch}/sail-state-next"))
+            (
+                union.groupBy("account_id")
+                .agg(*(F.sum(c).alias(c) for c in state.columns if c != "account_id"))
+                .write.mode("overwrite")
+                .parquet(f"{scratch}/sail-state-next")
+            )
 
         def still_reread() -> None:
             current = se.newest_release(releases, se.day_end(day)).select(
-                F.col("newest_model").alias("_current_newest_model"))
+                F.col("newest_model").alias("_current_newest_model")
+            )
             rows = daily.where(se.in_window(day, WINDOW))
-            stats = rows.crossJoin(current).groupBy("account_id").agg(*(
-                se._window_aggregate(s, w, day).alias(f"{s.window_stat}__{w}")
-                for w in registry.WINDOWS for s in _other_stats() if s.window != "distinct_count"))
+            stats = (
+                rows.crossJoin(current)
+                .groupBy("account_id")
+                .agg(
+                    *(
+                        se._window_aggregate(s, w, day).alias(f"{s.window_stat}__{w}")
+                        for w in registry.WINDOWS
+                        for s in _other_stats()
+                        if s.window != "distinct_count"
+                    )
+                )
+            )
             for s in _other_stats():
                 if s.window == "distinct_count":
                     stats = stats.join(se._distinct_counts(rows, s, day, registry.WINDOWS), "account_id", "left")
             force(stats)
 
-        return {name: _timed(fn, repeat) for name, fn in
-                (("reread", reread), ("carry_sums", carry_sums), ("still_reread", still_reread))}
+        return {
+            name: _timed(fn, repeat)
+            for name, fn in (("reread", reread), ("carry_sums", carry_sums), ("still_reread", still_reread))
+        }
 
 
 # --- pandas -------------------------------------------------------------------------------------------
+
 
 def pandas_engine(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
     import pandas as pd
@@ -142,10 +178,12 @@ def pandas_engine(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
         newest_model, _ = fe.newest_release(engine, releases, fe.day_end_micros(day))
 
         def window_rows(first: dt.date, last: dt.date):
-            table = frames.read_table(settings, "account_daily",
-                                      filters=[("event_date", ">=", first), ("event_date", "<=", last)])
-            rows, listed, accounts = fe.coded_window(engine, fe.longest_window(engine, fe.window_frame(engine, table),
-                                                                                last))
+            table = frames.read_table(
+                settings, "account_daily", filters=[("event_date", ">=", first), ("event_date", "<=", last)]
+            )
+            rows, listed, accounts = fe.coded_window(
+                engine, fe.longest_window(engine, fe.window_frame(engine, table), last)
+            )
             return rows, listed, len(accounts)
 
         previous, _, _ = window_rows(oldest - dt.timedelta(days=1), day - dt.timedelta(days=1))
@@ -166,8 +204,11 @@ def pandas_engine(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
 
         def carry_sums() -> None:
             parts = [pq.read_table(state_path).to_pandas()]
-            for source, signs in ((day, {7: 1, WINDOW: 1}), (day - dt.timedelta(days=7), {7: -1, WINDOW: 0}),
-                                  (oldest, {7: 0, WINDOW: -1})):
+            for source, signs in (
+                (day, {7: 1, WINDOW: 1}),
+                (day - dt.timedelta(days=7), {7: -1, WINDOW: 0}),
+                (oldest, {7: 0, WINDOW: -1}),
+            ):
                 rows = frames.read_table(settings, "account_daily", filters=[("event_date", "=", source)])
                 rows = rows.select(["account_id", *sums]).to_pandas()
                 part = {"account_id": rows["account_id"]}
@@ -189,28 +230,38 @@ def pandas_engine(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
                         inside.groupby(fe.ACCOUNT, sort=False)[stat.name].max()
                     elif stat.window in ("sum_on_current_newest", "min_on_current_newest"):
                         current.groupby(fe.ACCOUNT, sort=False)[stat.name].agg(
-                            "sum" if stat.window.startswith("sum") else "min")
+                            "sum" if stat.window.startswith("sum") else "min"
+                        )
                     elif stat.window == "distinct_count":
                         items = listed[stat.name]
-                        items[items["event_day"] > last - days][[fe.ACCOUNT, stat.name]].drop_duplicates() \
-                            .groupby(fe.ACCOUNT, sort=False).size()
+                        items[items["event_day"] > last - days][[fe.ACCOUNT, stat.name]].drop_duplicates().groupby(
+                            fe.ACCOUNT, sort=False
+                        ).size()
 
-        return {name: _timed(fn, repeat) for name, fn in
-                (("reread", reread), ("carry_sums", carry_sums), ("still_reread", still_reread))}
+        return {
+            name: _timed(fn, repeat)
+            for name, fn in (("reread", reread), ("carry_sums", carry_sums), ("still_reread", still_reread))
+        }
 
 
 def markdown(report: dict) -> str:
-    lines = [f"# Windows: re-read against rolling state ({report['label']})", "",
-             f"Lake {report['lake']}, day {report['day']}, {report['account_daily_rows']:,} account_daily rows in the "
-             f"28-day window; {report['repeat']} repeats, median (min-max) seconds; 1-minute load "
-             f"{report['load_before']:.1f} before, {report['load_after']:.1f} after.", "",
-             "| engine | re-read window | carried sums | roll-ups still re-read | carry total | re-read / carry |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# Windows: re-read against rolling state ({report['label']})",
+        "",
+        f"Lake {report['lake']}, day {report['day']}, {report['account_daily_rows']:,} account_daily rows in the "
+        f"28-day window; {report['repeat']} repeats, median (min-max) seconds; 1-minute load "
+        f"{report['load_before']:.1f} before, {report['load_after']:.1f} after.",
+        "",
+        "| engine | re-read window | carried sums | roll-ups still re-read | carry total | re-read / carry |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for engine, r in report["engines"].items():
         carry = r["carry_sums"]["median_s"] + r["still_reread"]["median_s"]
         cell = {k: f"{v['median_s']:.2f} ({v['min_s']:.2f}-{v['max_s']:.2f})" for k, v in r.items()}
-        lines.append(f"| {engine} | {cell['reread']} | {cell['carry_sums']} | {cell['still_reread']} | {carry:.2f} | "
-                     f"{r['reread']['median_s'] / carry:.2f} |")
+        lines.append(
+            f"| {engine} | {cell['reread']} | {cell['carry_sums']} | {cell['still_reread']} | {carry:.2f} | "
+            f"{r['reread']['median_s'] / carry:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -235,9 +286,17 @@ def main() -> None:
 
     actions = pa.table(daily.get_add_actions(flatten=True)).to_pylist()
     rows = sum(int(a["num_records"]) for a in actions if oldest <= a["partition.event_date"] <= args.day)
-    report = {"benchmark": "window_state", "label": args.label, "lake": args.lake, "day": args.day.isoformat(),
-              "account_daily_rows": rows, "repeat": args.repeat, "machine": machine_facts(),
-              "load_before": os.getloadavg()[0], "engines": {}}
+    report = {
+        "benchmark": "window_state",
+        "label": args.label,
+        "lake": args.lake,
+        "day": args.day.isoformat(),
+        "account_daily_rows": rows,
+        "repeat": args.repeat,
+        "machine": machine_facts(),
+        "load_before": os.getloadavg()[0],
+        "engines": {},
+    }
     with tempfile.TemporaryDirectory(prefix="dg-window-") as scratch:
         for engine in args.engines.split(","):
             report["engines"][engine] = runners[engine](args.lake, args.day, args.repeat, scratch)

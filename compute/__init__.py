@@ -43,12 +43,14 @@ class Engine(Protocol):
     def dates_in(self, data: Any, column: str) -> set[dt.date]:
         """The distinct dates of `column` (for reads that are small, such as a window of account_daily dates)."""
 
-    def aggregate_day(self, requests: Any, accounts: Any, model_releases: Any, asn_info: Any,
-                      event_date: dt.date) -> Any:
+    def aggregate_day(
+        self, requests: Any, accounts: Any, model_releases: Any, asn_info: Any, event_date: dt.date
+    ) -> Any:
         """One day of bronze requests -> account_daily rows."""
 
-    def account_features(self, daily: Any, accounts: Any, model_releases: Any, clusters: Any, labels: Any,
-                         feature_date: dt.date) -> Any:
+    def account_features(
+        self, daily: Any, accounts: Any, model_releases: Any, clusters: Any, labels: Any, feature_date: dt.date
+    ) -> Any:
         """account_daily windows + registry + the day's clusters + decisions so far -> account_features rows."""
 
     def score(self, settings: Settings, score_date: dt.date, config: Any = None) -> Any:

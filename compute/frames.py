@@ -56,19 +56,21 @@ class FrameEngines:
             return {value for value, rows in zip(data.partition_values, data.file_rows) if rows}
         return set(pc.unique(data.column(column)).to_pylist())
 
-    def aggregate_day(self, requests: frames.PartitionFiles | pa.Table, accounts, model_releases, asn_info,
-                      event_date: dt.date) -> pa.Table:
+    def aggregate_day(
+        self, requests: frames.PartitionFiles | pa.Table, accounts, model_releases, asn_info, event_date: dt.date
+    ) -> pa.Table:
         """From the partition's files in budget-sized batches, or from rows already in memory."""
         if isinstance(requests, pa.Table):
             day = requests.filter(pc.equal(requests.column("event_date"), pa.scalar(event_date, pa.date32())))
-            return compiled.daily_aggregate(self.frames, self.frames.from_arrow(day), accounts, model_releases,
-                                            asn_info, event_date)
+            return compiled.daily_aggregate(
+                self.frames, self.frames.from_arrow(day), accounts, model_releases, asn_info, event_date
+            )
         return compiled.aggregate_partition(self.frames, requests, accounts, model_releases, asn_info, event_date)
 
-    def account_features(self, daily, accounts, model_releases, clusters, labels,
-                         feature_date: dt.date) -> pa.Table:
-        features = compiled.account_features(self.frames, daily, accounts, model_releases, clusters, labels,
-                                              feature_date)
+    def account_features(self, daily, accounts, model_releases, clusters, labels, feature_date: dt.date) -> pa.Table:
+        features = compiled.account_features(
+            self.frames, daily, accounts, model_releases, clusters, labels, feature_date
+        )
         self.frames.note_device_usage()
         return features
 

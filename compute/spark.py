@@ -28,7 +28,8 @@ class SparkEngine:
     def read_window(self, settings: Settings, name: str, first_day: dt.date, last_day: dt.date):
         column = catalog.table(name).partition_by[0]
         return catalog.read(self.spark, settings, name).where(
-            (F.col(column) >= F.lit(first_day)) & (F.col(column) <= F.lit(last_day)))
+            (F.col(column) >= F.lit(first_day)) & (F.col(column) <= F.lit(last_day))
+        )
 
     def read_table(self, settings: Settings, name: str):
         return catalog.read(self.spark, settings, name)

@@ -34,8 +34,10 @@ from lake.errors import DistillguardError, InputError, MissingInputError
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; "
-       "base-uri 'none'")
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'"
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def create_app(settings: Settings, config: ConsoleConfig):
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.sessions import SessionMiddleware
-    from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+    from starlette.responses import PlainTextResponse, RedirectResponse, Response
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
     from starlette.templating import Jinja2Templates
@@ -112,8 +114,12 @@ def create_app(settings: Settings, config: ConsoleConfig):
         return form
 
     def render(request, name: str, context: dict, status_code: int = 200):
-        context = {"analyst": analyst_of(request), "csrf_token": csrf_token(request),
-                   "flash": request.session.pop("flash", None), **context}
+        context = {
+            "analyst": analyst_of(request),
+            "csrf_token": csrf_token(request),
+            "flash": request.session.pop("flash", None),
+            **context,
+        }
         response = templates.TemplateResponse(request, name, context, status_code=status_code)
         return response
 
@@ -131,6 +137,7 @@ def create_app(settings: Settings, config: ConsoleConfig):
                 return await handler(request)
             except (DistillguardError, FileNotFoundError) as exc:
                 return error_page(request, exc)
+
         return wrapped
 
     async def login(request):
@@ -158,20 +165,31 @@ def create_app(settings: Settings, config: ConsoleConfig):
 
     def _queue_args(request) -> dict:
         q = request.query_params
-        return {"day": _date_param(q.get("date")), "tier": q.get("tier") or None,
-                "capability": q.get("capability") or None, "new_only": q.get("new") == "1",
-                "undecided_only": q.get("undecided") == "1", "page": _int_param(q.get("page"), 1)}
+        return {
+            "day": _date_param(q.get("date")),
+            "tier": q.get("tier") or None,
+            "capability": q.get("capability") or None,
+            "new_only": q.get("new") == "1",
+            "undecided_only": q.get("undecided") == "1",
+            "page": _int_param(q.get("page"), 1),
+        }
 
     @page
     async def queue_page(request):
         args = _queue_args(request)
         data = queries.queue(settings, **args)
         filters = {k: v for k, v in request.query_params.items() if k != "page" and v}
-        return render(request, "queue.html", {
-            "q": data, "filters": filters, "dates": queries.score_dates(settings)[:30],
-            "page_url": lambda n: "/?" + urlencode({**filters, "page": n}),
-            "csv_url": "/queue.csv?" + urlencode({**filters, "date": data.status.day.isoformat()}),
-        })
+        return render(
+            request,
+            "queue.html",
+            {
+                "q": data,
+                "filters": filters,
+                "dates": queries.score_dates(settings)[:30],
+                "page_url": lambda n: "/?" + urlencode({**filters, "page": n}),
+                "csv_url": "/queue.csv?" + urlencode({**filters, "date": data.status.day.isoformat()}),
+            },
+        )
 
     @page
     async def queue_csv(request):
@@ -181,30 +199,50 @@ def create_app(settings: Settings, config: ConsoleConfig):
 
         args = _queue_args(request)
         data = queries.queue(settings, **{**args, "page": 1}, page_size=queries.MAX_EXPORT_ROWS, with_reasons=False)
-        records = [{"rank": r["rank"], "score_date": data.status.day, "account_id": r["account_id"],
-                    "score": r["score"], "tier": r["tier"], "cluster_id": r["cluster_id"],
-                    "capability": r["capability"], "decision": (r["decision"] or {}).get("label"),
-                    "model_version": r["model_version"]} for r in data.rows]
+        records = [
+            {
+                "rank": r["rank"],
+                "score_date": data.status.day,
+                "account_id": r["account_id"],
+                "score": r["score"],
+                "tier": r["tier"],
+                "cluster_id": r["cluster_id"],
+                "capability": r["capability"],
+                "decision": (r["decision"] or {}).get("label"),
+                "model_version": r["model_version"],
+            }
+            for r in data.rows
+        ]
         out = io.StringIO()
         write_records(records, "csv", out=out)
         filename = f"distillguard-queue-{data.status.day.isoformat()}.csv"
-        return Response(out.getvalue(), media_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+        return Response(
+            out.getvalue(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+        )
 
     @page
     async def account_page(request):
-        data = queries.account_page(settings, request.path_params["account_id"],
-                                    _date_param(request.query_params.get("date")))
-        return render(request, "account.html", {
-            "a": data, "score_chart": charts.score_over_time(data["history"]),
-            "capability_chart": charts.capability_bars(data["capability_mix"])})
+        data = queries.account_page(
+            settings, request.path_params["account_id"], _date_param(request.query_params.get("date"))
+        )
+        return render(
+            request,
+            "account.html",
+            {
+                "a": data,
+                "score_chart": charts.score_over_time(data["history"]),
+                "capability_chart": charts.capability_bars(data["capability_mix"]),
+            },
+        )
 
     @page
     async def cluster_page(request):
-        data = queries.cluster_page(settings, request.path_params["cluster_id"],
-                                    _date_param(request.query_params.get("date")))
-        return render(request, "cluster.html", {
-            "c": data, "capability_chart": charts.capability_bars(data["timeline"])})
+        data = queries.cluster_page(
+            settings, request.path_params["cluster_id"], _date_param(request.query_params.get("date"))
+        )
+        return render(
+            request, "cluster.html", {"c": data, "capability_chart": charts.capability_bars(data["timeline"])}
+        )
 
     @page
     async def model_page(request):
@@ -224,14 +262,20 @@ def create_app(settings: Settings, config: ConsoleConfig):
         back = _local_path(str(form.get("next") or "/"))
         try:
             receipt = record_decision(
-                settings, analyst=analyst, label=str(form.get("label") or ""), note=str(form.get("note") or ""),
-                account_id=target if kind == "account" else None, cluster_id=target if kind == "cluster" else None,
+                settings,
+                analyst=analyst,
+                label=str(form.get("label") or ""),
+                note=str(form.get("note") or ""),
+                account_id=target if kind == "account" else None,
+                cluster_id=target if kind == "cluster" else None,
                 campaign_id=str(form.get("campaign_id") or "") or None,
-                score_date=_date_param(str(form.get("score_date") or "")))
+                score_date=_date_param(str(form.get("score_date") or "")),
+            )
         except DistillguardError as exc:
             return error_page(request, exc)
-        request.session["flash"] = (f"Recorded {receipt.label} for {len(receipt.account_ids)} account(s) "
-                                    f"(decision {receipt.decision_id}).")
+        request.session["flash"] = (
+            f"Recorded {receipt.label} for {len(receipt.account_ids)} account(s) (decision {receipt.decision_id})."
+        )
         return RedirectResponse(back, status_code=303)
 
     async def security_headers(request, call_next):
@@ -246,17 +290,26 @@ def create_app(settings: Settings, config: ConsoleConfig):
 
     return Starlette(
         routes=[
-            Route("/", queue_page), Route("/queue.csv", queue_csv),
-            Route("/account/{account_id}", account_page), Route("/cluster/{cluster_id}", cluster_page),
-            Route("/model", model_page), Route("/decide", decide, methods=["POST"]),
-            Route("/login", login, methods=["GET", "POST"]), Route("/logout", logout, methods=["POST"]),
+            Route("/", queue_page),
+            Route("/queue.csv", queue_csv),
+            Route("/account/{account_id}", account_page),
+            Route("/cluster/{cluster_id}", cluster_page),
+            Route("/model", model_page),
+            Route("/decide", decide, methods=["POST"]),
+            Route("/login", login, methods=["GET", "POST"]),
+            Route("/logout", logout, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
         ],
         middleware=[
             Middleware(BaseHTTPMiddleware, dispatch=security_headers),
-            Middleware(SessionMiddleware, secret_key=config.session_secret or secrets.token_urlsafe(32),
-                       session_cookie="dg_console", same_site="strict", https_only=config.secure_cookies,
-                       max_age=12 * 3600),
+            Middleware(
+                SessionMiddleware,
+                secret_key=config.session_secret or secrets.token_urlsafe(32),
+                session_cookie="dg_console",
+                same_site="strict",
+                https_only=config.secure_cookies,
+                max_age=12 * 3600,
+            ),
         ],
     )
 

@@ -31,8 +31,10 @@ def token_digest(token: str) -> str:
 def read_tokens(path: Path) -> dict[str, str]:
     """digest -> analyst."""
     if not path.is_file():
-        raise InputError(f"no analyst tokens file at {path}; create one with "
-                         "`distillguard review issue-token <analyst> --tokens-file PATH`")
+        raise InputError(
+            f"no analyst tokens file at {path}; create one with "
+            "`distillguard review issue-token <analyst> --tokens-file PATH`"
+        )
     digests: dict[str, str] = {}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         line = line.strip()

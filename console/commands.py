@@ -45,30 +45,41 @@ def _cmd_console(args) -> None:
 
     settings = _settings(args)
     if args.host not in LOOPBACK_HOSTS and not args.allow_remote:
-        raise InputError(f"--host {args.host} listens beyond this machine; add --allow-remote to mean it "
-                         "(and put TLS in front: --secure-cookies)")
+        raise InputError(
+            f"--host {args.host} listens beyond this machine; add --allow-remote to mean it "
+            "(and put TLS in front: --secure-cookies)"
+        )
     if args.auth == "token":
         auth = AuthConfig(mode="token", tokens_file=tokens_file(args, settings))
         read_tokens(auth.tokens_file)  # fail now, not at the first sign-in
     else:
         auth = AuthConfig(mode="trusted-header", trusted_header=args.trusted_header)
-    config = ConsoleConfig(auth=auth, mlflow_ui_url=args.mlflow_ui or os.environ.get("DG_MLFLOW_UI_URL")
-                           or "http://127.0.0.1:5000",
-                           session_secret=os.environ.get("DG_CONSOLE_SECRET") or None,
-                           secure_cookies=args.secure_cookies)
-    print(f"distillguard console on http://{args.host}:{args.port} (lake {settings.lake_root}, auth {auth.mode})",
-          flush=True)
-    uvicorn.run(create_app(settings, config), host=args.host, port=args.port, log_level="warning",
-                proxy_headers=False)
+    config = ConsoleConfig(
+        auth=auth,
+        mlflow_ui_url=args.mlflow_ui or os.environ.get("DG_MLFLOW_UI_URL") or "http://127.0.0.1:5000",
+        session_secret=os.environ.get("DG_CONSOLE_SECRET") or None,
+        secure_cookies=args.secure_cookies,
+    )
+    print(
+        f"distillguard console on http://{args.host}:{args.port} (lake {settings.lake_root}, auth {auth.mode})",
+        flush=True,
+    )
+    uvicorn.run(create_app(settings, config), host=args.host, port=args.port, log_level="warning", proxy_headers=False)
 
 
 def _cmd_decide(args) -> None:
     from console.decisions import receipt_json, record_decision
 
-    receipt = record_decision(_settings(args), analyst=args.analyst or os.environ.get("DG_ANALYST")
-                              or getpass.getuser(), label=args.label, note=args.note,
-                              account_id=args.account_id, cluster_id=args.cluster, campaign_id=args.campaign_id,
-                              score_date=args.date)
+    receipt = record_decision(
+        _settings(args),
+        analyst=args.analyst or os.environ.get("DG_ANALYST") or getpass.getuser(),
+        label=args.label,
+        note=args.note,
+        account_id=args.account_id,
+        cluster_id=args.cluster,
+        campaign_id=args.campaign_id,
+        score_date=args.date,
+    )
     print(receipt_json(receipt), flush=True)
 
 
@@ -87,24 +98,37 @@ def add_subcommands(sub) -> None:
     p.add_argument("--host", default=DEFAULT_HOST, help=f"bind address (default {DEFAULT_HOST})")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port to listen on")
     p.add_argument("--allow-remote", action="store_true", help="allow a --host other than loopback")
-    p.add_argument("--auth", choices=("token", "trusted-header"), default="token",
-                   help="token: per-analyst tokens (default); trusted-header: a reverse proxy's identity header")
+    p.add_argument(
+        "--auth",
+        choices=("token", "trusted-header"),
+        default="token",
+        help="token: per-analyst tokens (default); trusted-header: a reverse proxy's identity header",
+    )
     p.add_argument("--tokens-file", help="analyst tokens (default $DG_CONSOLE_TOKENS_FILE or <lake>/_console/...)")
     p.add_argument("--trusted-header", help="header carrying the analyst name, e.g. X-Forwarded-User")
-    p.add_argument("--mlflow-ui", help="MLflow UI base URL for model links (default $DG_MLFLOW_UI_URL or "
-                                       "http://127.0.0.1:5000)")
+    p.add_argument(
+        "--mlflow-ui", help="MLflow UI base URL for model links (default $DG_MLFLOW_UI_URL or http://127.0.0.1:5000)"
+    )
     p.add_argument("--secure-cookies", action="store_true", help="send the session cookie over HTTPS only")
     p.set_defaults(func=_cmd_console)
 
     review = sub.add_parser("review", help="record analyst decisions from scripts").add_subparsers(
-        dest="review_command", required=True)
-    p = review.add_parser("decide", help="label an account or every member of a cluster (appends to "
-                                         "enforcement_labels, source=analyst, plus an audit row)")
+        dest="review_command", required=True
+    )
+    p = review.add_parser(
+        "decide",
+        help="label an account or every member of a cluster (appends to "
+        "enforcement_labels, source=analyst, plus an audit row)",
+    )
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("account_id", nargs="?", help="the account to label")
     target.add_argument("--cluster", help="label every member of this cluster (as scored on --date)")
-    p.add_argument("--label", required=True, choices=("extraction", "benign", "needs_more_info"),
-                   help="the decision; needs_more_info is recorded but never becomes a training label")
+    p.add_argument(
+        "--label",
+        required=True,
+        choices=("extraction", "benign", "needs_more_info"),
+        help="the decision; needs_more_info is recorded but never becomes a training label",
+    )
     p.add_argument("--note", required=True, help="why (kept with the label and in the audit log)")
     p.add_argument("--campaign-id", dest="campaign_id", help="the campaign this decision attributes the account to")
     p.add_argument("--date", type=parse_date, help="the score date the decision is based on (default: latest)")
@@ -112,5 +136,7 @@ def add_subcommands(sub) -> None:
     p.set_defaults(func=_cmd_decide)
     p = review.add_parser("issue-token", help="create a console sign-in token for an analyst")
     p.add_argument("analyst", help="the analyst's login name the token signs in as")
-    p.add_argument("--tokens-file", help="analyst token digests (default $DG_CONSOLE_TOKENS_FILE or <lake>/_console/...)")
+    p.add_argument(
+        "--tokens-file", help="analyst token digests (default $DG_CONSOLE_TOKENS_FILE or <lake>/_console/...)"
+    )
     p.set_defaults(func=_cmd_issue_token)

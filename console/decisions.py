@@ -68,8 +68,9 @@ def _check_note(note: object) -> str:
 
 def check_analyst(analyst: object) -> str:
     if not isinstance(analyst, str) or not ANALYST_PATTERN.fullmatch(analyst):
-        raise InputError(f"analyst must be 1-64 characters of letters, digits, '_', '.', '@', '+' or '-', "
-                         f"got {analyst!r}")
+        raise InputError(
+            f"analyst must be 1-64 characters of letters, digits, '_', '.', '@', '+' or '-', got {analyst!r}"
+        )
     return analyst
 
 
@@ -79,12 +80,14 @@ def _check_campaign_id(campaign_id: object) -> str | None:
     try:
         return check_account_id(campaign_id)  # the same id contract as accounts
     except InputError:
-        raise InputError(f"campaign id must be 1-128 characters of letters, digits, '_', '.', ':' or '-', "
-                         f"got {campaign_id!r}") from None
+        raise InputError(
+            f"campaign id must be 1-128 characters of letters, digits, '_', '.', ':' or '-', got {campaign_id!r}"
+        ) from None
 
 
-def _risk_rows(settings: Settings, score_date: dt.date, account_ids: list[str] | None = None,
-               cluster_id: str | None = None) -> pa.Table:
+def _risk_rows(
+    settings: Settings, score_date: dt.date, account_ids: list[str] | None = None, cluster_id: str | None = None
+) -> pa.Table:
     """account_risk rows of one score date for the given accounts, or for one cluster's members."""
     if not catalog.exists(settings, "account_risk"):
         return pa.table({c: [] for c in ("account_id", "score", "tier", "model_name", "model_version")})
@@ -93,8 +96,9 @@ def _risk_rows(settings: Settings, score_date: dt.date, account_ids: list[str] |
         selected = selected & (pc.field("cluster_id") == cluster_id)
     else:
         selected = selected & pc.field("account_id").isin(account_ids)
-    return (dataset(settings, "account_risk")
-            .to_table(columns=["account_id", "score", "tier", "model_name", "model_version"], filter=selected))
+    return dataset(settings, "account_risk").to_table(
+        columns=["account_id", "score", "tier", "model_name", "model_version"], filter=selected
+    )
 
 
 def latest_decisions(settings: Settings, account_ids=None) -> dict[str, dict]:
@@ -103,7 +107,9 @@ def latest_decisions(settings: Settings, account_ids=None) -> dict[str, dict]:
     if not catalog.exists(settings, LABELS_TABLE):
         return {}
     selected = None if account_ids is None else pc.field("account_id").isin(list(account_ids))
-    rows = dataset(settings, LABELS_TABLE).to_table(columns=["account_id", "label", "decided_at", "source"], filter=selected)
+    rows = dataset(settings, LABELS_TABLE).to_table(
+        columns=["account_id", "label", "decided_at", "source"], filter=selected
+    )
     if rows.num_rows == 0:
         return {}
     # sort so that the standing row comes last per account, then keep the last
@@ -127,17 +133,31 @@ def _append(settings: Settings, name: str, rows: pa.Table, metadata: dict[str, s
             raise
     decl = catalog.table(name)
     try:
-        write_deltalake(settings.table_uri(name), rows.select(decl.schema.names).cast(decl.schema), mode="append",
-                        commit_properties=CommitProperties(custom_metadata=metadata,
-                                                           max_commit_retries=MAX_COMMIT_RETRIES))
+        write_deltalake(
+            settings.table_uri(name),
+            rows.select(decl.schema.names).cast(decl.schema),
+            mode="append",
+            commit_properties=CommitProperties(custom_metadata=metadata, max_commit_retries=MAX_COMMIT_RETRIES),
+        )
     except CommitFailedError as exc:
-        raise ConflictError(f"{name}: the commit lost {MAX_COMMIT_RETRIES} races with other writers, nothing was "
-                            f"written; record the decision again ({exc})") from exc
+        raise ConflictError(
+            f"{name}: the commit lost {MAX_COMMIT_RETRIES} races with other writers, nothing was "
+            f"written; record the decision again ({exc})"
+        ) from exc
 
 
-def record_decision(settings: Settings, *, analyst: str, label: str, note: str, account_id: str | None = None,
-                    cluster_id: str | None = None, campaign_id: str | None = None,
-                    score_date: dt.date | None = None, now: dt.datetime | None = None) -> DecisionReceipt:
+def record_decision(
+    settings: Settings,
+    *,
+    analyst: str,
+    label: str,
+    note: str,
+    account_id: str | None = None,
+    cluster_id: str | None = None,
+    campaign_id: str | None = None,
+    score_date: dt.date | None = None,
+    now: dt.datetime | None = None,
+) -> DecisionReceipt:
     """Label one account or every member of one cluster (as scored on `score_date`, default the latest day).
 
     Raises InputError for invalid input and MissingInputError for a cluster with no members on that day."""
@@ -163,41 +183,73 @@ def record_decision(settings: Settings, *, analyst: str, label: str, note: str, 
     seen_by_account = {row["account_id"]: row for row in seen.to_pylist()} if seen is not None else {}
     previous = latest_decisions(settings, account_ids)
 
-    decided_at = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    decided_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     decision_id = uuid.uuid4().hex
     n = len(account_ids)
-    metadata = {"decision_id": decision_id, "analyst": analyst, "target": f"{target_kind}:{target_id}",
-                "label": label, "accounts": str(n)}
-    _append(settings, LABELS_TABLE, pa.table({
-        "account_id": account_ids, "label": [label] * n, "decided_at": [decided_at] * n,
-        "campaign_id": [campaign_id] * n, "source": [SOURCE] * n, "note": [note] * n,
-    }), metadata)
+    metadata = {
+        "decision_id": decision_id,
+        "analyst": analyst,
+        "target": f"{target_kind}:{target_id}",
+        "label": label,
+        "accounts": str(n),
+    }
+    _append(
+        settings,
+        LABELS_TABLE,
+        pa.table(
+            {
+                "account_id": account_ids,
+                "label": [label] * n,
+                "decided_at": [decided_at] * n,
+                "campaign_id": [campaign_id] * n,
+                "source": [SOURCE] * n,
+                "note": [note] * n,
+            }
+        ),
+        metadata,
+    )
 
     audit = []
     for account in account_ids:
         before, risk = previous.get(account) or {}, seen_by_account.get(account) or {}
-        audit.append({
-            "decision_id": decision_id, "decided_at": decided_at, "analyst": analyst, "target_kind": target_kind,
-            "target_id": target_id, "account_id": account, "label": label, "note": note, "campaign_id": campaign_id,
-            "previous_label": before.get("label"), "previous_decided_at": before.get("decided_at"),
-            "score_date": score_date, "score": risk.get("score"), "tier": risk.get("tier"),
-            "model_name": risk.get("model_name"), "model_version": risk.get("model_version"),
-        })
-    _append(settings, AUDIT_TABLE, pa.Table.from_pylist(audit, schema=catalog.table(AUDIT_TABLE).schema),
-            metadata)
-    return DecisionReceipt(decision_id=decision_id, decided_at=decided_at, label=label,
-                           account_ids=tuple(account_ids))
+        audit.append(
+            {
+                "decision_id": decision_id,
+                "decided_at": decided_at,
+                "analyst": analyst,
+                "target_kind": target_kind,
+                "target_id": target_id,
+                "account_id": account,
+                "label": label,
+                "note": note,
+                "campaign_id": campaign_id,
+                "previous_label": before.get("label"),
+                "previous_decided_at": before.get("decided_at"),
+                "score_date": score_date,
+                "score": risk.get("score"),
+                "tier": risk.get("tier"),
+                "model_name": risk.get("model_name"),
+                "model_version": risk.get("model_version"),
+            }
+        )
+    _append(settings, AUDIT_TABLE, pa.Table.from_pylist(audit, schema=catalog.table(AUDIT_TABLE).schema), metadata)
+    return DecisionReceipt(decision_id=decision_id, decided_at=decided_at, label=label, account_ids=tuple(account_ids))
 
 
 def decision_log(settings: Settings, account_id: str) -> list[dict]:
     """The audit rows of one account, newest first."""
     if not catalog.exists(settings, AUDIT_TABLE):
         return []
-    rows = dataset(settings, AUDIT_TABLE).to_table(
-        filter=pc.field("account_id") == check_account_id(account_id))
+    rows = dataset(settings, AUDIT_TABLE).to_table(filter=pc.field("account_id") == check_account_id(account_id))
     return rows.sort_by([("decided_at", "descending")]).to_pylist()
 
 
 def receipt_json(receipt: DecisionReceipt) -> str:
-    return json.dumps({"decision_id": receipt.decision_id, "decided_at": receipt.decided_at.isoformat(),
-                       "label": receipt.label, "accounts": list(receipt.account_ids)})
+    return json.dumps(
+        {
+            "decision_id": receipt.decision_id,
+            "decided_at": receipt.decided_at.isoformat(),
+            "label": receipt.label,
+            "accounts": list(receipt.account_ids),
+        }
+    )

@@ -19,19 +19,30 @@ def champion_summary(settings: Settings, mlflow_ui_url: str) -> dict | None:
     operating_points = []
     for tier, benign_fpr in TIER_BENIGN_FPR:
         # recall at the tier's benign-FPR level on the holdout, where evaluation logged that level
-        operating_points.append({"tier": tier, "score_from": bounds.get(tier), "benign_fpr": benign_fpr,
-                                 "recall": metrics.get(f"recall_at_benign_fpr_{benign_fpr:g}")})
+        operating_points.append(
+            {
+                "tier": tier,
+                "score_from": bounds.get(tier),
+                "benign_fpr": benign_fpr,
+                "recall": metrics.get(f"recall_at_benign_fpr_{benign_fpr:g}"),
+            }
+        )
     operating_points.append({"tier": LOWEST_TIER, "score_from": 0.0, "benign_fpr": None, "recall": None})
     base = mlflow_ui_url.rstrip("/")
     experiment_id = run.info.experiment_id if run else None
     return {
-        "name": info.name, "version": info.version, "run_id": info.run_id,
-        "feature_set_version": info.feature_set_version, "features": len(info.feature_columns),
+        "name": info.name,
+        "version": info.version,
+        "run_id": info.run_id,
+        "feature_set_version": info.feature_set_version,
+        "features": len(info.feature_columns),
         "operating_points": operating_points,
-        "headline": {key: metrics.get(key) for key in ("pr_auc", "precision_at_k", "campaign_recall",
-                                                        "flagged_benign_fpr")},
+        "headline": {
+            key: metrics.get(key) for key in ("pr_auc", "precision_at_k", "campaign_recall", "flagged_benign_fpr")
+        },
         "run_url": f"{base}/#/experiments/{experiment_id}/runs/{info.run_id}" if run else None,
         "experiment_url": f"{base}/#/experiments/{experiment_id}/runs" if run else None,
-        "experiment_kind": (client.get_experiment(experiment_id).tags.get(registry.TAG_EXPERIMENT_KIND)
-                            if run else None),
+        "experiment_kind": (
+            client.get_experiment(experiment_id).tags.get(registry.TAG_EXPERIMENT_KIND) if run else None
+        ),
     }

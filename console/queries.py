@@ -20,8 +20,15 @@ import pyarrow.compute as pc
 
 from console.decisions import decision_log, latest_decisions
 from console.tables import dataset as _dataset
-from jobs.risk_query import (RISK_COLUMNS, check_account_id, check_date, check_tier,
-                             cluster_members, latest_score_date, reasons_by_contribution)
+from jobs.risk_query import (
+    RISK_COLUMNS,
+    check_account_id,
+    check_date,
+    check_tier,
+    cluster_members,
+    latest_score_date,
+    reasons_by_contribution,
+)
 from lake import catalog
 from lake.config import Settings
 from lake.errors import InputError, MissingInputError
@@ -60,6 +67,7 @@ def check_page(page: object) -> int:
 
 # --- the day's header: published or not, and by which model ---------------------------------------------
 
+
 def score_dates(settings: Settings) -> list[dt.date]:
     """Every score date holding rows, newest first (from the Delta log, no data files read)."""
     from deltalake import DeltaTable
@@ -83,8 +91,9 @@ class DayStatus:
 def day_status(settings: Settings, day: dt.date, risk_rows: pa.Table) -> DayStatus:
     from deltalake import DeltaTable
 
-    models = sorted({f"{n} v{v}" for n, v in zip(risk_rows["model_name"].to_pylist(),
-                                                   risk_rows["model_version"].to_pylist())})
+    models = sorted(
+        {f"{n} v{v}" for n, v in zip(risk_rows["model_name"].to_pylist(), risk_rows["model_version"].to_pylist())}
+    )
     publication = None
     if catalog.exists(settings, "risk_publications"):
         found = _dataset(settings, "risk_publications").to_table(filter=_on("score_date", day)).to_pylist()
@@ -93,23 +102,32 @@ def day_status(settings: Settings, day: dt.date, risk_rows: pa.Table) -> DayStat
     if publication is not None:
         # a rerun of score for the day after publish leaves a newer commit touching that partition
         history = DeltaTable(settings.table_uri("account_risk")).history(limit=50)
-        rescored = any(commit["version"] > publication["account_risk_version"]
-                       and day.isoformat() in str(commit.get("operationParameters", {}))
-                       for commit in history)
-    return DayStatus(day=day, published=publication is not None,
-                     published_at=publication["published_at"] if publication else None,
-                     rescored_since_publication=rescored, model_versions=models, accounts=risk_rows.num_rows)
+        rescored = any(
+            commit["version"] > publication["account_risk_version"]
+            and day.isoformat() in str(commit.get("operationParameters", {}))
+            for commit in history
+        )
+    return DayStatus(
+        day=day,
+        published=publication is not None,
+        published_at=publication["published_at"] if publication else None,
+        rescored_since_publication=rescored,
+        model_versions=models,
+        accounts=risk_rows.num_rows,
+    )
 
 
 # --- queue ---------------------------------------------------------------------------------------------
+
 
 def dominant_capabilities(settings: Settings, day: dt.date) -> dict[str, str]:
     """account -> the capability with the most requests on that day (accounts with none are left out)."""
     if not catalog.exists(settings, "account_daily"):
         return {}
     columns = [f"{c}_requests" for c in CAPABILITIES]
-    daily = _dataset(settings, "account_daily").to_table(columns=["account_id", *columns],
-                                                         filter=_on("event_date", day))
+    daily = _dataset(settings, "account_daily").to_table(
+        columns=["account_id", *columns], filter=_on("event_date", day)
+    )
     if daily.num_rows == 0:
         return {}
     import numpy as np
@@ -132,15 +150,30 @@ class Queue:
     clusters: list[dict]
 
 
-def queue(settings: Settings, day: dt.date | None = None, *, tier: str | None = None, capability: str | None = None,
-          new_only: bool = False, undecided_only: bool = False, page: int = 1, page_size: int = PAGE_SIZE,
-          with_reasons: bool = True) -> Queue:
+def queue(
+    settings: Settings,
+    day: dt.date | None = None,
+    *,
+    tier: str | None = None,
+    capability: str | None = None,
+    new_only: bool = False,
+    undecided_only: bool = False,
+    page: int = 1,
+    page_size: int = PAGE_SIZE,
+    with_reasons: bool = True,
+) -> Queue:
     """One day's accounts, highest score first, filtered and paged; the day's top clusters alongside."""
-    day, tier, capability, page = resolve_day(settings, day), check_tier(tier), check_capability(capability), \
-        check_page(page)
+    day, tier, capability, page = (
+        resolve_day(settings, day),
+        check_tier(tier),
+        check_capability(capability),
+        check_page(page),
+    )
     risk = _dataset(settings, "account_risk")
-    narrow = risk.to_table(columns=["account_id", "score", "tier", "cluster_id", "model_name", "model_version"],
-                           filter=_on("score_date", day))
+    narrow = risk.to_table(
+        columns=["account_id", "score", "tier", "cluster_id", "model_name", "model_version"],
+        filter=_on("score_date", day),
+    )
     if narrow.num_rows == 0:
         raise MissingInputError(f"account_risk has no rows for {day.isoformat()}")
     status = day_status(settings, day, narrow)
@@ -156,12 +189,17 @@ def queue(settings: Settings, day: dt.date | None = None, *, tier: str | None = 
         keep = pc.and_(keep, pa.array([capabilities.get(a) == capability for a in narrow["account_id"].to_pylist()]))
     yesterday = {}
     if new_only:
-        previous = risk.to_table(columns=["account_id", "tier"],
-                                 filter=_on("score_date", day - dt.timedelta(days=1)))
+        previous = risk.to_table(columns=["account_id", "tier"], filter=_on("score_date", day - dt.timedelta(days=1)))
         yesterday = dict(zip(previous["account_id"].to_pylist(), previous["tier"].to_pylist()))
-        keep = pc.and_(keep, pa.array([t in FLAGGED_TIERS and yesterday.get(a) not in FLAGGED_TIERS
-                                       for a, t in zip(narrow["account_id"].to_pylist(),
-                                                       narrow["tier"].to_pylist())]))
+        keep = pc.and_(
+            keep,
+            pa.array(
+                [
+                    t in FLAGGED_TIERS and yesterday.get(a) not in FLAGGED_TIERS
+                    for a, t in zip(narrow["account_id"].to_pylist(), narrow["tier"].to_pylist())
+                ]
+            ),
+        )
     standing = latest_decisions(settings)
     if undecided_only:
         keep = pc.and_(keep, pa.array([a not in standing for a in narrow["account_id"].to_pylist()]))
@@ -171,8 +209,10 @@ def queue(settings: Settings, day: dt.date | None = None, *, tier: str | None = 
     shown = selected.slice((page - 1) * page_size, page_size)
     reasons = {}
     if shown.num_rows and with_reasons:
-        full = risk.to_table(columns=["account_id", "reasons"], filter=_on("score_date", day)
-                             & pc.field("account_id").isin(shown["account_id"]))
+        full = risk.to_table(
+            columns=["account_id", "reasons"],
+            filter=_on("score_date", day) & pc.field("account_id").isin(shown["account_id"]),
+        )
         reasons = dict(zip(full["account_id"].to_pylist(), full["reasons"].to_pylist()))
     if not capabilities and shown.num_rows:
         capabilities = dominant_capabilities(settings, day)
@@ -180,10 +220,24 @@ def queue(settings: Settings, day: dt.date | None = None, *, tier: str | None = 
     for rank, row in enumerate(shown.to_pylist(), start=(page - 1) * page_size + 1):
         account = row["account_id"]
         decision = standing.get(account)
-        rows.append({**row, "rank": rank, "reasons": reasons_by_contribution(reasons.get(account))[:2],
-                     "capability": capabilities.get(account), "decision": decision})
-    return Queue(status=status, rows=rows, total=total, page=page, pages=pages, tier_counts=tier_counts,
-                 clusters=top_clusters(settings, day))
+        rows.append(
+            {
+                **row,
+                "rank": rank,
+                "reasons": reasons_by_contribution(reasons.get(account))[:2],
+                "capability": capabilities.get(account),
+                "decision": decision,
+            }
+        )
+    return Queue(
+        status=status,
+        rows=rows,
+        total=total,
+        page=page,
+        pages=pages,
+        tier_counts=tier_counts,
+        clusters=top_clusters(settings, day),
+    )
 
 
 def top_clusters(settings: Settings, day: dt.date, limit: int = CLUSTERS_SHOWN) -> list[dict]:
@@ -195,6 +249,7 @@ def top_clusters(settings: Settings, day: dt.date, limit: int = CLUSTERS_SHOWN) 
 
 
 # --- account ------------------------------------------------------------------------------------------
+
 
 def _feature_medians(settings: Settings, day: dt.date, columns: list[str]) -> tuple[dict[str, float], int]:
     """Median of each feature column over every account's snapshot on that day: the 'typical' value."""
@@ -231,9 +286,16 @@ def explain_reasons(reasons: list[dict], medians: dict[str, float], comparable: 
         direction = None
         if median is not None and value is not None:
             direction = "higher than" if value > median else "lower than" if value < median else "same as"
-        out.append({**reason, "measured": measured, "value_text": format_value(unit, value) if unit else value,
-                    "typical_text": None if median is None else (format_value(unit, median) if unit else median),
-                    "direction": direction, "comparable": comparable})
+        out.append(
+            {
+                **reason,
+                "measured": measured,
+                "value_text": format_value(unit, value) if unit else value,
+                "typical_text": None if median is None else (format_value(unit, median) if unit else median),
+                "direction": direction,
+                "comparable": comparable,
+            }
+        )
     return out
 
 
@@ -241,39 +303,59 @@ def account_page(settings: Settings, account_id: str, day: dt.date | None = None
     account_id = check_account_id(account_id)
     risk = _dataset(settings, "account_risk")
     # every day's score and tier (narrow columns: reasons are a nested list, read for the shown day only)
-    history = (risk.to_table(columns=["score_date", "score", "tier"], filter=pc.field("account_id") == account_id)
-               .sort_by([("score_date", "descending")]).to_pylist())
+    history = (
+        risk.to_table(columns=["score_date", "score", "tier"], filter=pc.field("account_id") == account_id)
+        .sort_by([("score_date", "descending")])
+        .to_pylist()
+    )
     if not history:
         raise MissingInputError(f"no risk rows for account {account_id!r}")
     day = check_date(day) or history[0]["score_date"]
-    found = risk.to_table(columns=list(RISK_COLUMNS), filter=_on("score_date", day)
-                          & (pc.field("account_id") == account_id)).to_pylist()
+    found = risk.to_table(
+        columns=list(RISK_COLUMNS), filter=_on("score_date", day) & (pc.field("account_id") == account_id)
+    ).to_pylist()
     if not found:
         raise MissingInputError(f"account {account_id!r} has no risk row on {day.isoformat()}")
     current = found[0]
     medians, comparable = _feature_medians(settings, day, [r["feature"] for r in current["reasons"] or []])
     cluster = None
     if current["cluster_id"]:
-        cluster = {"cluster_id": current["cluster_id"], "cluster_score": current["cluster_score"],
-                   "link_types": None, "evidence": None}
+        cluster = {
+            "cluster_id": current["cluster_id"],
+            "cluster_score": current["cluster_score"],
+            "link_types": None,
+            "evidence": None,
+        }
         if catalog.exists(settings, "account_clusters"):
             linked = _dataset(settings, "account_clusters").to_table(
-                columns=["link_types"], filter=_on("feature_date", day) & (pc.field("account_id") == account_id))
+                columns=["link_types"], filter=_on("feature_date", day) & (pc.field("account_id") == account_id)
+            )
             cluster["link_types"] = linked["link_types"][0].as_py() if linked.num_rows else None
         if catalog.exists(settings, "cluster_risk"):
-            found = _dataset(settings, "cluster_risk").to_table(
-                filter=_on("score_date", day) & (pc.field("cluster_id") == current["cluster_id"])).to_pylist()
+            found = (
+                _dataset(settings, "cluster_risk")
+                .to_table(filter=_on("score_date", day) & (pc.field("cluster_id") == current["cluster_id"]))
+                .to_pylist()
+            )
             cluster["evidence"] = found[0] if found else None
     labels = []
     if catalog.exists(settings, "enforcement_labels"):
-        labels = (_dataset(settings, "enforcement_labels").to_table(filter=pc.field("account_id") == account_id)
-                  .sort_by([("decided_at", "descending")]).to_pylist())
+        labels = (
+            _dataset(settings, "enforcement_labels")
+            .to_table(filter=pc.field("account_id") == account_id)
+            .sort_by([("decided_at", "descending")])
+            .to_pylist()
+        )
     return {
-        "account_id": account_id, "day": day, "current": current,
+        "account_id": account_id,
+        "day": day,
+        "current": current,
         "history": list(reversed(history)),  # oldest first, for the chart
         "reasons": explain_reasons(current["reasons"] or [], medians, comparable),
-        "cluster": cluster, "capability_mix": capability_mix(settings, [account_id], day),
-        "labels": labels, "audit": decision_log(settings, account_id),
+        "cluster": cluster,
+        "capability_mix": capability_mix(settings, [account_id], day),
+        "labels": labels,
+        "audit": decision_log(settings, account_id),
     }
 
 
@@ -286,20 +368,26 @@ def capability_mix(settings: Settings, account_ids: list[str], day: dt.date, day
         columns=["event_date", "account_id", *columns],
         filter=(pc.field("event_date") <= pa.scalar(day, pa.date32()))
         & (pc.field("event_date") > pa.scalar(day - dt.timedelta(days=days), pa.date32()))
-        & pc.field("account_id").isin(account_ids))
+        & pc.field("account_id").isin(account_ids),
+    )
     if daily.num_rows == 0:
         return []
-    grouped = daily.group_by("event_date").aggregate(
-        [(c, "sum") for c in columns] + [("account_id", "count_distinct")])
+    grouped = daily.group_by("event_date").aggregate([(c, "sum") for c in columns] + [("account_id", "count_distinct")])
     out = []
     for row in grouped.sort_by("event_date").to_pylist():
-        out.append({"day": row["event_date"], "requests": row["requests_sum"], "active_accounts":
-                    row["account_id_count_distinct"],
-                    "capabilities": {c: row[f"{c}_requests_sum"] or 0 for c in CAPABILITIES}})
+        out.append(
+            {
+                "day": row["event_date"],
+                "requests": row["requests_sum"],
+                "active_accounts": row["account_id_count_distinct"],
+                "capabilities": {c: row[f"{c}_requests_sum"] or 0 for c in CAPABILITIES},
+            }
+        )
     return out
 
 
 # --- cluster ------------------------------------------------------------------------------------------
+
 
 def cluster_page(settings: Settings, cluster_id: str, day: dt.date | None = None) -> dict:
     day = resolve_day(settings, day)
@@ -316,8 +404,12 @@ def cluster_page(settings: Settings, cluster_id: str, day: dt.date | None = None
         for kind in row["link_types"] or []:
             link_counts[kind] = link_counts.get(kind, 0) + 1
     return {
-        "cluster_id": summary["cluster_id"], "day": day, "summary": summary, "members": member_rows,
-        "timeline": timeline, "requests_28d": sum(point["requests"] for point in timeline),
+        "cluster_id": summary["cluster_id"],
+        "day": day,
+        "summary": summary,
+        "members": member_rows,
+        "timeline": timeline,
+        "requests_28d": sum(point["requests"] for point in timeline),
         "requests_on_day": next((p["requests"] for p in timeline if p["day"] == day), 0),
         "top_capabilities": [c for c, n in sorted(totals.items(), key=lambda kv: -kv[1]) if n > 0][:3],
         "link_counts": sorted(link_counts.items(), key=lambda kv: -kv[1]),

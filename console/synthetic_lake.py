@@ -27,11 +27,23 @@ RAW_PROMPT_MARKER = "RAW-PROMPT-never-shown-7731"
 RAW_IP_MARKER = "203.0.113.77"
 MODEL_NAME = "distillguard-extraction"
 MODEL_VERSION = "4"
-REASON_FEATURES = ("cot_elicitation_rate_7d", "rubric_grading_rate_7d", "template_reuse_rate_7d",
-                   "requests_7d", "hour_entropy_7d", "coverage_24_7_7d")
+REASON_FEATURES = (
+    "cot_elicitation_rate_7d",
+    "rubric_grading_rate_7d",
+    "template_reuse_rate_7d",
+    "requests_7d",
+    "hour_entropy_7d",
+    "coverage_24_7_7d",
+)
 TIER_FROM = {"critical": 0.9, "high": 0.75, "elevated": 0.5}
-CAPABILITY_COLUMNS = ("coding_requests", "agentic_requests", "tool_use_requests", "reasoning_requests",
-                      "vision_requests", "chat_requests")
+CAPABILITY_COLUMNS = (
+    "coding_requests",
+    "agentic_requests",
+    "tool_use_requests",
+    "reasoning_requests",
+    "vision_requests",
+    "chat_requests",
+)
 
 
 def account_id(i: int) -> str:
@@ -61,19 +73,27 @@ def _filler(field: pa.Field, n: int, rng: np.random.Generator) -> pa.Array:
 
 def _table(name: str, n: int, given: dict[str, object], rng: np.random.Generator) -> pa.Table:
     schema = catalog.table(name).schema
-    return pa.table({f.name: pa.array(given[f.name], f.type) if f.name in given else _filler(f, n, rng)
-                     for f in schema}, schema=schema)
+    return pa.table(
+        {f.name: pa.array(given[f.name], f.type) if f.name in given else _filler(f, n, rng) for f in schema},
+        schema=schema,
+    )
 
 
-def write(settings: Settings, accounts: int = 400, days: int = 7, last_day: dt.date = dt.date(2026, 3, 14),
-          seed: int = 3, publish_last_day: bool = True) -> dict:
+def write(
+    settings: Settings,
+    accounts: int = 400,
+    days: int = 7,
+    last_day: dt.date = dt.date(2026, 3, 14),
+    seed: int = 3,
+    publish_last_day: bool = True,
+) -> dict:
     """Write the tables; returns {"days": [...], "campaign_accounts": [...], "clusters": [...]}."""
     rng = np.random.default_rng(seed)
     dates = [last_day - dt.timedelta(days=d) for d in range(days - 1, -1, -1)]
     ids = [account_id(i) for i in range(accounts)]
     campaign = np.arange(accounts) % 40 == 0
     for c in np.flatnonzero(campaign):  # campaign accounts come in groups of 8 consecutive ids
-        campaign[c:c + 8] = True
+        campaign[c : c + 8] = True
     columns = feature_columns()
     reason_index = [columns.index(c) for c in REASON_FEATURES]
     count_columns = [k for k, (_, unit, _) in enumerate(reason_templates(columns)) if unit == "count"]
@@ -93,56 +113,163 @@ def write(settings: Settings, accounts: int = 400, days: int = 7, last_day: dt.d
         reasons = []
         for i in range(n):
             order = np.argsort(-contributions[i])[:3]
-            reasons.append([{"feature": REASON_FEATURES[j], "value": float(features[i, reason_index[j]]),
-                             "contribution": float(contributions[i, j]),
-                             "text": reason_text(REASON_FEATURES[j], float(features[i, reason_index[j]]))}
-                            for j in order])
+            reasons.append(
+                [
+                    {
+                        "feature": REASON_FEATURES[j],
+                        "value": float(features[i, reason_index[j]]),
+                        "contribution": float(contributions[i, j]),
+                        "text": reason_text(REASON_FEATURES[j], float(features[i, reason_index[j]])),
+                    }
+                    for j in order
+                ]
+            )
         cluster_score = [float(score[i]) if clusters[i] else None for i in range(n)]
-        risk_parts.append(_table("account_risk", n, {
-            "score_date": [day] * n, "account_id": ids, "score": score, "tier": [_tier(s) for s in score],
-            "cluster_id": clusters, "cluster_score": cluster_score, "reasons": reasons,
-            "model_name": [MODEL_NAME] * n, "model_version": [MODEL_VERSION] * n,
-            "feature_set_version": [feature_set_version()] * n}, rng))
-        feature_parts.append(_table("account_features", n, {
-            "account_id": ids, "feature_date": [day] * n, **{c: features[:, k] for k, c in enumerate(columns)},
-            "feature_set_version": [feature_set_version()] * n}, rng))
+        risk_parts.append(
+            _table(
+                "account_risk",
+                n,
+                {
+                    "score_date": [day] * n,
+                    "account_id": ids,
+                    "score": score,
+                    "tier": [_tier(s) for s in score],
+                    "cluster_id": clusters,
+                    "cluster_score": cluster_score,
+                    "reasons": reasons,
+                    "model_name": [MODEL_NAME] * n,
+                    "model_version": [MODEL_VERSION] * n,
+                    "feature_set_version": [feature_set_version()] * n,
+                },
+                rng,
+            )
+        )
+        feature_parts.append(
+            _table(
+                "account_features",
+                n,
+                {
+                    "account_id": ids,
+                    "feature_date": [day] * n,
+                    **{c: features[:, k] for k, c in enumerate(columns)},
+                    "feature_set_version": [feature_set_version()] * n,
+                },
+                rng,
+            )
+        )
         capability = rng.integers(0, 40, (n, len(CAPABILITY_COLUMNS)))
         capability[campaign, 3] += 400  # reasoning
-        daily_parts.append(_table("account_daily", n, {
-            "account_id": ids, "event_date": [day] * n, "requests": capability.sum(axis=1),
-            **{c: capability[:, k] for k, c in enumerate(CAPABILITY_COLUMNS)}}, rng))
+        daily_parts.append(
+            _table(
+                "account_daily",
+                n,
+                {
+                    "account_id": ids,
+                    "event_date": [day] * n,
+                    "requests": capability.sum(axis=1),
+                    **{c: capability[:, k] for k, c in enumerate(CAPABILITY_COLUMNS)},
+                },
+                rng,
+            )
+        )
         members = [i for i in range(n) if clusters[i]]
-        link_parts.append(_table("account_clusters", len(members), {
-            "feature_date": [day] * len(members), "account_id": [ids[i] for i in members],
-            "cluster_id": [clusters[i] for i in members],
-            "link_types": [["payment_fingerprint", "ip_prefix"] if i % 2 else ["payment_fingerprint"]
-                           for i in members]}, rng))
+        link_parts.append(
+            _table(
+                "account_clusters",
+                len(members),
+                {
+                    "feature_date": [day] * len(members),
+                    "account_id": [ids[i] for i in members],
+                    "cluster_id": [clusters[i] for i in members],
+                    "link_types": [
+                        ["payment_fingerprint", "ip_prefix"] if i % 2 else ["payment_fingerprint"] for i in members
+                    ],
+                },
+                rng,
+            )
+        )
         names = sorted({clusters[i] for i in members})
-        cluster_parts.append(_table("cluster_risk", len(names), {
-            "score_date": [day] * len(names), "cluster_id": names,
-            "n_accounts": [sum(1 for i in members if clusters[i] == c) for c in names],
-            "requests": [int(sum(capability[i].sum() for i in members if clusters[i] == c)) for c in names],
-            "score": [max(score[i] for i in members if clusters[i] == c) for c in names],
-            "top_capabilities": [["reasoning", "coding"]] * len(names),
-            "link_evidence": [["payment_fingerprint", "ip_prefix"]] * len(names)}, rng))
-    for name, parts in (("account_risk", risk_parts), ("cluster_risk", cluster_parts),
-                        ("account_clusters", link_parts), ("account_features", feature_parts),
-                        ("account_daily", daily_parts)):
+        cluster_parts.append(
+            _table(
+                "cluster_risk",
+                len(names),
+                {
+                    "score_date": [day] * len(names),
+                    "cluster_id": names,
+                    "n_accounts": [sum(1 for i in members if clusters[i] == c) for c in names],
+                    "requests": [int(sum(capability[i].sum() for i in members if clusters[i] == c)) for c in names],
+                    "score": [max(score[i] for i in members if clusters[i] == c) for c in names],
+                    "top_capabilities": [["reasoning", "coding"]] * len(names),
+                    "link_evidence": [["payment_fingerprint", "ip_prefix"]] * len(names),
+                },
+                rng,
+            )
+        )
+    for name, parts in (
+        ("account_risk", risk_parts),
+        ("cluster_risk", cluster_parts),
+        ("account_clusters", link_parts),
+        ("account_features", feature_parts),
+        ("account_daily", daily_parts),
+    ):
         catalog.write_arrow(settings, name, pa.concat_tables(parts))
     if publish_last_day:
-        catalog.write_arrow(settings, "risk_publications", _table("risk_publications", 1, {
-            "score_date": [last_day], "published_at": [dt.datetime.combine(last_day + dt.timedelta(days=1),
-                                                                          dt.time(3), dt.timezone.utc)],
-            "model_name": [MODEL_NAME], "model_version": [MODEL_VERSION], "feature_set_version": [feature_set_version()],
-            "accounts": [accounts], "account_risk_version": [0], "cluster_risk_version": [0]}, rng))
+        catalog.write_arrow(
+            settings,
+            "risk_publications",
+            _table(
+                "risk_publications",
+                1,
+                {
+                    "score_date": [last_day],
+                    "published_at": [dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(3), dt.UTC)],
+                    "model_name": [MODEL_NAME],
+                    "model_version": [MODEL_VERSION],
+                    "feature_set_version": [feature_set_version()],
+                    "accounts": [accounts],
+                    "account_risk_version": [0],
+                    "cluster_risk_version": [0],
+                },
+                rng,
+            ),
+        )
     # a rule-based label and a benign analyst label from before the console, as the simulator writes them
-    catalog.write_arrow(settings, "enforcement_labels", pa.Table.from_pylist([
-        {"account_id": ids[1], "label": "benign", "decided_at": dt.datetime.combine(dates[0], dt.time(9), dt.timezone.utc),
-         "campaign_id": None, "source": "rule", "note": "startup_app"},
-    ], schema=catalog.table("enforcement_labels").schema))
-    catalog.write_arrow(settings, "api_requests", _table("api_requests", 3, {
-        "request_id": ["r1", "r2", "r3"], "account_id": ids[:3], "event_date": [last_day] * 3,
-        "event_ts": [dt.datetime.combine(last_day, dt.time(12), dt.timezone.utc)] * 3,
-        "client_ip": [RAW_IP_MARKER] * 3, "prompt_prefix": [RAW_PROMPT_MARKER] * 3}, rng))
-    return {"days": dates, "campaign_accounts": [ids[i] for i in np.flatnonzero(campaign)],
-            "clusters": sorted({cluster_id(i) for i in np.flatnonzero(campaign)})}
+    catalog.write_arrow(
+        settings,
+        "enforcement_labels",
+        pa.Table.from_pylist(
+            [
+                {
+                    "account_id": ids[1],
+                    "label": "benign",
+                    "decided_at": dt.datetime.combine(dates[0], dt.time(9), dt.UTC),
+                    "campaign_id": None,
+                    "source": "rule",
+                    "note": "startup_app",
+                },
+            ],
+            schema=catalog.table("enforcement_labels").schema,
+        ),
+    )
+    catalog.write_arrow(
+        settings,
+        "api_requests",
+        _table(
+            "api_requests",
+            3,
+            {
+                "request_id": ["r1", "r2", "r3"],
+                "account_id": ids[:3],
+                "event_date": [last_day] * 3,
+                "event_ts": [dt.datetime.combine(last_day, dt.time(12), dt.UTC)] * 3,
+                "client_ip": [RAW_IP_MARKER] * 3,
+                "prompt_prefix": [RAW_PROMPT_MARKER] * 3,
+            },
+            rng,
+        ),
+    )
+    return {
+        "days": dates,
+        "campaign_accounts": [ids[i] for i in np.flatnonzero(campaign)],
+        "clusters": sorted({cluster_id(i) for i in np.flatnonzero(campaign)}),
+    }

@@ -30,10 +30,26 @@ MAX_TOKENS_STOP = "max_tokens"
 
 # Bronze columns the daily aggregate reads. Gaps depend only on each account's sorted timestamps, so equal
 # timestamps need no tie-break and request_id is not read.
-BRONZE_INPUTS = ("account_id", "event_ts", "input_tokens", "output_tokens", "endpoint", "stream",
-                 "stop_reason", "system_prompt_hash", "ip_prefix_hash", "country", "asn", "model",
-                 "is_cot_elicitation", "is_rubric_grading", "capability", "is_non_english", "prompt_fingerprint",
-                 "is_raw_http_client")
+BRONZE_INPUTS = (
+    "account_id",
+    "event_ts",
+    "input_tokens",
+    "output_tokens",
+    "endpoint",
+    "stream",
+    "stop_reason",
+    "system_prompt_hash",
+    "ip_prefix_hash",
+    "country",
+    "asn",
+    "model",
+    "is_cot_elicitation",
+    "is_rubric_grading",
+    "capability",
+    "is_non_english",
+    "prompt_fingerprint",
+    "is_raw_http_client",
+)
 # Reference values joined to each request: the ASN's category, the account's signup country, and the day's
 # newest released model (one value for the whole day).
 REFERENCE_INPUTS = ("asn_category", "signup_country", "newest_model")
@@ -143,17 +159,37 @@ DAILY_STATS: tuple[DailyStat, ...] = (
     DailyStat("top_system_prompt_requests", pa.int64(), Agg("peak_group", col("system_prompt_hash"))),
     DailyStat("newest_model", pa.string(), Agg("day_constant", col("newest_model")), window="none"),
     DailyStat("newest_model_requests", pa.int64(), count_if(col("is_newest_model")), window="sum_on_current_newest"),
-    DailyStat("newest_model_first_ts", TS, Agg("min_where", col("event_us"), col("is_newest_model")),
-              window="min_on_current_newest"),
-    DailyStat("newest_model_majority_hour_ts", TS,
-              Agg("first_majority", col("hour_start"), col("is_newest_model")), window="min_on_current_newest"),
-    DailyStat("ip_prefixes", pa.list_(pa.string()), Agg("sorted_set", col("ip_prefix_hash")),
-              window="distinct_count", window_name="ip_prefix_count"),
-    DailyStat("countries", pa.list_(pa.string()), Agg("sorted_set", col("country")),
-              window="distinct_count", window_name="country_count"),
+    DailyStat(
+        "newest_model_first_ts",
+        TS,
+        Agg("min_where", col("event_us"), col("is_newest_model")),
+        window="min_on_current_newest",
+    ),
+    DailyStat(
+        "newest_model_majority_hour_ts",
+        TS,
+        Agg("first_majority", col("hour_start"), col("is_newest_model")),
+        window="min_on_current_newest",
+    ),
+    DailyStat(
+        "ip_prefixes",
+        pa.list_(pa.string()),
+        Agg("sorted_set", col("ip_prefix_hash")),
+        window="distinct_count",
+        window_name="ip_prefix_count",
+    ),
+    DailyStat(
+        "countries",
+        pa.list_(pa.string()),
+        Agg("sorted_set", col("country")),
+        window="distinct_count",
+        window_name="country_count",
+    ),
     _flag("hosting_proxy_requests", col("asn_category").isin(*HOSTING_PROXY_CATEGORIES)),
-    _flag("signup_mismatch_requests",
-          col("country").not_null() & col("signup_country").not_null() & col("country").ne(col("signup_country"))),
+    _flag(
+        "signup_mismatch_requests",
+        col("country").not_null() & col("signup_country").not_null() & col("country").ne(col("signup_country")),
+    ),
     _flag("raw_http_requests", col("is_raw_http_client")),
 )
 DAILY_STATS_BY_NAME = {s.name: s for s in DAILY_STATS}

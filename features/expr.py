@@ -29,21 +29,50 @@ class Expr:
     args: tuple = ()
 
     # arithmetic and comparisons build trees; `==` is `eq` so dataclass equality is not used for trees
-    def __add__(self, other): return Expr("add", (self, _wrap(other)))
-    def __radd__(self, other): return Expr("add", (_wrap(other), self))
-    def __sub__(self, other): return Expr("sub", (self, _wrap(other)))
-    def __rsub__(self, other): return Expr("sub", (_wrap(other), self))
-    def __mul__(self, other): return Expr("mul", (self, _wrap(other)))
-    def __rmul__(self, other): return Expr("mul", (_wrap(other), self))
-    def __truediv__(self, other): return Expr("div", (self, _wrap(other)))
-    def __gt__(self, other): return Expr("gt", (self, _wrap(other)))
-    def __ge__(self, other): return Expr("ge", (self, _wrap(other)))
-    def __lt__(self, other): return Expr("lt", (self, _wrap(other)))
-    def __le__(self, other): return Expr("le", (self, _wrap(other)))
-    def __and__(self, other): return Expr("and", (self, _wrap(other)))
-    def __or__(self, other): return Expr("or", (self, _wrap(other)))
-    def __invert__(self): return Expr("not", (self,))
-    def __hash__(self): return hash(repr(self))
+    def __add__(self, other):
+        return Expr("add", (self, _wrap(other)))
+
+    def __radd__(self, other):
+        return Expr("add", (_wrap(other), self))
+
+    def __sub__(self, other):
+        return Expr("sub", (self, _wrap(other)))
+
+    def __rsub__(self, other):
+        return Expr("sub", (_wrap(other), self))
+
+    def __mul__(self, other):
+        return Expr("mul", (self, _wrap(other)))
+
+    def __rmul__(self, other):
+        return Expr("mul", (_wrap(other), self))
+
+    def __truediv__(self, other):
+        return Expr("div", (self, _wrap(other)))
+
+    def __gt__(self, other):
+        return Expr("gt", (self, _wrap(other)))
+
+    def __ge__(self, other):
+        return Expr("ge", (self, _wrap(other)))
+
+    def __lt__(self, other):
+        return Expr("lt", (self, _wrap(other)))
+
+    def __le__(self, other):
+        return Expr("le", (self, _wrap(other)))
+
+    def __and__(self, other):
+        return Expr("and", (self, _wrap(other)))
+
+    def __or__(self, other):
+        return Expr("or", (self, _wrap(other)))
+
+    def __invert__(self):
+        return Expr("not", (self,))
+
+    def __hash__(self):
+        return hash(repr(self))
 
     def eq(self, other) -> Expr:
         return Expr("eq", (self, _wrap(other)))
@@ -143,6 +172,7 @@ def entropy_bits(counts: list[Expr]) -> Expr:
 
 # --- compilers ------------------------------------------------------------------------------------------
 
+
 def to_spark(expr: Expr, resolve: Callable[[str], Any]):
     """The PySpark Column for `expr`; `resolve(name)` gives the Column a `col(name)` stands for."""
     from pyspark.sql import functions as F
@@ -196,9 +226,17 @@ def to_spark(expr: Expr, resolve: Callable[[str], Any]):
 
 
 _BINARY = {
-    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-    "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b, "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
-    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "and": lambda a, b: a & b, "or": lambda a, b: a | b,
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "and": lambda a, b: a & b,
+    "or": lambda a, b: a | b,
 }
 
 
@@ -290,5 +328,5 @@ def _num(value):
 
 def _null_mask(value):
     if not _is_series(value):
-        return False if value is not None and not (isinstance(value, float) and math.isnan(value)) else True
+        return not (value is not None and not (isinstance(value, float) and math.isnan(value)))
     return value.isna()

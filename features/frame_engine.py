@@ -86,6 +86,7 @@ def _where_column(stat: DailyStat) -> str:
 
 # --- phase 1: bronze rows -> narrow rows ------------------------------------------------------------------
 
+
 def _smallest_per_key(frame, key: str, values: list[str]):
     """One row per `key`: the smallest non-null of each of `values` (null when a key has none), as Spark's min().
     A null key is a group of its own, as on Spark (nothing refuses one in a whole-table reference write).
@@ -103,8 +104,9 @@ def reference_frames(engine: FrameEngine, accounts, asn_info):
     """(asn -> asn_category, account_id -> signup_country), one row per key; min() keeps a duplicated registry
     row from double counting, as on Spark. `accounts` and `asn_info` as `reference_frame` takes them."""
     asn = _smallest_per_key(reference_frame(engine, asn_info, ["asn", "category"]), "asn", ["category"])
-    signup = _smallest_per_key(reference_frame(engine, accounts, ["account_id", "signup_country"]), "account_id",
-                               ["signup_country"])
+    signup = _smallest_per_key(
+        reference_frame(engine, accounts, ["account_id", "signup_country"]), "account_id", ["signup_country"]
+    )
     return asn.rename(columns={"category": "asn_category"}), signup
 
 
@@ -181,7 +183,7 @@ def _with_gaps(engine: FrameEngine, rows):
     xp = engine.array_module
     account, micros = engine.values(rows[ACCOUNT]).astype("int64"), engine.values(rows["event_us"])
     since_start = micros - micros.min()
-    if len(rows) and int(account.max()) < 2 ** (63 - DAY_MICROS_BITS) and int(since_start.max()) < 2 ** DAY_MICROS_BITS:
+    if len(rows) and int(account.max()) < 2 ** (63 - DAY_MICROS_BITS) and int(since_start.max()) < 2**DAY_MICROS_BITS:
         order = xp.argsort((account << DAY_MICROS_BITS) | since_start)
     else:
         order = xp.lexsort(xp.stack([micros, account]))
@@ -300,29 +302,45 @@ def day_references(engine: FrameEngine, accounts, model_releases, asn_info, even
     return (newest_model, *reference_frames(engine, accounts, asn_info))
 
 
-def daily_aggregate(engine: FrameEngine, requests, accounts, model_releases, asn_info,
-                    event_date: dt.date) -> pa.Table:
+def daily_aggregate(engine: FrameEngine, requests, accounts, model_releases, asn_info, event_date: dt.date) -> pa.Table:
     """One frame of the day's bronze requests -> account_daily rows (Arrow, catalog schema): the in-memory form
     of what `aggregate_partition` does bucket by bucket. The reference tables as `reference_frame` takes them."""
-    newest_model, asn_category, signup_country = day_references(engine, accounts, model_releases, asn_info,
-                                                                event_date)
-    rows = narrow_rows(engine, _bronze(engine, requests[list(daily_stats.BRONZE_INPUTS)].copy()), asn_category,
-                       signup_country, newest_model)
+    newest_model, asn_category, signup_country = day_references(engine, accounts, model_releases, asn_info, event_date)
+    rows = narrow_rows(
+        engine,
+        _bronze(engine, requests[list(daily_stats.BRONZE_INPUTS)].copy()),
+        asn_category,
+        signup_country,
+        newest_model,
+    )
     return account_daily_rows(engine, rows, event_date, newest_model)
 
 
-def aggregate_partition(engine: FrameEngine, files: frames.PartitionFiles, accounts, model_releases, asn_info,
-                        event_date: dt.date, read_bytes: int | None = None, buckets: int | None = None) -> pa.Table:
+def aggregate_partition(
+    engine: FrameEngine,
+    files: frames.PartitionFiles,
+    accounts,
+    model_releases,
+    asn_info,
+    event_date: dt.date,
+    read_bytes: int | None = None,
+    buckets: int | None = None,
+) -> pa.Table:
     """The day's bronze Parquet files -> account_daily rows, within the engine's memory budget; the reference
     tables as `reference_frame` takes them (their files, read by the frame library, in the jobs).
     `read_bytes` (uncompressed Parquet per read) and `buckets` default to what the budget allows."""
-    newest_model, asn_category, signup_country = day_references(engine, accounts, model_releases, asn_info,
-                                                                event_date)
+    newest_model, asn_category, signup_country = day_references(engine, accounts, model_releases, asn_info, event_date)
     read_batches = frames.file_batches(files, read_bytes or engine.memory_budget_bytes // RAW_WORKING_SET_FACTOR)
-    buckets = buckets or frames.bucket_count(files.rows * NARROW_BYTES_PER_ROW * NARROW_WORKING_SET_FACTOR,
-                                             engine.memory_budget_bytes)
-    log.info("aggregate %s: %d rows in %d file reads, %d account bucket(s)", event_date, files.rows,
-             len(read_batches), buckets)
+    buckets = buckets or frames.bucket_count(
+        files.rows * NARROW_BYTES_PER_ROW * NARROW_WORKING_SET_FACTOR, engine.memory_budget_bytes
+    )
+    log.info(
+        "aggregate %s: %d rows in %d file reads, %d account bucket(s)",
+        event_date,
+        files.rows,
+        len(read_batches),
+        buckets,
+    )
     narrow = frames.AccountBuckets(engine, buckets)
     for batch in read_batches:
         raw = _bronze(engine, engine.read_files(batch, list(daily_stats.BRONZE_INPUTS)))
@@ -398,8 +416,9 @@ def coded_window(engine: FrameEngine, rows):
     return rows.drop(columns=list(SET_STATS)), listed, account_ids
 
 
-def window_stats(engine: FrameEngine, daily, listed: dict, feature_date: dt.date, days: int,
-                 newest_model: str | None, accounts: int):
+def window_stats(
+    engine: FrameEngine, daily, listed: dict, feature_date: dt.date, days: int, newest_model: str | None, accounts: int
+):
     """Every rolled-up window statistic for (feature_date - days, feature_date], one row per account code
     0..accounts-1. `daily` holds the longest window's account_daily rows with `event_day` (days since the epoch)
     and the code; `listed` the (code, event_day, item) rows of each set-valued statistic."""
@@ -411,9 +430,12 @@ def window_stats(engine: FrameEngine, daily, listed: dict, feature_date: dt.date
         by_rollup.setdefault(stat.window, []).append(stat)
     columns = {}
     # windows without activity count 0; a minimum over no day stays null
-    for rollup, rows, func, fill in (("sum", inside, "sum", 0), ("max", inside, "max", 0),
-                                     ("sum_on_current_newest", current, "sum", 0),
-                                     ("min_on_current_newest", current, "min", float("nan"))):
+    for rollup, rows, func, fill in (
+        ("sum", inside, "sum", 0),
+        ("max", inside, "max", 0),
+        ("sum_on_current_newest", current, "sum", 0),
+        ("min_on_current_newest", current, "min", float("nan")),
+    ):
         declared = by_rollup.get(rollup, [])
         if declared:
             rolled = rows.groupby(ACCOUNT, sort=False).agg({s.name: func for s in declared})
@@ -432,14 +454,16 @@ def account_inputs(engine: FrameEngine, accounts, feature_date: dt.date):
     included when it existed). `accounts` as `reference_frame` takes it; creation times come out in µs."""
     end = day_end_micros(feature_date)
     attributes = ["created_at", "verification", "program", "payment_fingerprint"]
-    rows = _smallest_per_key(reference_frame(engine, accounts, ["account_id", *attributes], ("created_at",)),
-                             "account_id", attributes)
+    rows = _smallest_per_key(
+        reference_frame(engine, accounts, ["account_id", *attributes], ("created_at",)), "account_id", attributes
+    )
     # an unknown creation time counts as existing: the registry has no evidence it did not
     rows["existed_at_feature_date"] = (rows["created_at"] < end) | rows["created_at"].isna()
     rows["feature_day_end"] = rows["created_at"].fillna(0) * 0 + float(end)
     existing = rows[rows["existed_at_feature_date"] & rows["payment_fingerprint"].notna()]
-    per_fingerprint = (existing.groupby("payment_fingerprint", sort=False).size()
-                       .reset_index(name="same_payment_accounts"))
+    per_fingerprint = (
+        existing.groupby("payment_fingerprint", sort=False).size().reset_index(name="same_payment_accounts")
+    )
     return rows.merge(per_fingerprint, on="payment_fingerprint", how="left")
 
 
@@ -458,8 +482,9 @@ def member_requests(engine: FrameEngine, rows, account_ids, feature_date: dt.dat
     last = _day_number(feature_date)
     recent = rows[(rows["event_day"] > last - registry.CLUSTER_VOLUME_DAYS) & (rows["event_day"] <= last)]
     totals = recent.groupby(ACCOUNT, sort=False)["requests"].sum()
-    return engine.xp.DataFrame({"account_id": account_ids,
-                                "member_requests": engine.dense(totals, len(account_ids), 0)})
+    return engine.xp.DataFrame(
+        {"account_id": account_ids, "member_requests": engine.dense(totals, len(account_ids), 0)}
+    )
 
 
 def cluster_inputs(engine: FrameEngine, clusters, registry_rows, volume, labels, feature_date: dt.date):
@@ -473,32 +498,59 @@ def cluster_inputs(engine: FrameEngine, clusters, registry_rows, volume, labels,
     for kind in kinds:
         links[kind] = (links["link_types"] == kind).fillna(False).astype("int64")
     per_account = links.groupby("account_id", sort=False).agg({kind: "max" for kind in kinds}).reset_index()
-    members = (members[["account_id", "cluster_id", "linked_accounts", "template_links"]]
-               .merge(per_account, on="account_id", how="left")
-               .merge(registry_rows[["account_id", "created_at"]], on="account_id", how="left")
-               .merge(volume, on="account_id", how="left")
-               .merge(label_standing(engine, labels, feature_date), on="account_id", how="left"))
+    members = (
+        members[["account_id", "cluster_id", "linked_accounts", "template_links"]]
+        .merge(per_account, on="account_id", how="left")
+        .merge(registry_rows[["account_id", "created_at"]], on="account_id", how="left")
+        .merge(volume, on="account_id", how="left")
+        .merge(label_standing(engine, labels, feature_date), on="account_id", how="left")
+    )
     members["new"] = (members["created_at"] >= new_since).fillna(False).astype("int64")
     members["extraction"] = (members["standing"] == "extraction").fillna(False).astype("int64")
     members["member_requests"] = members["member_requests"].fillna(0)
-    per_cluster = members.groupby("cluster_id", sort=False).agg(
-        {"account_id": "count", **{kind: "sum" for kind in kinds}, "new": "sum", "member_requests": "sum",
-         "extraction": "sum"}).reset_index().rename(columns={
-            "account_id": "cluster_size", **{kind: f"cluster_{kind}_members" for kind in kinds},
-            "new": "cluster_new_members", "member_requests": "cluster_requests",
-            "extraction": "cluster_extraction_labelled"})
+    per_cluster = (
+        members.groupby("cluster_id", sort=False)
+        .agg(
+            {
+                "account_id": "count",
+                **{kind: "sum" for kind in kinds},
+                "new": "sum",
+                "member_requests": "sum",
+                "extraction": "sum",
+            }
+        )
+        .reset_index()
+        .rename(
+            columns={
+                "account_id": "cluster_size",
+                **{kind: f"cluster_{kind}_members" for kind in kinds},
+                "new": "cluster_new_members",
+                "member_requests": "cluster_requests",
+                "extraction": "cluster_extraction_labelled",
+            }
+        )
+    )
     return members[["account_id", "cluster_id", "linked_accounts", "template_links"]].merge(
-        per_cluster, on="cluster_id")[["account_id", *registry.CLUSTER_INPUTS]]
+        per_cluster, on="cluster_id"
+    )[["account_id", *registry.CLUSTER_INPUTS]]
 
 
 def _compute(feature: registry.Feature, frame, days: int | None = None):
     def resolve(name: str):
         return float(days) if name == WINDOW_DAYS else frame[name]
+
     return to_frame(feature.formula, resolve, frame[frame.columns[0]]).astype("float64")
 
 
-def windowed_features(engine: FrameEngine, rows, listed: dict, account_ids, feature_date: dt.date,
-                      newest_model: str | None, newest_released_at: int | None) -> pa.Table:
+def windowed_features(
+    engine: FrameEngine,
+    rows,
+    listed: dict,
+    account_ids,
+    feature_date: dt.date,
+    newest_model: str | None,
+    newest_released_at: int | None,
+) -> pa.Table:
     """account_id + every windowed feature of one bucket's accounts (Arrow, in code order)."""
     out = {"account_id": account_ids}
     for days in registry.WINDOWS:
@@ -510,8 +562,13 @@ def windowed_features(engine: FrameEngine, rows, listed: dict, account_ids, feat
     return engine.to_arrow(engine.xp.DataFrame(out))
 
 
-def window_buckets(engine: FrameEngine, daily: pa.Table | frames.PartitionFiles, feature_date: dt.date,
-                   buckets: int | None = None, read_bytes: int | None = None) -> frames.AccountBuckets:
+def window_buckets(
+    engine: FrameEngine,
+    daily: pa.Table | frames.PartitionFiles,
+    feature_date: dt.date,
+    buckets: int | None = None,
+    read_bytes: int | None = None,
+) -> frames.AccountBuckets:
     """The longest window's account_daily rows in account-hash buckets sized to the engine's budget, read from the
     table's files in budget-sized batches (or from rows already in Arrow). `buckets` and `read_bytes`
     (uncompressed Parquet per read) default to what the budget allows."""
@@ -539,9 +596,17 @@ def _by_account(bucket_outputs: list[pa.Table]) -> pa.Table:
     return table.take(pc.sort_indices(table, [("account_id", "ascending")]))
 
 
-def account_features(engine: FrameEngine, daily: pa.Table | frames.PartitionFiles, accounts, model_releases,
-                     clusters, labels, feature_date: dt.date,
-                     buckets: int | None = None, read_bytes: int | None = None) -> pa.Table:
+def account_features(
+    engine: FrameEngine,
+    daily: pa.Table | frames.PartitionFiles,
+    accounts,
+    model_releases,
+    clusters,
+    labels,
+    feature_date: dt.date,
+    buckets: int | None = None,
+    read_bytes: int | None = None,
+) -> pa.Table:
     """`account_features` rows (Arrow, catalog schema) for feature_date from the account_daily window (its files,
     or rows in Arrow), the registry, releases and decisions (as `reference_frame` takes them: the jobs hand over
     their files) and the day's account_clusters (its files, a frame, or Arrow). Accounts are those with a
@@ -556,8 +621,9 @@ def account_features(engine: FrameEngine, daily: pa.Table | frames.PartitionFile
         if rows is None or len(rows) == 0:
             continue
         rows, listed, account_ids = coded_window(engine, rows)
-        windowed.append(windowed_features(engine, rows, listed, account_ids, feature_date, newest_model,
-                                          newest_released_at))
+        windowed.append(
+            windowed_features(engine, rows, listed, account_ids, feature_date, newest_model, newest_released_at)
+        )
         volume.append(member_requests(engine, rows, account_ids, feature_date))
         del rows, listed
         engine.note_device_usage()
@@ -570,11 +636,17 @@ def account_features(engine: FrameEngine, daily: pa.Table | frames.PartitionFile
 
     clusters = reference_frame(engine, clusters, list(CLUSTER_COLUMNS))
     registry_rows = account_inputs(engine, accounts, feature_date)
-    per_account = (engine.xp.DataFrame({"account_id": account_ids, ACCOUNT: engine.array_module.arange(n)})
-                   .merge(registry_rows, on="account_id", how="left")
-                   .merge(cluster_inputs(engine, clusters, registry_rows, engine.concat(volume), labels,
-                                         feature_date), on="account_id", how="left")
-                   .sort_values(ACCOUNT).reset_index(drop=True))
+    per_account = (
+        engine.xp.DataFrame({"account_id": account_ids, ACCOUNT: engine.array_module.arange(n)})
+        .merge(registry_rows, on="account_id", how="left")
+        .merge(
+            cluster_inputs(engine, clusters, registry_rows, engine.concat(volume), labels, feature_date),
+            on="account_id",
+            how="left",
+        )
+        .sort_values(ACCOUNT)
+        .reset_index(drop=True)
+    )
     out = {"account_id": account_ids}
     for feature in registry.FEATURES:
         if not feature.windowed:

@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 PROMPT = "prompt_prefix"
 USER_AGENT = "user_agent"
 
+
 def _case_insensitive_alternation(branches: tuple[str, ...]) -> str:
     return "(?i)(" + "|".join(branches) + ")"
 
@@ -46,8 +47,20 @@ COT_ELICITATION_BRANCHES = (
     r"(reasoning|logic|thinking) (trace|path|chain)",
     r"before (giving|stating) (the|your) (final )?answer",
     # the same ask in other languages (lower-case literals; "par étape" also matches a capitalised "Étape")
-    "paso a paso", "schritt für schritt", "par étape", "passo a passo", "passo dopo passo", "adım adım",
-    "一步一步", "逐步", "шаг за шагом", "по шагам", "단계별", "ステップバイステップ", "段階的", "خطوة بخطوة",
+    "paso a paso",
+    "schritt für schritt",
+    "par étape",
+    "passo a passo",
+    "passo dopo passo",
+    "adım adım",
+    "一步一步",
+    "逐步",
+    "шаг за шагом",
+    "по шагам",
+    "단계별",
+    "ステップバイステップ",
+    "段階的",
+    "خطوة بخطوة",
 )
 
 # Using the model as a grader / reward model.
@@ -76,7 +89,7 @@ CODING_BRANCHES = (
     r"\bclass \w+\s*[:({]",
     r"\bfunction\s*\w*\s*\(",
     r"\b(write|implement|fix|refactor|debug) (a|an|the|this|my) "
-           r"(function|class|method|script|program|code|sql|select|query|regex|unit tests?)\b",
+    r"(function|class|method|script|program|code|sql|select|query|regex|unit tests?)\b",
     r"\bselect\s+(\*|distinct\b|[\w.]+\s*(,|\s+from\b))",
     r"(^|\n)\s*import [\w.]+",
     r"\bfrom [\w.]+ import \w",
@@ -113,9 +126,20 @@ REASONING_PATTERN = _case_insensitive_alternation(REASONING_BRANCHES)
 # Greek, Cyrillic, Armenian, Hebrew, Arabic (+ supplement), Indic scripts from Devanagari to Malayalam,
 # Thai, Georgian, Hangul Jamo, CJK punctuation/Hiragana/Katakana, CJK ideographs (+ ext A), Hangul syllables.
 NON_LATIN_RANGES = (
-    (0x0370, 0x03FF), (0x0400, 0x052F), (0x0530, 0x058F), (0x0590, 0x05FF), (0x0600, 0x06FF),
-    (0x0750, 0x077F), (0x0900, 0x0D7F), (0x0E00, 0x0E7F), (0x10A0, 0x10FF), (0x1100, 0x11FF),
-    (0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF),
+    (0x0370, 0x03FF),
+    (0x0400, 0x052F),
+    (0x0530, 0x058F),
+    (0x0590, 0x05FF),
+    (0x0600, 0x06FF),
+    (0x0750, 0x077F),
+    (0x0900, 0x0D7F),
+    (0x0E00, 0x0E7F),
+    (0x10A0, 0x10FF),
+    (0x1100, 0x11FF),
+    (0x3040, 0x30FF),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xAC00, 0xD7AF),
 )
 NON_LATIN_SCRIPT_PATTERN = "[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in NON_LATIN_RANGES) + "]"
 
@@ -204,9 +228,20 @@ def _signals_version() -> str:
     import inspect
 
     parts = [inspect.getsource(fn) for fn in (*SIGNALS.values(), normalized_prompt, _matches)]
-    parts += [COT_ELICITATION_PATTERN, RUBRIC_GRADING_PATTERN, AGENTIC_PATTERN, CODING_PATTERN, REASONING_PATTERN,
-              NON_LATIN_SCRIPT_PATTERN, RAW_HTTP_CLIENT_PATTERN, OFFICIAL_SDK_PATTERN, WHITESPACE_RUN, WHITESPACE,
-              repr(CAPABILITIES), str(FINGERPRINT_PREFIX_CHARS)]
+    parts += [
+        COT_ELICITATION_PATTERN,
+        RUBRIC_GRADING_PATTERN,
+        AGENTIC_PATTERN,
+        CODING_PATTERN,
+        REASONING_PATTERN,
+        NON_LATIN_SCRIPT_PATTERN,
+        RAW_HTTP_CLIENT_PATTERN,
+        OFFICIAL_SDK_PATTERN,
+        WHITESPACE_RUN,
+        WHITESPACE,
+        repr(CAPABILITIES),
+        str(FINGERPRINT_PREFIX_CHARS),
+    ]
     return "sig-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
@@ -216,5 +251,7 @@ SIGNALS_VERSION = _signals_version()
 def with_request_signals(requests):
     """Validated requests plus one column per signal and the signals version."""
     return requests.select(
-        "*", *(signal().alias(name) for name, signal in SIGNALS.items()),
-        F.lit(SIGNALS_VERSION).alias("signals_version"))
+        "*",
+        *(signal().alias(name) for name, signal in SIGNALS.items()),
+        F.lit(SIGNALS_VERSION).alias("signals_version"),
+    )

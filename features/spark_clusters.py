@@ -48,8 +48,12 @@ TEMPLATE_LINK = "template"
 TIMING_LINK = "timing"
 LINK_TYPES = (PAYMENT_LINK, IP_PREFIX_LINK, TEMPLATE_LINK, TIMING_LINK)
 # account_links column counting each kind of shared artefact
-EVIDENCE_COLUMNS = {PAYMENT_LINK: "shared_payment_methods", IP_PREFIX_LINK: "shared_ip_prefixes",
-                    TEMPLATE_LINK: "shared_templates", TIMING_LINK: "synchronised_bands"}
+EVIDENCE_COLUMNS = {
+    PAYMENT_LINK: "shared_payment_methods",
+    IP_PREFIX_LINK: "shared_ip_prefixes",
+    TEMPLATE_LINK: "shared_templates",
+    TIMING_LINK: "synchronised_bands",
+}
 
 DEFAULT_WINDOW_DAYS = 7
 # A prefix seen from more accounts than this is shared infrastructure (carrier NAT, campus NAT, corporate egress,
@@ -84,14 +88,16 @@ RING_NEIGHBOURS = 5
 DEFAULT_MAX_ITERATIONS = 40
 
 
-def window_activity(account_daily: DataFrame, feature_date: dt.date,
-                    window_days: int = DEFAULT_WINDOW_DAYS) -> DataFrame:
+def window_activity(
+    account_daily: DataFrame, feature_date: dt.date, window_days: int = DEFAULT_WINDOW_DAYS
+) -> DataFrame:
     """account_daily rows in the trailing window (feature_date - window_days, feature_date]."""
     if window_days < 1:
         raise ValueError(f"window_days must be >= 1, got {window_days}")
     first_day = feature_date - dt.timedelta(days=window_days - 1)
     return account_daily.filter(
-        (F.col("event_date") >= F.lit(first_day)) & (F.col("event_date") <= F.lit(feature_date)))
+        (F.col("event_date") >= F.lit(first_day)) & (F.col("event_date") <= F.lit(feature_date))
+    )
 
 
 def _memberships(rows: DataFrame, item: F.Column, link_type: str) -> DataFrame:
@@ -105,59 +111,72 @@ def _with_group_size(members: DataFrame) -> DataFrame:
 
 def _bounded_groups(members: DataFrame, max_accounts: int) -> DataFrame:
     """Members of groups with 2..max_accounts accounts (distinct account_id, item, link_type rows)."""
-    return (_with_group_size(members).where((F.col("accounts") >= 2) & (F.col("accounts") <= max_accounts))
-            .drop("accounts"))
+    return (
+        _with_group_size(members).where((F.col("accounts") >= 2) & (F.col("accounts") <= max_accounts)).drop("accounts")
+    )
 
 
 def payment_members(accounts: DataFrame, window: DataFrame, feature_date: dt.date) -> DataFrame:
     """(account_id, item, link_type) per payment fingerprint. Only accounts created on or before feature_date and
     active in the window take part: an account created later did not exist on that day, and one idle all window
     is not part of the day's picture (a replacement account in a hydra shows up as soon as it sends traffic)."""
-    day_end = dt.datetime.combine(feature_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    day_end = dt.datetime.combine(feature_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     active = window.select("account_id").distinct()
-    members = (accounts
-               .filter(F.col("payment_fingerprint").isNotNull() & (F.col("payment_fingerprint") != ""))
-               # an unknown creation time is no evidence the account did not exist yet
-               .filter(F.col("created_at").isNull() | (F.col("created_at") < F.lit(day_end)))
-               .join(active, "account_id"))
+    members = (
+        accounts.filter(F.col("payment_fingerprint").isNotNull() & (F.col("payment_fingerprint") != ""))
+        # an unknown creation time is no evidence the account did not exist yet
+        .filter(F.col("created_at").isNull() | (F.col("created_at") < F.lit(day_end)))
+        .join(active, "account_id")
+    )
     return _memberships(members, F.col("payment_fingerprint"), PAYMENT_LINK).distinct()
 
 
-def ip_prefix_members(window: DataFrame, max_accounts_per_prefix: int = DEFAULT_MAX_ACCOUNTS_PER_PREFIX
-                      ) -> DataFrame:
+def ip_prefix_members(window: DataFrame, max_accounts_per_prefix: int = DEFAULT_MAX_ACCOUNTS_PER_PREFIX) -> DataFrame:
     """(account_id, item, link_type) per IP prefix used in the window by 2..max_accounts_per_prefix accounts."""
     if max_accounts_per_prefix < 2:
         raise ValueError(f"max_accounts_per_prefix must be >= 2, got {max_accounts_per_prefix}")
-    usage = (window.select("account_id", F.explode("ip_prefixes").alias("ip_prefix"))
-             .filter(F.col("ip_prefix").isNotNull() & (F.col("ip_prefix") != "")))
-    return _bounded_groups(_memberships(usage, F.col("ip_prefix"), IP_PREFIX_LINK).distinct(),
-                           max_accounts_per_prefix)
+    usage = window.select("account_id", F.explode("ip_prefixes").alias("ip_prefix")).filter(
+        F.col("ip_prefix").isNotNull() & (F.col("ip_prefix") != "")
+    )
+    return _bounded_groups(_memberships(usage, F.col("ip_prefix"), IP_PREFIX_LINK).distinct(), max_accounts_per_prefix)
 
 
-def template_members(requests: DataFrame, max_accounts_per_template: int = DEFAULT_MAX_ACCOUNTS_PER_TEMPLATE
-                     ) -> DataFrame:
+def template_members(
+    requests: DataFrame, max_accounts_per_template: int = DEFAULT_MAX_ACCOUNTS_PER_TEMPLATE
+) -> DataFrame:
     """(account_id, item, link_type) per rare normalised prompt template (bronze `prompt_fingerprint`, computed
     at ingest; never prompt text) that each account sent at least MIN_TEMPLATE_USES times in the window."""
-    usage = (requests.where(F.col("prompt_fingerprint").isNotNull())
-             .groupBy("prompt_fingerprint", "account_id").agg(F.count(F.lit(1)).alias("uses"))
-             .where(F.col("uses") >= MIN_TEMPLATE_USES))
-    return _bounded_groups(_memberships(usage, F.col("prompt_fingerprint"), TEMPLATE_LINK),
-                           max_accounts_per_template)
+    usage = (
+        requests.where(F.col("prompt_fingerprint").isNotNull())
+        .groupBy("prompt_fingerprint", "account_id")
+        .agg(F.count(F.lit(1)).alias("uses"))
+        .where(F.col("uses") >= MIN_TEMPLATE_USES)
+    )
+    return _bounded_groups(_memberships(usage, F.col("prompt_fingerprint"), TEMPLATE_LINK), max_accounts_per_template)
 
 
 def timing_members(requests: DataFrame) -> DataFrame:
     """(account_id, item, link_type) per MinHash band of each busy account's active minutes in the window: two
     accounts in the same band were active in largely the same minutes (nothing compared all-pairs)."""
     minutes = requests.select("account_id", F.floor(F.unix_seconds("event_ts") / 60).alias("minute")).distinct()
-    busy = (minutes.groupBy("account_id").agg(F.count(F.lit(1)).alias("active_minutes"))
-            .where(F.col("active_minutes") >= MIN_ACTIVE_MINUTES).select("account_id"))
+    busy = (
+        minutes.groupBy("account_id")
+        .agg(F.count(F.lit(1)).alias("active_minutes"))
+        .where(F.col("active_minutes") >= MIN_ACTIVE_MINUTES)
+        .select("account_id")
+    )
     hashes = TIMING_BANDS * TIMING_ROWS_PER_BAND
-    signatures = (minutes.join(busy, "account_id")
-                  .groupBy("account_id")
-                  .agg(*(F.min(F.xxhash64("minute", F.lit(i))).alias(f"h{i}") for i in range(hashes))))
-    band_keys = [F.concat_ws(":", F.lit(band), *(F.col(f"h{band * TIMING_ROWS_PER_BAND + r}")
-                                                for r in range(TIMING_ROWS_PER_BAND)))
-                 for band in range(TIMING_BANDS)]
+    signatures = (
+        minutes.join(busy, "account_id")
+        .groupBy("account_id")
+        .agg(*(F.min(F.xxhash64("minute", F.lit(i))).alias(f"h{i}") for i in range(hashes)))
+    )
+    band_keys = [
+        F.concat_ws(
+            ":", F.lit(band), *(F.col(f"h{band * TIMING_ROWS_PER_BAND + r}") for r in range(TIMING_ROWS_PER_BAND))
+        )
+        for band in range(TIMING_BANDS)
+    ]
     members = signatures.select("account_id", F.explode(F.array(*band_keys)).alias("band_key"))
     return _bounded_groups(_memberships(members, F.col("band_key"), TIMING_LINK), MAX_ACCOUNTS_PER_TIMING_BAND)
 
@@ -168,92 +187,136 @@ def artefact_pairs(members: DataFrame) -> DataFrame:
     hashed order (the group stays connected, and pairs grow linearly with its size)."""
     sized = _with_group_size(members).where(F.col("accounts") >= 2)
     small = sized.where(F.col("accounts") <= PAIR_GROUP_LIMIT).select("link_type", "item", "account_id")
-    all_pairs = (small.alias("a").join(small.alias("b"), ["link_type", "item"])
-                 .where(F.col("a.account_id") < F.col("b.account_id"))
-                 .select(F.col("a.account_id").alias("src"), F.col("b.account_id").alias("dst"), "link_type", "item"))
+    all_pairs = (
+        small.alias("a")
+        .join(small.alias("b"), ["link_type", "item"])
+        .where(F.col("a.account_id") < F.col("b.account_id"))
+        .select(F.col("a.account_id").alias("src"), F.col("b.account_id").alias("dst"), "link_type", "item")
+    )
     order = Window.partitionBy("link_type", "item").orderBy(F.xxhash64("account_id"), "account_id")
-    ranked = (sized.where(F.col("accounts") > PAIR_GROUP_LIMIT)
-              .select("link_type", "item", "account_id", "accounts",
-                      (F.row_number().over(order) - 1).alias("position")))
+    ranked = sized.where(F.col("accounts") > PAIR_GROUP_LIMIT).select(
+        "link_type", "item", "account_id", "accounts", (F.row_number().over(order) - 1).alias("position")
+    )
     step = F.explode(F.sequence(F.lit(1), F.lit(RING_NEIGHBOURS))).alias("step")
     successors = ranked.select("link_type", "item", "account_id", "accounts", "position", step).select(
-        "link_type", "item", F.col("account_id").alias("member"),
-        F.pmod(F.col("position") + F.col("step"), F.col("accounts")).alias("position"))
-    ring = (successors.join(ranked.select("link_type", "item", "position", "account_id"),
-                            ["link_type", "item", "position"])
-            .where(F.col("member") != F.col("account_id"))
-            .select(F.least("member", "account_id").alias("src"), F.greatest("member", "account_id").alias("dst"),
-                    "link_type", "item"))
+        "link_type",
+        "item",
+        F.col("account_id").alias("member"),
+        F.pmod(F.col("position") + F.col("step"), F.col("accounts")).alias("position"),
+    )
+    ring = (
+        successors.join(ranked.select("link_type", "item", "position", "account_id"), ["link_type", "item", "position"])
+        .where(F.col("member") != F.col("account_id"))
+        .select(
+            F.least("member", "account_id").alias("src"),
+            F.greatest("member", "account_id").alias("dst"),
+            "link_type",
+            "item",
+        )
+    )
     return all_pairs.unionByName(ring).distinct()
 
 
 def link_evidence(pairs: DataFrame) -> DataFrame:
     """One row per linked pair (src < dst): how many artefacts of each kind they share, and the pair's strength."""
-    counts = [F.count(F.when(F.col("link_type") == kind, True)).cast("long").alias(column)
-              for kind, column in EVIDENCE_COLUMNS.items()]
+    counts = [
+        F.count(F.when(F.col("link_type") == kind, True)).cast("long").alias(column)
+        for kind, column in EVIDENCE_COLUMNS.items()
+    ]
     evidence = pairs.groupBy("src", "dst").agg(*counts)
-    strength = (F.col("shared_ip_prefixes") + F.col("shared_templates") / F.lit(float(TEMPLATES_PER_POINT))
-                + F.col("synchronised_bands") + F.least(F.col("shared_payment_methods"), F.lit(1)) * PAYMENT_STRENGTH)
+    strength = (
+        F.col("shared_ip_prefixes")
+        + F.col("shared_templates") / F.lit(float(TEMPLATES_PER_POINT))
+        + F.col("synchronised_bands")
+        + F.least(F.col("shared_payment_methods"), F.lit(1)) * PAYMENT_STRENGTH
+    )
     return evidence.withColumn("strength", strength.cast("double"))
 
 
-def cluster_links(evidence: DataFrame, *, min_strength: int = MIN_LINK_STRENGTH,
-                  keep_strongest: int = KEEP_STRONGEST_LINKS) -> DataFrame:
+def cluster_links(
+    evidence: DataFrame, *, min_strength: int = MIN_LINK_STRENGTH, keep_strongest: int = KEEP_STRONGEST_LINKS
+) -> DataFrame:
     """The candidate pairs (strength >= min_strength) where each account is among the other's `keep_strongest`
     strongest candidates (ties broken by account id, so reruns keep the same links)."""
     candidates = evidence.where(F.col("strength") >= min_strength)
-    directed = (candidates.select(F.col("src").alias("account_id"), F.col("dst").alias("other"), "src", "dst",
-                                  "strength")
-                .unionByName(candidates.select(F.col("dst").alias("account_id"), F.col("src").alias("other"),
-                                               "src", "dst", "strength")))
+    directed = candidates.select(
+        F.col("src").alias("account_id"), F.col("dst").alias("other"), "src", "dst", "strength"
+    ).unionByName(
+        candidates.select(F.col("dst").alias("account_id"), F.col("src").alias("other"), "src", "dst", "strength")
+    )
     rank = F.row_number().over(Window.partitionBy("account_id").orderBy(F.col("strength").desc(), "other"))
     kept_by_one = directed.select("src", "dst", rank.alias("rank")).where(F.col("rank") <= keep_strongest)
     mutual = kept_by_one.groupBy("src", "dst").agg(F.count(F.lit(1)).alias("ends")).where(F.col("ends") == 2)
     return candidates.join(mutual.select("src", "dst"), ["src", "dst"])
 
 
-def link_edges(accounts: DataFrame, account_daily: DataFrame, feature_date: dt.date, *,
-               window_days: int = DEFAULT_WINDOW_DAYS,
-               max_accounts_per_prefix: int = DEFAULT_MAX_ACCOUNTS_PER_PREFIX,
-               requests: DataFrame | None = None) -> DataFrame:
+def link_edges(
+    accounts: DataFrame,
+    account_daily: DataFrame,
+    feature_date: dt.date,
+    *,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    max_accounts_per_prefix: int = DEFAULT_MAX_ACCOUNTS_PER_PREFIX,
+    requests: DataFrame | None = None,
+) -> DataFrame:
     """The cluster graph's links for feature_date with their evidence (`account_links` columns less the date).
     `requests` (bronze rows of the window) adds the template and timing evidence; without it only payment and
     IP-prefix artefacts count."""
-    members = artefact_members(accounts, account_daily, feature_date, window_days=window_days,
-                               max_accounts_per_prefix=max_accounts_per_prefix, requests=requests)
+    members = artefact_members(
+        accounts,
+        account_daily,
+        feature_date,
+        window_days=window_days,
+        max_accounts_per_prefix=max_accounts_per_prefix,
+        requests=requests,
+    )
     return cluster_links(link_evidence(artefact_pairs(members)))
 
 
-def artefact_members(accounts: DataFrame, account_daily: DataFrame, feature_date: dt.date, *,
-                     window_days: int = DEFAULT_WINDOW_DAYS,
-                     max_accounts_per_prefix: int = DEFAULT_MAX_ACCOUNTS_PER_PREFIX,
-                     requests: DataFrame | None = None) -> DataFrame:
+def artefact_members(
+    accounts: DataFrame,
+    account_daily: DataFrame,
+    feature_date: dt.date,
+    *,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    max_accounts_per_prefix: int = DEFAULT_MAX_ACCOUNTS_PER_PREFIX,
+    requests: DataFrame | None = None,
+) -> DataFrame:
     """(account_id, item, link_type): every linkable artefact of every account active in the window. The cluster
     job stores this before drawing pairs, since pairs read it several times and Sail cannot cache."""
     window = window_activity(account_daily, feature_date, window_days)
-    members = (payment_members(accounts, window, feature_date)
-               .unionByName(ip_prefix_members(window, max_accounts_per_prefix)))
+    members = payment_members(accounts, window, feature_date).unionByName(
+        ip_prefix_members(window, max_accounts_per_prefix)
+    )
     if requests is not None:
         first_day = feature_date - dt.timedelta(days=window_days - 1)
-        in_window = requests.where((F.col("event_date") >= F.lit(first_day))
-                                   & (F.col("event_date") <= F.lit(feature_date)))
+        in_window = requests.where(
+            (F.col("event_date") >= F.lit(first_day)) & (F.col("event_date") <= F.lit(feature_date))
+        )
         members = members.unionByName(template_members(in_window)).unionByName(timing_members(in_window))
     return members
 
 
 # account_clusters column counting an account's cluster links that carry each kind of evidence
-LINKS_WITH_EVIDENCE = {PAYMENT_LINK: "payment_links", IP_PREFIX_LINK: "ip_prefix_links",
-                       TEMPLATE_LINK: "template_links", TIMING_LINK: "timing_links"}
+LINKS_WITH_EVIDENCE = {
+    PAYMENT_LINK: "payment_links",
+    IP_PREFIX_LINK: "ip_prefix_links",
+    TEMPLATE_LINK: "template_links",
+    TIMING_LINK: "timing_links",
+}
 
 
 def account_link_evidence(links: DataFrame) -> DataFrame:
     """Per linked account: link_types (the sorted kinds of evidence on its links), linked_accounts (its links) and,
     per kind, how many of its links carry that evidence (what a reviewer reads: "shares rare prompt templates with
     12 linked accounts")."""
-    ends = (links.select(F.col("src").alias("account_id"), *EVIDENCE_COLUMNS.values())
-            .unionByName(links.select(F.col("dst").alias("account_id"), *EVIDENCE_COLUMNS.values())))
-    per_kind = [F.count(F.when(F.col(EVIDENCE_COLUMNS[kind]) > 0, True)).cast("long").alias(column)
-                for kind, column in LINKS_WITH_EVIDENCE.items()]
+    ends = links.select(F.col("src").alias("account_id"), *EVIDENCE_COLUMNS.values()).unionByName(
+        links.select(F.col("dst").alias("account_id"), *EVIDENCE_COLUMNS.values())
+    )
+    per_kind = [
+        F.count(F.when(F.col(EVIDENCE_COLUMNS[kind]) > 0, True)).cast("long").alias(column)
+        for kind, column in LINKS_WITH_EVIDENCE.items()
+    ]
     summary = ends.groupBy("account_id").agg(F.count(F.lit(1)).cast("long").alias("linked_accounts"), *per_kind)
     kinds = F.array(*(F.when(F.col(column) > 0, F.lit(kind)) for kind, column in LINKS_WITH_EVIDENCE.items()))
     return summary.withColumn("link_types", F.array_sort(F.filter(kinds, lambda kind: kind.isNotNull())))
@@ -261,9 +324,11 @@ def account_link_evidence(links: DataFrame) -> DataFrame:
 
 def initial_labels(edges: DataFrame) -> DataFrame:
     """Every linked account starts labelled with itself."""
-    vertices = (edges.select(F.col("src").alias("account_id"))
-                .unionByName(edges.select(F.col("dst").alias("account_id")))
-                .distinct())
+    vertices = (
+        edges.select(F.col("src").alias("account_id"))
+        .unionByName(edges.select(F.col("dst").alias("account_id")))
+        .distinct()
+    )
     return vertices.select("account_id", F.col("account_id").alias("label"), F.lit(True).alias("changed"))
 
 
@@ -276,31 +341,37 @@ def propagate_labels(labels: DataFrame, edges: DataFrame) -> DataFrame:
     Returns (account_id, label, changed) where changed says the label moved this iteration.
     """
     current = labels.select("account_id", "label")
-    undirected = (edges.select("src", "dst")
-                  .unionByName(edges.select(F.col("dst").alias("src"), F.col("src").alias("dst"))))
-    neighbour_min = (undirected
-                     .join(current.select(F.col("account_id").alias("src"), F.col("label").alias("src_label")),
-                           "src")
-                     .groupBy(F.col("dst").alias("account_id"))
-                     .agg(F.min("src_label").alias("neighbour_label")))
-    stepped = (current.join(neighbour_min, "account_id", "left")
-               .select("account_id",
-                       F.col("label").alias("previous_label"),
-                       F.least("label", F.coalesce("neighbour_label", "label")).alias("label")))
+    undirected = edges.select("src", "dst").unionByName(
+        edges.select(F.col("dst").alias("src"), F.col("src").alias("dst"))
+    )
+    neighbour_min = (
+        undirected.join(current.select(F.col("account_id").alias("src"), F.col("label").alias("src_label")), "src")
+        .groupBy(F.col("dst").alias("account_id"))
+        .agg(F.min("src_label").alias("neighbour_label"))
+    )
+    stepped = current.join(neighbour_min, "account_id", "left").select(
+        "account_id",
+        F.col("label").alias("previous_label"),
+        F.least("label", F.coalesce("neighbour_label", "label")).alias("label"),
+    )
     label_of_label = stepped.select(F.col("account_id").alias("label"), F.col("label").alias("label_of_label"))
-    return (stepped.join(label_of_label, "label", "left")
-            .select("account_id",
-                    F.least("label", F.coalesce("label_of_label", "label")).alias("label"),
-                    "previous_label")
-            .select("account_id", "label", (F.col("label") != F.col("previous_label")).alias("changed")))
+    return (
+        stepped.join(label_of_label, "label", "left")
+        .select("account_id", F.least("label", F.coalesce("label_of_label", "label")).alias("label"), "previous_label")
+        .select("account_id", "label", (F.col("label") != F.col("previous_label")).alias("changed"))
+    )
 
 
 class ComponentsDidNotConverge(RuntimeError):
     pass
 
 
-def connected_components(edges: DataFrame, materialize: Callable[[DataFrame, int], DataFrame], *,
-                         max_iterations: int = DEFAULT_MAX_ITERATIONS) -> DataFrame:
+def connected_components(
+    edges: DataFrame,
+    materialize: Callable[[DataFrame, int], DataFrame],
+    *,
+    max_iterations: int = DEFAULT_MAX_ITERATIONS,
+) -> DataFrame:
     """(account_id, component) for every account that appears in an edge; component is the
     smallest account_id of its connected component.
 
@@ -319,7 +390,8 @@ def connected_components(edges: DataFrame, materialize: Callable[[DataFrame, int
             return labels.select("account_id", F.col("label").alias("component"))
     raise ComponentsDidNotConverge(
         f"connected components still changing after {max_iterations} iterations; "
-        "raise max_iterations (the link graph has unusually long chains)")
+        "raise max_iterations (the link graph has unusually long chains)"
+    )
 
 
 def cluster_id(component: F.Column) -> F.Column:
@@ -330,13 +402,16 @@ def cluster_id(component: F.Column) -> F.Column:
 def account_clusters(components: DataFrame, evidence: DataFrame, feature_date: dt.date) -> DataFrame:
     """Rows of the account_clusters table from the components and `account_link_evidence`. Only linked accounts
     appear (every vertex of the cluster graph is in a component of at least two accounts)."""
-    return (components.join(evidence, "account_id")
-            .select(F.lit(feature_date).alias("feature_date"), "account_id",
-                    cluster_id(F.col("component")).alias("cluster_id"), "link_types", "linked_accounts",
-                    *LINKS_WITH_EVIDENCE.values()))
+    return components.join(evidence, "account_id").select(
+        F.lit(feature_date).alias("feature_date"),
+        "account_id",
+        cluster_id(F.col("component")).alias("cluster_id"),
+        "link_types",
+        "linked_accounts",
+        *LINKS_WITH_EVIDENCE.values(),
+    )
 
 
 def link_rows(links: DataFrame, feature_date: dt.date) -> DataFrame:
     """Rows of the account_links table: the cluster graph's links with their evidence."""
-    return links.select(F.lit(feature_date).alias("feature_date"), "src", "dst", "strength",
-                        *EVIDENCE_COLUMNS.values())
+    return links.select(F.lit(feature_date).alias("feature_date"), "src", "dst", "strength", *EVIDENCE_COLUMNS.values())

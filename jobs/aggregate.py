@@ -16,13 +16,18 @@ def run(engine: Engine, settings: Settings, event_date: dt.date) -> int:
     preconditions.check_aggregate(settings, event_date)
     requests = engine.read_partition(settings, "requests", event_date, list(BRONZE_INPUTS))
     if not engine.has_rows(requests):
-        raise MissingInputError(f"no bronze requests for {event_date.isoformat()} in "
-                                f"{settings.table_uri('requests')}; run `distillguard ingest --date "
-                                f"{event_date.isoformat()}` first")
-    daily = engine.aggregate_day(requests, engine.read_table(settings, "accounts"),
-                                 engine.read_table(settings, "model_releases"),
-                                 engine.read_table(settings, "asn_info"), event_date)
+        raise MissingInputError(
+            f"no bronze requests for {event_date.isoformat()} in "
+            f"{settings.table_uri('requests')}; run `distillguard ingest --date "
+            f"{event_date.isoformat()}` first"
+        )
+    daily = engine.aggregate_day(
+        requests,
+        engine.read_table(settings, "accounts"),
+        engine.read_table(settings, "model_releases"),
+        engine.read_table(settings, "asn_info"),
+        event_date,
+    )
     rows = engine.write_partition(daily, settings, "account_daily", event_date)
-    print(f"aggregate {event_date.isoformat()}: {rows} account-day rows written to account_daily "
-          f"({engine.key} engine)")
+    print(f"aggregate {event_date.isoformat()}: {rows} account-day rows written to account_daily ({engine.key} engine)")
     return rows

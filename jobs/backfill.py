@@ -51,8 +51,9 @@ def resume_command(day: dt.date, last: dt.date, steps: tuple[str, ...] | None, f
     return command + (" --force" if force else "")
 
 
-def run(settings: Settings, first: dt.date, last: dt.date, steps: tuple[str, ...] | None = None,
-        force: bool = False) -> dict[str, list[dt.date]]:
+def run(
+    settings: Settings, first: dt.date, last: dt.date, steps: tuple[str, ...] | None = None, force: bool = False
+) -> dict[str, list[dt.date]]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -65,8 +66,14 @@ def run(settings: Settings, first: dt.date, last: dt.date, steps: tuple[str, ...
     days = days_between(first, last)
     done: dict[str, list[dt.date]] = {"ran": [], "skipped": []}
     console = Console(stderr=True)
-    with Progress(TextColumn("backfill {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with Progress(
+        TextColumn("backfill {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         task = progress.add_task("", total=len(days))
         for day in days:
             progress.update(task, description=day.isoformat())
@@ -78,14 +85,21 @@ def run(settings: Settings, first: dt.date, last: dt.date, steps: tuple[str, ...
                 nightly.run(settings, day, steps=wanted)
             except BaseException:
                 progress.stop()
-                print(f"backfill stopped at {day.isoformat()} ({len(done['ran'])} dates ran, "
-                      f"{len(done['skipped'])} skipped as complete); fix the cause, then resume with:\n  "
-                      f"{resume_command(day, last, steps, force)}", file=sys.stderr, flush=True)
+                print(
+                    f"backfill stopped at {day.isoformat()} ({len(done['ran'])} dates ran, "
+                    f"{len(done['skipped'])} skipped as complete); fix the cause, then resume with:\n  "
+                    f"{resume_command(day, last, steps, force)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 raise
             done["ran"].append(day)
             progress.advance(task)
-    print(f"backfill {first.isoformat()}..{last.isoformat()}: {len(done['ran'])} dates ran, "
-          f"{len(done['skipped'])} skipped as already complete", flush=True)
+    print(
+        f"backfill {first.isoformat()}..{last.isoformat()}: {len(done['ran'])} dates ran, "
+        f"{len(done['skipped'])} skipped as already complete",
+        flush=True,
+    )
     return done
 
 
@@ -97,13 +111,21 @@ def add_subcommands(sub, settings_of) -> None:
 
     from jobs.nightly import STEP_NAMES
 
-    p = sub.add_parser("backfill", help="run the nightly steps over a date range, oldest first",
-                       description="Run the nightly steps for every date from --from to --to, oldest first, "
-                                   "with a progress bar. Dates already recorded complete are skipped unless --force; "
-                                   "the first failure stops the range and prints the command that resumes it.")
+    p = sub.add_parser(
+        "backfill",
+        help="run the nightly steps over a date range, oldest first",
+        description="Run the nightly steps for every date from --from to --to, oldest first, "
+        "with a progress bar. Dates already recorded complete are skipped unless --force; "
+        "the first failure stops the range and prints the command that resumes it.",
+    )
     p.add_argument("--from", dest="first", type=parse_date, required=True, help="first date (YYYY-MM-DD)")
     p.add_argument("--to", dest="last", type=parse_date, required=True, help="last date, inclusive (YYYY-MM-DD)")
-    p.add_argument("--steps", nargs="+", choices=STEP_NAMES, default=None,
-                   help="steps to run for each date, in nightly order (default: all)")
+    p.add_argument(
+        "--steps",
+        nargs="+",
+        choices=STEP_NAMES,
+        default=None,
+        help="steps to run for each date, in nightly order (default: all)",
+    )
     p.add_argument("--force", action="store_true", help="rerun dates already recorded complete")
     p.set_defaults(func=_cmd_backfill)

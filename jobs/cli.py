@@ -21,9 +21,8 @@ import traceback
 
 from jobs import backfill, cli_help, retention
 from jobs.dates import parse_date
-from lake.config import load_settings
 from jobs.steps import NIGHTLY_STEPS, runs_on_frame_engine
-from lake.config import ENGINE_KEYS
+from lake.config import ENGINE_KEYS, load_settings
 from lake.engine import spark_session
 from lake.redact import install_log_redaction, redact
 
@@ -33,10 +32,15 @@ EXIT_UNEXPECTED = 1  # a defect, not an operator's input: the (redacted) traceba
 
 
 def _settings(args: argparse.Namespace):
-    return load_settings(lake_root=args.lake or None, spark_remote=args.remote or None, engine=args.engine or None,
-                         mlflow_tracking_uri=args.mlflow_uri or None, model_config_file=args.model_config or None,
-                         allow_demo_key=args.demo or args.command == "demo",
-                         shuffle_partitions=args.shuffle_partitions or None)
+    return load_settings(
+        lake_root=args.lake or None,
+        spark_remote=args.remote or None,
+        engine=args.engine or None,
+        mlflow_tracking_uri=args.mlflow_uri or None,
+        model_config_file=args.model_config or None,
+        allow_demo_key=args.demo or args.command == "demo",
+        shuffle_partitions=args.shuffle_partitions or None,
+    )
 
 
 def _engine_key(value: str) -> str:
@@ -63,8 +67,14 @@ def _spark(args: argparse.Namespace):
 def _cmd_simulate(args):
     from simulator import simulate
 
-    simulate.run(_settings(args), start=args.start, days=args.days, accounts=args.accounts, seed=args.seed,
-                 scenario=args.scenario)
+    simulate.run(
+        _settings(args),
+        start=args.start,
+        days=args.days,
+        accounts=args.accounts,
+        seed=args.seed,
+        scenario=args.scenario,
+    )
 
 
 def _dated_job(command: str):
@@ -110,6 +120,7 @@ def _cmd_training_set(args):
 
 def _training_step(step: str):
     """Handler for `jobs.train.<step>(settings, as_of)`: steps that read the stored training set, no Spark."""
+
     def handler(args):
         from jobs import train
 
@@ -127,20 +138,39 @@ def _cmd_demo(args):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="distillguard", description=__doc__.splitlines()[0])
     parser.add_argument("--lake", help="lake root (default: $DG_LAKE or ./lake_data)")
-    parser.add_argument("--remote", help="Spark Connect URL sc://host:port (default: $DG_SPARK_REMOTE or embedded Sail)")
-    parser.add_argument("--mlflow-uri", dest="mlflow_uri",
-                        help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI or SQLite under the lake)")
-    parser.add_argument("--engine", type=_engine_key, metavar="{" + ",".join(ENGINE_KEYS) + "}",
-                        help="compute engine (default: $DG_ENGINE or embedded); cudf/pandas run aggregate, "
-                             "features and score on the frame engine and everything else on Spark")
-    parser.add_argument("--model-config", dest="model_config",
-                        help="TOML file with [training] and [scoring] settings (default: $DG_MODEL_CONFIG or the "
-                             "built-in defaults; see README, 'Training, evaluation and promotion')")
-    parser.add_argument("--demo", action="store_true",
-                        help="allow the built-in demo DG_PSEUDONYM_KEY on a non-local lake (demo lakes only)")
-    parser.add_argument("--shuffle-partitions", dest="shuffle_partitions", type=_optional_positive_int,
-                        help="spark.sql.shuffle.partitions (default: $DG_SHUFFLE_PARTITIONS, else the remote "
-                             "server's own value, or 8 on embedded Sail)")
+    parser.add_argument(
+        "--remote", help="Spark Connect URL sc://host:port (default: $DG_SPARK_REMOTE or embedded Sail)"
+    )
+    parser.add_argument(
+        "--mlflow-uri",
+        dest="mlflow_uri",
+        help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI or SQLite under the lake)",
+    )
+    parser.add_argument(
+        "--engine",
+        type=_engine_key,
+        metavar="{" + ",".join(ENGINE_KEYS) + "}",
+        help="compute engine (default: $DG_ENGINE or embedded); cudf/pandas run aggregate, "
+        "features and score on the frame engine and everything else on Spark",
+    )
+    parser.add_argument(
+        "--model-config",
+        dest="model_config",
+        help="TOML file with [training] and [scoring] settings (default: $DG_MODEL_CONFIG or the "
+        "built-in defaults; see README, 'Training, evaluation and promotion')",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="allow the built-in demo DG_PSEUDONYM_KEY on a non-local lake (demo lakes only)",
+    )
+    parser.add_argument(
+        "--shuffle-partitions",
+        dest="shuffle_partitions",
+        type=_optional_positive_int,
+        help="spark.sql.shuffle.partitions (default: $DG_SHUFFLE_PARTITIONS, else the remote "
+        "server's own value, or 8 on embedded Sail)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -149,15 +179,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=14)
     p.add_argument("--accounts", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--scenario", choices=("classic", "extended"), default="classic",
-                   help="classic: 3 labelled campaigns + a reseller; extended: + never-labelled campaigns and "
-                        "benign look-alikes (simulator/extended.py)")
+    p.add_argument(
+        "--scenario",
+        choices=("classic", "extended"),
+        default="classic",
+        help="classic: 3 labelled campaigns + a reseller; extended: + never-labelled campaigns and "
+        "benign look-alikes (simulator/extended.py)",
+    )
     p.set_defaults(func=_cmd_simulate)
 
     for name, help_text, handler in (
         *((step.name, step.description, _dated_job(step.name)) for step in NIGHTLY_STEPS),
-        ("quality-gate", "check one day's risk table and ingest counts; exit 3 when the day must not be published",
-         _dated_job("quality-gate")),
+        (
+            "quality-gate",
+            "check one day's risk table and ingest counts; exit 3 when the day must not be published",
+            _dated_job("quality-gate"),
+        ),
         ("publish", "record one day's risk tables as published (risk_publications)", _dated_job("publish")),
         ("nightly", " -> ".join(step.name for step in NIGHTLY_STEPS) + " for one day", _cmd_nightly),
     ):
@@ -169,8 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", "training-set -> fit -> evaluate -> promote as of a date, in one process", _cmd_train),
         ("training-set", "build the point-in-time training set as of a date into training_sets", _cmd_training_set),
         ("fit", "fit XGBoost on the stored training set; register it as @candidate", _training_step("fit")),
-        ("evaluate", "evaluate @candidate and the champion on the same holdout; log to MLflow",
-         _training_step("evaluate")),
+        (
+            "evaluate",
+            "evaluate @candidate and the champion on the same holdout; log to MLflow",
+            _training_step("evaluate"),
+        ),
         ("promote", "promotion gate: @candidate becomes @champion or @challenger", _training_step("promote")),
     ):
         p = sub.add_parser(name, help=help_text)
@@ -195,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # engine (Sail) logs: errors only unless -v; must be set before the embedded server starts
     os.environ.setdefault("RUST_LOG", "info" if args.verbose else "error")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     install_log_redaction()
     from jobs.quality_gate import QualityGateError
     from lake.errors import DistillguardError
@@ -213,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"error: {exc}", exc.exit_code)
     except (FileNotFoundError, PermissionError) as exc:
         return fail(f"error: {exc}", EXIT_ERROR)
-    except Exception as exc:  # noqa: BLE001 - printed redacted, never swallowed
+    except Exception as exc:
         from jobs.cli_errors import one_line
 
         line = one_line(exc, _settings_or_none(args))
@@ -226,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 def _settings_or_none(args: argparse.Namespace):
     try:
         return _settings(args)
-    except Exception:  # noqa: BLE001 - only used to name a corrupt file; settings errors surface elsewhere
+    except Exception:
         return None
 
 

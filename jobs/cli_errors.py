@@ -43,7 +43,7 @@ def first_corrupt_file(settings: Settings) -> str | None:
                 return None
             try:
                 pq.ParquetFile(path).metadata  # noqa: B018 - reading the footer is the check
-            except Exception:  # noqa: BLE001 - any failure to read the footer means the file is unusable
+            except Exception:
                 return path
     return None
 
@@ -52,8 +52,10 @@ def one_line(exc: BaseException, settings: Settings | None) -> str | None:
     """A one-line explanation of `exc` when it is one of the operator-fixable failures, else None."""
     for link in _chain(exc):
         if isinstance(link, ImportError) and (link.name or "").split(".")[0] in GPU_LIBRARIES:
-            return (f"the GPU library {link.name.split('.')[0]!r} is not installed here; engine 'cudf' needs the "
-                    "`gpu` extra on a CUDA node (README, \"GPU nodes\"), or use --engine pandas/embedded")
+            return (
+                f"the GPU library {link.name.split('.')[0]!r} is not installed here; engine 'cudf' needs the "
+                "`gpu` extra on a CUDA node (README, \"GPU nodes\"), or use --engine pandas/embedded"
+            )
         if isinstance(link, RuntimeError) and str(link).startswith("engine '"):
             return str(link).splitlines()[0]
     text = str(exc)

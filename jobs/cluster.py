@@ -20,11 +20,11 @@ import uuid
 
 from pyspark.sql import functions as F
 
-from jobs import preconditions
-from lake.errors import MissingInputError
 from features import spark_clusters
+from jobs import preconditions
 from lake import catalog
 from lake.config import Settings
+from lake.errors import MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ def _delete_scratch(scratch_uri: str) -> None:
         filesystem.delete_dir(path)
     date_dir = path.rstrip("/").rsplit("/", 1)[0]
     if filesystem.get_file_info(date_dir).type == fs.FileType.Directory and not filesystem.get_file_info(
-            fs.FileSelector(date_dir)):
+        fs.FileSelector(date_dir)
+    ):
         filesystem.delete_dir(date_dir)
 
 
@@ -54,13 +55,19 @@ def delta_scratch_materializer(spark, scratch_uri: str):
         uri = f"{scratch_uri}/iter_{iteration:03d}" if isinstance(iteration, int) else f"{scratch_uri}/{iteration}"
         frame.write.format("delta").mode("overwrite").save(uri)
         return spark.read.format("delta").load(uri)
+
     return materialize
 
 
-def run(spark, settings: Settings, feature_date: dt.date, *,
-        window_days: int = spark_clusters.DEFAULT_WINDOW_DAYS,
-        max_accounts_per_prefix: int = spark_clusters.DEFAULT_MAX_ACCOUNTS_PER_PREFIX,
-        max_iterations: int = spark_clusters.DEFAULT_MAX_ITERATIONS) -> None:
+def run(
+    spark,
+    settings: Settings,
+    feature_date: dt.date,
+    *,
+    window_days: int = spark_clusters.DEFAULT_WINDOW_DAYS,
+    max_accounts_per_prefix: int = spark_clusters.DEFAULT_MAX_ACCOUNTS_PER_PREFIX,
+    max_iterations: int = spark_clusters.DEFAULT_MAX_ITERATIONS,
+) -> None:
     preconditions.check_cluster(settings, feature_date)
     accounts = catalog.read(spark, settings, "accounts")
     account_daily = catalog.read(spark, settings, "account_daily")
@@ -72,22 +79,36 @@ def run(spark, settings: Settings, feature_date: dt.date, *,
     try:
         # bronze of the window, key columns only: the template and timing evidence (never prompt text)
         requests = catalog.read(spark, settings, "requests").select(
-            "account_id", "event_date", "event_ts", "prompt_fingerprint")
+            "account_id", "event_date", "event_ts", "prompt_fingerprint"
+        )
         stored = delta_scratch_materializer(spark, scratch)
         # each stage is stored before the next reads it several times (Sail has no cache)
-        members = stored(spark_clusters.artefact_members(
-            accounts, account_daily, feature_date, window_days=window_days,
-            max_accounts_per_prefix=max_accounts_per_prefix, requests=requests), "members")
+        members = stored(
+            spark_clusters.artefact_members(
+                accounts,
+                account_daily,
+                feature_date,
+                window_days=window_days,
+                max_accounts_per_prefix=max_accounts_per_prefix,
+                requests=requests,
+            ),
+            "members",
+        )
         evidence = stored(spark_clusters.link_evidence(spark_clusters.artefact_pairs(members)), "evidence")
         edges = stored(spark_clusters.cluster_links(evidence), "edges")
         components = spark_clusters.connected_components(edges, stored, max_iterations=max_iterations)
-        catalog.write_partition(spark_clusters.link_rows(edges, feature_date), settings, "account_links",
-                                feature_date)
+        catalog.write_partition(spark_clusters.link_rows(edges, feature_date), settings, "account_links", feature_date)
         rows = spark_clusters.account_clusters(components, spark_clusters.account_link_evidence(edges), feature_date)
         catalog.write_partition(rows, settings, "account_clusters", feature_date)
     finally:
         _delete_scratch(scratch)
-    summary = (catalog.read_partition(spark, settings, "account_clusters", feature_date)
-               .agg(F.count(F.lit(1)).alias("accounts"), F.countDistinct("cluster_id").alias("clusters")).first())
-    print(f"cluster {feature_date.isoformat()}: {summary['accounts']:,} linked accounts in "
-          f"{summary['clusters']:,} clusters written to account_clusters", flush=True)
+    summary = (
+        catalog.read_partition(spark, settings, "account_clusters", feature_date)
+        .agg(F.count(F.lit(1)).alias("accounts"), F.countDistinct("cluster_id").alias("clusters"))
+        .first()
+    )
+    print(
+        f"cluster {feature_date.isoformat()}: {summary['accounts']:,} linked accounts in "
+        f"{summary['clusters']:,} clusters written to account_clusters",
+        flush=True,
+    )

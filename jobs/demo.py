@@ -13,14 +13,12 @@ import shutil
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from lake.errors import InputError
 from jobs.dates import date_range
 from lake import catalog
-from lake.redact import redact
 from lake.config import Settings
 from lake.engine import spark_session
+from lake.errors import InputError
+from lake.redact import redact
 from models.detection_report import OPERATING_POINTS, evaluate_unlabeled, recall_at_benign_fpr, unlabelled
 
 DEMO_START = dt.date(2026, 11, 1)
@@ -35,8 +33,10 @@ def _prepare_lake(settings: Settings, fresh: bool) -> None:
     truth = Path(settings.ground_truth_root)
     if fresh and root.exists() and any(root.iterdir()):
         if not (root / DEMO_MARKER).exists():
-            raise InputError(f"{root} exists and was not created by the demo; refusing to wipe it "
-                             "(point DG_LAKE or --lake at another directory)")
+            raise InputError(
+                f"{root} exists and was not created by the demo; refusing to wipe it "
+                "(point DG_LAKE or --lake at another directory)"
+            )
         shutil.rmtree(root)
         shutil.rmtree(truth, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
@@ -44,22 +44,35 @@ def _prepare_lake(settings: Settings, fresh: bool) -> None:
 
 
 def _print_evaluation(report: dict[str, dict[str, object]]) -> None:
-    from jobs.console import console as make_console
     from rich.table import Table
+
+    from jobs.console import console as make_console
 
     console = make_console()
     first = next(iter(report.values()))
     campaigns = sorted(first["per_campaign_recall"])
-    grid = Table(title=f"Detection on UNLABELED accounts: {first['unlabeled_campaign_accounts']:,} campaign, "
-                       f"{first['unlabeled_benign_accounts']:,} benign (simulator ground truth, never seen in training)")
-    for column in ("flag at tier", "recall", *(f"camp. {c}" for c in campaigns),
-                   "campaigns hit", "benign FPR", "benign flagged"):
+    grid = Table(
+        title=f"Detection on UNLABELED accounts: {first['unlabeled_campaign_accounts']:,} campaign, "
+        f"{first['unlabeled_benign_accounts']:,} benign (simulator ground truth, never seen in training)"
+    )
+    for column in (
+        "flag at tier",
+        "recall",
+        *(f"camp. {c}" for c in campaigns),
+        "campaigns hit",
+        "benign FPR",
+        "benign flagged",
+    ):
         grid.add_column(column, justify="right")
     for min_tier, row in report.items():
-        grid.add_row(f"≥ {min_tier}", f"{row['campaign_recall']:.1%}",
-                     *(f"{row['per_campaign_recall'][c]:.1%}" for c in campaigns),
-                     f"{row['campaigns_detected']}/{row['campaigns_total']}",
-                     f"{row['benign_false_positive_rate']:.2%}", f"{row['false_positives']:,}")
+        grid.add_row(
+            f"≥ {min_tier}",
+            f"{row['campaign_recall']:.1%}",
+            *(f"{row['per_campaign_recall'][c]:.1%}" for c in campaigns),
+            f"{row['campaigns_detected']}/{row['campaigns_total']}",
+            f"{row['benign_false_positive_rate']:.2%}",
+            f"{row['false_positives']:,}",
+        )
     console.print(grid)
     widest = report[OPERATING_POINTS[-1]]
     segments = Table(title=f"benign FPR by segment at ≥ {OPERATING_POINTS[-1]}")
@@ -72,19 +85,22 @@ def _print_evaluation(report: dict[str, dict[str, object]]) -> None:
 
 def _print_recall_at_fpr(at_fpr: dict[str, object]) -> None:
     """The detection benchmark's headline table (benchmarks/detection.py) for the demo's one lake."""
-    from jobs.console import console as make_console
     from rich.table import Table
+
+    from jobs.console import console as make_console
 
     levels = at_fpr["levels"]
     campaigns = sorted({c for level in levels.values() for c in level["per_campaign_recall"]})
-    grid = Table(title=f"Recall at a benign false-positive rate, UNLABELED accounts "
-                       f"({at_fpr['benign_accounts']:,} benign)")
+    grid = Table(
+        title=f"Recall at a benign false-positive rate, UNLABELED accounts ({at_fpr['benign_accounts']:,} benign)"
+    )
     grid.add_column("campaign")
     for level in levels:
         grid.add_column(f"@{float(level):.2%} FPR", justify="right")
     for campaign in campaigns:
-        grid.add_row(campaign, *(f"{levels[level]['per_campaign_recall'].get(campaign, float('nan')):.1%}"
-                                 for level in levels))
+        grid.add_row(
+            campaign, *(f"{levels[level]['per_campaign_recall'].get(campaign, float('nan')):.1%}" for level in levels)
+        )
     grid.add_row("all", *(f"{levels[level]['recall']:.1%}" for level in levels))
     make_console().print(grid)
 
@@ -98,15 +114,20 @@ def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = T
     _prepare_lake(settings, fresh)
     dates = date_range(DEMO_START, days)
     last = dates[-1]
-    print(f"demo: lake {settings.lake_root}, {accounts:,} accounts × {days} days, MLflow {redact(settings.mlflow_tracking_uri)}",
-          flush=True)
+    print(
+        f"demo: lake {settings.lake_root}, {accounts:,} accounts × {days} days, MLflow {redact(settings.mlflow_tracking_uri)}",
+        flush=True,
+    )
     simulate.run(settings, start=DEMO_START, days=days, accounts=accounts, seed=seed)
 
     # every night's steps up to features, as the nightly DAG runs them; then one training run and one scoring
     before_scoring = [name for name in STEP_NAMES if name != "score"]
     for index, day in enumerate(dates, start=1):
-        print(f"[day {index}/{len(dates)}] {day}: {' -> '.join(before_scoring)}  "
-              f"(elapsed {time.perf_counter() - began:.0f}s)", flush=True)
+        print(
+            f"[day {index}/{len(dates)}] {day}: {' -> '.join(before_scoring)}  "
+            f"(elapsed {time.perf_counter() - began:.0f}s)",
+            flush=True,
+        )
         nightly.run(settings, day, steps=before_scoring)
     print(f"[train] as of {last}  (elapsed {time.perf_counter() - began:.0f}s)", flush=True)
     with spark_session(settings) as spark:
@@ -122,7 +143,10 @@ def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = T
     report = evaluate_unlabeled(risk, truth, labels, last)
     _print_recall_at_fpr(recall_at_benign_fpr(unlabelled(risk, truth, labels, last)))
     _print_evaluation(report)
-    print(f"\ndemo finished in {time.perf_counter() - began:.0f}s. Try:\n"
-          f"  uv run distillguard --lake {settings.lake_root} risk top --date {last} --tier critical\n"
-          f"  uv run mlflow ui --backend-store-uri {redact(settings.mlflow_tracking_uri)}", flush=True)
+    print(
+        f"\ndemo finished in {time.perf_counter() - began:.0f}s. Try:\n"
+        f"  uv run distillguard --lake {settings.lake_root} risk top --date {last} --tier critical\n"
+        f"  uv run mlflow ui --backend-store-uri {redact(settings.mlflow_tracking_uri)}",
+        flush=True,
+    )
     return report

@@ -24,25 +24,41 @@ def run(engine: Engine, settings: Settings, feature_date: dt.date) -> int:
     preconditions.check_features(settings, feature_date)
     day = feature_date.isoformat()
     if not catalog.exists(settings, "account_daily"):
-        raise MissingInputError(f"account_daily does not exist in {settings.lake_root}; run `distillguard aggregate "
-                                f"--date {day}` first")
+        raise MissingInputError(
+            f"account_daily does not exist in {settings.lake_root}; run `distillguard aggregate --date {day}` first"
+        )
     daily = engine.read_window(settings, "account_daily", window_start(feature_date), feature_date)
     days_present = engine.dates_in(daily, "event_date")
     if feature_date not in days_present:
-        raise MissingInputError(f"account_daily has no rows for {day} in {settings.table_uri('account_daily')}; "
-                                f"run `distillguard aggregate --date {day}` first")
+        raise MissingInputError(
+            f"account_daily has no rows for {day} in {settings.table_uri('account_daily')}; "
+            f"run `distillguard aggregate --date {day}` first"
+        )
     if not catalog.exists(settings, "account_clusters"):
-        raise MissingInputError(f"account_clusters does not exist in {settings.lake_root}; run `distillguard cluster "
-                                f"--date {day}` first (features read the day's clusters)")
+        raise MissingInputError(
+            f"account_clusters does not exist in {settings.lake_root}; run `distillguard cluster "
+            f"--date {day}` first (features read the day's clusters)"
+        )
     clusters = engine.read_window(settings, "account_clusters", feature_date, feature_date)
     # decisions taken by the end of the day feed the cluster features; none yet is a valid state of a new lake
-    labels = (engine.read_table(settings, "enforcement_labels") if catalog.exists(settings, "enforcement_labels")
-              else engine.from_arrow(catalog.table("enforcement_labels").schema.empty_table()))
-    features = engine.account_features(daily, engine.read_table(settings, "accounts"),
-                                       engine.read_table(settings, "model_releases"), clusters, labels, feature_date)
+    labels = (
+        engine.read_table(settings, "enforcement_labels")
+        if catalog.exists(settings, "enforcement_labels")
+        else engine.from_arrow(catalog.table("enforcement_labels").schema.empty_table())
+    )
+    features = engine.account_features(
+        daily,
+        engine.read_table(settings, "accounts"),
+        engine.read_table(settings, "model_releases"),
+        clusters,
+        labels,
+        feature_date,
+    )
     rows = engine.write_partition(features, settings, "account_features", feature_date)
     # windows silently shrink when earlier nights were never aggregated, so say how much history there was
-    print(f"features {day}: {rows} accounts written to account_features ({registry.feature_set_version()}; "
-          f"{len(days_present)} of {max(registry.WINDOWS)} window days present in account_daily; "
-          f"{engine.key} engine)")
+    print(
+        f"features {day}: {rows} accounts written to account_features ({registry.feature_set_version()}; "
+        f"{len(days_present)} of {max(registry.WINDOWS)} window days present in account_daily; "
+        f"{engine.key} engine)"
+    )
     return rows

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import functions as F
 
-from lake.errors import MissingInputError
 from features.signals import with_request_signals
 from lake import catalog
 from lake.config import Settings
+from lake.errors import MissingInputError
 from lake.table_creation import staged_frame
 from lake.validation import duplicate_request_ids, raw_delivery, validate_requests
 
@@ -42,8 +42,9 @@ def run(spark, settings: Settings, event_date: dt.date) -> IngestResult:
     run_id = f"ingest-{event_date.isoformat()}-v{raw_version}"
     raw_rows = raw.count()
     if raw_rows == 0:
-        raise MissingInputError(f"no raw api_requests rows for {event_date}: refusing to publish an empty day "
-                         "(is the gateway export late?)")
+        raise MissingInputError(
+            f"no raw api_requests rows for {event_date}: refusing to publish an empty day (is the gateway export late?)"
+        )
 
     # both writes below read the repeated ids: found once, key-only (no null id, so the row added for an empty
     # day matches nothing)
@@ -61,19 +62,35 @@ def run(spark, settings: Settings, event_date: dt.date) -> IngestResult:
     reasons = {
         row["reason"]: int(row["n"])
         for row in catalog.read_partition(spark, settings, "quarantine", event_date)
-        .groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()
+        .groupBy("reason")
+        .agg(F.count(F.lit(1)).alias("n"))
+        .collect()
     }
     quarantined = sum(reasons.values())
     if written_bronze + quarantined != raw_rows:
-        raise RuntimeError(f"ingest {event_date}: {raw_rows} raw rows but {written_bronze} bronze + "
-                           f"{quarantined} quarantined; refusing to record the run")
+        raise RuntimeError(
+            f"ingest {event_date}: {raw_rows} raw rows but {written_bronze} bronze + "
+            f"{quarantined} quarantined; refusing to record the run"
+        )
     result = IngestResult(run_id, event_date, raw_rows, written_bronze, quarantined, dict(sorted(reasons.items())))
     run_record = spark.createDataFrame(
-        [(run_id, event_date, raw_version, raw_rows, written_bronze, quarantined, json.dumps(result.quarantine_reasons))],
+        [
+            (
+                run_id,
+                event_date,
+                raw_version,
+                raw_rows,
+                written_bronze,
+                quarantined,
+                json.dumps(result.quarantine_reasons),
+            )
+        ],
         catalog.spark_ddl("ingest_runs"),
     )
     catalog.write_partition(run_record, settings, "ingest_runs", event_date)
     detail = ", ".join(f"{k}: {v}" for k, v in result.quarantine_reasons.items()) or "none"
-    print(f"ingest {event_date}: {raw_rows:,} raw -> {written_bronze:,} bronze, {quarantined:,} quarantined ({detail})",
-          flush=True)
+    print(
+        f"ingest {event_date}: {raw_rows:,} raw -> {written_bronze:,} bronze, {quarantined:,} quarantined ({detail})",
+        flush=True,
+    )
     return result

@@ -43,6 +43,8 @@ def run(settings: Settings, event_date: dt.date, steps: Sequence[str] | None = N
             print(f"[nightly {event_date}] {index}/{len(chain)} {step.name} ...", flush=True)
             job = importlib.import_module(f"jobs.{step.name}")
             results[step.name] = job.run(engine_for(step), settings, event_date)
-            print(f"[nightly {event_date}] {index}/{len(chain)} {step.name} done in "
-                  f"{time.perf_counter() - started:.1f}s", flush=True)
+            print(
+                f"[nightly {event_date}] {index}/{len(chain)} {step.name} done in {time.perf_counter() - started:.1f}s",
+                flush=True,
+            )
     return results

@@ -28,8 +28,11 @@ def partition_rows(settings: Settings, name: str, partition_value: dt.date) -> i
     if actions.num_rows == 0:
         return 0
     total = 0
-    for value, records, path in zip(actions.column(column).to_pylist(), actions.column("num_records").to_pylist(),
-                                    actions.column("path").to_pylist()):
+    for value, records, path in zip(
+        actions.column(column).to_pylist(),
+        actions.column("num_records").to_pylist(),
+        actions.column("path").to_pylist(),
+    ):
         if value != partition_value:
             continue
         if records is None:  # a writer that kept no statistics: count that file
@@ -44,8 +47,10 @@ def _require_rows(settings: Settings, name: str, day: dt.date, run_first: str) -
     rows = partition_rows(settings, name, day)
     if not rows:
         where = "does not exist" if rows is None else f"has no rows for {day.isoformat()}"
-        raise MissingInputError(f"{name} {where} ({settings.table_uri(name)}); run `distillguard {run_first} "
-                                f"--date {day.isoformat()}` first")
+        raise MissingInputError(
+            f"{name} {where} ({settings.table_uri(name)}); run `distillguard {run_first} "
+            f"--date {day.isoformat()}` first"
+        )
     return rows
 
 
@@ -59,17 +64,21 @@ def check_aggregate(settings: Settings, event_date: dt.date) -> None:
         raise MissingInputError(f"no ingest run is recorded for {day} (ingest_runs does not exist); {rerun}")
     runs = catalog.read_arrow(settings, "ingest_runs").filter(pc.field("event_date") == event_date).to_pylist()
     if len(runs) != 1:
-        raise MissingInputError(f"{len(runs)} ingest run records for {day} in ingest_runs, expected 1 "
-                                f"(the ingest did not finish, or the record is doubled); {rerun}")
+        raise MissingInputError(
+            f"{len(runs)} ingest run records for {day} in ingest_runs, expected 1 "
+            f"(the ingest did not finish, or the record is doubled); {rerun}"
+        )
     record = runs[0]
     bronze = partition_rows(settings, "requests", event_date) or 0
     quarantined = partition_rows(settings, "quarantine", event_date) or 0
-    if (bronze, quarantined) != (record["bronze_rows"], record["quarantined_rows"]) or \
-            record["raw_rows"] != bronze + quarantined:
+    if (bronze, quarantined) != (record["bronze_rows"], record["quarantined_rows"]) or record[
+        "raw_rows"
+    ] != bronze + quarantined:
         raise MissingInputError(
             f"ingest of {day} is inconsistent: its run {record['ingest_run_id']} recorded {record['raw_rows']} raw = "
             f"{record['bronze_rows']} bronze + {record['quarantined_rows']} quarantined, but the tables hold "
-            f"{bronze} bronze and {quarantined} quarantined rows; {rerun}")
+            f"{bronze} bronze and {quarantined} quarantined rows; {rerun}"
+        )
 
 
 def check_features(settings: Settings, feature_date: dt.date) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from lake.errors import MissingInputError
 from lake import catalog
 from lake.config import Settings
+from lake.errors import MissingInputError
 from models.config import TIERS
 
 
@@ -39,8 +39,10 @@ def risk_day_summary(risk_day):
 
     return risk_day.agg(
         F.count(F.lit(1)).alias("accounts"),
-        *(F.sum(F.when(F.col("tier") == F.lit(tier), 1).otherwise(0)).cast("bigint").alias(f"{tier}_accounts")
-          for tier in TIERS),
+        *(
+            F.sum(F.when(F.col("tier") == F.lit(tier), 1).otherwise(0)).cast("bigint").alias(f"{tier}_accounts")
+            for tier in TIERS
+        ),
         F.array_sort(F.collect_set("model_name")).alias("model_names"),
         F.array_sort(F.collect_set("model_version")).alias("model_versions"),
         F.array_sort(F.collect_set("feature_set_version")).alias("feature_set_versions"),
@@ -49,8 +51,9 @@ def risk_day_summary(risk_day):
 
 def _single(values: list[str], what: str, score_date: dt.date) -> str:
     if len(values) != 1:
-        raise MissingInputError(f"account_risk for {score_date} has {len(values)} {what}s {values}; "
-                         "rescore the day before publishing")
+        raise MissingInputError(
+            f"account_risk for {score_date} has {len(values)} {what}s {values}; rescore the day before publishing"
+        )
     return values[0]
 
 
@@ -60,17 +63,23 @@ def run(spark, settings: Settings, score_date: dt.date) -> Publication:
     # Versions first: the counts below describe this snapshot or a later one, and a later one can only come from a
     # rerun of score for the day, which the scheduler does not run concurrently with publish.
     risk_version = DeltaTable(settings.table_uri("account_risk")).version()
-    cluster_version = (DeltaTable(settings.table_uri("cluster_risk")).version()
-                       if catalog.exists(settings, "cluster_risk") else None)
+    cluster_version = (
+        DeltaTable(settings.table_uri("cluster_risk")).version() if catalog.exists(settings, "cluster_risk") else None
+    )
     summary = risk_day_summary(catalog.read_partition(spark, settings, "account_risk", score_date)).collect()[0]
     if summary["accounts"] == 0:
-        raise MissingInputError(f"account_risk has no rows for {score_date}: nothing to publish "
-                         f"(run `distillguard score --date {score_date.isoformat()}` first)")
-    clusters = (catalog.read_partition(spark, settings, "cluster_risk", score_date).count()
-                if cluster_version is not None else 0)
+        raise MissingInputError(
+            f"account_risk has no rows for {score_date}: nothing to publish "
+            f"(run `distillguard score --date {score_date.isoformat()}` first)"
+        )
+    clusters = (
+        catalog.read_partition(spark, settings, "cluster_risk", score_date).count()
+        if cluster_version is not None
+        else 0
+    )
     publication = Publication(
         score_date=score_date,
-        published_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
+        published_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
         model_name=_single(summary["model_names"], "model name", score_date),
         model_version=_single(summary["model_versions"], "model version", score_date),
         feature_set_version=_single(summary["feature_set_versions"], "feature-set version", score_date),
@@ -80,14 +89,28 @@ def run(spark, settings: Settings, score_date: dt.date) -> Publication:
         account_risk_version=risk_version,
         cluster_risk_version=cluster_version,
     )
-    record = spark.createDataFrame([(
-        publication.score_date, publication.published_at, publication.model_name, publication.model_version,
-        publication.feature_set_version, publication.accounts, publication.clusters,
-        *(publication.tier_counts[tier] for tier in TIERS), publication.account_risk_version,
-        publication.cluster_risk_version,
-    )], catalog.spark_ddl("risk_publications"))
+    record = spark.createDataFrame(
+        [
+            (
+                publication.score_date,
+                publication.published_at,
+                publication.model_name,
+                publication.model_version,
+                publication.feature_set_version,
+                publication.accounts,
+                publication.clusters,
+                *(publication.tier_counts[tier] for tier in TIERS),
+                publication.account_risk_version,
+                publication.cluster_risk_version,
+            )
+        ],
+        catalog.spark_ddl("risk_publications"),
+    )
     catalog.write_partition(record, settings, "risk_publications", score_date)
     tiers = ", ".join(f"{tier} {n:,}" for tier, n in publication.tier_counts.items())
-    print(f"published {score_date.isoformat()}: {publication.accounts:,} accounts ({tiers}), {publication.clusters:,} "
-          f"clusters, {publication.model_name} v{publication.model_version}, account_risk v{risk_version}", flush=True)
+    print(
+        f"published {score_date.isoformat()}: {publication.accounts:,} accounts ({tiers}), {publication.clusters:,} "
+        f"clusters, {publication.model_name} v{publication.model_version}, account_risk v{risk_version}",
+        flush=True,
+    )
     return publication

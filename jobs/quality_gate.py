@@ -39,8 +39,8 @@ class QualityGateConfig:
     min_history_days: int = 3
     max_flagged_share: float = 0.5
     flagged_share_spike_factor: float = 3.0
-    flagged_share_spike_floor: float = 0.05   # absolute rise over the trailing median always tolerated
-    mean_score_margin_floor: float = 0.05     # the trailing range is widened by max(this, its own width)
+    flagged_share_spike_floor: float = 0.05  # absolute rise over the trailing median always tolerated
+    mean_score_margin_floor: float = 0.05  # the trailing range is widened by max(this, its own width)
     max_quarantine_share: float = 0.2
     quarantine_spike_factor: float = 3.0
     quarantine_spike_floor: float = 0.01
@@ -75,6 +75,7 @@ class CheckResult:
 
 # --- pure pieces ----------------------------------------------------------------------------------
 
+
 def score_day_summaries(risk):
     """account_risk rows -> one row per score_date: accounts, mean_score, flagged_share, model_versions."""
     from pyspark.sql import functions as F
@@ -92,8 +93,11 @@ def check_risk_partition(today: ScoreDaySummary | None, feature_accounts: int) -
     if today is None or today.accounts == 0:
         return CheckResult("risk_partition", FAIL, "account_risk has no rows for the day")
     if today.accounts != feature_accounts:
-        return CheckResult("risk_partition", FAIL, f"{today.accounts:,} accounts scored but account_features has "
-                                                   f"{feature_accounts:,} for the day")
+        return CheckResult(
+            "risk_partition",
+            FAIL,
+            f"{today.accounts:,} accounts scored but account_features has {feature_accounts:,} for the day",
+        )
     return CheckResult("risk_partition", PASS, f"{today.accounts:,} accounts scored")
 
 
@@ -101,18 +105,26 @@ def _same_model_history(today: ScoreDaySummary, trailing: list[ScoreDaySummary])
     return [day for day in trailing if day.model_versions == today.model_versions and day.accounts > 0]
 
 
-def check_score_distribution(today: ScoreDaySummary, trailing: list[ScoreDaySummary],
-                             config: QualityGateConfig) -> list[CheckResult]:
+def check_score_distribution(
+    today: ScoreDaySummary, trailing: list[ScoreDaySummary], config: QualityGateConfig
+) -> list[CheckResult]:
     results = []
     share = today.flagged_share
     if share > config.max_flagged_share:
-        results.append(CheckResult("flagged_share", FAIL, f"{share:.1%} of accounts in high+critical, above the "
-                                                          f"ceiling {config.max_flagged_share:.1%}"))
+        results.append(
+            CheckResult(
+                "flagged_share",
+                FAIL,
+                f"{share:.1%} of accounts in high+critical, above the ceiling {config.max_flagged_share:.1%}",
+            )
+        )
     history = _same_model_history(today, trailing)
     versions = "/".join(today.model_versions)
     if len(history) < config.min_history_days:
-        note = (f"{len(history)} trailing score date(s) with model v{versions}, "
-                f"{config.min_history_days} needed for a comparison")
+        note = (
+            f"{len(history)} trailing score date(s) with model v{versions}, "
+            f"{config.min_history_days} needed for a comparison"
+        )
         if not results:
             results.append(CheckResult("flagged_share", SKIPPED, f"{share:.1%} in high+critical; {note}"))
         results.append(CheckResult("mean_score", SKIPPED, f"mean {today.mean_score:.4f}; {note}"))
@@ -122,45 +134,66 @@ def check_score_distribution(today: ScoreDaySummary, trailing: list[ScoreDaySumm
         median = statistics.median(day.flagged_share for day in history)
         limit = max(median * config.flagged_share_spike_factor, median + config.flagged_share_spike_floor)
         status = FAIL if share > limit else PASS
-        results.append(CheckResult("flagged_share", status, f"{share:.2%} in high+critical vs trailing median "
-                                                            f"{median:.2%} over {len(history)} day(s) (limit {limit:.2%})"))
+        results.append(
+            CheckResult(
+                "flagged_share",
+                status,
+                f"{share:.2%} in high+critical vs trailing median "
+                f"{median:.2%} over {len(history)} day(s) (limit {limit:.2%})",
+            )
+        )
     means = [day.mean_score for day in history]
     low, high = min(means), max(means)
     margin = max(config.mean_score_margin_floor, high - low)
     inside = low - margin <= today.mean_score <= high + margin
-    results.append(CheckResult("mean_score", PASS if inside else FAIL,
-                               f"mean {today.mean_score:.4f} vs trailing range {low:.4f}..{high:.4f} over "
-                               f"{len(history)} day(s) (allowed {low - margin:.4f}..{high + margin:.4f})"))
+    results.append(
+        CheckResult(
+            "mean_score",
+            PASS if inside else FAIL,
+            f"mean {today.mean_score:.4f} vs trailing range {low:.4f}..{high:.4f} over "
+            f"{len(history)} day(s) (allowed {low - margin:.4f}..{high + margin:.4f})",
+        )
+    )
     return results
 
 
-def check_quarantine(today: IngestDaySummary | None, trailing: list[IngestDaySummary],
-                     config: QualityGateConfig) -> CheckResult:
+def check_quarantine(
+    today: IngestDaySummary | None, trailing: list[IngestDaySummary], config: QualityGateConfig
+) -> CheckResult:
     if today is None:
-        return CheckResult("quarantine_share", FAIL, "no ingest_runs record for the day: it was not ingested "
-                                                     "by `distillguard ingest`")
+        return CheckResult(
+            "quarantine_share", FAIL, "no ingest_runs record for the day: it was not ingested by `distillguard ingest`"
+        )
     share = today.quarantine_share
     counts = f"{today.quarantined_rows:,} of {today.raw_rows:,} raw rows quarantined ({share:.2%})"
     if share > config.max_quarantine_share:
         return CheckResult("quarantine_share", FAIL, f"{counts}, above the ceiling {config.max_quarantine_share:.1%}")
     history = [day for day in trailing if day.raw_rows > 0]
     if len(history) < config.min_history_days:
-        return CheckResult("quarantine_share", SKIPPED, f"{counts}; {len(history)} trailing ingest day(s), "
-                                                        f"{config.min_history_days} needed for a comparison")
+        return CheckResult(
+            "quarantine_share",
+            SKIPPED,
+            f"{counts}; {len(history)} trailing ingest day(s), {config.min_history_days} needed for a comparison",
+        )
     median = statistics.median(day.quarantine_share for day in history)
     limit = max(median * config.quarantine_spike_factor, median + config.quarantine_spike_floor)
-    return CheckResult("quarantine_share", FAIL if share > limit else PASS,
-                       f"{counts} vs trailing median {median:.2%} over {len(history)} day(s) (limit {limit:.2%})")
+    return CheckResult(
+        "quarantine_share",
+        FAIL if share > limit else PASS,
+        f"{counts} vs trailing median {median:.2%} over {len(history)} day(s) (limit {limit:.2%})",
+    )
 
 
 def enforce(score_date: dt.date, results: list[CheckResult]) -> None:
     failed = [r for r in results if r.status == FAIL]
     if failed:
-        raise QualityGateError(f"quality gate failed for {score_date.isoformat()}: "
-                               + "; ".join(f"{r.name}: {r.detail}" for r in failed))
+        raise QualityGateError(
+            f"quality gate failed for {score_date.isoformat()}: " + "; ".join(f"{r.name}: {r.detail}" for r in failed)
+        )
 
 
 # --- the job --------------------------------------------------------------------------------------
+
 
 def _trailing_days(spark, settings: Settings, name: str, score_date: dt.date, config: QualityGateConfig):
     """Rows of `name` from the trailing window up to score_date (by its date partition column), or None when
@@ -178,8 +211,16 @@ def _score_summaries(spark, settings: Settings, score_date: dt.date, config: Qua
     risk = _trailing_days(spark, settings, "account_risk", score_date, config)
     if risk is None:
         return None, []
-    rows = [ScoreDaySummary(r["score_date"], int(r["accounts"]), float(r["mean_score"]), float(r["flagged_share"]),
-                            tuple(r["model_versions"])) for r in score_day_summaries(risk).collect()]
+    rows = [
+        ScoreDaySummary(
+            r["score_date"],
+            int(r["accounts"]),
+            float(r["mean_score"]),
+            float(r["flagged_share"]),
+            tuple(r["model_versions"]),
+        )
+        for r in score_day_summaries(risk).collect()
+    ]
     today = next((r for r in rows if r.score_date == score_date), None)
     return today, sorted((r for r in rows if r.score_date != score_date), key=lambda r: r.score_date)
 
@@ -188,8 +229,10 @@ def _ingest_summaries(spark, settings: Settings, score_date: dt.date, config: Qu
     runs = _trailing_days(spark, settings, "ingest_runs", score_date, config)
     if runs is None:
         return None, []
-    rows = [IngestDaySummary(r["event_date"], int(r["raw_rows"]), int(r["quarantined_rows"]))
-            for r in runs.select("event_date", "raw_rows", "quarantined_rows").collect()]
+    rows = [
+        IngestDaySummary(r["event_date"], int(r["raw_rows"]), int(r["quarantined_rows"]))
+        for r in runs.select("event_date", "raw_rows", "quarantined_rows").collect()
+    ]
     today = next((r for r in rows if r.event_date == score_date), None)
     return today, [r for r in rows if r.event_date != score_date]
 
@@ -197,14 +240,19 @@ def _ingest_summaries(spark, settings: Settings, score_date: dt.date, config: Qu
 def run(spark, settings: Settings, score_date: dt.date, config: QualityGateConfig | None = None) -> list[CheckResult]:
     config = config or QualityGateConfig()
     today_scores, trailing_scores = _score_summaries(spark, settings, score_date, config)
-    feature_accounts = (catalog.read_partition(spark, settings, "account_features", score_date).count()
-                        if catalog.exists(settings, "account_features") else 0)
+    feature_accounts = (
+        catalog.read_partition(spark, settings, "account_features", score_date).count()
+        if catalog.exists(settings, "account_features")
+        else 0
+    )
     results = [check_risk_partition(today_scores, feature_accounts)]
     if results[0].status == PASS:
         results += check_score_distribution(today_scores, trailing_scores, config)
     results.append(check_quarantine(*_ingest_summaries(spark, settings, score_date, config), config))
     for result in results:
-        print(f"quality gate {score_date.isoformat()} {result.name}: {result.status.upper()} ({result.detail})",
-              flush=True)
+        print(
+            f"quality gate {score_date.isoformat()} {result.name}: {result.status.upper()} ({result.detail})",
+            flush=True,
+        )
     enforce(score_date, results)
     return results

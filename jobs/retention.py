@@ -21,14 +21,15 @@ RESTRICTED_TABLES = ("quarantine",)
 WITH_BRONZE = ("quarantine", "requests")
 
 
-def run(settings: Settings, older_than_days: int, include_bronze: bool = False,
-        today: dt.date | None = None) -> dict[str, int]:
+def run(
+    settings: Settings, older_than_days: int, include_bronze: bool = False, today: dt.date | None = None
+) -> dict[str, int]:
     """Delete rows of partitions before `today - older_than_days`; returns rows removed per table."""
     from deltalake import DeltaTable
 
     if older_than_days < 1:
         raise InputError(f"--older-than must be at least 1 day, got {older_than_days}")
-    cutoff = (today or dt.datetime.now(dt.timezone.utc).date()) - dt.timedelta(days=older_than_days)
+    cutoff = (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=older_than_days)
     removed: dict[str, int] = {}
     for name in WITH_BRONZE if include_bronze else RESTRICTED_TABLES:
         if not catalog.exists(settings, name):
@@ -48,10 +49,22 @@ def add_subcommands(sub, settings_of) -> None:
     def _cmd_retention(args: argparse.Namespace) -> None:
         run(settings_of(args), args.older_than, include_bronze=args.include_bronze)
 
-    p = sub.add_parser("retention", help="delete quarantined raw rows (and optionally bronze prompt text) older "
-                                         "than N days, one Delta commit per table")
-    p.add_argument("--older-than", dest="older_than", type=int, required=True, metavar="N",
-                   help="keep the last N days (by source partition date, UTC)")
-    p.add_argument("--include-bronze", action="store_true",
-                   help="also delete bronze requests partitions (prompt text) older than N days")
+    p = sub.add_parser(
+        "retention",
+        help="delete quarantined raw rows (and optionally bronze prompt text) older "
+        "than N days, one Delta commit per table",
+    )
+    p.add_argument(
+        "--older-than",
+        dest="older_than",
+        type=int,
+        required=True,
+        metavar="N",
+        help="keep the last N days (by source partition date, UTC)",
+    )
+    p.add_argument(
+        "--include-bronze",
+        action="store_true",
+        help="also delete bronze requests partitions (prompt text) older than N days",
+    )
     p.set_defaults(func=_cmd_retention)

@@ -3,6 +3,7 @@ and their rendering live in jobs/risk_query.py and are imported when a command r
 
 from __future__ import annotations
 
+
 def add_subcommands(sub, settings_of) -> None:
     """`distillguard risk top|account|cluster`, each with --format table|json|csv. `settings_of(args)` builds the
     Settings from the global flags (jobs/cli.py owns them)."""
@@ -14,8 +15,12 @@ def add_subcommands(sub, settings_of) -> None:
         def handler(args):
             from jobs import risk_query
 
-            getattr(risk_query, function_name)(settings_of(args), output_format=args.format,
-                                               **{key: getattr(args, attr) for key, attr in fixed.items()})
+            getattr(risk_query, function_name)(
+                settings_of(args),
+                output_format=args.format,
+                **{key: getattr(args, attr) for key, attr in fixed.items()},
+            )
+
         return handler
 
     risk = sub.add_parser("risk", help="query the risk tables").add_subparsers(dest="risk_command", required=True)
@@ -33,5 +38,9 @@ def add_subcommands(sub, settings_of) -> None:
     p.add_argument("--date", type=parse_date, help="score date (default: latest)")
     p.set_defaults(func=run("print_cluster", cluster_id="cluster_id", score_date="date"))
     for command in risk.choices.values():
-        command.add_argument("--format", choices=OUTPUT_FORMATS, default="table",
-                             help="table (default; ids never truncated), json or csv")
+        command.add_argument(
+            "--format",
+            choices=OUTPUT_FORMATS,
+            default="table",
+            help="table (default; ids never truncated), json or csv",
+        )

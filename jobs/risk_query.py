@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from lake.config import Settings
 from lake.contract import ACCOUNT_ID_RULE, is_valid_account_id
 from lake.errors import InputError, MissingInputError
-from lake.config import Settings
 from models.config import TIERS as MODEL_TIERS
 
 OUTPUT_FORMATS = ("table", "json", "csv")
@@ -26,11 +26,22 @@ TIERS = tuple(reversed(MODEL_TIERS))  # low → critical, for messages
 MAX_LIMIT = 10_000
 REASONS_SHOWN_IN_TOP = 3
 
-RISK_COLUMNS = ("score_date", "account_id", "score", "tier", "cluster_id", "cluster_score", "reasons",
-                "model_name", "model_version", "feature_set_version")
+RISK_COLUMNS = (
+    "score_date",
+    "account_id",
+    "score",
+    "tier",
+    "cluster_id",
+    "cluster_score",
+    "reasons",
+    "model_name",
+    "model_version",
+    "feature_set_version",
+)
 
 
 # --- validation ------------------------------------------------------------------------------------
+
 
 def check_limit(limit: object) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
@@ -60,13 +71,13 @@ def check_date(score_date: object) -> dt.date | None:
 
 # --- reads -------------------------------------------------------------------------------------------
 
+
 def _risk_table(settings: Settings):
     from deltalake import DeltaTable
 
     uri = settings.table_uri(RISK_TABLE)
     if not DeltaTable.is_deltatable(uri):
-        raise FileNotFoundError(
-            f"no {RISK_TABLE} table at {uri}; run `distillguard score --date YYYY-MM-DD` first")
+        raise FileNotFoundError(f"no {RISK_TABLE} table at {uri}; run `distillguard score --date YYYY-MM-DD` first")
     return DeltaTable(uri)
 
 
@@ -95,8 +106,9 @@ def _dataset_for_date(settings: Settings, score_date: dt.date | None) -> tuple[p
     return dataset, day
 
 
-def top_accounts(settings: Settings, score_date: dt.date | None = None, limit: int = 20,
-                 tier: str | None = None) -> pa.Table:
+def top_accounts(
+    settings: Settings, score_date: dt.date | None = None, limit: int = 20, tier: str | None = None
+) -> pa.Table:
     """The `limit` highest-scoring accounts of a score date (default: the latest), optionally of
     one tier, ordered by score descending then account_id; a leading `rank` column counts from 1.
 
@@ -114,10 +126,10 @@ def top_accounts(settings: Settings, score_date: dt.date | None = None, limit: i
     if candidates.num_rows == 0:
         rows = dataset.schema.empty_table().select(list(RISK_COLUMNS))
     else:
-        winners = candidates.take(pc.select_k_unstable(candidates, k=min(limit, candidates.num_rows),
-                                                       sort_keys=order))
-        rows = dataset.to_table(columns=list(RISK_COLUMNS),
-                                filter=selected & pc.field("account_id").isin(winners["account_id"]))
+        winners = candidates.take(pc.select_k_unstable(candidates, k=min(limit, candidates.num_rows), sort_keys=order))
+        rows = dataset.to_table(
+            columns=list(RISK_COLUMNS), filter=selected & pc.field("account_id").isin(winners["account_id"])
+        )
         rows = rows.sort_by(order).slice(0, limit)
     return rows.add_column(0, "rank", pa.array(range(1, rows.num_rows + 1), pa.int64()))
 
@@ -144,23 +156,37 @@ def cluster_members(settings: Settings, cluster_id: str, score_date: dt.date | N
     cluster_id, score_date = check_account_id(cluster_id), check_date(score_date)
     day = score_date or latest_score_date(settings)
     on_day = _on_date(day)
-    members = _risk_table(settings).to_pyarrow_dataset().to_table(
-        columns=list(RISK_COLUMNS), filter=on_day & (pc.field("cluster_id") == cluster_id))
+    members = (
+        _risk_table(settings)
+        .to_pyarrow_dataset()
+        .to_table(columns=list(RISK_COLUMNS), filter=on_day & (pc.field("cluster_id") == cluster_id))
+    )
     if members.num_rows == 0:
         raise MissingInputError(f"cluster {cluster_id!r} has no members in {RISK_TABLE} on {day.isoformat()}")
     members = members.sort_by([("score", "descending"), ("account_id", "ascending")])
     links: dict[str, list[str]] = {}
     if catalog.exists(settings, "account_clusters"):
-        linked = DeltaTable(settings.table_uri("account_clusters")).to_pyarrow_dataset().to_table(
-            columns=["account_id", "link_types"],
-            filter=(pc.field("feature_date") == pa.scalar(day, pa.date32())) & (pc.field("cluster_id") == cluster_id))
+        linked = (
+            DeltaTable(settings.table_uri("account_clusters"))
+            .to_pyarrow_dataset()
+            .to_table(
+                columns=["account_id", "link_types"],
+                filter=(pc.field("feature_date") == pa.scalar(day, pa.date32()))
+                & (pc.field("cluster_id") == cluster_id),
+            )
+        )
         links = dict(zip(linked["account_id"].to_pylist(), linked["link_types"].to_pylist()))
-    members = members.append_column("link_types", pa.array([links.get(a) for a in members["account_id"].to_pylist()],
-                                                           pa.list_(pa.string())))
+    members = members.append_column(
+        "link_types", pa.array([links.get(a) for a in members["account_id"].to_pylist()], pa.list_(pa.string()))
+    )
     summary: dict = {"score_date": day, "cluster_id": cluster_id}
     if catalog.exists(settings, "cluster_risk"):
-        found = DeltaTable(settings.table_uri("cluster_risk")).to_pyarrow_dataset().to_table(
-            filter=on_day & (pc.field("cluster_id") == cluster_id)).to_pylist()
+        found = (
+            DeltaTable(settings.table_uri("cluster_risk"))
+            .to_pyarrow_dataset()
+            .to_table(filter=on_day & (pc.field("cluster_id") == cluster_id))
+            .to_pylist()
+        )
         if found:
             summary = found[0]
     return summary, members
@@ -174,8 +200,12 @@ def publication_note(settings: Settings, day: dt.date) -> str:
     if catalog.exists(settings, "risk_publications"):
         from deltalake import DeltaTable
 
-        found = DeltaTable(settings.table_uri("risk_publications")).to_pyarrow_dataset().to_table(
-            columns=["published_at"], filter=_on_date(day)).to_pylist()
+        found = (
+            DeltaTable(settings.table_uri("risk_publications"))
+            .to_pyarrow_dataset()
+            .to_table(columns=["published_at"], filter=_on_date(day))
+            .to_pylist()
+        )
         if found:
             return f"published {found[0]['published_at']:%Y-%m-%d %H:%M} UTC"
     return "NOT published: scores may still change"
@@ -191,7 +221,6 @@ def reasons_by_contribution(reasons: list[dict] | None) -> list[dict]:
 # id), so an id printed by `risk top` can always be pasted into `risk account` or `risk cluster`; on a narrow
 # terminal the reasons column folds instead. json and csv print every column, dates as ISO strings; in csv the
 # list columns (reasons, link types) are JSON strings.
-
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -224,8 +253,9 @@ def write_records(records: list[dict], output_format: str, out=None, document=No
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for record in records:
-        writer.writerow({k: json.dumps(_plain(v)) if isinstance(v, (list, dict)) else _plain(v)
-                         for k, v in record.items()})
+        writer.writerow(
+            {k: json.dumps(_plain(v)) if isinstance(v, (list, dict)) else _plain(v) for k, v in record.items()}
+        )
 
 
 def _id_column(table, header: str, values) -> int:
@@ -249,11 +279,17 @@ def check_format(output_format: object) -> str:
     return output_format
 
 
-def print_top(settings: Settings, score_date: dt.date | None = None, limit: int = 20,
-              tier: str | None = None, output_format: str = "table") -> None:
-    from jobs.console import console as make_console
+def print_top(
+    settings: Settings,
+    score_date: dt.date | None = None,
+    limit: int = 20,
+    tier: str | None = None,
+    output_format: str = "table",
+) -> None:
     from rich.markup import escape
     from rich.table import Table
+
+    from jobs.console import console as make_console
 
     limit, tier, output_format = check_limit(limit), check_tier(tier), check_format(output_format)
     day = check_date(score_date) or latest_score_date(settings)
@@ -265,8 +301,11 @@ def print_top(settings: Settings, score_date: dt.date | None = None, limit: int 
     if rows.num_rows == 0:
         console.print(f"no accounts in tier {tier!r} on {day.isoformat()}")
         return
-    title = (f"top {rows.num_rows} accounts by risk, {day.isoformat()}" + (f", tier {tier}" if tier else "")
-             + f" ({publication_note(settings, day)})")
+    title = (
+        f"top {rows.num_rows} accounts by risk, {day.isoformat()}"
+        + (f", tier {tier}" if tier else "")
+        + f" ({publication_note(settings, day)})"
+    )
     table = Table(title=title)
     records = rows.to_pylist()
     table.add_column("rank", justify="right", no_wrap=True)
@@ -278,16 +317,24 @@ def print_top(settings: Settings, score_date: dt.date | None = None, limit: int 
     _wide_enough(console, ids, other_columns=4, other_min_width=4 + 5 + 8 + 20)
     for row in records:
         texts = [r["text"] for r in reasons_by_contribution(row["reasons"])[:REASONS_SHOWN_IN_TOP] if r["text"]]
-        table.add_row(str(row["rank"]), escape(row["account_id"]), _fmt(row["score"]), escape(row["tier"] or "-"),
-                      escape(row["cluster_id"] or "-"), escape("; ".join(texts) or "-"))
+        table.add_row(
+            str(row["rank"]),
+            escape(row["account_id"]),
+            _fmt(row["score"]),
+            escape(row["tier"] or "-"),
+            escape(row["cluster_id"] or "-"),
+            escape("; ".join(texts) or "-"),
+        )
     console.print(table)
 
 
-def print_account(settings: Settings, account_id: str, score_date: dt.date | None = None,
-                  output_format: str = "table") -> None:
-    from jobs.console import console as make_console
+def print_account(
+    settings: Settings, account_id: str, score_date: dt.date | None = None, output_format: str = "table"
+) -> None:
     from rich.markup import escape
     from rich.table import Table
+
+    from jobs.console import console as make_console
 
     output_format = check_format(output_format)
     rows = account_history(settings, account_id, score_date=score_date)
@@ -300,45 +347,64 @@ def print_account(settings: Settings, account_id: str, score_date: dt.date | Non
         console.print(escape(f"no risk rows for account {account_id!r}{on_date}"))
         return
     for row in rows.to_pylist():
-        title = (f"{row['account_id']}  {row['score_date'].isoformat()}  score {_fmt(row['score'])}  "
-                 f"tier {row['tier']}  cluster {row['cluster_id'] or '-'} "
-                 f"(cluster score {_fmt(row['cluster_score'])})  model {row['model_name']} v{row['model_version']}")
+        title = (
+            f"{row['account_id']}  {row['score_date'].isoformat()}  score {_fmt(row['score'])}  "
+            f"tier {row['tier']}  cluster {row['cluster_id'] or '-'} "
+            f"(cluster score {_fmt(row['cluster_score'])})  model {row['model_name']} v{row['model_version']}"
+        )
         table = Table(title=escape(title), title_justify="left")
-        for header, justify in (("feature", "left"), ("value", "right"), ("contribution (log-odds)", "right"),
-                                ("explanation", "left")):
+        for header, justify in (
+            ("feature", "left"),
+            ("value", "right"),
+            ("contribution (log-odds)", "right"),
+            ("explanation", "left"),
+        ):
             table.add_column(header, justify=justify)
         for reason in reasons_by_contribution(row["reasons"]):
-            table.add_row(escape(reason["feature"] or "-"), _fmt(reason["value"]), _fmt(reason["contribution"], 4),
-                          escape(reason["text"] or "-"))
+            table.add_row(
+                escape(reason["feature"] or "-"),
+                _fmt(reason["value"]),
+                _fmt(reason["contribution"], 4),
+                escape(reason["text"] or "-"),
+            )
         console.print(table)
 
 
-def print_cluster(settings: Settings, cluster_id: str, score_date: dt.date | None = None,
-                  output_format: str = "table") -> None:
-    from jobs.console import console as make_console
+def print_cluster(
+    settings: Settings, cluster_id: str, score_date: dt.date | None = None, output_format: str = "table"
+) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from jobs.console import console as make_console
+
     output_format = check_format(output_format)
     summary, members = cluster_members(settings, cluster_id, score_date)
-    records = members.select(["score_date", "cluster_id", "account_id", "score", "tier", "link_types",
-                              "model_version"]).to_pylist()
+    records = members.select(
+        ["score_date", "cluster_id", "account_id", "score", "tier", "link_types", "model_version"]
+    ).to_pylist()
     if output_format == "json":
         write_records(records, output_format, document={"cluster": summary, "members": records})
         return
     if output_format == "csv":
         write_records(records, output_format)
         return
-    title = (f"cluster {summary['cluster_id']}  {summary['score_date'].isoformat()}  score {_fmt(summary.get('score'))}"
-             f"  {members.num_rows} members  requests {summary.get('requests', '-')}  links "
-             f"{', '.join(summary.get('link_evidence') or []) or '-'}  top capabilities "
-             f"{', '.join(summary.get('top_capabilities') or []) or '-'}")
+    title = (
+        f"cluster {summary['cluster_id']}  {summary['score_date'].isoformat()}  score {_fmt(summary.get('score'))}"
+        f"  {members.num_rows} members  requests {summary.get('requests', '-')}  links "
+        f"{', '.join(summary.get('link_evidence') or []) or '-'}  top capabilities "
+        f"{', '.join(summary.get('top_capabilities') or []) or '-'}"
+    )
     table = Table(title=escape(title), title_justify="left")
     ids = _id_column(table, "account_id", [r["account_id"] for r in records])
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("tier", no_wrap=True)
     table.add_column("linked by", overflow="fold", min_width=12)
     for row in records:
-        table.add_row(escape(row["account_id"]), _fmt(row["score"]), escape(row["tier"] or "-"),
-                      escape(", ".join(row["link_types"] or []) or "-"))
+        table.add_row(
+            escape(row["account_id"]),
+            _fmt(row["score"]),
+            escape(row["tier"] or "-"),
+            escape(", ".join(row["link_types"] or []) or "-"),
+        )
     _wide_enough(make_console(), ids, other_columns=3, other_min_width=5 + 8 + 12).print(table)

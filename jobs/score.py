@@ -16,7 +16,9 @@ def run(engine: Engine, settings: Settings, score_date: dt.date, config: Scoring
     preconditions.check_score(settings, score_date)
     result = engine.score(settings, score_date, config)
     tiers = ", ".join(f"{tier} {n}" for tier, n in result.tier_counts.items())
-    print(f"scored {result.accounts_scored} accounts for {score_date} with {result.model_name} "
-          f"v{result.model_version} ({result.feature_set_version}) on the {engine.key} engine: {tiers}; "
-          f"{result.clusters_scored} clusters")
+    print(
+        f"scored {result.accounts_scored} accounts for {score_date} with {result.model_name} "
+        f"v{result.model_version} ({result.feature_set_version}) on the {engine.key} engine: {tiers}; "
+        f"{result.clusters_scored} clusters"
+    )
     return result

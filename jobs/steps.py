@@ -19,14 +19,19 @@ class Step:
 
 
 NIGHTLY_STEPS: tuple[Step, ...] = (
-    Step("ingest", "validate one day of raw requests into bronze (+ quarantine) and compute per-request signals",
-         frame_engine=False),
+    Step(
+        "ingest",
+        "validate one day of raw requests into bronze (+ quarantine) and compute per-request signals",
+        frame_engine=False,
+    ),
     Step("aggregate", "per account-day statistics for one day (account_daily)", frame_engine=True),
-    Step("cluster", "link accounts active in the trailing week and find connected components (account_clusters)",
-         frame_engine=False),
+    Step(
+        "cluster",
+        "link accounts active in the trailing week and find connected components (account_clusters)",
+        frame_engine=False,
+    ),
     Step("features", "1/7/28-day, account and cluster features for one day (account_features)", frame_engine=True),
-    Step("score", "score one day's features with the champion model (account_risk, cluster_risk)",
-         frame_engine=True),
+    Step("score", "score one day's features with the champion model (account_risk, cluster_risk)", frame_engine=True),
 )
 STEPS_BY_NAME = {step.name: step for step in NIGHTLY_STEPS}
 STEP_NAMES = tuple(STEPS_BY_NAME)

@@ -21,13 +21,19 @@ import json
 import pandas as pd
 import pyarrow as pa
 
-from lake.errors import MissingInputError
 from lake import catalog
 from lake.config import Settings
+from lake.errors import MissingInputError
 from models import registry
 from models.config import TrainingConfig, load_model_config
-from models.train import (TrainResult, candidate_version, evaluate_candidate, fit_candidate, promote_candidate,
-                          train_and_register)
+from models.train import (
+    TrainResult,
+    candidate_version,
+    evaluate_candidate,
+    fit_candidate,
+    promote_candidate,
+    train_and_register,
+)
 from models.training_set import KEY_COLUMNS, TrainingSet, build_training_set
 
 TABLE = "training_sets"
@@ -37,6 +43,7 @@ EXAMPLE_COLUMNS = ("label", "resolved", "campaign_id", "benign_segment")
 
 
 # --- TrainingSet <-> the training_sets table (pure) -----------------------------------------------
+
 
 def training_set_to_arrow(training_set: TrainingSet) -> pa.Table:
     """One row per snapshot. The reference (where the rows came from) is repeated on every row as JSON: the table
@@ -64,33 +71,47 @@ def _nullable_strings(values: pd.Series) -> list[str | None]:
 def training_set_from_arrow(data: pa.Table, feature_columns: list[str], as_of: dt.date) -> TrainingSet:
     """Inverse of `training_set_to_arrow` for one as_of partition."""
     if data.num_rows == 0:
-        raise MissingInputError(f"{TABLE} has no rows for as_of {as_of.isoformat()}; "
-                         f"run `distillguard training-set --as-of {as_of.isoformat()}` first")
+        raise MissingInputError(
+            f"{TABLE} has no rows for as_of {as_of.isoformat()}; "
+            f"run `distillguard training-set --as-of {as_of.isoformat()}` first"
+        )
     versions = set(data.column("feature_set_version").to_pylist())
     if len(versions) != 1:
         raise MissingInputError(f"{TABLE} partition as_of {as_of} mixes feature-set versions {sorted(versions)}")
     missing = [c for c in feature_columns if c not in data.column_names]
     if missing:
-        raise MissingInputError(f"the stored training set as of {as_of} lacks registered feature column(s) {missing[:5]}; "
-                         f"rebuild it with `distillguard training-set --as-of {as_of.isoformat()}`")
+        raise MissingInputError(
+            f"the stored training set as of {as_of} lacks registered feature column(s) {missing[:5]}; "
+            f"rebuild it with `distillguard training-set --as-of {as_of.isoformat()}`"
+        )
     frame = data.select([*KEY_COLUMNS, *feature_columns, *EXAMPLE_COLUMNS]).to_pandas()
     frame["feature_date"] = pd.to_datetime(frame["feature_date"]).dt.date
     frame = frame.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
-    return TrainingSet(frame=frame, feature_columns=list(feature_columns), feature_set_version=versions.pop(),
-                       as_of=as_of, reference=json.loads(data.column("reference")[0].as_py()))
+    return TrainingSet(
+        frame=frame,
+        feature_columns=list(feature_columns),
+        feature_set_version=versions.pop(),
+        as_of=as_of,
+        reference=json.loads(data.column("reference")[0].as_py()),
+    )
 
 
 def check_labelling_rules(reference: dict[str, object], config: TrainingConfig) -> None:
-    stored = {"label_horizon_days": reference.get("label_horizon_days"),
-              "min_label_days": reference.get("min_label_days"),
-              "unresolved_snapshots": reference.get("unresolved_snapshots_policy")}
+    stored = {
+        "label_horizon_days": reference.get("label_horizon_days"),
+        "min_label_days": reference.get("min_label_days"),
+        "unresolved_snapshots": reference.get("unresolved_snapshots_policy"),
+    }
     wanted = {key: getattr(config, key) for key in LABELLING_KEYS}
     if stored != wanted:
-        raise MissingInputError(f"the stored training set as of {reference.get('as_of')} was labelled with {stored}, "
-                         f"the training config asks for {wanted}; rebuild it with `distillguard training-set`")
+        raise MissingInputError(
+            f"the stored training set as of {reference.get('as_of')} was labelled with {stored}, "
+            f"the training config asks for {wanted}; rebuild it with `distillguard training-set`"
+        )
 
 
 # --- storage --------------------------------------------------------------------------------------
+
 
 def store_training_set(settings: Settings, training_set: TrainingSet) -> TrainingSet:
     """Replace the as_of partition of `training_sets` (one delta-rs commit); return the set with the table version
@@ -103,8 +124,11 @@ def store_training_set(settings: Settings, training_set: TrainingSet) -> Trainin
         # The feature registry changed since the table was created, so no partition of another feature set can
         # be replaced in place. Earlier partitions stay readable through Delta time travel (each MLflow run
         # records the table version it trained on), and are cheap to rebuild from the pinned inputs.
-        print(f"{TABLE}: the declared columns changed (feature set {training_set.feature_set_version}); "
-              "rewriting the table, earlier as_of partitions remain in its Delta history", flush=True)
+        print(
+            f"{TABLE}: the declared columns changed (feature set {training_set.feature_set_version}); "
+            "rewriting the table, earlier as_of partitions remain in its Delta history",
+            flush=True,
+        )
         catalog.write_arrow(settings, TABLE, data)
     else:
         catalog.write_arrow(settings, TABLE, data, partition_value=training_set.as_of)
@@ -113,9 +137,10 @@ def store_training_set(settings: Settings, training_set: TrainingSet) -> Trainin
 
 
 def _with_table_version(settings: Settings, training_set: TrainingSet, version: int) -> TrainingSet:
-    reference = {**training_set.reference,
-                 TABLE: {"uri": settings.table_uri(TABLE), "version": version,
-                         "as_of": training_set.as_of.isoformat()}}
+    reference = {
+        **training_set.reference,
+        TABLE: {"uri": settings.table_uri(TABLE), "version": version, "as_of": training_set.as_of.isoformat()},
+    }
     return dataclasses.replace(training_set, reference=reference)
 
 
@@ -125,8 +150,10 @@ def load_training_set(settings: Settings, as_of: dt.date) -> TrainingSet:
     from features.registry import feature_columns
 
     if not catalog.exists(settings, TABLE):
-        raise FileNotFoundError(f"Delta table {TABLE!r} not found at {settings.table_uri(TABLE)}; "
-                                f"run `distillguard training-set --as-of {as_of.isoformat()}` first")
+        raise FileNotFoundError(
+            f"Delta table {TABLE!r} not found at {settings.table_uri(TABLE)}; "
+            f"run `distillguard training-set --as-of {as_of.isoformat()}` first"
+        )
     table = DeltaTable(settings.table_uri(TABLE))
     data = table.to_pyarrow_table(filters=[("as_of", "=", as_of)])
     return _with_table_version(settings, training_set_from_arrow(data, feature_columns(), as_of), table.version())
@@ -134,12 +161,18 @@ def load_training_set(settings: Settings, as_of: dt.date) -> TrainingSet:
 
 # --- the job steps --------------------------------------------------------------------------------
 
+
 def build(spark, settings: Settings, as_of: dt.date, config: TrainingConfig | None = None) -> TrainingSet:
-    training_set = store_training_set(settings, build_training_set(spark, settings, as_of, config or load_model_config(settings.model_config_file)[0]))
+    training_set = store_training_set(
+        settings, build_training_set(spark, settings, as_of, config or load_model_config(settings.model_config_file)[0])
+    )
     reference = training_set.reference
-    print(f"training set as of {as_of}: {reference['snapshots']:,} snapshots ({reference['positives']:,} positive, "
-          f"{reference['unresolved_snapshots']:,} unresolved), feature dates {reference['feature_date_min']}.."
-          f"{reference['feature_date_max']} -> {TABLE} v{reference[TABLE]['version']}", flush=True)
+    print(
+        f"training set as of {as_of}: {reference['snapshots']:,} snapshots ({reference['positives']:,} positive, "
+        f"{reference['unresolved_snapshots']:,} unresolved), feature dates {reference['feature_date_min']}.."
+        f"{reference['feature_date_max']} -> {TABLE} v{reference[TABLE]['version']}",
+        flush=True,
+    )
     return training_set
 
 
@@ -159,16 +192,25 @@ def fit(settings: Settings, as_of: dt.date, config: TrainingConfig | None = None
 def evaluate(settings: Settings, as_of: dt.date, config: TrainingConfig | None = None):
     config = config or load_model_config(settings.model_config_file)[0]
     client = registry.configure(settings)
-    result = evaluate_candidate(_stored(settings, as_of, config), settings, config,
-                                candidate_version(client, settings, as_of))
+    result = evaluate_candidate(
+        _stored(settings, as_of, config), settings, config, candidate_version(client, settings, as_of)
+    )
     metrics = result.metrics
-    versus = (f"champion v{result.champion_version} {result.champion_pr_auc:.4f}" if result.champion_pr_auc is not None
-              else f"champion v{result.champion_version} not comparable" if result.champion_version else "no champion")
+    versus = (
+        f"champion v{result.champion_version} {result.champion_pr_auc:.4f}"
+        if result.champion_pr_auc is not None
+        else f"champion v{result.champion_version} not comparable"
+        if result.champion_version
+        else "no champion"
+    )
     print(result.split.describe(), flush=True)
-    print(f"evaluated v{result.version} on holdout {result.split.holdout_dates[0]}..{result.split.holdout_dates[-1]}: "
-          f"PR-AUC {metrics['pr_auc']:.4f} ({versus}), recall@1% benign FPR "
-          f"{metrics['recall_at_benign_fpr_0.01']:.3f}, precision@{config.review_capacity_k} "
-          f"{metrics['precision_at_k']:.3f}", flush=True)
+    print(
+        f"evaluated v{result.version} on holdout {result.split.holdout_dates[0]}..{result.split.holdout_dates[-1]}: "
+        f"PR-AUC {metrics['pr_auc']:.4f} ({versus}), recall@1% benign FPR "
+        f"{metrics['recall_at_benign_fpr_0.01']:.3f}, precision@{config.review_capacity_k} "
+        f"{metrics['precision_at_k']:.3f}",
+        flush=True,
+    )
     return result
 
 
@@ -186,8 +228,10 @@ def run(spark, settings: Settings, as_of: dt.date, config: TrainingConfig | None
     training_set = build(spark, settings, as_of, config)
     result = train_and_register(training_set, settings, config)
     metrics = result.metrics
-    print(f"trained {result.model_name} v{result.version} on {result.device} as of {as_of}: "
-          f"PR-AUC {metrics['pr_auc']:.4f}, recall@1% benign FPR {metrics['recall_at_benign_fpr_0.01']:.3f}, "
-          f"precision@{config.review_capacity_k} {metrics['precision_at_k']:.3f} "
-          f"-> @{result.alias} ({result.reason})")
+    print(
+        f"trained {result.model_name} v{result.version} on {result.device} as of {as_of}: "
+        f"PR-AUC {metrics['pr_auc']:.4f}, recall@1% benign FPR {metrics['recall_at_benign_fpr_0.01']:.3f}, "
+        f"precision@{config.review_capacity_k} {metrics['precision_at_k']:.3f} "
+        f"-> @{result.alias} ({result.reason})"
+    )
     return result

@@ -83,12 +83,14 @@ BRONZE_REQUEST_FIELDS = tuple(f for f in API_REQUEST_FIELDS if f[0] != "client_i
     ("signals_version", pa.string()),
 )
 
-REASON_STRUCT = pa.struct([
-    pa.field("feature", pa.string()),
-    pa.field("value", pa.float64()),
-    pa.field("contribution", pa.float64()),
-    pa.field("text", pa.string()),
-])
+REASON_STRUCT = pa.struct(
+    [
+        pa.field("feature", pa.string()),
+        pa.field("value", pa.float64()),
+        pa.field("contribution", pa.float64()),
+        pa.field("text", pa.string()),
+    ]
+)
 
 # Tier names, highest first: the one definition (models/ and jobs/ import it). The benign false-positive rate
 # each tier allows is a model setting (models/config.py).
@@ -98,70 +100,200 @@ RISK_TIERS = ("critical", "high", "elevated", "low")
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
-        Table("api_requests", "raw", fields_schema(*API_REQUEST_FIELDS),
-              "raw API request log (gateway contract)", ("event_date",),
-              required=("request_id", "event_ts", "account_id")),
-        Table("accounts", "raw", fields_schema(
-            ("account_id", pa.string()), ("org_id", pa.string()), ("created_at", TS),
-            ("signup_country", pa.string()), ("payment_fingerprint", pa.string()),
-            ("verification", pa.string()), ("program", pa.string())),
-            "account registry", required=("account_id",)),
-        Table("model_releases", "raw", fields_schema(("model", pa.string()), ("released_at", TS)),
-              "model release times", required=("model", "released_at")),
-        Table("asn_info", "raw", fields_schema(("asn", pa.int32()), ("category", pa.string())),
-              "ASN categories", required=("asn",)),
-        Table("enforcement_labels", "raw", fields_schema(
-            ("account_id", pa.string()), ("label", pa.string()), ("decided_at", TS),
-            ("campaign_id", pa.string()), ("source", pa.string()), ("note", pa.string())),
-            "analyst/rule decisions; flow back as training labels", required=("account_id", "label", "decided_at")),
-        Table("requests", "bronze", fields_schema(*BRONZE_REQUEST_FIELDS),
-              "validated requests, IPs pseudonymized", ("event_date",)),
-        Table("quarantine", "bronze", fields_schema(
-            ("raw_record", pa.string()), ("reason", pa.string()), ("source_table", pa.string()),
-            ("source_partition", pa.date32()), ("ingest_run_id", pa.string())),
-            "rejected raw rows with the reason", ("source_partition",)),
-        Table("ingest_runs", "ops", fields_schema(
-            ("ingest_run_id", pa.string()), ("event_date", pa.date32()), ("raw_table_version", pa.int64()),
-            ("raw_rows", pa.int64()), ("bronze_rows", pa.int64()), ("quarantined_rows", pa.int64()),
-            ("quarantine_reasons", pa.string())),
-            "row counts per ingest run (reasons as JSON)", ("event_date",)),
-        Table("account_clusters", "gold", fields_schema(
-            ("feature_date", pa.date32()), ("account_id", pa.string()), ("cluster_id", pa.string()),
-            ("link_types", pa.list_(pa.string())), ("linked_accounts", pa.int64()), ("payment_links", pa.int64()),
-            ("ip_prefix_links", pa.int64()), ("template_links", pa.int64()), ("timing_links", pa.int64())),
+        Table(
+            "api_requests",
+            "raw",
+            fields_schema(*API_REQUEST_FIELDS),
+            "raw API request log (gateway contract)",
+            ("event_date",),
+            required=("request_id", "event_ts", "account_id"),
+        ),
+        Table(
+            "accounts",
+            "raw",
+            fields_schema(
+                ("account_id", pa.string()),
+                ("org_id", pa.string()),
+                ("created_at", TS),
+                ("signup_country", pa.string()),
+                ("payment_fingerprint", pa.string()),
+                ("verification", pa.string()),
+                ("program", pa.string()),
+            ),
+            "account registry",
+            required=("account_id",),
+        ),
+        Table(
+            "model_releases",
+            "raw",
+            fields_schema(("model", pa.string()), ("released_at", TS)),
+            "model release times",
+            required=("model", "released_at"),
+        ),
+        Table(
+            "asn_info",
+            "raw",
+            fields_schema(("asn", pa.int32()), ("category", pa.string())),
+            "ASN categories",
+            required=("asn",),
+        ),
+        Table(
+            "enforcement_labels",
+            "raw",
+            fields_schema(
+                ("account_id", pa.string()),
+                ("label", pa.string()),
+                ("decided_at", TS),
+                ("campaign_id", pa.string()),
+                ("source", pa.string()),
+                ("note", pa.string()),
+            ),
+            "analyst/rule decisions; flow back as training labels",
+            required=("account_id", "label", "decided_at"),
+        ),
+        Table(
+            "requests",
+            "bronze",
+            fields_schema(*BRONZE_REQUEST_FIELDS),
+            "validated requests, IPs pseudonymized",
+            ("event_date",),
+        ),
+        Table(
+            "quarantine",
+            "bronze",
+            fields_schema(
+                ("raw_record", pa.string()),
+                ("reason", pa.string()),
+                ("source_table", pa.string()),
+                ("source_partition", pa.date32()),
+                ("ingest_run_id", pa.string()),
+            ),
+            "rejected raw rows with the reason",
+            ("source_partition",),
+        ),
+        Table(
+            "ingest_runs",
+            "ops",
+            fields_schema(
+                ("ingest_run_id", pa.string()),
+                ("event_date", pa.date32()),
+                ("raw_table_version", pa.int64()),
+                ("raw_rows", pa.int64()),
+                ("bronze_rows", pa.int64()),
+                ("quarantined_rows", pa.int64()),
+                ("quarantine_reasons", pa.string()),
+            ),
+            "row counts per ingest run (reasons as JSON)",
+            ("event_date",),
+        ),
+        Table(
+            "account_clusters",
+            "gold",
+            fields_schema(
+                ("feature_date", pa.date32()),
+                ("account_id", pa.string()),
+                ("cluster_id", pa.string()),
+                ("link_types", pa.list_(pa.string())),
+                ("linked_accounts", pa.int64()),
+                ("payment_links", pa.int64()),
+                ("ip_prefix_links", pa.int64()),
+                ("template_links", pa.int64()),
+                ("timing_links", pa.int64()),
+            ),
             "clusters (connected components of the cluster graph) with each account's link evidence",
-            ("feature_date",)),
-        Table("account_links", "gold", fields_schema(
-            ("feature_date", pa.date32()), ("src", pa.string()), ("dst", pa.string()), ("strength", pa.float64()),
-            ("shared_payment_methods", pa.int64()), ("shared_ip_prefixes", pa.int64()),
-            ("shared_templates", pa.int64()), ("synchronised_bands", pa.int64())),
-            "the cluster graph's account pairs and what they share (features/spark_clusters.py)", ("feature_date",)),
-        Table("account_risk", "gold", fields_schema(
-            ("score_date", pa.date32()), ("account_id", pa.string()), ("score", pa.float64()),
-            ("tier", pa.string()), ("cluster_id", pa.string()), ("cluster_score", pa.float64()),
-            ("reasons", pa.list_(REASON_STRUCT)), ("model_name", pa.string()), ("model_version", pa.string()),
-            ("feature_set_version", pa.string())),
-            "ranked, explained account risk", ("score_date",)),
-        Table("cluster_risk", "gold", fields_schema(
-            ("score_date", pa.date32()), ("cluster_id", pa.string()), ("n_accounts", pa.int64()),
-            ("requests", pa.int64()), ("score", pa.float64()), ("top_capabilities", pa.list_(pa.string())),
-            ("link_evidence", pa.list_(pa.string()))),
-            "cluster risk with link evidence", ("score_date",)),
-        Table("risk_publications", "ops", fields_schema(
-            ("score_date", pa.date32()), ("published_at", TS), ("model_name", pa.string()),
-            ("model_version", pa.string()), ("feature_set_version", pa.string()), ("accounts", pa.int64()),
-            ("clusters", pa.int64()), *((f"{tier}_accounts", pa.int64()) for tier in RISK_TIERS),
-            ("account_risk_version", pa.int64()), ("cluster_risk_version", pa.int64())),
+            ("feature_date",),
+        ),
+        Table(
+            "account_links",
+            "gold",
+            fields_schema(
+                ("feature_date", pa.date32()),
+                ("src", pa.string()),
+                ("dst", pa.string()),
+                ("strength", pa.float64()),
+                ("shared_payment_methods", pa.int64()),
+                ("shared_ip_prefixes", pa.int64()),
+                ("shared_templates", pa.int64()),
+                ("synchronised_bands", pa.int64()),
+            ),
+            "the cluster graph's account pairs and what they share (features/spark_clusters.py)",
+            ("feature_date",),
+        ),
+        Table(
+            "account_risk",
+            "gold",
+            fields_schema(
+                ("score_date", pa.date32()),
+                ("account_id", pa.string()),
+                ("score", pa.float64()),
+                ("tier", pa.string()),
+                ("cluster_id", pa.string()),
+                ("cluster_score", pa.float64()),
+                ("reasons", pa.list_(REASON_STRUCT)),
+                ("model_name", pa.string()),
+                ("model_version", pa.string()),
+                ("feature_set_version", pa.string()),
+            ),
+            "ranked, explained account risk",
+            ("score_date",),
+        ),
+        Table(
+            "cluster_risk",
+            "gold",
+            fields_schema(
+                ("score_date", pa.date32()),
+                ("cluster_id", pa.string()),
+                ("n_accounts", pa.int64()),
+                ("requests", pa.int64()),
+                ("score", pa.float64()),
+                ("top_capabilities", pa.list_(pa.string())),
+                ("link_evidence", pa.list_(pa.string())),
+            ),
+            "cluster risk with link evidence",
+            ("score_date",),
+        ),
+        Table(
+            "risk_publications",
+            "ops",
+            fields_schema(
+                ("score_date", pa.date32()),
+                ("published_at", TS),
+                ("model_name", pa.string()),
+                ("model_version", pa.string()),
+                ("feature_set_version", pa.string()),
+                ("accounts", pa.int64()),
+                ("clusters", pa.int64()),
+                *((f"{tier}_accounts", pa.int64()) for tier in RISK_TIERS),
+                ("account_risk_version", pa.int64()),
+                ("cluster_risk_version", pa.int64()),
+            ),
             "one row per published score date: what analysts got, with the Delta versions to time-travel to",
-            ("score_date",)),
-        Table("analyst_decisions", "ops", fields_schema(
-            ("decision_id", pa.string()), ("decided_at", TS), ("analyst", pa.string()), ("target_kind", pa.string()),
-            ("target_id", pa.string()), ("account_id", pa.string()), ("label", pa.string()), ("note", pa.string()),
-            ("campaign_id", pa.string()), ("previous_label", pa.string()), ("previous_decided_at", TS),
-            ("score_date", pa.date32()), ("score", pa.float64()), ("tier", pa.string()),
-            ("model_name", pa.string()), ("model_version", pa.string())),
+            ("score_date",),
+        ),
+        Table(
+            "analyst_decisions",
+            "ops",
+            fields_schema(
+                ("decision_id", pa.string()),
+                ("decided_at", TS),
+                ("analyst", pa.string()),
+                ("target_kind", pa.string()),
+                ("target_id", pa.string()),
+                ("account_id", pa.string()),
+                ("label", pa.string()),
+                ("note", pa.string()),
+                ("campaign_id", pa.string()),
+                ("previous_label", pa.string()),
+                ("previous_decided_at", TS),
+                ("score_date", pa.date32()),
+                ("score", pa.float64()),
+                ("tier", pa.string()),
+                ("model_name", pa.string()),
+                ("model_version", pa.string()),
+            ),
             "audit log of analyst decisions (console and `review decide`): one row per labelled account, with what "
-            "the analyst saw; decision_id is also in the metadata of the enforcement_labels commit"),
+            "the analyst saw; decision_id is also in the metadata of the enforcement_labels commit",
+        ),
     )
 }
 
@@ -176,8 +308,9 @@ def table(name: str) -> Table:
     try:
         return TABLES[name]
     except KeyError:
-        hint = " (feature tables are declared by features/registry.py: import it first)" \
-            if name in FEATURE_TABLES else ""
+        hint = (
+            " (feature tables are declared by features/registry.py: import it first)" if name in FEATURE_TABLES else ""
+        )
         raise KeyError(f"unknown table {name!r}; declared tables: {sorted(TABLES)}{hint}") from None
 
 
@@ -185,6 +318,7 @@ FEATURE_TABLES = ("account_daily", "account_features", "training_sets")
 
 
 # --- Arrow -> Spark types ------------------------------------------------------------------------
+
 
 def spark_type(dtype: pa.DataType) -> str:
     if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
@@ -215,6 +349,7 @@ def spark_ddl(name: str) -> str:
 
 # --- Spark reads and writes --------------------------------------------------------------------
 
+
 def exists(settings: Settings, name: str) -> bool:
     from deltalake import DeltaTable
 
@@ -224,7 +359,8 @@ def exists(settings: Settings, name: str) -> bool:
 def read(spark, settings: Settings, name: str):
     if not exists(settings, name):
         raise FileNotFoundError(
-            f"Delta table {name!r} not found at {settings.table_uri(name)}; run the job that produces it first")
+            f"Delta table {name!r} not found at {settings.table_uri(name)}; run the job that produces it first"
+        )
     return spark.read.format("delta").load(settings.table_uri(name))
 
 
@@ -274,14 +410,18 @@ def write_partition(df, settings: Settings, name: str, partition_value: dt.date)
     conformed = conform(df, name)
 
     def replace_partition() -> None:
-        (conformed.write.format("delta").mode("overwrite")
-         .option("replaceWhere", f"{column} = DATE'{_date_literal(partition_value)}'")
-         .partitionBy(column).save(settings.table_uri(name)))
+        (
+            conformed.write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", f"{column} = DATE'{_date_literal(partition_value)}'")
+            .partitionBy(column)
+            .save(settings.table_uri(name))
+        )
 
     if has_list_columns(decl.schema):
         if not exists(settings, name) and create_by_first_spark_write(
-                lambda uri: conformed.write.format("delta").mode("overwrite").partitionBy(column).save(uri),
-                settings, name):
+            lambda uri: conformed.write.format("delta").mode("overwrite").partitionBy(column).save(uri), settings, name
+        ):
             return
     else:
         ensure_table(settings, name)
@@ -289,6 +429,7 @@ def write_partition(df, settings: Settings, name: str, partition_value: dt.date)
 
 
 # --- Spark-free access (delta-rs), for writers outside Spark and for readers of the risk tables ---
+
 
 def read_arrow(settings: Settings, name: str, filters=None) -> pa.Table:
     from deltalake import DeltaTable
@@ -304,14 +445,17 @@ def write_arrow(settings: Settings, name: str, data: pa.Table, partition_value: 
     data = data.select(decl.schema.names).cast(decl.schema)
     uri = settings.table_uri(name)
     if partition_value is None:
-        write_deltalake(uri, data, mode="overwrite", partition_by=list(decl.partition_by) or None,
-                        schema_mode="overwrite")
+        write_deltalake(
+            uri, data, mode="overwrite", partition_by=list(decl.partition_by) or None, schema_mode="overwrite"
+        )
         return
     from lake.table_creation import retry_on_conflict
 
     column = decl.partition_by[0]
     ensure_table(settings, name)
     retry_on_conflict(
-        lambda: write_deltalake(uri, data, mode="overwrite",
-                                predicate=f"{column} = '{_date_literal(partition_value)}'"),
-        f"writing {name} partition {partition_value}")
+        lambda: write_deltalake(
+            uri, data, mode="overwrite", predicate=f"{column} = '{_date_literal(partition_value)}'"
+        ),
+        f"writing {name} partition {partition_value}",
+    )

@@ -119,10 +119,15 @@ def load_settings(**overrides: object) -> Settings:
         values.setdefault("pseudonym_key", env["DG_PSEUDONYM_KEY"])
     if env.get("DG_CONNECT_TIMEOUT_S"):
         values.setdefault("connect_timeout_s", env["DG_CONNECT_TIMEOUT_S"])
-    if "://" in lake_root and values.get("pseudonym_key", DEMO_PSEUDONYM_KEY) == DEMO_PSEUDONYM_KEY \
-            and not allow_demo_key:
-        raise InputError("DG_PSEUDONYM_KEY is the built-in demo key, which anyone can read in the source, and the lake "
-                         f"{lake_root} is not local: set DG_PSEUDONYM_KEY to a secret (or pass --demo for a demo lake)")
+    if (
+        "://" in lake_root
+        and values.get("pseudonym_key", DEMO_PSEUDONYM_KEY) == DEMO_PSEUDONYM_KEY
+        and not allow_demo_key
+    ):
+        raise InputError(
+            "DG_PSEUDONYM_KEY is the built-in demo key, which anyone can read in the source, and the lake "
+            f"{lake_root} is not local: set DG_PSEUDONYM_KEY to a secret (or pass --demo for a demo lake)"
+        )
     try:
         return Settings(
             lake_root=lake_root,

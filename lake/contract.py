@@ -33,6 +33,7 @@ _LS32 = rf"({_H16}:{_H16}|{IPV4_TEXT})"
 
 def _ipv6_text() -> str:
     """RFC 3986 `IPv6address`, which accepts exactly the texts Python's IPv6Address parser accepts."""
+
     def groups(n: int) -> str:
         return f"({_H16}:){{{n}}}" if n else ""
 
@@ -55,6 +56,7 @@ def is_valid_account_id(value: object) -> bool:
 
 
 # --- the pure-Python reference of the contract ---------------------------------------------------
+
 
 def canonical_ip(text: str) -> tuple[str, str] | None:
     """(canonical address text, network prefix text) as ingest pseudonymizes them, or None if invalid."""
@@ -85,6 +87,7 @@ def reference_validate(row: dict, partition_date: dt.date) -> str | None:
     `row` holds contract columns already parsed to Python values; a column whose raw text could not be
     parsed carries the marker `UNPARSEABLE`. Duplicate request ids are a whole-partition rule, not checked here.
     """
+
     def blank(value: object) -> bool:
         return value is None or (isinstance(value, str) and value.strip(" ") == "")
 
@@ -104,7 +107,7 @@ def reference_validate(row: dict, partition_date: dt.date) -> str | None:
     if min((row.get(c) if row.get(c) is not None else 0) for c in TOKEN_COLUMNS) < 0:
         return "negative token count"
     event_ts = row["event_ts"]
-    start = dt.datetime.combine(partition_date, dt.time(), tzinfo=dt.timezone.utc)
+    start = dt.datetime.combine(partition_date, dt.time(), tzinfo=dt.UTC)
     if not start <= event_ts < start + dt.timedelta(days=1) or row["event_date"] != partition_date:
         return "event_ts outside partition day"
     if row.get("client_ip") is not None and canonical_ip(row["client_ip"]) is None:

@@ -51,10 +51,10 @@ class UnsupportedTableError(ValueError):
 class FrameEngine:
     """A frame library plus the budget the jobs must stay within."""
 
-    name: str                      # "cudf" | "pandas"
-    xp: ModuleType                 # the cudf or pandas module
-    memory_budget_bytes: int       # what one processing step may hold in (GPU) memory at once
-    device: str                    # e.g. "cuda:0 NVIDIA H100 80GB HBM3" or "cpu"
+    name: str  # "cudf" | "pandas"
+    xp: ModuleType  # the cudf or pandas module
+    memory_budget_bytes: int  # what one processing step may hold in (GPU) memory at once
+    device: str  # e.g. "cuda:0 NVIDIA H100 80GB HBM3" or "cpu"
     _peak_device_bytes: int | None = field(default=None, repr=False)
 
     @property
@@ -92,8 +92,9 @@ class FrameEngine:
             import pyarrow.parquet as pq
 
             # promote: files of one table written by different writers (Sail, delta-rs) differ in nullability
-            frame = self.from_arrow(pa.concat_tables([pq.read_table(p, columns=stored) for p in files.paths],
-                                                     promote_options="default"))
+            frame = self.from_arrow(
+                pa.concat_tables([pq.read_table(p, columns=stored) for p in files.paths], promote_options="default")
+            )
         if files.partition_column in columns:
             seconds = [(value - EPOCH_DATE).days * 86_400 for value in files.partition_values]
             values = self.xp.Series(seconds, dtype="int64").repeat(list(files.file_rows)).reset_index(drop=True)
@@ -165,8 +166,11 @@ class FrameEngine:
         if local:
             os.makedirs(os.path.dirname(local), exist_ok=True)
         if self.on_gpu:
-            frame = self.xp.DataFrame.from_arrow(data.select(schema.names).cast(schema)) \
-                if isinstance(data, pa.Table) else data[schema.names]
+            frame = (
+                self.xp.DataFrame.from_arrow(data.select(schema.names).cast(schema))
+                if isinstance(data, pa.Table)
+                else data[schema.names]
+            )
             frame = frame.nans_to_nulls()
             frame.to_parquet(path, compression=PARQUET_COMPRESSION.upper(), index=False)
             return len(frame)
@@ -177,8 +181,9 @@ class FrameEngine:
         if local:
             pq.write_table(table, local, compression=PARQUET_COMPRESSION)
         else:
-            pq.write_table(table, path.split("://", 1)[1], compression=PARQUET_COMPRESSION,
-                           filesystem=_filesystem(path))
+            pq.write_table(
+                table, path.split("://", 1)[1], compression=PARQUET_COMPRESSION, filesystem=_filesystem(path)
+            )
         return table.num_rows
 
     def concat(self, frames: list):
@@ -198,11 +203,16 @@ class FrameEngine:
 
     def memory_report(self) -> dict:
         self.note_device_usage()
-        return {"engine": self.name, "device": self.device, "budget_bytes": self.memory_budget_bytes,
-                "peak_device_bytes": self._peak_device_bytes}
+        return {
+            "engine": self.name,
+            "device": self.device,
+            "budget_bytes": self.memory_budget_bytes,
+            "peak_device_bytes": self._peak_device_bytes,
+        }
 
 
 # --- opening an engine ----------------------------------------------------------------------------------
+
 
 def _gpu_name() -> str:
     import cupy
@@ -240,7 +250,8 @@ def _cudf_engine(settings: Settings) -> Iterator[FrameEngine]:
     except ImportError as exc:
         raise RuntimeError(
             "engine 'cudf' needs RAPIDS cuDF (pip install 'distillguard[gpu]', or the offline wheelhouse in "
-            f"README 'GPU nodes'); import failed: {exc}. Use --engine pandas to run the same code on CPU.") from exc
+            f"README 'GPU nodes'); import failed: {exc}. Use --engine pandas to run the same code on CPU."
+        ) from exc
     try:
         device = _gpu_name()
     except Exception as exc:  # no driver, no device: cupy raises its own runtime errors
@@ -248,11 +259,16 @@ def _cudf_engine(settings: Settings) -> Iterator[FrameEngine]:
     import cupy
 
     free, _total = cupy.cuda.runtime.memGetInfo()
-    budget = int(settings.gpu_memory_budget_gb * 2**30) if settings.gpu_memory_budget_gb \
+    budget = (
+        int(settings.gpu_memory_budget_gb * 2**30)
+        if settings.gpu_memory_budget_gb
         else int(free * DEFAULT_BUDGET_SHARE_OF_FREE)
+    )
     if budget > free:
-        raise RuntimeError(f"gpu_memory_budget_gb={settings.gpu_memory_budget_gb} exceeds the GPU's free memory "
-                           f"({free / 2**30:.1f} GiB)")
+        raise RuntimeError(
+            f"gpu_memory_budget_gb={settings.gpu_memory_budget_gb} exceeds the GPU's free memory "
+            f"({free / 2**30:.1f} GiB)"
+        )
     use_kvikio_threads(settings.kvikio_thread_count)
     # A pool sized to the budget: allocations are cheap, and going over the budget fails loudly (OOM)
     # instead of slowing the whole node down.
@@ -285,6 +301,7 @@ def frame_engine(settings: Settings) -> Iterator[FrameEngine]:
 
 # --- Delta access through delta-rs ----------------------------------------------------------------------
 
+
 def check_readable(table_uri: str) -> None:
     """Refuse tables whose protocol needs reader support the frame engines do not have."""
     from deltalake import DeltaTable
@@ -296,17 +313,21 @@ def check_readable(table_uri: str) -> None:
         raise UnsupportedTableError(
             f"{table_uri}: Delta reader version {protocol.min_reader_version} with reader features "
             f"{unsupported or 'none'} is not supported by the frame engines (supported: reader version <= "
-            f"{MAX_READER_VERSION}, features {sorted(SUPPORTED_READER_FEATURES)}); run this step on Spark")
+            f"{MAX_READER_VERSION}, features {sorted(SUPPORTED_READER_FEATURES)}); run this step on Spark"
+        )
     mapping = (table.metadata().configuration or {}).get("delta.columnMapping.mode", "none")
     if mapping != "none":
-        raise UnsupportedTableError(f"{table_uri}: column mapping mode {mapping!r} is not supported by the frame "
-                                    "engines (Parquet column names differ from the table's); run this step on Spark")
+        raise UnsupportedTableError(
+            f"{table_uri}: column mapping mode {mapping!r} is not supported by the frame "
+            "engines (Parquet column names differ from the table's); run this step on Spark"
+        )
 
 
 @dataclass(frozen=True)
 class PartitionFiles:
     """The active Parquet files of some date partitions of a Delta table (of all of an unpartitioned one), with
     what sizing and reading them needs from their footers and from the Delta log."""
+
     table: str
     paths: tuple[str, ...]
     file_bytes: tuple[int, ...]  # uncompressed bytes of the wanted columns, per file
@@ -326,8 +347,14 @@ class PartitionFiles:
         def pick(values: tuple) -> tuple:
             return tuple(values[i] for i in indices)
 
-        return PartitionFiles(self.table, pick(self.paths), pick(self.file_bytes), pick(self.file_rows),
-                              self.partition_column, pick(self.partition_values))
+        return PartitionFiles(
+            self.table,
+            pick(self.paths),
+            pick(self.file_bytes),
+            pick(self.file_rows),
+            self.partition_column,
+            pick(self.partition_values),
+        )
 
 
 def _readable_uri(settings: Settings, name: str) -> str:
@@ -339,8 +366,13 @@ def _readable_uri(settings: Settings, name: str) -> str:
     return uri
 
 
-def table_files(settings: Settings, name: str, first_day: dt.date | None = None, last_day: dt.date | None = None,
-                columns: list[str] | None = None) -> PartitionFiles:
+def table_files(
+    settings: Settings,
+    name: str,
+    first_day: dt.date | None = None,
+    last_day: dt.date | None = None,
+    columns: list[str] | None = None,
+) -> PartitionFiles:
     """The active Parquet files of the date partitions first_day..last_day (of every file when the table is not
     partitioned, and then no dates are given), after the protocol check (files of a table with deletion vectors or
     column mapping do not mean what they hold), with each file's partition value and row count and the
@@ -355,8 +387,10 @@ def table_files(settings: Settings, name: str, first_day: dt.date | None = None,
     partition_by = catalog.table(name).partition_by
     column = partition_by[0] if partition_by else None
     if (column is None) != (first_day is None) or (first_day is None) != (last_day is None):
-        raise ValueError(f"{name}: a date range is needed for a partitioned table and refused for an unpartitioned "
-                         f"one (partitioned by {list(partition_by)}, range {first_day}..{last_day})")
+        raise ValueError(
+            f"{name}: a date range is needed for a partitioned table and refused for an unpartitioned "
+            f"one (partitioned by {list(partition_by)}, range {first_day}..{last_day})"
+        )
     table = DeltaTable(uri)
     actions = pa.table(table.get_add_actions(flatten=True))
     relatives = actions.column("path").to_pylist()
@@ -375,17 +409,27 @@ def table_files(settings: Settings, name: str, first_day: dt.date | None = None,
     for path, _ in chosen:
         meta = pq.ParquetFile(path).metadata
         file_rows.append(meta.num_rows)
-        file_bytes.append(sum(
-            meta.row_group(g).column(c).total_uncompressed_size
-            for g in range(meta.num_row_groups) for c in range(meta.row_group(g).num_columns)
-            if wanted is None or meta.row_group(g).column(c).path_in_schema.split(".")[0] in wanted))
-    return PartitionFiles(table=name, paths=tuple(p for p, _ in chosen), file_bytes=tuple(file_bytes),
-                          file_rows=tuple(file_rows), partition_column=column,
-                          partition_values=tuple(v for _, v in chosen))
+        file_bytes.append(
+            sum(
+                meta.row_group(g).column(c).total_uncompressed_size
+                for g in range(meta.num_row_groups)
+                for c in range(meta.row_group(g).num_columns)
+                if wanted is None or meta.row_group(g).column(c).path_in_schema.split(".")[0] in wanted
+            )
+        )
+    return PartitionFiles(
+        table=name,
+        paths=tuple(p for p, _ in chosen),
+        file_bytes=tuple(file_bytes),
+        file_rows=tuple(file_rows),
+        partition_column=column,
+        partition_values=tuple(v for _, v in chosen),
+    )
 
 
-def partition_files(settings: Settings, name: str, partition_value: dt.date,
-                    columns: list[str] | None = None) -> PartitionFiles:
+def partition_files(
+    settings: Settings, name: str, partition_value: dt.date, columns: list[str] | None = None
+) -> PartitionFiles:
     """The active Parquet files of one date partition (see `table_files`)."""
     return table_files(settings, name, partition_value, partition_value, columns)
 
@@ -466,8 +510,9 @@ def nan_to_null(table: pa.Table) -> pa.Table:
     for index, column in enumerate(table.schema):
         if pa.types.is_floating(column.type):
             values = table.column(index)
-            table = table.set_column(index, column.name, pc.if_else(pc.is_nan(values), pa.nulls(1, column.type)[0],
-                                                                     values))
+            table = table.set_column(
+                index, column.name, pc.if_else(pc.is_nan(values), pa.nulls(1, column.type)[0], values)
+            )
     return table
 
 
@@ -523,8 +568,12 @@ def write_partition(engine: FrameEngine, settings: Settings, name: str, data, pa
 
         def commit() -> None:
             DeltaTable(uri).create_write_transaction(
-                [action], mode="overwrite", schema=existing, partition_by=[column],
-                partition_filters=[(column, "=", partition_value.isoformat())])
+                [action],
+                mode="overwrite",
+                schema=existing,
+                partition_by=[column],
+                partition_filters=[(column, "=", partition_value.isoformat())],
+            )
 
         retry_on_conflict(commit, f"writing {name} partition {partition_value}")
     except BaseException:
@@ -544,8 +593,7 @@ def _committed_paths(uri: str) -> set[str]:
     return set()
 
 
-def _add_action(path: str, relative: str, expected: list[pa.Field], table_schema, partition_values: dict,
-                rows: int):
+def _add_action(path: str, relative: str, expected: list[pa.Field], table_schema, partition_values: dict, rows: int):
     """The AddAction for a written file, after checking it against the table; raises InvalidOutputError."""
     import json
 
@@ -560,45 +608,54 @@ def _add_action(path: str, relative: str, expected: list[pa.Field], table_schema
     written = meta.schema.to_arrow_schema()
     leaves = {meta.schema.column(i).path: i for i in range(meta.num_columns)}
     null_counts: dict[str, int] = {}
-    for field in expected:
-        if field.name not in written.names:
-            problems.append(f"column {field.name} missing")
+    for column in expected:
+        if column.name not in written.names:
+            problems.append(f"column {column.name} missing")
             continue
-        found = written.field(field.name).type
-        if not _same_type(found, field.type):
-            problems.append(f"column {field.name} is {found}, the table needs {field.type}")
-        if pa.types.is_timestamp(field.type):
-            logical = json.loads(meta.schema.column(leaves[field.name]).logical_type.to_json())
+        found = written.field(column.name).type
+        if not _same_type(found, column.type):
+            problems.append(f"column {column.name} is {found}, the table needs {column.type}")
+        if pa.types.is_timestamp(column.type):
+            logical = json.loads(meta.schema.column(leaves[column.name]).logical_type.to_json())
             if not (logical.get("isAdjustedToUTC") and logical.get("timeUnit") == "microseconds"):
-                problems.append(f"column {field.name} is not a UTC-adjusted microsecond timestamp ({logical})")
-        if field.name in leaves:  # a top-level primitive column: its null count is in the footer
+                problems.append(f"column {column.name} is not a UTC-adjusted microsecond timestamp ({logical})")
+        if column.name in leaves:  # a top-level primitive column: its null count is in the footer
             nulls = 0
             for group in range(meta.num_row_groups if meta.num_rows else 0):  # no rows: no statistics
-                statistics = meta.row_group(group).column(leaves[field.name]).statistics
+                statistics = meta.row_group(group).column(leaves[column.name]).statistics
                 if statistics is None or not statistics.has_null_count:
-                    problems.append(f"column {field.name} has no null count in the footer")
+                    problems.append(f"column {column.name} has no null count in the footer")
                     break
                 nulls += statistics.null_count
-            null_counts[field.name] = nulls
-    for field in table_schema.fields:
-        if not field.nullable and null_counts.get(field.name, 0) > 0:
-            problems.append(f"column {field.name} is NOT NULL in the table but holds {null_counts[field.name]} nulls")
+            null_counts[column.name] = nulls
+    for column in table_schema.fields:
+        if not column.nullable and null_counts.get(column.name, 0) > 0:
+            problems.append(f"column {column.name} is NOT NULL in the table but holds {null_counts[column.name]} nulls")
     if problems:
         raise InvalidOutputError(f"{path}: " + "; ".join(problems))
     size = os.stat(local).st_size if local else _filesystem(path).get_file_info(path.split("://", 1)[1]).size
-    return AddAction(path=relative, size=size, partition_values=partition_values,
-                     modification_time=int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000), data_change=True,
-                     stats=json.dumps({"numRecords": rows, "nullCount": null_counts}))
+    return AddAction(
+        path=relative,
+        size=size,
+        partition_values=partition_values,
+        modification_time=int(dt.datetime.now(dt.UTC).timestamp() * 1000),
+        data_change=True,
+        stats=json.dumps({"numRecords": rows, "nullCount": null_counts}),
+    )
 
 
 def _same_type(found: pa.DataType, wanted: pa.DataType) -> bool:
     """Arrow type equality up to what Parquet does not keep: list element names, string vs large_string."""
     if pa.types.is_list(wanted) or pa.types.is_large_list(wanted):
-        return (pa.types.is_list(found) or pa.types.is_large_list(found)) and _same_type(found.value_type,
-                                                                                         wanted.value_type)
+        return (pa.types.is_list(found) or pa.types.is_large_list(found)) and _same_type(
+            found.value_type, wanted.value_type
+        )
     if pa.types.is_struct(wanted):
-        return (pa.types.is_struct(found) and found.num_fields == wanted.num_fields
-                and all(f.name == w.name and _same_type(f.type, w.type) for f, w in zip(found, wanted)))
+        return (
+            pa.types.is_struct(found)
+            and found.num_fields == wanted.num_fields
+            and all(f.name == w.name and _same_type(f.type, w.type) for f, w in zip(found, wanted))
+        )
     if pa.types.is_timestamp(wanted):
         return pa.types.is_timestamp(found) and found.unit == wanted.unit
     if pa.types.is_string(wanted):
@@ -608,7 +665,7 @@ def _same_type(found: pa.DataType, wanted: pa.DataType) -> bool:
 
 def _local_path(uri: str) -> str | None:
     if uri.startswith("file://"):
-        return uri[len("file://"):]
+        return uri[len("file://") :]
     return None if "://" in uri else uri
 
 

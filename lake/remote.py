@@ -32,13 +32,15 @@ def require_reachable(url: str, timeout_s: float) -> None:
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
             return
-    except socket.timeout:
+    except TimeoutError:
         problem = f"no answer within {timeout_s:g} s"
     except OSError as exc:
         problem = exc.strerror or type(exc).__name__
-    raise EngineUnreachableError(f"cannot reach the Spark Connect server at {host}:{port} ({problem}); check "
-                                 "--remote / DG_SPARK_REMOTE and that the server is up "
-                                 "(DG_CONNECT_TIMEOUT_S sets how long to wait)")
+    raise EngineUnreachableError(
+        f"cannot reach the Spark Connect server at {host}:{port} ({problem}); check "
+        "--remote / DG_SPARK_REMOTE and that the server is up "
+        "(DG_CONNECT_TIMEOUT_S sets how long to wait)"
+    )
 
 
 class EngineUnreachableError(InputError):

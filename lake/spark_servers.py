@@ -67,25 +67,27 @@ def spark_home() -> Path:
     spec = importlib.util.find_spec("pyspark")
     home = Path(spec.origin).parent if spec and spec.origin else None
     if home is None or not (home / "jars").is_dir() or not (home / "bin" / "spark-class").exists():
-        raise RuntimeError("JVM Spark needs the full `pyspark` package (Spark's jars and bin/spark-class): "
-                           "install the `spark` extra (`uv sync --extra spark`; `make venv` does)")
+        raise RuntimeError(
+            "JVM Spark needs the full `pyspark` package (Spark's jars and bin/spark-class): "
+            "install the `spark` extra (`uv sync --extra spark`; `make venv` does)"
+        )
     return home
 
 
 def loopback_conf(grpc_port: int, ui_port: int, master: str, shuffle_partitions: int | None) -> dict[str, str]:
     """The test-only overrides of cpu.conf for a server on this machine, each with its reason."""
     conf = {
-        "spark.master": master,                               # local[N] or spark://127.0.0.1:P, not k8s
-        "spark.driver.host": "127.0.0.1",                     # cpu.conf names the in-cluster headless Service
+        "spark.master": master,  # local[N] or spark://127.0.0.1:P, not k8s
+        "spark.driver.host": "127.0.0.1",  # cpu.conf names the in-cluster headless Service
         "spark.driver.bindAddress": "127.0.0.1",
-        "spark.driver.port": "0",                             # any free port: several servers may run at once
+        "spark.driver.port": "0",  # any free port: several servers may run at once
         "spark.blockManager.port": "0",
-        "spark.ui.port": str(ui_port),                        # the status API the cluster test reads
+        "spark.ui.port": str(ui_port),  # the status API the cluster test reads
         "spark.connect.grpc.binding.address": "127.0.0.1",
         "spark.connect.grpc.binding.port": str(grpc_port),
-        "spark.driver.memory": "1g",                          # a shared 2-core, 24 GB machine, not a node
+        "spark.driver.memory": "1g",  # a shared 2-core, 24 GB machine, not a node
         "spark.executor.memory": "768m",
-        "spark.executor.cores": "1",                          # cpu.conf's 4 would not fit a 1-core worker
+        "spark.executor.cores": "1",  # cpu.conf's 4 would not fit a 1-core worker
         "spark.executor.instances": "2",
         "spark.cores.max": "2",
         # Delta replays its log in 50 partitions by default: minutes of task overhead for a tiny test lake. One
@@ -93,9 +95,9 @@ def loopback_conf(grpc_port: int, ui_port: int, master: str, shuffle_partitions:
         # 2-core machine, nightly chain on two 1-core workers: 464 tasks and 152 executor CPU s with 2, 350 and 137)
         "spark.databricks.delta.snapshotPartitions": "1",
         "spark.executor.memoryOverhead": "256m",
-        "spark.jars.ivy": str(SPARK_CACHE / "ivy"),           # cpu.conf's /opt/spark/ivy is the image's cache
+        "spark.jars.ivy": str(SPARK_CACHE / "ivy"),  # cpu.conf's /opt/spark/ivy is the image's cache
         "spark.jars.excludes": LOOPBACK_EXCLUDES,
-        "spark.pyspark.python": sys.executable,               # this venv: project + XGBoost for mapInArrow
+        "spark.pyspark.python": sys.executable,  # this venv: project + XGBoost for mapInArrow
         "spark.pyspark.driver.python": sys.executable,
         "spark.eventLog.enabled": "false",
         # every executor is on this one host: waiting the default 3 s for the executor a task prefers (the one
@@ -116,6 +118,7 @@ def loopback_conf(grpc_port: int, ui_port: int, master: str, shuffle_partitions:
 @dataclass
 class ManagedProcess:
     """A child process in its own session, its log file, and how to stop it by its id."""
+
     name: str
     process: subprocess.Popen
     log_path: Path
@@ -148,8 +151,14 @@ def _start(name: str, command: list[str], log_dir: Path, env: Mapping[str, str])
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env={**os.environ, **env}, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **env},
+            start_new_session=True,
+        )
     return ManagedProcess(name, process, log_path)
 
 
@@ -157,14 +166,18 @@ def _wait_for_port(managed: ManagedProcess, port: int, timeout_s: float) -> None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if managed.process.poll() is not None:
-            raise RuntimeError(f"{managed.name} exited with {managed.process.returncode} before listening on "
-                               f"{port}; log {managed.log_path}:\n{managed.log_tail()}")
+            raise RuntimeError(
+                f"{managed.name} exited with {managed.process.returncode} before listening on "
+                f"{port}; log {managed.log_path}:\n{managed.log_tail()}"
+            )
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.5)
-    raise TimeoutError(f"{managed.name} did not listen on {port} within {timeout_s:.0f}s; "
-                       f"log {managed.log_path}:\n{managed.log_tail()}")
+    raise TimeoutError(
+        f"{managed.name} did not listen on {port} within {timeout_s:.0f}s; "
+        f"log {managed.log_path}:\n{managed.log_tail()}"
+    )
 
 
 @contextlib.contextmanager
@@ -178,9 +191,13 @@ def _running(processes: list[ManagedProcess]) -> Iterator[None]:
 
 
 def _spark_env(home: Path) -> dict[str, str]:
-    return {"SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
-            # no conf dir of the developer's (spark-defaults.conf, log4j2.properties) leaks into the server
-            "SPARK_CONF_DIR": str(SPARK_CACHE / "empty-conf")}
+    return {
+        "SPARK_HOME": str(home),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+        # no conf dir of the developer's (spark-defaults.conf, log4j2.properties) leaks into the server
+        "SPARK_CONF_DIR": str(SPARK_CACHE / "empty-conf"),
+    }
 
 
 @dataclass
@@ -201,17 +218,28 @@ class ConnectServer:
 
 
 @contextlib.contextmanager
-def jvm_connect_server(log_dir: Path, master: str = "local[2]", conf_file: Path = CPU_CONF,
-                       shuffle_partitions: int | None = 4, extra_conf: Mapping[str, str] | None = None
-                       ) -> Iterator[ConnectServer]:
+def jvm_connect_server(
+    log_dir: Path,
+    master: str = "local[2]",
+    conf_file: Path = CPU_CONF,
+    shuffle_partitions: int | None = 4,
+    extra_conf: Mapping[str, str] | None = None,
+) -> Iterator[ConnectServer]:
     """A JVM Spark Connect server with Delta: `conf_file` as its properties file, the loopback overrides as
     --conf (which win over the file), then `extra_conf`."""
     home = spark_home()
     (SPARK_CACHE / "empty-conf").mkdir(parents=True, exist_ok=True)
     grpc_port, ui_port = free_port(), free_port()
     overrides = {**loopback_conf(grpc_port, ui_port, master, shuffle_partitions), **(extra_conf or {})}
-    command = [str(home / "bin" / "spark-submit"), "--class", CONNECT_SERVER_CLASS, "--name", "distillguard-connect",
-               "--properties-file", str(conf_file)]
+    command = [
+        str(home / "bin" / "spark-submit"),
+        "--class",
+        CONNECT_SERVER_CLASS,
+        "--name",
+        "distillguard-connect",
+        "--properties-file",
+        str(conf_file),
+    ]
     for key, value in overrides.items():
         command += ["--conf", f"{key}={value}"]
     command.append("spark-internal")
@@ -220,8 +248,13 @@ def jvm_connect_server(log_dir: Path, master: str = "local[2]", conf_file: Path 
     with _running(processes):
         processes.append(_start("spark-connect", command, log_dir, _spark_env(home)))
         _wait_for_port(processes[0], grpc_port, START_TIMEOUT_S)
-        yield ConnectServer(f"sc://127.0.0.1:{grpc_port}", ui_port, processes[0],
-                            {**read_spark_conf(conf_file), **overrides}, time.monotonic() - began)
+        yield ConnectServer(
+            f"sc://127.0.0.1:{grpc_port}",
+            ui_port,
+            processes[0],
+            {**read_spark_conf(conf_file), **overrides},
+            time.monotonic() - began,
+        )
 
 
 @dataclass
@@ -233,32 +266,66 @@ class StandaloneCluster:
 
 
 @contextlib.contextmanager
-def standalone_cluster(log_dir: Path, workers: int = 2, cores: int = 1, memory: str = "1g"
-                       ) -> Iterator[StandaloneCluster]:
+def standalone_cluster(
+    log_dir: Path, workers: int = 2, cores: int = 1, memory: str = "1g"
+) -> Iterator[StandaloneCluster]:
     """A Spark standalone Master and `workers` Workers on loopback, each worker offering `cores` and `memory`."""
     home = spark_home()
     (SPARK_CACHE / "empty-conf").mkdir(parents=True, exist_ok=True)
     # the daemons only start and hand out executors: the same small-machine JVM options as the driver halve the
     # CPU their start costs (measured on the 2-core machine: 40 CPU s for a master and two workers, then 23)
-    env = {**_spark_env(home), "SPARK_DAEMON_MEMORY": "256m", "SPARK_DAEMON_JAVA_OPTS": SMALL_MACHINE_JAVA_OPTIONS,
-           "SPARK_MASTER_HOST": "127.0.0.1",
-           "SPARK_WORKER_DIR": str(log_dir / "work")}
+    env = {
+        **_spark_env(home),
+        "SPARK_DAEMON_MEMORY": "256m",
+        "SPARK_DAEMON_JAVA_OPTS": SMALL_MACHINE_JAVA_OPTIONS,
+        "SPARK_MASTER_HOST": "127.0.0.1",
+        "SPARK_WORKER_DIR": str(log_dir / "work"),
+    }
     spark_class = str(home / "bin" / "spark-class")
     port, ui_port = free_port(), free_port()
     processes: list[ManagedProcess] = []
     with _running(processes):
-        master = _start("master", [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                                   "--port", str(port), "--webui-port", str(ui_port)], log_dir, env)
+        master = _start(
+            "master",
+            [
+                spark_class,
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--webui-port",
+                str(ui_port),
+            ],
+            log_dir,
+            env,
+        )
         processes.append(master)
         _wait_for_port(master, port, START_TIMEOUT_S)
         url = f"spark://127.0.0.1:{port}"
         cluster = StandaloneCluster(url, ui_port, master)
         for index in range(workers):
             worker_port = free_port()
-            worker = _start(f"worker-{index}", [spark_class, "org.apache.spark.deploy.worker.Worker",
-                                                "--host", "127.0.0.1", "--port", str(worker_port),
-                                                "--webui-port", str(free_port()), "--cores", str(cores),
-                                                "--memory", memory, url], log_dir, env)
+            worker = _start(
+                f"worker-{index}",
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.worker.Worker",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(worker_port),
+                    "--webui-port",
+                    str(free_port()),
+                    "--cores",
+                    str(cores),
+                    "--memory",
+                    memory,
+                    url,
+                ],
+                log_dir,
+                env,
+            )
             processes.append(worker)
             cluster.workers.append(worker)
         for worker in cluster.workers:
@@ -266,8 +333,7 @@ def standalone_cluster(log_dir: Path, workers: int = 2, cores: int = 1, memory: 
         yield cluster
 
 
-def _wait_for_registration(master: ManagedProcess, worker: ManagedProcess, timeout_s: float = START_TIMEOUT_S
-                           ) -> None:
+def _wait_for_registration(master: ManagedProcess, worker: ManagedProcess, timeout_s: float = START_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if worker.process.poll() is not None:
@@ -275,8 +341,10 @@ def _wait_for_registration(master: ManagedProcess, worker: ManagedProcess, timeo
         if re.search(r"Successfully registered with master", worker.log_path.read_text(errors="replace")):
             return
         time.sleep(0.5)
-    raise TimeoutError(f"{worker.name} did not register with the master within {timeout_s:.0f}s:\n"
-                       f"{worker.log_tail()}\nmaster:\n{master.log_tail()}")
+    raise TimeoutError(
+        f"{worker.name} did not register with the master within {timeout_s:.0f}s:\n"
+        f"{worker.log_tail()}\nmaster:\n{master.log_tail()}"
+    )
 
 
 def sail_cluster_env(workers: int, task_slots: int) -> dict[str, str]:
@@ -285,9 +353,13 @@ def sail_cluster_env(workers: int, task_slots: int) -> dict[str, str]:
     "task region requires N worker task slots"."""
     # INFO logs on: the server's log is how a caller sees that every worker came up ("worker N is available"),
     # whatever RUST_LOG the calling process runs with (the CLI quiets it to errors)
-    return {"SAIL_MODE": "local-cluster", "SAIL_CLUSTER__WORKER_INITIAL_COUNT": str(workers),
-            "SAIL_CLUSTER__WORKER_MAX_COUNT": str(workers), "SAIL_CLUSTER__WORKER_TASK_SLOTS": str(task_slots),
-            "RUST_LOG": "info"}
+    return {
+        "SAIL_MODE": "local-cluster",
+        "SAIL_CLUSTER__WORKER_INITIAL_COUNT": str(workers),
+        "SAIL_CLUSTER__WORKER_MAX_COUNT": str(workers),
+        "SAIL_CLUSTER__WORKER_TASK_SLOTS": str(task_slots),
+        "RUST_LOG": "info",
+    }
 
 
 @contextlib.contextmanager
@@ -297,7 +369,10 @@ def sail_server(log_dir: Path, env: Mapping[str, str] | None = None, name: str =
     port = free_port()
     processes: list[ManagedProcess] = []
     with _running(processes):
-        processes.append(_start(name, [str(sail), "spark", "server", "--ip", "127.0.0.1", "--port", str(port)],
-                                log_dir, dict(env or {})))
+        processes.append(
+            _start(
+                name, [str(sail), "spark", "server", "--ip", "127.0.0.1", "--port", str(port)], log_dir, dict(env or {})
+            )
+        )
         _wait_for_port(processes[0], port, 60)
         yield f"sc://127.0.0.1:{port}"

@@ -47,8 +47,13 @@ FIRST_COMMIT = "00000000000000000000.json"
 CONFLICT_RETRIES = 4
 # message fragments of a lost optimistic-concurrency race, from Sail ("Failed to commit transaction") and
 # delta-rs (CommitFailedError: "Transaction failed: ... concurrent ...", "version already exists")
-_CONFLICT_MARKERS = ("failed to commit transaction", "commitfailed", "concurrent", "already exists",
-                     "transaction failed")
+_CONFLICT_MARKERS = (
+    "failed to commit transaction",
+    "commitfailed",
+    "concurrent",
+    "already exists",
+    "transaction failed",
+)
 
 T = TypeVar("T")
 
@@ -59,7 +64,7 @@ def has_list_columns(schema: pa.Schema) -> bool:
 
 def _local_path(uri: str) -> Path | None:
     if uri.startswith("file://"):
-        return Path(uri[len("file://"):])
+        return Path(uri[len("file://") :])
     return None if "://" in uri else Path(uri)
 
 
@@ -116,9 +121,11 @@ def create_by_first_spark_write(writer_for: Callable[[str], object], settings: S
     moved: list[Path] = []
     try:
         writer_for(str(staged))
-        data_files = [json.loads(line)["add"]["path"]
-                      for line in (staged / "_delta_log" / FIRST_COMMIT).read_text().splitlines()
-                      if line.startswith('{"add"')]
+        data_files = [
+            json.loads(line)["add"]["path"]
+            for line in (staged / "_delta_log" / FIRST_COMMIT).read_text().splitlines()
+            if line.startswith('{"add"')
+        ]
         for relative in data_files:
             # file names carry a fresh uuid, so they cannot collide with the other writer's files
             source = staged / _unquote(relative)
@@ -190,12 +197,14 @@ def retry_on_conflict(write: Callable[[], T], what: str) -> T:
     for attempt in range(1, CONFLICT_RETRIES + 1):
         try:
             return write()
-        except Exception as exc:  # noqa: BLE001 - engines raise their own types; we match the message
+        except Exception as exc:
             if not is_conflict(exc):
                 raise
             if attempt == CONFLICT_RETRIES:
-                raise ConflictError(f"{what}: another writer committed to the table {CONFLICT_RETRIES} times "
-                                    "in a row; nothing was written, rerun the job") from exc
+                raise ConflictError(
+                    f"{what}: another writer committed to the table {CONFLICT_RETRIES} times "
+                    "in a row; nothing was written, rerun the job"
+                ) from exc
             log.info("%s: concurrent commit, retrying (%d/%d)", what, attempt, CONFLICT_RETRIES)
             time.sleep(0.2 * attempt)
     raise AssertionError("unreachable")

@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 
 from lake.catalog import API_REQUEST_FIELDS, spark_type, table
 from lake.contract import ACCOUNT_ID_PATTERN, IPV4_PATTERN, IPV6_PATTERN, PROMPT_PREFIX_MAX_CHARS, TOKEN_COLUMNS
+
 _RAW = "__raw_"  # prefix for the original (uncast) value of each contract column
 _REPEATED = "__repeated_id"
 
@@ -33,8 +34,9 @@ def conform_raw(raw: DataFrame) -> DataFrame:
     present = list(raw.columns)
     missing_required = [c for c in table("api_requests").required if c not in present]
     if missing_required:
-        raise RawContractError(f"raw api_requests lacks required column(s) {missing_required}; "
-                               f"it has {sorted(present)}")
+        raise RawContractError(
+            f"raw api_requests lacks required column(s) {missing_required}; it has {sorted(present)}"
+        )
     selected: list[Column] = [F.col(c).alias(_RAW + c) for c in present]
     for name, dtype in API_REQUEST_FIELDS:
         target = spark_type(dtype)
@@ -50,8 +52,10 @@ def raw_delivery(raw_table: DataFrame, partition_date: dt.date) -> DataFrame:
     but whose event_ts falls on that day. Those sit in no valid partition, so reading the partition alone
     would lose them silently; here they reach quarantine ("missing event_date") and the run's counts."""
     event_ts = F.expr("try_cast(event_ts AS timestamp)")
-    return raw_table.where((F.col("event_date") == F.lit(partition_date))
-                           | (F.col("event_date").isNull() & (F.to_date(event_ts) == F.lit(partition_date))))
+    return raw_table.where(
+        (F.col("event_date") == F.lit(partition_date))
+        | (F.col("event_date").isNull() & (F.to_date(event_ts) == F.lit(partition_date)))
+    )
 
 
 def _first_failure(partition_date: dt.date, raw_columns: list[str]) -> Column:
@@ -71,9 +75,11 @@ def _first_failure(partition_date: dt.date, raw_columns: list[str]) -> Column:
         (F.col("event_date").isNull(), "missing event_date"),
         (F.least(*[F.coalesce(F.col(c), F.lit(0)) for c in TOKEN_COLUMNS]) < 0, "negative token count"),
         ((F.col("event_ts") < day_start) | (F.col("event_ts") >= day_end), "event_ts outside partition day"),
-        (F.col("client_ip").isNotNull() & ~(F.col("client_ip").rlike(IPV4_PATTERN)
-                                            | F.col("client_ip").rlike(IPV6_PATTERN)),
-         "malformed client_ip"),
+        (
+            F.col("client_ip").isNotNull()
+            & ~(F.col("client_ip").rlike(IPV4_PATTERN) | F.col("client_ip").rlike(IPV6_PATTERN)),
+            "malformed client_ip",
+        ),
     ]
     # One flat CASE WHEN: nesting when/otherwise 30 levels deep makes Sail's planner blow up.
     first_condition, first_text = rules[0]
@@ -91,17 +97,20 @@ def _ipv6_exploded(ipv6: Column) -> Column:
     """Valid IPv6 text without zone -> 8 lower-case 4-digit hextets joined by ':' (Python's `exploded`)."""
     text = F.lower(ipv6)
     v4_tail = F.regexp_extract(text, f"({_DOTTED})$", 1)
-    octet = [F.regexp_extract(v4_tail, f"^{_DOTTED.replace(chr(92) + 'd+', '(' + chr(92) + 'd+)')}$", i)
-             .cast("int") for i in (1, 2, 3, 4)]
-    tail_hextets = F.concat(F.lower(F.hex(octet[0] * 256 + octet[1])), F.lit(":"),
-                            F.lower(F.hex(octet[2] * 256 + octet[3])))
-    text = F.when(v4_tail != "", F.concat(F.regexp_extract(text, f"^(.*?){_DOTTED}$", 1), tail_hextets)
-                  ).otherwise(text)
+    octet = [
+        F.regexp_extract(v4_tail, f"^{_DOTTED.replace(chr(92) + 'd+', '(' + chr(92) + 'd+)')}$", i).cast("int")
+        for i in (1, 2, 3, 4)
+    ]
+    tail_hextets = F.concat(
+        F.lower(F.hex(octet[0] * 256 + octet[1])), F.lit(":"), F.lower(F.hex(octet[2] * 256 + octet[3]))
+    )
+    text = F.when(v4_tail != "", F.concat(F.regexp_extract(text, f"^(.*?){_DOTTED}$", 1), tail_hextets)).otherwise(text)
     high = F.regexp_extract(text, "^(.*?)(::|$)", 1)  # valid text holds at most one '::'
     low = F.regexp_extract(text, "::(.*)$", 1)
 
     def hextets(part: Column) -> Column:
         return F.filter(F.split(part, ":"), lambda group: group != "")
+
     high_groups, low_groups = hextets(high), hextets(low)
     zeros = F.array_repeat(F.lit("0"), F.lit(8) - F.size(high_groups) - F.size(low_groups))
     groups = F.concat(high_groups, zeros, low_groups)
@@ -116,16 +125,22 @@ def with_canonical_ip(frame: DataFrame, ip_column: str, canonical: str, prefix: 
     a tree many times larger (10 s for 100 rows). Only IPv6 text is exploded: a CASE branch runs on the rows
     it selects, and spelling out IPv6 for every (mostly IPv4) address cost 9% of ingest's CPU (README, Ingest)."""
     no_zone, exploded = "__ip_no_zone", "__ip_exploded"
-    frame = (frame.withColumn(no_zone, F.regexp_replace(F.col(ip_column), r"%(?s:.)*$", ""))
-             .withColumn(exploded, F.when(F.col(no_zone).contains(":"), _ipv6_exploded(F.col(no_zone)))))
+    frame = frame.withColumn(no_zone, F.regexp_replace(F.col(ip_column), r"%(?s:.)*$", "")).withColumn(
+        exploded, F.when(F.col(no_zone).contains(":"), _ipv6_exploded(F.col(no_zone)))
+    )
     is_v4 = F.col(no_zone).rlike(IPV4_PATTERN)
     mapped = F.col(exploded).startswith(_MAPPED_PREFIX)
     mapped_v4 = F.concat_ws(".", *(F.conv(F.substring(exploded, start, 2), 16, 10) for start in (31, 33, 36, 38)))
-    frame = frame.withColumn(canonical, F.when(is_v4, F.col(no_zone)).when(mapped, mapped_v4)
-                             .otherwise(F.col(exploded)))
+    frame = frame.withColumn(
+        canonical, F.when(is_v4, F.col(no_zone)).when(mapped, mapped_v4).otherwise(F.col(exploded))
+    )
     prefix_v4 = F.concat(F.regexp_extract(canonical, r"^(\d+\.\d+\.\d+)\.\d+$", 1), F.lit(".0/24"))
-    frame = frame.withColumn(prefix, F.when(F.col(canonical).contains("."), prefix_v4)
-                             .otherwise(F.concat(F.substring(exploded, 1, 14), F.lit("::/48"))))
+    frame = frame.withColumn(
+        prefix,
+        F.when(F.col(canonical).contains("."), prefix_v4).otherwise(
+            F.concat(F.substring(exploded, 1, 14), F.lit("::/48"))
+        ),
+    )
     return frame.drop(no_zone, exploded)
 
 
@@ -138,20 +153,33 @@ def duplicate_request_ids(raw: DataFrame) -> DataFrame:
     """The request ids that occur more than once in a raw delivery: one column, `request_id`. Key-only, so
     finding them groups one short string per row instead of shuffling and sorting whole raw rows."""
     request_id = F.expr("try_cast(`request_id` AS string)")
-    return (raw.select(request_id.alias("request_id")).where(F.col("request_id").isNotNull())
-            .groupBy("request_id").agg(F.count(F.lit(1)).alias("_copies"))
-            .where(F.col("_copies") > 1).select("request_id"))
+    return (
+        raw.select(request_id.alias("request_id"))
+        .where(F.col("request_id").isNotNull())
+        .groupBy("request_id")
+        .agg(F.count(F.lit(1)).alias("_copies"))
+        .where(F.col("_copies") > 1)
+        .select("request_id")
+    )
 
 
-def validate_requests(raw: DataFrame, partition_date: dt.date, pseudonym_key: str, ingest_run_id: str,
-                      duplicate_ids: DataFrame | None = None) -> tuple[DataFrame, DataFrame]:
+def validate_requests(
+    raw: DataFrame,
+    partition_date: dt.date,
+    pseudonym_key: str,
+    ingest_run_id: str,
+    duplicate_ids: DataFrame | None = None,
+) -> tuple[DataFrame, DataFrame]:
     """Split one raw partition into (bronze rows, quarantine rows). Pure; the caller writes both.
     `duplicate_ids` is `duplicate_request_ids(raw)`, which a caller writing both outputs computes once."""
     raw_columns = list(raw.columns)
     if duplicate_ids is None:
         duplicate_ids = duplicate_request_ids(raw)
-    conformed = (conform_raw(raw).withColumn("reason", _first_failure(partition_date, raw_columns))
-                 .join(F.broadcast(duplicate_ids.withColumn(_REPEATED, F.lit(True))), on="request_id", how="left"))
+    conformed = (
+        conform_raw(raw)
+        .withColumn("reason", _first_failure(partition_date, raw_columns))
+        .join(F.broadcast(duplicate_ids.withColumn(_REPEATED, F.lit(True))), on="request_id", how="left")
+    )
     # A repeated request_id keeps its earliest record. The tie-break hashes the whole raw row, so equal
     # timestamps resolve the same way on every rerun; exact copies are interchangeable, so which one stays
     # does not matter. Only rows whose id repeats are ordered: the rest pass through without a sort.
@@ -159,8 +187,9 @@ def validate_requests(raw: DataFrame, partition_date: dt.date, pseudonym_key: st
     first_of_id = Window.partitionBy("request_id").orderBy(F.col("event_ts").asc_nulls_last(), row_hash)
     repeated = conformed.where(F.col(_REPEATED)).withColumn(
         "reason",
-        F.when(F.col("reason").isNull() & (F.row_number().over(first_of_id) > 1), F.lit("duplicate request_id"))
-        .otherwise(F.col("reason")),
+        F.when(
+            F.col("reason").isNull() & (F.row_number().over(first_of_id) > 1), F.lit("duplicate request_id")
+        ).otherwise(F.col("reason")),
     )
     conformed = conformed.where(F.col(_REPEATED).isNull()).unionByName(repeated).drop(_REPEATED)
     bronze = (
@@ -168,16 +197,19 @@ def validate_requests(raw: DataFrame, partition_date: dt.date, pseudonym_key: st
         .withColumn("ip_hash", keyed_hash(F.col("__ip"), pseudonym_key))
         .withColumn("ip_prefix_hash", keyed_hash(F.col("__ip_prefix"), pseudonym_key))
         # the contract keeps at most the first 1024 characters; longer text is cut and flagged, not refused
-        .withColumn("prompt_prefix_truncated",
-                    F.coalesce(F.length("prompt_prefix") > PROMPT_PREFIX_MAX_CHARS, F.lit(False)))
+        .withColumn(
+            "prompt_prefix_truncated", F.coalesce(F.length("prompt_prefix") > PROMPT_PREFIX_MAX_CHARS, F.lit(False))
+        )
         .withColumn("prompt_prefix", F.substring("prompt_prefix", 1, PROMPT_PREFIX_MAX_CHARS))
         .withColumn("ingest_run_id", F.lit(ingest_run_id))
         .drop("client_ip", "__ip", "__ip_prefix", *[_RAW + c for c in raw_columns])
     )
     quarantine = conformed.where(F.col("reason").isNotNull()).select(
         # microseconds spelled out: JVM Spark's default format keeps milliseconds only (Sail writes all six)
-        F.to_json(F.struct(*[F.col(_RAW + c).alias(c) for c in raw_columns]),
-                  {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"}).alias("raw_record"),
+        F.to_json(
+            F.struct(*[F.col(_RAW + c).alias(c) for c in raw_columns]),
+            {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"},
+        ).alias("raw_record"),
         "reason",
         F.lit("api_requests").alias("source_table"),
         F.lit(partition_date).alias("source_partition"),

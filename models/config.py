@@ -77,8 +77,10 @@ class TrainingConfig:
         if self.unresolved_snapshots not in ("negative", "drop"):
             raise ValueError(f"unresolved_snapshots must be 'negative' or 'drop', got {self.unresolved_snapshots!r}")
         if self.negatives_in_extraction_clusters not in ("drop", "keep"):
-            raise ValueError("negatives_in_extraction_clusters must be 'drop' or 'keep', got "
-                             f"{self.negatives_in_extraction_clusters!r}")
+            raise ValueError(
+                "negatives_in_extraction_clusters must be 'drop' or 'keep', got "
+                f"{self.negatives_in_extraction_clusters!r}"
+            )
         if self.reference_min_account_age_days < 0:
             raise ValueError("reference_min_account_age_days must be 0 or more")
         if self.holdout_days < 1 or self.validation_days < 1:
@@ -102,6 +104,7 @@ class ScoringConfig:
 
 # --- from a file, without editing code ------------------------------------------------------------------------
 
+
 def load_model_config(path: str | None) -> tuple[TrainingConfig, ScoringConfig]:
     """Training and scoring settings from a TOML file with optional [training] and [scoring] tables (keys as the
     dataclass fields above; unknown keys and bad values are refused in one line). No file: the defaults.
@@ -120,16 +123,18 @@ def load_model_config(path: str | None) -> tuple[TrainingConfig, ScoringConfig]:
         raise InputError(f"model config {path}: {exc}") from None
     unknown_sections = set(document) - {"training", "scoring"}
     if unknown_sections:
-        raise InputError(f"model config {path}: unknown section(s) {sorted(unknown_sections)}; use [training] and "
-                         "[scoring]")
+        raise InputError(
+            f"model config {path}: unknown section(s) {sorted(unknown_sections)}; use [training] and [scoring]"
+        )
     built = []
     for section, cls in (("training", TrainingConfig), ("scoring", ScoringConfig)):
         values = document.get(section, {})
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise InputError(f"model config {path}: unknown [{section}] key(s) {sorted(unknown)}; known: "
-                             f"{', '.join(sorted(known))}")
+            raise InputError(
+                f"model config {path}: unknown [{section}] key(s) {sorted(unknown)}; known: {', '.join(sorted(known))}"
+            )
         try:
             built.append(cls(**values))
         except (TypeError, ValueError) as exc:

@@ -38,8 +38,9 @@ def _flagged_at_tier(frame: pd.DataFrame, min_tier: str) -> pd.Series:
     return frame["tier"].map(TIER_RANK) >= TIER_RANK[min_tier]
 
 
-def evaluate_unlabeled(risk: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataFrame,
-                       as_of: dt.date) -> dict[str, dict[str, object]]:
+def evaluate_unlabeled(
+    risk: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataFrame, as_of: dt.date
+) -> dict[str, dict[str, object]]:
     """Campaign recall and benign false-positive rate on accounts with no label decided by `as_of`,
     at each operating point (flag at tier ≥ critical, ≥ high, ≥ elevated).
 
@@ -54,14 +55,15 @@ def evaluate_unlabeled(risk: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataF
         per_campaign = _flagged_at_tier(attack, min_tier).groupby(attack["campaign_id"]).agg(["size", "mean"])
         per_segment = _flagged_at_tier(benign, min_tier).groupby(benign["segment"]).agg(["size", "mean"])
         report[min_tier] = {
-            "unlabeled_campaign_accounts": int(len(attack)),
+            "unlabeled_campaign_accounts": len(attack),
             "campaign_recall": float(_flagged_at_tier(attack, min_tier).mean()) if len(attack) else float("nan"),
             "per_campaign_recall": {k: float(r["mean"]) for k, r in per_campaign.iterrows()},
             "campaigns_detected": int((per_campaign["mean"] > 0).sum()),
-            "campaigns_total": int(len(per_campaign)),
-            "unlabeled_benign_accounts": int(len(benign)),
-            "benign_false_positive_rate": (float(_flagged_at_tier(benign, min_tier).mean()) if len(benign)
-                                           else float("nan")),
+            "campaigns_total": len(per_campaign),
+            "unlabeled_benign_accounts": len(benign),
+            "benign_false_positive_rate": (
+                float(_flagged_at_tier(benign, min_tier).mean()) if len(benign) else float("nan")
+            ),
             "false_positives": int(_flagged_at_tier(benign, min_tier).sum()),
             "per_segment_fpr": {k: float(r["mean"]) for k, r in per_segment.iterrows()},
         }
@@ -77,8 +79,7 @@ def recall_at_benign_fpr(scope: pd.DataFrame, levels: tuple[float, ...] = BENIGN
     y = scope["is_campaign"].to_numpy().astype(np.int8)
     scores = scope["score"].to_numpy(dtype=np.float64)
     attack, benign = scope[y == 1], scope[y == 0]
-    out: dict[str, object] = {"benign_accounts": int(len(benign)), "campaign_accounts": int(len(attack)),
-                              "levels": {}}
+    out: dict[str, object] = {"benign_accounts": len(benign), "campaign_accounts": len(attack), "levels": {}}
     for level in levels:
         threshold = threshold_at_fpr(y, scores, level)
         hit_attack = attack["score"] >= threshold
@@ -87,25 +88,37 @@ def recall_at_benign_fpr(scope: pd.DataFrame, levels: tuple[float, ...] = BENIGN
             "threshold": threshold,
             "allowed_false_positives": int(np.floor(level * len(benign) + 1e-9)),
             "recall": float(hit_attack.mean()) if len(attack) else float("nan"),
-            "per_campaign_recall": {str(k): float(v) for k, v in hit_attack.groupby(attack["campaign_id"]).mean()
-                                    .items()},
+            "per_campaign_recall": {
+                str(k): float(v) for k, v in hit_attack.groupby(attack["campaign_id"]).mean().items()
+            },
             "benign_fpr": float(hit_benign.mean()),
             "per_segment_fpr": {str(k): float(v) for k, v in hit_benign.groupby(benign["segment"]).mean().items()},
         }
     return out
 
 
-def detection_latency(risk_by_day: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataFrame,
-                      first_request: pd.DataFrame, min_tier: str = "high") -> dict[str, dict[str, object]]:
+def detection_latency(
+    risk_by_day: pd.DataFrame,
+    truth: pd.DataFrame,
+    labels: pd.DataFrame,
+    first_request: pd.DataFrame,
+    min_tier: str = "high",
+) -> dict[str, dict[str, object]]:
     """Per campaign: days from its first request to the first score date on which one of its accounts that was
     still unlabelled that day sat at tier ≥ `min_tier`.
 
     risk_by_day: score_date, account_id, tier (every scored date). first_request: account_id, first_date."""
     campaigns = truth[truth["is_campaign"]]
-    started = first_request.merge(campaigns[["account_id", "campaign_id"]], on="account_id") \
-        .groupby("campaign_id")["first_date"].min()
-    decided = labels.assign(decided=pd.to_datetime(labels["decided_at"], utc=True).dt.date) \
-        .groupby("account_id")["decided"].min()
+    started = (
+        first_request.merge(campaigns[["account_id", "campaign_id"]], on="account_id")
+        .groupby("campaign_id")["first_date"]
+        .min()
+    )
+    decided = (
+        labels.assign(decided=pd.to_datetime(labels["decided_at"], utc=True).dt.date)
+        .groupby("account_id")["decided"]
+        .min()
+    )
     rows = risk_by_day.merge(campaigns[["account_id", "campaign_id"]], on="account_id")
     label_day = rows["account_id"].map(decided)
     still_unlabelled = label_day.isna() | (label_day > rows["score_date"])
@@ -129,8 +142,14 @@ def cluster_purity(clusters: pd.DataFrame, truth: pd.DataFrame) -> dict[str, obj
 
     clusters: account_id, cluster_id (one feature date)."""
     if clusters.empty:
-        return {"clusters": 0, "clustered_accounts": 0, "largest_cluster_size": 0, "largest_cluster_purity": None,
-                "size_weighted_purity": None, "pure_cluster_share": None}
+        return {
+            "clusters": 0,
+            "clustered_accounts": 0,
+            "largest_cluster_size": 0,
+            "largest_cluster_purity": None,
+            "size_weighted_purity": None,
+            "pure_cluster_share": None,
+        }
     joined = clusters.merge(truth[["account_id", "campaign_id"]], on="account_id", how="left")
     joined["cls"] = joined["campaign_id"].fillna(BENIGN)
     counts = joined.groupby(["cluster_id", "cls"]).size()
@@ -139,7 +158,7 @@ def cluster_purity(clusters: pd.DataFrame, truth: pd.DataFrame) -> dict[str, obj
     largest = size.idxmax()
     majority = counts.loc[largest].idxmax()
     return {
-        "clusters": int(len(size)),
+        "clusters": len(size),
         "clustered_accounts": int(size.sum()),
         "largest_cluster_size": int(size[largest]),
         "largest_cluster_purity": float(purity[largest]),

@@ -22,7 +22,11 @@ def _window_phrase(window: int | None) -> str:
 
 
 VALUE_FORMATS = {
-    "share": "{:.0%}", "count": "{:,.0f}", "ratio": "{:.2f}", "hours": "{:.1f} h", "bits": "{:.2f} bits",
+    "share": "{:.0%}",
+    "count": "{:,.0f}",
+    "ratio": "{:.2f}",
+    "hours": "{:.1f} h",
+    "bits": "{:.2f} bits",
     "seconds": "{:.1f} s",
 }
 
@@ -55,8 +59,9 @@ def reason_templates(columns: list[str]) -> list[tuple[str, str, str]]:
     return out
 
 
-def top_reasons(contributions: np.ndarray, values: np.ndarray, columns: list[str],
-                templates: list[tuple[str, str, str]], k: int = 3) -> list[list[dict]]:
+def top_reasons(
+    contributions: np.ndarray, values: np.ndarray, columns: list[str], templates: list[tuple[str, str, str]], k: int = 3
+) -> list[list[dict]]:
     """The k largest *positive* contributions per row, largest first, as reason dicts.
 
     contributions: (rows, len(columns) + 1) from `pred_contribs=True` (the last column is the bias term).
@@ -75,11 +80,13 @@ def top_reasons(contributions: np.ndarray, values: np.ndarray, columns: list[str
                 break
             description, unit, window = templates[j]
             value = float(values[row, j])
-            row_reasons.append({
-                "feature": columns[j],
-                "value": None if math.isnan(value) else value,
-                "contribution": contribution,
-                "text": _phrase(description, unit, window, value),
-            })
+            row_reasons.append(
+                {
+                    "feature": columns[j],
+                    "value": None if math.isnan(value) else value,
+                    "contribution": contribution,
+                    "text": _phrase(description, unit, window, value),
+                }
+            )
         reasons.append(row_reasons)
     return reasons

@@ -94,7 +94,7 @@ def hidden_positive_share(y_true, scores, min_positives_above: int = MIN_POSITIV
     unlabelled = np.sort(s[y == 0])
     if positives.size < min_positives_above or unlabelled.size == 0:
         return 0.0
-    thresholds = positives[min_positives_above - 1:]
+    thresholds = positives[min_positives_above - 1 :]
     unlabelled_above = (unlabelled.size - np.searchsorted(unlabelled, thresholds, side="left")) / unlabelled.size
     positives_above = np.arange(min_positives_above, positives.size + 1) / positives.size
     return float(min(1.0, np.min(unlabelled_above / positives_above)))
@@ -129,8 +129,9 @@ def tier_bounds(y_true, scores, tier_fprs: tuple[tuple[str, float], ...]) -> Tie
     for name, max_fpr in tier_fprs:
         ceiling = min(ceiling, threshold_at_fpr(y, s, max_fpr))
         bounds.append((name, ceiling))
-    return TierCalibration(tuple(bounds), hidden_positive_share(y, s),
-                           "unlabelled quantile (benign FPR <= rate / (1 - hidden share))")
+    return TierCalibration(
+        tuple(bounds), hidden_positive_share(y, s), "unlabelled quantile (benign FPR <= rate / (1 - hidden share))"
+    )
 
 
 def recall_at_fpr(y_true, scores, max_fpr: float) -> float:
@@ -180,23 +181,24 @@ def campaign_results(account_ids, campaign_ids, feature_dates, flagged) -> list[
     if not (accounts.shape == campaigns.shape == days.shape == hit.shape):
         raise ValueError("account_ids, campaign_ids, feature_dates and flagged must have the same length")
     results = []
-    member = np.array([c is not None and not (isinstance(c, float) and math.isnan(c)) for c in campaigns],
-                      dtype=bool)
+    member = np.array([c is not None and not (isinstance(c, float) and math.isnan(c)) for c in campaigns], dtype=bool)
     for campaign in sorted(set(campaigns[member])):
         rows = member & (campaigns == campaign)
         campaign_accounts = set(accounts[rows])
         flagged_accounts = set(accounts[rows & hit])
         first_seen = days[rows].min()
         first_flagged = days[rows & hit].min() if (rows & hit).any() else None
-        results.append(CampaignResult(
-            campaign_id=str(campaign),
-            accounts=len(campaign_accounts),
-            accounts_flagged=len(flagged_accounts),
-            account_share_flagged=len(flagged_accounts) / len(campaign_accounts),
-            first_seen=first_seen.astype(dt.date),
-            first_flagged=None if first_flagged is None else first_flagged.astype(dt.date),
-            detection_latency_days=None if first_flagged is None else int((first_flagged - first_seen).astype(int)),
-        ))
+        results.append(
+            CampaignResult(
+                campaign_id=str(campaign),
+                accounts=len(campaign_accounts),
+                accounts_flagged=len(flagged_accounts),
+                account_share_flagged=len(flagged_accounts) / len(campaign_accounts),
+                first_seen=first_seen.astype(dt.date),
+                first_flagged=None if first_flagged is None else first_flagged.astype(dt.date),
+                detection_latency_days=None if first_flagged is None else int((first_flagged - first_seen).astype(int)),
+            )
+        )
     return results
 
 
@@ -209,8 +211,7 @@ def segment_false_positive_rates(segments, y_true, flagged) -> dict[str, dict[st
     named = np.array([isinstance(v, str) and v != "" for v in segs], dtype=bool)
     for segment in sorted(set(segs[named & (y == 0)])):
         rows = named & (y == 0) & (segs == segment)
-        out[segment] = {"snapshots": int(rows.sum()), "flagged": int(hit[rows].sum()),
-                        "fpr": float(hit[rows].mean())}
+        out[segment] = {"snapshots": int(rows.sum()), "flagged": int(hit[rows].sum()), "fpr": float(hit[rows].mean())}
     return out
 
 
@@ -230,8 +231,16 @@ class Evaluation:
         return {"campaigns": [asdict(c) for c in self.campaigns], "benign_segments": self.segments}
 
 
-def evaluate(y_true, scores, *, account_ids: Sequence, feature_dates: Sequence, campaign_ids: Sequence,
-             benign_segments: Sequence, review_capacity_k: int) -> Evaluation:
+def evaluate(
+    y_true,
+    scores,
+    *,
+    account_ids: Sequence,
+    feature_dates: Sequence,
+    campaign_ids: Sequence,
+    benign_segments: Sequence,
+    review_capacity_k: int,
+) -> Evaluation:
     """Every §7 metric on one evaluation set, as a flat dict of floats ready for MLflow plus detail tables."""
     y, s = _as_arrays(y_true, scores)
     if y.sum() == 0 or (y == 0).sum() == 0:

@@ -67,12 +67,24 @@ log = logging.getLogger(__name__)
 
 # (feature column, direction): +1 when extraction pushes the value up, -1 when it pushes it down
 SIGNALS: tuple[tuple[str, int], ...] = (
-    ("extraction_like_requests_7d", +1), ("extraction_like_share_7d", +1), ("cot_elicitation_rate_7d", +1),
-    ("rubric_grading_rate_7d", +1), ("template_reuse_rate_7d", +1), ("output_input_ratio_7d", +1), ("output_input_ratio_28d", +1),
+    ("extraction_like_requests_7d", +1),
+    ("extraction_like_share_7d", +1),
+    ("cot_elicitation_rate_7d", +1),
+    ("rubric_grading_rate_7d", +1),
+    ("template_reuse_rate_7d", +1),
+    ("output_input_ratio_7d", +1),
+    ("output_input_ratio_28d", +1),
     ("max_tokens_saturation_7d", +1),
-    ("coverage_24_7_7d", +1), ("interarrival_cv_7d", -1), ("capability_entropy_7d", -1), ("raw_http_share_7d", +1),
-    ("hosting_proxy_share_7d", +1), ("distinct_ip_prefixes_7d", +1), ("newest_model_share_7d", +1),
-    ("cluster_size", +1), ("cluster_new_account_share", +1), ("cluster_payment_share", +1),
+    ("coverage_24_7_7d", +1),
+    ("interarrival_cv_7d", -1),
+    ("capability_entropy_7d", -1),
+    ("raw_http_share_7d", +1),
+    ("hosting_proxy_share_7d", +1),
+    ("distinct_ip_prefixes_7d", +1),
+    ("newest_model_share_7d", +1),
+    ("cluster_size", +1),
+    ("cluster_new_account_share", +1),
+    ("cluster_payment_share", +1),
 )
 TOP_K = 3
 # harvest yield (module docstring): the ratio it explains with, and the token counts it is shrunk from
@@ -93,6 +105,7 @@ class Family:
     index into ref.columns of the signal that explains it)), the columns it needs, how much of each tier's benign
     budget its lifts may take, how old a reference snapshot must be to calibrate it (0: every one), and the words
     that open an explanation of its lift."""
+
     name: str
     raw: Callable[..., tuple[np.ndarray, np.ndarray]]
     needs: frozenset[str]
@@ -101,8 +114,9 @@ class Family:
     reference_min_age_days: int = 0
 
 
-def _top_deviations(values: np.ndarray, columns: list[str], ref: NoveltyReference, deviations: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def _top_deviations(
+    values: np.ndarray, columns: list[str], ref: NoveltyReference, deviations: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean of the TOP_K largest one-sided robust z-scores, and the largest one's signal."""
     if not deviations.shape[1]:  # a model without any declared signal among its columns
         return np.zeros(len(deviations)), np.zeros(len(deviations), dtype=np.int64)
@@ -110,8 +124,9 @@ def _top_deviations(values: np.ndarray, columns: list[str], ref: NoveltyReferenc
     return np.sort(deviations, axis=1)[:, -k:].mean(axis=1), deviations.argmax(axis=1)
 
 
-def _shrunk_yield(values: np.ndarray, columns: list[str], ref: NoveltyReference, deviations: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def _shrunk_yield(
+    values: np.ndarray, columns: list[str], ref: NoveltyReference, deviations: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """log((output + prior x typical ratio) / (input + prior)) over 28 days; explained by the 28-day ratio."""
     index = {c: i for i, c in enumerate(columns)}
     output = np.nan_to_num(values[:, index[YIELD_OUTPUT]].astype(np.float64), nan=0.0)
@@ -123,23 +138,37 @@ def _shrunk_yield(values: np.ndarray, columns: list[str], ref: NoveltyReference,
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("behaviour", _top_deviations, frozenset(), 3.0,
-           lead="unusual for the whole account population, whatever the labels say"),
-    Family("harvest yield", _shrunk_yield, frozenset({YIELD_RATIO, YIELD_OUTPUT, YIELD_INPUT}), 3.0,
-           lead="buys far longer answers per prompt than accounts do, whatever the labels say",
-           reference_min_age_days=ESTABLISHED_ACCOUNT_DAYS),
+    Family(
+        "behaviour",
+        _top_deviations,
+        frozenset(),
+        3.0,
+        lead="unusual for the whole account population, whatever the labels say",
+    ),
+    Family(
+        "harvest yield",
+        _shrunk_yield,
+        frozenset({YIELD_RATIO, YIELD_OUTPUT, YIELD_INPUT}),
+        3.0,
+        lead="buys far longer answers per prompt than accounts do, whatever the labels say",
+        reference_min_age_days=ESTABLISHED_ACCOUNT_DAYS,
+    ),
 )
 FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
 # Percentile grid of the stored references: 1% steps, then ever finer towards the top, where tiers live (the 99.99th
 # percentile is the critical tier's bound).
-PERCENTILE_POINTS = tuple(float(p) for p in np.unique(np.concatenate(
-    [np.linspace(0.0, 0.99, 100), 1.0 - np.logspace(-2, -6, 81), [1.0]])))
+PERCENTILE_POINTS = tuple(
+    float(p) for p in np.unique(np.concatenate([np.linspace(0.0, 0.99, 100), 1.0 - np.logspace(-2, -6, 81), [1.0]]))
+)
 MIN_SCALE = 1e-6
-COMBINATION = ("max(supervised percentile, " + ", ".join(
-    f"1 - {f.budget_divisor:g} x (1 - {f.name} novelty percentile)" for f in FAMILIES) + "), percentiles of the "
+COMBINATION = (
+    "max(supervised percentile, "
+    + ", ".join(f"1 - {f.budget_divisor:g} x (1 - {f.name} novelty percentile)" for f in FAMILIES)
+    + "), percentiles of the "
     f"benign reference (models/train.py benign_reference); harvest yield = 28-day output/input tokens shrunk by "
     f"{YIELD_PRIOR_INPUT_TOKENS:g} prior input tokens, ranked among reference accounts "
-    f"{ESTABLISHED_ACCOUNT_DAYS}+ days old")
+    f"{ESTABLISHED_ACCOUNT_DAYS}+ days old"
+)
 
 
 @dataclass(frozen=True)
@@ -170,10 +199,14 @@ class NoveltyReference:
             # percentiles cannot rank today's; a silent re-reading would shift every tier
             unknown = [name for name in values.get("families", ()) if name != "behaviour"]
             if unknown:
-                raise MissingInputError(f"this model version's novelty reference was fitted for an older definition "
-                                        f"of {', '.join(unknown)}; retrain it (distillguard train) to score with it")
-        return cls(**{k: v if isinstance(v, int) else tuple(v) for k, v in values.items()},
-                   percentiles=tuple(tuple(p) for p in percentiles))
+                raise MissingInputError(
+                    f"this model version's novelty reference was fitted for an older definition "
+                    f"of {', '.join(unknown)}; retrain it (distillguard train) to score with it"
+                )
+        return cls(
+            **{k: v if isinstance(v, int) else tuple(v) for k, v in values.items()},
+            percentiles=tuple(tuple(p) for p in percentiles),
+        )
 
 
 def _deviations(values: np.ndarray, columns: list[str], ref: NoveltyReference) -> np.ndarray:
@@ -195,8 +228,13 @@ def _family_reference(family: Family, values: np.ndarray, columns: list[str]) ->
         return np.ones(len(values), dtype=bool)
     established = values[:, columns.index(AGE_COLUMN)] >= family.reference_min_age_days
     if established.sum() < MIN_FAMILY_REFERENCE:
-        log.warning("only %d reference snapshots of accounts %d+ days old; %s novelty is ranked among all %d",
-                    established.sum(), family.reference_min_age_days, family.name, len(values))
+        log.warning(
+            "only %d reference snapshots of accounts %d+ days old; %s novelty is ranked among all %d",
+            established.sum(),
+            family.reference_min_age_days,
+            family.name,
+            len(values),
+        )
         return np.ones(len(values), dtype=bool)
     return established
 
@@ -213,15 +251,24 @@ def fit_reference(values: np.ndarray, columns: list[str], supervised: np.ndarray
     # a signal most accounts never show (median and MAD 0) is scaled by its spread among those that do
     spread = np.nan_to_num(np.nanstd(picked, axis=0), nan=0.0)
     scales = np.maximum(np.where(mad > MIN_SCALE, mad, spread), MIN_SCALE)
-    ref = NoveltyReference(tuple(c for c, _ in used), tuple(d for _, d in used), tuple(map(float, centers)),
-                           tuple(map(float, scales)), ())
+    ref = NoveltyReference(
+        tuple(c for c, _ in used), tuple(d for _, d in used), tuple(map(float, centers)), tuple(map(float, scales)), ()
+    )
     deviations = _deviations(values, columns, ref)
     fitted = [f for f in FAMILIES if f.needs <= set(columns)]
     rows = [_family_reference(f, values, columns) for f in fitted]
     percentiles = tuple(_quantiles(f.raw(values[r], columns, ref, deviations[r])[0]) for f, r in zip(fitted, rows))
-    return NoveltyReference(ref.columns, ref.directions, ref.centers, ref.scales, percentiles,
-                            _quantiles(np.asarray(supervised, dtype=np.float64)), int(len(values)),
-                            tuple(f.name for f in fitted), tuple(int(r.sum()) for r in rows))
+    return NoveltyReference(
+        ref.columns,
+        ref.directions,
+        ref.centers,
+        ref.scales,
+        percentiles,
+        _quantiles(np.asarray(supervised, dtype=np.float64)),
+        len(values),
+        tuple(f.name for f in fitted),
+        tuple(int(r.sum()) for r in rows),
+    )
 
 
 TAIL_ANCHOR = 0.99
@@ -246,7 +293,7 @@ def _percentile(values: np.ndarray, quantiles: tuple[float, ...], population: in
         grid, x = transform(grid), transform(x)
     anchor = _point_index(TAIL_ANCHOR)
     top = max(int(np.searchsorted(points, 1.0 - 1.0 / max(population, 2), side="right")) - 1, anchor)
-    inside = np.interp(x, grid[:top + 1], points[:top + 1])
+    inside = np.interp(x, grid[: top + 1], points[: top + 1])
     decades = np.log((1.0 - points[anchor]) / (1.0 - points[top])) if top > anchor else 1.0
     scale = max((grid[top] - grid[anchor]) / decades, 1e-9 * (abs(grid[top]) + 1.0))
     tail = 1.0 - (1.0 - points[top]) * np.exp(-np.maximum(x - grid[top], 0.0) / scale)
@@ -262,7 +309,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
 class FamilyNovelty:
     family: Family
     percentile: np.ndarray  # per row, 0..1 of the reference
-    signal: np.ndarray      # per row, index into the reference's columns of the family's strongest deviation
+    signal: np.ndarray  # per row, index into the reference's columns of the family's strongest deviation
 
     @property
     def lift(self) -> np.ndarray:
@@ -285,8 +332,9 @@ def supervised_percentile(supervised: np.ndarray, ref: NoveltyReference) -> np.n
     return _percentile(np.asarray(supervised, dtype=np.float64), ref.supervised_percentiles, ref.population, _logit)
 
 
-def tier_bounds_by_construction(ref: NoveltyReference, tier_fprs: tuple[tuple[str, float], ...]
-                                ) -> tuple[tuple[str, float], ...]:
+def tier_bounds_by_construction(
+    ref: NoveltyReference, tier_fprs: tuple[tuple[str, float], ...]
+) -> tuple[tuple[str, float], ...]:
     """Per tier, the final score a benign account exceeds with probability at most the tier's rate, from the
     combination's own construction rather than from any labelled or unlabelled holdout: the supervised percentile
     exceeds 1 - r for a share r of the reference, each family's lift for a share r / budget_divisor, so their max
@@ -320,14 +368,15 @@ def parse_reference(reference_json: str | None) -> NoveltyReference | None:
 class FinalScores:
     score: np.ndarray
     novelty: np.ndarray | None  # None: the version carries no reference, the score is the supervised one
-    signal: np.ndarray | None   # per row, index into the reference's columns of the lifting family's strongest signal
-    lifted: np.ndarray | None   # per row, True where novelty, not the supervised model, set the score
+    signal: np.ndarray | None  # per row, index into the reference's columns of the lifting family's strongest signal
+    lifted: np.ndarray | None  # per row, True where novelty, not the supervised model, set the score
     supervised_percentile: np.ndarray | None = None  # per row, the supervised score as a reference percentile
     family: np.ndarray | None = None  # per row, the name of the family with the highest lift
 
 
-def final_scores(supervised: np.ndarray, values: np.ndarray, columns: list[str],
-                 ref: NoveltyReference | None) -> FinalScores:
+def final_scores(
+    supervised: np.ndarray, values: np.ndarray, columns: list[str], ref: NoveltyReference | None
+) -> FinalScores:
     """The score a model version gives: the supervised score alone when the version carries no novelty reference
     (or one from before supervised percentiles were stored), else the combination above."""
     if not combines(ref):
@@ -349,8 +398,9 @@ def _floor_percent(share: float) -> str:
     return f"{np.floor(share * 10_000) / 100:.2f}%"
 
 
-def explanation(ref: NoveltyReference, signal: int, value: float, novelty_score: float,
-                family: str = "behaviour") -> str:
+def explanation(
+    ref: NoveltyReference, signal: int, value: float, novelty_score: float, family: str = "behaviour"
+) -> str:
     """A novelty lift in plain words, phrased from the signal's registry declaration."""
     from features.registry import feature_for_column
     from models.explain import format_value
@@ -361,7 +411,9 @@ def explanation(ref: NoveltyReference, signal: int, value: float, novelty_score:
     over = "" if window is None else (" over the last day" if window == 1 else f" over {window} days")
     lifting = FAMILY_BY_NAME[family]
     among = f"accounts {lifting.reference_min_age_days}+ days old" if lifting.reference_min_age_days else "accounts"
-    return (f"{lifting.lead}: {feature.description}{over} is "
-            f"unusually {direction} ({format_value(feature.unit, value)} against a typical "
-            f"{format_value(feature.unit, ref.centers[signal])}); "
-            f"more unusual than {_floor_percent(novelty_score)} of {among}")
+    return (
+        f"{lifting.lead}: {feature.description}{over} is "
+        f"unusually {direction} ({format_value(feature.unit, value)} against a typical "
+        f"{format_value(feature.unit, ref.centers[signal])}); "
+        f"more unusual than {_floor_percent(novelty_score)} of {among}"
+    )

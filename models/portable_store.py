@@ -48,13 +48,18 @@ def rebase(db_path: Path) -> int:
             return 0
         tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         for table in tables:
-            columns = [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')
-                       if (row[2] or "").upper().startswith(("VARCHAR", "TEXT", "CHAR"))]
+            columns = [
+                row[1]
+                for row in db.execute(f'PRAGMA table_info("{table}")')
+                if (row[2] or "").upper().startswith(("VARCHAR", "TEXT", "CHAR"))
+            ]
             for column in columns:
                 for old in old_roots:
                     cursor = db.execute(
                         f'UPDATE "{table}" SET "{column}" = ? || substr("{column}", ?) '
-                        f'WHERE substr("{column}", 1, ?) = ?', (current, len(old) + 1, len(old), old))
+                        f'WHERE substr("{column}", 1, ?) = ?',
+                        (current, len(old) + 1, len(old), old),
+                    )
                     changed += cursor.rowcount
     log.info("MLflow store %s moved: %d artifact locations now under %s", db_path, changed, current)
     return changed

@@ -55,7 +55,7 @@ class ModelVersionInfo:
 def _sqlite_path(tracking_uri: str) -> Path | None:
     if not tracking_uri.startswith(SQLITE_PREFIX):
         return None
-    return Path(tracking_uri[len(SQLITE_PREFIX):])
+    return Path(tracking_uri[len(SQLITE_PREFIX) :])
 
 
 def configure(settings: Settings):
@@ -105,8 +105,9 @@ def experiment_id(client, settings: Settings) -> str:
     db_path = _sqlite_path(settings.mlflow_tracking_uri)
     if db_path is not None:
         artifact_location = portable_store.artifacts_root(db_path)
-    return client.create_experiment(name, artifact_location=artifact_location,
-                                    tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND})
+    return client.create_experiment(
+        name, artifact_location=artifact_location, tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND}
+    )
 
 
 def version_info(client, name: str, version) -> ModelVersionInfo:
@@ -139,8 +140,9 @@ def alias_version(client, name: str, alias: str) -> ModelVersionInfo | None:
 def champion(client, name: str) -> ModelVersionInfo:
     info = alias_version(client, name, CHAMPION)
     if info is None:
-        raise NoChampionError(f"registered model {name!r} has no '{CHAMPION}' version; "
-                              "run `distillguard train --as-of <date>` first")
+        raise NoChampionError(
+            f"registered model {name!r} has no '{CHAMPION}' version; run `distillguard train --as-of <date>` first"
+        )
     return info
 
 
@@ -150,8 +152,9 @@ def load_booster(info: ModelVersionInfo):
     return mlflow.xgboost.load_model(info.uri)
 
 
-def log_model_version(booster, *, settings: Settings, feature_columns: list[str], feature_set_version: str,
-                      input_example) -> str:
+def log_model_version(
+    booster, *, settings: Settings, feature_columns: list[str], feature_set_version: str, input_example
+) -> str:
     """Log the booster to the active run with a signature and input example, register it under
     settings.model_name, tag the new version with its feature contract and return the version number."""
     import mlflow

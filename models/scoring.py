@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 
 KEY_COLUMNS = ("account_id", "feature_date")
 NON_FEATURE_COLUMNS = ("account_id", "feature_date", "feature_set_version")
-SCORED_DDL = ("account_id string, cluster_id string, score double, tier string, "
-              f"reasons {catalog.spark_type(catalog.table('account_risk').schema.field('reasons').type)}")
+SCORED_DDL = (
+    "account_id string, cluster_id string, score double, tier string, "
+    f"reasons {catalog.spark_type(catalog.table('account_risk').schema.field('reasons').type)}"
+)
 
 
 class FeatureContractError(InputError):
@@ -44,6 +46,7 @@ class FeatureContractError(InputError):
 
 
 # --- pure pieces ----------------------------------------------------------------------------------
+
 
 def assign_tiers(scores: np.ndarray, bounds: tuple[tuple[str, float], ...]) -> np.ndarray:
     """Tier per score; `bounds` is highest tier first, as stored on the model version."""
@@ -53,33 +56,44 @@ def assign_tiers(scores: np.ndarray, bounds: tuple[tuple[str, float], ...]) -> n
     return tiers
 
 
-def check_feature_contract(champion: registry.ModelVersionInfo, table_columns: list[str],
-                           table_feature_set_versions: list[str]) -> None:
+def check_feature_contract(
+    champion: registry.ModelVersionInfo, table_columns: list[str], table_feature_set_versions: list[str]
+) -> None:
     """Refuse unless the table has exactly the champion's feature columns and one matching feature_set_version."""
     table_features = [c for c in table_columns if c not in NON_FEATURE_COLUMNS]
     if not champion.feature_columns:
-        raise FeatureContractError(f"champion {champion.name} v{champion.version} has no feature list tag; "
-                                   "it was not registered by distillguard training and cannot be checked")
+        raise FeatureContractError(
+            f"champion {champion.name} v{champion.version} has no feature list tag; "
+            "it was not registered by distillguard training and cannot be checked"
+        )
     missing = [c for c in champion.feature_columns if c not in table_features]
     extra = [c for c in table_features if c not in champion.feature_columns]
     if missing or extra:
         raise FeatureContractError(
             f"champion {champion.name} v{champion.version} expects a different feature list than account_features: "
             f"missing from the table {missing[:10]}{' ...' if len(missing) > 10 else ''}, "
-            f"not known to the model {extra[:10]}{' ...' if len(extra) > 10 else ''}; retrain or rebuild features")
+            f"not known to the model {extra[:10]}{' ...' if len(extra) > 10 else ''}; retrain or rebuild features"
+        )
     versions = sorted(set(table_feature_set_versions))
     if versions != [champion.feature_set_version]:
         raise FeatureContractError(
             f"champion {champion.name} v{champion.version} was trained on feature set "
-            f"{champion.feature_set_version}, but the day's features are {versions}; retrain or rebuild features")
+            f"{champion.feature_set_version}, but the day's features are {versions}; retrain or rebuild features"
+        )
 
 
 REASON_TYPE = catalog.table("account_risk").schema.field("reasons").type
 
 
-def score_rows(booster, values: np.ndarray, columns: list[str], templates: list[tuple[str, str, str]],
-               reasons_per_account: int, tier_bounds: tuple[tuple[str, float], ...],
-               novelty_reference: str | None = None):
+def score_rows(
+    booster,
+    values: np.ndarray,
+    columns: list[str],
+    templates: list[tuple[str, str, str]],
+    reasons_per_account: int,
+    tier_bounds: tuple[tuple[str, float], ...],
+    novelty_reference: str | None = None,
+):
     """(scores, tiers, reasons) for a matrix of feature values: what every engine's scorer computes.
     `values` is a numpy array, or a cupy array when the booster runs on a GPU. The score combines the supervised
     model with the version's novelty reference (models/novelty.py); an account lifted by novelty leads its
@@ -98,11 +112,15 @@ def score_rows(booster, values: np.ndarray, columns: list[str], templates: list[
         for row in np.nonzero(final.lifted)[0]:
             signal = int(final.signal[row])
             value = float(host_values[row, column_index[reference.columns[signal]]])
-            lifted = {"feature": "novelty", "value": float(final.novelty[row]),
-                      "contribution": float(final.score[row] - final.supervised_percentile[row]),
-                      "text": novelty.explanation(reference, signal, value, float(final.novelty[row]),
-                                                  str(final.family[row]))}
-            reasons[row] = [lifted, *reasons[row][:max(0, reasons_per_account - 1)]]
+            lifted = {
+                "feature": "novelty",
+                "value": float(final.novelty[row]),
+                "contribution": float(final.score[row] - final.supervised_percentile[row]),
+                "text": novelty.explanation(
+                    reference, signal, value, float(final.novelty[row]), str(final.family[row])
+                ),
+            }
+            reasons[row] = [lifted, *reasons[row][: max(0, reasons_per_account - 1)]]
     return final.score, assign_tiers(final.score, tier_bounds), reasons
 
 
@@ -110,13 +128,19 @@ def _to_numpy(array) -> np.ndarray:
     return array.get() if hasattr(array, "get") else np.asarray(array)
 
 
-def make_scorer(booster_raw: bytes, columns: list[str], templates: list[tuple[str, str, str]],
-                reasons_per_account: int, tier_bounds: tuple[tuple[str, float], ...],
-                novelty_reference: str | None = None) -> Callable[[Iterator], Iterator]:
+def make_scorer(
+    booster_raw: bytes,
+    columns: list[str],
+    templates: list[tuple[str, str, str]],
+    reasons_per_account: int,
+    tier_bounds: tuple[tuple[str, float], ...],
+    novelty_reference: str | None = None,
+) -> Callable[[Iterator], Iterator]:
     """A mapInArrow function: batches of (account_id, cluster_id, *columns) -> SCORED_DDL batches.
 
     Everything it closes over is plain data (bytes, lists, tuples) so it pickles to any engine's workers.
     """
+
     def score_batches(batches):
         import pyarrow as pa
         import xgboost as xgb
@@ -127,14 +151,22 @@ def make_scorer(booster_raw: bytes, columns: list[str], templates: list[tuple[st
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            values = np.column_stack([
-                batch.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in columns])
-            scores, tiers, reasons = score_rows(booster, values, columns, templates, reasons_per_account,
-                                                tier_bounds, novelty_reference)
+            values = np.column_stack(
+                [batch.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in columns]
+            )
+            scores, tiers, reasons = score_rows(
+                booster, values, columns, templates, reasons_per_account, tier_bounds, novelty_reference
+            )
             yield pa.RecordBatch.from_arrays(
-                [batch.column("account_id"), batch.column("cluster_id"), pa.array(scores),
-                 pa.array(tiers, type=pa.string()), pa.array(reasons, type=REASON_TYPE)],
-                names=["account_id", "cluster_id", "score", "tier", "reasons"])
+                [
+                    batch.column("account_id"),
+                    batch.column("cluster_id"),
+                    pa.array(scores),
+                    pa.array(tiers, type=pa.string()),
+                    pa.array(reasons, type=REASON_TYPE),
+                ],
+                names=["account_id", "cluster_id", "score", "tier", "reasons"],
+            )
 
     return score_batches
 
@@ -147,15 +179,20 @@ def checked_champion_booster(settings: Settings, table_columns: list[str], featu
     check_feature_contract(champion, table_columns, feature_set_versions)
     booster = registry.load_booster(champion)
     if list(booster.feature_names or []) != champion.feature_columns:
-        raise FeatureContractError(f"champion v{champion.version}'s booster feature names do not match its "
-                                   "feature_columns tag; the registered version is inconsistent")
+        raise FeatureContractError(
+            f"champion v{champion.version}'s booster feature names do not match its "
+            "feature_columns tag; the registered version is inconsistent"
+        )
     if [name for name, _ in champion.tier_bounds] != list(TIERS[:-1]):
-        raise FeatureContractError(f"champion {champion.name} v{champion.version} has no valid tier_bounds tag "
-                                   f"({champion.tier_bounds!r}); retrain it with distillguard training")
+        raise FeatureContractError(
+            f"champion {champion.name} v{champion.version} has no valid tier_bounds tag "
+            f"({champion.tier_bounds!r}); retrain it with distillguard training"
+        )
     return champion, booster
 
 
 # --- DataFrame transforms -------------------------------------------------------------------------
+
 
 def with_cluster_scores(scored, top_members: int):
     """Add cluster_score: mean of the top `top_members` scores in each cluster; null for unclustered accounts."""
@@ -164,11 +201,11 @@ def with_cluster_scores(scored, top_members: int):
 
     # unclustered accounts get a window of their own instead of all sharing one giant null partition
     group = F.coalesce(F.col("cluster_id"), F.concat(F.lit("~account:"), F.col("account_id")))
-    ranked = scored.withColumn("_rank", F.row_number().over(
-        Window.partitionBy(group).orderBy(F.col("score").desc(), F.col("account_id"))))
+    ranked = scored.withColumn(
+        "_rank", F.row_number().over(Window.partitionBy(group).orderBy(F.col("score").desc(), F.col("account_id")))
+    )
     cluster_score = F.avg(F.when(F.col("_rank") <= top_members, F.col("score"))).over(Window.partitionBy(group))
-    return ranked.withColumn(
-        "cluster_score", F.when(F.col("cluster_id").isNotNull(), cluster_score)).drop("_rank")
+    return ranked.withColumn("cluster_score", F.when(F.col("cluster_id").isNotNull(), cluster_score)).drop("_rank")
 
 
 def capability_columns(available: list[str]) -> dict[str, str]:
@@ -191,14 +228,20 @@ def top_names_by_value(values: dict[str, object], limit: int):
     for i, name in enumerate(names):
         mine = F.coalesce(values[name], F.lit(0.0))
         above = [
-            F.when((F.coalesce(values[other], F.lit(0.0)) > mine)
-                   | ((F.coalesce(values[other], F.lit(0.0)) == mine) & F.lit(j < i)), 1).otherwise(0)
-            for j, other in enumerate(names) if other != name
+            F.when(
+                (F.coalesce(values[other], F.lit(0.0)) > mine)
+                | ((F.coalesce(values[other], F.lit(0.0)) == mine) & F.lit(j < i)),
+                1,
+            ).otherwise(0)
+            for j, other in enumerate(names)
+            if other != name
         ]
         ranks[name] = sum(above[1:], above[0]) if above else F.lit(0)
     positions = [
-        F.coalesce(*[F.when((ranks[n] == p) & (F.coalesce(values[n], F.lit(0.0)) > 0), F.lit(n)) for n in names],
-                   F.lit(None).cast("string"))
+        F.coalesce(
+            *[F.when((ranks[n] == p) & (F.coalesce(values[n], F.lit(0.0)) > 0), F.lit(n)) for n in names],
+            F.lit(None).cast("string"),
+        )
         for p in range(min(limit, len(names)))
     ]
     return F.filter(F.array(*positions), lambda name: name.isNotNull())
@@ -217,8 +260,10 @@ def cluster_risk_frame(account_risk_day, features_day, clusters_day, score_date:
     )
     weight = F.coalesce(F.col("requests_7d"), F.lit(0.0))
     total_weight = F.sum(weight)
-    shares = {name: (F.sum(F.coalesce(F.col(column), F.lit(0.0)) * weight) / total_weight).alias(f"_cap_{name}")
-              for name, column in caps.items()}
+    shares = {
+        name: (F.sum(F.coalesce(F.col(column), F.lit(0.0)) * weight) / total_weight).alias(f"_cap_{name}")
+        for name, column in caps.items()
+    }
     per_cluster = members.groupBy("cluster_id").agg(
         F.count(F.lit(1)).alias("n_accounts"),
         F.sum(F.coalesce(F.col("requests_1d"), F.lit(0.0))).alias("requests"),
@@ -226,16 +271,24 @@ def cluster_risk_frame(account_risk_day, features_day, clusters_day, score_date:
         F.array_sort(F.array_distinct(F.flatten(F.collect_list("link_types")))).alias("link_evidence"),
         *shares.values(),
     )
-    top = top_names_by_value({name: F.col(f"_cap_{name}") for name in caps}, top_capabilities) if caps \
+    top = (
+        top_names_by_value({name: F.col(f"_cap_{name}") for name in caps}, top_capabilities)
+        if caps
         else F.array().cast("array<string>")
+    )
     return per_cluster.select(
-        F.lit(score_date).alias("score_date"), "cluster_id", "n_accounts",
-        F.round("requests").cast("bigint").alias("requests"), "score",
-        top.alias("top_capabilities"), "link_evidence",
+        F.lit(score_date).alias("score_date"),
+        "cluster_id",
+        "n_accounts",
+        F.round("requests").cast("bigint").alias("requests"),
+        "score",
+        top.alias("top_capabilities"),
+        "link_evidence",
     )
 
 
 # --- the scoring run ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ScoreResult:
@@ -260,9 +313,10 @@ def _clusters_for(spark, settings: Settings, score_date: dt.date):
         log.info("account_clusters has no partition for %s; cluster columns stay null", score_date)
         return None
     # connected components put each account in one cluster; min() guards the join against a duplicated row
-    return day.groupBy("account_id").agg(F.min("cluster_id").alias("cluster_id"),
-                                         F.array_sort(F.array_distinct(F.flatten(F.collect_list("link_types"))))
-                                         .alias("link_types"))
+    return day.groupBy("account_id").agg(
+        F.min("cluster_id").alias("cluster_id"),
+        F.array_sort(F.array_distinct(F.flatten(F.collect_list("link_types")))).alias("link_types"),
+    )
 
 
 def no_features(score_date: dt.date) -> FileNotFoundError:
@@ -281,8 +335,14 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
     champion, booster = checked_champion_booster(settings, features_day.columns, versions)
     feature_set_version = versions[0]
     columns = champion.feature_columns
-    scorer = make_scorer(bytes(booster.save_raw("ubj")), columns, reason_templates(columns),
-                         config.reasons_per_account, champion.tier_bounds, champion.novelty_reference)
+    scorer = make_scorer(
+        bytes(booster.save_raw("ubj")),
+        columns,
+        reason_templates(columns),
+        config.reasons_per_account,
+        champion.tier_bounds,
+        champion.novelty_reference,
+    )
 
     clusters_day = _clusters_for(spark, settings, score_date)
     inputs = features_day.select("account_id", *columns)
@@ -293,8 +353,15 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
     scored = inputs.select("account_id", "cluster_id", *columns).mapInArrow(scorer, SCORED_DDL)
 
     account_risk = with_cluster_scores(scored, config.cluster_top_members).select(
-        F.lit(score_date).alias("score_date"), "account_id", "score", "tier", "cluster_id", "cluster_score",
-        "reasons", F.lit(settings.model_name).alias("model_name"), F.lit(champion.version).alias("model_version"),
+        F.lit(score_date).alias("score_date"),
+        "account_id",
+        "score",
+        "tier",
+        "cluster_id",
+        "cluster_score",
+        "reasons",
+        F.lit(settings.model_name).alias("model_name"),
+        F.lit(champion.version).alias("model_version"),
         F.lit(feature_set_version).alias("feature_set_version"),
     )
     catalog.write_partition(account_risk, settings, "account_risk", score_date)
@@ -310,6 +377,12 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
     per_tier = risk_day.groupBy("tier").agg(F.count(F.lit(1)).alias("n")).collect()
     counts = {row["tier"]: int(row["n"]) for row in per_tier}
     clusters = catalog.read_partition(spark, settings, "cluster_risk", score_date).count()
-    return ScoreResult(score_date=score_date, model_name=settings.model_name, model_version=champion.version,
-                       feature_set_version=feature_set_version, accounts_scored=sum(counts.values()),
-                       tier_counts={tier: counts.get(tier, 0) for tier in TIERS}, clusters_scored=clusters)
+    return ScoreResult(
+        score_date=score_date,
+        model_name=settings.model_name,
+        model_version=champion.version,
+        feature_set_version=feature_set_version,
+        accounts_scored=sum(counts.values()),
+        tier_counts={tier: counts.get(tier, 0) for tier in TIERS},
+        clusters_scored=clusters,
+    )

@@ -30,10 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lake.errors import MissingInputError
 from lake.config import Settings
-from models import registry
-from models import novelty
+from lake.errors import MissingInputError
+from models import novelty, registry
 from models.config import TIER_BENIGN_FPR, TrainingConfig
 from models.metrics import Evaluation, TierCalibration, average_precision, evaluate, threshold_at_fpr, tier_bounds
 from models.training_set import TimeSplit, TrainingSet, split_by_time
@@ -44,6 +43,7 @@ PRIMARY_METRIC = "pr_auc"
 
 
 # --- device ---------------------------------------------------------------------------------------
+
 
 def gpu_visible() -> bool:
     """True when this XGBoost build has CUDA and `nvidia-smi -L` lists at least one GPU we may use."""
@@ -68,18 +68,20 @@ def resolve_device(requested: str) -> str:
         return "cpu"
     visible = gpu_visible()
     if requested == "cuda" and not visible:
-        raise RuntimeError("device='cuda' was requested but no CUDA GPU is visible to XGBoost; "
-                           "use device='auto' or 'cpu' to train on CPU")
+        raise RuntimeError(
+            "device='cuda' was requested but no CUDA GPU is visible to XGBoost; "
+            "use device='auto' or 'cpu' to train on CPU"
+        )
     return "cuda" if visible else "cpu"
 
 
 # --- fitting and prediction -----------------------------------------------------------------------
 
+
 def _matrix(frame: pd.DataFrame, columns: list[str], label=None):
     import xgboost as xgb
 
-    return xgb.DMatrix(frame[columns].to_numpy(dtype=np.float64), label=label, feature_names=columns,
-                       missing=np.nan)
+    return xgb.DMatrix(frame[columns].to_numpy(dtype=np.float64), label=label, feature_names=columns, missing=np.nan)
 
 
 def predict(booster, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -89,8 +91,12 @@ def predict(booster, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 def final_predict(booster, version: registry.ModelVersionInfo, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """The score a version gives in production: supervised, combined with its novelty reference (models/novelty)."""
     supervised = predict(booster, frame, columns).astype(np.float64)
-    return novelty.final_scores(supervised, frame[columns].to_numpy(dtype=np.float64), columns,
-                                novelty.parse_reference(version.novelty_reference)).score
+    return novelty.final_scores(
+        supervised,
+        frame[columns].to_numpy(dtype=np.float64),
+        columns,
+        novelty.parse_reference(version.novelty_reference),
+    ).score
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,7 @@ class FitInfo:
     params: dict[str, object]
 
 
-def fit_booster(fit: pd.DataFrame, validation: pd.DataFrame, columns: list[str], config: TrainingConfig,
-                device: str):
+def fit_booster(fit: pd.DataFrame, validation: pd.DataFrame, columns: list[str], config: TrainingConfig, device: str):
     import xgboost as xgb
 
     positives = int(fit["label"].sum())
@@ -111,8 +116,10 @@ def fit_booster(fit: pd.DataFrame, validation: pd.DataFrame, columns: list[str],
     if positives == 0 or negatives == 0:
         raise MissingInputError(f"the fitted dates need positives and negatives, got {positives} and {negatives}")
     if validation["label"].sum() == 0:
-        raise MissingInputError("the validation dates have no positives, so early stopping has nothing to measure; "
-                         "use more validation_days or a later as_of")
+        raise MissingInputError(
+            "the validation dates have no positives, so early stopping has nothing to measure; "
+            "use more validation_days or a later as_of"
+        )
     params = {
         "objective": "binary:logistic",
         "eval_metric": ["aucpr", "logloss"],  # the last one drives early stopping
@@ -139,13 +146,18 @@ def fit_booster(fit: pd.DataFrame, validation: pd.DataFrame, columns: list[str],
     )
     best, best_logloss = int(booster.best_iteration), float(booster.best_score)
     booster = booster[: best + 1]
-    info = FitInfo(best_iteration=best, validation_logloss=best_logloss,
-                   validation_pr_auc=average_precision(validation_labels, predict(booster, validation, columns)),
-                   scale_pos_weight=negatives / positives, params=params)
+    info = FitInfo(
+        best_iteration=best,
+        validation_logloss=best_logloss,
+        validation_pr_auc=average_precision(validation_labels, predict(booster, validation, columns)),
+        scale_pos_weight=negatives / positives,
+        params=params,
+    )
     return booster, info
 
 
 # --- promotion ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PromotionDecision:
@@ -155,8 +167,12 @@ class PromotionDecision:
     champion_pr_auc: float | None
 
 
-def decide_promotion(new_pr_auc: float, holdout_positive_rate: float, champion: registry.ModelVersionInfo | None,
-                     champion_pr_auc: float | None) -> PromotionDecision:
+def decide_promotion(
+    new_pr_auc: float,
+    holdout_positive_rate: float,
+    champion: registry.ModelVersionInfo | None,
+    champion_pr_auc: float | None,
+) -> PromotionDecision:
     """Pure gate logic. champion_pr_auc is None when the champion could not be evaluated on the new holdout."""
     if champion is None:
         return PromotionDecision(registry.CHAMPION, "first registered model", None, None)
@@ -167,30 +183,45 @@ def decide_promotion(new_pr_auc: float, holdout_positive_rate: float, champion: 
                 f"champion v{champion.version} has a different feature contract and cannot be evaluated on this "
                 f"holdout or score the current features; new model beats a random ranking "
                 f"({new_pr_auc:.4f} > {holdout_positive_rate:.4f})",
-                champion.version, None)
+                champion.version,
+                None,
+            )
         return PromotionDecision(
             registry.CHALLENGER,
             f"champion v{champion.version} has a different feature contract, but the new model does not beat a "
             f"random ranking ({new_pr_auc:.4f} <= {holdout_positive_rate:.4f})",
-            champion.version, None)
+            champion.version,
+            None,
+        )
     if new_pr_auc > champion_pr_auc:
         return PromotionDecision(
-            registry.CHAMPION, f"beats champion v{champion.version} on the same holdout "
-            f"(PR-AUC {new_pr_auc:.4f} > {champion_pr_auc:.4f})", champion.version, champion_pr_auc)
+            registry.CHAMPION,
+            f"beats champion v{champion.version} on the same holdout (PR-AUC {new_pr_auc:.4f} > {champion_pr_auc:.4f})",
+            champion.version,
+            champion_pr_auc,
+        )
     return PromotionDecision(
-        registry.CHALLENGER, f"does not beat champion v{champion.version} on the same holdout "
-        f"(PR-AUC {new_pr_auc:.4f} <= {champion_pr_auc:.4f})", champion.version, champion_pr_auc)
+        registry.CHALLENGER,
+        f"does not beat champion v{champion.version} on the same holdout "
+        f"(PR-AUC {new_pr_auc:.4f} <= {champion_pr_auc:.4f})",
+        champion.version,
+        champion_pr_auc,
+    )
 
 
-def champion_on_holdout(client, settings: Settings, holdout: pd.DataFrame, columns: list[str],
-                        feature_set_version: str) -> tuple[registry.ModelVersionInfo | None, float | None]:
+def champion_on_holdout(
+    client, settings: Settings, holdout: pd.DataFrame, columns: list[str], feature_set_version: str
+) -> tuple[registry.ModelVersionInfo | None, float | None]:
     """The current champion and its PR-AUC on this holdout (None when its feature contract differs)."""
     current = registry.alias_version(client, settings.model_name, registry.CHAMPION)
     if current is None:
         return None, None
     if current.feature_columns != columns or current.feature_set_version != feature_set_version:
-        log.warning("champion v%s was trained on a different feature contract (%s); it cannot be evaluated "
-                    "on the new holdout", current.version, current.feature_set_version)
+        log.warning(
+            "champion v%s was trained on a different feature contract (%s); it cannot be evaluated on the new holdout",
+            current.version,
+            current.feature_set_version,
+        )
         return current, None
     booster = registry.load_booster(current)
     return current, average_precision(holdout["label"].to_numpy(), final_predict(booster, current, holdout, columns))
@@ -211,7 +242,7 @@ def champion_on_holdout(client, settings: Settings, holdout: pd.DataFrame, colum
 CANDIDATE = "candidate"  # alias of the latest fitted version, whatever the gate decides later
 TAG_AS_OF = "as_of"
 TAG_EVALUATED_AGAINST = "evaluated_against_champion_version"  # "" = there was no champion
-TAG_CHAMPION_COMPARABLE = "champion_comparable"               # "false" = different feature contract
+TAG_CHAMPION_COMPARABLE = "champion_comparable"  # "false" = different feature contract
 TAG_PROMOTION_DECISION = "promotion_decision"
 
 
@@ -239,7 +270,8 @@ class HoldoutEvaluation:
 
 def _evaluate_holdout(holdout: pd.DataFrame, scores: np.ndarray, config: TrainingConfig) -> Evaluation:
     return evaluate(
-        holdout["label"].to_numpy(), scores,
+        holdout["label"].to_numpy(),
+        scores,
         account_ids=holdout["account_id"].to_numpy(),
         feature_dates=holdout["feature_date"].to_numpy(),
         campaign_ids=holdout["campaign_id"].to_numpy(),
@@ -259,8 +291,13 @@ def benign_reference(frame: pd.DataFrame, config: TrainingConfig) -> pd.DataFram
         return unlabelled
     established = unlabelled[unlabelled[novelty.AGE_COLUMN] >= config.reference_min_account_age_days]
     if len(established) < MIN_REFERENCE_SNAPSHOTS:
-        log.warning("only %d unlabelled snapshots of accounts %d+ days old; the benign reference uses all %d "
-                    "unlabelled snapshots", len(established), config.reference_min_account_age_days, len(unlabelled))
+        log.warning(
+            "only %d unlabelled snapshots of accounts %d+ days old; the benign reference uses all %d "
+            "unlabelled snapshots",
+            len(established),
+            config.reference_min_account_age_days,
+            len(unlabelled),
+        )
         return unlabelled
     return established
 
@@ -276,13 +313,17 @@ def candidate_version(client, settings: Settings, as_of) -> registry.ModelVersio
     """The version behind the `candidate` alias, which must have been fitted as of `as_of`."""
     info = registry.alias_version(client, settings.model_name, CANDIDATE)
     if info is None:
-        raise MissingInputError(f"registered model {settings.model_name!r} has no '{CANDIDATE}' version; "
-                         f"run `distillguard fit --as-of {as_of.isoformat()}` first")
+        raise MissingInputError(
+            f"registered model {settings.model_name!r} has no '{CANDIDATE}' version; "
+            f"run `distillguard fit --as-of {as_of.isoformat()}` first"
+        )
     fitted_as_of = client.get_model_version(settings.model_name, info.version).tags.get(TAG_AS_OF)
     if fitted_as_of != as_of.isoformat():
-        raise MissingInputError(f"the '{CANDIDATE}' version v{info.version} of {settings.model_name} was fitted as "
-                         f"of {fitted_as_of}, not {as_of.isoformat()}; run `distillguard fit --as-of "
-                         f"{as_of.isoformat()}` first")
+        raise MissingInputError(
+            f"the '{CANDIDATE}' version v{info.version} of {settings.model_name} was fitted as "
+            f"of {fitted_as_of}, not {as_of.isoformat()}; run `distillguard fit --as-of "
+            f"{as_of.isoformat()}` first"
+        )
     return info
 
 
@@ -301,72 +342,98 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
 
     client = registry.configure(settings)
     reference = training_set.reference
-    with mlflow.start_run(experiment_id=registry.experiment_id(client, settings),
-                          run_name=f"train-as-of-{training_set.as_of.isoformat()}"):
-        mlflow.log_params({
-            **config.as_params(),
-            "device": device,
-            "as_of": training_set.as_of.isoformat(),
-            "feature_set_version": training_set.feature_set_version,
-            "n_features": len(columns),
-            "xgboost_version": xgb.__version__,
-            "scale_pos_weight": round(fit_info.scale_pos_weight, 6),
-            "best_iteration": fit_info.best_iteration,
-            "fit_dates": f"{split.fit_dates[0]}..{split.fit_dates[-1]}",
-            "validation_dates": f"{split.validation_dates[0]}..{split.validation_dates[-1]}",
-            "holdout_dates": f"{split.holdout_dates[0]}..{split.holdout_dates[-1]}",
-            "split": split.describe()[:500],
-            "account_features_version": reference["account_features"]["version"],
-            "enforcement_labels_version": reference["enforcement_labels"]["version"],
-        })
+    with mlflow.start_run(
+        experiment_id=registry.experiment_id(client, settings), run_name=f"train-as-of-{training_set.as_of.isoformat()}"
+    ):
+        mlflow.log_params(
+            {
+                **config.as_params(),
+                "device": device,
+                "as_of": training_set.as_of.isoformat(),
+                "feature_set_version": training_set.feature_set_version,
+                "n_features": len(columns),
+                "xgboost_version": xgb.__version__,
+                "scale_pos_weight": round(fit_info.scale_pos_weight, 6),
+                "best_iteration": fit_info.best_iteration,
+                "fit_dates": f"{split.fit_dates[0]}..{split.fit_dates[-1]}",
+                "validation_dates": f"{split.validation_dates[0]}..{split.validation_dates[-1]}",
+                "holdout_dates": f"{split.holdout_dates[0]}..{split.holdout_dates[-1]}",
+                "split": split.describe()[:500],
+                "account_features_version": reference["account_features"]["version"],
+                "enforcement_labels_version": reference["enforcement_labels"]["version"],
+            }
+        )
         mlflow.set_tags({"feature_set_version": training_set.feature_set_version, "device": device})
         counts = {
-            "fit_snapshots": len(fit), "fit_positives": int(fit["label"].sum()),
-            "validation_snapshots": len(validation), "validation_positives": int(validation["label"].sum()),
-            "holdout_snapshots": len(holdout), "holdout_positives": int(holdout["label"].sum()),
+            "fit_snapshots": len(fit),
+            "fit_positives": int(fit["label"].sum()),
+            "validation_snapshots": len(validation),
+            "validation_positives": int(validation["label"].sum()),
+            "holdout_snapshots": len(holdout),
+            "holdout_positives": int(holdout["label"].sum()),
             "unresolved_snapshots": reference["unresolved_snapshots"],
         }
-        mlflow.log_metrics({**{k: float(v) for k, v in counts.items()},
-                            "validation_pr_auc": fit_info.validation_pr_auc,
-                            "validation_logloss": fit_info.validation_logloss})
+        mlflow.log_metrics(
+            {
+                **{k: float(v) for k, v in counts.items()},
+                "validation_pr_auc": fit_info.validation_pr_auc,
+                "validation_logloss": fit_info.validation_logloss,
+            }
+        )
         mlflow.log_dict(reference, "training_set_reference.json")
-        mlflow.log_dict({"feature_columns": columns, "feature_set_version": training_set.feature_set_version},
-                        "feature_columns.json")
+        mlflow.log_dict(
+            {"feature_columns": columns, "feature_set_version": training_set.feature_set_version},
+            "feature_columns.json",
+        )
         importance = feature_importance_table(booster, columns)
         mlflow.log_text(importance.to_csv(index=False), "feature_importance.csv")
         mlflow.log_figure(feature_importance_figure(importance), "plots/feature_importance.png")
 
         version = registry.log_model_version(
-            booster, settings=settings, feature_columns=columns,
-            feature_set_version=training_set.feature_set_version, input_example=holdout.head(5))
+            booster,
+            settings=settings,
+            feature_columns=columns,
+            feature_set_version=training_set.feature_set_version,
+            input_example=holdout.head(5),
+        )
         # the score reference: the unlabelled snapshots of the fitted and validation dates (novelty uses no label;
         # the supervised percentiles rank the model's scores on the same population)
         unlabelled = benign_reference(pd.concat([fit, validation]), config)
-        reference = novelty.fit_reference(unlabelled[columns].to_numpy(dtype=np.float64), columns,
-                                          predict(booster, unlabelled, columns))
-        registry.set_version_tags(client, settings.model_name, version, {
-            registry.NOVELTY_REFERENCE_TAG: reference.to_json(),
-            TAG_AS_OF: training_set.as_of.isoformat(),
-            "holdout_dates": f"{split.holdout_dates[0]}..{split.holdout_dates[-1]}",
-            "device": device,
-        })
+        reference = novelty.fit_reference(
+            unlabelled[columns].to_numpy(dtype=np.float64), columns, predict(booster, unlabelled, columns)
+        )
+        registry.set_version_tags(
+            client,
+            settings.model_name,
+            version,
+            {
+                registry.NOVELTY_REFERENCE_TAG: reference.to_json(),
+                TAG_AS_OF: training_set.as_of.isoformat(),
+                "holdout_dates": f"{split.holdout_dates[0]}..{split.holdout_dates[-1]}",
+                "device": device,
+            },
+        )
         registry.set_alias(client, settings.model_name, CANDIDATE, version)
     return registry.version_info(client, settings.model_name, version)
 
 
-def _per_tier(pick, first: tuple[tuple[str, float], ...], second: tuple[tuple[str, float], ...]
-              ) -> tuple[tuple[str, float], ...]:
+def _per_tier(
+    pick, first: tuple[tuple[str, float], ...], second: tuple[tuple[str, float], ...]
+) -> tuple[tuple[str, float], ...]:
     other = dict(second)
     return tuple((name, pick(bound, other[name])) for name, bound in first)
 
 
-TIER_METHOD = ("per tier the lower of (a) the holdout quantile and (b) the higher of the combination's constructed "
-               f"bound, {novelty.CONSTRUCTED_TIERS}, and the quantile over the holdout's unlabelled accounts "
-               f"{novelty.ESTABLISHED_ACCOUNT_DAYS}+ days old")
+TIER_METHOD = (
+    "per tier the lower of (a) the holdout quantile and (b) the higher of the combination's constructed "
+    f"bound, {novelty.CONSTRUCTED_TIERS}, and the quantile over the holdout's unlabelled accounts "
+    f"{novelty.ESTABLISHED_ACCOUNT_DAYS}+ days old"
+)
 
 
-def tier_calibration(holdout: pd.DataFrame, scores: np.ndarray, config: TrainingConfig,
-                     reference: novelty.NoveltyReference | None) -> TierCalibration:
+def tier_calibration(
+    holdout: pd.DataFrame, scores: np.ndarray, config: TrainingConfig, reference: novelty.NoveltyReference | None
+) -> TierCalibration:
     """Score bounds per tier at the tier's benign FPR (TIER_BENIGN_FPR), from the holdout's final `scores`.
 
     (a) The final score's quantile at the rate over the holdout's unlabelled snapshots (metrics.tier_bounds): any
@@ -393,25 +460,31 @@ def tier_calibration(holdout: pd.DataFrame, scores: np.ndarray, config: Training
     established = (labels == 0) & (holdout[novelty.AGE_COLUMN].to_numpy() >= novelty.ESTABLISHED_ACCOUNT_DAYS)
     n_established = int(established.sum())
     if n_established < MIN_REFERENCE_SNAPSHOTS:
-        why = (f"only {n_established} unlabelled holdout snapshots of accounts {novelty.ESTABLISHED_ACCOUNT_DAYS}+ "
-               f"days old, fewer than the {MIN_REFERENCE_SNAPSHOTS} that guard the construction against drift")
+        why = (
+            f"only {n_established} unlabelled holdout snapshots of accounts {novelty.ESTABLISHED_ACCOUNT_DAYS}+ "
+            f"days old, fewer than the {MIN_REFERENCE_SNAPSHOTS} that guard the construction against drift"
+        )
         log.warning("tiers are the holdout quantile alone: %s", why)
         return TierCalibration(quantile.bounds, quantile.hidden_positive_share, f"{quantile.method}; {why}")
     # a rate the sample cannot resolve (fewer than 1 / rate snapshots) would put the guard at its maximum, one
     # account's score (on one benchmark lake a benign developer's 1.0, which took critical from 35% to 8% recall);
     # 0.0 leaves the construction alone at that tier
     unlabelled = np.zeros(n_established)
-    guard = tuple((name, threshold_at_fpr(unlabelled, scores[established], rate) if n_established * rate >= 1 else 0.0)
-                  for name, rate in TIER_BENIGN_FPR)
+    guard = tuple(
+        (name, threshold_at_fpr(unlabelled, scores[established], rate) if n_established * rate >= 1 else 0.0)
+        for name, rate in TIER_BENIGN_FPR
+    )
     drift_guarded = _per_tier(max, novelty.tier_bounds_by_construction(reference, TIER_BENIGN_FPR), guard)
     bounds = _per_tier(min, quantile.bounds, drift_guarded)
     ceilings = np.minimum.accumulate([bound for _, bound in bounds])  # a higher tier is never easier to reach
-    return TierCalibration(tuple((name, float(c)) for (name, _), c in zip(bounds, ceilings)),
-                           quantile.hidden_positive_share, TIER_METHOD)
+    return TierCalibration(
+        tuple((name, float(c)) for (name, _), c in zip(bounds, ceilings)), quantile.hidden_positive_share, TIER_METHOD
+    )
 
 
-def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: TrainingConfig,
-                       candidate: registry.ModelVersionInfo) -> HoldoutEvaluation:
+def evaluate_candidate(
+    training_set: TrainingSet, settings: Settings, config: TrainingConfig, candidate: registry.ModelVersionInfo
+) -> HoldoutEvaluation:
     """Score the candidate and the current champion on the candidate's holdout; log the metrics, plots and tier
     bounds on the candidate's run and record the comparison as version tags for `promote_candidate`."""
     import mlflow
@@ -420,50 +493,74 @@ def evaluate_candidate(training_set: TrainingSet, settings: Settings, config: Tr
 
     columns = training_set.feature_columns
     if candidate.feature_columns != columns or candidate.feature_set_version != training_set.feature_set_version:
-        raise MissingInputError(f"candidate v{candidate.version} was fitted on another feature contract "
-                         f"({candidate.feature_set_version}) than this training set "
-                         f"({training_set.feature_set_version}); refit it")
+        raise MissingInputError(
+            f"candidate v{candidate.version} was fitted on another feature contract "
+            f"({candidate.feature_set_version}) than this training set "
+            f"({training_set.feature_set_version}); refit it"
+        )
     client = registry.configure(settings)
     decided = client.get_model_version(settings.model_name, candidate.version).tags.get(TAG_PROMOTION_DECISION)
     if decided:
         # Once the gate has decided, the champion may be this very version; re-comparing would pit it against
         # itself. The recorded evaluation stands.
-        raise MissingInputError(f"candidate v{candidate.version} was already promoted to @{decided}; "
-                         "fit a new candidate to evaluate again")
+        raise MissingInputError(
+            f"candidate v{candidate.version} was already promoted to @{decided}; fit a new candidate to evaluate again"
+        )
     split, _, _, holdout = _split(training_set, config)
     labels = holdout["label"].to_numpy()
     scores = final_predict(registry.load_booster(candidate), candidate, holdout, columns)
     evaluation = _evaluate_holdout(holdout, scores, config)
     calibration = tier_calibration(holdout, scores, config, novelty.parse_reference(candidate.novelty_reference))
     tiers = calibration.bounds
-    champion, champion_pr_auc = champion_on_holdout(client, settings, holdout, columns,
-                                                    training_set.feature_set_version)
+    champion, champion_pr_auc = champion_on_holdout(
+        client, settings, holdout, columns, training_set.feature_set_version
+    )
 
     supervised_only = predict(registry.load_booster(candidate), holdout, columns)
     with mlflow.start_run(run_id=candidate.run_id):
         mlflow.log_metrics(evaluation.metrics)
         # the combination is logged: what the supervised model alone would have scored on this holdout
         mlflow.log_metric("pr_auc_supervised_only", average_precision(labels, supervised_only))
-        mlflow.log_params({"score_combination": novelty.COMBINATION if candidate.novelty_reference
-                           else "supervised only"})
+        mlflow.log_params(
+            {"score_combination": novelty.COMBINATION if candidate.novelty_reference else "supervised only"}
+        )
         if champion_pr_auc is not None:
             mlflow.log_metric("champion_pr_auc_on_this_holdout", champion_pr_auc)
         mlflow.log_dict(json.loads(json.dumps(evaluation.tables(), default=str)), "evaluation/holdout_details.json")
-        mlflow.log_figure(pr_curve_figure(labels, scores, evaluation.flag_threshold,
-                                          f"holdout {split.holdout_dates[0]}..{split.holdout_dates[-1]}"),
-                          "plots/pr_curve.png")
-        mlflow.log_params({**{f"tier_bound_{name}": round(bound, 6) for name, bound in tiers},
-                           "tier_calibration": calibration.method,
-                           "tier_hidden_positive_share": round(calibration.hidden_positive_share, 6)})
-    registry.set_version_tags(client, settings.model_name, candidate.version, {
-        "holdout_pr_auc": f"{evaluation.metrics['pr_auc']:.6f}",
-        registry.TAG_TIER_BOUNDS: json.dumps([[name, bound] for name, bound in tiers]),
-        TAG_EVALUATED_AGAINST: champion.version if champion is not None else "",
-        TAG_CHAMPION_COMPARABLE: str(champion_pr_auc is not None).lower(),
-    })
-    return HoldoutEvaluation(version=candidate.version, metrics=evaluation.metrics,
-                             champion_version=champion.version if champion is not None else None,
-                             champion_pr_auc=champion_pr_auc, split=split)
+        mlflow.log_figure(
+            pr_curve_figure(
+                labels,
+                scores,
+                evaluation.flag_threshold,
+                f"holdout {split.holdout_dates[0]}..{split.holdout_dates[-1]}",
+            ),
+            "plots/pr_curve.png",
+        )
+        mlflow.log_params(
+            {
+                **{f"tier_bound_{name}": round(bound, 6) for name, bound in tiers},
+                "tier_calibration": calibration.method,
+                "tier_hidden_positive_share": round(calibration.hidden_positive_share, 6),
+            }
+        )
+    registry.set_version_tags(
+        client,
+        settings.model_name,
+        candidate.version,
+        {
+            "holdout_pr_auc": f"{evaluation.metrics['pr_auc']:.6f}",
+            registry.TAG_TIER_BOUNDS: json.dumps([[name, bound] for name, bound in tiers]),
+            TAG_EVALUATED_AGAINST: champion.version if champion is not None else "",
+            TAG_CHAMPION_COMPARABLE: str(champion_pr_auc is not None).lower(),
+        },
+    )
+    return HoldoutEvaluation(
+        version=candidate.version,
+        metrics=evaluation.metrics,
+        champion_version=champion.version if champion is not None else None,
+        champion_pr_auc=champion_pr_auc,
+        split=split,
+    )
 
 
 def promote_candidate(settings: Settings, candidate: registry.ModelVersionInfo) -> PromotionDecision:
@@ -475,25 +572,40 @@ def promote_candidate(settings: Settings, candidate: registry.ModelVersionInfo) 
     tags = client.get_model_version(name, candidate.version).tags
     if tags.get(TAG_PROMOTION_DECISION):
         log.info("v%s was already decided: @%s", candidate.version, tags[TAG_PROMOTION_DECISION])
-        return PromotionDecision(tags[TAG_PROMOTION_DECISION], tags.get("promotion_reason", ""),
-                                 tags.get(TAG_EVALUATED_AGAINST) or None, None)
+        return PromotionDecision(
+            tags[TAG_PROMOTION_DECISION],
+            tags.get("promotion_reason", ""),
+            tags.get(TAG_EVALUATED_AGAINST) or None,
+            None,
+        )
     if TAG_EVALUATED_AGAINST not in tags:
-        raise MissingInputError(f"candidate v{candidate.version} has not been evaluated; run `distillguard evaluate "
-                         f"--as-of {tags.get(TAG_AS_OF, '<date>')}` first")
+        raise MissingInputError(
+            f"candidate v{candidate.version} has not been evaluated; run `distillguard evaluate "
+            f"--as-of {tags.get(TAG_AS_OF, '<date>')}` first"
+        )
     current = registry.alias_version(client, name, registry.CHAMPION)
     if (current.version if current else "") != tags[TAG_EVALUATED_AGAINST]:
-        raise MissingInputError(f"the champion changed since candidate v{candidate.version} was evaluated (was "
-                         f"v{tags[TAG_EVALUATED_AGAINST] or 'none'}, now v{current.version if current else 'none'}); "
-                         "rerun evaluate")
+        raise MissingInputError(
+            f"the champion changed since candidate v{candidate.version} was evaluated (was "
+            f"v{tags[TAG_EVALUATED_AGAINST] or 'none'}, now v{current.version if current else 'none'}); "
+            "rerun evaluate"
+        )
     metrics = client.get_run(candidate.run_id).data.metrics
-    champion_pr_auc = (metrics["champion_pr_auc_on_this_holdout"]
-                       if current is not None and tags[TAG_CHAMPION_COMPARABLE] == "true" else None)
+    champion_pr_auc = (
+        metrics["champion_pr_auc_on_this_holdout"]
+        if current is not None and tags[TAG_CHAMPION_COMPARABLE] == "true"
+        else None
+    )
     decision = decide_promotion(metrics[PRIMARY_METRIC], metrics["positive_rate"], current, champion_pr_auc)
-    for key, value in {"promotion.decision": decision.alias, "promotion.reason": decision.reason,
-                       "promotion.compared_with_version": decision.champion_version or ""}.items():
+    for key, value in {
+        "promotion.decision": decision.alias,
+        "promotion.reason": decision.reason,
+        "promotion.compared_with_version": decision.champion_version or "",
+    }.items():
         client.set_tag(candidate.run_id, key, value)
-    registry.set_version_tags(client, name, candidate.version, {
-        TAG_PROMOTION_DECISION: decision.alias, "promotion_reason": decision.reason})
+    registry.set_version_tags(
+        client, name, candidate.version, {TAG_PROMOTION_DECISION: decision.alias, "promotion_reason": decision.reason}
+    )
     registry.set_alias(client, name, decision.alias, candidate.version)
     return decision
 
@@ -503,9 +615,14 @@ def train_and_register(training_set: TrainingSet, settings: Settings, config: Tr
     candidate = fit_candidate(training_set, settings, config)
     evaluation = evaluate_candidate(training_set, settings, config, candidate)
     decision = promote_candidate(settings, candidate)
-    return TrainResult(model_name=settings.model_name, version=candidate.version, alias=decision.alias,
-                       reason=decision.reason, run_id=candidate.run_id,
-                       device=registry.configure(settings).get_model_version(
-                           settings.model_name, candidate.version).tags["device"],
-                       metrics=evaluation.metrics, champion_pr_auc=evaluation.champion_pr_auc,
-                       split=evaluation.split)
+    return TrainResult(
+        model_name=settings.model_name,
+        version=candidate.version,
+        alias=decision.alias,
+        reason=decision.reason,
+        run_id=candidate.run_id,
+        device=registry.configure(settings).get_model_version(settings.model_name, candidate.version).tags["device"],
+        metrics=evaluation.metrics,
+        champion_pr_auc=evaluation.champion_pr_auc,
+        split=evaluation.split,
+    )

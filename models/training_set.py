@@ -41,10 +41,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from lake.errors import MissingInputError
 from features.registry import feature_columns, feature_set_version
 from lake import catalog
 from lake.config import Settings
+from lake.errors import MissingInputError
 from models.config import TrainingConfig
 
 KEY_COLUMNS = ("account_id", "feature_date")
@@ -59,6 +59,7 @@ EXTRACTION_CLUSTER_FEATURE = "cluster_labelled_extraction_share"
 
 
 # --- pure DataFrame -> DataFrame transforms -------------------------------------------------------
+
 
 def point_in_time_labels(snapshot_keys, labels, as_of: dt.date, horizon_days: int):
     """For each (account_id, feature_date) snapshot, what was known at D and what was decided after it.
@@ -106,8 +107,9 @@ def select_training_snapshots(labelled, unresolved_snapshots: str = "negative", 
     if unresolved_snapshots not in ("negative", "drop"):
         raise ValueError(f"unresolved_snapshots must be 'negative' or 'drop', got {unresolved_snapshots!r}")
     resolved = F.col("horizon_complete") | F.col("window_label").isNotNull()
-    selected = (labelled.filter(~F.col("known_extraction") & (F.col("observed_label_days") >= min_label_days))
-                .withColumn("resolved", resolved))
+    selected = labelled.filter(
+        ~F.col("known_extraction") & (F.col("observed_label_days") >= min_label_days)
+    ).withColumn("resolved", resolved)
     if unresolved_snapshots == "drop":
         selected = selected.filter(F.col("resolved"))
     return selected.select(
@@ -146,6 +148,7 @@ def drop_negatives_in_extraction_clusters(frame: pd.DataFrame, config: TrainingC
 
 # --- the training set as the trainer sees it ------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class TrainingSet:
     frame: pd.DataFrame  # KEY_COLUMNS, feature columns, label, resolved, campaign_id, benign_segment
@@ -166,16 +169,24 @@ class TimeSplit:
 
     def masks(self, feature_dates: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         days = pd.to_datetime(feature_dates).dt.date
-        return (days.isin(self.fit_dates).to_numpy(), days.isin(self.validation_dates).to_numpy(),
-                days.isin(self.holdout_dates).to_numpy())
+        return (
+            days.isin(self.fit_dates).to_numpy(),
+            days.isin(self.validation_dates).to_numpy(),
+            days.isin(self.holdout_dates).to_numpy(),
+        )
 
     def describe(self) -> str:
-        trailing = (f"; {len(self.unlabelled_trailing_dates)} trailing date(s) without positives left out "
-                    f"({self.unlabelled_trailing_dates[0]}..{self.unlabelled_trailing_dates[-1]})"
-                    if self.unlabelled_trailing_dates else "")
-        return (f"time split: fit {self.fit_dates[0]}..{self.fit_dates[-1]}, validation "
-                f"{self.validation_dates[0]}..{self.validation_dates[-1]}, holdout "
-                f"{self.holdout_dates[0]}..{self.holdout_dates[-1]}{trailing}")
+        trailing = (
+            f"; {len(self.unlabelled_trailing_dates)} trailing date(s) without positives left out "
+            f"({self.unlabelled_trailing_dates[0]}..{self.unlabelled_trailing_dates[-1]})"
+            if self.unlabelled_trailing_dates
+            else ""
+        )
+        return (
+            f"time split: fit {self.fit_dates[0]}..{self.fit_dates[-1]}, validation "
+            f"{self.validation_dates[0]}..{self.validation_dates[-1]}, holdout "
+            f"{self.holdout_dates[0]}..{self.holdout_dates[-1]}{trailing}"
+        )
 
 
 def split_by_time(feature_dates, labels, holdout_days: int, validation_days: int) -> TimeSplit:
@@ -191,7 +202,8 @@ def split_by_time(feature_dates, labels, holdout_days: int, validation_days: int
     if len(positive_dates) < 3:
         raise MissingInputError(
             f"the training set has positives on {len(positive_dates)} feature date(s) over {len(dates)} dates; "
-            "fit, validation and holdout each need one: wait for more enforcement labels")
+            "fit, validation and holdout each need one: wait for more enforcement labels"
+        )
     usable = [d for d in dates if d <= positive_dates[-1]]
     trailing = [d for d in dates if d > positive_dates[-1]]
     holdout = usable[-holdout_days:]
@@ -200,13 +212,17 @@ def split_by_time(feature_dates, labels, holdout_days: int, validation_days: int
     if len(earlier_positives) < 2:
         raise MissingInputError(
             f"only {len(earlier_positives)} date(s) with positives precede the holdout {holdout[0]}..{holdout[-1]}; "
-            "fit and validation each need one: use fewer holdout_days or wait for more labels")
-    validation_start = min(before_holdout[-validation_days] if len(before_holdout) >= validation_days
-                           else before_holdout[0], earlier_positives[-1])
+            "fit and validation each need one: use fewer holdout_days or wait for more labels"
+        )
+    validation_start = min(
+        before_holdout[-validation_days] if len(before_holdout) >= validation_days else before_holdout[0],
+        earlier_positives[-1],
+    )
     validation = [d for d in before_holdout if d >= validation_start]
     fit = [d for d in before_holdout if d < validation_start]
-    return TimeSplit(fit_dates=fit, validation_dates=validation, holdout_dates=holdout,
-                     unlabelled_trailing_dates=trailing)
+    return TimeSplit(
+        fit_dates=fit, validation_dates=validation, holdout_dates=holdout, unlabelled_trailing_dates=trailing
+    )
 
 
 def _delta_version(settings: Settings, name: str) -> int:
@@ -224,25 +240,41 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
     version = feature_set_version()
     for name in ("account_features", "enforcement_labels"):
         if not catalog.exists(settings, name):
-            raise FileNotFoundError(f"Delta table {name!r} not found at {settings.table_uri(name)}; "
-                                    "training needs account_features and enforcement_labels")
+            raise FileNotFoundError(
+                f"Delta table {name!r} not found at {settings.table_uri(name)}; "
+                "training needs account_features and enforcement_labels"
+            )
     features_version = _delta_version(settings, "account_features")
     labels_version = _delta_version(settings, "enforcement_labels")
     # Pin both reads to the versions recorded in the run, so the logged reference reproduces these rows exactly.
-    features = (spark.read.format("delta").option("versionAsOf", features_version)
-                .load(settings.table_uri("account_features")).filter(F.col("feature_date") <= F.lit(as_of)))
-    labels = (spark.read.format("delta").option("versionAsOf", labels_version)
-              .load(settings.table_uri("enforcement_labels")).filter(F.col("label").isin(*TRAINING_LABELS)))
+    features = (
+        spark.read.format("delta")
+        .option("versionAsOf", features_version)
+        .load(settings.table_uri("account_features"))
+        .filter(F.col("feature_date") <= F.lit(as_of))
+    )
+    labels = (
+        spark.read.format("delta")
+        .option("versionAsOf", labels_version)
+        .load(settings.table_uri("enforcement_labels"))
+        .filter(F.col("label").isin(*TRAINING_LABELS))
+    )
 
     missing = [c for c in columns if c not in features.columns]
     if missing:
-        raise MissingInputError(f"account_features lacks {len(missing)} registered feature column(s) "
-                         f"(first: {missing[:5]}); rebuild features with the current registry ({version})")
-    versions = {row["feature_set_version"]: row["n"] for row in
-                features.groupBy("feature_set_version").agg(F.count(F.lit(1)).alias("n")).collect()}
+        raise MissingInputError(
+            f"account_features lacks {len(missing)} registered feature column(s) "
+            f"(first: {missing[:5]}); rebuild features with the current registry ({version})"
+        )
+    versions = {
+        row["feature_set_version"]: row["n"]
+        for row in features.groupBy("feature_set_version").agg(F.count(F.lit(1)).alias("n")).collect()
+    }
     if version not in versions:
-        raise MissingInputError(f"account_features has no snapshots up to {as_of} built with the current feature set "
-                         f"{version} (found {sorted(map(str, versions))}); rebuild features first")
+        raise MissingInputError(
+            f"account_features has no snapshots up to {as_of} built with the current feature set "
+            f"{version} (found {sorted(map(str, versions))}); rebuild features first"
+        )
     # Snapshots from another feature-set version mean different definitions under the same column names.
     features = features.filter(F.col("feature_set_version") == F.lit(version))
 
@@ -256,12 +288,16 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
     )
     frame = frame_df.toArrow().to_pandas()
     if frame.empty:
-        raise MissingInputError(f"no training snapshots with feature_date <= {as_of} and at least "
-                         f"{config.min_label_days} days of observed label horizon")
+        raise MissingInputError(
+            f"no training snapshots with feature_date <= {as_of} and at least "
+            f"{config.min_label_days} days of observed label horizon"
+        )
     frame, in_extraction_clusters = drop_negatives_in_extraction_clusters(frame, config)
     if frame.empty:
-        raise MissingInputError(f"every training snapshot up to {as_of} is an unlabelled member of a cluster with "
-                                "decided extraction; set negatives_in_extraction_clusters = \"keep\" to train")
+        raise MissingInputError(
+            f"every training snapshot up to {as_of} is an unlabelled member of a cluster with "
+            "decided extraction; set negatives_in_extraction_clusters = \"keep\" to train"
+        )
     frame["feature_date"] = pd.to_datetime(frame["feature_date"]).dt.date
     frame = frame.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
     frame[columns] = frame[columns].astype("float64")
@@ -275,12 +311,13 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
         "label_horizon_days": config.label_horizon_days,
         "min_label_days": config.min_label_days,
         "unresolved_snapshots_policy": config.unresolved_snapshots,
-        "snapshots": int(len(frame)),
+        "snapshots": len(frame),
         "positives": int(frame["label"].sum()),
         "unresolved_snapshots": int((~frame["resolved"].astype(bool)).sum()),
         "negatives_in_extraction_clusters_policy": config.negatives_in_extraction_clusters,
         "negatives_in_extraction_clusters": in_extraction_clusters,
         "snapshots_other_feature_set_versions": int(sum(n for v, n in versions.items() if v != version)),
     }
-    return TrainingSet(frame=frame, feature_columns=columns, feature_set_version=version, as_of=as_of,
-                       reference=reference)
+    return TrainingSet(
+        frame=frame, feature_columns=columns, feature_set_version=version, as_of=as_of, reference=reference
+    )

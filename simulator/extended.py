@@ -39,11 +39,24 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from simulator import world
-from simulator.population import (COUNTRIES, DAY_US, HOUR_US, N_SLOTS, N_SYSTEM_PROMPT_POOL, SEGMENTS, _NEVER,
-                                  Behaviour, Segment, _behaviour_profile, _choice, _hex_list,
-                                  PopulationBuilder, _ua_pick)
+from simulator.population import (
+    _NEVER,
+    COUNTRIES,
+    DAY_US,
+    HOUR_US,
+    N_SLOTS,
+    N_SYSTEM_PROMPT_POOL,
+    SEGMENTS,
+    Behaviour,
+    PopulationBuilder,
+    Segment,
+    _behaviour_profile,
+    _choice,
+    _hex_list,
+    _ua_pick,
+)
 from simulator.prompts import LANGUAGES, LATIN_SCRIPT_LANGUAGES
-from simulator.world import CATEGORY_INDEX, ALL_COUNTRY_INDEX
+from simulator.world import ALL_COUNTRY_INDEX, CATEGORY_INDEX
 
 LOW_SLOW_HYDRA = "low_slow_hydra"
 RESELLER_MIXED = "reseller_mixed"
@@ -76,8 +89,13 @@ class ExtendedPlan:
     @property
     def accounts(self) -> int:
         """Accounts taken out of the classic benign population (campaign D's replacements come on top)."""
-        return sum(n for _, n in self.lookalikes) + self.low_slow["initial"] + self.reseller["n"] + \
-            self.paraphrase["initial"] + self.late["initial"]
+        return (
+            sum(n for _, n in self.lookalikes)
+            + self.low_slow["initial"]
+            + self.reseller["n"]
+            + self.paraphrase["initial"]
+            + self.late["initial"]
+        )
 
     def add_to(self, builder: PopulationBuilder) -> None:
         for segment, n in self.lookalikes:
@@ -105,57 +123,170 @@ def _mix(rng: np.random.Generator, weights: dict[str, float], concentration: flo
 def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xE7E]))
     classic = tuple(
-        replace(s, share=s.share * _u(rng, 1.0, 2.5), behaviour=replace(s.behaviour, rate=s.behaviour.rate
-                                                                         * _u(rng, 0.6, 2.0)))
-        if s.behaviour.name == "batch_pipeline" else s for s in SEGMENTS)
+        replace(
+            s,
+            share=s.share * _u(rng, 1.0, 2.5),
+            behaviour=replace(s.behaviour, rate=s.behaviour.rate * _u(rng, 0.6, 2.0)),
+        )
+        if s.behaviour.name == "batch_pipeline"
+        else s
+        for s in SEGMENTS
+    )
     latin = list(LATIN_SCRIPT_LANGUAGES)
-    benign_languages = {"ES": ("es", _u(rng, 0.3, 0.8)), "MX": ("es", _u(rng, 0.3, 0.8)),
-                        "BR": ("pt", _u(rng, 0.3, 0.8)), "DE": ("de", _u(rng, 0.1, 0.5)),
-                        "FR": ("fr", _u(rng, 0.1, 0.5))}
+    benign_languages = {
+        "ES": ("es", _u(rng, 0.3, 0.8)),
+        "MX": ("es", _u(rng, 0.3, 0.8)),
+        "BR": ("pt", _u(rng, 0.3, 0.8)),
+        "DE": ("de", _u(rng, 0.1, 0.5)),
+        "FR": ("fr", _u(rng, 0.1, 0.5)),
+    }
 
-    judge = Segment(Behaviour(
-        "judge_harness", rate=_u(rng, 120, 400), rate_sigma=0.7, active_prob=0.9, weekend_factor=0.8, timing="runs",
-        runs=(1, 4), intra=("stepped", _u(rng, 0.2, 1.0), _u(rng, 2, 6)),
-        families=_mix(rng, {"rubric_grade": .5, "eval_grading": .3, "cot_elicit": .1, "reasoning": .1}),
-        family_alpha=6, templated_prob=_u(rng, 0.85, 0.99), template_space=int(rng.integers(20, 150)),
-        ua={"sdk_py": .85, "raw": .15}, ua_secondary_prob=0.1, stream_prob=0.02, batch_prob=_u(rng, 0, 0.5),
-        models={"claude-sonnet-4": .4, "claude-opus-4": .4, "claude-haiku-4-5": .2}, adopt_prob=0.7,
-        adopt_delay_h=(1, 24), adopt_share=(0.3, 0.7), max_tokens=(512, 1024, 2048), saturate_prob=0.03,
-        in_scale=1.5, out_scale=0.6, system_none_prob=0.1, network=_mix(rng, {"hosting": .7, "business": .3})),
-        share=0, hard_negative=True, programs={"enterprise": .4, "research": .3, "standard": .3},
-        verification={"card": .5, "kyc": .5}, grouping="org")
-    cohort = Segment(Behaviour(
-        "education_cohort", rate=_u(rng, 4, 12), rate_sigma=0.8, active_prob=0.6, weekend_factor=0.8,
-        timing="sessions", pmf="evening", per_session=5, intra=("uniform", 120, 2400),
-        families=_mix(rng, {"student": .45, "reasoning": .15, "cot_soft": .05, "cot_elicit": .05, "coding": .15,
-                            "writing": .15}),
-        family_alpha=3, templated_prob=_u(rng, 0.2, 0.5), template_space=int(rng.integers(20, 80)),
-        ua={"browser": .6, "sdk_py": .2, "sdk_ts": .2}, stream_prob=0.8,
-        models={"claude-sonnet-4": .5, "claude-haiku-4-5": .5}, adopt_prob=0.3, rate_limit_prob=0.01,
-        system_none_prob=0.4, network={"education": 1.0}),
-        share=0, hard_negative=True, programs={"education": 1.0},
-        verification={"email": .6, "none": .3, "card": .1}, grouping="cohort")
-    mobile = Segment(Behaviour(
-        "mobile_nat", rate=_u(rng, 2, 5), rate_sigma=0.8, active_prob=0.5, weekend_factor=1.1, timing="sessions",
-        per_session=3, intra=("uniform", 60, 1800),
-        families={"chat": .5, "writing": .2, "student": .1, "reasoning": .05, "vision": .1, "tool_use": .05},
-        family_alpha=3, ua={"browser": .75, "sdk_ts": .15, "raw": .1}, stream_prob=0.9,
-        models={"claude-sonnet-4": .6, "claude-haiku-4-5": .4}, adopt_prob=0.3, adopt_delay_h=(6, 96),
-        system_none_prob=0.7, network={"mobile": 1.0}),
-        share=0, hard_negative=True, programs={"standard": 1.0}, verification={"email": .5, "card": .5},
-        grouping="carrier_nat")
-    early = Segment(Behaviour(
-        "early_adopter", rate=_u(rng, 15, 50), rate_sigma=0.8, active_prob=0.8, weekend_factor=0.7,
-        timing="sessions", pmf="work", per_session=10, intra=("stepped", 5, 60),
-        families=_mix(rng, {"coding": .25, "coding_agent": .2, "reasoning": .2, "agentic": .15, "cot_elicit": .05,
-                            "chat": .15}),
-        family_alpha=3, templated_prob=0.1, template_space=20, ua={"sdk_py": .5, "sdk_ts": .4, "raw": .1},
-        stream_prob=0.6, models={"claude-opus-4": .5, "claude-sonnet-4": .5}, adopt_prob=1.0,
-        adopt_delay_h=(0.1, _u(rng, 4, 12)), adopt_share=(0.6, 0.95), max_tokens=(8192, 16000, 32000),
-        saturate_prob=0.05, network={"residential": .4, "business": .4, "hosting": .2}),
-        share=0, hard_negative=True, programs={"standard": .7, "startup": .3}, verification={"card": .8, "kyc": .2})
-    lookalikes = [(judge, _u(rng, 0.006, 0.012)), (cohort, _u(rng, 0.02, 0.04)), (mobile, _u(rng, 0.04, 0.08)),
-                  (early, _u(rng, 0.01, 0.02))]
+    judge = Segment(
+        Behaviour(
+            "judge_harness",
+            rate=_u(rng, 120, 400),
+            rate_sigma=0.7,
+            active_prob=0.9,
+            weekend_factor=0.8,
+            timing="runs",
+            runs=(1, 4),
+            intra=("stepped", _u(rng, 0.2, 1.0), _u(rng, 2, 6)),
+            families=_mix(rng, {"rubric_grade": 0.5, "eval_grading": 0.3, "cot_elicit": 0.1, "reasoning": 0.1}),
+            family_alpha=6,
+            templated_prob=_u(rng, 0.85, 0.99),
+            template_space=int(rng.integers(20, 150)),
+            ua={"sdk_py": 0.85, "raw": 0.15},
+            ua_secondary_prob=0.1,
+            stream_prob=0.02,
+            batch_prob=_u(rng, 0, 0.5),
+            models={"claude-sonnet-4": 0.4, "claude-opus-4": 0.4, "claude-haiku-4-5": 0.2},
+            adopt_prob=0.7,
+            adopt_delay_h=(1, 24),
+            adopt_share=(0.3, 0.7),
+            max_tokens=(512, 1024, 2048),
+            saturate_prob=0.03,
+            in_scale=1.5,
+            out_scale=0.6,
+            system_none_prob=0.1,
+            network=_mix(rng, {"hosting": 0.7, "business": 0.3}),
+        ),
+        share=0,
+        hard_negative=True,
+        programs={"enterprise": 0.4, "research": 0.3, "standard": 0.3},
+        verification={"card": 0.5, "kyc": 0.5},
+        grouping="org",
+    )
+    cohort = Segment(
+        Behaviour(
+            "education_cohort",
+            rate=_u(rng, 4, 12),
+            rate_sigma=0.8,
+            active_prob=0.6,
+            weekend_factor=0.8,
+            timing="sessions",
+            pmf="evening",
+            per_session=5,
+            intra=("uniform", 120, 2400),
+            families=_mix(
+                rng,
+                {
+                    "student": 0.45,
+                    "reasoning": 0.15,
+                    "cot_soft": 0.05,
+                    "cot_elicit": 0.05,
+                    "coding": 0.15,
+                    "writing": 0.15,
+                },
+            ),
+            family_alpha=3,
+            templated_prob=_u(rng, 0.2, 0.5),
+            template_space=int(rng.integers(20, 80)),
+            ua={"browser": 0.6, "sdk_py": 0.2, "sdk_ts": 0.2},
+            stream_prob=0.8,
+            models={"claude-sonnet-4": 0.5, "claude-haiku-4-5": 0.5},
+            adopt_prob=0.3,
+            rate_limit_prob=0.01,
+            system_none_prob=0.4,
+            network={"education": 1.0},
+        ),
+        share=0,
+        hard_negative=True,
+        programs={"education": 1.0},
+        verification={"email": 0.6, "none": 0.3, "card": 0.1},
+        grouping="cohort",
+    )
+    mobile = Segment(
+        Behaviour(
+            "mobile_nat",
+            rate=_u(rng, 2, 5),
+            rate_sigma=0.8,
+            active_prob=0.5,
+            weekend_factor=1.1,
+            timing="sessions",
+            per_session=3,
+            intra=("uniform", 60, 1800),
+            families={"chat": 0.5, "writing": 0.2, "student": 0.1, "reasoning": 0.05, "vision": 0.1, "tool_use": 0.05},
+            family_alpha=3,
+            ua={"browser": 0.75, "sdk_ts": 0.15, "raw": 0.1},
+            stream_prob=0.9,
+            models={"claude-sonnet-4": 0.6, "claude-haiku-4-5": 0.4},
+            adopt_prob=0.3,
+            adopt_delay_h=(6, 96),
+            system_none_prob=0.7,
+            network={"mobile": 1.0},
+        ),
+        share=0,
+        hard_negative=True,
+        programs={"standard": 1.0},
+        verification={"email": 0.5, "card": 0.5},
+        grouping="carrier_nat",
+    )
+    early = Segment(
+        Behaviour(
+            "early_adopter",
+            rate=_u(rng, 15, 50),
+            rate_sigma=0.8,
+            active_prob=0.8,
+            weekend_factor=0.7,
+            timing="sessions",
+            pmf="work",
+            per_session=10,
+            intra=("stepped", 5, 60),
+            families=_mix(
+                rng,
+                {
+                    "coding": 0.25,
+                    "coding_agent": 0.2,
+                    "reasoning": 0.2,
+                    "agentic": 0.15,
+                    "cot_elicit": 0.05,
+                    "chat": 0.15,
+                },
+            ),
+            family_alpha=3,
+            templated_prob=0.1,
+            template_space=20,
+            ua={"sdk_py": 0.5, "sdk_ts": 0.4, "raw": 0.1},
+            stream_prob=0.6,
+            models={"claude-opus-4": 0.5, "claude-sonnet-4": 0.5},
+            adopt_prob=1.0,
+            adopt_delay_h=(0.1, _u(rng, 4, 12)),
+            adopt_share=(0.6, 0.95),
+            max_tokens=(8192, 16000, 32000),
+            saturate_prob=0.05,
+            network={"residential": 0.4, "business": 0.4, "hosting": 0.2},
+        ),
+        share=0,
+        hard_negative=True,
+        programs={"standard": 0.7, "startup": 0.3},
+        verification={"card": 0.8, "kyc": 0.2},
+    )
+    lookalikes = [
+        (judge, _u(rng, 0.006, 0.012)),
+        (cohort, _u(rng, 0.02, 0.04)),
+        (mobile, _u(rng, 0.04, 0.08)),
+        (early, _u(rng, 0.01, 0.02)),
+    ]
     lookalikes = [(s, max(8, round(share * accounts))) for s, share in lookalikes]
 
     def languages(k: int) -> dict[str, float]:
@@ -163,91 +294,225 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
         return {str(c): float(w) for c, w in zip(chosen, rng.dirichlet(np.ones(k)), strict=True)}
 
     low_slow_behaviour = Behaviour(
-        "campaign_d_low_slow", rate=_u(rng, 3, 9), rate_sigma=0.5, active_prob=_u(rng, 0.5, 0.85),
-        weekend_factor=1.0, timing="waves",
-        families=_mix(rng, {"cot_soft": .45, "reasoning": .2, "student": .1, "coding": .15, "cot_elicit": .05,
-                            "writing": .05}),
-        family_alpha=20, templated_prob=_u(rng, 0.25, 0.6), template_space=int(rng.integers(30, 150)), ua={},
-        ua_secondary_prob=0.2, stream_prob=_u(rng, 0.3, 0.8), models={"claude-opus-4": .5, "claude-sonnet-4": .5},
-        adopt_prob=_u(rng, 0.3, 0.9), adopt_delay_h=(6, 72), adopt_share=(0.3, 0.6),
-        max_tokens=(4096, 8192, 16000), saturate_prob=_u(rng, 0.05, 0.2), in_scale=0.6, out_scale=1.3,
-        rate_limit_prob=0.01, system_none_prob=0.5, network={"residential": 1.0})
+        "campaign_d_low_slow",
+        rate=_u(rng, 3, 9),
+        rate_sigma=0.5,
+        active_prob=_u(rng, 0.5, 0.85),
+        weekend_factor=1.0,
+        timing="waves",
+        families=_mix(
+            rng,
+            {"cot_soft": 0.45, "reasoning": 0.2, "student": 0.1, "coding": 0.15, "cot_elicit": 0.05, "writing": 0.05},
+        ),
+        family_alpha=20,
+        templated_prob=_u(rng, 0.25, 0.6),
+        template_space=int(rng.integers(30, 150)),
+        ua={},
+        ua_secondary_prob=0.2,
+        stream_prob=_u(rng, 0.3, 0.8),
+        models={"claude-opus-4": 0.5, "claude-sonnet-4": 0.5},
+        adopt_prob=_u(rng, 0.3, 0.9),
+        adopt_delay_h=(6, 72),
+        adopt_share=(0.3, 0.6),
+        max_tokens=(4096, 8192, 16000),
+        saturate_prob=_u(rng, 0.05, 0.2),
+        in_scale=0.6,
+        out_scale=1.3,
+        rate_limit_prob=0.01,
+        system_none_prob=0.5,
+        network={"residential": 1.0},
+    )
     initial = max(20, round(_u(rng, 0.015, 0.03) * accounts))
     low_slow = dict(
-        behaviour=low_slow_behaviour, initial=initial, hydras=int(rng.integers(1, 4)),
-        start_day=_u(rng, 0.1, 0.5) * days, lifetime_days=(_u(rng, 3, 5), _u(rng, 8, 14)),
-        languages=languages(int(rng.integers(2, 4))), non_english_prob=_u(rng, 0.1, 0.35),
-        home_countries=int(rng.integers(2, 6)), prefixes_per_country=(5, int(rng.integers(10, 30))),
-        payment="unique", lag_s=_u(rng, 600, 3600), interval_s=(20, 120), signup_lead_days=(0.2, 3),
-        verification={"email": .5, "card": .4, "none": .1}, programs={"standard": .7, "startup": .15, "education": .15})
+        behaviour=low_slow_behaviour,
+        initial=initial,
+        hydras=int(rng.integers(1, 4)),
+        start_day=_u(rng, 0.1, 0.5) * days,
+        lifetime_days=(_u(rng, 3, 5), _u(rng, 8, 14)),
+        languages=languages(int(rng.integers(2, 4))),
+        non_english_prob=_u(rng, 0.1, 0.35),
+        home_countries=int(rng.integers(2, 6)),
+        prefixes_per_country=(5, int(rng.integers(10, 30))),
+        payment="unique",
+        lag_s=_u(rng, 600, 3600),
+        interval_s=(20, 120),
+        signup_lead_days=(0.2, 3),
+        verification={"email": 0.5, "card": 0.4, "none": 0.1},
+        programs={"standard": 0.7, "startup": 0.15, "education": 0.15},
+    )
     paraphrase_behaviour = Behaviour(
-        "campaign_f_paraphrase", rate=_u(rng, 12, 30), rate_sigma=0.5, active_prob=0.9, weekend_factor=1.0,
+        "campaign_f_paraphrase",
+        rate=_u(rng, 12, 30),
+        rate_sigma=0.5,
+        active_prob=0.9,
+        weekend_factor=1.0,
         timing="waves",
-        families=_mix(rng, {"cot_soft": .45, "reasoning": .2, "coding": .15, "agentic": .1, "rubric_grade": .1}),
-        family_alpha=30, templated_prob=_u(rng, 0.5, 0.85), template_space=int(rng.integers(15, 60)), ua={},
-        ua_secondary_prob=0.4, stream_prob=0.1, models={"claude-opus-4": .6, "claude-sonnet-4": .4},
-        adopt_prob=_u(rng, 0.4, 1.0), adopt_delay_h=(2, 48), adopt_share=(0.3, 0.6), max_tokens=(8192, 16000),
-        saturate_prob=_u(rng, 0.1, 0.3), in_scale=0.4, out_scale=1.4, rate_limit_prob=0.05, system_none_prob=0.15,
-        network=_mix(rng, {"proxy": .5, "hosting": .3, "residential": .2}, 5.0))
+        families=_mix(rng, {"cot_soft": 0.45, "reasoning": 0.2, "coding": 0.15, "agentic": 0.1, "rubric_grade": 0.1}),
+        family_alpha=30,
+        templated_prob=_u(rng, 0.5, 0.85),
+        template_space=int(rng.integers(15, 60)),
+        ua={},
+        ua_secondary_prob=0.4,
+        stream_prob=0.1,
+        models={"claude-opus-4": 0.6, "claude-sonnet-4": 0.4},
+        adopt_prob=_u(rng, 0.4, 1.0),
+        adopt_delay_h=(2, 48),
+        adopt_share=(0.3, 0.6),
+        max_tokens=(8192, 16000),
+        saturate_prob=_u(rng, 0.1, 0.3),
+        in_scale=0.4,
+        out_scale=1.4,
+        rate_limit_prob=0.05,
+        system_none_prob=0.15,
+        network=_mix(rng, {"proxy": 0.5, "hosting": 0.3, "residential": 0.2}, 5.0),
+    )
     paraphrase = dict(
-        behaviour=paraphrase_behaviour, initial=max(12, round(_u(rng, 0.008, 0.02) * accounts)),
-        hydras=int(rng.integers(1, 3)), start_day=_u(rng, 0.0, 0.5) * days, lifetime_days=(days, 2 * days),
-        languages=languages(int(rng.integers(2, 5))), non_english_prob=_u(rng, 0.3, 0.7),
-        home_countries=int(rng.integers(2, 5)), prefixes_per_country=(3, int(rng.integers(4, 9))),
-        payment="pool", lag_s=_u(rng, 20, 300), interval_s=(4, 12), signup_lead_days=(0.2, 3),
-        verification={"none": .3, "email": .5, "card": .2},
-        programs={"standard": .4, "education": .25, "research": .15, "startup": .2})
+        behaviour=paraphrase_behaviour,
+        initial=max(12, round(_u(rng, 0.008, 0.02) * accounts)),
+        hydras=int(rng.integers(1, 3)),
+        start_day=_u(rng, 0.0, 0.5) * days,
+        lifetime_days=(days, 2 * days),
+        languages=languages(int(rng.integers(2, 5))),
+        non_english_prob=_u(rng, 0.3, 0.7),
+        home_countries=int(rng.integers(2, 5)),
+        prefixes_per_country=(3, int(rng.integers(4, 9))),
+        payment="pool",
+        lag_s=_u(rng, 20, 300),
+        interval_s=(4, 12),
+        signup_lead_days=(0.2, 3),
+        verification={"none": 0.3, "email": 0.5, "card": 0.2},
+        programs={"standard": 0.4, "education": 0.25, "research": 0.15, "startup": 0.2},
+    )
     reseller_customers = Behaviour(
-        "reseller_e_customers", rate=_u(rng, 150, 600), rate_sigma=0.4, active_prob=1.0, weekend_factor=0.9,
-        timing="sessions", per_session=1, intra=("uniform", 0, 1),
-        families=_mix(rng, {"chat": .3, "coding": .3, "writing": .15, "tool_use": .1, "agentic": .1, "vision": .05}),
-        family_alpha=50, templated_prob=0.05, template_space=200, ua={"raw": .5, "sdk_py": .5},
-        ua_secondary_prob=0.5, stream_prob=0.5, models={"claude-sonnet-4": .5, "claude-opus-4": .2,
-                                                        "claude-haiku-4-5": .3},
-        adopt_prob=1.0, adopt_delay_h=(4, 48), adopt_share=(0.2, 0.4), system_none_prob=0.2,
-        network={"hosting": 1.0})
+        "reseller_e_customers",
+        rate=_u(rng, 150, 600),
+        rate_sigma=0.4,
+        active_prob=1.0,
+        weekend_factor=0.9,
+        timing="sessions",
+        per_session=1,
+        intra=("uniform", 0, 1),
+        families=_mix(
+            rng, {"chat": 0.3, "coding": 0.3, "writing": 0.15, "tool_use": 0.1, "agentic": 0.1, "vision": 0.05}
+        ),
+        family_alpha=50,
+        templated_prob=0.05,
+        template_space=200,
+        ua={"raw": 0.5, "sdk_py": 0.5},
+        ua_secondary_prob=0.5,
+        stream_prob=0.5,
+        models={"claude-sonnet-4": 0.5, "claude-opus-4": 0.2, "claude-haiku-4-5": 0.3},
+        adopt_prob=1.0,
+        adopt_delay_h=(4, 48),
+        adopt_share=(0.2, 0.4),
+        system_none_prob=0.2,
+        network={"hosting": 1.0},
+    )
     reseller_extraction = Behaviour(
-        "reseller_e_extraction", rate=1.0, rate_sigma=0.0, active_prob=1.0, weekend_factor=1.0, timing="sessions",
-        pmf="business_247", per_session=1, intra=("uniform", 0, 1),
-        families=_mix(rng, {"cot_soft": .3, "cot_elicit": .2, "rubric_grade": .15, "coding_agent": .15,
-                            "agentic": .1, "reasoning": .1}),
-        family_alpha=30, templated_prob=_u(rng, 0.4, 0.8), template_space=int(rng.integers(20, 80)),
-        ua={"raw": .5, "sdk_py": .5}, ua_secondary_prob=0.5, stream_prob=0.2,
-        models={"claude-opus-4": .7, "claude-sonnet-4": .3}, adopt_prob=1.0, adopt_delay_h=(2, 24),
-        adopt_share=(0.3, 0.6), max_tokens=(8192, 16000, 32000), saturate_prob=0.25, in_scale=0.5, out_scale=1.4,
-        system_none_prob=0.2, network={"hosting": 1.0})
-    reseller = dict(customers=reseller_customers, extraction=reseller_extraction,
-                    n=max(2, round(_u(rng, 0.0008, 0.002) * accounts)), extraction_share=(0.05, _u(rng, 0.2, 0.4)),
-                    languages=languages(2), non_english_prob=_u(rng, 0.05, 0.3), mixing_from_day=(0.0, 0.5 * days))
+        "reseller_e_extraction",
+        rate=1.0,
+        rate_sigma=0.0,
+        active_prob=1.0,
+        weekend_factor=1.0,
+        timing="sessions",
+        pmf="business_247",
+        per_session=1,
+        intra=("uniform", 0, 1),
+        families=_mix(
+            rng,
+            {
+                "cot_soft": 0.3,
+                "cot_elicit": 0.2,
+                "rubric_grade": 0.15,
+                "coding_agent": 0.15,
+                "agentic": 0.1,
+                "reasoning": 0.1,
+            },
+        ),
+        family_alpha=30,
+        templated_prob=_u(rng, 0.4, 0.8),
+        template_space=int(rng.integers(20, 80)),
+        ua={"raw": 0.5, "sdk_py": 0.5},
+        ua_secondary_prob=0.5,
+        stream_prob=0.2,
+        models={"claude-opus-4": 0.7, "claude-sonnet-4": 0.3},
+        adopt_prob=1.0,
+        adopt_delay_h=(2, 24),
+        adopt_share=(0.3, 0.6),
+        max_tokens=(8192, 16000, 32000),
+        saturate_prob=0.25,
+        in_scale=0.5,
+        out_scale=1.4,
+        system_none_prob=0.2,
+        network={"hosting": 1.0},
+    )
+    reseller = dict(
+        customers=reseller_customers,
+        extraction=reseller_extraction,
+        n=max(2, round(_u(rng, 0.0008, 0.002) * accounts)),
+        extraction_share=(0.05, _u(rng, 0.2, 0.4)),
+        languages=languages(2),
+        non_english_prob=_u(rng, 0.05, 0.3),
+        mixing_from_day=(0.0, 0.5 * days),
+    )
     low_and_slow = rng.random() < 0.5
-    late = _late_hydra(rng, low_slow_behaviour if low_and_slow else paraphrase_behaviour, low_and_slow, accounts,
-                       days, languages)
-    return ExtendedPlan(rng=rng, days=days, classic_segments=classic, benign_languages=benign_languages,
-                        lookalikes=lookalikes, low_slow=low_slow, reseller=reseller, paraphrase=paraphrase,
-                        late=late)
+    late = _late_hydra(
+        rng, low_slow_behaviour if low_and_slow else paraphrase_behaviour, low_and_slow, accounts, days, languages
+    )
+    return ExtendedPlan(
+        rng=rng,
+        days=days,
+        classic_segments=classic,
+        benign_languages=benign_languages,
+        lookalikes=lookalikes,
+        low_slow=low_slow,
+        reseller=reseller,
+        paraphrase=paraphrase,
+        late=late,
+    )
 
 
-def _late_hydra(rng: np.random.Generator, tactics: Behaviour, low_and_slow: bool, accounts: int, days: int,
-                draw_languages: Callable[[int], dict[str, float]]) -> dict:
+def _late_hydra(
+    rng: np.random.Generator,
+    tactics: Behaviour,
+    low_and_slow: bool,
+    accounts: int,
+    days: int,
+    draw_languages: Callable[[int], dict[str, float]],
+) -> dict:
     """G: a hydra with D's (`low_and_slow`) or F's tactics, redrawn where a seed would otherwise repeat them, whose
     first generation starts in the window's last quarter (LATE_START)."""
-    behaviour = replace(tactics, name="campaign_g_late", rate=tactics.rate * _u(rng, 0.7, 1.5),
-                        families=_mix(rng, tactics.families), template_space=int(rng.integers(20, 150)),
-                        templated_prob=_u(rng, 0.25, 0.8))
+    behaviour = replace(
+        tactics,
+        name="campaign_g_late",
+        rate=tactics.rate * _u(rng, 0.7, 1.5),
+        families=_mix(rng, tactics.families),
+        template_space=int(rng.integers(20, 150)),
+        templated_prob=_u(rng, 0.25, 0.8),
+    )
     languages = draw_languages(2)
     return dict(
-        behaviour=behaviour, initial=max(20, round(_u(rng, 0.008, 0.02) * accounts)), hydras=int(rng.integers(1, 3)),
+        behaviour=behaviour,
+        initial=max(20, round(_u(rng, 0.008, 0.02) * accounts)),
+        hydras=int(rng.integers(1, 3)),
         start_day=_u(rng, *LATE_START) * days,
         lifetime_days=(_u(rng, 3, 5), _u(rng, 8, 14)) if low_and_slow else (days, 2 * days),
-        languages=languages, non_english_prob=_u(rng, 0.1, 0.5), home_countries=int(rng.integers(2, 5)),
-        prefixes_per_country=(3, int(rng.integers(5, 20))), payment="unique" if low_and_slow else "pool",
-        lag_s=_u(rng, 20, 3600), interval_s=(20, 120) if low_and_slow else (4, 12),
+        languages=languages,
+        non_english_prob=_u(rng, 0.1, 0.5),
+        home_countries=int(rng.integers(2, 5)),
+        prefixes_per_country=(3, int(rng.integers(5, 20))),
+        payment="unique" if low_and_slow else "pool",
+        lag_s=_u(rng, 20, 3600),
+        interval_s=(20, 120) if low_and_slow else (4, 12),
         # signed up at most a day before the start, so no request comes before the window's last quarter
         signup_lead_days=(0.2, 1.0),
-        verification={"email": .5, "card": .3, "none": .2}, programs={"standard": .7, "startup": .2, "education": .1})
+        verification={"email": 0.5, "card": 0.3, "none": 0.2},
+        programs={"standard": 0.7, "startup": 0.2, "education": 0.1},
+    )
 
 
 # --- benign look-alikes ---------------------------------------------------------------------------------------
+
 
 def add_lookalike(builder: PopulationBuilder, segment: Segment, n: int, plan: ExtendedPlan) -> None:
     rng, network = builder.rng, builder.network
@@ -269,8 +534,11 @@ def add_lookalike(builder: PopulationBuilder, segment: Segment, n: int, plan: Ex
             size = min(n - k, int(rng.integers(15, 121)))
             rows = slice(k, k + size)
             country[rows] = _choice(rng, weights, 1)[0]
-            intake = (builder.start_us + rng.uniform(-0.2, 0.7) * (builder.end_us - builder.start_us)
-                      if rng.random() < 0.6 else builder.start_us - rng.uniform(10, 200) * DAY_US)
+            intake = (
+                builder.start_us + rng.uniform(-0.2, 0.7) * (builder.end_us - builder.start_us)
+                if rng.random() < 0.6
+                else builder.start_us - rng.uniform(10, 200) * DAY_US
+            )
             created[rows] = (intake + rng.uniform(0, 3, size) * DAY_US).astype(np.int64)
             payment[rows] = _hex_list(rng, 1, 10, "pf_")[0]
             org[rows] = _hex_list(rng, 1, 6, "org_")[0]
@@ -287,19 +555,27 @@ def add_lookalike(builder: PopulationBuilder, segment: Segment, n: int, plan: Ex
         # a handful of carrier-grade NAT prefixes per country carry every mobile user of that carrier
         weights = {c[0]: c[1] for c in COUNTRIES}
         country = _choice(rng, weights, n)
-        pools = {c: _category_prefixes(rng, network, "mobile", c, int(plan.rng.integers(2, 5)))
-                 for c in np.unique(country.astype(str))}
+        pools = {
+            c: _category_prefixes(rng, network, "mobile", c, int(plan.rng.integers(2, 5)))
+            for c in np.unique(country.astype(str))
+        }
         prefix = np.stack([pools[c][rng.integers(0, len(pools[c]), N_SLOTS)] for c in country]).astype(np.int32)
         registry = dict(country=country)
         slots = dict(slot_prefix=prefix, slot_host=np.full((n, N_SLOTS), -1, np.int16))
     # "org" segments (judges) share an org and a card per team, as the classic org segments do; cohorts and
     # carrier NAT users got their registry and network above
-    builder.add_benign_segment(replace(segment, grouping="org" if segment.grouping == "org" else "own"), n,
-                               languages=plan.benign_languages, registry=registry, network=slots)
+    builder.add_benign_segment(
+        replace(segment, grouping="org" if segment.grouping == "org" else "own"),
+        n,
+        languages=plan.benign_languages,
+        registry=registry,
+        network=slots,
+    )
 
 
-def _category_prefixes(rng: np.random.Generator, network: world.Network, category: str, country: str,
-                       k: int) -> np.ndarray:
+def _category_prefixes(
+    rng: np.random.Generator, network: world.Network, category: str, country: str, k: int
+) -> np.ndarray:
     pool = network.by_category_country.get((CATEGORY_INDEX[category], ALL_COUNTRY_INDEX.get(country, -1)))
     if pool is None or not len(pool):
         pool = network.by_category[CATEGORY_INDEX[category]]
@@ -307,6 +583,7 @@ def _category_prefixes(rng: np.random.Generator, network: world.Network, categor
 
 
 # --- campaigns that are never labelled ------------------------------------------------------------------------
+
 
 def add_unlabelled_hydras(builder: PopulationBuilder, campaign_id: str, archetype: str, spec: dict) -> int:
     """Hydras that start on `start_day`, create accounts through the rest of the window and abandon each after
@@ -323,9 +600,15 @@ def add_unlabelled_hydras(builder: PopulationBuilder, campaign_id: str, archetyp
         builder.hydra_interval.append(float(rng.uniform(*spec["interval_s"])))
         homes = rng.choice(_PROXY_HOME_COUNTRIES, size=spec["home_countries"], replace=False).astype(object)
         categories = list(b.network)
-        rented = {c: np.concatenate([
-            _category_prefixes(rng, builder.network, cat, c, int(rng.integers(*spec["prefixes_per_country"])))
-            for cat in categories]) for c in homes}
+        rented = {
+            c: np.concatenate(
+                [
+                    _category_prefixes(rng, builder.network, cat, c, int(rng.integers(*spec["prefixes_per_country"])))
+                    for cat in categories
+                ]
+            )
+            for c in homes
+        }
         pay_pool = _hex_list(rng, max(2, size // 6), 10, "pf_")
         user_agents = np.concatenate([_ua_pick(rng, {"browser": 1}, 2), _ua_pick(rng, {"sdk_py": 1, "raw": 1}, 2)])
         # the first generation exists at the campaign's start; each abandoned account is replaced within hours
@@ -340,24 +623,41 @@ def add_unlabelled_hydras(builder: PopulationBuilder, campaign_id: str, archetyp
                 payment = np.array(_hex_list(rng, m, 10, "pf_"), dtype=object)
             else:
                 payment = np.array([pay_pool[i] for i in rng.integers(0, len(pay_pool), m)], dtype=object)
-            idx = builder.rows.add(m, created_us=pending, signup_country=signup, payment=payment,
-                                   verification=_choice(rng, spec["verification"], m),
-                                   program=_choice(rng, spec["programs"], m),
-                                   org=np.array(_hex_list(rng, m, 6, "org_"), dtype=object), segment=b.name,
-                                   campaign_id=campaign_id, hydra=hydra_id, banned_us=None, campaign_share=1.0,
-                                   archetype=archetype)
+            idx = builder.rows.add(
+                m,
+                created_us=pending,
+                signup_country=signup,
+                payment=payment,
+                verification=_choice(rng, spec["verification"], m),
+                program=_choice(rng, spec["programs"], m),
+                org=np.array(_hex_list(rng, m, 6, "org_"), dtype=object),
+                segment=b.name,
+                campaign_id=campaign_id,
+                hydra=hydra_id,
+                banned_us=None,
+                campaign_share=1.0,
+                archetype=archetype,
+            )
             profile = _behaviour_profile(rng, b, m, signup, builder.network, builder.release_us)
-            profile["slot_prefix"] = np.stack([rented[c][rng.integers(0, len(rented[c]), N_SLOTS)]
-                                               for c in signup]).astype(np.int32)
+            profile["slot_prefix"] = np.stack(
+                [rented[c][rng.integers(0, len(rented[c]), N_SLOTS)] for c in signup]
+            ).astype(np.int32)
             profile["slot_host"] = np.full((m, N_SLOTS), -1, np.int16)  # exit nodes rotate inside a prefix
             profile["ua"] = user_agents[rng.integers(0, len(user_agents), (m, 2))].astype(np.int32)
             profile["system_prompt"] = system_prompts[rng.integers(0, 3, (m, 3))]
             profile["lag_s"] = rng.uniform(0, spec["lag_s"], m)  # loose synchrony: wide lags inside a wave
             lang, non_english = _languages(rng, spec["languages"], spec["non_english_prob"], m)
-            builder._add_profiles(account=idx, group=np.full(m, builder.group_of(b)), language=lang,
-                                  non_english_prob=non_english, template_salt=np.full(m, salt, np.int64),
-                                  hydra=np.full(m, hydra_id), active_from_us=first_use,
-                                  active_until_us=np.where(until < builder.end_us, until, _NEVER), **profile)
+            builder._add_profiles(
+                account=idx,
+                group=np.full(m, builder.group_of(b)),
+                language=lang,
+                non_english_prob=non_english,
+                template_salt=np.full(m, salt, np.int64),
+                hydra=np.full(m, hydra_id),
+                active_from_us=first_use,
+                active_until_us=np.where(until < builder.end_us, until, _NEVER),
+                **profile,
+            )
             total += m
             ends = until[until < builder.end_us - 6 * HOUR_US]
             pending = ends + (rng.uniform(1, 12, len(ends)) * HOUR_US).astype(np.int64)
@@ -369,14 +669,23 @@ def add_mixing_resellers(builder: PopulationBuilder, spec: dict) -> int:
     rng = builder.rng
     n = spec["n"]
     customers, extraction = spec["customers"], spec["extraction"]
-    country = _choice(rng, {"US": .5, "SG": .2, "DE": .1, "GB": .1, "JP": .1}, n)
+    country = _choice(rng, {"US": 0.5, "SG": 0.2, "DE": 0.1, "GB": 0.1, "JP": 0.1}, n)
     share = rng.uniform(*spec["extraction_share"], n)
-    idx = builder.rows.add(n, created_us=(builder.start_us - rng.uniform(60, 900, n) * DAY_US).astype(np.int64),
-                           signup_country=country, payment=np.array(_hex_list(rng, n, 10, "pf_"), dtype=object),
-                           verification=_choice(rng, {"card": .7, "kyc": .3}, n),
-                           program=_choice(rng, {"startup": .5, "standard": .3, "enterprise": .2}, n),
-                           org=np.array(_hex_list(rng, n, 6, "org_"), dtype=object), segment="reseller_e",
-                           campaign_id="E", hydra=-1, banned_us=None, campaign_share=share, archetype=RESELLER_MIXED)
+    idx = builder.rows.add(
+        n,
+        created_us=(builder.start_us - rng.uniform(60, 900, n) * DAY_US).astype(np.int64),
+        signup_country=country,
+        payment=np.array(_hex_list(rng, n, 10, "pf_"), dtype=object),
+        verification=_choice(rng, {"card": 0.7, "kyc": 0.3}, n),
+        program=_choice(rng, {"startup": 0.5, "standard": 0.3, "enterprise": 0.2}, n),
+        org=np.array(_hex_list(rng, n, 6, "org_"), dtype=object),
+        segment="reseller_e",
+        campaign_id="E",
+        hydra=-1,
+        banned_us=None,
+        campaign_share=share,
+        archetype=RESELLER_MIXED,
+    )
     servers = _behaviour_profile(rng, customers, n, country, builder.network, builder.release_us)
     salt = int(rng.integers(1, 2**31))
     mixing_from = builder.start_us + (rng.uniform(*spec["mixing_from_day"], n) * DAY_US).astype(np.int64)
@@ -391,15 +700,22 @@ def add_mixing_resellers(builder: PopulationBuilder, spec: dict) -> int:
             profile["rate"] = servers["rate"]
             lang, non_english = np.zeros(n, np.int8), np.zeros(n, np.float32)
         builder._add_profiles(
-            account=idx, group=np.full(n, builder.group_of(b)), language=lang, non_english_prob=non_english,
+            account=idx,
+            group=np.full(n, builder.group_of(b)),
+            language=lang,
+            non_english_prob=non_english,
             template_salt=np.full(n, salt, np.int64) if is_extraction else idx.astype(np.int64) * 7919 + builder.seed,
-            hydra=np.full(n, -1), active_from_us=mixing_from if is_extraction else np.full(n, builder.start_us - DAY_US),
-            active_until_us=np.full(n, _NEVER), **profile)
+            hydra=np.full(n, -1),
+            active_from_us=mixing_from if is_extraction else np.full(n, builder.start_us - DAY_US),
+            active_until_us=np.full(n, _NEVER),
+            **profile,
+        )
     return n
 
 
-def _languages(rng: np.random.Generator, languages: dict[str, float], non_english_prob: float,
-               n: int) -> tuple[np.ndarray, np.ndarray]:
+def _languages(
+    rng: np.random.Generator, languages: dict[str, float], non_english_prob: float, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     keys = list(languages)
     p = np.array([languages[k] for k in keys])
     lang = np.array([LANGUAGES.index(keys[i]) for i in rng.choice(len(keys), n, p=p / p.sum())], dtype=np.int8)

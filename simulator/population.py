@@ -18,25 +18,36 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pyarrow as pa
 
-from lake.errors import InputError
-from simulator.prompts import FAMILIES, FAMILY_INDEX, LANGUAGES
 from simulator import world
-from simulator.world import (ALL_COUNTRY_INDEX, CATEGORY_INDEX, COUNTRIES, OLD_MODELS, ROTATING_CATEGORIES,
-                                   USER_AGENTS, Network, hex_tokens)
+from simulator.prompts import FAMILIES, FAMILY_INDEX, LANGUAGES
+from simulator.world import (
+    ALL_COUNTRY_INDEX,
+    CATEGORY_INDEX,
+    COUNTRIES,
+    OLD_MODELS,
+    ROTATING_CATEGORIES,
+    USER_AGENTS,
+    Network,
+    hex_tokens,
+)
 
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
 
 # local hour-of-day activity shapes
 PMFS: dict[str, np.ndarray] = {
-    "human": np.array([.5, .3, .2, .2, .2, .3, .8, 1.5, 2.5, 3.5, 4, 4,
-                       3.5, 3.8, 4, 4, 3.8, 3.2, 2.8, 2.8, 3, 2.7, 1.8, 1]),
-    "work": np.array([.1, .1, .1, .1, .1, .2, .5, 1.5, 3.5, 5, 5, 5,
-                      4, 5, 5, 5, 4.5, 3, 1.5, 1, .8, .6, .4, .2]),
-    "evening": np.array([.6, .3, .1, .1, .1, .1, .3, .8, 1.2, 1.5, 1.5, 1.5,
-                         2, 2.5, 3, 3.5, 4, 4, 4, 4.5, 4.5, 4, 3, 1.5]),
-    "business_247": np.array([2, 2, 2, 2, 2, 2, 2.5, 3, 4, 4.5, 4.5, 4.5,
-                              4.5, 4.5, 4.5, 4.5, 4, 3.5, 3, 2.5, 2.5, 2, 2, 2]),
+    "human": np.array(
+        [0.5, 0.3, 0.2, 0.2, 0.2, 0.3, 0.8, 1.5, 2.5, 3.5, 4, 4, 3.5, 3.8, 4, 4, 3.8, 3.2, 2.8, 2.8, 3, 2.7, 1.8, 1]
+    ),
+    "work": np.array(
+        [0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.5, 1.5, 3.5, 5, 5, 5, 4, 5, 5, 5, 4.5, 3, 1.5, 1, 0.8, 0.6, 0.4, 0.2]
+    ),
+    "evening": np.array(
+        [0.6, 0.3, 0.1, 0.1, 0.1, 0.1, 0.3, 0.8, 1.2, 1.5, 1.5, 1.5, 2, 2.5, 3, 3.5, 4, 4, 4, 4.5, 4.5, 4, 3, 1.5]
+    ),
+    "business_247": np.array(
+        [2, 2, 2, 2, 2, 2, 2.5, 3, 4, 4.5, 4.5, 4.5, 4.5, 4.5, 4.5, 4.5, 4, 3.5, 3, 2.5, 2.5, 2, 2, 2]
+    ),
 }
 
 
@@ -100,147 +111,443 @@ HUMAN_UA = {"browser": 0.6, "sdk_py": 0.2, "sdk_ts": 0.15, "raw": 0.05}
 ALL_OLD_EVEN = {m: 1.0 for m, _ in OLD_MODELS}
 
 SEGMENTS: tuple[Segment, ...] = (
-    Segment(Behaviour(
-        "chat_user", rate=2.5, rate_sigma=0.8, active_prob=0.45, weekend_factor=1.0, timing="sessions",
-        per_session=4, intra=("uniform", 120, 2400),
-        families={"chat": .45, "writing": .22, "student": .05, "reasoning": .04, "coding": .08, "vision": .06,
-                  "tool_use": .05, "data_analysis": .05}, family_alpha=3,
-        ua=HUMAN_UA, stream_prob=0.85,
-        models={"claude-sonnet-4": .6, "claude-haiku-4-5": .2, "claude-opus-4": .1, "claude-3-7-sonnet": .1},
-        adopt_prob=0.3, adopt_delay_h=(6, 96), adopt_share=(0.4, 0.9), max_tokens=(1024, 2048, 4096),
-        rate_limit_prob=0.005, system_none_prob=0.7, network={"residential": .75, "mobile": .2, "business": .05}),
-        share=0.48, hard_negative=False, programs={"standard": 1.0},
-        verification={"email": .4, "card": .55, "kyc": .05}),
-    Segment(Behaviour(
-        "small_developer", rate=6, rate_sigma=1.0, active_prob=0.5, weekend_factor=0.6, timing="sessions",
-        pmf="work", per_session=6, intra=("uniform", 300, 3600),
-        families={"coding": .4, "chat": .15, "tool_use": .1, "data_analysis": .1, "writing": .1, "agentic": .05,
-                  "reasoning": .05, "vision": .05}, family_alpha=2, templated_prob=0.05, template_space=20,
-        ua={"sdk_py": .5, "sdk_ts": .25, "raw": .15, "sdk_other": .1}, ua_secondary_prob=0.15, stream_prob=0.4,
-        batch_prob=0.02,
-        models={"claude-sonnet-4": .4, "claude-haiku-4-5": .3, "claude-3-5-haiku": .15, "claude-opus-4": .15},
-        adopt_prob=0.5, adopt_delay_h=(4, 200), adopt_share=(0.2, 0.8), max_tokens=(1024, 2048, 4096, 8192),
-        saturate_prob=0.04, network={"residential": .55, "business": .3, "hosting": .1, "mobile": .05}),
-        share=0.22, hard_negative=False, programs={"standard": .88, "startup": .12},
-        verification={"email": .3, "card": .65, "kyc": .05}),
-    Segment(Behaviour(
-        "coding_assistant", rate=40, rate_sigma=0.7, active_prob=0.8, weekend_factor=0.5, timing="sessions",
-        pmf="work", per_session=20, intra=("stepped", 5, 90),
-        families={"coding": .45, "coding_agent": .4, "chat": .05, "data_analysis": .05, "agentic": .05},
-        family_alpha=5, templated_prob=0.02, template_space=10,
-        ua={"sdk_ts": .6, "sdk_py": .3, "raw": .1}, stream_prob=0.9,
-        models={"claude-sonnet-4": .55, "claude-opus-4": .35, "claude-haiku-4-5": .1},
-        adopt_prob=0.6, adopt_delay_h=(2, 72), adopt_share=(0.3, 0.8), max_tokens=(8192, 16000, 32000),
-        saturate_prob=0.03, network={"residential": .5, "business": .45, "hosting": .05}),
-        share=0.08, hard_negative=True, programs={"standard": .9, "startup": .1},
-        verification={"card": .85, "kyc": .15}),
-    Segment(Behaviour(
-        "eval_harness", rate=70, rate_sigma=0.8, active_prob=0.9, weekend_factor=1.0, timing="runs",
-        runs=(1, 4), intra=("stepped", 0.5, 5),
-        families={"eval_mcq": .55, "eval_grading": .2, "reasoning": .1, "coding": .1, "cot_elicit": .05},
-        family_alpha=4, templated_prob=0.97, template_space=400,
-        ua={"sdk_py": .8, "raw": .2}, ua_secondary_prob=0.1, stream_prob=0.05, batch_prob=0.25,
-        models=ALL_OLD_EVEN, adopt_prob=0.9, adopt_delay_h=(1, 30), adopt_share=(0.15, 0.35),
-        max_tokens=(16, 512, 1024, 4096), saturate_prob=0.05, rate_limit_prob=0.02, system_none_prob=0.3,
-        network={"hosting": .6, "business": .3, "education": .1}),
-        share=0.015, hard_negative=True, programs={"standard": .5, "enterprise": .3, "research": .2},
-        verification={"card": .6, "kyc": .4}, grouping="org"),
-    Segment(Behaviour(
-        "batch_pipeline", rate=160, rate_sigma=1.1, active_prob=0.85, weekend_factor=0.7, timing="runs",
-        runs=(1, 3), intra=("uniform", 1200, 5400),
-        families={"batch_extract": .5, "batch_classify": .4, "writing": .1}, family_alpha=10,
-        templated_prob=0.95, template_space=30,
-        ua={"sdk_py": .85, "raw": .15}, stream_prob=0.0, batch_prob=0.9,
-        models={"claude-haiku-4-5": .55, "claude-3-5-haiku": .35, "claude-sonnet-4": .1},
-        adopt_prob=0.1, adopt_delay_h=(72, 300), adopt_share=(0.1, 0.3), max_tokens=(256, 512, 1024),
-        saturate_prob=0.01, system_none_prob=0.05, network={"hosting": .85, "business": .15}),
-        share=0.01, hard_negative=True, programs={"standard": .6, "enterprise": .4},
-        verification={"card": .5, "kyc": .5}, grouping="org"),
-    Segment(Behaviour(
-        "education", rate=4, rate_sigma=0.7, active_prob=0.5, weekend_factor=0.9, timing="sessions",
-        pmf="evening", per_session=5, intra=("uniform", 300, 3600),
-        families={"student": .5, "reasoning": .15, "chat": .1, "writing": .15, "coding": .1}, family_alpha=3,
-        templated_prob=0.15, template_space=50,
-        ua={"browser": .5, "sdk_ts": .3, "sdk_py": .2}, stream_prob=0.8,
-        models={"claude-sonnet-4": .5, "claude-haiku-4-5": .5}, adopt_prob=0.2,
-        rate_limit_prob=0.01, system_none_prob=0.4,
-        network={"education": .5, "residential": .35, "mobile": .15}),
-        share=0.12, hard_negative=True, programs={"education": 1.0},
-        verification={"email": .7, "none": .1, "card": .2}, grouping="institution"),
-    Segment(Behaviour(
-        "enterprise_agent", rate=70, rate_sigma=1.0, active_prob=1.0, weekend_factor=0.9, timing="sessions",
-        pmf="business_247", per_session=6, intra=("stepped", 2, 25),
-        families={"support_agent": .4, "agentic": .35, "tool_use": .15, "data_analysis": .1}, family_alpha=6,
-        templated_prob=0.5, template_space=40,
-        ua={"sdk_py": .6, "sdk_ts": .25, "sdk_other": .15}, stream_prob=0.3, batch_prob=0.05,
-        models={"claude-sonnet-4": .6, "claude-haiku-4-5": .3, "claude-opus-4": .1}, adopt_prob=0.3,
-        adopt_delay_h=(24, 300), adopt_share=(0.1, 0.5), system_none_prob=0.0,
-        network={"hosting": .9, "business": .1}),
-        share=0.02, hard_negative=True, programs={"enterprise": .85, "standard": .15},
-        verification={"kyc": .8, "card": .2}, grouping="org"),
-    Segment(Behaviour(
-        "research_lab", rate=25, rate_sigma=1.0, active_prob=0.7, weekend_factor=0.6, timing="sessions",
-        pmf="work", per_session=15, intra=("stepped", 2, 30),
-        families={"reasoning": .3, "cot_elicit": .15, "rubric_grade": .15, "eval_grading": .1, "student": .05,
-                  "coding": .15, "writing": .1}, family_alpha=3, templated_prob=0.4, template_space=60,
-        ua={"sdk_py": .8, "raw": .2}, stream_prob=0.1, batch_prob=0.2,
-        models={"claude-opus-4": .5, "claude-sonnet-4": .4, "claude-haiku-4-5": .1},
-        adopt_prob=0.7, adopt_delay_h=(2, 48), adopt_share=(0.3, 0.7), max_tokens=(4096, 8192, 16000),
-        saturate_prob=0.1, network={"education": .6, "hosting": .3, "business": .1}),
-        share=0.015, hard_negative=True, programs={"research": .8, "standard": .2},
-        verification={"email": .4, "card": .4, "kyc": .2}),
-    Segment(Behaviour(
-        "startup_app", rate=35, rate_sigma=1.1, active_prob=0.9, weekend_factor=0.85, timing="sessions",
-        pmf="human", per_session=1, intra=("uniform", 0, 1),
-        families={"chat": .35, "writing": .2, "tool_use": .15, "coding": .1, "vision": .1, "data_analysis": .1},
-        family_alpha=2, templated_prob=0.35, template_space=25,
-        ua={"sdk_ts": .5, "sdk_py": .4, "raw": .1}, stream_prob=0.6,
-        models={"claude-haiku-4-5": .5, "claude-sonnet-4": .5}, adopt_prob=0.35, adopt_delay_h=(12, 200),
-        system_none_prob=0.05, network={"hosting": .95, "business": .05}),
-        share=0.025, hard_negative=True, programs={"startup": .8, "standard": .2},
-        verification={"card": .8, "email": .2}),
+    Segment(
+        Behaviour(
+            "chat_user",
+            rate=2.5,
+            rate_sigma=0.8,
+            active_prob=0.45,
+            weekend_factor=1.0,
+            timing="sessions",
+            per_session=4,
+            intra=("uniform", 120, 2400),
+            families={
+                "chat": 0.45,
+                "writing": 0.22,
+                "student": 0.05,
+                "reasoning": 0.04,
+                "coding": 0.08,
+                "vision": 0.06,
+                "tool_use": 0.05,
+                "data_analysis": 0.05,
+            },
+            family_alpha=3,
+            ua=HUMAN_UA,
+            stream_prob=0.85,
+            models={"claude-sonnet-4": 0.6, "claude-haiku-4-5": 0.2, "claude-opus-4": 0.1, "claude-3-7-sonnet": 0.1},
+            adopt_prob=0.3,
+            adopt_delay_h=(6, 96),
+            adopt_share=(0.4, 0.9),
+            max_tokens=(1024, 2048, 4096),
+            rate_limit_prob=0.005,
+            system_none_prob=0.7,
+            network={"residential": 0.75, "mobile": 0.2, "business": 0.05},
+        ),
+        share=0.48,
+        hard_negative=False,
+        programs={"standard": 1.0},
+        verification={"email": 0.4, "card": 0.55, "kyc": 0.05},
+    ),
+    Segment(
+        Behaviour(
+            "small_developer",
+            rate=6,
+            rate_sigma=1.0,
+            active_prob=0.5,
+            weekend_factor=0.6,
+            timing="sessions",
+            pmf="work",
+            per_session=6,
+            intra=("uniform", 300, 3600),
+            families={
+                "coding": 0.4,
+                "chat": 0.15,
+                "tool_use": 0.1,
+                "data_analysis": 0.1,
+                "writing": 0.1,
+                "agentic": 0.05,
+                "reasoning": 0.05,
+                "vision": 0.05,
+            },
+            family_alpha=2,
+            templated_prob=0.05,
+            template_space=20,
+            ua={"sdk_py": 0.5, "sdk_ts": 0.25, "raw": 0.15, "sdk_other": 0.1},
+            ua_secondary_prob=0.15,
+            stream_prob=0.4,
+            batch_prob=0.02,
+            models={"claude-sonnet-4": 0.4, "claude-haiku-4-5": 0.3, "claude-3-5-haiku": 0.15, "claude-opus-4": 0.15},
+            adopt_prob=0.5,
+            adopt_delay_h=(4, 200),
+            adopt_share=(0.2, 0.8),
+            max_tokens=(1024, 2048, 4096, 8192),
+            saturate_prob=0.04,
+            network={"residential": 0.55, "business": 0.3, "hosting": 0.1, "mobile": 0.05},
+        ),
+        share=0.22,
+        hard_negative=False,
+        programs={"standard": 0.88, "startup": 0.12},
+        verification={"email": 0.3, "card": 0.65, "kyc": 0.05},
+    ),
+    Segment(
+        Behaviour(
+            "coding_assistant",
+            rate=40,
+            rate_sigma=0.7,
+            active_prob=0.8,
+            weekend_factor=0.5,
+            timing="sessions",
+            pmf="work",
+            per_session=20,
+            intra=("stepped", 5, 90),
+            families={"coding": 0.45, "coding_agent": 0.4, "chat": 0.05, "data_analysis": 0.05, "agentic": 0.05},
+            family_alpha=5,
+            templated_prob=0.02,
+            template_space=10,
+            ua={"sdk_ts": 0.6, "sdk_py": 0.3, "raw": 0.1},
+            stream_prob=0.9,
+            models={"claude-sonnet-4": 0.55, "claude-opus-4": 0.35, "claude-haiku-4-5": 0.1},
+            adopt_prob=0.6,
+            adopt_delay_h=(2, 72),
+            adopt_share=(0.3, 0.8),
+            max_tokens=(8192, 16000, 32000),
+            saturate_prob=0.03,
+            network={"residential": 0.5, "business": 0.45, "hosting": 0.05},
+        ),
+        share=0.08,
+        hard_negative=True,
+        programs={"standard": 0.9, "startup": 0.1},
+        verification={"card": 0.85, "kyc": 0.15},
+    ),
+    Segment(
+        Behaviour(
+            "eval_harness",
+            rate=70,
+            rate_sigma=0.8,
+            active_prob=0.9,
+            weekend_factor=1.0,
+            timing="runs",
+            runs=(1, 4),
+            intra=("stepped", 0.5, 5),
+            families={"eval_mcq": 0.55, "eval_grading": 0.2, "reasoning": 0.1, "coding": 0.1, "cot_elicit": 0.05},
+            family_alpha=4,
+            templated_prob=0.97,
+            template_space=400,
+            ua={"sdk_py": 0.8, "raw": 0.2},
+            ua_secondary_prob=0.1,
+            stream_prob=0.05,
+            batch_prob=0.25,
+            models=ALL_OLD_EVEN,
+            adopt_prob=0.9,
+            adopt_delay_h=(1, 30),
+            adopt_share=(0.15, 0.35),
+            max_tokens=(16, 512, 1024, 4096),
+            saturate_prob=0.05,
+            rate_limit_prob=0.02,
+            system_none_prob=0.3,
+            network={"hosting": 0.6, "business": 0.3, "education": 0.1},
+        ),
+        share=0.015,
+        hard_negative=True,
+        programs={"standard": 0.5, "enterprise": 0.3, "research": 0.2},
+        verification={"card": 0.6, "kyc": 0.4},
+        grouping="org",
+    ),
+    Segment(
+        Behaviour(
+            "batch_pipeline",
+            rate=160,
+            rate_sigma=1.1,
+            active_prob=0.85,
+            weekend_factor=0.7,
+            timing="runs",
+            runs=(1, 3),
+            intra=("uniform", 1200, 5400),
+            families={"batch_extract": 0.5, "batch_classify": 0.4, "writing": 0.1},
+            family_alpha=10,
+            templated_prob=0.95,
+            template_space=30,
+            ua={"sdk_py": 0.85, "raw": 0.15},
+            stream_prob=0.0,
+            batch_prob=0.9,
+            models={"claude-haiku-4-5": 0.55, "claude-3-5-haiku": 0.35, "claude-sonnet-4": 0.1},
+            adopt_prob=0.1,
+            adopt_delay_h=(72, 300),
+            adopt_share=(0.1, 0.3),
+            max_tokens=(256, 512, 1024),
+            saturate_prob=0.01,
+            system_none_prob=0.05,
+            network={"hosting": 0.85, "business": 0.15},
+        ),
+        share=0.01,
+        hard_negative=True,
+        programs={"standard": 0.6, "enterprise": 0.4},
+        verification={"card": 0.5, "kyc": 0.5},
+        grouping="org",
+    ),
+    Segment(
+        Behaviour(
+            "education",
+            rate=4,
+            rate_sigma=0.7,
+            active_prob=0.5,
+            weekend_factor=0.9,
+            timing="sessions",
+            pmf="evening",
+            per_session=5,
+            intra=("uniform", 300, 3600),
+            families={"student": 0.5, "reasoning": 0.15, "chat": 0.1, "writing": 0.15, "coding": 0.1},
+            family_alpha=3,
+            templated_prob=0.15,
+            template_space=50,
+            ua={"browser": 0.5, "sdk_ts": 0.3, "sdk_py": 0.2},
+            stream_prob=0.8,
+            models={"claude-sonnet-4": 0.5, "claude-haiku-4-5": 0.5},
+            adopt_prob=0.2,
+            rate_limit_prob=0.01,
+            system_none_prob=0.4,
+            network={"education": 0.5, "residential": 0.35, "mobile": 0.15},
+        ),
+        share=0.12,
+        hard_negative=True,
+        programs={"education": 1.0},
+        verification={"email": 0.7, "none": 0.1, "card": 0.2},
+        grouping="institution",
+    ),
+    Segment(
+        Behaviour(
+            "enterprise_agent",
+            rate=70,
+            rate_sigma=1.0,
+            active_prob=1.0,
+            weekend_factor=0.9,
+            timing="sessions",
+            pmf="business_247",
+            per_session=6,
+            intra=("stepped", 2, 25),
+            families={"support_agent": 0.4, "agentic": 0.35, "tool_use": 0.15, "data_analysis": 0.1},
+            family_alpha=6,
+            templated_prob=0.5,
+            template_space=40,
+            ua={"sdk_py": 0.6, "sdk_ts": 0.25, "sdk_other": 0.15},
+            stream_prob=0.3,
+            batch_prob=0.05,
+            models={"claude-sonnet-4": 0.6, "claude-haiku-4-5": 0.3, "claude-opus-4": 0.1},
+            adopt_prob=0.3,
+            adopt_delay_h=(24, 300),
+            adopt_share=(0.1, 0.5),
+            system_none_prob=0.0,
+            network={"hosting": 0.9, "business": 0.1},
+        ),
+        share=0.02,
+        hard_negative=True,
+        programs={"enterprise": 0.85, "standard": 0.15},
+        verification={"kyc": 0.8, "card": 0.2},
+        grouping="org",
+    ),
+    Segment(
+        Behaviour(
+            "research_lab",
+            rate=25,
+            rate_sigma=1.0,
+            active_prob=0.7,
+            weekend_factor=0.6,
+            timing="sessions",
+            pmf="work",
+            per_session=15,
+            intra=("stepped", 2, 30),
+            families={
+                "reasoning": 0.3,
+                "cot_elicit": 0.15,
+                "rubric_grade": 0.15,
+                "eval_grading": 0.1,
+                "student": 0.05,
+                "coding": 0.15,
+                "writing": 0.1,
+            },
+            family_alpha=3,
+            templated_prob=0.4,
+            template_space=60,
+            ua={"sdk_py": 0.8, "raw": 0.2},
+            stream_prob=0.1,
+            batch_prob=0.2,
+            models={"claude-opus-4": 0.5, "claude-sonnet-4": 0.4, "claude-haiku-4-5": 0.1},
+            adopt_prob=0.7,
+            adopt_delay_h=(2, 48),
+            adopt_share=(0.3, 0.7),
+            max_tokens=(4096, 8192, 16000),
+            saturate_prob=0.1,
+            network={"education": 0.6, "hosting": 0.3, "business": 0.1},
+        ),
+        share=0.015,
+        hard_negative=True,
+        programs={"research": 0.8, "standard": 0.2},
+        verification={"email": 0.4, "card": 0.4, "kyc": 0.2},
+    ),
+    Segment(
+        Behaviour(
+            "startup_app",
+            rate=35,
+            rate_sigma=1.1,
+            active_prob=0.9,
+            weekend_factor=0.85,
+            timing="sessions",
+            pmf="human",
+            per_session=1,
+            intra=("uniform", 0, 1),
+            families={
+                "chat": 0.35,
+                "writing": 0.2,
+                "tool_use": 0.15,
+                "coding": 0.1,
+                "vision": 0.1,
+                "data_analysis": 0.1,
+            },
+            family_alpha=2,
+            templated_prob=0.35,
+            template_space=25,
+            ua={"sdk_ts": 0.5, "sdk_py": 0.4, "raw": 0.1},
+            stream_prob=0.6,
+            models={"claude-haiku-4-5": 0.5, "claude-sonnet-4": 0.5},
+            adopt_prob=0.35,
+            adopt_delay_h=(12, 200),
+            system_none_prob=0.05,
+            network={"hosting": 0.95, "business": 0.05},
+        ),
+        share=0.025,
+        hard_negative=True,
+        programs={"startup": 0.8, "standard": 0.2},
+        verification={"card": 0.8, "email": 0.2},
+    ),
 )
 SEGMENT_NAMES = tuple(s.behaviour.name for s in SEGMENTS)
 
 RESELLER_BENIGN = Behaviour(
-    "reseller", rate=500, rate_sigma=0.3, active_prob=1.0, weekend_factor=0.9, timing="sessions", per_session=1,
+    "reseller",
+    rate=500,
+    rate_sigma=0.3,
+    active_prob=1.0,
+    weekend_factor=0.9,
+    timing="sessions",
+    per_session=1,
     intra=("uniform", 0, 1),
-    families={"chat": .3, "coding": .3, "writing": .15, "tool_use": .1, "agentic": .1, "vision": .05}, family_alpha=50,
-    templated_prob=0.05, template_space=200, ua={"raw": .5, "sdk_py": .5}, ua_secondary_prob=0.5, stream_prob=0.5,
-    models={"claude-sonnet-4": .5, "claude-opus-4": .2, "claude-haiku-4-5": .3}, adopt_prob=1.0,
-    adopt_delay_h=(4, 48), adopt_share=(0.2, 0.4), system_none_prob=0.2, network={"hosting": 1.0})
+    families={"chat": 0.3, "coding": 0.3, "writing": 0.15, "tool_use": 0.1, "agentic": 0.1, "vision": 0.05},
+    family_alpha=50,
+    templated_prob=0.05,
+    template_space=200,
+    ua={"raw": 0.5, "sdk_py": 0.5},
+    ua_secondary_prob=0.5,
+    stream_prob=0.5,
+    models={"claude-sonnet-4": 0.5, "claude-opus-4": 0.2, "claude-haiku-4-5": 0.3},
+    adopt_prob=1.0,
+    adopt_delay_h=(4, 48),
+    adopt_share=(0.2, 0.4),
+    system_none_prob=0.2,
+    network={"hosting": 1.0},
+)
 
 _CAMPAIGN_COMMON = dict(
-    rate_sigma=0.5, active_prob=0.95, weekend_factor=1.0, timing="waves", family_alpha=30, ua={}, ua_secondary_prob=0.4,
-    stream_prob=0.1, in_scale=0.35, out_scale=1.4, rate_limit_prob=0.05, system_none_prob=0.15,
-    network={"proxy": .7, "hosting": .3})
+    rate_sigma=0.5,
+    active_prob=0.95,
+    weekend_factor=1.0,
+    timing="waves",
+    family_alpha=30,
+    ua={},
+    ua_secondary_prob=0.4,
+    stream_prob=0.1,
+    in_scale=0.35,
+    out_scale=1.4,
+    rate_limit_prob=0.05,
+    system_none_prob=0.15,
+    network={"proxy": 0.7, "hosting": 0.3},
+)
 
 CAMPAIGNS: tuple[Campaign, ...] = (
-    Campaign("A", 0.15, Behaviour(
-        "campaign_a", rate=18, families={"cot_elicit": .5, "rubric_grade": .3, "policy_rewrite": .15, "reasoning": .05},
-        templated_prob=0.85, template_space=12, models={"claude-opus-4": .7, "claude-sonnet-4": .3}, adopt_prob=0.5,
-        adopt_delay_h=(48, 120), adopt_share=(0.2, 0.4), max_tokens=(8192, 16000, 32000), saturate_prob=0.3,
-        **_CAMPAIGN_COMMON), languages={"zh": 1.0}, non_english_prob=0.3),
-    Campaign("B", 0.35, Behaviour(
-        "campaign_b", rate=24, families={"agentic": .25, "tool_use": .15, "coding": .2, "data_analysis": .15,
-                                         "vision": .15, "reasoning": .1},
-        templated_prob=0.8, template_space=16, models={"claude-sonnet-4": .5, "claude-opus-4": .5}, adopt_prob=0.5,
-        adopt_delay_h=(24, 96), adopt_share=(0.2, 0.4), max_tokens=(8192, 16000), saturate_prob=0.25,
-        **_CAMPAIGN_COMMON), languages={"zh": 1.0}, non_english_prob=0.2),
-    Campaign("C", 0.50, Behaviour(
-        "campaign_c", rate=28, families={"coding_agent": .55, "agentic": .25, "coding": .15, "tool_use": .05},
-        templated_prob=0.85, template_space=14, models={"claude-opus-4": .6, "claude-sonnet-4": .4}, adopt_prob=1.0,
-        adopt_delay_h=(1, 12), adopt_share=(0.45, 0.6), max_tokens=(16000, 32000), saturate_prob=0.3,
-        **_CAMPAIGN_COMMON), languages={"ru": 0.5, "zh": 0.5}, non_english_prob=0.12),
+    Campaign(
+        "A",
+        0.15,
+        Behaviour(
+            "campaign_a",
+            rate=18,
+            families={"cot_elicit": 0.5, "rubric_grade": 0.3, "policy_rewrite": 0.15, "reasoning": 0.05},
+            templated_prob=0.85,
+            template_space=12,
+            models={"claude-opus-4": 0.7, "claude-sonnet-4": 0.3},
+            adopt_prob=0.5,
+            adopt_delay_h=(48, 120),
+            adopt_share=(0.2, 0.4),
+            max_tokens=(8192, 16000, 32000),
+            saturate_prob=0.3,
+            **_CAMPAIGN_COMMON,
+        ),
+        languages={"zh": 1.0},
+        non_english_prob=0.3,
+    ),
+    Campaign(
+        "B",
+        0.35,
+        Behaviour(
+            "campaign_b",
+            rate=24,
+            families={
+                "agentic": 0.25,
+                "tool_use": 0.15,
+                "coding": 0.2,
+                "data_analysis": 0.15,
+                "vision": 0.15,
+                "reasoning": 0.1,
+            },
+            templated_prob=0.8,
+            template_space=16,
+            models={"claude-sonnet-4": 0.5, "claude-opus-4": 0.5},
+            adopt_prob=0.5,
+            adopt_delay_h=(24, 96),
+            adopt_share=(0.2, 0.4),
+            max_tokens=(8192, 16000),
+            saturate_prob=0.25,
+            **_CAMPAIGN_COMMON,
+        ),
+        languages={"zh": 1.0},
+        non_english_prob=0.2,
+    ),
+    Campaign(
+        "C",
+        0.50,
+        Behaviour(
+            "campaign_c",
+            rate=28,
+            families={"coding_agent": 0.55, "agentic": 0.25, "coding": 0.15, "tool_use": 0.05},
+            templated_prob=0.85,
+            template_space=14,
+            models={"claude-opus-4": 0.6, "claude-sonnet-4": 0.4},
+            adopt_prob=1.0,
+            adopt_delay_h=(1, 12),
+            adopt_share=(0.45, 0.6),
+            max_tokens=(16000, 32000),
+            saturate_prob=0.3,
+            **_CAMPAIGN_COMMON,
+        ),
+        languages={"ru": 0.5, "zh": 0.5},
+        non_english_prob=0.12,
+    ),
 )
 CAMPAIGN_IDS = tuple(c.campaign_id for c in CAMPAIGNS)
 RESELLER_CAMPAIGN = "B"  # the campaign whose traffic the reseller mixes into its own customers'
-RESELLER_CAMPAIGN_BEHAVIOUR = replace(CAMPAIGNS[CAMPAIGN_IDS.index(RESELLER_CAMPAIGN)].behaviour,
-                                      name="reseller_campaign_b", rate=260, rate_sigma=0.3, active_prob=1.0)
+RESELLER_CAMPAIGN_BEHAVIOUR = replace(
+    CAMPAIGNS[CAMPAIGN_IDS.index(RESELLER_CAMPAIGN)].behaviour,
+    name="reseller_campaign_b",
+    rate=260,
+    rate_sigma=0.3,
+    active_prob=1.0,
+)
 
 # traffic groups in generation order; a profile's group indexes this tuple
-GROUPS: tuple[Behaviour, ...] = (*(s.behaviour for s in SEGMENTS), RESELLER_BENIGN,
-                                 *(c.behaviour for c in CAMPAIGNS), RESELLER_CAMPAIGN_BEHAVIOUR)
+GROUPS: tuple[Behaviour, ...] = (
+    *(s.behaviour for s in SEGMENTS),
+    RESELLER_BENIGN,
+    *(c.behaviour for c in CAMPAIGNS),
+    RESELLER_CAMPAIGN_BEHAVIOUR,
+)
 
 # ground truth archetypes of campaign accounts
 LABELLED_HYDRA = "labelled_hydra"
@@ -354,8 +661,9 @@ def _ua_pick(rng: np.random.Generator, groups: dict[str, float], n: int) -> np.n
     return out
 
 
-def _pick_prefixes(rng: np.random.Generator, network: Network, categories: np.ndarray,
-                   countries: np.ndarray) -> np.ndarray:
+def _pick_prefixes(
+    rng: np.random.Generator, network: Network, categories: np.ndarray, countries: np.ndarray
+) -> np.ndarray:
     """One prefix per row from (category name, ISO-2) pairs, falling back to any country of the category."""
     out = np.empty(len(categories), dtype=np.int32)
     keys = np.char.add(categories.astype(str), np.char.add("|", countries.astype(str)))
@@ -371,8 +679,7 @@ def _pick_prefixes(rng: np.random.Generator, network: Network, categories: np.nd
 
 
 def _hosts_for(rng: np.random.Generator, network: Network, prefixes: np.ndarray) -> np.ndarray:
-    rotating = np.isin(network.prefix_category[prefixes],
-                       [CATEGORY_INDEX[c] for c in ROTATING_CATEGORIES])
+    rotating = np.isin(network.prefix_category[prefixes], [CATEGORY_INDEX[c] for c in ROTATING_CATEGORIES])
     return np.where(rotating, -1, rng.integers(2, 255, prefixes.shape)).astype(np.int16)
 
 
@@ -380,9 +687,23 @@ class _AccountRows:
     """Accumulates account rows (registry, ground truth) while segments and campaigns are built."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list] = {k: [] for k in (
-            "created_us", "signup_country", "payment", "verification", "program", "org", "segment", "campaign_id",
-            "hydra", "banned_us", "campaign_share", "archetype")}
+        self.columns: dict[str, list] = {
+            k: []
+            for k in (
+                "created_us",
+                "signup_country",
+                "payment",
+                "verification",
+                "program",
+                "org",
+                "segment",
+                "campaign_id",
+                "hydra",
+                "banned_us",
+                "campaign_share",
+                "archetype",
+            )
+        }
 
     def add(self, n: int, **values) -> np.ndarray:
         start = len(self.columns["created_us"])
@@ -446,9 +767,14 @@ class PopulationBuilder:
 
     # --- benign segments ---------------------------------------------------------------------------
 
-    def add_benign_segment(self, segment: Segment, n: int, languages: dict[str, tuple[str, float]] | None = None,
-                           registry: dict[str, np.ndarray] | None = None,
-                           network: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    def add_benign_segment(
+        self,
+        segment: Segment,
+        n: int,
+        languages: dict[str, tuple[str, float]] | None = None,
+        registry: dict[str, np.ndarray] | None = None,
+        network: dict[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
         """Add n accounts of a benign segment; returns their row indices.
 
         languages: country -> (language, share of that country's users who sometimes write in it), on top of
@@ -467,8 +793,9 @@ class PopulationBuilder:
         age_days = rng.exponential(300, n) + 1
         new_signup = rng.random(n) < 0.02
         window = self.end_us - self.start_us
-        created = np.where(new_signup, self.start_us + rng.random(n) * (window - HOUR_US) * 0.8,
-                           self.start_us - age_days * DAY_US).astype(np.int64)
+        created = np.where(
+            new_signup, self.start_us + rng.random(n) * (window - HOUR_US) * 0.8, self.start_us - age_days * DAY_US
+        ).astype(np.int64)
         payment = np.array(_hex_list(rng, n, 10, "pf_"), dtype=object)
         org = np.array(_hex_list(rng, n, 6, "org_"), dtype=object)
         if segment.grouping in ("org", "institution"):
@@ -479,21 +806,32 @@ class PopulationBuilder:
             members = np.flatnonzero(in_group)
             k = 0
             while k < len(members):
-                grp = members[k:k + int(rng.integers(size_lo, size_hi + 1))]
+                grp = members[k : k + int(rng.integers(size_lo, size_hi + 1))]
                 payment[grp], org[grp], country[grp] = payment[grp[0]], org[grp[0]], country[grp[0]]
                 k += len(grp)
         elif b.name == "chat_user":  # a few households share a card
             pairs = np.flatnonzero(rng.random(n) < 0.03)
-            payment[pairs[1::2]] = payment[pairs[0::2][:len(pairs[1::2])]]
+            payment[pairs[1::2]] = payment[pairs[0::2][: len(pairs[1::2])]]
         created = registry.get("created_us", created)
         payment, org = registry.get("payment", payment), registry.get("org", org)
         if "country" in registry:
             country = registry["country"]
             ci = np.array([COUNTRY_CODES_INDEX.get(c, _US) for c in country])
-        idx = self.rows.add(n, created_us=created, signup_country=country, payment=payment,
-                            verification=_choice(rng, segment.verification, n),
-                            program=_choice(rng, segment.programs, n), org=org, segment=b.name, campaign_id=None,
-                            hydra=-1, banned_us=None, campaign_share=0.0, archetype=None)
+        idx = self.rows.add(
+            n,
+            created_us=created,
+            signup_country=country,
+            payment=payment,
+            verification=_choice(rng, segment.verification, n),
+            program=_choice(rng, segment.programs, n),
+            org=org,
+            segment=b.name,
+            campaign_id=None,
+            hydra=-1,
+            banned_us=None,
+            campaign_share=0.0,
+            archetype=None,
+        )
         lang = np.zeros(n, dtype=np.int8)
         non_en = np.zeros(n, dtype=np.float32)
         for i, c in enumerate(COUNTRIES):
@@ -513,9 +851,17 @@ class PopulationBuilder:
         active_from = created + (rng.random(n) * 2 * HOUR_US).astype(np.int64)
         profile = _behaviour_profile(rng, b, n, country, self.network, self.release_us)
         profile.update(network or {})
-        self._add_profiles(account=idx, group=np.full(n, self.group_of(b)), language=lang,
-                           non_english_prob=non_en, template_salt=salt, hydra=np.full(n, -1),
-                           active_from_us=active_from, active_until_us=np.full(n, _NEVER), **profile)
+        self._add_profiles(
+            account=idx,
+            group=np.full(n, self.group_of(b)),
+            language=lang,
+            non_english_prob=non_en,
+            template_salt=salt,
+            hydra=np.full(n, -1),
+            active_from_us=active_from,
+            active_until_us=np.full(n, _NEVER),
+            **profile,
+        )
         return idx
 
     # --- distillation campaigns (hydra clusters) ----------------------------------------------------
@@ -542,15 +888,21 @@ class PopulationBuilder:
         pay_pool = _hex_list(rng, max(2, size // 6), 10, "pf_")
         # a hydra rents a handful of proxy/hosting prefixes that all its accounts rotate through
         n_prefixes = int(rng.integers(4, 9))
-        prefixes = np.unique(_pick_prefixes(
-            rng, self.network, _choice(rng, b.network, n_prefixes),
-            _choice(rng, {"US": 2, "SG": 1, "JP": 1, "DE": 1, "KR": 1, "HK": 1, "NL": 1}, n_prefixes)))
+        prefixes = np.unique(
+            _pick_prefixes(
+                rng,
+                self.network,
+                _choice(rng, b.network, n_prefixes),
+                _choice(rng, {"US": 2, "SG": 1, "JP": 1, "DE": 1, "KR": 1, "HK": 1, "NL": 1}, n_prefixes),
+            )
+        )
         user_agents = np.concatenate([_ua_pick(rng, {"sdk_py": 1}, 2), _ua_pick(rng, {"raw": 1}, 2)])
         # 80% of a hydra exists when the window opens (young accounts); 20% are created during it
         pre = rng.random(size) < 0.8
         window = self.end_us - self.start_us
-        pending = np.where(pre, self.start_us - rng.uniform(0.2, 6, size) * DAY_US,
-                           self.start_us + rng.uniform(0, 0.85, size) * window).astype(np.int64)
+        pending = np.where(
+            pre, self.start_us - rng.uniform(0.2, 6, size) * DAY_US, self.start_us + rng.uniform(0, 0.85, size) * window
+        ).astype(np.int64)
         total = 0
         while len(pending):
             m = len(pending)
@@ -558,38 +910,67 @@ class PopulationBuilder:
             detected = rng.random(m) < DETECTION_PROB
             decided = first_use + ((1.5 + rng.gamma(2.0, 1.5, m)) * DAY_US).astype(np.int64)
             # an account banned before the window would show no traffic: its ban lands early in the window
-            decided = np.where(decided < self.start_us + 4 * HOUR_US,
-                               self.start_us + (rng.uniform(4, 30, m) * HOUR_US).astype(np.int64), decided)
+            decided = np.where(
+                decided < self.start_us + 4 * HOUR_US,
+                self.start_us + (rng.uniform(4, 30, m) * HOUR_US).astype(np.int64),
+                decided,
+            )
             banned = detected & (decided < self.end_us)
             payment = np.array([pay_pool[i] for i in rng.integers(0, len(pay_pool), m)], dtype=object)
             fresh_card = rng.random(m) < 0.15  # a new card now and then, which joins the pool
             payment[fresh_card] = _hex_list(rng, int(fresh_card.sum()), 10, "pf_")
             pay_pool.extend(payment[fresh_card].tolist())
-            signup = _choice(rng, {"US": .35, "SG": .15, "GB": .1, "HK": .1, "MY": .1, "CA": .1, "AU": .1}, m)
-            idx = self.rows.add(m, created_us=pending, signup_country=signup, payment=payment,
-                                verification=_choice(rng, {"none": .3, "email": .5, "card": .2}, m),
-                                program=_choice(rng, {"standard": .4, "education": .25, "research": .15,
-                                                      "startup": .2}, m),
-                                org=np.array(_hex_list(rng, m, 6, "org_"), dtype=object), segment=b.name,
-                                campaign_id=campaign.campaign_id, hydra=hydra_id,
-                                banned_us=np.where(banned, decided, -1), campaign_share=1.0,
-                                archetype=LABELLED_HYDRA)
+            signup = _choice(rng, {"US": 0.35, "SG": 0.15, "GB": 0.1, "HK": 0.1, "MY": 0.1, "CA": 0.1, "AU": 0.1}, m)
+            idx = self.rows.add(
+                m,
+                created_us=pending,
+                signup_country=signup,
+                payment=payment,
+                verification=_choice(rng, {"none": 0.3, "email": 0.5, "card": 0.2}, m),
+                program=_choice(rng, {"standard": 0.4, "education": 0.25, "research": 0.15, "startup": 0.2}, m),
+                org=np.array(_hex_list(rng, m, 6, "org_"), dtype=object),
+                segment=b.name,
+                campaign_id=campaign.campaign_id,
+                hydra=hydra_id,
+                banned_us=np.where(banned, decided, -1),
+                campaign_share=1.0,
+                archetype=LABELLED_HYDRA,
+            )
             for account, when in zip(idx[banned], decided[banned], strict=True):
-                self.labels.append((int(account), "extraction", int(when), campaign.campaign_id,
-                                    "analyst" if rng.random() < 0.6 else "rule", "hydra cluster review"))
+                self.labels.append(
+                    (
+                        int(account),
+                        "extraction",
+                        int(when),
+                        campaign.campaign_id,
+                        "analyst" if rng.random() < 0.6 else "rule",
+                        "hydra cluster review",
+                    )
+                )
             lang_keys = list(campaign.languages)
-            lang = np.array([LANGUAGES.index(lang_keys[i]) for i in
-                             rng.choice(len(lang_keys), m, p=list(campaign.languages.values()))], dtype=np.int8)
+            lang = np.array(
+                [
+                    LANGUAGES.index(lang_keys[i])
+                    for i in rng.choice(len(lang_keys), m, p=list(campaign.languages.values()))
+                ],
+                dtype=np.int8,
+            )
             profile = _behaviour_profile(rng, b, m, signup, self.network, self.release_us)
             profile["slot_prefix"] = prefixes[rng.integers(0, len(prefixes), (m, N_SLOTS))].astype(np.int32)
             profile["slot_host"] = np.full((m, N_SLOTS), -1, np.int16)
             profile["ua"] = user_agents[rng.integers(0, len(user_agents), (m, 2))].astype(np.int32)
             profile["system_prompt"] = system_prompts[rng.integers(0, 3, (m, 3))]
-            self._add_profiles(account=idx, group=np.full(m, self.group_of(b)), language=lang,
-                               non_english_prob=np.full(m, campaign.non_english_prob, np.float32),
-                               template_salt=np.full(m, salt, np.int64), hydra=np.full(m, hydra_id),
-                               active_from_us=first_use, active_until_us=np.where(banned, decided, _NEVER),
-                               **profile)
+            self._add_profiles(
+                account=idx,
+                group=np.full(m, self.group_of(b)),
+                language=lang,
+                non_english_prob=np.full(m, campaign.non_english_prob, np.float32),
+                template_salt=np.full(m, salt, np.int64),
+                hydra=np.full(m, hydra_id),
+                active_from_us=first_use,
+                active_until_us=np.where(banned, decided, _NEVER),
+                **profile,
+            )
             total += m
             # the operator replaces a banned account within hours
             replace_at = decided[banned] + (rng.uniform(1, 18, banned.sum()) * HOUR_US).astype(np.int64)
@@ -602,15 +983,23 @@ class PopulationBuilder:
         rng = self.rng
         salt, hydra, system_prompts = self.campaign_templates[RESELLER_CAMPAIGN]
         campaign = CAMPAIGNS[CAMPAIGN_IDS.index(RESELLER_CAMPAIGN)]
-        country = _choice(rng, {"US": .6, "SG": .4}, n)
+        country = _choice(rng, {"US": 0.6, "SG": 0.4}, n)
         mixed = RESELLER_CAMPAIGN_BEHAVIOUR
-        idx = self.rows.add(n, created_us=(self.start_us - rng.uniform(60, 400, n) * DAY_US).astype(np.int64),
-                            signup_country=country, payment=np.array(_hex_list(rng, n, 10, "pf_"), dtype=object),
-                            verification="card", program="startup",
-                            org=np.array(_hex_list(rng, n, 6, "org_"), dtype=object), segment="reseller",
-                            campaign_id=RESELLER_CAMPAIGN, hydra=hydra, banned_us=None,
-                            campaign_share=mixed.rate / (mixed.rate + RESELLER_BENIGN.rate),
-                            archetype=RESELLER_MIXED)
+        idx = self.rows.add(
+            n,
+            created_us=(self.start_us - rng.uniform(60, 400, n) * DAY_US).astype(np.int64),
+            signup_country=country,
+            payment=np.array(_hex_list(rng, n, 10, "pf_"), dtype=object),
+            verification="card",
+            program="startup",
+            org=np.array(_hex_list(rng, n, 6, "org_"), dtype=object),
+            segment="reseller",
+            campaign_id=RESELLER_CAMPAIGN,
+            hydra=hydra,
+            banned_us=None,
+            campaign_share=mixed.rate / (mixed.rate + RESELLER_BENIGN.rate),
+            archetype=RESELLER_MIXED,
+        )
         servers = _behaviour_profile(rng, RESELLER_BENIGN, n, country, self.network, self.release_us)
         for b, is_campaign in ((RESELLER_BENIGN, False), (mixed, True)):
             profile = _behaviour_profile(rng, b, n, country, self.network, self.release_us)
@@ -620,14 +1009,17 @@ class PopulationBuilder:
             if is_campaign:
                 profile["system_prompt"] = system_prompts[rng.integers(0, 3, (n, 3))]
             language = LANGUAGES.index(next(iter(campaign.languages))) if is_campaign else 0
-            self._add_profiles(account=idx, group=np.full(n, self.group_of(b)),
-                               language=np.full(n, language, np.int8),
-                               non_english_prob=np.full(n, campaign.non_english_prob if is_campaign else 0.0,
-                                                        np.float32),
-                               template_salt=np.full(n, salt if is_campaign else 99_991, np.int64),
-                               hydra=np.full(n, hydra if is_campaign else -1),
-                               active_from_us=np.full(n, self.start_us - DAY_US),
-                               active_until_us=np.full(n, _NEVER), **profile)
+            self._add_profiles(
+                account=idx,
+                group=np.full(n, self.group_of(b)),
+                language=np.full(n, language, np.int8),
+                non_english_prob=np.full(n, campaign.non_english_prob if is_campaign else 0.0, np.float32),
+                template_salt=np.full(n, salt if is_campaign else 99_991, np.int64),
+                hydra=np.full(n, hydra if is_campaign else -1),
+                active_from_us=np.full(n, self.start_us - DAY_US),
+                active_until_us=np.full(n, _NEVER),
+                **profile,
+            )
 
     # --- registry, ground truth, labels ---------------------------------------------------------------
 
@@ -636,51 +1028,72 @@ class PopulationBuilder:
         n_total = len(self.rows)
         ids = _unique_hex(rng, n_total, 6, "acct_")
         created_ts = pa.array(np.array(cols["created_us"], dtype=np.int64), pa.timestamp("us", tz="UTC"))
-        accounts_table = pa.table({
-            "account_id": ids, "org_id": pa.array(cols["org"], pa.string()), "created_at": created_ts,
-            "signup_country": pa.array(cols["signup_country"], pa.string()),
-            "payment_fingerprint": pa.array(cols["payment"], pa.string()),
-            "verification": pa.array(cols["verification"], pa.string()),
-            "program": pa.array(cols["program"], pa.string()),
-        })
+        accounts_table = pa.table(
+            {
+                "account_id": ids,
+                "org_id": pa.array(cols["org"], pa.string()),
+                "created_at": created_ts,
+                "signup_country": pa.array(cols["signup_country"], pa.string()),
+                "payment_fingerprint": pa.array(cols["payment"], pa.string()),
+                "verification": pa.array(cols["verification"], pa.string()),
+                "program": pa.array(cols["program"], pa.string()),
+            }
+        )
         banned = [None if (v is None or v < 0) else int(v) for v in cols["banned_us"]]
         hydra_names = [None if h < 0 else f"{self.hydra_campaign[h]}-{h}" for h in cols["hydra"]]
-        ground_truth = pa.table({
-            "account_id": ids, "segment": pa.array(cols["segment"], pa.string()),
-            "campaign_id": pa.array(cols["campaign_id"], pa.string()),
-            "is_campaign": pa.array([c is not None for c in cols["campaign_id"]], pa.bool_()),
-            # what kind of campaign an account serves (None for benign), and the benign segment (None for campaigns)
-            "archetype": pa.array(cols["archetype"], pa.string()),
-            "benign_segment": pa.array([s if c is None else None for s, c in zip(cols["segment"], cols["campaign_id"],
-                                                                                  strict=True)], pa.string()),
-            "hydra_id": pa.array(hydra_names, pa.string()),
-            "campaign_traffic_share": pa.array(cols["campaign_share"], pa.float64()),
-            "created_at": created_ts,
-            "banned_at": pa.array(banned, pa.timestamp("us", tz="UTC")),
-        })
+        ground_truth = pa.table(
+            {
+                "account_id": ids,
+                "segment": pa.array(cols["segment"], pa.string()),
+                "campaign_id": pa.array(cols["campaign_id"], pa.string()),
+                "is_campaign": pa.array([c is not None for c in cols["campaign_id"]], pa.bool_()),
+                # what kind of campaign an account serves (None for benign), and the benign segment (None for campaigns)
+                "archetype": pa.array(cols["archetype"], pa.string()),
+                "benign_segment": pa.array(
+                    [s if c is None else None for s, c in zip(cols["segment"], cols["campaign_id"], strict=True)],
+                    pa.string(),
+                ),
+                "hydra_id": pa.array(hydra_names, pa.string()),
+                "campaign_traffic_share": pa.array(cols["campaign_share"], pa.float64()),
+                "created_at": created_ts,
+                "banned_at": pa.array(banned, pa.timestamp("us", tz="UTC")),
+            }
+        )
         segments = np.array(cols["segment"], dtype=object)
-        label_rows = sorted(self.labels + _benign_labels(rng, segments, np.array(cols["created_us"], np.int64),
-                                                         self.start_us, self.end_us, self.benign_segments),
-                            key=lambda r: (r[2], r[0]))
-        labels_table = pa.table({
-            "account_id": ids.take(pa.array([r[0] for r in label_rows], pa.int64())),
-            "label": pa.array([r[1] for r in label_rows], pa.string()),
-            "decided_at": pa.array([r[2] for r in label_rows], pa.timestamp("us", tz="UTC")),
-            "campaign_id": pa.array([r[3] for r in label_rows], pa.string()),
-            "source": pa.array([r[4] for r in label_rows], pa.string()),
-            "note": pa.array([r[5] for r in label_rows], pa.string()),
-        })
+        label_rows = sorted(
+            self.labels
+            + _benign_labels(
+                rng, segments, np.array(cols["created_us"], np.int64), self.start_us, self.end_us, self.benign_segments
+            ),
+            key=lambda r: (r[2], r[0]),
+        )
+        labels_table = pa.table(
+            {
+                "account_id": ids.take(pa.array([r[0] for r in label_rows], pa.int64())),
+                "label": pa.array([r[1] for r in label_rows], pa.string()),
+                "decided_at": pa.array([r[2] for r in label_rows], pa.timestamp("us", tz="UTC")),
+                "campaign_id": pa.array([r[3] for r in label_rows], pa.string()),
+                "source": pa.array([r[4] for r in label_rows], pa.string()),
+                "note": pa.array([r[5] for r in label_rows], pa.string()),
+            }
+        )
         return Population(
-            account_ids=ids, org_ids=accounts_table["org_id"].combine_chunks(),
+            account_ids=ids,
+            org_ids=accounts_table["org_id"].combine_chunks(),
             api_key_ids=pa.array(_hex_list(rng, n_total * 3, 8, "key_")),
             n_keys=rng.integers(1, 4, n_total).astype(np.int8),
-            system_prompts=pa.array(_hex_list(rng, N_SYSTEM_PROMPT_POOL, 8, "sp_")), groups=tuple(self.groups),
-            accounts=accounts_table, ground_truth=ground_truth, labels=labels_table,
+            system_prompts=pa.array(_hex_list(rng, N_SYSTEM_PROMPT_POOL, 8, "sp_")),
+            groups=tuple(self.groups),
+            accounts=accounts_table,
+            ground_truth=ground_truth,
+            labels=labels_table,
             profiles=Profiles(**{k: np.concatenate(v) for k, v in self.profile_parts.items()}),
-            hydra_campaign=np.array(self.hydra_campaign, dtype=object), hydra_interval_s=np.array(self.hydra_interval),
-            network=self.network, segment_counts={name: int((segments == name).sum())
-                                                  for name in dict.fromkeys(segments.tolist())},
-            campaign_counts=self.campaign_counts)
+            hydra_campaign=np.array(self.hydra_campaign, dtype=object),
+            hydra_interval_s=np.array(self.hydra_interval),
+            network=self.network,
+            segment_counts={name: int((segments == name).sum()) for name in dict.fromkeys(segments.tolist())},
+            campaign_counts=self.campaign_counts,
+        )
 
 
 def _unique_hex(rng: np.random.Generator, n: int, n_bytes: int, prefix: str) -> pa.Array:
@@ -690,8 +1103,14 @@ def _unique_hex(rng: np.random.Generator, n: int, n_bytes: int, prefix: str) -> 
             return pa.array([prefix + t.decode() for t in tokens], pa.string())
 
 
-def _benign_labels(rng: np.random.Generator, segments: np.ndarray, created_us: np.ndarray, start_us: int,
-                   end_us: int, benign_segments: dict[str, bool]) -> list[tuple[int, str, int, None, str, str]]:
+def _benign_labels(
+    rng: np.random.Generator,
+    segments: np.ndarray,
+    created_us: np.ndarray,
+    start_us: int,
+    end_us: int,
+    benign_segments: dict[str, bool],
+) -> list[tuple[int, str, int, None, str, str]]:
     """Analysts clear some benign accounts after reviewing an alert, mostly automated-looking ones."""
     hard = {name for name, hard_negative in benign_segments.items() if hard_negative}
     benign_rows = np.flatnonzero(np.isin(segments, list(benign_segments)))
@@ -704,13 +1123,15 @@ def _benign_labels(rng: np.random.Generator, segments: np.ndarray, created_us: n
         if earliest >= end_us:
             continue
         decided = int(earliest + rng.random() * (end_us - earliest))
-        out.append((int(account), "benign", decided, None, "analyst" if rng.random() < 0.7 else "rule",
-                    str(segments[account])))
+        out.append(
+            (int(account), "benign", decided, None, "analyst" if rng.random() < 0.7 else "rule", str(segments[account]))
+        )
     return out
 
 
-def _behaviour_profile(rng: np.random.Generator, b: Behaviour, n: int, country: np.ndarray, network: Network,
-                       release_us: int) -> dict[str, np.ndarray]:
+def _behaviour_profile(
+    rng: np.random.Generator, b: Behaviour, n: int, country: np.ndarray, network: Network, release_us: int
+) -> dict[str, np.ndarray]:
     """The parts of a profile that follow from its behaviour (vectorized over n accounts)."""
     tz_of = {c[0]: c[2] for c in COUNTRIES}
     tz = np.array([tz_of.get(c, 0.0) for c in country], dtype=np.float32)
@@ -724,7 +1145,7 @@ def _behaviour_profile(rng: np.random.Generator, b: Behaviour, n: int, country: 
     slot_cdf = np.cumsum(slot_w / slot_w.sum(axis=1, keepdims=True), axis=1)
     slot_cdf[:, -1] = 1.0
     ua_primary = _ua_pick(rng, b.ua, n) if b.ua else np.zeros(n, np.int32)
-    ua_secondary = _ua_pick(rng, {"raw": .5, "sdk_py": .3, "browser": .2}, n)
+    ua_secondary = _ua_pick(rng, {"raw": 0.5, "sdk_py": 0.3, "browser": 0.2}, n)
     adopts = rng.random(n) < b.adopt_prob
     adopt_after = release_us + (rng.uniform(*b.adopt_delay_h, n) * HOUR_US).astype(np.int64)
     runs = rng.integers(b.runs[0], b.runs[1] + 1, n)
@@ -733,14 +1154,16 @@ def _behaviour_profile(rng: np.random.Generator, b: Behaviour, n: int, country: 
         rate=b.rate * rng.lognormal(0, b.rate_sigma, n),
         tz_hours=tz,
         family_cdf=_cdf_rows(rng, _family_vector(b.families), b.family_alpha, n),
-        slot_prefix=slot_prefix.astype(np.int32), slot_cdf=slot_cdf.astype(np.float32),
+        slot_prefix=slot_prefix.astype(np.int32),
+        slot_cdf=slot_cdf.astype(np.float32),
         slot_host=_hosts_for(rng, network, slot_prefix),
         ua=np.stack([ua_primary, ua_secondary], axis=1).astype(np.int32),
         system_prompt=rng.integers(0, N_SYSTEM_PROMPT_POOL, (n, 3)),
         model_cdf=_cdf_rows(rng, _model_vector(b.models), 8.0, n),
         adopt_after_us=np.where(adopts, adopt_after, np.iinfo(np.int64).max),
         adopt_share=rng.uniform(*b.adopt_share, n).astype(np.float32),
-        run_start_s=run_start, runs=runs,
+        run_start_s=run_start,
+        runs=runs,
         interval_s=rng.uniform(b.intra[1], b.intra[2], n) if b.timing == "runs" else np.zeros(n),
         lag_s=rng.uniform(0, 25, n),
     )

@@ -10,8 +10,14 @@ import numpy as np
 
 from lake.errors import InputError
 from simulator import extended
-from simulator.population import (CAMPAIGN_ACCOUNT_SHARE, CAMPAIGNS, MIN_CAMPAIGN_ACCOUNTS, SEGMENTS, Population,
-                                  PopulationBuilder)
+from simulator.population import (
+    CAMPAIGN_ACCOUNT_SHARE,
+    CAMPAIGNS,
+    MIN_CAMPAIGN_ACCOUNTS,
+    SEGMENTS,
+    Population,
+    PopulationBuilder,
+)
 
 # "classic" is the population of simulator/population.py (three labelled campaigns and a reseller); "extended" adds
 # campaigns that are never labelled and benign look-alikes, randomised per seed (simulator/extended.py).
@@ -19,15 +25,18 @@ SCENARIOS = ("classic", "extended")
 DEFAULT_SCENARIO = "classic"
 
 
-def build_population(seed: int, accounts: int, start: dt.date, days: int,
-                     scenario: str = DEFAULT_SCENARIO) -> Population:
+def build_population(
+    seed: int, accounts: int, start: dt.date, days: int, scenario: str = DEFAULT_SCENARIO
+) -> Population:
     """The whole simulated population for (seed, accounts, start, days, scenario); deterministic."""
     if scenario not in SCENARIOS:
         raise InputError(f"unknown simulator scenario {scenario!r} (choose from {', '.join(SCENARIOS)})")
     minimum = 50 if scenario == "classic" else 300
     if accounts < minimum:
-        raise InputError(f"the {scenario} scenario needs at least {minimum} accounts to hold every segment and "
-                         f"campaign, got {accounts}")
+        raise InputError(
+            f"the {scenario} scenario needs at least {minimum} accounts to hold every segment and "
+            f"campaign, got {accounts}"
+        )
     if days < 1:
         raise InputError(f"days must be >= 1, got {days}")
     builder = PopulationBuilder(seed, start, days)

@@ -18,8 +18,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +28,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jobs.dates import date_range
+from lake.catalog import exists, table, write_arrow
+from lake.config import Settings
 from simulator import world
 from simulator.scenarios import DEFAULT_SCENARIO, build_population
 from simulator.traffic import BAD_KINDS, DayStats, TrafficGenerator
-from lake.catalog import exists, table, write_arrow
-from lake.config import Settings
 
 GROUND_TRUTH_FILE = "accounts.parquet"
 CHUNK_ROWS = 100_000  # rows per generated record batch (~45 MB of Arrow)
@@ -79,8 +79,9 @@ def read_ground_truth(settings: Settings):
     return pq.read_table(path).to_pandas()
 
 
-def run(settings: Settings, start: dt.date, days: int, accounts: int, seed: int,
-        scenario: str = DEFAULT_SCENARIO) -> SimulationSummary:
+def run(
+    settings: Settings, start: dt.date, days: int, accounts: int, seed: int, scenario: str = DEFAULT_SCENARIO
+) -> SimulationSummary:
     """scenario: "classic" (three labelled campaigns and a reseller) or "extended" (plus campaigns that are
     never labelled and benign look-alikes, randomised per seed; simulator/extended.py)."""
     began = time.perf_counter()
@@ -89,9 +90,12 @@ def run(settings: Settings, start: dt.date, days: int, accounts: int, seed: int,
     _refuse_foreign_partitions(settings, dates)
 
     population = build_population(seed=seed, accounts=accounts, start=start, days=days, scenario=scenario)
-    print(f"simulate ({scenario}): {population.n_accounts:,} accounts "
-          f"({sum(population.campaign_counts.values()):,} in campaigns {population.campaign_counts}), "
-          f"{len(population.profiles):,} traffic profiles, built in {time.perf_counter() - began:.1f} s", flush=True)
+    print(
+        f"simulate ({scenario}): {population.n_accounts:,} accounts "
+        f"({sum(population.campaign_counts.values()):,} in campaigns {population.campaign_counts}), "
+        f"{len(population.profiles):,} traffic profiles, built in {time.perf_counter() - began:.1f} s",
+        flush=True,
+    )
     write_arrow(settings, "asn_info", population.network.asn_table())
     write_arrow(settings, "model_releases", world.model_releases(start, days))
     write_arrow(settings, "accounts", population.accounts)
@@ -109,22 +113,37 @@ def run(settings: Settings, start: dt.date, days: int, accounts: int, seed: int,
         for kind, count in stats.bad.items():
             bad[kind] += count
         seconds = time.perf_counter() - day_began
-        print(f"simulate {day}: {stats.records:,} records in {seconds:.1f} s "
-              f"({stats.records / max(seconds, 1e-9):,.0f}/s)", flush=True)
+        print(
+            f"simulate {day}: {stats.records:,} records in {seconds:.1f} s "
+            f"({stats.records / max(seconds, 1e-9):,.0f}/s)",
+            flush=True,
+        )
 
     write_arrow(settings, "enforcement_labels", population.labels)
     _write_ground_truth(settings, population.ground_truth)
 
     label_counts = pc.value_counts(population.labels["label"]).to_pylist()
     summary = SimulationSummary(
-        start=start, days=days, seed=seed, scenario=scenario, accounts=population.n_accounts,
-        accounts_by_segment=population.segment_counts, campaign_accounts=population.campaign_counts,
-        records_by_day=records_by_day, records_by_group=dict(records_by_group), bad_records=bad,
+        start=start,
+        days=days,
+        seed=seed,
+        scenario=scenario,
+        accounts=population.n_accounts,
+        accounts_by_segment=population.segment_counts,
+        campaign_accounts=population.campaign_counts,
+        records_by_day=records_by_day,
+        records_by_group=dict(records_by_group),
+        bad_records=bad,
         labels={item["values"]: item["counts"] for item in label_counts},
-        new_model=world.NEW_MODEL, new_model_released_at=world.new_model_release(start, days),
-        elapsed_s=time.perf_counter() - began)
-    print(f"simulate: {summary.records:,} records over {days} days in {summary.elapsed_s:.1f} s "
-          f"({summary.records_per_s:,.0f}/s); bad records {bad}; labels {summary.labels}", flush=True)
+        new_model=world.NEW_MODEL,
+        new_model_released_at=world.new_model_release(start, days),
+        elapsed_s=time.perf_counter() - began,
+    )
+    print(
+        f"simulate: {summary.records:,} records over {days} days in {summary.elapsed_s:.1f} s "
+        f"({summary.records_per_s:,.0f}/s); bad records {bad}; labels {summary.labels}",
+        flush=True,
+    )
     return summary
 
 
@@ -139,14 +158,23 @@ def _write_day(settings: Settings, day: dt.date, batches: Iterator[pa.RecordBatc
     uri = settings.table_uri("api_requests")
     # dictionary encoding is tried and abandoned on near-unique columns; skipping it there saves encode time
     near_unique = ColumnProperties(dictionary_enabled=False)
-    properties = WriterProperties(compression="ZSTD", compression_level=1, column_properties={
-        column: near_unique for column in ("request_id", "event_ts", "client_ip", "prompt_prefix")})
+    properties = WriterProperties(
+        compression="ZSTD",
+        compression_level=1,
+        column_properties={column: near_unique for column in ("request_id", "event_ts", "client_ip", "prompt_prefix")},
+    )
     if exists(settings, "api_requests"):
-        write_deltalake(uri, reader, mode="overwrite", predicate=f"event_date = '{day.isoformat()}'",
-                        writer_properties=properties)
+        write_deltalake(
+            uri, reader, mode="overwrite", predicate=f"event_date = '{day.isoformat()}'", writer_properties=properties
+        )
     else:
-        write_deltalake(uri, reader, mode="overwrite", partition_by=list(table("api_requests").partition_by),
-                        writer_properties=properties)
+        write_deltalake(
+            uri,
+            reader,
+            mode="overwrite",
+            partition_by=list(table("api_requests").partition_by),
+            writer_properties=properties,
+        )
 
 
 _DONE = object()
@@ -200,14 +228,17 @@ def _refuse_foreign_partitions(settings: Settings, dates: list[dt.date]) -> None
     if foreign:
         raise ValueError(
             f"{settings.table_uri('api_requests')} already holds days outside {dates[0]}..{dates[-1]} "
-            f"({foreign[0]}{' ...' if len(foreign) > 1 else ''}) from another simulation; use a fresh lake")
+            f"({foreign[0]}{' ...' if len(foreign) > 1 else ''}) from another simulation; use a fresh lake"
+        )
 
 
 def _check_ground_truth_outside_lake(settings: Settings) -> None:
     lake, truth = settings.lake_root.rstrip("/") + "/", settings.ground_truth_root.rstrip("/") + "/"
     if truth.startswith(lake) or lake.startswith(truth):
-        raise ValueError(f"ground truth root {settings.ground_truth_root} must be outside the lake "
-                         f"{settings.lake_root}: jobs must not be able to read campaign membership")
+        raise ValueError(
+            f"ground truth root {settings.ground_truth_root} must be outside the lake "
+            f"{settings.lake_root}: jobs must not be able to read campaign membership"
+        )
 
 
 def _write_ground_truth(settings: Settings, ground_truth: pa.Table) -> None:

@@ -17,14 +17,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lake.catalog import table
 from simulator import world
 from simulator.population import DAY_US, PMFS, Behaviour, Population
 from simulator.prompts import FAMILIES, PromptBook
-from lake.catalog import table
 
 BAD_RECORD_RATE = 0.0005
-BAD_KINDS = ("null_account_id", "negative_tokens", "event_ts_outside_day", "malformed_client_ip",
-             "duplicate_request_id")
+BAD_KINDS = (
+    "null_account_id",
+    "negative_tokens",
+    "event_ts_outside_day",
+    "malformed_client_ip",
+    "duplicate_request_id",
+)
 MALFORMED_IPS = ("999.1.2", "not-an-ip", "10.0.0.256", "1.2.3.4.5", "", "fe80::zz", "localhost")
 WAVES_PER_DAY = 16
 _NEVER = np.iinfo(np.int64).max
@@ -67,7 +72,7 @@ class TrafficGenerator:
     def day_batches(self, day_index: int, day: dt.date, stats: DayStats) -> Iterator[pa.RecordBatch]:
         prof = self.pop.profiles
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0xDA7, day_index]))
-        day_start_us = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1e6)
+        day_start_us = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1e6)
         weekend = day.weekday() >= 5
         factor = np.where(weekend, self.group_weekend[prof.group], 1.0)
         active = rng.random(len(prof)) < self.group_active[prof.group]
@@ -84,10 +89,20 @@ class TrafficGenerator:
             chunk_of = (cum - 1) // self.chunk_rows
             for chunk_no in np.unique(chunk_of):
                 chunk = members[chunk_of == chunk_no]
-                crng = np.random.default_rng(np.random.SeedSequence([self.seed, 0xC4, day_index, group_no,
-                                                                     int(chunk_no)]))
-                batch = self._chunk(behaviour, chunk, counts[chunk], day, day_start_us, waves, crng, stats,
-                                    ensure_every_bad_kind=first_chunk)
+                crng = np.random.default_rng(
+                    np.random.SeedSequence([self.seed, 0xC4, day_index, group_no, int(chunk_no)])
+                )
+                batch = self._chunk(
+                    behaviour,
+                    chunk,
+                    counts[chunk],
+                    day,
+                    day_start_us,
+                    waves,
+                    crng,
+                    stats,
+                    ensure_every_bad_kind=first_chunk,
+                )
                 if batch is None:
                     continue
                 if batch.num_rows >= 2 * len(BAD_KINDS):  # big enough to have carried every kind
@@ -98,9 +113,18 @@ class TrafficGenerator:
 
     # --- one chunk ----------------------------------------------------------------------------------------
 
-    def _chunk(self, b: Behaviour, members: np.ndarray, counts: np.ndarray, day: dt.date, day_start_us: int,
-               waves: np.ndarray, rng: np.random.Generator, stats: DayStats,
-               ensure_every_bad_kind: bool) -> pa.RecordBatch | None:
+    def _chunk(
+        self,
+        b: Behaviour,
+        members: np.ndarray,
+        counts: np.ndarray,
+        day: dt.date,
+        day_start_us: int,
+        waves: np.ndarray,
+        rng: np.random.Generator,
+        stats: DayStats,
+        ensure_every_bad_kind: bool,
+    ) -> pa.RecordBatch | None:
         prof, pop = self.pop.profiles, self.pop
         m = len(members)
         local = np.repeat(np.arange(m), counts)
@@ -116,8 +140,7 @@ class TrafficGenerator:
 
         # content first: the prompt builder returns records grouped by template, and every other column
         # is then drawn in that order
-        family = np.minimum((prof.family_cdf[pi] < rng.random((n, 1), dtype=np.float32)).sum(axis=1),
-                            len(FAMILIES) - 1)
+        family = np.minimum((prof.family_cdf[pi] < rng.random((n, 1), dtype=np.float32)).sum(axis=1), len(FAMILIES) - 1)
         foreign = rng.random(n) < prof.non_english_prob[pi]
         text_family = np.where(foreign, self.book.lang_map[prof.language[pi], family], self.book.english_code[family])
         templated = rng.random(n) < b.templated_prob
@@ -138,8 +161,9 @@ class TrafficGenerator:
         has_image = rng.random(n) < _FAM_IMAGE[family]
 
         prompt_chars = pc.utf8_length(prompt).to_numpy(zero_copy_only=False)
-        input_tokens = np.maximum(_FAM_IN[family] * b.in_scale * rng.lognormal(0, 0.6, n),
-                                  prompt_chars / 3.5 + 12).astype(np.int64)
+        input_tokens = np.maximum(
+            _FAM_IN[family] * b.in_scale * rng.lognormal(0, 0.6, n), prompt_chars / 3.5 + 12
+        ).astype(np.int64)
         input_tokens += has_image * rng.integers(800, 1600, n)
         max_tokens = np.array(b.max_tokens)[rng.integers(0, len(b.max_tokens), n)]
         output_tokens = (_FAM_OUT[family] * b.out_scale * rng.lognormal(0, 0.7, n)).astype(np.int64) + 1
@@ -180,19 +204,26 @@ class TrafficGenerator:
         input_tokens[neg[half]] = -input_tokens[neg[half]]
         output_tokens[neg[~half]] = -np.maximum(output_tokens[neg[~half]], 1)
         shifted = bad_rows["event_ts_outside_day"]
-        ts[shifted] += (np.where(rng.random(len(shifted)) < 0.5, -1, 1)
-                        * rng.uniform(1, 3, len(shifted)) * DAY_US).astype(np.int64)
+        ts[shifted] += (
+            np.where(rng.random(len(shifted)) < 0.5, -1, 1) * rng.uniform(1, 3, len(shifted)) * DAY_US
+        ).astype(np.int64)
 
         client_ip = self._ips(prefix, host, rng)
         account_id = pop.account_ids.take(pa.array(account))
         request_id = pc.binary_join_element_wise("req_", pa.array(request_tokens).cast(pa.string()), "")
         if len(bad_rows["null_account_id"]):
-            account_id = _replace(account_id, bad_rows["null_account_id"], pa.nulls(len(bad_rows["null_account_id"]),
-                                                                                    pa.string()))
+            account_id = _replace(
+                account_id, bad_rows["null_account_id"], pa.nulls(len(bad_rows["null_account_id"]), pa.string())
+            )
         if len(bad_rows["malformed_client_ip"]):
             rows = bad_rows["malformed_client_ip"]
-            client_ip = _replace(client_ip, rows, pa.array(
-                np.array(MALFORMED_IPS, dtype=object)[rng.integers(0, len(MALFORMED_IPS), len(rows))], pa.string()))
+            client_ip = _replace(
+                client_ip,
+                rows,
+                pa.array(
+                    np.array(MALFORMED_IPS, dtype=object)[rng.integers(0, len(MALFORMED_IPS), len(rows))], pa.string()
+                ),
+            )
         if len(bad_rows["duplicate_request_id"]):
             rows = bad_rows["duplicate_request_id"]
             is_clean = np.ones(n, dtype=bool)
@@ -231,8 +262,16 @@ class TrafficGenerator:
 
     # --- timing ---------------------------------------------------------------------------------------------
 
-    def _seconds(self, b: Behaviour, members: np.ndarray, counts: np.ndarray, local: np.ndarray,
-                 within: np.ndarray, waves: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _seconds(
+        self,
+        b: Behaviour,
+        members: np.ndarray,
+        counts: np.ndarray,
+        local: np.ndarray,
+        within: np.ndarray,
+        waves: np.ndarray,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
         """Second of the UTC day for every record."""
         prof = self.pop.profiles
         n, m = len(local), len(members)
@@ -276,8 +315,9 @@ class TrafficGenerator:
             wave = (first_wave[local] + within // per_wave[local]) % WAVES_PER_DAY
             position = within % per_wave[local]
             spacing = self.pop.hydra_interval_s[hydra][local]
-            sec = (waves[hydra[local], wave] + prof.lag_s[members][local]
-                   + position * spacing * rng.uniform(0.85, 1.15, n))
+            sec = (
+                waves[hydra[local], wave] + prof.lag_s[members][local] + position * spacing * rng.uniform(0.85, 1.15, n)
+            )
         else:
             raise ValueError(f"unknown timing {b.timing!r} for {b.name}")
         return np.mod(sec, 86_400.0)
@@ -309,7 +349,7 @@ class TrafficGenerator:
         k = np.minimum(k, max(n // (2 * len(BAD_KINDS)), 0))
         rows = rng.choice(n, size=int(k.sum()), replace=False) if k.sum() else np.zeros(0, np.int64)
         bounds = np.r_[0, np.cumsum(k)]
-        return {kind: np.sort(rows[bounds[i]:bounds[i + 1]]) for i, kind in enumerate(BAD_KINDS)}
+        return {kind: np.sort(rows[bounds[i] : bounds[i + 1]]) for i, kind in enumerate(BAD_KINDS)}
 
 
 def _replace(array: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array:

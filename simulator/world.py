@@ -15,13 +15,34 @@ import pyarrow as pa
 # signup-country mix of the benign population: (ISO-2, weight, UTC offset in hours, language, share of
 # that country's users who sometimes prompt in their own language)
 COUNTRIES: tuple[tuple[str, float, float, str, float], ...] = (
-    ("US", 0.30, -6, "en", 0.0), ("GB", 0.06, 0, "en", 0.0), ("DE", 0.06, 1, "en", 0.0), ("FR", 0.04, 1, "en", 0.0),
-    ("IN", 0.07, 5.5, "en", 0.0), ("JP", 0.05, 9, "ja", 0.6), ("BR", 0.04, -3, "en", 0.0), ("CA", 0.04, -5, "en", 0.0),
-    ("KR", 0.03, 9, "ko", 0.6), ("AU", 0.03, 10, "en", 0.0), ("NL", 0.02, 1, "en", 0.0), ("SG", 0.02, 8, "zh", 0.3),
-    ("ES", 0.02, 1, "en", 0.0), ("IT", 0.02, 1, "en", 0.0), ("PL", 0.02, 1, "en", 0.0), ("SE", 0.01, 1, "en", 0.0),
-    ("MX", 0.02, -6, "en", 0.0), ("ID", 0.02, 7, "en", 0.0), ("TR", 0.01, 3, "en", 0.0), ("IL", 0.01, 2, "ru", 0.2),
-    ("CH", 0.01, 1, "en", 0.0), ("VN", 0.01, 7, "en", 0.0), ("PH", 0.01, 8, "en", 0.0), ("NG", 0.01, 1, "en", 0.0),
-    ("UA", 0.01, 2, "ru", 0.5), ("TW", 0.02, 8, "zh", 0.6), ("HK", 0.01, 8, "zh", 0.5), ("AE", 0.01, 4, "en", 0.0),
+    ("US", 0.30, -6, "en", 0.0),
+    ("GB", 0.06, 0, "en", 0.0),
+    ("DE", 0.06, 1, "en", 0.0),
+    ("FR", 0.04, 1, "en", 0.0),
+    ("IN", 0.07, 5.5, "en", 0.0),
+    ("JP", 0.05, 9, "ja", 0.6),
+    ("BR", 0.04, -3, "en", 0.0),
+    ("CA", 0.04, -5, "en", 0.0),
+    ("KR", 0.03, 9, "ko", 0.6),
+    ("AU", 0.03, 10, "en", 0.0),
+    ("NL", 0.02, 1, "en", 0.0),
+    ("SG", 0.02, 8, "zh", 0.3),
+    ("ES", 0.02, 1, "en", 0.0),
+    ("IT", 0.02, 1, "en", 0.0),
+    ("PL", 0.02, 1, "en", 0.0),
+    ("SE", 0.01, 1, "en", 0.0),
+    ("MX", 0.02, -6, "en", 0.0),
+    ("ID", 0.02, 7, "en", 0.0),
+    ("TR", 0.01, 3, "en", 0.0),
+    ("IL", 0.01, 2, "ru", 0.2),
+    ("CH", 0.01, 1, "en", 0.0),
+    ("VN", 0.01, 7, "en", 0.0),
+    ("PH", 0.01, 8, "en", 0.0),
+    ("NG", 0.01, 1, "en", 0.0),
+    ("UA", 0.01, 2, "ru", 0.5),
+    ("TW", 0.02, 8, "zh", 0.6),
+    ("HK", 0.01, 8, "zh", 0.5),
+    ("AE", 0.01, 4, "en", 0.0),
     ("KZ", 0.005, 5, "ru", 0.6),
 )
 COUNTRY_CODES = tuple(c[0] for c in COUNTRIES)
@@ -42,10 +63,19 @@ PROXY_ASN_BASE = 209000
 ACCESS_ASN_BASE = 64600  # per-country residential/mobile/business/education networks
 
 USER_AGENTS: dict[str, tuple[str, ...]] = {
-    "sdk_py": ("anthropic-python/0.49.0", "anthropic-python/0.52.2", "anthropic-python/0.57.1",
-               "anthropic-python/0.64.0", "anthropic-python/0.68.1"),
-    "sdk_ts": ("anthropic-typescript/0.39.0", "anthropic-typescript/0.52.0", "anthropic-typescript/0.60.0",
-               "anthropic-typescript/0.65.0"),
+    "sdk_py": (
+        "anthropic-python/0.49.0",
+        "anthropic-python/0.52.2",
+        "anthropic-python/0.57.1",
+        "anthropic-python/0.64.0",
+        "anthropic-python/0.68.1",
+    ),
+    "sdk_ts": (
+        "anthropic-typescript/0.39.0",
+        "anthropic-typescript/0.52.0",
+        "anthropic-typescript/0.60.0",
+        "anthropic-typescript/0.65.0",
+    ),
     "sdk_other": ("anthropic-java/2.3.0", "anthropic-go/1.6.2", "anthropic-ruby/1.4.0", "anthropic-csharp/10.2.1"),
     "browser": (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -55,8 +85,18 @@ USER_AGENTS: dict[str, tuple[str, ...]] = {
         "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
         "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
     ),
-    "raw": ("python-requests/2.32.3", "curl/8.5.0", "Go-http-client/2.0", "httpx/0.27.2", "axios/1.7.7",
-            "okhttp/4.12.0", "aiohttp/3.10.5", "python-requests/2.31.0", "curl/7.81.0", "node-fetch/1.0"),
+    "raw": (
+        "python-requests/2.32.3",
+        "curl/8.5.0",
+        "Go-http-client/2.0",
+        "httpx/0.27.2",
+        "axios/1.7.7",
+        "okhttp/4.12.0",
+        "aiohttp/3.10.5",
+        "python-requests/2.31.0",
+        "curl/7.81.0",
+        "node-fetch/1.0",
+    ),
 }
 UA_GROUPS = tuple(USER_AGENTS)
 UA_STRINGS = tuple(ua for group in UA_GROUPS for ua in USER_AGENTS[group])
@@ -64,19 +104,28 @@ UA_GROUP_OF = np.array([UA_GROUPS.index(g) for g in UA_GROUPS for _ in USER_AGEN
 
 # (model, days before the simulation start it was released); the newest is released mid-simulation
 OLD_MODELS: tuple[tuple[str, int], ...] = (
-    ("claude-3-5-haiku", 420), ("claude-3-7-sonnet", 270), ("claude-sonnet-4", 170), ("claude-opus-4", 170),
+    ("claude-3-5-haiku", 420),
+    ("claude-3-7-sonnet", 270),
+    ("claude-sonnet-4", 170),
+    ("claude-opus-4", 170),
     ("claude-haiku-4-5", 40),
 )
 NEW_MODEL = "claude-opus-4-6"
 MODELS = tuple(m for m, _ in OLD_MODELS) + (NEW_MODEL,)
-MODEL_SPEED_MS_PER_TOKEN = {"claude-3-5-haiku": 7.0, "claude-3-7-sonnet": 14.0, "claude-sonnet-4": 14.0,
-                            "claude-opus-4": 28.0, "claude-haiku-4-5": 6.0, NEW_MODEL: 22.0}
+MODEL_SPEED_MS_PER_TOKEN = {
+    "claude-3-5-haiku": 7.0,
+    "claude-3-7-sonnet": 14.0,
+    "claude-sonnet-4": 14.0,
+    "claude-opus-4": 28.0,
+    "claude-haiku-4-5": 6.0,
+    NEW_MODEL: 22.0,
+}
 
 
 def new_model_release(start: dt.date, days: int) -> dt.datetime:
     """Mid-period release at 17:00 UTC, so campaign C's pivot happens inside the simulated window."""
     day = start + dt.timedelta(days=days // 2)
-    return dt.datetime(day.year, day.month, day.day, 17, tzinfo=dt.timezone.utc)
+    return dt.datetime(day.year, day.month, day.day, 17, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -102,8 +151,12 @@ class Network:
         return int(rng.choice(self.by_category[cat]))
 
     def asn_table(self) -> pa.Table:
-        return pa.table({"asn": pa.array(self.asn, pa.int32()),
-                         "category": pa.array([CATEGORIES[c] for c in self.asn_category], pa.string())})
+        return pa.table(
+            {
+                "asn": pa.array(self.asn, pa.int32()),
+                "category": pa.array([CATEGORIES[c] for c in self.asn_category], pa.string()),
+            }
+        )
 
 
 def build_network(rng: np.random.Generator) -> Network:
@@ -128,7 +181,7 @@ def build_network(rng: np.random.Generator) -> Network:
                 return f"{key[0]}.{key[1]}.{key[2]}"
 
     def v6_prefix() -> str:
-        return f"2a0{int(rng.integers(0, 10))}:{int(rng.integers(0x1000, 0xffff)):x}:{int(rng.integers(0, 0xffff)):x}"
+        return f"2a0{int(rng.integers(0, 10))}:{int(rng.integers(0x1000, 0xFFFF)):x}:{int(rng.integers(0, 0xFFFF)):x}"
 
     def add_asn(number: int, category: str, countries: tuple[str, ...], prefixes: int, v6_share: float) -> None:
         asns.append(number)
@@ -143,8 +196,12 @@ def build_network(rng: np.random.Generator) -> Network:
 
     next_access = ACCESS_ASN_BASE
     for code in COUNTRY_CODES:
-        for category, count, prefixes, v6 in (("residential", 3, 40, 0.15), ("mobile", 2, 16, 0.3),
-                                               ("business", 2, 16, 0.05), ("education", 1, 6, 0.1)):
+        for category, count, prefixes, v6 in (
+            ("residential", 3, 40, 0.15),
+            ("mobile", 2, 16, 0.3),
+            ("business", 2, 16, 0.05),
+            ("education", 1, 6, 0.1),
+        ):
             for _ in range(count):
                 add_asn(next_access, category, (code,), prefixes, v6)
                 next_access += 1
@@ -158,16 +215,20 @@ def build_network(rng: np.random.Generator) -> Network:
     for pid, key in enumerate(zip(p_cat_arr.tolist(), p_country_arr.tolist(), strict=True)):
         by_cc.setdefault(key, []).append(pid)  # type: ignore[arg-type]
     return Network(
-        asn=np.array(asns, np.int32), asn_category=np.array(asn_cat, np.int16),
-        prefix_text=pa.array(p_text, pa.string()), prefix_v6=np.array(p_v6), prefix_asn=np.array(p_asn, np.int32),
-        prefix_category=p_cat_arr, prefix_country=p_country_arr,
+        asn=np.array(asns, np.int32),
+        asn_category=np.array(asn_cat, np.int16),
+        prefix_text=pa.array(p_text, pa.string()),
+        prefix_v6=np.array(p_v6),
+        prefix_asn=np.array(p_asn, np.int32),
+        prefix_category=p_cat_arr,
+        prefix_country=p_country_arr,
         by_category_country={k: np.array(v, np.int32) for k, v in by_cc.items()},
         by_category={c: np.flatnonzero(p_cat_arr == c).astype(np.int32) for c in range(len(CATEGORIES))},
     )
 
 
 def model_releases(start: dt.date, days: int) -> pa.Table:
-    midnight = dt.datetime(start.year, start.month, start.day, tzinfo=dt.timezone.utc)
+    midnight = dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC)
     rows = [(m, midnight - dt.timedelta(days=d, hours=-17)) for m, d in OLD_MODELS]
     rows.append((NEW_MODEL, new_model_release(start, days)))
     return pa.table({"model": [m for m, _ in rows], "released_at": [t for _, t in rows]})

@@ -16,8 +16,12 @@ warnings.filterwarnings("ignore", message="PySpark does not yet fully support pa
 @pytest.fixture(scope="session")
 def session_settings(tmp_path_factory):
     root = tmp_path_factory.mktemp("session_lake")
-    return load_settings(lake_root=str(root / "lake"), ground_truth_root=str(root / "truth"),
-                         mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db", spark_remote=None)
+    return load_settings(
+        lake_root=str(root / "lake"),
+        ground_truth_root=str(root / "truth"),
+        mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db",
+        spark_remote=None,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -31,11 +35,16 @@ def spark(session_settings):
 @pytest.fixture()
 def settings(tmp_path):
     """A fresh, empty lake and MLflow store for one test."""
-    return load_settings(lake_root=str(tmp_path / "lake"), ground_truth_root=str(tmp_path / "truth"),
-                         mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", spark_remote=None)
+    return load_settings(
+        lake_root=str(tmp_path / "lake"),
+        ground_truth_root=str(tmp_path / "truth"),
+        mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        spark_remote=None,
+    )
 
 
 # --- frame engines: every frame-engine test runs on pandas, and on cuDF where a GPU is visible -------------
+
 
 def _gpu_visible() -> bool:
     import shutil
@@ -52,7 +61,9 @@ def pytest_collection_modifyitems(config, items):
     """`gpu` tests are skipped, with the reason shown, where no GPU is visible. Where one is, they run, and
     a missing cuDF fails them (the engine raises) instead of skipping: a GPU node must not quietly test CPU."""
     if any(item.get_closest_marker("gpu") for item in items) and not _gpu_visible():
-        skip = pytest.mark.skip(reason="needs a CUDA GPU (nvidia-smi lists none here); frame-engine tests ran with pandas instead")
+        skip = pytest.mark.skip(
+            reason="needs a CUDA GPU (nvidia-smi lists none here); frame-engine tests ran with pandas instead"
+        )
         for item in items:
             if item.get_closest_marker("gpu"):
                 item.add_marker(skip)

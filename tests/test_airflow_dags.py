@@ -24,9 +24,9 @@ DAGS_FOLDER = Path(__file__).resolve().parents[1] / "airflow_dags"
 START = dt.date(2026, 3, 1)
 DAYS = 10
 ACCOUNTS = 800
-NIGHTLY_DATE = START + dt.timedelta(days=DAYS - 1)     # the day the nightly DAG processes
-CHAMPION_AS_OF = NIGHTLY_DATE - dt.timedelta(days=1)   # the champion the nightly scores with
-UTC = dt.timezone.utc
+NIGHTLY_DATE = START + dt.timedelta(days=DAYS - 1)  # the day the nightly DAG processes
+CHAMPION_AS_OF = NIGHTLY_DATE - dt.timedelta(days=1)  # the champion the nightly scores with
+UTC = dt.UTC
 
 
 def _utc(day: dt.date, hour: int = 0) -> dt.datetime:
@@ -36,8 +36,10 @@ def _utc(day: dt.date, hour: int = 0) -> dt.datetime:
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory):
     if "airflow" in sys.modules:
-        pytest.fail("airflow was imported before this module configured AIRFLOW_HOME; the tests would use "
-                    "the developer's ~/airflow")
+        pytest.fail(
+            "airflow was imported before this module configured AIRFLOW_HOME; the tests would use "
+            "the developer's ~/airflow"
+        )
     root = tmp_path_factory.mktemp("airflow")
     env = {
         "AIRFLOW_HOME": str(root / "home"),
@@ -51,8 +53,12 @@ def airflow_env(tmp_path_factory):
     from airflow.utils import db
 
     db.initdb()
-    settings = load_settings(lake_root=str(root / "lake"), ground_truth_root=str(root / "truth"),
-                             mlflow_tracking_uri=f"sqlite:///{root}/mlflow/mlflow.db", spark_remote=None)
+    settings = load_settings(
+        lake_root=str(root / "lake"),
+        ground_truth_root=str(root / "truth"),
+        mlflow_tracking_uri=f"sqlite:///{root}/mlflow/mlflow.db",
+        spark_remote=None,
+    )
     yield settings
     sys.path.remove(str(DAGS_FOLDER))
     for key, value in saved.items():
@@ -75,14 +81,14 @@ def _run_conf(settings) -> dict[str, str]:
 
 # --- structure ------------------------------------------------------------------------------------
 
+
 def test_dagbag_imports_both_dags_with_retries_and_timeouts_on_every_task(dagbag, airflow_env):
     from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable
 
     assert dagbag.import_errors == {}
     assert set(dagbag.dags) == {"distillguard_nightly", "distillguard_retrain"}
     nightly, retrain = dagbag.dags["distillguard_nightly"], dagbag.dags["distillguard_retrain"]
-    assert set(nightly.task_ids) == {"ingest", "aggregate", "cluster", "features", "score", "quality_gate",
-                                     "publish"}
+    assert set(nightly.task_ids) == {"ingest", "aggregate", "cluster", "features", "score", "quality_gate", "publish"}
     assert set(retrain.task_ids) == {"training_set", "fit", "evaluate", "promote"}
     for dag in (nightly, retrain):
         assert dag.max_active_runs == 1
@@ -108,7 +114,7 @@ def _render(template_argv: list[str], params: dict, variables: dict, ds: str) ->
     import jinja2
 
     class Var:
-        class value:  # noqa: N801 - mirrors Airflow's `var.value.get`
+        class value:
             @staticmethod
             def get(key, default=None):
                 return variables.get(key, default)
@@ -130,7 +136,7 @@ def test_argv_builder_renders_to_a_cli_command_with_params_over_variables_over_e
     args = build_parser().parse_args(argv)
     assert (args.command, args.date) == ("score", dt.date(2026, 3, 10))
     settings = _settings(args)
-    assert settings.lake_root == "/data/lake"                       # the param wins over the Variable
+    assert settings.lake_root == "/data/lake"  # the param wins over the Variable
     assert settings.mlflow_tracking_uri == "sqlite:////m/mlflow.db"  # empty param: the Variable
     assert settings.spark_remote is None and settings.engine == "pandas"
     # nothing set anywhere: empty flags, the worker's environment decides
@@ -152,8 +158,12 @@ def test_gpu_routing_is_configurable_for_both_executors(airflow_env):
     cpu_only = build_nightly(Deployment(engine="embedded", gpu_queue="gpu-a100"))
     assert {t.queue for t in cpu_only.tasks} == {"default"}
 
-    deployment = Deployment(engine="cudf", executor="kubernetes", k8s_image="registry/distillguard:1",
-                            k8s_gpu_node_selector={"accelerator": "nvidia-h100"})
+    deployment = Deployment(
+        engine="cudf",
+        executor="kubernetes",
+        k8s_image="registry/distillguard:1",
+        k8s_gpu_node_selector={"accelerator": "nvidia-h100"},
+    )
     for dag in (build_nightly(deployment), build_retrain(deployment)):
         for task in dag.tasks:
             assert isinstance(task, KubernetesPodOperator), task.task_id
@@ -170,6 +180,7 @@ def test_gpu_routing_is_configurable_for_both_executors(airflow_env):
 
 
 # --- end to end -----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def lake_with_champion(airflow_env):
@@ -229,11 +240,13 @@ def test_retrain_dag_fits_evaluates_and_gates_a_new_version(dagbag, nightly_run)
 
     settings, _ = nightly_run
     as_of = NIGHTLY_DATE  # the run is created the next morning; as_of defaults to the day before the run
-    run = dagbag.dags["distillguard_retrain"].test(run_after=_utc(NIGHTLY_DATE + dt.timedelta(days=1), 4),
-                                                   run_conf=_run_conf(settings))
+    run = dagbag.dags["distillguard_retrain"].test(
+        run_after=_utc(NIGHTLY_DATE + dt.timedelta(days=1), 4), run_conf=_run_conf(settings)
+    )
     assert run.state == "success"
     assert {ti.task_id: ti.state for ti in run.get_task_instances()} == dict.fromkeys(
-        ("training_set", "fit", "evaluate", "promote"), "success")
+        ("training_set", "fit", "evaluate", "promote"), "success"
+    )
 
     stored = catalog.read_arrow(settings, "training_sets", filters=[("as_of", "=", as_of)])
     assert stored.num_rows > 0 and sum(stored.column("label").to_pylist()) > 0

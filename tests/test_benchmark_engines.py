@@ -13,12 +13,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-
 from ingest_records import record_ingest_run
+
 from lake import catalog
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAY1, DAY2 = dt.date(2026, 3, 27), dt.date(2026, 3, 28)
 
 
@@ -38,9 +38,22 @@ def _ts(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
 
 def _request(request_id: str, account_id: str, ts: dt.datetime, **values) -> dict:
     row = {name: None for name in catalog.table("requests").columns}
-    row.update(request_id=request_id, account_id=account_id, org_id=f"org_{account_id}", api_key_id=f"key_{account_id}",
-               event_ts=ts, event_date=ts.date(), model="m1", input_tokens=10, output_tokens=20, endpoint="messages",
-               stream=False, country="US", ip_prefix_hash=f"net_{account_id}", asn=1)
+    row.update(
+        request_id=request_id,
+        account_id=account_id,
+        org_id=f"org_{account_id}",
+        api_key_id=f"key_{account_id}",
+        event_ts=ts,
+        event_date=ts.date(),
+        model="m1",
+        input_tokens=10,
+        output_tokens=20,
+        endpoint="messages",
+        stream=False,
+        country="US",
+        ip_prefix_hash=f"net_{account_id}",
+        asn=1,
+    )
     row.update(values)
     return row
 
@@ -49,24 +62,49 @@ def _request(request_id: str, account_id: str, ts: dt.datetime, **values) -> dic
 def tiny_lake(settings):
     """Two days of bronze requests for accounts A and B plus the reference tables, written with delta-rs."""
     days = {
-        DAY1: [_request("r1", "A", _ts(DAY1, 9)), _request("r2", "A", _ts(DAY1, 9, 1)),
-               _request("r3", "B", _ts(DAY1, 22), country="FR")],
-        DAY2: [_request("r4", "A", _ts(DAY2, 10), model="m2"), _request("r5", "B", _ts(DAY2, 11)),
-               _request("r6", "B", _ts(DAY2, 11, 3), endpoint="batch")],
+        DAY1: [
+            _request("r1", "A", _ts(DAY1, 9)),
+            _request("r2", "A", _ts(DAY1, 9, 1)),
+            _request("r3", "B", _ts(DAY1, 22), country="FR"),
+        ],
+        DAY2: [
+            _request("r4", "A", _ts(DAY2, 10), model="m2"),
+            _request("r5", "B", _ts(DAY2, 11)),
+            _request("r6", "B", _ts(DAY2, 11, 3), endpoint="batch"),
+        ],
     }
     for day, rows in days.items():
-        catalog.write_arrow(settings, "requests", pa.Table.from_pylist(rows, catalog.table("requests").schema),
-                            partition_value=day)
+        catalog.write_arrow(
+            settings, "requests", pa.Table.from_pylist(rows, catalog.table("requests").schema), partition_value=day
+        )
         record_ingest_run(settings, day)
-    accounts = [dict(account_id=a, org_id=f"org_{a}", created_at=_ts(DAY1, 0) - dt.timedelta(days=30),
-                     signup_country="US", payment_fingerprint=f"pf_{a}", verification="card", program="startup")
-                for a in ("A", "B")]
+    accounts = [
+        dict(
+            account_id=a,
+            org_id=f"org_{a}",
+            created_at=_ts(DAY1, 0) - dt.timedelta(days=30),
+            signup_country="US",
+            payment_fingerprint=f"pf_{a}",
+            verification="card",
+            program="startup",
+        )
+        for a in ("A", "B")
+    ]
     catalog.write_arrow(settings, "accounts", pa.Table.from_pylist(accounts, catalog.table("accounts").schema))
-    catalog.write_arrow(settings, "model_releases", pa.Table.from_pylist(
-        [dict(model="m1", released_at=_ts(DAY1, 0) - dt.timedelta(days=90)),
-         dict(model="m2", released_at=_ts(DAY2, 8))], catalog.table("model_releases").schema))
-    catalog.write_arrow(settings, "asn_info", pa.Table.from_pylist(
-        [dict(asn=1, category="hosting")], catalog.table("asn_info").schema))
+    catalog.write_arrow(
+        settings,
+        "model_releases",
+        pa.Table.from_pylist(
+            [
+                dict(model="m1", released_at=_ts(DAY1, 0) - dt.timedelta(days=90)),
+                dict(model="m2", released_at=_ts(DAY2, 8)),
+            ],
+            catalog.table("model_releases").schema,
+        ),
+    )
+    catalog.write_arrow(
+        settings, "asn_info", pa.Table.from_pylist([dict(asn=1, category="hosting")], catalog.table("asn_info").schema)
+    )
     return settings
 
 
@@ -118,12 +156,16 @@ def test_spark_parquet_stage_matches_the_real_jobs(spark, tiny_lake, tmp_path):
     for day in (DAY1, DAY2):
         _assert_same_rows(
             _rows_by_account(pq.read_table(out / "account_daily" / day.isoformat()), daily_schema),
-            _rows_by_account(catalog.read_arrow(tiny_lake, "account_daily", filters=[("event_date", "=", day)]),
-                             daily_schema))
+            _rows_by_account(
+                catalog.read_arrow(tiny_lake, "account_daily", filters=[("event_date", "=", day)]), daily_schema
+            ),
+        )
         _assert_same_rows(
             _rows_by_account(pq.read_table(out / "account_features" / day.isoformat()), features_schema),
-            _rows_by_account(catalog.read_arrow(tiny_lake, "account_features", filters=[("feature_date", "=", day)]),
-                             features_schema))
+            _rows_by_account(
+                catalog.read_arrow(tiny_lake, "account_features", filters=[("feature_date", "=", day)]), features_schema
+            ),
+        )
     day2_features = _rows_by_account(pq.read_table(out / "account_features" / DAY2.isoformat()), features_schema)
     assert (day2_features["A"]["requests_1d"], day2_features["A"]["requests_7d"]) == (1.0, 3.0)
     assert day2_features["B"]["batch_share_1d"] == pytest.approx(0.5)
@@ -150,7 +192,10 @@ def test_replicate_lake_multiplies_rows_and_suffixes_ids(tiny_lake, tmp_path):
         assert rows[request_id] == original  # replica 0 is the source row itself
         copy = rows[f"{request_id}#r2"]
         assert (copy["account_id"], copy["org_id"], copy["api_key_id"]) == (
-            f"{original['account_id']}#r2", f"{original['org_id']}#r2", f"{original['api_key_id']}#r2")
+            f"{original['account_id']}#r2",
+            f"{original['org_id']}#r2",
+            f"{original['api_key_id']}#r2",
+        )
         unchanged = {k: v for k, v in original.items() if k not in replicate.SUFFIXED_COLUMNS["requests"]}
         assert {k: copy[k] for k in unchanged} == unchanged
     per_day = pa.table(requests.get_add_actions(flatten=True))
@@ -158,8 +203,9 @@ def test_replicate_lake_multiplies_rows_and_suffixes_ids(tiny_lake, tmp_path):
 
     accounts = DeltaTable(str(target / "accounts")).to_pyarrow_table()
     assert sorted(accounts["account_id"].to_pylist()) == ["A", "A#r1", "A#r2", "B", "B#r1", "B#r2"]
-    assert set(accounts["payment_fingerprint"].to_pylist()) == {f"pf_{a}{suffix}" for a in ("A", "B")
-                                                               for suffix in ("", "#r1", "#r2")}
+    assert set(accounts["payment_fingerprint"].to_pylist()) == {
+        f"pf_{a}{suffix}" for a in ("A", "B") for suffix in ("", "#r1", "#r2")
+    }
     assert DeltaTable(str(target / "model_releases")).to_pyarrow_table().num_rows == 2  # copied once
     with pytest.raises(FileExistsError):
         replicate.replicate_lake(tiny_lake.lake_root, str(target), copies=2, workers=1)
@@ -167,11 +213,19 @@ def test_replicate_lake_multiplies_rows_and_suffixes_ids(tiny_lake, tmp_path):
 
 def test_report_keeps_skipped_and_failed_engines_visible():
     engines = _bench_module("engines")
-    passes = [{"stage_s": 2.0, "aggregate_s": 1.2, "features_s": 0.8, "account_daily_rows": 5,
-               "account_features_rows": 6}, {"stage_s": 1.0, "aggregate_s": 0.6, "features_s": 0.4,
-                                             "account_daily_rows": 5, "account_features_rows": 6}]
-    child = {"passes": passes, "engine_start_s": 0.5, "cpu_tree_s": 3.0, "peak_rss_tree_mib": 100.0,
-             "memory_report": None, "gpu": None, "checksums": None}
+    passes = [
+        {"stage_s": 2.0, "aggregate_s": 1.2, "features_s": 0.8, "account_daily_rows": 5, "account_features_rows": 6},
+        {"stage_s": 1.0, "aggregate_s": 0.6, "features_s": 0.4, "account_daily_rows": 5, "account_features_rows": 6},
+    ]
+    child = {
+        "passes": passes,
+        "engine_start_s": 0.5,
+        "cpu_tree_s": 3.0,
+        "peak_rss_tree_mib": 100.0,
+        "memory_report": None,
+        "gpu": None,
+        "checksums": None,
+    }
     sail = engines.summarize("embedded-delta", 10, [child, {**child, "passes": [{**passes[0], "stage_s": 4.0}]}])
     assert sail["cold_stage_s"] == {"median": 3.0, "min": 2.0, "max": 4.0}
     assert sail["warm_stage_s"]["median"] == 1.0 and sail["accounts_per_s"] == pytest.approx(2.0)
@@ -182,11 +236,20 @@ def test_report_keeps_skipped_and_failed_engines_visible():
     }
     ratios = engines.ratios(runs)
     assert ratios["cudf_vs_sail"] is None and ratios["cudf_vs_sail_basis"] == "embedded-delta"
-    report = {"label": "t", "machine": {"cpu_model": "cpu", "affinity_cpus": 2, "memory_gib": 4}, "gpu": None,
-              "started_at": "now", "load_before": 1.0, "load_after": 2.0, "window_days": 28, "runs": 2,
-              "skipped": {"cudf": "no NVIDIA GPU visible"},
-              "sizes": [{"size": "1M", "records": 10, "lake_setup": {"history_days_copied": 26}, "ratios": ratios,
-                         "runs": runs}]}
+    report = {
+        "label": "t",
+        "machine": {"cpu_model": "cpu", "affinity_cpus": 2, "memory_gib": 4},
+        "gpu": None,
+        "started_at": "now",
+        "load_before": 1.0,
+        "load_after": 2.0,
+        "window_days": 28,
+        "runs": 2,
+        "skipped": {"cudf": "no NVIDIA GPU visible"},
+        "sizes": [
+            {"size": "1M", "records": 10, "lake_setup": {"history_days_copied": 26}, "ratios": ratios, "runs": runs}
+        ],
+    }
     text = engines.markdown(report)
     assert "| cudf | skipped: no NVIDIA GPU visible |" in text
     assert "| pandas | failed: exit code 1 |" in text
@@ -196,8 +259,10 @@ def test_report_keeps_skipped_and_failed_engines_visible():
 
 def test_checksums_agree_on_reordered_rows_and_catch_a_moved_value():
     checksums = _bench_module("checksums")
-    rows = [{"account_id": a, "n": n, "share": s, "sets": l} for a, n, s, l in
-            (("A", 1, 0.5, ["x"]), ("B", 2, None, []), ("C", 3, 1 / 3, ["y", "z"]))]
+    rows = [
+        {"account_id": a, "n": n, "share": s, "sets": sets}
+        for a, n, s, sets in (("A", 1, 0.5, ["x"]), ("B", 2, None, []), ("C", 3, 1 / 3, ["y", "z"]))
+    ]
     table = pa.Table.from_pylist(rows)
     reordered = pa.Table.from_pylist(rows[::-1])
     assert checksums.table_checksum(table) == checksums.table_checksum(reordered)
@@ -206,4 +271,5 @@ def test_checksums_agree_on_reordered_rows_and_catch_a_moved_value():
     both = {"account_daily": checksums.table_checksum(table), "account_features": checksums.table_checksum(table)}
     assert checksums.compare(both, {**both, "account_daily": checksums.table_checksum(rounded)}) == []
     assert checksums.compare(both, {**both, "account_daily": checksums.table_checksum(moved)}) == [
-        "account_daily.n differs"]
+        "account_daily.n differs"
+    ]

@@ -14,7 +14,7 @@ from jobs import cluster
 from lake import catalog
 
 D = dt.date(2026, 2, 10)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CREATED = dt.datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -35,6 +35,7 @@ def _day(account_id: str, prefixes: list[str], event_date: dt.date = D) -> dict:
 def _frames(spark, accounts: list[dict], daily: list[dict]):
     def frame(name, rows):
         return spark.createDataFrame(_arrow(name, rows).to_pandas(), schema=catalog.spark_ddl(name))
+
     return frame("accounts", accounts), frame("account_daily", daily)
 
 
@@ -52,14 +53,19 @@ def _prefixes(stem: str) -> list[str]:
 # prefixes, each used by more accounts than the cap: shared infrastructure, no link. late shares a's payment but
 # was created after D; idle shares a's payment but was only active before the window.
 ACCOUNTS = [
-    _account("a", "pay-1"), _account("b", "pay-1"), _account("c", "pay-2"), _account("d", "pay-3"),
+    _account("a", "pay-1"),
+    _account("b", "pay-1"),
+    _account("c", "pay-2"),
+    _account("d", "pay-3"),
     *(_account(f"n{i}", f"pay-n{i}") for i in range(1, 5)),
     *(_account(f"m{i}", f"pay-m{i}") for i in range(1, 4)),
     _account("late", "pay-1", created_at=dt.datetime(2026, 2, 11, 0, 0, 1, tzinfo=UTC)),
     _account("idle", "pay-1"),
 ]
 DAILY = [
-    _day("a", ["p-a"]), _day("b", ["p-bc", "p-b"], D - dt.timedelta(days=6)), _day("c", ["p-bc"]),
+    _day("a", ["p-a"]),
+    _day("b", ["p-bc", "p-b"], D - dt.timedelta(days=6)),
+    _day("c", ["p-bc"]),
     _day("d", ["p-d"]),
     *(_day(f"n{i}", _prefixes("p-crowd")) for i in range(1, 5)),
     *(_day(f"m{i}", _prefixes("p-small")) for i in range(1, 4)),
@@ -84,7 +90,19 @@ def test_window_is_the_trailing_seven_days(graph):
     _, daily = graph
     window = spark_clusters.window_activity(daily, D)
     assert {r.account_id for r in window.select("account_id").collect()} == {
-        "a", "b", "c", "d", "n1", "n2", "n3", "n4", "m1", "m2", "m3", "late"}
+        "a",
+        "b",
+        "c",
+        "d",
+        "n1",
+        "n2",
+        "n3",
+        "n4",
+        "m1",
+        "m2",
+        "m3",
+        "late",
+    }
 
 
 def test_payment_groups_hold_accounts_active_and_created_by_the_date(graph):
@@ -95,15 +113,17 @@ def test_payment_groups_hold_accounts_active_and_created_by_the_date(graph):
 
 def test_ip_prefix_groups_skip_crowded_prefixes(graph):
     _, daily = graph
-    groups = _groups(spark_clusters.ip_prefix_members(spark_clusters.window_activity(daily, D),
-                                                      max_accounts_per_prefix=3))
+    groups = _groups(
+        spark_clusters.ip_prefix_members(spark_clusters.window_activity(daily, D), max_accounts_per_prefix=3)
+    )
     assert groups == {"p-bc": {"b", "c"}, **{p: {"m1", "m2", "m3"} for p in _prefixes("p-small")}}
 
 
 def test_crowded_prefix_counts_under_a_larger_cap(graph):
     _, daily = graph
-    groups = _groups(spark_clusters.ip_prefix_members(spark_clusters.window_activity(daily, D),
-                                                      max_accounts_per_prefix=4))
+    groups = _groups(
+        spark_clusters.ip_prefix_members(spark_clusters.window_activity(daily, D), max_accounts_per_prefix=4)
+    )
     assert groups["p-crowd0"] == {"n1", "n2", "n3", "n4"}
 
 
@@ -112,14 +132,19 @@ def test_pair_evidence_counts_what_two_accounts_share(graph):
     edges = spark_clusters.link_edges(accounts, daily, D, max_accounts_per_prefix=3)
     links = {(r.src, r.dst): (r.strength, r.shared_payment_methods, r.shared_ip_prefixes) for r in edges.collect()}
     strength = spark_clusters.MIN_LINK_STRENGTH
-    assert links == {("a", "b"): (spark_clusters.PAYMENT_STRENGTH, 1, 0), ("m1", "m2"): (strength, 0, strength),
-                     ("m1", "m3"): (strength, 0, strength), ("m2", "m3"): (strength, 0, strength)}
+    assert links == {
+        ("a", "b"): (spark_clusters.PAYMENT_STRENGTH, 1, 0),
+        ("m1", "m2"): (strength, 0, strength),
+        ("m1", "m3"): (strength, 0, strength),
+        ("m2", "m3"): (strength, 0, strength),
+    }
 
 
 def test_a_large_payment_group_is_linked_as_a_bounded_ring(spark):
     size = spark_clusters.PAIR_GROUP_LIMIT + 10
-    members = spark.createDataFrame([(f"r{i:03d}", "pool", "payment") for i in range(size)],
-                                    "account_id string, item string, link_type string")
+    members = spark.createDataFrame(
+        [(f"r{i:03d}", "pool", "payment") for i in range(size)], "account_id string, item string, link_type string"
+    )
     pairs = spark_clusters.artefact_pairs(members).collect()
     assert len(pairs) == size * spark_clusters.RING_NEIGHBOURS  # linear in the group, not size * (size - 1) / 2
     assert all(p.src < p.dst for p in pairs)
@@ -133,10 +158,19 @@ def test_a_large_payment_group_is_linked_as_a_bounded_ring(spark):
 def test_only_mutually_strongest_links_are_kept(spark):
     # x is linked to y1..y3 (y3 weakest); each y's only candidate is x. With two links kept per account, x keeps
     # y1 and y2, so x-y3 is kept by y3 alone: not mutual, dropped. w1-w2 is below the strength threshold.
-    columns = ("src string, dst string, shared_payment_methods long, shared_ip_prefixes long, "
-               "shared_templates long, synchronised_bands long, strength double")
-    evidence = spark.createDataFrame([("x", "y1", 1, 0, 0, 0, 10.0), ("x", "y2", 0, 4, 12, 0, 8.0),
-                                      ("x", "y3", 0, 5, 0, 0, 5.0), ("w1", "w2", 0, 2, 3, 0, 3.0)], columns)
+    columns = (
+        "src string, dst string, shared_payment_methods long, shared_ip_prefixes long, "
+        "shared_templates long, synchronised_bands long, strength double"
+    )
+    evidence = spark.createDataFrame(
+        [
+            ("x", "y1", 1, 0, 0, 0, 10.0),
+            ("x", "y2", 0, 4, 12, 0, 8.0),
+            ("x", "y3", 0, 5, 0, 0, 5.0),
+            ("w1", "w2", 0, 2, 3, 0, 3.0),
+        ],
+        columns,
+    )
     kept = spark_clusters.cluster_links(evidence, min_strength=4, keep_strongest=2)
     assert {(r.src, r.dst) for r in kept.collect()} == {("x", "y1"), ("x", "y2")}
 
@@ -197,8 +231,13 @@ def test_unconverged_components_raise(spark, tmp_path):
 
 def _request(account_id: str, minute: int, fingerprint: int | None = None, day: dt.date = D) -> dict:
     ts = dt.datetime(day.year, day.month, day.day, tzinfo=UTC) + dt.timedelta(minutes=minute)
-    return dict(request_id=f"{account_id}-{day}-{minute}-{fingerprint}", event_ts=ts, event_date=day,
-                account_id=account_id, prompt_fingerprint=fingerprint)
+    return dict(
+        request_id=f"{account_id}-{day}-{minute}-{fingerprint}",
+        event_ts=ts,
+        event_date=day,
+        account_id=account_id,
+        prompt_fingerprint=fingerprint,
+    )
 
 
 # one ordinary request: no template or timing link among the accounts above
@@ -208,8 +247,12 @@ QUIET_BRONZE = [_request("a", 5, fingerprint=11)]
 # in every MinHash band together), s3 in 30 other minutes
 TEMPLATES = range(42, 42 + spark_clusters.MIN_LINK_STRENGTH * spark_clusters.TEMPLATES_PER_POINT)
 LINKING_BRONZE = [
-    *(_request(account, minute, fingerprint=template) for account in ("t1", "t2") for minute in (1, 2)
-      for template in TEMPLATES),
+    *(
+        _request(account, minute, fingerprint=template)
+        for account in ("t1", "t2")
+        for minute in (1, 2)
+        for template in TEMPLATES
+    ),
     *(_request("t3", 3, fingerprint=template) for template in TEMPLATES),
     *(_request(account, 100 + 7 * i) for account in ("s1", "s2") for i in range(30)),
     *(_request("s3", 101 + 7 * i) for i in range(30)),
@@ -224,8 +267,9 @@ def _write_inputs(settings, accounts=ACCOUNTS, daily=DAILY, bronze=QUIET_BRONZE)
 
 def _stored_rows(settings) -> list[tuple]:
     table = DeltaTable(settings.table_uri("account_clusters")).to_pyarrow_table()
-    return sorted((r["feature_date"], r["account_id"], r["cluster_id"], tuple(r["link_types"]))
-                  for r in table.to_pylist())
+    return sorted(
+        (r["feature_date"], r["account_id"], r["cluster_id"], tuple(r["link_types"])) for r in table.to_pylist()
+    )
 
 
 def test_job_writes_a_delta_partition_and_reruns_identically(spark, settings):
@@ -269,8 +313,11 @@ def test_rerun_after_links_disappear_empties_the_partition(spark, settings):
     assert len(_stored_rows(settings)) == 5
 
     # corrected inputs: every account pays and connects on its own
-    _write_inputs(settings, accounts=[_account(a["account_id"], f"own-{a['account_id']}") for a in ACCOUNTS],
-                  daily=[{**row, "ip_prefixes": [f"own-{row['account_id']}"]} for row in DAILY])
+    _write_inputs(
+        settings,
+        accounts=[_account(a["account_id"], f"own-{a['account_id']}") for a in ACCOUNTS],
+        daily=[{**row, "ip_prefixes": [f"own-{row['account_id']}"]} for row in DAILY],
+    )
     cluster.run(spark, settings, D, max_accounts_per_prefix=3)
     assert _stored_rows(settings) == []
     assert DeltaTable(settings.table_uri("account_clusters")).version() == 1

@@ -24,7 +24,7 @@ from lake import catalog
 from lake.config import load_settings
 
 D1, D2 = dt.date(2026, 6, 1), dt.date(2026, 6, 2)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 TRIALS_PER_CASE = 3
 CASES = {  # case -> (dates ingested before the race, date of worker a, date of worker b)
     "fresh lake, same date": ((), D1, D1),
@@ -39,10 +39,20 @@ def _raw_rows() -> list[dict]:
     rows = []
     for day in (D1, D2):
         for i in range(12):
-            rows.append(dict(request_id=f"{day}-r{i}", event_ts=dt.datetime(day.year, day.month, day.day, i, tzinfo=UTC),
-                             event_date=day, account_id=f"acct-{i % 4}", model="m-1",
-                             client_ip="203.0.113.7" if i % 5 else "not-an-ip", input_tokens=10,
-                             output_tokens=-1 if i == 3 else 100, max_tokens=1024, prompt_prefix="explain"))
+            rows.append(
+                dict(
+                    request_id=f"{day}-r{i}",
+                    event_ts=dt.datetime(day.year, day.month, day.day, i, tzinfo=UTC),
+                    event_date=day,
+                    account_id=f"acct-{i % 4}",
+                    model="m-1",
+                    client_ip="203.0.113.7" if i % 5 else "not-an-ip",
+                    input_tokens=10,
+                    output_tokens=-1 if i == 3 else 100,
+                    max_tokens=1024,
+                    prompt_prefix="explain",
+                )
+            )
     return rows
 
 
@@ -52,8 +62,9 @@ def _settings(lake: Path):
 
 def _write_raw(lake: Path) -> None:
     schema = pa.schema([f for f in catalog.table("api_requests").schema if f.name in _raw_rows()[0]])
-    write_deltalake(str(lake / "api_requests"), pa.Table.from_pylist(_raw_rows(), schema=schema),
-                    partition_by=["event_date"])
+    write_deltalake(
+        str(lake / "api_requests"), pa.Table.from_pylist(_raw_rows(), schema=schema), partition_by=["event_date"]
+    )
 
 
 def _contents(lake: Path) -> dict[str, list[str]]:
@@ -88,17 +99,29 @@ def test_two_processes_ingesting_at_once_never_duplicate_or_lose_rows(spark, tmp
             shutil.copytree(after[before], lake)  # a copied lake is a lake: Delta paths are relative
             trials[name] = (case, lake, expected)
             for worker, day in (("a", date_a), ("b", date_b)):
-                plans[worker].append({"trial": name, "lake": str(lake), "date": day.isoformat(),
-                                      "barrier": str(tmp_path / "barriers" / name)})
+                plans[worker].append(
+                    {
+                        "trial": name,
+                        "lake": str(lake),
+                        "date": day.isoformat(),
+                        "barrier": str(tmp_path / "barriers" / name),
+                    }
+                )
 
     results = tmp_path / "results.jsonl"
     procs = []
     for worker, plan in plans.items():
         plan_file = tmp_path / f"plan-{worker}.json"
         plan_file.write_text(json.dumps(plan))
-        procs.append(subprocess.Popen([sys.executable, str(REPO / "tests" / "concurrent_writer.py"), str(plan_file),
-                                       worker, str(results)], cwd=REPO, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(REPO / "tests" / "concurrent_writer.py"), str(plan_file), worker, str(results)],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     logs = [p.communicate(timeout=400)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), "\n".join(log[-3000:] for log in logs)
 

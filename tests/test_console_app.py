@@ -41,8 +41,9 @@ def _client(settings, auth):
 def _signed_in(settings, auth, token):
     client = _client(settings, auth)
     page = client.get("/login")
-    done = client.post("/login", data={"token": token, "csrf_token": _csrf(page.text), "next": "/"},
-                       follow_redirects=False)
+    done = client.post(
+        "/login", data={"token": token, "csrf_token": _csrf(page.text), "next": "/"}, follow_redirects=False
+    )
     assert done.status_code == 303
     return client
 
@@ -59,8 +60,11 @@ def test_nothing_without_sign_in_and_no_write_without_credentials(console_lake):
     for path in ("/", "/account/acct-000000", "/cluster/cl-00000", "/model", "/queue.csv"):
         response = anonymous.get(path, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].startswith("/login"), path
-    refused = anonymous.post("/decide", data={"target_kind": "account", "target_id": "acct-000000",
-                                              "label": "extraction", "note": "x"}, follow_redirects=False)
+    refused = anonymous.post(
+        "/decide",
+        data={"target_kind": "account", "target_id": "acct-000000", "label": "extraction", "note": "x"},
+        follow_redirects=False,
+    )
     assert refused.status_code == 401
     page = anonymous.get("/login")
     wrong = anonymous.post("/login", data={"token": token + "x", "csrf_token": _csrf(page.text), "next": "/"})
@@ -72,18 +76,39 @@ def test_cross_site_and_csrf_less_posts_are_refused(console_lake):
     settings, _, auth, token = console_lake
     client = _signed_in(settings, auth, token)
     csrf = _csrf(client.get("/account/acct-000000").text)
-    form = {"target_kind": "account", "target_id": "acct-000000", "label": "extraction", "note": "x",
-            "score_date": LAST_DAY.isoformat(), "next": "/"}
+    form = {
+        "target_kind": "account",
+        "target_id": "acct-000000",
+        "label": "extraction",
+        "note": "x",
+        "score_date": LAST_DAY.isoformat(),
+        "next": "/",
+    }
     # a page on another site auto-submitting a form: the browser sends the session cookie... and its Origin
-    assert client.post("/decide", data={**form, "csrf_token": csrf}, headers={"Origin": "https://evil.example"},
-                       follow_redirects=False).status_code == 403
-    assert client.post("/decide", data={**form, "csrf_token": csrf}, headers={"Sec-Fetch-Site": "cross-site"},
-                       follow_redirects=False).status_code == 403
+    assert (
+        client.post(
+            "/decide",
+            data={**form, "csrf_token": csrf},
+            headers={"Origin": "https://evil.example"},
+            follow_redirects=False,
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            "/decide",
+            data={**form, "csrf_token": csrf},
+            headers={"Sec-Fetch-Site": "cross-site"},
+            follow_redirects=False,
+        ).status_code
+        == 403
+    )
     assert client.post("/decide", data=form, follow_redirects=False).status_code == 403  # no token
     assert client.post("/decide", data={**form, "csrf_token": "forged"}, follow_redirects=False).status_code == 403
     assert _analyst_labels(settings) == []
-    accepted = client.post("/decide", data={**form, "csrf_token": csrf}, headers={"Origin": ORIGIN},
-                           follow_redirects=False)
+    accepted = client.post(
+        "/decide", data={**form, "csrf_token": csrf}, headers={"Origin": ORIGIN}, follow_redirects=False
+    )
     assert accepted.status_code == 303 and len(_analyst_labels(settings)) == 1
 
 
@@ -94,8 +119,17 @@ def test_markup_renders_inert_ids_are_validated_and_raw_prompts_and_ips_never_sh
     page = client.get(f"/account/{account}")
     assert page.headers["Content-Security-Policy"] == CSP and "script-src" not in CSP
     note = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
-    client.post("/decide", data={"csrf_token": _csrf(page.text), "target_kind": "account", "target_id": account,
-                                 "label": "needs_more_info", "note": note, "next": f"/account/{account}"})
+    client.post(
+        "/decide",
+        data={
+            "csrf_token": _csrf(page.text),
+            "target_kind": "account",
+            "target_id": account,
+            "label": "needs_more_info",
+            "note": note,
+            "next": f"/account/{account}",
+        },
+    )
     shown = client.get(f"/account/{account}").text
     assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in shown
     assert "<script" not in shown and "<img" not in shown
@@ -103,8 +137,15 @@ def test_markup_renders_inert_ids_are_validated_and_raw_prompts_and_ips_never_sh
     assert bad.status_code == 400 and "<script>" not in bad.text and "&lt;script&gt;" in bad.text
     assert client.get("/cluster/..%2F..%2Fetc").status_code in (400, 404)
     assert client.get("/?tier=<b>").status_code == 400
-    pages = [client.get(path).text for path in (
-        "/", "/queue.csv", *(f"/account/acct-00000{i}" for i in range(3)), f"/cluster/{info['clusters'][0]}")]
+    pages = [
+        client.get(path).text
+        for path in (
+            "/",
+            "/queue.csv",
+            *(f"/account/acct-00000{i}" for i in range(3)),
+            f"/cluster/{info['clusters'][0]}",
+        )
+    ]
     for text in pages:
         assert synthetic_lake.RAW_PROMPT_MARKER not in text and synthetic_lake.RAW_IP_MARKER not in text
 
@@ -119,10 +160,16 @@ def test_trusted_header_mode_is_explicit_and_still_needs_csrf(console_lake):
     page = client.get("/account/acct-000003", headers={"X-Forwarded-User": "dora"})
     assert page.status_code == 200 and "dora" in page.text
     form = {"target_kind": "account", "target_id": "acct-000003", "label": "benign", "note": "known customer"}
-    assert client.post("/decide", data=form, headers={"X-Forwarded-User": "dora"},
-                       follow_redirects=False).status_code == 403
-    done = client.post("/decide", data={**form, "csrf_token": _csrf(page.text)},
-                       headers={"X-Forwarded-User": "dora"}, follow_redirects=False)
+    assert (
+        client.post("/decide", data=form, headers={"X-Forwarded-User": "dora"}, follow_redirects=False).status_code
+        == 403
+    )
+    done = client.post(
+        "/decide",
+        data={**form, "csrf_token": _csrf(page.text)},
+        headers={"X-Forwarded-User": "dora"},
+        follow_redirects=False,
+    )
     assert done.status_code == 303
     [audit] = catalog.read_arrow(settings, "analyst_decisions").to_pylist()
     assert audit["analyst"] == "dora"
@@ -132,8 +179,9 @@ def test_console_listens_on_loopback_unless_told_otherwise(console_lake, capsys)
     settings, _, auth, _ = console_lake
     args = cli.build_parser().parse_args(["console"])
     assert (args.host, args.auth) == ("127.0.0.1", "token")
-    code = cli.main(["--lake", settings.lake_root, "console", "--host", "0.0.0.0",
-                     "--tokens-file", str(auth.tokens_file)])
+    code = cli.main(
+        ["--lake", settings.lake_root, "console", "--host", "0.0.0.0", "--tokens-file", str(auth.tokens_file)]
+    )
     assert code == 2 and "--allow-remote" in capsys.readouterr().err
     missing = cli.main(["--lake", settings.lake_root, "console", "--tokens-file", "/nonexistent/tokens"])
     assert missing == 2 and "no analyst tokens file" in capsys.readouterr().err
@@ -154,8 +202,17 @@ def test_queue_filters_pages_and_reflects_a_decision_at_once(console_lake):
     assert "← previous" in second
     chosen = top[0]
     page = client.get(f"/account/{chosen}")
-    client.post("/decide", data={"csrf_token": _csrf(page.text), "target_kind": "account", "target_id": chosen,
-                                 "label": "extraction", "note": "confirmed", "next": "/"})
+    client.post(
+        "/decide",
+        data={
+            "csrf_token": _csrf(page.text),
+            "target_kind": "account",
+            "target_id": chosen,
+            "label": "extraction",
+            "note": "confirmed",
+            "next": "/",
+        },
+    )
     after = client.get("/?tier=high&undecided=1").text
     assert f"/account/{chosen}?" not in after
     export = client.get("/queue.csv?tier=high")
@@ -171,18 +228,24 @@ def test_model_page_links_the_champion_run_and_the_experiment_opens_on_runs(cons
 
     lake_settings, _, auth, token = console_lake
     # the session's MLflow store (creating a SQLite store runs every migration: slow), under a model name of its own
-    settings = lake_settings.model_copy(update={"mlflow_tracking_uri": session_settings.mlflow_tracking_uri,
-                                                "model_name": "console-model-page-test"})
+    settings = lake_settings.model_copy(
+        update={"mlflow_tracking_uri": session_settings.mlflow_tracking_uri, "model_name": "console-model-page-test"}
+    )
     client_ml = registry.configure(settings)
     experiment = registry.experiment_id(client_ml, settings)
     assert client_ml.get_experiment(experiment).tags[registry.TAG_EXPERIMENT_KIND] == "custom_model_development"
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_metrics({"pr_auc": 0.81, "recall_at_benign_fpr_0.001": 0.25, "recall_at_benign_fpr_0.01": 0.6})
     client_ml.create_registered_model(settings.model_name)
-    version = client_ml.create_model_version(settings.model_name, source=f"runs:/{run.info.run_id}/model",
-                                             run_id=run.info.run_id).version
-    registry.set_version_tags(client_ml, settings.model_name, version,
-                              {registry.TAG_TIER_BOUNDS: '[["critical", 0.93], ["high", 0.71], ["elevated", 0.4]]'})
+    version = client_ml.create_model_version(
+        settings.model_name, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+    ).version
+    registry.set_version_tags(
+        client_ml,
+        settings.model_name,
+        version,
+        {registry.TAG_TIER_BOUNDS: '[["critical", 0.93], ["high", 0.71], ["elevated", 0.4]]'},
+    )
     registry.set_alias(client_ml, settings.model_name, registry.CHAMPION, version)
     page = _signed_in(settings, auth, token).get("/model").text
     assert f"{settings.model_name} v{version}" in page
@@ -195,7 +258,7 @@ def test_decisions_made_in_the_console_enter_the_next_training_set(spark, settin
     `training-set --as-of`; needs_more_info does not become a label."""
     from jobs import train
 
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     info = synthetic_lake.write(settings, accounts=40, days=6, last_day=today - dt.timedelta(days=1))
     as_of = today + dt.timedelta(days=3)  # three observed label days for yesterday's snapshot
     before = train.build(spark, settings, as_of).frame
@@ -204,12 +267,25 @@ def test_decisions_made_in_the_console_enter_the_next_training_set(spark, settin
 
     tokens = tmp_path / "tokens"
     client = _signed_in(settings, AuthConfig(tokens_file=tokens), issue_token(tokens, "alice"))
-    for account, label, campaign in ((extraction, "extraction", "camp-Z"), (unsure, "needs_more_info", ""),
-                                     (cleared, "extraction", ""), (cleared, "needs_more_info", "")):
+    for account, label, campaign in (
+        (extraction, "extraction", "camp-Z"),
+        (unsure, "needs_more_info", ""),
+        (cleared, "extraction", ""),
+        (cleared, "needs_more_info", ""),
+    ):
         page = client.get(f"/account/{account}")
-        done = client.post("/decide", data={"csrf_token": _csrf(page.text), "target_kind": "account",
-                                            "target_id": account, "label": label, "note": f"{label} via console",
-                                            "campaign_id": campaign}, follow_redirects=False)
+        done = client.post(
+            "/decide",
+            data={
+                "csrf_token": _csrf(page.text),
+                "target_kind": "account",
+                "target_id": account,
+                "label": label,
+                "note": f"{label} via console",
+                "campaign_id": campaign,
+            },
+            follow_redirects=False,
+        )
         assert done.status_code == 303
 
     after = train.build(spark, settings, as_of).frame

@@ -14,12 +14,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
+from test_concurrent_writers import D1, _write_raw
 
 from compute.spark import SparkEngine
 from jobs import aggregate, ingest
 from lake import catalog
 from lake.config import load_settings
-from test_concurrent_writers import D1, _write_raw
 
 REPO = Path(__file__).resolve().parents[1]
 KILL_POINTS = {  # job -> kill points; ingest writes quarantine, requests, ingest_runs in that order
@@ -37,13 +37,33 @@ def _reference_tables(lake: Path) -> None:
     import datetime as dt
 
     settings = _settings(lake)
-    catalog.write_arrow(settings, "accounts", pa.Table.from_pylist(
-        [dict(account_id=f"acct-{i}", org_id=None, created_at=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
-              signup_country="US", payment_fingerprint=f"pf-{i % 2}", verification="card", program="standard")
-         for i in range(4)], catalog.table("accounts").schema))
-    catalog.write_arrow(settings, "model_releases", pa.Table.from_pylist(
-        [dict(model="m-1", released_at=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc))],
-        catalog.table("model_releases").schema))
+    catalog.write_arrow(
+        settings,
+        "accounts",
+        pa.Table.from_pylist(
+            [
+                dict(
+                    account_id=f"acct-{i}",
+                    org_id=None,
+                    created_at=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+                    signup_country="US",
+                    payment_fingerprint=f"pf-{i % 2}",
+                    verification="card",
+                    program="standard",
+                )
+                for i in range(4)
+            ],
+            catalog.table("accounts").schema,
+        ),
+    )
+    catalog.write_arrow(
+        settings,
+        "model_releases",
+        pa.Table.from_pylist(
+            [dict(model="m-1", released_at=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))],
+            catalog.table("model_releases").schema,
+        ),
+    )
     catalog.write_arrow(settings, "asn_info", pa.Table.from_pylist([], catalog.table("asn_info").schema))
 
 
@@ -77,9 +97,27 @@ def test_a_job_killed_mid_write_leaves_readable_tables_and_its_rerun_converges(s
         for point in points:
             lake = tmp_path / f"{job}-{point.replace(':', '-')}"
             shutil.copytree(before[job], lake)
-            runs.append((job, point, lake, subprocess.Popen(
-                [sys.executable, str(REPO / "tests" / "crash_worker.py"), str(lake), job, D1.isoformat(), point],
-                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+            runs.append(
+                (
+                    job,
+                    point,
+                    lake,
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            str(REPO / "tests" / "crash_worker.py"),
+                            str(lake),
+                            job,
+                            D1.isoformat(),
+                            point,
+                        ],
+                        cwd=REPO,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                    ),
+                )
+            )
     survived = []
     for job, point, lake, process in runs:
         output = process.communicate(timeout=300)[0]

@@ -37,34 +37,59 @@ def test_account_decision_appends_one_label_and_an_audit_row_with_what_the_analy
     settings, _ = lake
     before = _version(settings, "enforcement_labels")
     # acct-000001 carries a rule label "benign" from the synthetic lake: that is its previous standing
-    receipt = decisions.record_decision(settings, analyst="alice", account_id="acct-000001", label="extraction",
-                                        note="same rubric template as campaign B", campaign_id="camp-B")
+    receipt = decisions.record_decision(
+        settings,
+        analyst="alice",
+        account_id="acct-000001",
+        label="extraction",
+        note="same rubric template as campaign B",
+        campaign_id="camp-B",
+    )
     assert _version(settings, "enforcement_labels") == before + 1
     analyst_rows = [r for r in _labels(settings) if r["source"] == "analyst"]
     assert [(r["account_id"], r["label"], r["campaign_id"], r["note"]) for r in analyst_rows] == [
-        ("acct-000001", "extraction", "camp-B", "same rubric template as campaign B")]
+        ("acct-000001", "extraction", "camp-B", "same rubric template as campaign B")
+    ]
     commit = DeltaTable(settings.table_uri("enforcement_labels")).history(limit=1)[0]
     assert (commit["decision_id"], commit["analyst"], commit["target"]) == (
-        receipt.decision_id, "alice", "account:acct-000001")
+        receipt.decision_id,
+        "alice",
+        "account:acct-000001",
+    )
     [audit] = catalog.read_arrow(settings, "analyst_decisions").to_pylist()
-    risk = [r for r in catalog.read_arrow(settings, "account_risk").to_pylist()
-            if r["account_id"] == "acct-000001" and r["score_date"] == LAST_DAY][0]
+    risk = next(
+        r
+        for r in catalog.read_arrow(settings, "account_risk").to_pylist()
+        if r["account_id"] == "acct-000001" and r["score_date"] == LAST_DAY
+    )
     assert audit["analyst"] == "alice" and audit["label"] == "extraction" and audit["target_kind"] == "account"
     assert audit["previous_label"] == "benign" and audit["previous_decided_at"] is not None
     assert (audit["score_date"], audit["score"], audit["tier"], audit["model_version"]) == (
-        LAST_DAY, risk["score"], risk["tier"], synthetic_lake.MODEL_VERSION)
+        LAST_DAY,
+        risk["score"],
+        risk["tier"],
+        synthetic_lake.MODEL_VERSION,
+    )
     assert audit["decision_id"] == receipt.decision_id
 
 
 def test_cluster_decision_labels_every_member_in_one_commit_and_reversals_stand_latest(lake):
     settings, info = lake
     cluster = info["clusters"][0]
-    members = sorted(r["account_id"] for r in catalog.read_arrow(settings, "account_risk").to_pylist()
-                     if r["cluster_id"] == cluster and r["score_date"] == LAST_DAY)
+    members = sorted(
+        r["account_id"]
+        for r in catalog.read_arrow(settings, "account_risk").to_pylist()
+        if r["cluster_id"] == cluster and r["score_date"] == LAST_DAY
+    )
     assert len(members) == 8
     before = _version(settings, "enforcement_labels")
-    receipt = decisions.record_decision(settings, analyst="bob", cluster_id=cluster, label="extraction",
-                                        note="shared payment fingerprint, identical rubric prompts")
+    receipt = decisions.record_decision(
+        settings,
+        analyst="bob",
+        cluster_id=cluster,
+        label="extraction",
+        note="shared payment fingerprint, identical rubric prompts",
+    )
     assert _version(settings, "enforcement_labels") == before + 1  # one commit for all eight labels
     assert sorted(receipt.account_ids) == members
     labelled = [r for r in _labels(settings) if r["source"] == "analyst"]
@@ -75,22 +100,26 @@ def test_cluster_decision_labels_every_member_in_one_commit_and_reversals_stand_
     assert set(audit["target_id"].to_pylist()) == {cluster} and set(audit["target_kind"].to_pylist()) == {"cluster"}
 
     # a reversal on appeal: the latest decision is the standing, and the audit row remembers the one before
-    decisions.record_decision(settings, analyst="carol", account_id=members[0], label="benign",
-                              note="appeal: university eval harness")
+    decisions.record_decision(
+        settings, analyst="carol", account_id=members[0], label="benign", note="appeal: university eval harness"
+    )
     standing = decisions.latest_decisions(settings, members)
     assert standing[members[0]]["label"] == "benign"
     assert {standing[m]["label"] for m in members[1:]} == {"extraction"}
     assert decisions.decision_log(settings, members[0])[0]["previous_label"] == "extraction"
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"account_id": "acct-000002", "label": "fraud"}, "label must be one of"),
-    ({"account_id": "acct-000002", "note": "   "}, "needs a note"),
-    ({"account_id": "<script>alert(1)</script>"}, "account_id must be"),
-    ({"account_id": "acct-000002", "campaign_id": "camp A"}, "campaign id must be"),
-    ({"account_id": "acct-000002", "analyst": "eve<script>"}, "analyst must be"),
-    ({"account_id": "acct-000002", "cluster_id": "cl-00000"}, "exactly one account or one cluster"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"account_id": "acct-000002", "label": "fraud"}, "label must be one of"),
+        ({"account_id": "acct-000002", "note": "   "}, "needs a note"),
+        ({"account_id": "<script>alert(1)</script>"}, "account_id must be"),
+        ({"account_id": "acct-000002", "campaign_id": "camp A"}, "campaign id must be"),
+        ({"account_id": "acct-000002", "analyst": "eve<script>"}, "analyst must be"),
+        ({"account_id": "acct-000002", "cluster_id": "cl-00000"}, "exactly one account or one cluster"),
+    ],
+)
 def test_invalid_decisions_are_refused_and_write_nothing(lake, kwargs, message):
     settings, _ = lake
     args = {"analyst": "alice", "label": "benign", "note": "looks fine", **kwargs}
@@ -113,8 +142,13 @@ def _decide_after_barrier(lake_root: str, mlflow_uri: str, worker: int, barrier,
     settings = load_settings(lake_root=lake_root, mlflow_tracking_uri=mlflow_uri)
     barrier.wait()
     for n in range(per_worker):
-        decisions.record_decision(settings, analyst=f"analyst-{worker}", account_id=f"acct-{worker * 5 + n:06d}",
-                                  label="needs_more_info" if n % 2 else "extraction", note=f"w{worker} n{n}")
+        decisions.record_decision(
+            settings,
+            analyst=f"analyst-{worker}",
+            account_id=f"acct-{worker * 5 + n:06d}",
+            label="needs_more_info" if n % 2 else "extraction",
+            note=f"w{worker} n{n}",
+        )
 
 
 def test_concurrent_decisions_from_separate_processes_lose_and_duplicate_nothing(lake):
@@ -125,9 +159,13 @@ def test_concurrent_decisions_from_separate_processes_lose_and_duplicate_nothing
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["console.decisions", "lake.config"])
     barrier = context.Barrier(workers)
-    processes = [context.Process(target=_decide_after_barrier,
-                                 args=(settings.lake_root, settings.mlflow_tracking_uri, w, barrier, per_worker))
-                 for w in range(workers)]
+    processes = [
+        context.Process(
+            target=_decide_after_barrier,
+            args=(settings.lake_root, settings.mlflow_tracking_uri, w, barrier, per_worker),
+        )
+        for w in range(workers)
+    ]
     for process in processes:
         process.start()
     for process in processes:
@@ -157,8 +195,22 @@ def _cli(settings, capsys, *argv):
 def test_review_decide_and_risk_cluster_on_the_command_line(lake, capsys):
     settings, info = lake
     cluster = info["clusters"][1]
-    code, out, err = _cli(settings, capsys, "review", "decide", "--cluster", cluster, "--label", "extraction",
-                          "--note", "scripted bulk decision", "--campaign-id", "camp-C", "--analyst", "scripted-job")
+    code, out, err = _cli(
+        settings,
+        capsys,
+        "review",
+        "decide",
+        "--cluster",
+        cluster,
+        "--label",
+        "extraction",
+        "--note",
+        "scripted bulk decision",
+        "--campaign-id",
+        "camp-C",
+        "--analyst",
+        "scripted-job",
+    )
     assert code == 0, err
     receipt = json.loads(out)
     assert len(receipt["accounts"]) == 8 and receipt["label"] == "extraction"

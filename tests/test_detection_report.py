@@ -13,8 +13,13 @@ D1, D2, D3 = dt.date(2026, 10, 1), dt.date(2026, 10, 2), dt.date(2026, 10, 3)
 
 
 def _truth() -> pd.DataFrame:
-    rows = [("a1", "campaign_a", "A"), ("a2", "campaign_a", "A"), ("a3", "campaign_a", "A"),
-            ("d1", "campaign_d", "D"), ("d2", "campaign_d", "D")]
+    rows = [
+        ("a1", "campaign_a", "A"),
+        ("a2", "campaign_a", "A"),
+        ("a3", "campaign_a", "A"),
+        ("d1", "campaign_d", "D"),
+        ("d2", "campaign_d", "D"),
+    ]
     rows += [(f"b{i}", "chat_user" if i < 8 else "eval_harness", None) for i in range(10)]
     truth = pd.DataFrame(rows, columns=["account_id", "segment", "campaign_id"])
     truth["is_campaign"] = truth["campaign_id"].notna()
@@ -23,22 +28,33 @@ def _truth() -> pd.DataFrame:
 
 def _labels() -> pd.DataFrame:
     # a1 is labelled on D1 (known, so left out from D1 on); b0 is cleared only after D3
-    return pd.DataFrame({"account_id": ["a1", "b0"],
-                         "decided_at": pd.to_datetime(["2026-10-01 09:00", "2026-10-04 09:00"], utc=True)})
+    return pd.DataFrame(
+        {"account_id": ["a1", "b0"], "decided_at": pd.to_datetime(["2026-10-01 09:00", "2026-10-04 09:00"], utc=True)}
+    )
 
 
 def test_unlabelled_drops_accounts_labelled_by_the_end_of_the_day():
     risk = pd.DataFrame({"account_id": ["a1", "a2", "b0"], "score": [0.9, 0.8, 0.1], "tier": ["high"] * 3})
     scope = report.unlabelled(risk, _truth(), _labels(), D1)
     assert sorted(scope.account_id) == ["a2", "b0"]
-    assert sorted(report.unlabelled(risk, _truth(), _labels(), D1 - dt.timedelta(days=1)).account_id) == \
-        ["a1", "a2", "b0"]
+    assert sorted(report.unlabelled(risk, _truth(), _labels(), D1 - dt.timedelta(days=1)).account_id) == [
+        "a1",
+        "a2",
+        "b0",
+    ]
 
 
 def test_recall_at_benign_fpr_per_campaign_and_segment():
     truth = _truth()
-    scores = {"a1": 0.99, "a2": 0.95, "a3": 0.5, "d1": 0.91, "d2": 0.05,
-              **{f"b{i}": 0.1 * i / 10 for i in range(9)}, "b9": 0.93}
+    scores = {
+        "a1": 0.99,
+        "a2": 0.95,
+        "a3": 0.5,
+        "d1": 0.91,
+        "d2": 0.05,
+        **{f"b{i}": 0.1 * i / 10 for i in range(9)},
+        "b9": 0.93,
+    }
     scope = truth.assign(score=truth.account_id.map(scores))
     out = report.recall_at_benign_fpr(scope, levels=(0.0, 0.1))
     # 10 benign accounts: level 0 allows none (threshold just above b9's 0.93), 0.1 allows one (b9; threshold
@@ -68,24 +84,32 @@ def test_evaluate_unlabeled_by_tier():
 def test_detection_latency_counts_only_accounts_still_unlabelled_that_day():
     truth = _truth()
     first_request = pd.DataFrame({"account_id": ["a1", "a2", "d1", "b0"], "first_date": [D1, D2, D1, D1]})
-    risk = pd.DataFrame({
-        "score_date": [D1, D2, D3, D2, D3],
-        "account_id": ["a1", "a1", "a2", "d1", "b0"],
-        "tier": ["critical", "critical", "high", "elevated", "critical"]})
+    risk = pd.DataFrame(
+        {
+            "score_date": [D1, D2, D3, D2, D3],
+            "account_id": ["a1", "a1", "a2", "d1", "b0"],
+            "tier": ["critical", "critical", "high", "elevated", "critical"],
+        }
+    )
     out = report.detection_latency(risk, truth, _labels(), first_request)
     # a1 is flagged on D1 but was labelled that day, so A counts from a2 on D3; D never reaches high
-    assert out["A"] == {"accounts": 3, "first_request": "2026-10-01", "first_flagged": "2026-10-03",
-                        "latency_days": 2}
+    assert out["A"] == {"accounts": 3, "first_request": "2026-10-01", "first_flagged": "2026-10-03", "latency_days": 2}
     assert out["D"]["latency_days"] is None and out["D"]["first_flagged"] is None
     assert set(out) == {"A", "D"}
 
 
 def test_cluster_purity():
-    clusters = pd.DataFrame({"account_id": ["a1", "a2", "b0", "d1", "d2", "b1", "b2", "b3"],
-                             "cluster_id": ["c1", "c1", "c1", "c2", "c2", "c3", "c3", "c3"]})
+    clusters = pd.DataFrame(
+        {
+            "account_id": ["a1", "a2", "b0", "d1", "d2", "b1", "b2", "b3"],
+            "cluster_id": ["c1", "c1", "c1", "c2", "c2", "c3", "c3", "c3"],
+        }
+    )
     out = report.cluster_purity(clusters, _truth())
     assert out["clusters"] == 3 and out["clustered_accounts"] == 8
-    assert out["largest_cluster_size"] == 3 and out["largest_cluster_campaign_accounts"] == 2  # c1 (a1, a2, b0) wins the tie with c3 by id
+    assert (
+        out["largest_cluster_size"] == 3 and out["largest_cluster_campaign_accounts"] == 2
+    )  # c1 (a1, a2, b0) wins the tie with c3 by id
     assert out["size_weighted_purity"] == pytest.approx((2 + 2 + 3) / 8)
     assert out["pure_cluster_share"] == pytest.approx(2 / 3)
     assert out["campaign_accounts_clustered"] == 4
@@ -97,17 +121,24 @@ def test_the_benchmark_reports_latency_only_for_campaigns_that_start_after_the_t
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location(
-        "detection_benchmark", Path(__file__).resolve().parents[1] / "benchmarks" / "detection.py")
+        "detection_benchmark", Path(__file__).resolve().parents[1] / "benchmarks" / "detection.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
 
     def seed(number, g_latency):
-        return {"seed": number, "train_as_of": "2026-10-18", "latency": {
-            "D": {"accounts": 150, "first_request": "2026-10-07", "latency_days": 11},
-            "G": {"accounts": 40, "first_request": "2026-10-21", "latency_days": g_latency}}}
+        return {
+            "seed": number,
+            "train_as_of": "2026-10-18",
+            "latency": {
+                "D": {"accounts": 150, "first_request": "2026-10-07", "latency_days": 11},
+                "G": {"accounts": 40, "first_request": "2026-10-21", "latency_days": g_latency},
+            },
+        }
 
     text = bench.latency_markdown([seed(1, 0), seed(2, None)])
     assert "| G | 0 d (40 accts from 2026-10-21) | never (40 accts from 2026-10-21) |" in text
     assert "| D |" not in text  # active before the train day: its latency only says when it started
-    assert "none can be measured" in bench.latency_markdown([{**seed(1, 0), "latency": {
-        "D": {"accounts": 150, "first_request": "2026-10-07", "latency_days": 11}}}])
+    assert "none can be measured" in bench.latency_markdown(
+        [{**seed(1, 0), "latency": {"D": {"accounts": 150, "first_request": "2026-10-07", "latency_days": 11}}}]
+    )

@@ -33,19 +33,26 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-
-from jobs import aggregate, cluster, features, ingest, score, train
-from jobs.cli import main
-from lake import catalog
-from compute.spark import SparkEngine
-from jobs.steps import runs_on_frame_engine
-from lake.config import Settings, load_settings
-from lake.engine import EMBEDDED_SHUFFLE_PARTITIONS, spark_session
-from lake.spark_servers import (CPU_CONF, jvm_connect_server, read_spark_conf, sail_cluster_env, sail_server,
-                                spark_home, standalone_cluster)
-from simulator import simulate
 from test_train_and_score import AS_OF as TRAIN_AS_OF
 from test_train_and_score import STRONG, synthetic_lake
+
+from compute.spark import SparkEngine
+from jobs import aggregate, cluster, features, ingest, score, train
+from jobs.cli import main
+from jobs.steps import runs_on_frame_engine
+from lake import catalog
+from lake.config import Settings, load_settings
+from lake.engine import EMBEDDED_SHUFFLE_PARTITIONS, spark_session
+from lake.spark_servers import (
+    CPU_CONF,
+    jvm_connect_server,
+    read_spark_conf,
+    sail_cluster_env,
+    sail_server,
+    spark_home,
+    standalone_cluster,
+)
+from simulator import simulate
 
 pytestmark = pytest.mark.distributed
 
@@ -84,10 +91,18 @@ def _day_partition(settings: Settings, name: str) -> pa.Table:
 def reference(tmp_path_factory) -> Reference:
     root = tmp_path_factory.mktemp("distributed_reference")
     mlflow_uri = f"sqlite:///{root}/mlflow.db"
-    settings = load_settings(lake_root=str(root / "lake"), ground_truth_root=str(root / "truth"),
-                             mlflow_tracking_uri=mlflow_uri, spark_remote=None)
-    training = load_settings(lake_root=str(root / "training_lake"), ground_truth_root=str(root / "truth"),
-                             mlflow_tracking_uri=mlflow_uri, spark_remote=None)
+    settings = load_settings(
+        lake_root=str(root / "lake"),
+        ground_truth_root=str(root / "truth"),
+        mlflow_tracking_uri=mlflow_uri,
+        spark_remote=None,
+    )
+    training = load_settings(
+        lake_root=str(root / "training_lake"),
+        ground_truth_root=str(root / "truth"),
+        mlflow_tracking_uri=mlflow_uri,
+        spark_remote=None,
+    )
     simulate.run(settings, start=FIRST, days=DAYS, accounts=ACCOUNTS, seed=5)
     with spark_session(settings) as spark:
         synthetic_lake(training)
@@ -100,8 +115,9 @@ def reference(tmp_path_factory) -> Reference:
     return Reference(settings, {name: _day_partition(settings, name) for name in PARITY_TABLES})
 
 
-def run_jobs_remote(reference: Reference, url: str, work: Path, jobs: tuple[str, ...] = ("nightly",),
-                    *flags: str) -> Settings:
+def run_jobs_remote(
+    reference: Reference, url: str, work: Path, jobs: tuple[str, ...] = ("nightly",), *flags: str
+) -> Settings:
     """A copy of the reference lake (less the risk tables when the jobs rewrite them), then the last day's `jobs`
     through the CLI on `url`: by default the whole nightly chain."""
     lake = work / "lake"
@@ -111,8 +127,20 @@ def run_jobs_remote(reference: Reference, url: str, work: Path, jobs: tuple[str,
             shutil.rmtree(lake / name)
     settings = reference.settings.model_copy(update={"lake_root": str(lake), "spark_remote": url})
     for job in jobs:
-        exit_code = main(["--lake", str(lake), "--mlflow-uri", settings.mlflow_tracking_uri, "--remote", url,
-                          *flags, job, "--date", DAY.isoformat()])
+        exit_code = main(
+            [
+                "--lake",
+                str(lake),
+                "--mlflow-uri",
+                settings.mlflow_tracking_uri,
+                "--remote",
+                url,
+                *flags,
+                job,
+                "--date",
+                DAY.isoformat(),
+            ]
+        )
         assert exit_code == 0, job
     return settings
 
@@ -142,8 +170,7 @@ def assert_tables_match(expected: pa.Table, actual: pa.Table, keys: list[str]) -
     got = actual.select(expected.schema.names).sort_by(order).to_pylist()
     for want, have in zip(wanted, got):
         for column in expected.schema.names:
-            assert _close(want[column], have[column]), (column, {k: want[k] for k in keys}, want[column],
-                                                         have[column])
+            assert _close(want[column], have[column]), (column, {k: want[k] for k in keys}, want[column], have[column])
 
 
 def assert_same_tables_as_embedded(reference: Reference, settings: Settings, names=tuple(PARITY_TABLES)) -> None:
@@ -181,8 +208,10 @@ def jvm_cluster(tmp_path_factory):
     infra/spark-connect/cpu.conf) as the cluster's driver. Class-scoped: it runs only while TestJvmSparkCluster
     does; every process is stopped by id when the class ends, also after a failure."""
     logs = tmp_path_factory.mktemp("jvm_cluster_logs")
-    with standalone_cluster(logs, workers=2, cores=1, memory="1g") as cluster_, \
-            jvm_connect_server(logs, master=cluster_.master_url) as server:
+    with (
+        standalone_cluster(logs, workers=2, cores=1, memory="1g") as cluster_,
+        jvm_connect_server(logs, master=cluster_.master_url) as server,
+    ):
         yield server
 
 
@@ -202,8 +231,9 @@ class TestJvmSparkCluster:
 
     def test_the_chain_ran_tasks_on_both_workers(self, jvm_cluster, jvm_lake):
         (application,) = jvm_cluster.rest("applications")
-        executors = [e for e in jvm_cluster.rest(f"applications/{application['id']}/allexecutors")
-                     if e["id"] != "driver"]
+        executors = [
+            e for e in jvm_cluster.rest(f"applications/{application['id']}/allexecutors") if e["id"] != "driver"
+        ]
         # each worker runs its executors under its own web UI port, which the executor log links name
         worker_of = {e["id"]: re.search(r"//[^/]+:(\d+)/", e["executorLogs"]["stdout"]).group(1) for e in executors}
         busy_workers = {worker_of[e["id"]] for e in executors if e["totalTasks"] > 0}
@@ -251,8 +281,14 @@ class TestSailLocalCluster:
         url, log = server
         # workers x task slots must cover the largest task region: the shuffle partitions, and more where a stage
         # reads several inputs at once (4 slots in all failed here with "requires 5"; README, "Running on a cluster")
-        settings = run_jobs_remote(reference, url, tmp_path_factory.mktemp("sail_cluster"), ("nightly",),
-                                   "--shuffle-partitions", str(self.SHUFFLE_PARTITIONS))
+        settings = run_jobs_remote(
+            reference,
+            url,
+            tmp_path_factory.mktemp("sail_cluster"),
+            ("nightly",),
+            "--shuffle-partitions",
+            str(self.SHUFFLE_PARTITIONS),
+        )
         assert_same_tables_as_embedded(reference, settings)
         started = set(re.findall(r"worker (\d+) is available", log.read_text()))
         assert started == {str(i) for i in range(1, self.WORKERS + 1)}

@@ -13,25 +13,39 @@ import pytest
 from deltalake import DeltaTable
 
 from jobs import demo, nightly
-from simulator import simulate
 from jobs.cli import main
 from lake import catalog
 from lake.config import load_settings
+from simulator import simulate
 
 pytestmark = pytest.mark.slow
 
 DAYS = 12
 ACCOUNTS = 3000
 LAST = demo.DEMO_START + dt.timedelta(days=DAYS - 1)
-DESIGN_TABLES = ("api_requests", "accounts", "model_releases", "asn_info", "enforcement_labels",
-                 "account_features", "account_clusters", "account_risk", "cluster_risk", "quarantine")
+DESIGN_TABLES = (
+    "api_requests",
+    "accounts",
+    "model_releases",
+    "asn_info",
+    "enforcement_labels",
+    "account_features",
+    "account_clusters",
+    "account_risk",
+    "cluster_risk",
+    "quarantine",
+)
 
 
 @pytest.fixture(scope="module")
 def demo_lake(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    settings = load_settings(lake_root=str(root / "lake"), ground_truth_root=str(root / "truth"),
-                             mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db", spark_remote=None)
+    settings = load_settings(
+        lake_root=str(root / "lake"),
+        ground_truth_root=str(root / "truth"),
+        mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db",
+        spark_remote=None,
+    )
     import os
 
     env = {"DG_GROUND_TRUTH": settings.ground_truth_root, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
@@ -118,8 +132,12 @@ def test_cluster_risk_summarises_linked_accounts(demo_lake):
 
 
 def test_nightly_rerun_for_the_last_date_leaves_identical_tables(demo_lake, spark):
-    keys = {"requests": ("event_date", ["request_id"]), "account_features": ("feature_date", ["account_id"]),
-            "account_risk": ("score_date", ["account_id"]), "quarantine": ("source_partition", ["raw_record"])}
+    keys = {
+        "requests": ("event_date", ["request_id"]),
+        "account_features": ("feature_date", ["account_id"]),
+        "account_risk": ("score_date", ["account_id"]),
+        "quarantine": ("source_partition", ["raw_record"]),
+    }
 
     def snapshot() -> dict[str, pd.DataFrame]:
         out = {}
@@ -137,7 +155,8 @@ def test_nightly_rerun_for_the_last_date_leaves_identical_tables(demo_lake, spar
         for column in frame.columns:
             if pd.api.types.is_float_dtype(frame[column]):
                 # bit for bit: the daily statistics are integers (gaps in whole ms), so no sum depends on order
-                np.testing.assert_array_equal(other[column].to_numpy(), frame[column].to_numpy(),
-                                              err_msg=f"{name}.{column}")
+                np.testing.assert_array_equal(
+                    other[column].to_numpy(), frame[column].to_numpy(), err_msg=f"{name}.{column}"
+                )
             else:
                 assert other[column].astype(str).tolist() == frame[column].astype(str).tolist(), f"{name}.{column}"

@@ -81,8 +81,10 @@ def test_version_changes_with_a_signal_pattern(monkeypatch):
 
 def test_version_ignores_descriptions_owners_and_tags(monkeypatch):
     base = registry.feature_set_version()
-    reworded = tuple(dataclasses.replace(f, description=f.description + " (reworded)", owner="someone-else",
-                                         tags=("new-tag",)) for f in registry.FEATURES)
+    reworded = tuple(
+        dataclasses.replace(f, description=f.description + " (reworded)", owner="someone-else", tags=("new-tag",))
+        for f in registry.FEATURES
+    )
     assert _version_with(monkeypatch, features=reworded) == base
 
 
@@ -95,8 +97,16 @@ def test_lake_imports_nothing_from_features_or_models():
     offenders = []
     for path in (root / "lake").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
-                [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            offenders += [f"{path.name}: {n}" for n in names
-                          if n.split(".")[0] in ("features", "models", "jobs", "engines", "simulator")]
+            names = (
+                [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            offenders += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.split(".")[0] in ("features", "models", "jobs", "engines", "simulator")
+            ]
     assert offenders == []

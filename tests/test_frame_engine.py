@@ -15,13 +15,13 @@ import math
 import pyarrow as pa
 import pytest
 
+from compute import open_engine
+from compute.spark import SparkEngine
 from jobs import aggregate, cluster, features, ingest
-from simulator import simulate
 from lake import catalog, frames
 from lake.config import load_settings
 from lake.errors import MissingInputError
-from compute import open_engine
-from compute.spark import SparkEngine
+from simulator import simulate
 
 FIRST = dt.date(2026, 3, 2)
 DAYS = 4
@@ -59,8 +59,12 @@ def assert_tables_match(expected: pa.Table, actual: pa.Table, keys: list[str], r
 def spark_lake(spark, tmp_path_factory):
     """A simulated lake ingested, aggregated and featurized on Spark; returns (settings, snapshots)."""
     root = tmp_path_factory.mktemp("frame_parity")
-    settings = load_settings(lake_root=str(root / "lake"), ground_truth_root=str(root / "truth"),
-                             mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db", spark_remote=None)
+    settings = load_settings(
+        lake_root=str(root / "lake"),
+        ground_truth_root=str(root / "truth"),
+        mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db",
+        spark_remote=None,
+    )
     simulate.run(settings, start=FIRST, days=DAYS, accounts=400, seed=5)
     for day in DATES:
         ingest.run(spark, settings, day)
@@ -83,8 +87,9 @@ def frame_results(spark_lake):
                 for day in DATES:
                     aggregate.run(engine, settings, day)
                     features.run(engine, settings, day)
-            cache[engine_name] = {name: catalog.read_arrow(settings, name)
-                                  for name in ("account_daily", "account_features")}
+            cache[engine_name] = {
+                name: catalog.read_arrow(settings, name) for name in ("account_daily", "account_features")
+            }
         return cache[engine_name]
 
     return run
@@ -126,8 +131,9 @@ def test_bucketed_aggregation_equals_the_single_pass(spark_lake, frame_engine_na
     refs = [frames.read_table(settings, name) for name in ("accounts", "model_releases", "asn_info")]
     with frames.frame_engine(settings) as engine:
         bucketed = aggregate_partition(engine, files, *refs, day, read_bytes=1, buckets=5)
-    expected = spark_lake[1]["account_daily"].filter(pa.compute.equal(
-        spark_lake[1]["account_daily"].column("event_date"), pa.scalar(day, pa.date32())))
+    expected = spark_lake[1]["account_daily"].filter(
+        pa.compute.equal(spark_lake[1]["account_daily"].column("event_date"), pa.scalar(day, pa.date32()))
+    )
     assert_tables_match(expected, bucketed, ["account_id"])
 
 
@@ -139,11 +145,18 @@ def test_buckets_follow_the_memory_budget():
 def _feature_inputs(settings, day: dt.date):
     """What the features job hands the frame engine for `day`: the window's and the clusters' files, the
     registry, releases and decisions."""
-    labels = (frames.read_table(settings, "enforcement_labels") if catalog.exists(settings, "enforcement_labels")
-              else catalog.table("enforcement_labels").schema.empty_table())
-    return (frames.table_files(settings, "account_daily", features.window_start(day), day),
-            frames.read_table(settings, "accounts"), frames.read_table(settings, "model_releases"),
-            frames.table_files(settings, "account_clusters", day, day), labels)
+    labels = (
+        frames.read_table(settings, "enforcement_labels")
+        if catalog.exists(settings, "enforcement_labels")
+        else catalog.table("enforcement_labels").schema.empty_table()
+    )
+    return (
+        frames.table_files(settings, "account_daily", features.window_start(day), day),
+        frames.read_table(settings, "accounts"),
+        frames.read_table(settings, "model_releases"),
+        frames.table_files(settings, "account_clusters", day, day),
+        labels,
+    )
 
 
 def test_bucketed_features_equal_one_bucket(spark_lake, frame_engine_name):
@@ -160,11 +173,16 @@ def test_bucketed_features_equal_one_bucket(spark_lake, frame_engine_name):
         whole = account_features(engine, *inputs, day, buckets=1)
         bucketed = account_features(engine, *inputs, day, buckets=3, read_bytes=1)
         clusters = engine.to_arrow(engine.read_files(inputs[3], ["account_id", "cluster_id"]))
-        buckets = engine.to_arrow(engine.xp.DataFrame({"b": engine.account_bucket(
-            engine.from_arrow(clusters)["account_id"], 3)})).column("b").to_pylist()
+        buckets = (
+            engine.to_arrow(
+                engine.xp.DataFrame({"b": engine.account_bucket(engine.from_arrow(clusters)["account_id"], 3)})
+            )
+            .column("b")
+            .to_pylist()
+        )
     spans: dict[str, set[int]] = {}
-    for cluster, bucket in zip(clusters.column("cluster_id").to_pylist(), buckets):
-        spans.setdefault(cluster, set()).add(bucket)
+    for cluster_id, bucket in zip(clusters.column("cluster_id").to_pylist(), buckets):
+        spans.setdefault(cluster_id, set()).add(bucket)
     assert any(len(b) > 1 for b in spans.values())  # some cluster's members are rolled up in different buckets
     assert whole.num_rows > 100
     assert bucketed.equals(whole)
@@ -206,8 +224,13 @@ def test_files_from_different_writers_read_as_one_frame(spark_lake, frame_engine
     strict = pa.schema([pa.field("account_id", pa.string()), pa.field("requests", pa.int64(), nullable=False)])
     paths = (str(tmp_path / "sail.parquet"), str(tmp_path / "delta-rs.parquet"))
     pq.write_table(pa.table({"account_id": ["a"], "requests": [3]}, schema=strict), paths[0])
-    pq.write_table(pa.table({"account_id": ["b"], "requests": [None]}, schema=pa.schema(
-        [pa.field("account_id", pa.string()), pa.field("requests", pa.int64())])), paths[1])
+    pq.write_table(
+        pa.table(
+            {"account_id": ["b"], "requests": [None]},
+            schema=pa.schema([pa.field("account_id", pa.string()), pa.field("requests", pa.int64())]),
+        ),
+        paths[1],
+    )
     files = frames.PartitionFiles("account_daily", paths, (0, 0), (1, 1), "event_date", (DATES[0], DATES[1]))
     with frames.frame_engine(_engine_settings(spark_lake[0], frame_engine_name)) as engine:
         read = engine.to_arrow(engine.read_files(files, ["account_id", "requests", "event_date"]))
@@ -242,9 +265,12 @@ def test_reference_tables_read_through_the_frame_library_equal_delta(spark_lake,
 def test_window_read_refuses_a_table_with_deletion_vectors(settings):
     from deltalake import write_deltalake
 
-    write_deltalake(settings.table_uri("account_daily"),
-                    pa.table({"account_id": ["a"], "event_date": pa.array([FIRST], pa.date32())}),
-                    partition_by=["event_date"], configuration={"delta.enableDeletionVectors": "true"})
+    write_deltalake(
+        settings.table_uri("account_daily"),
+        pa.table({"account_id": ["a"], "event_date": pa.array([FIRST], pa.date32())}),
+        partition_by=["event_date"],
+        configuration={"delta.enableDeletionVectors": "true"},
+    )
     with pytest.raises(frames.UnsupportedTableError, match="deletionVectors"):
         frames.table_files(settings, "account_daily", FIRST, FIRST)
 
@@ -285,6 +311,7 @@ def test_cudf_without_a_gpu_stack_is_an_error_not_a_cpu_fallback(settings):
     pytest.importorskip("pyarrow")
     try:
         import cudf  # noqa: F401
+
         pytest.skip("cuDF is installed here; the refusal is for hosts without it")
     except ImportError:
         pass
@@ -302,6 +329,7 @@ def test_features_job_refuses_a_day_without_daily_rows(spark_lake, frame_engine_
 
 # --- scoring -----------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def scored_on_spark(spark, tmp_path_factory):
     """The synthetic feature lake of test_train_and_score, a trained champion, hand-built clusters for the score
@@ -311,18 +339,33 @@ def scored_on_spark(spark, tmp_path_factory):
     from jobs import score, train
 
     root = tmp_path_factory.mktemp("frame_scoring")
-    settings = load_settings(lake_root=str(root / "lake"), ground_truth_root=str(root / "truth"),
-                             mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db", spark_remote=None,
-                             model_name="dg-frame-parity")
+    settings = load_settings(
+        lake_root=str(root / "lake"),
+        ground_truth_root=str(root / "truth"),
+        mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db",
+        spark_remote=None,
+        model_name="dg-frame-parity",
+    )
     groups = synthetic_lake(settings)
     train.run(spark, settings, SCORE_DATE, STRONG)
-    members = {"c-hydra": (groups["camp-A"][:8], ["payment"]),
-               "c-mixed": (groups["benign"][:3] + groups["camp-B"][:2], ["ip_prefix", "payment"]),
-               "c-quiet": (groups["benign"][10:12], ["ip_prefix"])}
-    catalog.write_arrow(settings, "account_clusters", pa.Table.from_pylist([
-        dict(feature_date=SCORE_DATE, account_id=account, cluster_id=cluster, link_types=links)
-        for cluster, (accounts, links) in members.items() for account in accounts],
-        schema=catalog.table("account_clusters").schema), SCORE_DATE)
+    members = {
+        "c-hydra": (groups["camp-A"][:8], ["payment"]),
+        "c-mixed": (groups["benign"][:3] + groups["camp-B"][:2], ["ip_prefix", "payment"]),
+        "c-quiet": (groups["benign"][10:12], ["ip_prefix"]),
+    }
+    catalog.write_arrow(
+        settings,
+        "account_clusters",
+        pa.Table.from_pylist(
+            [
+                dict(feature_date=SCORE_DATE, account_id=account, cluster_id=cluster, link_types=links)
+                for cluster, (accounts, links) in members.items()
+                for account in accounts
+            ],
+            schema=catalog.table("account_clusters").schema,
+        ),
+        SCORE_DATE,
+    )
     score.run(SparkEngine(spark), settings, SCORE_DATE)
     snapshot = {name: catalog.read_arrow(settings, name) for name in ("account_risk", "cluster_risk")}
     return settings, SCORE_DATE, snapshot
@@ -338,8 +381,9 @@ def test_scores_tiers_reasons_and_clusters_match_spark(scored_on_spark, frame_en
     assert result.clusters_scored == 3
     actual = {name: catalog.read_arrow(settings, name) for name in ("account_risk", "cluster_risk")}
     rtol = GPU_SCORE_RTOL if frame_engine_name == "cudf" else FLOAT_RTOL
-    assert_tables_match(expected["account_risk"].drop(["reasons"]), actual["account_risk"].drop(["reasons"]),
-                        ["account_id"], rtol)
+    assert_tables_match(
+        expected["account_risk"].drop(["reasons"]), actual["account_risk"].drop(["reasons"]), ["account_id"], rtol
+    )
     reasons = {r["account_id"]: r["reasons"] for r in expected["account_risk"].to_pylist()}
     for row in actual["account_risk"].to_pylist():
         want = reasons[row["account_id"]]

@@ -18,7 +18,7 @@ from lake import catalog, frames
 from lake.frames import InvalidOutputError
 
 D1, D2 = dt.date(2026, 3, 2), dt.date(2026, 3, 3)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SCHEMA = catalog.table("account_daily").schema
 
 
@@ -36,8 +36,11 @@ def _daily(day: dt.date, accounts: list[str], first_hour: int = 1) -> pa.Table:
             elif pa.types.is_list(field.type):
                 row[field.name] = [f"{field.name[:2]}{j}" for j in range(i % 3)]
             elif pa.types.is_timestamp(field.type):
-                row[field.name] = (None if i % 2 else
-                                   dt.datetime(day.year, day.month, day.day, first_hour + i, 7, 3, 123456, tzinfo=UTC))
+                row[field.name] = (
+                    None
+                    if i % 2
+                    else dt.datetime(day.year, day.month, day.day, first_hour + i, 7, 3, 123456, tzinfo=UTC)
+                )
             elif pa.types.is_string(field.type):
                 row[field.name] = None if i % 2 else f"model-{i}"
             else:
@@ -63,8 +66,9 @@ def frame_engine(settings, frame_engine_name):
         yield engine
 
 
-def test_sail_reads_back_what_the_frame_engine_committed_and_a_rerun_replaces_the_partition(spark, settings,
-                                                                                          frame_engine):
+def test_sail_reads_back_what_the_frame_engine_committed_and_a_rerun_replaces_the_partition(
+    spark, settings, frame_engine
+):
     day1, day2 = _daily(D1, ["a1", "a2", "a3"]), _daily(D2, ["b1", "b2"], first_hour=5)
     assert frames.write_partition(frame_engine, settings, "account_daily", day1, D1) == 3
     assert frames.write_partition(frame_engine, settings, "account_daily", day2, D2) == 2
@@ -85,7 +89,8 @@ def test_sail_reads_back_what_the_frame_engine_committed_and_a_rerun_replaces_th
     assert _by_key(on_sail) == _by_key(pa.concat_tables([rerun, day2]))
     frames.write_partition(frame_engine, settings, "account_daily", rerun, D1)
     assert _by_key(catalog.read(spark, settings, "account_daily").toArrow()) == _by_key(
-        pa.concat_tables([rerun, day2])), "the same rerun again is idempotent"
+        pa.concat_tables([rerun, day2])
+    ), "the same rerun again is idempotent"
 
 
 def test_an_empty_day_replaces_the_partition_with_nothing(spark, settings, frame_engine):
@@ -96,15 +101,21 @@ def test_an_empty_day_replaces_the_partition_with_nothing(spark, settings, frame
 
 def _write_naive_file(data, path: str, schema: pa.Schema) -> int:
     """A writer that gets timestamps and integer widths wrong, as a frame library could."""
-    wrong = pa.schema([pa.field(f.name, pa.timestamp("us") if pa.types.is_timestamp(f.type)
-                                else pa.int32() if f.type == pa.int64() else f.type) for f in schema])
+    wrong = pa.schema(
+        [
+            pa.field(
+                f.name,
+                pa.timestamp("us") if pa.types.is_timestamp(f.type) else pa.int32() if f.type == pa.int64() else f.type,
+            )
+            for f in schema
+        ]
+    )
     os.makedirs(os.path.dirname(path), exist_ok=True)
     pq.write_table(data.select(schema.names).cast(wrong, safe=False), path)
     return data.num_rows
 
 
-def test_a_file_that_does_not_match_the_table_is_refused_and_nothing_is_committed(settings, frame_engine,
-                                                                                  monkeypatch):
+def test_a_file_that_does_not_match_the_table_is_refused_and_nothing_is_committed(settings, frame_engine, monkeypatch):
     frames.write_partition(frame_engine, settings, "account_daily", _daily(D1, ["a1"]), D1)
     version = DeltaTable(settings.table_uri("account_daily")).version()
     monkeypatch.setattr(frame_engine, "write_parquet", _write_naive_file)

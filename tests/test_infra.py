@@ -54,8 +54,8 @@ DOCUMENTED_SPARK_KEYS = {
     "spark.connect.grpc.binding.port": SPARK_CONF_DOC + "#spark-connect",
     "spark.executor.resource.gpu.amount": SPARK_CONF_DOC + "#custom-resource-scheduling-and-configuration-overview",
     "spark.executor.resource.gpu.vendor": SPARK_CONF_DOC + "#custom-resource-scheduling-and-configuration-overview",
-    "spark.executor.resource.gpu.discoveryScript":
-        SPARK_CONF_DOC + "#custom-resource-scheduling-and-configuration-overview",
+    "spark.executor.resource.gpu.discoveryScript": SPARK_CONF_DOC
+    + "#custom-resource-scheduling-and-configuration-overview",
     "spark.task.resource.gpu.amount": SPARK_CONF_DOC + "#custom-resource-scheduling-and-configuration-overview",
     "spark.sql.adaptive.enabled": SPARK_SQL_TUNING_DOC,
     "spark.sql.adaptive.coalescePartitions.enabled": SPARK_SQL_TUNING_DOC,
@@ -84,9 +84,22 @@ REQUIRED_IN_EVERY_CONF = {
 }
 # the official Airflow chart's top-level values this repository uses (chart/values.yaml of apache/airflow)
 AIRFLOW_CHART_DOC = "https://airflow.apache.org/docs/helm-chart/stable/parameters-ref.html"
-AIRFLOW_CHART_TOP_LEVEL_KEYS = {"executor", "airflowVersion", "defaultAirflowTag", "images", "dags", "extraEnvFrom",
-                                "env", "secret", "data", "fernetKeySecretName", "postgresql", "redis", "workers",
-                                "config"}
+AIRFLOW_CHART_TOP_LEVEL_KEYS = {
+    "executor",
+    "airflowVersion",
+    "defaultAirflowTag",
+    "images",
+    "dags",
+    "extraEnvFrom",
+    "env",
+    "secret",
+    "data",
+    "fernetKeySecretName",
+    "postgresql",
+    "redis",
+    "workers",
+    "config",
+}
 
 
 def _yaml_files() -> list[Path]:
@@ -150,6 +163,7 @@ def _dockerfile(name: str) -> str:
 
 # --- parsing and schemas ------------------------------------------------------------------------------------
 
+
 def test_every_yaml_and_json_file_under_infra_parses():
     files = _yaml_files()
     assert len(files) >= 8
@@ -164,8 +178,17 @@ def test_kubernetes_manifests_pass_strict_schema_validation():
 
     objects = _k8s_objects()
     kinds = {doc["kind"] for _, doc in objects}
-    assert {"Namespace", "ConfigMap", "Deployment", "Service", "StatefulSet", "CronJob", "ServiceAccount", "Role",
-            "RoleBinding"} <= kinds
+    assert {
+        "Namespace",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "StatefulSet",
+        "CronJob",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+    } <= kinds
     for path, doc in objects:
         # strict: unknown fields fail too, so a misspelt key is caught, not silently ignored by the API server
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
@@ -182,8 +205,9 @@ def test_schema_validation_rejects_a_misspelt_field():
 
     deployment = _by_kind_and_name("Deployment", "mlflow")
     broken = json.loads(json.dumps(deployment))
-    broken["spec"]["template"]["spec"]["containers"][0]["imagee"] = broken["spec"]["template"]["spec"][
-        "containers"][0].pop("image")
+    broken["spec"]["template"]["spec"]["containers"][0]["imagee"] = broken["spec"]["template"]["spec"]["containers"][
+        0
+    ].pop("image")
     with pytest.raises(kubernetes_validate.ValidationError, match="imagee"):
         kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
 
@@ -204,6 +228,7 @@ def test_gpu_executor_pod_template_is_a_valid_pod_requesting_a_gpu():
 
 
 # --- Spark Connect configuration ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("variant", ["cpu", "gpu"])
 def test_spark_conf_keys_are_documented(variant):
@@ -266,8 +291,9 @@ def test_spark_connect_image_and_conf_pin_compatible_versions():
     dockerfile = _dockerfile("Dockerfile.spark-connect")
     for variant in ("cpu", "gpu"):
         conf, arg = _conf(variant), variant.upper()
-        spark_version = re.search(rf"^ARG SPARK_IMAGE_{arg}=apache/spark:(\d+\.\d+\.\d+)-scala2\.13", dockerfile,
-                                  re.M).group(1)
+        spark_version = re.search(
+            rf"^ARG SPARK_IMAGE_{arg}=apache/spark:(\d+\.\d+\.\d+)-scala2\.13", dockerfile, re.M
+        ).group(1)
         packages = re.search(rf"^ARG SPARK_PACKAGES_{arg}=(\S+)", dockerfile, re.M).group(1)
         assert conf["spark.jars.packages"] == packages  # what the image pre-resolves is what the server loads
         assert conf["spark.kubernetes.container.image"].endswith(f":{spark_version}")
@@ -285,6 +311,7 @@ def test_spark_connect_image_and_conf_pin_compatible_versions():
 
 
 # --- job configuration --------------------------------------------------------------------------------------
+
 
 def test_configmap_env_is_what_load_settings_reads(monkeypatch):
     from lake.config import load_settings
@@ -341,7 +368,8 @@ def test_mlflow_server_serves_artifacts_from_an_object_store_with_a_postgres_bac
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"
     postgres = _by_kind_and_name("StatefulSet", "postgres")
     assert postgres["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [
-        {"secretRef": {"name": "distillguard-postgres"}}]
+        {"secretRef": {"name": "distillguard-postgres"}}
+    ]
 
 
 def test_airflow_values_use_documented_chart_keys_and_point_at_this_repo():
@@ -354,9 +382,14 @@ def test_airflow_values_use_documented_chart_keys_and_point_at_this_repo():
     assert any(p.suffix == ".py" for p in (REPO / git_sync["subPath"]).iterdir())
     env_from = yaml.safe_load(values["extraEnvFrom"])  # the chart takes this one as a templated string
     assert {"configMapRef": {"name": "distillguard-env"}} in env_from
-    assert {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow.distillguard.svc.cluster.local:5000"} in values["env"]
-    assert {"envName": "DG_PSEUDONYM_KEY", "secretName": "distillguard-secrets",
-            "secretKey": "DG_PSEUDONYM_KEY"} in values["secret"]
+    assert {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow.distillguard.svc.cluster.local:5000"} in values[
+        "env"
+    ]
+    assert {
+        "envName": "DG_PSEUDONYM_KEY",
+        "secretName": "distillguard-secrets",
+        "secretKey": "DG_PSEUDONYM_KEY",
+    } in values["secret"]
     # the [distillguard] section airflow_dags/distillguard_wiring.py reads at parse time
     wiring = (REPO / "airflow_dags" / "distillguard_wiring.py").read_text()
     for key in values["config"]["distillguard"]:
@@ -364,6 +397,7 @@ def test_airflow_values_use_documented_chart_keys_and_point_at_this_repo():
 
 
 # --- container images ---------------------------------------------------------------------------------------
+
 
 def _from_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("FROM ")]

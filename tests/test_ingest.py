@@ -15,7 +15,7 @@ from lake import catalog
 from lake.validation import RawContractError
 
 DAY = dt.date(2026, 3, 2)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _ts(hour: int, day: dt.date = DAY) -> dt.datetime:
@@ -23,9 +23,19 @@ def _ts(hour: int, day: dt.date = DAY) -> dt.datetime:
 
 
 def _raw_rows() -> list[dict]:
-    good = dict(request_id="r1", event_ts=_ts(1), event_date=DAY, account_id="acct-1", model="m-1",
-                client_ip="203.0.113.7", input_tokens=10, output_tokens=100, max_tokens=1024,
-                prompt_prefix="explain step by step", extra_gateway_column="ignored")
+    good = dict(
+        request_id="r1",
+        event_ts=_ts(1),
+        event_date=DAY,
+        account_id="acct-1",
+        model="m-1",
+        client_ip="203.0.113.7",
+        input_tokens=10,
+        output_tokens=100,
+        max_tokens=1024,
+        prompt_prefix="explain step by step",
+        extra_gateway_column="ignored",
+    )
     return [
         good,
         {**good, "request_id": "r2", "client_ip": "2001:db8:aa:1::5", "event_ts": _ts(2)},
@@ -57,8 +67,11 @@ def test_bad_rows_are_quarantined_with_reasons_and_nothing_is_lost(spark, settin
     assert result.raw_rows == 7
     assert result.bronze_rows == 2
     assert result.quarantine_reasons == {
-        "missing account_id": 1, "negative token count": 1, "event_ts outside partition day": 1,
-        "malformed client_ip": 1, "duplicate request_id": 1,
+        "missing account_id": 1,
+        "negative token count": 1,
+        "event_ts outside partition day": 1,
+        "malformed client_ip": 1,
+        "duplicate request_id": 1,
     }
     quarantine = DeltaTable(settings.table_uri("quarantine")).to_pyarrow_table().to_pylist()
     by_reason = {row["reason"]: json.loads(row["raw_record"]) for row in quarantine}
@@ -109,18 +122,29 @@ def test_exact_copies_of_a_request_keep_one_and_quarantine_the_rest(spark, setti
     result = ingest.run(spark, settings, DAY)
     assert (result.raw_rows, result.bronze_rows) == (5, 2)
     assert result.quarantine_reasons == {"duplicate request_id": 3}
-    bronze = {r["request_id"]: r["event_ts"] for r in DeltaTable(settings.table_uri("requests")).to_pyarrow_table()
-              .to_pylist()}
+    bronze = {
+        r["request_id"]: r["event_ts"]
+        for r in DeltaTable(settings.table_uri("requests")).to_pyarrow_table().to_pylist()
+    }
     assert bronze == {"r1": _ts(1), "r2": _ts(2)}
     assert not (Path(settings.lake_root) / "_staging").exists()
 
 
 def test_missing_optional_columns_become_null_and_unparseable_values_are_quarantined(spark, settings):
     # A gateway that writes token counts as text and omits most optional columns.
-    schema = pa.schema([("request_id", pa.string()), ("event_ts", catalog.TS), ("event_date", pa.date32()),
-                        ("account_id", pa.string()), ("input_tokens", pa.string())])
-    rows = [dict(request_id="a", event_ts=_ts(5), event_date=DAY, account_id="acct", input_tokens="42"),
-            dict(request_id="b", event_ts=_ts(6), event_date=DAY, account_id="acct", input_tokens="forty")]
+    schema = pa.schema(
+        [
+            ("request_id", pa.string()),
+            ("event_ts", catalog.TS),
+            ("event_date", pa.date32()),
+            ("account_id", pa.string()),
+            ("input_tokens", pa.string()),
+        ]
+    )
+    rows = [
+        dict(request_id="a", event_ts=_ts(5), event_date=DAY, account_id="acct", input_tokens="42"),
+        dict(request_id="b", event_ts=_ts(6), event_date=DAY, account_id="acct", input_tokens="forty"),
+    ]
     _write_raw(settings, rows, schema)
     result = ingest.run(spark, settings, DAY)
     assert result.quarantine_reasons == {"unparseable input_tokens": 1}
@@ -151,9 +175,11 @@ def test_rows_without_a_partition_value_are_quarantined_and_counted(spark, setti
     """A null event_date puts a row in no partition; the day its event_ts falls on still claims it, so the run's
     reconciliation (raw = bronze + quarantine) covers the whole delivery."""
     good = _raw_rows()[0]
-    rows = [good, {**good, "request_id": "no-date", "event_date": None},
-            {**good, "request_id": "no-date-other-day", "event_date": None,
-             "event_ts": _ts(3, DAY + dt.timedelta(days=1))}]
+    rows = [
+        good,
+        {**good, "request_id": "no-date", "event_date": None},
+        {**good, "request_id": "no-date-other-day", "event_date": None, "event_ts": _ts(3, DAY + dt.timedelta(days=1))},
+    ]
     _write_raw(settings, rows)
     result = ingest.run(spark, settings, DAY)
     assert (result.raw_rows, result.bronze_rows) == (2, 1)

@@ -14,9 +14,9 @@ from models.metrics import (
     precision_at_k,
     precision_recall_curve,
     recall_at_fpr,
-    tier_bounds,
     segment_false_positive_rates,
     threshold_at_fpr,
+    tier_bounds,
 )
 
 D1, D2, D3 = dt.date(2026, 2, 1), dt.date(2026, 2, 2), dt.date(2026, 2, 3)
@@ -108,16 +108,23 @@ def test_evaluate_combines_every_metric():
     dates = [D1] * 100 + [D1, D2, D1, D3]
     campaigns = [None] * 100 + ["A", "A", "B", "C"]
     segments = ["eval_harness"] * 2 + [None] * 97 + ["batch_pipeline"] + [None] * 4
-    result = evaluate(y, s, account_ids=accounts, feature_dates=dates, campaign_ids=campaigns,
-                      benign_segments=segments, review_capacity_k=2)
+    result = evaluate(
+        y,
+        s,
+        account_ids=accounts,
+        feature_dates=dates,
+        campaign_ids=campaigns,
+        benign_segments=segments,
+        review_capacity_k=2,
+    )
     m = result.metrics
-    assert m["recall_at_benign_fpr_0.01"] == pytest.approx(0.5)   # 0.995 and 0.985 clear 0.98+
+    assert m["recall_at_benign_fpr_0.01"] == pytest.approx(0.5)  # 0.995 and 0.985 clear 0.98+
     assert m["recall_at_benign_fpr_0.001"] == pytest.approx(0.25)  # only 0.995 clears 0.99+
-    assert m["precision_at_k"] == pytest.approx(0.5)               # top 2: 0.995 (positive), 0.99 (negative)
-    assert m["campaign_recall"] == pytest.approx(1 / 3)            # only A has a flagged account
+    assert m["precision_at_k"] == pytest.approx(0.5)  # top 2: 0.995 (positive), 0.99 (negative)
+    assert m["campaign_recall"] == pytest.approx(1 / 3)  # only A has a flagged account
     assert m["campaign_account_share_flagged/A"] == pytest.approx(1.0)
     assert m["detection_latency_days_mean"] == pytest.approx(0.0)  # A first seen D1, first flagged D1
-    assert m["benign_fpr/batch_pipeline"] == pytest.approx(1.0)   # its negative scored 0.99 -> flagged
+    assert m["benign_fpr/batch_pipeline"] == pytest.approx(1.0)  # its negative scored 0.99 -> flagged
     assert m["benign_fpr/eval_harness"] == pytest.approx(0.0)
     assert m["flagged_benign_fpr"] == pytest.approx(0.01)
     assert m["positive_rate"] == pytest.approx(4 / 104)
@@ -151,9 +158,9 @@ def test_tier_bounds_follow_each_tiers_benign_fpr_and_never_increase():
     bounds = calibration.bounds
     assert [name for name, _ in bounds] == ["critical", "high", "elevated"]
     values = [bound for _, bound in bounds]
-    assert values[0] == np.nextafter(0.998, np.inf)   # only 0.999 is above it
-    assert values[1] == np.nextafter(0.989, np.inf)   # 10 negatives (0.990..0.999) flagged
-    assert values[2] == np.nextafter(0.949, np.inf)   # 50 negatives flagged
+    assert values[0] == np.nextafter(0.998, np.inf)  # only 0.999 is above it
+    assert values[1] == np.nextafter(0.989, np.inf)  # 10 negatives (0.990..0.999) flagged
+    assert values[2] == np.nextafter(0.949, np.inf)  # 50 negatives flagged
     assert values == sorted(values, reverse=True)
 
 

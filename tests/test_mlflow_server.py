@@ -21,11 +21,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_train_and_score import AS_OF, CAMPAIGNS, N_BENIGN, SCORE_DATE, STRONG, synthetic_lake
 
 from lake import catalog
 from lake.config import load_settings
 from models import registry
-from test_train_and_score import AS_OF, CAMPAIGNS, N_BENIGN, SCORE_DATE, STRONG, synthetic_lake
 
 pytestmark = pytest.mark.slow
 
@@ -64,13 +64,25 @@ def mlflow_server(tmp_path_factory):
     port = _free_loopback_port()
     mlflow_executable = Path(sys.executable).with_name("mlflow")
     log_path = root / "server.log"
-    command = [str(mlflow_executable), "server",
-               "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-               "--serve-artifacts", "--artifacts-destination", artifacts.as_uri(),
-               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command = [
+        str(mlflow_executable),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root}/mlflow.db",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        artifacts.as_uri(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=root,
-                                   env={**os.environ, "MLFLOW_TRACKING_URI": ""})
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, cwd=root, env={**os.environ, "MLFLOW_TRACKING_URI": ""}
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_healthy(url, process, log_path)
@@ -87,7 +99,9 @@ def mlflow_server(tmp_path_factory):
 SENTINEL = "SENTINEL-7f3a9c"  # a password in the tracking URI: it must show up nowhere
 
 
-def test_train_and_score_through_a_tracking_server(spark, spark_engine, mlflow_server, tmp_path, monkeypatch, capfd, caplog):
+def test_train_and_score_through_a_tracking_server(
+    spark, spark_engine, mlflow_server, tmp_path, monkeypatch, capfd, caplog
+):
     from mlflow.tracking import MlflowClient
 
     from jobs import score, train
@@ -97,8 +111,12 @@ def test_train_and_score_through_a_tracking_server(spark, spark_engine, mlflow_s
     # the server has no auth and ignores the credentials; a deployment's proxy would check them
     url = mlflow_server["url"].replace("http://", f"http://distillguard:{SENTINEL}@")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-    settings = load_settings(lake_root=str(tmp_path / "lake"), ground_truth_root=str(tmp_path / "truth"),
-                             spark_remote=None, model_name="dg-server-model")
+    settings = load_settings(
+        lake_root=str(tmp_path / "lake"),
+        ground_truth_root=str(tmp_path / "truth"),
+        spark_remote=None,
+        model_name="dg-server-model",
+    )
     assert settings.mlflow_tracking_uri == url  # resolved from the environment, as a deployed job would
     groups = synthetic_lake(settings)
 
@@ -146,8 +164,13 @@ def test_train_and_score_through_a_tracking_server(spark, spark_engine, mlflow_s
 
     # the secrets scan: printed output, log records, and every param, tag and artifact name of the run
     captured = capfd.readouterr()
-    scanned = {"stdout": captured.out, "stderr": captured.err, "logs": caplog.text,
-               "params": json.dumps(run.data.params), "tags": json.dumps(run.data.tags),
-               "artifacts": json.dumps(sorted(top_level | plots)),
-               "model version": json.dumps(dict(version.tags)) + version.source}
+    scanned = {
+        "stdout": captured.out,
+        "stderr": captured.err,
+        "logs": caplog.text,
+        "params": json.dumps(run.data.params),
+        "tags": json.dumps(run.data.tags),
+        "artifacts": json.dumps(sorted(top_level | plots)),
+        "model version": json.dumps(dict(version.tags)) + version.source,
+    }
     assert [where for where, text in scanned.items() if SENTINEL in text] == []

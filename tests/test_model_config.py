@@ -20,12 +20,15 @@ def test_values_from_the_file_override_the_defaults(tmp_path):
     assert scoring.reasons_per_account == 5
 
 
-@pytest.mark.parametrize("text,message", [
-    ("[training]\nholdout_dayz = 2\n", "unknown \\[training\\] key"),
-    ("[trianing]\nholdout_days = 2\n", "unknown section"),
-    ("[training]\nholdout_days = 0\n", "holdout_days and validation_days must be at least 1"),
-    ("[training\n", "model config"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("[training]\nholdout_dayz = 2\n", "unknown \\[training\\] key"),
+        ("[trianing]\nholdout_days = 2\n", "unknown section"),
+        ("[training]\nholdout_days = 0\n", "holdout_days and validation_days must be at least 1"),
+        ("[training\n", "model config"),
+    ],
+)
 def test_bad_files_are_refused_with_one_line(tmp_path, text, message):
     path = tmp_path / "model.toml"
     path.write_text(text)

@@ -7,8 +7,14 @@ import pytest
 
 from models import novelty
 
-COLUMNS = ["cot_elicitation_rate_7d", "interarrival_cv_7d", "output_input_ratio_28d", "account_age_days",
-           "input_tokens_28d", "output_tokens_28d"]
+COLUMNS = [
+    "cot_elicitation_rate_7d",
+    "interarrival_cv_7d",
+    "output_input_ratio_28d",
+    "account_age_days",
+    "input_tokens_28d",
+    "output_tokens_28d",
+]
 RATIO, AGE, INPUT, OUTPUT = 2, 3, 4, 5
 
 
@@ -16,8 +22,16 @@ def _population(rows: int, seed: int = 3) -> np.ndarray:
     rng = np.random.default_rng(seed)
     input_tokens = rng.lognormal(8.0, 1.0, rows)
     ratio = rng.lognormal(0.4, 0.5, rows)
-    return np.column_stack([rng.beta(1, 20, rows), rng.gamma(2.0, 0.5, rows), ratio, rng.uniform(0, 400, rows),
-                            input_tokens, input_tokens * ratio])
+    return np.column_stack(
+        [
+            rng.beta(1, 20, rows),
+            rng.gamma(2.0, 0.5, rows),
+            ratio,
+            rng.uniform(0, 400, rows),
+            input_tokens,
+            input_tokens * ratio,
+        ]
+    )
 
 
 def _family(scored, name):
@@ -34,13 +48,17 @@ def test_novelty_is_a_percentile_of_the_reference_and_points_at_the_deviating_si
     behaviour = _family(novelty.novelty(values, COLUMNS, ref), "behaviour")
     assert abs(np.mean(behaviour.percentile >= 0.99) - 0.01) < 0.003  # uniform on the reference population
     # all CoT asks; perfectly regular timing; 20 output tokens per input token
-    extreme = np.array([[0.95, 1.0, 1.5, 10.0, 3000, 4500], [0.0, 0.0, 1.5, 10.0, 3000, 4500],
-                        [0.05, 1.0, 20.0, 10.0, 3000, 60_000]])
+    extreme = np.array(
+        [[0.95, 1.0, 1.5, 10.0, 3000, 4500], [0.0, 0.0, 1.5, 10.0, 3000, 4500], [0.05, 1.0, 20.0, 10.0, 3000, 60_000]]
+    )
     scored = novelty.novelty(extreme, COLUMNS, ref)
     behaviour, harvest = _family(scored, "behaviour"), _family(scored, "harvest yield")
     assert behaviour.percentile[0] > 0.999 and behaviour.percentile[1] > 0.5
-    assert [ref.columns[i] for i in behaviour.signal] == ["cot_elicitation_rate_7d", "interarrival_cv_7d",
-                                                          "output_input_ratio_28d"]
+    assert [ref.columns[i] for i in behaviour.signal] == [
+        "cot_elicitation_rate_7d",
+        "interarrival_cv_7d",
+        "output_input_ratio_28d",
+    ]
     # the harvest-yield family reads only the tokens bought: neither reasoning asks nor timing move it
     assert harvest.percentile[0] < 0.9 and harvest.percentile[1] < 0.9 and harvest.percentile[2] > 0.999
     assert ref.columns[harvest.signal[2]] == "output_input_ratio_28d"
@@ -93,8 +111,9 @@ def test_novelty_takes_a_bounded_share_of_each_tiers_budget_and_keeps_the_superv
     order = np.argsort(supervised)
     not_lifted = ~final.lifted[order]
     assert np.all(np.diff(final.score[order][not_lifted]) >= 0)  # monotone in the supervised score
-    assert final.lifted.any() and np.all(final.score[final.lifted] > novelty.supervised_percentile(
-        supervised[final.lifted], ref))
+    assert final.lifted.any() and np.all(
+        final.score[final.lifted] > novelty.supervised_percentile(supervised[final.lifted], ref)
+    )
 
 
 def test_a_version_without_a_reference_scores_with_the_supervised_model_alone():

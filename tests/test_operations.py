@@ -25,11 +25,19 @@ SENTINEL = "SENTINEL-7f3a9c"
 
 
 def _cli(*argv: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jobs.cli", *argv], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.cli", *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
-@pytest.mark.parametrize("text", ["20261112", "2026-W46-4", "2026-11-12T00:00", " 2026-11-12", "2026-13-01", "26-11-12"])
+@pytest.mark.parametrize(
+    "text", ["20261112", "2026-W46-4", "2026-11-12T00:00", " 2026-11-12", "2026-13-01", "26-11-12"]
+)
 def test_only_yyyy_mm_dd_is_a_date(text):
     with pytest.raises(argparse.ArgumentTypeError):
         parse_date(text)
@@ -55,12 +63,18 @@ def test_every_subcommand_has_a_description_and_every_flag_help():
     assert "(default: 14)" in help_text
 
 
-@pytest.mark.parametrize("url, shown", [
-    (f"sc://spark.internal:15002/;token={SENTINEL};user_id=etl", "sc://spark.internal:15002/;token=***;user_id=etl"),
-    (f"http://mlflow:{SENTINEL}@mlflow.internal:5000", "http://mlflow:***@mlflow.internal:5000"),
-    (f"postgresql://dg:{SENTINEL}@db/mlflow?sslmode=require", "postgresql://dg:***@db/mlflow?sslmode=require"),
-    (f"https://h/api?api_key={SENTINEL}&x=1", "https://h/api?api_key=***&x=1"),
-])
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        (
+            f"sc://spark.internal:15002/;token={SENTINEL};user_id=etl",
+            "sc://spark.internal:15002/;token=***;user_id=etl",
+        ),
+        (f"http://mlflow:{SENTINEL}@mlflow.internal:5000", "http://mlflow:***@mlflow.internal:5000"),
+        (f"postgresql://dg:{SENTINEL}@db/mlflow?sslmode=require", "postgresql://dg:***@db/mlflow?sslmode=require"),
+        (f"https://h/api?api_key={SENTINEL}&x=1", "https://h/api?api_key=***&x=1"),
+    ],
+)
 def test_redaction_keeps_the_host_and_hides_the_secret(url, shown):
     assert redact(f"connecting to {url} now") == f"connecting to {shown} now"
 
@@ -68,11 +82,15 @@ def test_redaction_keeps_the_host_and_hides_the_secret(url, shown):
 def test_unreachable_spark_connect_gives_one_line_naming_the_host_never_the_token(tmp_path):
     """Nothing listens on port 9; a blackholed address would wait DG_CONNECT_TIMEOUT_S instead. Run both with
     -v as well: the traceback is printed then, and must not leak the token either."""
-    env = {"DG_CONNECT_TIMEOUT_S": "3", "MLFLOW_TRACKING_URI": f"http://dg:{SENTINEL}@127.0.0.1:9/",
-           "DG_LAKE": str(tmp_path / "lake")}
+    env = {
+        "DG_CONNECT_TIMEOUT_S": "3",
+        "MLFLOW_TRACKING_URI": f"http://dg:{SENTINEL}@127.0.0.1:9/",
+        "DG_LAKE": str(tmp_path / "lake"),
+    }
     for verbose in ((), ("-v",)):
-        result = _cli(*verbose, "--remote", f"sc://127.0.0.1:9/;token={SENTINEL}", "ingest", "--date", "2026-06-01",
-                      env=env)
+        result = _cli(
+            *verbose, "--remote", f"sc://127.0.0.1:9/;token={SENTINEL}", "ingest", "--date", "2026-06-01", env=env
+        )
         output = result.stdout + result.stderr
         assert result.returncode == InputError.exit_code, output
         assert "cannot reach the Spark Connect server at 127.0.0.1:9" in output
@@ -111,24 +129,46 @@ def test_demo_key_is_refused_for_a_non_local_lake_unless_demo():
     os.environ.pop("DG_PSEUDONYM_KEY", None)
     with pytest.raises(InputError, match="demo key"):
         load_settings(lake_root="s3://bucket/lake", mlflow_tracking_uri="http://mlflow:5000")
-    assert load_settings(lake_root="s3://bucket/lake", mlflow_tracking_uri="http://mlflow:5000",
-                         allow_demo_key=True).pseudonym_key == DEMO_PSEUDONYM_KEY
-    assert load_settings(lake_root="s3://bucket/lake", mlflow_tracking_uri="http://mlflow:5000",
-                         pseudonym_key="a-real-secret").pseudonym_key == "a-real-secret"
+    assert (
+        load_settings(
+            lake_root="s3://bucket/lake", mlflow_tracking_uri="http://mlflow:5000", allow_demo_key=True
+        ).pseudonym_key
+        == DEMO_PSEUDONYM_KEY
+    )
+    assert (
+        load_settings(
+            lake_root="s3://bucket/lake", mlflow_tracking_uri="http://mlflow:5000", pseudonym_key="a-real-secret"
+        ).pseudonym_key
+        == "a-real-secret"
+    )
 
 
 # --- upstream completeness ------------------------------------------------------------------------------
 
+
 def _run_record(day: dt.date, raw: int, bronze: int, quarantined: int) -> pa.Table:
-    return pa.Table.from_pylist([dict(ingest_run_id=f"ingest-{day}-v0", event_date=day, raw_table_version=0,
-                                      raw_rows=raw, bronze_rows=bronze, quarantined_rows=quarantined,
-                                      quarantine_reasons="{}")], catalog.table("ingest_runs").schema)
+    return pa.Table.from_pylist(
+        [
+            dict(
+                ingest_run_id=f"ingest-{day}-v0",
+                event_date=day,
+                raw_table_version=0,
+                raw_rows=raw,
+                bronze_rows=bronze,
+                quarantined_rows=quarantined,
+                quarantine_reasons="{}",
+            )
+        ],
+        catalog.table("ingest_runs").schema,
+    )
 
 
 def _bronze(day: dt.date, n: int) -> pa.Table:
-    rows = [{name: None for name in catalog.table("requests").columns} | dict(request_id=f"r{i}", event_date=day,
-                                                                             account_id="a")
-            for i in range(n)]
+    rows = [
+        {name: None for name in catalog.table("requests").columns}
+        | dict(request_id=f"r{i}", event_date=day, account_id="a")
+        for i in range(n)
+    ]
     return pa.Table.from_pylist(rows, catalog.table("requests").schema)
 
 
@@ -147,11 +187,12 @@ def test_aggregate_refuses_a_day_whose_ingest_is_missing_or_disagrees(settings):
         preconditions.check_aggregate(settings, day)
     with pytest.raises(MissingInputError, match="account_daily does not exist"):
         preconditions.check_features(settings, day)
-    with pytest.raises(MissingInputError, match="account_features does not exist.*distillguard features"):
+    with pytest.raises(MissingInputError, match=r"account_features does not exist.*distillguard features"):
         preconditions.check_score(settings, day)
 
 
 # --- backfill ---------------------------------------------------------------------------------------------
+
 
 def test_backfill_skips_complete_dates_stops_at_the_first_failure_and_says_how_to_resume(settings, capsys):
     from test_concurrent_writers import D1, D2, _write_raw
@@ -183,12 +224,23 @@ def test_retention_deletes_old_quarantine_rows_in_one_commit(settings):
 
     from jobs import retention
 
-    rows = [dict(raw_record=json.dumps({"client_ip": "203.0.113.7"}), reason="malformed client_ip",
-                 source_table="api_requests", source_partition=day, ingest_run_id="r")
-            for day in (dt.date(2026, 1, 1), dt.date(2026, 1, 1), dt.date(2026, 1, 20), dt.date(2026, 1, 31))]
+    rows = [
+        dict(
+            raw_record=json.dumps({"client_ip": "203.0.113.7"}),
+            reason="malformed client_ip",
+            source_table="api_requests",
+            source_partition=day,
+            ingest_run_id="r",
+        )
+        for day in (dt.date(2026, 1, 1), dt.date(2026, 1, 1), dt.date(2026, 1, 20), dt.date(2026, 1, 31))
+    ]
     for day in sorted({r["source_partition"] for r in rows}):
-        catalog.write_arrow(settings, "quarantine", pa.Table.from_pylist(
-            [r for r in rows if r["source_partition"] == day], catalog.table("quarantine").schema), partition_value=day)
+        catalog.write_arrow(
+            settings,
+            "quarantine",
+            pa.Table.from_pylist([r for r in rows if r["source_partition"] == day], catalog.table("quarantine").schema),
+            partition_value=day,
+        )
     before = DeltaTable(settings.table_uri("quarantine")).version()
     removed = retention.run(settings, older_than_days=10, today=dt.date(2026, 1, 31))
     assert removed == {"quarantine": 3}  # 2026-01-01 (2 rows) and 2026-01-20 are before the cut-off 2026-01-21

@@ -10,8 +10,18 @@ import pytest
 
 from features.registry import feature_columns, feature_set_version
 from jobs import publish, quality_gate
-from jobs.quality_gate import (FAIL, PASS, SKIPPED, IngestDaySummary, QualityGateConfig, QualityGateError,
-                               ScoreDaySummary, check_quarantine, check_risk_partition, check_score_distribution)
+from jobs.quality_gate import (
+    FAIL,
+    PASS,
+    SKIPPED,
+    IngestDaySummary,
+    QualityGateConfig,
+    QualityGateError,
+    ScoreDaySummary,
+    check_quarantine,
+    check_risk_partition,
+    check_score_distribution,
+)
 from lake import catalog
 from models.config import TIERS
 
@@ -68,37 +78,56 @@ def test_history_of_another_model_version_is_not_compared_but_the_ceiling_always
 
 def test_quarantine_spike_against_the_trailing_median():
     history = [IngestDaySummary(_day(-i), 10_000, q) for i, q in ((1, 10), (2, 12), (3, 8), (4, 11))]
-    assert check_quarantine(IngestDaySummary(DAY, 10_000, 30), history, CONFIG).status == PASS   # 0.3% < 1.1%
-    spike = check_quarantine(IngestDaySummary(DAY, 10_000, 500), history, CONFIG)                # 5% > 1.1%
+    assert check_quarantine(IngestDaySummary(DAY, 10_000, 30), history, CONFIG).status == PASS  # 0.3% < 1.1%
+    spike = check_quarantine(IngestDaySummary(DAY, 10_000, 500), history, CONFIG)  # 5% > 1.1%
     assert spike.status == FAIL and "500 of 10,000 raw rows quarantined (5.00%)" in spike.detail
     assert check_quarantine(None, history, CONFIG).status == FAIL
-    assert check_quarantine(IngestDaySummary(DAY, 100, 30), [], CONFIG).status == FAIL            # 30% > ceiling
+    assert check_quarantine(IngestDaySummary(DAY, 100, 30), [], CONFIG).status == FAIL  # 30% > ceiling
     assert check_quarantine(IngestDaySummary(DAY, 100, 5), [], CONFIG).status == SKIPPED
 
 
 def test_enforce_names_every_failed_check():
-    results = [quality_gate.CheckResult("mean_score", FAIL, "mean 0.9"),
-               quality_gate.CheckResult("quarantine_share", FAIL, "5%"),
-               quality_gate.CheckResult("risk_partition", PASS, "ok")]
+    results = [
+        quality_gate.CheckResult("mean_score", FAIL, "mean 0.9"),
+        quality_gate.CheckResult("quarantine_share", FAIL, "5%"),
+        quality_gate.CheckResult("risk_partition", PASS, "ok"),
+    ]
     with pytest.raises(QualityGateError, match=r"2026-03-10: mean_score: mean 0.9; quarantine_share: 5%"):
         quality_gate.enforce(DAY, results)
     quality_gate.enforce(DAY, results[2:])
 
 
 def _risk_rows(day: dt.date, tiers: list[str], scores: list[float], version: str = "3") -> list[dict]:
-    return [{"score_date": day, "account_id": f"a{i}", "score": s, "tier": t, "cluster_id": None,
-             "cluster_score": None, "reasons": [], "model_name": "m", "model_version": version,
-             "feature_set_version": feature_set_version()} for i, (t, s) in enumerate(zip(tiers, scores))]
+    return [
+        {
+            "score_date": day,
+            "account_id": f"a{i}",
+            "score": s,
+            "tier": t,
+            "cluster_id": None,
+            "cluster_score": None,
+            "reasons": [],
+            "model_name": "m",
+            "model_version": version,
+            "feature_set_version": feature_set_version(),
+        }
+        for i, (t, s) in enumerate(zip(tiers, scores))
+    ]
 
 
 def test_score_day_summaries_on_a_tiny_frame(spark):
     rows = _risk_rows(_day(0), ["critical", "high", "low", "low"], [0.9, 0.7, 0.1, 0.1])
     rows += _risk_rows(_day(-1), ["low", "low"], [0.2, 0.4], version="2")
-    frame = spark.createDataFrame([(r["score_date"], r["score"], r["tier"], r["model_version"]) for r in rows],
-                                  "score_date date, score double, tier string, model_version string")
+    frame = spark.createDataFrame(
+        [(r["score_date"], r["score"], r["tier"], r["model_version"]) for r in rows],
+        "score_date date, score double, tier string, model_version string",
+    )
     got = {r["score_date"]: r for r in quality_gate.score_day_summaries(frame).collect()}
     assert (got[_day(0)]["accounts"], got[_day(0)]["flagged_share"], list(got[_day(0)]["model_versions"])) == (
-        4, 0.5, ["3"])
+        4,
+        0.5,
+        ["3"],
+    )
     assert got[_day(0)]["mean_score"] == pytest.approx(0.45)
     assert got[_day(-1)]["mean_score"] == pytest.approx(0.3) and got[_day(-1)]["flagged_share"] == 0.0
 
@@ -106,21 +135,64 @@ def test_score_day_summaries_on_a_tiny_frame(spark):
 def _tiny_lake(settings, day: dt.date, quarantined: int) -> None:
     tiers = ["critical", "high", "elevated"] + ["low"] * 17
     scores = [0.95, 0.8, 0.5] + [0.05] * 17
-    catalog.write_arrow(settings, "account_risk", pa.Table.from_pylist(
-        _risk_rows(day, tiers, scores), schema=catalog.table("account_risk").schema), partition_value=day)
+    catalog.write_arrow(
+        settings,
+        "account_risk",
+        pa.Table.from_pylist(_risk_rows(day, tiers, scores), schema=catalog.table("account_risk").schema),
+        partition_value=day,
+    )
     columns = feature_columns()
-    catalog.write_arrow(settings, "account_features", pa.table({
-        "account_id": [f"a{i}" for i in range(20)], "feature_date": [day] * 20,
-        **{c: [0.0] * 20 for c in columns}, "feature_set_version": [feature_set_version()] * 20,
-    }), partition_value=day)
-    catalog.write_arrow(settings, "ingest_runs", pa.Table.from_pylist([{
-        "ingest_run_id": f"ingest-{day}-v0", "event_date": day, "raw_table_version": 0, "raw_rows": 1000,
-        "bronze_rows": 1000 - quarantined, "quarantined_rows": quarantined, "quarantine_reasons": "{}"}],
-        schema=catalog.table("ingest_runs").schema), partition_value=day)
-    catalog.write_arrow(settings, "cluster_risk", pa.Table.from_pylist([{
-        "score_date": day, "cluster_id": "c1", "n_accounts": 3, "requests": 10, "score": 0.9,
-        "top_capabilities": ["coding"], "link_evidence": ["payment"]}],
-        schema=catalog.table("cluster_risk").schema), partition_value=day)
+    catalog.write_arrow(
+        settings,
+        "account_features",
+        pa.table(
+            {
+                "account_id": [f"a{i}" for i in range(20)],
+                "feature_date": [day] * 20,
+                **{c: [0.0] * 20 for c in columns},
+                "feature_set_version": [feature_set_version()] * 20,
+            }
+        ),
+        partition_value=day,
+    )
+    catalog.write_arrow(
+        settings,
+        "ingest_runs",
+        pa.Table.from_pylist(
+            [
+                {
+                    "ingest_run_id": f"ingest-{day}-v0",
+                    "event_date": day,
+                    "raw_table_version": 0,
+                    "raw_rows": 1000,
+                    "bronze_rows": 1000 - quarantined,
+                    "quarantined_rows": quarantined,
+                    "quarantine_reasons": "{}",
+                }
+            ],
+            schema=catalog.table("ingest_runs").schema,
+        ),
+        partition_value=day,
+    )
+    catalog.write_arrow(
+        settings,
+        "cluster_risk",
+        pa.Table.from_pylist(
+            [
+                {
+                    "score_date": day,
+                    "cluster_id": "c1",
+                    "n_accounts": 3,
+                    "requests": 10,
+                    "score": 0.9,
+                    "top_capabilities": ["coding"],
+                    "link_evidence": ["payment"],
+                }
+            ],
+            schema=catalog.table("cluster_risk").schema,
+        ),
+        partition_value=day,
+    )
 
 
 def test_gate_job_passes_a_normal_day_and_fails_a_quarantine_spike(spark, settings):
@@ -145,9 +217,10 @@ def test_gate_job_fails_a_day_that_was_not_scored(spark, settings):
 
 def test_risk_day_summary_counts_tiers(spark):
     rows = _risk_rows(DAY, ["critical", "low", "low", "high"], [0.9, 0.1, 0.2, 0.7])
-    frame = spark.createDataFrame([(r["tier"], r["model_name"], r["model_version"], r["feature_set_version"])
-                                   for r in rows], "tier string, model_name string, model_version string, "
-                                                   "feature_set_version string")
+    frame = spark.createDataFrame(
+        [(r["tier"], r["model_name"], r["model_version"], r["feature_set_version"]) for r in rows],
+        "tier string, model_name string, model_version string, feature_set_version string",
+    )
     got = publish.risk_day_summary(frame).collect()[0]
     assert got["accounts"] == 4
     assert {t: got[f"{t}_accounts"] for t in TIERS} == {"critical": 1, "high": 1, "elevated": 0, "low": 2}
@@ -165,7 +238,11 @@ def test_publish_records_one_row_per_day_and_a_rerun_replaces_it(spark, settings
     row = table.iloc[1]
     assert (row["accounts"], row["clusters"], row["model_name"], row["model_version"]) == (20, 1, "m", "3")
     assert (row["critical_accounts"], row["high_accounts"], row["elevated_accounts"], row["low_accounts"]) == (
-        1, 1, 1, 17)
+        1,
+        1,
+        1,
+        17,
+    )
     assert row["account_risk_version"] == again.account_risk_version
     assert first.tier_counts == again.tier_counts
 
@@ -173,8 +250,12 @@ def test_publish_records_one_row_per_day_and_a_rerun_replaces_it(spark, settings
 def test_publish_refuses_a_day_scored_by_two_model_versions(spark, settings):
     rows = _risk_rows(DAY, ["low", "low"], [0.1, 0.2])
     rows[1]["model_version"] = "4"
-    catalog.write_arrow(settings, "account_risk", pa.Table.from_pylist(
-        rows, schema=catalog.table("account_risk").schema), partition_value=DAY)
+    catalog.write_arrow(
+        settings,
+        "account_risk",
+        pa.Table.from_pylist(rows, schema=catalog.table("account_risk").schema),
+        partition_value=DAY,
+    )
     with pytest.raises(ValueError, match=r"2 model versions \['3', '4'\]"):
         publish.run(spark, settings, DAY)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 import xxhash
 
 from features import signals as rs
@@ -101,8 +100,12 @@ def _evaluate(spark, rows, ddl, column):
 def prompt_signals(spark):
     prompts = [(p,) for p, _ in COT + RUBRIC] + [(p,) for p, _ in NON_ENGLISH]
     frame = spark.createDataFrame(prompts, "prompt_prefix string")
-    out = frame.select("prompt_prefix", rs.is_cot_elicitation().alias("cot"), rs.is_rubric_grading().alias("rubric"),
-                       rs.is_non_english().alias("non_english"))
+    out = frame.select(
+        "prompt_prefix",
+        rs.is_cot_elicitation().alias("cot"),
+        rs.is_rubric_grading().alias("rubric"),
+        rs.is_non_english().alias("non_english"),
+    )
     return {r["prompt_prefix"]: r for r in out.collect()}
 
 
@@ -122,8 +125,9 @@ def test_non_english(prompt_signals, prompt, expected):
 
 
 def test_capability(spark):
-    actual = _evaluate(spark, [c[:3] for c in CAPABILITY], "prompt_prefix string, tool_count int, has_image boolean",
-                       rs.capability())
+    actual = _evaluate(
+        spark, [c[:3] for c in CAPABILITY], "prompt_prefix string, tool_count int, has_image boolean", rs.capability()
+    )
     assert actual == [c[3] for c in CAPABILITY]
     assert set(actual) == set(rs.CAPABILITIES)
 
@@ -142,9 +146,16 @@ def _reference_fingerprint(prompt: str) -> int:
 
 
 def test_prompt_fingerprint_normalizes_case_digits_and_whitespace(spark):
-    prompts = ["Translate item 12 into  French", "translate ITEM 97 into French  ", "Translate item 12 into German",
-               "x" * 300 + "tail one", "x" * 300 + "tail two", "Объясни\tрешение 42", None,
-               " Mixed \t\n runs\x0bof\fwhite\r\rspace 7 "]
+    prompts = [
+        "Translate item 12 into  French",
+        "translate ITEM 97 into French  ",
+        "Translate item 12 into German",
+        "x" * 300 + "tail one",
+        "x" * 300 + "tail two",
+        "Объясни\tрешение 42",
+        None,
+        " Mixed \t\n runs\x0bof\fwhite\r\rspace 7 ",
+    ]
     actual = _evaluate(spark, [(p,) for p in prompts], "prompt_prefix string", rs.prompt_fingerprint())
     assert actual[0] == actual[1] == _reference_fingerprint(prompts[0])
     assert actual[2] != actual[0]
@@ -155,12 +166,18 @@ def test_prompt_fingerprint_normalizes_case_digits_and_whitespace(spark):
 
 
 def test_with_request_signals_adds_one_column_per_signal(spark):
-    frame = spark.createDataFrame([("r1", "Show your work", "curl/8", 0, False)],
-                                  "request_id string, prompt_prefix string, user_agent string, tool_count int, "
-                                  "has_image boolean")
+    frame = spark.createDataFrame(
+        [("r1", "Show your work", "curl/8", 0, False)],
+        "request_id string, prompt_prefix string, user_agent string, tool_count int, has_image boolean",
+    )
     row = rs.with_request_signals(frame).collect()[0]
-    assert (row["is_cot_elicitation"], row["is_rubric_grading"], row["capability"], row["is_non_english"],
-            row["is_raw_http_client"]) == (True, False, "chat", False, True)
+    assert (
+        row["is_cot_elicitation"],
+        row["is_rubric_grading"],
+        row["capability"],
+        row["is_non_english"],
+        row["is_raw_http_client"],
+    ) == (True, False, "chat", False, True)
     assert row["prompt_fingerprint"] == _reference_fingerprint("Show your work")
     assert row["signals_version"] == rs.SIGNALS_VERSION
     assert set(rs.SIGNAL_COLUMNS) <= set(row.asDict())

@@ -21,9 +21,18 @@ def _reason(feature: str, value: float, contribution: float, text: str) -> dict:
 
 
 def _risk(day, account_id, score, tier, cluster_id=None, reasons=()) -> dict:
-    return {"score_date": day, "account_id": account_id, "score": score, "tier": tier, "cluster_id": cluster_id,
-            "cluster_score": None if cluster_id is None else 0.9, "reasons": list(reasons),
-            "model_name": "distillguard-extraction", "model_version": "3", "feature_set_version": "fs-test"}
+    return {
+        "score_date": day,
+        "account_id": account_id,
+        "score": score,
+        "tier": tier,
+        "cluster_id": cluster_id,
+        "cluster_score": None if cluster_id is None else 0.9,
+        "reasons": list(reasons),
+        "model_name": "distillguard-extraction",
+        "model_version": "3",
+        "feature_set_version": "fs-test",
+    }
 
 
 COT = _reason("cot_elicitation_rate_7d", 0.82, 2.5, "82% of prompts ask for step-by-step reasoning")
@@ -43,7 +52,9 @@ ROWS = [
 
 @pytest.fixture()
 def risk_settings(settings):
-    catalog.write_arrow(settings, "account_risk", pa.Table.from_pylist(ROWS, schema=catalog.table("account_risk").schema))
+    catalog.write_arrow(
+        settings, "account_risk", pa.Table.from_pylist(ROWS, schema=catalog.table("account_risk").schema)
+    )
     return settings
 
 
@@ -67,8 +78,12 @@ def test_top_accounts_limit_tier_and_explicit_date(risk_settings):
 
 def test_latest_date_ignores_replaced_partitions(risk_settings):
     later = dt.date(2026, 2, 11)
-    catalog.write_arrow(risk_settings, "account_risk", pa.Table.from_pylist(
-        [_risk(later, "acct-z", 0.5, "elevated")], schema=catalog.table("account_risk").schema), later)
+    catalog.write_arrow(
+        risk_settings,
+        "account_risk",
+        pa.Table.from_pylist([_risk(later, "acct-z", 0.5, "elevated")], schema=catalog.table("account_risk").schema),
+        later,
+    )
     assert risk_query.latest_score_date(risk_settings) == later
     catalog.write_arrow(risk_settings, "account_risk", catalog.table("account_risk").schema.empty_table(), later)
     assert risk_query.latest_score_date(risk_settings) == DAY2
@@ -79,22 +94,28 @@ def test_account_history_newest_first_with_all_reasons(risk_settings):
     assert history["score_date"].to_pylist() == [DAY2, DAY1]
     assert history["reasons"][0].as_py() == [AGE, COT, RUBRIC]
     assert [r["feature"] for r in risk_query.reasons_by_contribution(history["reasons"][0].as_py())] == [
-        "cot_elicitation_rate_7d", "rubric_grading_rate_7d", "account_age_days"]
+        "cot_elicitation_rate_7d",
+        "rubric_grading_rate_7d",
+        "account_age_days",
+    ]
     one_day = risk_query.account_history(risk_settings, "acct-a", score_date=DAY1)
     assert one_day.select(["score", "tier"]).to_pylist() == [{"score": 0.60, "tier": "elevated"}]
     assert risk_query.account_history(risk_settings, "acct-unknown").num_rows == 0
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"limit": 0}, "limit must be an integer from 1 to 10000"),
-    ({"limit": 10_001}, "limit must be"),
-    ({"limit": True}, "limit must be"),
-    ({"limit": "5"}, "limit must be"),
-    ({"tier": "severe"}, "tier must be one of low, elevated, high, critical"),
-    ({"score_date": "2026-02-10"}, "score_date must be a date"),
-    ({"score_date": dt.datetime(2026, 2, 10)}, "score_date must be a date"),
-    ({"score_date": dt.date(2026, 3, 1)}, "no rows for score_date 2026-03-01"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"limit": 0}, "limit must be an integer from 1 to 10000"),
+        ({"limit": 10_001}, "limit must be"),
+        ({"limit": True}, "limit must be"),
+        ({"limit": "5"}, "limit must be"),
+        ({"tier": "severe"}, "tier must be one of low, elevated, high, critical"),
+        ({"score_date": "2026-02-10"}, "score_date must be a date"),
+        ({"score_date": dt.datetime(2026, 2, 10)}, "score_date must be a date"),
+        ({"score_date": dt.date(2026, 3, 1)}, "no rows for score_date 2026-03-01"),
+    ],
+)
 def test_top_accounts_rejects_bad_input(risk_settings, kwargs, message):
     with pytest.raises(ValueError, match=message):
         risk_query.top_accounts(risk_settings, **kwargs)
@@ -157,14 +178,25 @@ def test_every_risk_command_exports_json_and_csv_with_whole_ids(settings, capsys
 
     long_id = "org-7f3a9c2e-41d7-4b8e-9a1f:acct-0001-" + "x" * 40  # 79 characters: wider than half a terminal
     cluster = "cluster-" + "c" * 50
-    catalog.write_arrow(settings, "account_risk", pa.Table.from_pylist(
-        [_risk(DAY2, long_id, 0.97, "critical", cluster, [COT, RUBRIC]), _risk(DAY2, "acct-b", 0.5, "elevated", cluster)],
-        schema=catalog.table("account_risk").schema))
+    catalog.write_arrow(
+        settings,
+        "account_risk",
+        pa.Table.from_pylist(
+            [
+                _risk(DAY2, long_id, 0.97, "critical", cluster, [COT, RUBRIC]),
+                _risk(DAY2, "acct-b", 0.5, "elevated", cluster),
+            ],
+            schema=catalog.table("account_risk").schema,
+        ),
+    )
     lake = ["--lake", settings.lake_root]
 
     assert main([*lake, "risk", "top", "--format", "json"]) == 0
     top = json.loads(capsys.readouterr().out)
-    assert [(r["rank"], r["account_id"], r["cluster_id"]) for r in top] == [(1, long_id, cluster), (2, "acct-b", cluster)]
+    assert [(r["rank"], r["account_id"], r["cluster_id"]) for r in top] == [
+        (1, long_id, cluster),
+        (2, "acct-b", cluster),
+    ]
     assert top[0]["score_date"] == "2026-02-10" and top[0]["reasons"][0]["feature"] == "cot_elicitation_rate_7d"
 
     assert main([*lake, "risk", "account", long_id, "--format", "csv"]) == 0
@@ -173,7 +205,9 @@ def test_every_risk_command_exports_json_and_csv_with_whole_ids(settings, capsys
 
     assert main([*lake, "risk", "cluster", cluster, "--format", "csv"]) == 0
     members = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert [m["account_id"] for m in members] == [long_id, "acct-b"] and members[0]["link_types"] == ""  # no account_clusters table
+    assert [m["account_id"] for m in members] == [long_id, "acct-b"] and members[0][
+        "link_types"
+    ] == ""  # no account_clusters table
 
     # an 80-column terminal: the ids stay whole on one line (the reasons column folds instead)
     monkeypatch.setenv("COLUMNS", "80")
@@ -195,8 +229,7 @@ def test_account_risk_reads_back_without_spark(risk_settings):
     assert table.num_rows == len(ROWS)
     assert table.schema.field("reasons").type == pa.list_(catalog.REASON_STRUCT)
     first = table.slice(0, 1).to_pylist()[0]
-    assert (first["score_date"], first["account_id"], first["score"], first["reasons"]) == (
-        DAY1, "acct-a", 0.60, [COT])
+    assert (first["score_date"], first["account_id"], first["score"], first["reasons"]) == (DAY1, "acct-a", 0.60, [COT])
 
     frame = pl.read_delta(uri)
     critical = frame.filter(pl.col("tier") == "critical").sort("account_id")
@@ -221,7 +254,8 @@ def test_account_risk_written_by_spark_is_readable_and_minimal(spark, settings):
     rows = [r for r in ROWS if r["score_date"] == DAY2]
     frame = spark.createDataFrame(
         pa.Table.from_pylist(rows, schema=catalog.table("account_risk").schema).to_pandas(),
-        schema=catalog.spark_ddl("account_risk"))
+        schema=catalog.spark_ddl("account_risk"),
+    )
     catalog.write_partition(frame, settings, "account_risk", DAY2)
 
     delta = DeltaTable(settings.table_uri("account_risk"))

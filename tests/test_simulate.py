@@ -11,12 +11,11 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from simulator import simulate
-from simulator import world
-from simulator.prompts import FAMILY_INDEX, PromptBook, normalized_fingerprint
-from simulator.traffic import BAD_KINDS, TrafficGenerator
 from lake.catalog import table
 from lake.config import load_settings
+from simulator import simulate, world
+from simulator.prompts import FAMILY_INDEX, PromptBook, normalized_fingerprint
+from simulator.traffic import BAD_KINDS, TrafficGenerator
 
 START = dt.date(2026, 11, 3)
 DAYS = 4
@@ -27,8 +26,12 @@ RAW_HTTP = r"^(python-requests|curl|Go-http-client|httpx|axios|okhttp|aiohttp|no
 
 
 def _settings(root):
-    return load_settings(lake_root=str(root / "lake"), ground_truth_root=str(root / "truth"),
-                         mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db", spark_remote=None)
+    return load_settings(
+        lake_root=str(root / "lake"),
+        ground_truth_root=str(root / "truth"),
+        mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db",
+        spark_remote=None,
+    )
 
 
 def _read(settings, name: str) -> pd.DataFrame:
@@ -53,6 +56,7 @@ def requests(lake):
 
 # --- tables and contracts ------------------------------------------------------------------------------
 
+
 def test_raw_tables_exist_with_catalog_schemas(lake):
     settings, _ = lake
     for name in RAW_TABLES:
@@ -63,7 +67,8 @@ def test_raw_tables_exist_with_catalog_schemas(lake):
     # one atomic commit per simulated day
     assert requests.version() == DAYS - 1
     assert sorted(p["event_date"] for p in requests.partitions()) == [
-        (START + dt.timedelta(days=i)).isoformat() for i in range(DAYS)]
+        (START + dt.timedelta(days=i)).isoformat() for i in range(DAYS)
+    ]
 
 
 def test_summary_counts_match_the_lake(lake, requests):
@@ -75,8 +80,10 @@ def test_summary_counts_match_the_lake(lake, requests):
     assert len(accounts) == summary.accounts >= ACCOUNTS
     truth = simulate.read_ground_truth(settings)
     assert truth.segment.value_counts().to_dict() == summary.accounts_by_segment
-    assert truth[truth.is_campaign & (truth.segment != "reseller")].campaign_id.value_counts().to_dict() \
+    assert (
+        truth[truth.is_campaign & (truth.segment != "reseller")].campaign_id.value_counts().to_dict()
         == summary.campaign_accounts
+    )
     assert set(truth.account_id) == set(accounts.account_id)
     assert sum(summary.records_by_group.values()) == len(requests)
     # rows whose account_id was nulled (bad records) lose their segment in the join, nothing else differs
@@ -89,8 +96,12 @@ def test_summary_counts_match_the_lake(lake, requests):
 def test_ground_truth_lives_outside_the_lake(lake, tmp_path):
     settings, _ = lake
     assert not simulate.ground_truth_path(settings).startswith(settings.lake_root)
-    inside = load_settings(lake_root=str(tmp_path / "lake"), ground_truth_root=str(tmp_path / "lake" / "truth"),
-                           mlflow_tracking_uri=f"sqlite:///{tmp_path}/m.db", spark_remote=None)
+    inside = load_settings(
+        lake_root=str(tmp_path / "lake"),
+        ground_truth_root=str(tmp_path / "lake" / "truth"),
+        mlflow_tracking_uri=f"sqlite:///{tmp_path}/m.db",
+        spark_remote=None,
+    )
     with pytest.raises(ValueError, match="outside the lake"):
         simulate.run(inside, start=START, days=1, accounts=100, seed=1)
 
@@ -115,8 +126,11 @@ def test_same_seed_same_data_and_rerun_is_idempotent(tmp_path):
 
     other = _settings(tmp_path / "c")
     simulate.run(other, start=START, days=2, accounts=150, seed=4)
-    assert not DeltaTable(other.table_uri("api_requests")).to_pyarrow_table()["request_id"].equals(
-        DeltaTable(first.table_uri("api_requests")).to_pyarrow_table()["request_id"])
+    assert (
+        not DeltaTable(other.table_uri("api_requests"))
+        .to_pyarrow_table()["request_id"]
+        .equals(DeltaTable(first.table_uri("api_requests")).to_pyarrow_table()["request_id"])
+    )
 
 
 def test_refuses_to_mix_with_days_of_another_simulation(tmp_path):
@@ -128,11 +142,21 @@ def test_refuses_to_mix_with_days_of_another_simulation(tmp_path):
 
 # --- benign population -----------------------------------------------------------------------------------
 
+
 def test_benign_population_has_hard_negative_segments(lake, requests):
     benign = requests[~requests.is_campaign.astype(bool)]
     segments = set(benign.segment)
-    assert {"chat_user", "small_developer", "coding_assistant", "eval_harness", "batch_pipeline", "education",
-            "enterprise_agent", "research_lab", "startup_app"} <= segments
+    assert {
+        "chat_user",
+        "small_developer",
+        "coding_assistant",
+        "eval_harness",
+        "batch_pipeline",
+        "education",
+        "enterprise_agent",
+        "research_lab",
+        "startup_app",
+    } <= segments
     batch_share = benign.groupby("segment").endpoint.apply(lambda s: (s == "batch").mean())
     assert batch_share["batch_pipeline"] > 0.7 and batch_share["chat_user"] == 0
     models_per_eval = benign[benign.segment == "eval_harness"].groupby("account_id").model.nunique()
@@ -148,8 +172,11 @@ def test_benign_population_has_hard_negative_segments(lake, requests):
 
 
 def test_human_prompts_rarely_repeat_while_templated_traffic_does(requests):
-    reuse = requests.assign(dup=requests.duplicated(["account_id", "event_date", "fingerprint"])) \
-        .groupby("segment").dup.mean()
+    reuse = (
+        requests.assign(dup=requests.duplicated(["account_id", "event_date", "fingerprint"]))
+        .groupby("segment")
+        .dup.mean()
+    )
     assert reuse["chat_user"] < 0.05
     assert reuse["batch_pipeline"] > 0.5
     for campaign in ("campaign_a", "campaign_b", "campaign_c"):
@@ -158,6 +185,7 @@ def test_human_prompts_rarely_repeat_while_templated_traffic_does(requests):
 
 
 # --- campaigns -------------------------------------------------------------------------------------------------
+
 
 def test_hydra_clusters_share_payment_infrastructure_and_timing(lake, requests):
     settings, _ = lake
@@ -178,7 +206,8 @@ def test_hydra_clusters_share_payment_infrastructure_and_timing(lake, requests):
     prefix = campaign_rows.client_ip.str.rsplit(".", n=1).str[0]
     accounts_per_prefix = campaign_rows.assign(prefix=prefix).groupby(["hydra_id", "prefix"]).account_id.nunique()
     shared = campaign_rows.assign(prefix=prefix).merge(
-        accounts_per_prefix.rename("sharing").reset_index(), on=["hydra_id", "prefix"])
+        accounts_per_prefix.rename("sharing").reset_index(), on=["hydra_id", "prefix"]
+    )
     assert (shared.sharing >= 2).mean() > 0.9
 
     # synchronized waves: most campaign requests fall in 10-minute buckets that other hydra members also hit
@@ -188,14 +217,16 @@ def test_hydra_clusters_share_payment_infrastructure_and_timing(lake, requests):
 
     raw = campaign_rows.user_agent.str.match(RAW_HTTP).mean()
     assert 0.2 < raw < 0.8  # raw HTTP clients mixed with SDKs
-    non_latin = campaign_rows.prompt_prefix.str.contains("[\u0400-\u04FF\u4e00-\u9fff]").mean()
+    non_latin = campaign_rows.prompt_prefix.str.contains("[\u0400-\u04ff\u4e00-\u9fff]").mean()
     assert non_latin > 0.05
 
 
 def test_campaign_content_matches_design(requests):
     a = requests[requests.segment == "campaign_a"].prompt_prefix
-    cot = (r"(?i)step[- ]by[- ]step|reasoning behind|chain of thought|show your work|walk me through your reasoning"
-           r"|reasoning process")
+    cot = (
+        r"(?i)step[- ]by[- ]step|reasoning behind|chain of thought|show your work|walk me through your reasoning"
+        r"|reasoning process"
+    )
     assert a.str.contains(cot).mean() > 0.2
     assert a.str.contains(r"(?i)rubric|score this response|scale of 1-10").mean() > 0.1
     b = requests[requests.segment == "campaign_b"]
@@ -212,8 +243,11 @@ def test_campaign_content_matches_design(requests):
 
 def test_campaign_accounts_are_modest_per_account_but_large_as_a_cluster(requests):
     account_days = requests.groupby(["segment", "account_id", "event_date"]).size().rename("n").reset_index()
-    automated = account_days[account_days.segment.isin(
-        ["coding_assistant", "eval_harness", "batch_pipeline", "enterprise_agent", "startup_app"])].n.median()
+    automated = account_days[
+        account_days.segment.isin(
+            ["coding_assistant", "eval_harness", "batch_pipeline", "enterprise_agent", "startup_app"]
+        )
+    ].n.median()
     for campaign in ("campaign_a", "campaign_b", "campaign_c"):
         assert account_days[account_days.segment == campaign].n.median() < automated, campaign
     campaigns = requests[requests.segment.isin(["campaign_a", "campaign_b", "campaign_c"])]
@@ -237,7 +271,7 @@ def test_campaign_c_pivots_to_the_new_model_within_a_day(lake, requests):
     c = requests[requests.segment == "campaign_c"]
     existing = c.groupby("account_id").event_ts.min() < release
     first_use = c[c.model == world.NEW_MODEL].groupby("account_id").event_ts.min()
-    hours_to_first_use = (first_use[existing[existing].index.intersection(first_use.index)] - release)
+    hours_to_first_use = first_use[existing[existing].index.intersection(first_use.index)] - release
     assert hours_to_first_use.median() < pd.Timedelta(hours=24)
     first_day = c[(c.event_ts >= release) & (c.event_ts < release + pd.Timedelta(hours=24))]
     assert (first_day.model == world.NEW_MODEL).mean() > 0.15
@@ -269,13 +303,15 @@ def test_banned_campaign_accounts_are_replaced_mid_period(lake, requests):
 
 # --- labels ----------------------------------------------------------------------------------------------------
 
+
 def test_labels_cover_part_of_campaigns_and_follow_account_creation(lake, requests):
     settings, _ = lake
     labels = _read(settings, "enforcement_labels")
     truth = simulate.read_ground_truth(settings)
     accounts = _read(settings, "accounts")
-    labelled = labels.merge(truth, on="account_id").merge(accounts[["account_id", "created_at"]], on="account_id",
-                                                          suffixes=("", "_acct"))
+    labelled = labels.merge(truth, on="account_id").merge(
+        accounts[["account_id", "created_at"]], on="account_id", suffixes=("", "_acct")
+    )
     extraction = labelled[labelled.label == "extraction"]
     campaign_accounts = truth[truth.is_campaign & (truth.segment != "reseller")]
     assert len(extraction) > 0
@@ -292,12 +328,20 @@ def test_labels_cover_part_of_campaigns_and_follow_account_creation(lake, reques
     benign = labelled[labelled.label == "benign"]
     assert len(benign) > 0 and not benign.is_campaign.any()
     assert (benign.note == benign.segment).all()
-    hard = {"coding_assistant", "eval_harness", "batch_pipeline", "education", "enterprise_agent", "research_lab",
-            "startup_app"}
+    hard = {
+        "coding_assistant",
+        "eval_harness",
+        "batch_pipeline",
+        "education",
+        "enterprise_agent",
+        "research_lab",
+        "startup_app",
+    }
     assert benign.segment.isin(hard).mean() > 0.5
 
 
 # --- bad records -------------------------------------------------------------------------------------------------
+
 
 def _valid_ip(text) -> bool:
     try:
@@ -323,6 +367,7 @@ def test_bad_records_are_injected_at_the_reported_counts(lake):
 
 
 # --- pure helpers ------------------------------------------------------------------------------------------------
+
 
 def test_templated_prompts_repeat_their_fingerprint_and_free_prompts_do_not():
     book = PromptBook()
@@ -371,22 +416,27 @@ UNLABELLED = {"D": "low_slow_hydra", "E": "reseller_mixed", "F": "paraphrase_mul
 LOOKALIKES = ("judge_harness", "education_cohort", "mobile_nat", "early_adopter", "batch_pipeline")
 
 
-SOFT_ASKS = (r"(?i)one piece at a time|each stage|every inference|each deduction|each move|each transition|"
-             r"how you worked it out|talk me through|follows from the last|leaving nothing implicit|justify each|"
-             r"teaching a new tutor")
+SOFT_ASKS = (
+    r"(?i)one piece at a time|each stage|every inference|each deduction|each move|each transition|"
+    r"how you worked it out|talk me through|follows from the last|leaving nothing implicit|justify each|"
+    r"teaching a new tutor"
+)
 EXTRACTION_MARKERS = SOFT_ASKS + r"|(?i:step by step|reasoning|rubric|scale of|\bagent|chain of thought)"
 
 
 @pytest.fixture(scope="module")
 def extended(tmp_path_factory):
     settings = _settings(tmp_path_factory.mktemp("sim_ext"))
-    summary = simulate.run(settings, start=START, days=EXT_DAYS, accounts=EXT_ACCOUNTS, seed=EXT_SEED,
-                           scenario="extended")
+    summary = simulate.run(
+        settings, start=START, days=EXT_DAYS, accounts=EXT_ACCOUNTS, seed=EXT_SEED, scenario="extended"
+    )
     truth = simulate.read_ground_truth(settings)
     raw = _read(settings, "api_requests").merge(truth, on="account_id", how="left")
     raw = raw.merge(_read(settings, "asn_info"), on="asn", how="left")
     v6 = raw.client_ip.str.contains(":", regex=False).fillna(False)
-    raw["prefix"] = raw.client_ip.str.rsplit(".", n=1).str[0].where(~v6, raw.client_ip.str.split(":").str[:3].str.join(":"))
+    raw["prefix"] = (
+        raw.client_ip.str.rsplit(".", n=1).str[0].where(~v6, raw.client_ip.str.split(":").str[:3].str.join(":"))
+    )
     return settings, summary, truth, raw
 
 
@@ -414,7 +464,11 @@ def test_extended_ground_truth_names_campaign_archetype_and_benign_segment(exten
     assert summary.scenario == "extended"
     campaign = truth[truth.is_campaign]
     assert campaign.groupby("campaign_id").archetype.first().to_dict() == {
-        "A": "labelled_hydra", "B": "labelled_hydra", "C": "labelled_hydra", **UNLABELLED}
+        "A": "labelled_hydra",
+        "B": "labelled_hydra",
+        "C": "labelled_hydra",
+        **UNLABELLED,
+    }
     assert campaign.archetype.notna().all() and campaign.benign_segment.isna().all()
     benign = truth[~truth.is_campaign]
     assert benign.archetype.isna().all() and (benign.benign_segment == benign.segment).all()
@@ -451,7 +505,7 @@ def test_low_and_slow_hydra_hides_among_ordinary_users(extended):
     assert (d.category == "residential").mean() > 0.95
     benign_prefixes = set(raw[~raw.is_campaign.astype(bool)].prefix)
     assert d.prefix.isin(benign_prefixes).mean() > 0.3  # proxy exits on prefixes ordinary users also use
-    english = d[~d.prompt_prefix.str.contains("[\u00C0-\u024F\u4e00-\u9fff\u3040-\u30ff]")]
+    english = d[~d.prompt_prefix.str.contains("[\u00c0-\u024f\u4e00-\u9fff\u3040-\u30ff]")]
     a = raw[raw.campaign_id == "A"].prompt_prefix
     # softened asks mostly slip past the elicitation patterns (the paraphrases the patterns gained this session
     # catch some of them), while campaign A's plain asks are caught
@@ -491,8 +545,11 @@ def test_paraphrased_multilingual_elicitation(extended):
 
     _, _, _, raw = extended
     f = raw[raw.campaign_id == "F"].prompt_prefix
-    latin_foreign = f.str.contains("[\u00C0-\u024F]|" r"(?i:\b(resuelve|löse|résous|resolva|demuestra|beweise|"
-                                   r"démontre|prove que|calcula)\b)")
+    latin_foreign = f.str.contains(
+        "[\u00c0-\u024f]|"
+        r"(?i:\b(resuelve|löse|résous|resolva|demuestra|beweise|"
+        r"démontre|prove que|calcula)\b)"
+    )
     other = f.str.contains(NON_LATIN_SCRIPT_PATTERN)
     assert (latin_foreign | other).mean() > 0.1
     assert f.str.contains(COT_ELICITATION_PATTERN).mean() < 0.15
@@ -505,8 +562,10 @@ def test_benign_lookalikes(extended):
     judge = raw[raw.segment == "judge_harness"]
     chat = raw[raw.segment == "chat_user"]
     assert judge.prompt_prefix.str.contains(RUBRIC_GRADING_PATTERN).mean() > 0.3
-    assert judge.groupby(["account_id", "event_date"]).size().median() > \
-        5 * chat.groupby(["account_id", "event_date"]).size().median()
+    assert (
+        judge.groupby(["account_id", "event_date"]).size().median()
+        > 5 * chat.groupby(["account_id", "event_date"]).size().median()
+    )
 
     accounts = _read(settings, "accounts").merge(truth.drop(columns="created_at"), on="account_id")
     cohort = accounts[accounts.segment == "education_cohort"]

@@ -14,17 +14,21 @@ from models.train import TIER_METHOD, tier_calibration
 
 RATES = dict(TIER_BENIGN_FPR)
 # the combination of a supervised model and two novelty families: the construction is 1 - rate / (1 + 1/3 + 1/3)
-REFERENCE = novelty.NoveltyReference((), (), (), (), ((), ()), supervised_percentiles=(0.0, 1.0), population=10,
-                                     families=("behaviour", "harvest yield"))
+REFERENCE = novelty.NoveltyReference(
+    (), (), (), (), ((), ()), supervised_percentiles=(0.0, 1.0), population=10, families=("behaviour", "harvest yield")
+)
 CONSTRUCTED = dict(novelty.tier_bounds_by_construction(REFERENCE, TIER_BENIGN_FPR))
 
 
 def _holdout(established: np.ndarray, young: np.ndarray, positives: int = 50):
     """Unlabelled established (400 days old) and young (3 days old) snapshots plus labelled positives at 1.0."""
     scores = np.concatenate([established, young, np.ones(positives)])
-    frame = pd.DataFrame({
-        "label": [0] * (len(established) + len(young)) + [1] * positives,
-        "account_age_days": [400.0] * len(established) + [3.0] * (len(young) + positives)})
+    frame = pd.DataFrame(
+        {
+            "label": [0] * (len(established) + len(young)) + [1] * positives,
+            "account_age_days": [400.0] * len(established) + [3.0] * (len(young) + positives),
+        }
+    )
     return frame, scores
 
 
@@ -73,5 +77,6 @@ def test_a_young_lake_is_calibrated_on_the_holdout_quantile_alone():
 def test_a_version_without_a_novelty_reference_is_calibrated_on_the_holdout_quantile_alone():
     rng = np.random.default_rng(5)
     frame, scores = _holdout(rng.uniform(0.0, 0.99, 5_000), np.full(500, 0.999999))
-    assert tier_calibration(frame, scores, TrainingConfig(), None) == tier_bounds(frame["label"], scores,
-                                                                                   TIER_BENIGN_FPR)
+    assert tier_calibration(frame, scores, TrainingConfig(), None) == tier_bounds(
+        frame["label"], scores, TIER_BENIGN_FPR
+    )

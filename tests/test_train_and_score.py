@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -15,19 +16,19 @@ from lake import catalog
 from lake.config import load_settings
 from models import registry
 from models.config import TIER_BENIGN_FPR, TrainingConfig
-from models.explain import reason_text, top_reasons, reason_templates
+from models.explain import reason_templates, reason_text, top_reasons
 from models.scoring import FeatureContractError, assign_tiers, check_feature_contract
 from models.train import decide_promotion
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 START = dt.date(2026, 2, 1)
 DAYS = 14
-AS_OF = START + dt.timedelta(days=11)       # features exist after as_of too; training must ignore them
+AS_OF = START + dt.timedelta(days=11)  # features exist after as_of too; training must ignore them
 SCORE_DATE = AS_OF
 N_BENIGN = 300
 CAMPAIGNS = {"camp-A": 25, "camp-B": 25, "camp-C": 20}
 CAMPAIGN_START_DAY = {"camp-A": 0, "camp-B": 0, "camp-C": 6}
-SEGMENTS = {"eval_harness": 20, "education": 15}   # the first benign accounts carry these benign labels
+SEGMENTS = {"eval_harness": 20, "education": 15}  # the first benign accounts carry these benign labels
 SIGNAL = ("cot_elicitation_rate", "template_reuse_rate", "hosting_proxy_share")
 FAST = dict(holdout_days=3, validation_days=2, num_boost_round=60, early_stopping_rounds=10, label_horizon_days=14)
 # a deliberately weak first model: a single one-split tree over a 5% column sample
@@ -83,13 +84,20 @@ def synthetic_lake(settings, seed: int = 11) -> dict[str, list[str]]:
             labels.append((account, "extraction", decided, campaign, "analyst", "campaign review"))
     offset = 0
     for segment, size in SEGMENTS.items():
-        for account in groups["benign"][offset: offset + size]:
+        for account in groups["benign"][offset : offset + size]:
             labels.append((account, "benign", _day(2), None, "analyst", segment))
         offset += size
     keys = ("account_id", "label", "decided_at", "campaign_id", "source", "note")
-    catalog.write_arrow(settings, "enforcement_labels", pa.Table.from_pylist([
-        dict(zip(keys, (a, lab, dt.datetime.combine(day, dt.time(15), UTC), c, s, n)))
-        for a, lab, day, c, s, n in labels]))
+    catalog.write_arrow(
+        settings,
+        "enforcement_labels",
+        pa.Table.from_pylist(
+            [
+                dict(zip(keys, (a, lab, dt.datetime.combine(day, dt.time(15), UTC), c, s, n)))
+                for a, lab, day, c, s, n in labels
+            ]
+        ),
+    )
     return groups
 
 
@@ -99,9 +107,13 @@ def trained(spark, tmp_path_factory):
     from jobs import train
 
     root = tmp_path_factory.mktemp("train_and_score")
-    settings = load_settings(lake_root=str(root / "lake"), ground_truth_root=str(root / "truth"),
-                             mlflow_tracking_uri=f"sqlite:///{root}/mlflow/mlflow.db", spark_remote=None,
-                             model_name="dg-test-model")
+    settings = load_settings(
+        lake_root=str(root / "lake"),
+        ground_truth_root=str(root / "truth"),
+        mlflow_tracking_uri=f"sqlite:///{root}/mlflow/mlflow.db",
+        spark_remote=None,
+        model_name="dg-test-model",
+    )
     groups = synthetic_lake(settings)
     results = [train.run(spark, settings, AS_OF, config) for config in (STRONG, WEAK)]
     return settings, groups, results
@@ -125,7 +137,8 @@ def test_promotion_gate(trained):
     tags = client.get_model_version(settings.model_name, "2").tags
     assert tags["promotion_decision"] == "challenger" and "does not beat champion v1" in tags["promotion_reason"]
     assert client.get_run(weak.run_id).data.metrics["champion_pr_auc_on_this_holdout"] == pytest.approx(
-        strong.metrics["pr_auc"])
+        strong.metrics["pr_auc"]
+    )
 
 
 def test_run_logs_metrics_params_artifacts_and_model_contract(trained):
@@ -134,9 +147,18 @@ def test_run_logs_metrics_params_artifacts_and_model_contract(trained):
     run = client.get_run(strong.run_id)
     metrics, params = run.data.metrics, run.data.params
     assert metrics["pr_auc"] > 0.7  # the planted signal is strong; a broken pipeline would sit near the base rate
-    for key in ("recall_at_benign_fpr_0.001", "recall_at_benign_fpr_0.01", "precision_at_k", "campaign_recall",
-                "campaign_account_share_flagged_mean", "benign_fpr/eval_harness", "benign_fpr/education",
-                "holdout_positives", "unresolved_snapshots", "detection_latency_days_mean"):
+    for key in (
+        "recall_at_benign_fpr_0.001",
+        "recall_at_benign_fpr_0.01",
+        "precision_at_k",
+        "campaign_recall",
+        "campaign_account_share_flagged_mean",
+        "benign_fpr/eval_harness",
+        "benign_fpr/education",
+        "holdout_positives",
+        "unresolved_snapshots",
+        "detection_latency_days_mean",
+    ):
         assert key in metrics, key
     assert metrics["campaign_recall"] == 1.0  # all three campaigns have a flagged account in the holdout
     assert metrics["campaigns"] == 3.0
@@ -150,13 +172,18 @@ def test_run_logs_metrics_params_artifacts_and_model_contract(trained):
 
     artifacts = {f.path for f in client.list_artifacts(strong.run_id)}
     artifacts |= {f.path for f in client.list_artifacts(strong.run_id, "plots")}
-    assert {"plots/pr_curve.png", "plots/feature_importance.png", "feature_importance.csv",
-            "training_set_reference.json", "feature_columns.json"} <= artifacts
+    assert {
+        "plots/pr_curve.png",
+        "plots/feature_importance.png",
+        "feature_importance.csv",
+        "training_set_reference.json",
+        "feature_columns.json",
+    } <= artifacts
     local = client.download_artifacts(strong.run_id, "training_set_reference.json")
-    reference = json.loads(open(local).read())
+    reference = json.loads(Path(local).read_text())
     assert reference["account_features"]["version"] == 0
     assert reference["feature_date_max"] == _day(8).isoformat()  # nothing after as_of - min_label_days
-    importance = open(client.download_artifacts(strong.run_id, "feature_importance.csv")).read().splitlines()
+    importance = Path(client.download_artifacts(strong.run_id, "feature_importance.csv")).read_text().splitlines()
     top_feature = importance[1].split(",")[0]
     assert top_feature.rsplit("_", 1)[0] in SIGNAL
 
@@ -174,9 +201,18 @@ def _write_clusters(settings, groups):
     members = [(a, "cluster-A", ["payment", "ip_prefix"]) for a in groups["camp-A"][5:15]]
     members += [(a, "cluster-A", ["timing"]) for a in groups["camp-A"][15:17]]
     members += [(a, "cluster-mixed", ["ip_prefix"]) for a in groups["benign"][100:104]]
-    catalog.write_arrow(settings, "account_clusters", pa.Table.from_pylist(
-        [{"feature_date": SCORE_DATE, "account_id": a, "cluster_id": c, "link_types": links}
-         for a, c, links in members], schema=catalog.table("account_clusters").schema), partition_value=SCORE_DATE)
+    catalog.write_arrow(
+        settings,
+        "account_clusters",
+        pa.Table.from_pylist(
+            [
+                {"feature_date": SCORE_DATE, "account_id": a, "cluster_id": c, "link_types": links}
+                for a, c, links in members
+            ],
+            schema=catalog.table("account_clusters").schema,
+        ),
+        partition_value=SCORE_DATE,
+    )
 
 
 def test_score_writes_explained_account_and_cluster_risk(spark, spark_engine, trained):
@@ -188,13 +224,17 @@ def test_score_writes_explained_account_and_cluster_risk(spark, spark_engine, tr
     assert result.model_version == "1"  # the champion, not the newer challenger
     expected_accounts = N_BENIGN + sum(CAMPAIGNS.values())
     assert result.accounts_scored == expected_accounts
-    written = {name: catalog.read_arrow(settings, name).sort_by([("account_id" if name == "account_risk" else
-                                                                  "cluster_id", "ascending")])
-               for name in ("account_risk", "cluster_risk")}
+    written = {
+        name: catalog.read_arrow(settings, name).sort_by(
+            [("account_id" if name == "account_risk" else "cluster_id", "ascending")]
+        )
+        for name in ("account_risk", "cluster_risk")
+    }
     score.run(spark_engine, settings, SCORE_DATE)  # a rerun replaces the partition instead of appending
     for name, before in written.items():  # ... with the same rows, bit for bit (scores, reasons, cluster scores)
-        after = catalog.read_arrow(settings, name).sort_by([("account_id" if name == "account_risk" else
-                                                             "cluster_id", "ascending")])
+        after = catalog.read_arrow(settings, name).sort_by(
+            [("account_id" if name == "account_risk" else "cluster_id", "ascending")]
+        )
         assert after.equals(before), f"{name} rerun differs"
 
     risk = catalog.read_arrow(settings, "account_risk").to_pandas()  # read back without Spark
@@ -215,8 +255,12 @@ def test_score_writes_explained_account_and_cluster_risk(spark, spark_engine, tr
     reasons = list(by_account.loc[loud_attackers[0], "reasons"])
     assert 1 <= len(reasons) <= 3
     if reasons[0]["feature"] == "novelty":  # lifted by the label-free score: that reason leads, in plain words
-        assert reasons[0]["text"].startswith(("unusual for the whole account population",
-                                              "buys far longer answers per prompt")) and reasons[0]["value"] > 0.9
+        assert (
+            reasons[0]["text"].startswith(
+                ("unusual for the whole account population", "buys far longer answers per prompt")
+            )
+            and reasons[0]["value"] > 0.9
+        )
         reasons = reasons[1:]
     contributions = [r["contribution"] for r in reasons]
     assert contributions == sorted(contributions, reverse=True) and min(contributions) > 0
@@ -241,8 +285,10 @@ def test_score_writes_explained_account_and_cluster_risk(spark, spark_engine, tr
     assert a["requests"] == round(day.loc[cluster_a.index, "requests_1d"].sum())
     assert a["score"] == pytest.approx(expected)
     members = day.loc[cluster_a.index]
-    weighted = {cap: (members[f"{cap}_share_7d"] * members["requests_7d"]).sum() / members["requests_7d"].sum()
-                for cap in ("coding", "agentic", "tool_use", "reasoning", "vision")}
+    weighted = {
+        cap: (members[f"{cap}_share_7d"] * members["requests_7d"]).sum() / members["requests_7d"].sum()
+        for cap in ("coding", "agentic", "tool_use", "reasoning", "vision")
+    }
     assert list(a["top_capabilities"]) == sorted(weighted, key=weighted.get, reverse=True)[:3]
     assert list(a["link_evidence"]) == ["ip_prefix", "payment", "timing"]
     assert list(clusters.loc["cluster-mixed", "link_evidence"]) == ["ip_prefix"]
@@ -265,22 +311,35 @@ def test_score_refuses_a_features_table_with_a_different_feature_list(spark, spa
 
     settings, _, _ = trained
     # same registry (the champion), a different lake whose features lack one column
-    other = load_settings(lake_root=str(tmp_path / "lake"), ground_truth_root=str(tmp_path / "truth"),
-                          mlflow_tracking_uri=settings.mlflow_tracking_uri, spark_remote=None,
-                          model_name=settings.model_name)
+    other = load_settings(
+        lake_root=str(tmp_path / "lake"),
+        ground_truth_root=str(tmp_path / "truth"),
+        mlflow_tracking_uri=settings.mlflow_tracking_uri,
+        spark_remote=None,
+        model_name=settings.model_name,
+    )
     day = catalog.read_arrow(settings, "account_features", filters=[("feature_date", "=", SCORE_DATE)])
     from deltalake import write_deltalake
 
-    write_deltalake(other.table_uri("account_features"), day.drop(["hosting_proxy_share_28d"]),
-                    partition_by=["feature_date"])
+    write_deltalake(
+        other.table_uri("account_features"), day.drop(["hosting_proxy_share_28d"]), partition_by=["feature_date"]
+    )
     with pytest.raises(FeatureContractError, match="hosting_proxy_share_28d"):
         score.run(spark_engine, other, SCORE_DATE)
     assert not catalog.exists(other, "account_risk")
 
-    relabelled = day.set_column(day.schema.get_field_index("feature_set_version"), "feature_set_version",
-                                pa.array(["fs-somethingelse"] * day.num_rows))
-    write_deltalake(other.table_uri("account_features"), relabelled, mode="overwrite", schema_mode="overwrite",
-                    partition_by=["feature_date"])
+    relabelled = day.set_column(
+        day.schema.get_field_index("feature_set_version"),
+        "feature_set_version",
+        pa.array(["fs-somethingelse"] * day.num_rows),
+    )
+    write_deltalake(
+        other.table_uri("account_features"),
+        relabelled,
+        mode="overwrite",
+        schema_mode="overwrite",
+        partition_by=["feature_date"],
+    )
     with pytest.raises(FeatureContractError, match="fs-somethingelse"):
         score.run(spark_engine, other, SCORE_DATE)
 
@@ -289,24 +348,29 @@ def test_score_refuses_without_a_champion(spark, spark_engine, trained, tmp_path
     from jobs import score
 
     settings, _, _ = trained
-    empty_registry = load_settings(lake_root=settings.lake_root, ground_truth_root=str(tmp_path / "truth"),
-                                   mlflow_tracking_uri=f"sqlite:///{tmp_path}/empty/mlflow.db", spark_remote=None,
-                                   model_name=settings.model_name)
+    empty_registry = load_settings(
+        lake_root=settings.lake_root,
+        ground_truth_root=str(tmp_path / "truth"),
+        mlflow_tracking_uri=f"sqlite:///{tmp_path}/empty/mlflow.db",
+        spark_remote=None,
+        model_name=settings.model_name,
+    )
     with pytest.raises(registry.NoChampionError, match="no 'champion'"):
         score.run(spark_engine, empty_registry, SCORE_DATE)
 
 
 # --- pure pieces -----------------------------------------------------------------------------------
 
+
 def test_decide_promotion_branches():
     champion = registry.ModelVersionInfo("m", "4", None, ["a"], "fs-1")
     assert decide_promotion(0.5, 0.1, None, None).alias == "champion"
     assert decide_promotion(0.61, 0.1, champion, 0.6).alias == "champion"
-    assert decide_promotion(0.6, 0.1, champion, 0.6).alias == "challenger"      # a tie does not beat it
+    assert decide_promotion(0.6, 0.1, champion, 0.6).alias == "challenger"  # a tie does not beat it
     assert decide_promotion(0.5, 0.1, champion, 0.6).alias == "challenger"
-    incompatible = decide_promotion(0.5, 0.1, champion, None)                   # different feature contract
+    incompatible = decide_promotion(0.5, 0.1, champion, None)  # different feature contract
     assert incompatible.alias == "champion" and "different feature contract" in incompatible.reason
-    assert decide_promotion(0.05, 0.1, champion, None).alias == "challenger"    # worse than random
+    assert decide_promotion(0.05, 0.1, champion, None).alias == "challenger"  # worse than random
 
 
 def test_tiers_and_contract_check():
@@ -326,13 +390,13 @@ def test_tiers_and_contract_check():
 
 def test_reasons_are_the_top_positive_contributions_in_plain_language():
     columns = ["cot_elicitation_rate_7d", "requests_1d", "account_age_days", "credit_program"]
-    contributions = np.array([[1.5, -0.2, 0.4, 0.0, -3.0],
-                              [-1.0, -0.1, -0.2, -0.3, 0.5]])
+    contributions = np.array([[1.5, -0.2, 0.4, 0.0, -3.0], [-1.0, -0.1, -0.2, -0.3, 0.5]])
     values = np.array([[0.83, 120.0, 3.0, 1.0], [0.0, 5.0, 400.0, 0.0]])
     reasons = top_reasons(contributions, values, columns, reason_templates(columns), k=3)
     assert [r["feature"] for r in reasons[0]] == ["cot_elicitation_rate_7d", "account_age_days"]  # only > 0
-    assert reasons[0][0]["text"] == ("share of prompts asking for step-by-step reasoning or the reasoning behind "
-                                     "an answer: 83% over 7 days")
+    assert reasons[0][0]["text"] == (
+        "share of prompts asking for step-by-step reasoning or the reasoning behind an answer: 83% over 7 days"
+    )
     assert reasons[0][1]["text"] == "days since the account was created: 3 days"
     assert reasons[1] == []
     assert reason_text("requests_1d", 1234.0) == "API requests made: 1,234 over the last day"
@@ -353,9 +417,13 @@ def test_a_copied_lake_scores_on_its_own_after_the_original_is_deleted(spark_eng
     def copy_of(root: Path, name: str):
         target = tmp_path / name
         shutil.copytree(root, target)
-        return target, load_settings(lake_root=str(target / "lake"), ground_truth_root=str(target / "truth"),
-                                     mlflow_tracking_uri=f"sqlite:///{target}/mlflow/mlflow.db", spark_remote=None,
-                                     model_name=settings.model_name)
+        return target, load_settings(
+            lake_root=str(target / "lake"),
+            ground_truth_root=str(target / "truth"),
+            mlflow_tracking_uri=f"sqlite:///{target}/mlflow/mlflow.db",
+            spark_remote=None,
+            model_name=settings.model_name,
+        )
 
     first_root, first = copy_of(source_root, "first")
     score.run(spark_engine, first, SCORE_DATE)
@@ -370,6 +438,10 @@ def test_a_copied_lake_scores_on_its_own_after_the_original_is_deleted(spark_eng
     import sqlite3
 
     with sqlite3.connect(second_root / "mlflow" / "mlflow.db") as db:
-        text = " ".join(str(v) for table in ("experiments", "runs", "model_versions")
-                        for row in db.execute(f"SELECT * FROM {table}") for v in row)
+        text = " ".join(
+            str(v)
+            for table in ("experiments", "runs", "model_versions")
+            for row in db.execute(f"SELECT * FROM {table}")
+            for v in row
+        )
     assert str(first_root) not in text and str(source_root) not in text

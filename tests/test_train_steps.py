@@ -7,6 +7,7 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from test_train_and_score import AS_OF, FAST, synthetic_lake
 
 from jobs import train
 from jobs.cli import main
@@ -14,21 +15,30 @@ from lake.config import load_settings
 from models import registry
 from models.config import TIER_BENIGN_FPR, TrainingConfig
 from models.training_set import TrainingSet
-from test_train_and_score import AS_OF, FAST, synthetic_lake
 
 CONFIG = TrainingConfig(**FAST)
 
 
 def test_training_set_round_trips_through_arrow():
-    frame = pd.DataFrame({
-        "account_id": ["a", "b", "c"],
-        "feature_date": [dt.date(2026, 2, 1), dt.date(2026, 2, 1), dt.date(2026, 2, 2)],
-        "f1": [0.5, float("nan"), 2.0], "f2": [1.0, 2.0, 3.0],
-        "label": pd.array([1, 0, 0], dtype="int32"), "resolved": [True, False, True],
-        "campaign_id": ["camp-A", None, None], "benign_segment": [None, "education", None],
-    })
-    original = TrainingSet(frame=frame, feature_columns=["f1", "f2"], feature_set_version="fs-x",
-                           as_of=dt.date(2026, 2, 5), reference={"snapshots": 3, "as_of": "2026-02-05"})
+    frame = pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c"],
+            "feature_date": [dt.date(2026, 2, 1), dt.date(2026, 2, 1), dt.date(2026, 2, 2)],
+            "f1": [0.5, float("nan"), 2.0],
+            "f2": [1.0, 2.0, 3.0],
+            "label": pd.array([1, 0, 0], dtype="int32"),
+            "resolved": [True, False, True],
+            "campaign_id": ["camp-A", None, None],
+            "benign_segment": [None, "education", None],
+        }
+    )
+    original = TrainingSet(
+        frame=frame,
+        feature_columns=["f1", "f2"],
+        feature_set_version="fs-x",
+        as_of=dt.date(2026, 2, 5),
+        reference={"snapshots": 3, "as_of": "2026-02-05"},
+    )
     back = train.training_set_from_arrow(train.training_set_to_arrow(original), ["f1", "f2"], original.as_of)
     assert back.reference == original.reference and back.feature_set_version == "fs-x"
     assert list(back.frame["feature_date"]) == list(frame["feature_date"])
@@ -40,8 +50,12 @@ def test_training_set_round_trips_through_arrow():
 
 
 def test_labelling_rules_of_the_stored_set_must_match_the_config():
-    reference = {"as_of": "2026-02-12", "label_horizon_days": 14, "min_label_days": 3,
-                 "unresolved_snapshots_policy": "negative"}
+    reference = {
+        "as_of": "2026-02-12",
+        "label_horizon_days": 14,
+        "min_label_days": 3,
+        "unresolved_snapshots_policy": "negative",
+    }
     train.check_labelling_rules(reference, TrainingConfig(label_horizon_days=14))
     with pytest.raises(ValueError, match="labelled with"):
         train.check_labelling_rules(reference, TrainingConfig(label_horizon_days=7))
@@ -49,9 +63,13 @@ def test_labelling_rules_of_the_stored_set_must_match_the_config():
 
 @pytest.fixture()
 def lake(tmp_path):
-    settings = load_settings(lake_root=str(tmp_path / "lake"), ground_truth_root=str(tmp_path / "truth"),
-                             mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow/mlflow.db", spark_remote=None,
-                             model_name="dg-steps")
+    settings = load_settings(
+        lake_root=str(tmp_path / "lake"),
+        ground_truth_root=str(tmp_path / "truth"),
+        mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow/mlflow.db",
+        spark_remote=None,
+        model_name="dg-steps",
+    )
     synthetic_lake(settings)
     return settings
 

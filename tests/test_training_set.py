@@ -19,7 +19,7 @@ from models.training_set import (
     split_by_time,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 AS_OF = dt.date(2026, 2, 20)
 HORIZON = 5
 
@@ -36,21 +36,26 @@ def at(day: int, hour: int = 12) -> dt.datetime:
 LABELS = [
     ("pos", "extraction", at(3), "camp-A", "analyst review"),
     ("late", "extraction", at(10), "camp-A", None),
-    ("future", "extraction", at(21), "camp-B", None),        # decided after as_of: must stay invisible
+    ("future", "extraction", at(21), "camp-B", None),  # decided after as_of: must stay invisible
     ("benign", "benign", at(2), None, "eval_harness"),
-    ("sameday", "extraction", at(1, 23), "camp-A", None),    # decided on D itself: known at D
+    ("sameday", "extraction", at(1, 23), "camp-A", None),  # decided on D itself: known at D
     ("reversed", "extraction", at(2), "camp-A", None),
-    ("reversed", "benign", at(4), None, "education"),        # cleared on appeal two days later
+    ("reversed", "benign", at(4), None, "education"),  # cleared on appeal two days later
 ]
 
 SNAPSHOTS = [
-    ("pos", d(1)), ("pos", d(5)),
-    ("late", d(1)), ("late", d(6)),
+    ("pos", d(1)),
+    ("pos", d(5)),
+    ("late", d(1)),
+    ("late", d(6)),
     ("future", d(18)),
     ("benign", d(1)),
     ("sameday", d(1)),
-    ("reversed", d(1)), ("reversed", d(3)), ("reversed", d(5)),
-    ("quiet", d(1)), ("quiet", d(19)),
+    ("reversed", d(1)),
+    ("reversed", d(3)),
+    ("reversed", d(5)),
+    ("quiet", d(1)),
+    ("quiet", d(19)),
 ]
 
 
@@ -87,8 +92,14 @@ def test_point_in_time_labels(spark):
     assert rows[("reversed", d(1))]["window_label"] == "benign"
     assert rows[("reversed", d(3))]["known_extraction"] is True
     assert rows[("reversed", d(5))]["known_extraction"] is False
-    assert rows[("quiet", d(1))] == {"account_id": "quiet", "feature_date": d(1), "known_extraction": False,
-                                     "window_label": None, "horizon_complete": True, "observed_label_days": 5}
+    assert rows[("quiet", d(1))] == {
+        "account_id": "quiet",
+        "feature_date": d(1),
+        "known_extraction": False,
+        "window_label": None,
+        "horizon_complete": True,
+        "observed_label_days": 5,
+    }
     assert rows[("quiet", d(19))]["observed_label_days"] == 1  # only day 20 observed
 
 
@@ -98,11 +109,14 @@ def test_select_training_snapshots_keeps_unresolved_as_negatives_by_default(spar
     labels = {key: row["label"] for key, row in rows.items()}
     assert labels == {
         ("pos", d(1)): 1,
-        ("late", d(1)): 0, ("late", d(6)): 1,
+        ("late", d(1)): 0,
+        ("late", d(6)): 1,
         ("future", d(18)): 0,
         ("benign", d(1)): 0,
-        ("reversed", d(1)): 0, ("reversed", d(5)): 0,
-        ("quiet", d(1)): 0, ("quiet", d(19)): 0,
+        ("reversed", d(1)): 0,
+        ("reversed", d(5)): 0,
+        ("quiet", d(1)): 0,
+        ("quiet", d(19)): 0,
     }  # pos@5, sameday@1 and reversed@3 are excluded: extraction already known at D
     assert rows[("future", d(18))]["resolved"] is False
     assert rows[("quiet", d(19))]["resolved"] is False
@@ -129,9 +143,14 @@ def test_snapshots_without_enough_observed_label_days_are_cut_by_date(spark):
 
 def test_as_of_cutoff_hides_later_labels(spark):
     # as of day 2 the extraction decided on day 3 does not exist yet: pos@1 is an unresolved negative
-    rows = _rows(select_training_snapshots(
-        point_in_time_labels(_snapshots_df(spark).filter("feature_date <= DATE'2026-02-02'"),
-                             _labels_df(spark), d(2), HORIZON), "negative"))
+    rows = _rows(
+        select_training_snapshots(
+            point_in_time_labels(
+                _snapshots_df(spark).filter("feature_date <= DATE'2026-02-02'"), _labels_df(spark), d(2), HORIZON
+            ),
+            "negative",
+        )
+    )
     assert rows[("pos", d(1))]["label"] == 0
     assert rows[("pos", d(1))]["resolved"] is False
     # the benign decision on day 2 is within the cutoff and resolves its snapshot
@@ -198,12 +217,19 @@ def _features_table(rows: list[tuple[str, dt.date, str]]) -> pa.Table:
 
 def test_build_training_set_from_delta_tables(spark, settings):
     current = feature_set_version()
-    feature_rows = [(a, day, current) for a, day in SNAPSHOTS] + [("stale", d(1), "fs-old"),
-                                                                   ("pos", d(21), current)]
+    feature_rows = [(a, day, current) for a, day in SNAPSHOTS] + [("stale", d(1), "fs-old"), ("pos", d(21), current)]
     catalog.write_arrow(settings, "account_features", _features_table(feature_rows))
     labels = pa.Table.from_pylist(
-        [dict(zip(("account_id", "label", "decided_at", "campaign_id", "source", "note"),
-                  (a, lab, when, camp, "analyst", note))) for a, lab, when, camp, note in LABELS])
+        [
+            dict(
+                zip(
+                    ("account_id", "label", "decided_at", "campaign_id", "source", "note"),
+                    (a, lab, when, camp, "analyst", note),
+                )
+            )
+            for a, lab, when, camp, note in LABELS
+        ]
+    )
     catalog.write_arrow(settings, "enforcement_labels", labels)
 
     training = build_training_set(spark, settings, AS_OF, TrainingConfig(label_horizon_days=HORIZON, min_label_days=1))
@@ -211,11 +237,11 @@ def test_build_training_set_from_delta_tables(spark, settings):
     assert training.feature_columns == feature_columns()
     assert training.feature_set_version == current
     assert list(frame.columns[:2]) == ["account_id", "feature_date"]
-    assert list(frame.columns[2:2 + len(feature_columns())]) == feature_columns()
+    assert list(frame.columns[2 : 2 + len(feature_columns())]) == feature_columns()
     keys = set(zip(frame["account_id"], frame["feature_date"]))
-    assert ("stale", d(1)) not in keys            # other feature-set version
-    assert ("pos", d(21)) not in keys             # after as_of
-    assert ("pos", d(5)) not in keys              # already known extraction
+    assert ("stale", d(1)) not in keys  # other feature-set version
+    assert ("pos", d(21)) not in keys  # after as_of
+    assert ("pos", d(5)) not in keys  # already known extraction
     assert len(frame) == 9
     positives = frame[frame["label"] == 1]
     assert set(zip(positives["account_id"], positives["feature_date"])) == {("pos", d(1)), ("late", d(6))}
@@ -225,7 +251,7 @@ def test_build_training_set_from_delta_tables(spark, settings):
     assert ref["account_features"]["version"] == 0 and ref["enforcement_labels"]["version"] == 0
     assert (ref["feature_date_min"], ref["feature_date_max"]) == ("2026-02-01", "2026-02-19")
     assert ref["snapshots"] == 9 and ref["positives"] == 2
-    assert ref["unresolved_snapshots"] == 2       # future@18 and quiet@19
+    assert ref["unresolved_snapshots"] == 2  # future@18 and quiet@19
     assert ref["snapshots_other_feature_set_versions"] == 1
 
     default = build_training_set(spark, settings, AS_OF, TrainingConfig(label_horizon_days=HORIZON))
@@ -235,12 +261,18 @@ def test_build_training_set_from_delta_tables(spark, settings):
 def test_unlabelled_snapshots_in_clusters_with_known_extraction_are_left_out_unless_kept():
     import pandas as pd
 
-    frame = pd.DataFrame({"account_id": ["hydra-pos", "hydra-unlabelled", "loner"], "label": [1, 0, 0],
-                          "cluster_labelled_extraction_share": [0.5, 0.5, None]})
+    frame = pd.DataFrame(
+        {
+            "account_id": ["hydra-pos", "hydra-unlabelled", "loner"],
+            "label": [1, 0, 0],
+            "cluster_labelled_extraction_share": [0.5, 0.5, None],
+        }
+    )
     kept, ambiguous = drop_negatives_in_extraction_clusters(frame, TrainingConfig())
     assert ambiguous == 1 and kept["account_id"].tolist() == ["hydra-pos", "loner"]  # a positive always stays
     kept, ambiguous = drop_negatives_in_extraction_clusters(
-        frame, TrainingConfig(negatives_in_extraction_clusters="keep"))
+        frame, TrainingConfig(negatives_in_extraction_clusters="keep")
+    )
     assert ambiguous == 1 and len(kept) == 3
     with pytest.raises(ValueError, match="negatives_in_extraction_clusters"):
         TrainingConfig(negatives_in_extraction_clusters="maybe")
@@ -251,8 +283,21 @@ def test_build_training_set_refuses_a_features_table_without_registered_columns(
     from deltalake import write_deltalake
 
     write_deltalake(settings.table_uri("account_features"), table, partition_by=["feature_date"])
-    catalog.write_arrow(settings, "enforcement_labels", pa.Table.from_pylist(
-        [{"account_id": "a", "label": "benign", "decided_at": at(2), "campaign_id": None, "source": "analyst",
-          "note": "x"}]))
+    catalog.write_arrow(
+        settings,
+        "enforcement_labels",
+        pa.Table.from_pylist(
+            [
+                {
+                    "account_id": "a",
+                    "label": "benign",
+                    "decided_at": at(2),
+                    "campaign_id": None,
+                    "source": "analyst",
+                    "note": "x",
+                }
+            ]
+        ),
+    )
     with pytest.raises(ValueError, match="cot_elicitation_rate_7d"):
         build_training_set(spark, settings, AS_OF, TrainingConfig())
