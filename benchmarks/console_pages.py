@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/console_pages.py [--accounts 20000] [--days 14] [--repeats 7] [--out benchmarks/results]
 
-Writes a synthetic reviewed lake (console/synthetic_lake.py: account_risk, cluster_risk, account_clusters,
+Writes a synthetic reviewed lake (tests/helpers/reviewed_lake.py: account_risk, cluster_risk, account_clusters,
 account_features, account_daily with the catalog's schemas; 20k accounts x 14 days = 280k risk rows), signs in, and
 times each page through the whole ASGI app in process (Starlette's test client: routing, auth, Delta reads,
 templates; no network hop). Reports the median and the slowest of `--repeats` requests after one warm-up request,
@@ -43,15 +43,16 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
-    from console import decisions, synthetic_lake
+    from console import decisions
     from console.app import ConsoleConfig, create_app
     from console.auth import AuthConfig, issue_token
     from lake.config import load_settings
+    from tests.helpers import reviewed_lake
 
     with tempfile.TemporaryDirectory(prefix="dg-console-bench-") as tmp:
         settings = load_settings(lake_root=f"{tmp}/lake", mlflow_tracking_uri=f"sqlite:///{tmp}/mlflow.db")
         started = time.perf_counter()
-        info = synthetic_lake.write(settings, accounts=args.accounts, days=args.days, last_day=LAST_DAY)
+        info = reviewed_lake.write(settings, accounts=args.accounts, days=args.days, last_day=LAST_DAY)
         lake_seconds = time.perf_counter() - started
         for n, account in enumerate(info["campaign_accounts"][:30]):
             decisions.record_decision(

@@ -64,8 +64,8 @@ def cli(lake: Path, *argv: str, quiet: bool = True) -> None:
 def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
     from deltalake import DeltaTable
 
-    from jobs.dates import date_range
     from lake.config import load_settings
+    from lake.dates import date_range
     from models import detection_report as report
     from simulator.simulate import read_ground_truth
 

@@ -414,7 +414,7 @@ def unavailable_reason(engine: str) -> str | None:
         if shutil.which("java") is None:
             return "no java on PATH (JVM Spark 4 needs Java 17/21)"
         try:
-            from lake.spark_servers import spark_home
+            from tests.helpers.spark_servers import spark_home
 
             spark_home()
         except RuntimeError as missing:

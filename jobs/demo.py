@@ -13,9 +13,9 @@ import shutil
 import time
 from pathlib import Path
 
-from jobs.dates import date_range
 from lake import catalog
 from lake.config import Settings
+from lake.dates import date_range
 from lake.engine import spark_session
 from lake.errors import InputError
 from lake.redact import redact

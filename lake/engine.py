@@ -6,7 +6,7 @@ Engines plug in by string key (Settings.engine, `--engine`, DG_ENGINE):
     "remote"     any Spark Connect server (Spark 4 + delta-spark, Sail on Kubernetes, Databricks).
     "jvm-local"  classic JVM PySpark in local[*] mode, without Delta: the Parquet baseline of benchmarks/engines.py
                  only (full `pyspark` package). JVM Spark with delta-spark runs as "remote": a Connect server
-                 from infra/spark-connect/cpu.conf (lake/spark_servers.py starts one on loopback).
+                 from infra/spark-connect/cpu.conf (tests/helpers/spark_servers.py starts one on loopback).
   Frame engines, one cuDF/pandas code path (compute/frames.py), for the steps jobs/steps.py marks:
     "cudf"       RAPIDS cuDF on a CUDA GPU (lake/frames.py).
     "pandas"     the same frame code on CPU with pandas: how CI tests the cuDF path without a GPU.

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from ingest_records import record_ingest_run
 
 from lake import catalog
+from tests.helpers.ingest_records import record_ingest_run
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 UTC = dt.UTC

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pytest
-from ingest_records import record_ingest_run
 
 from features import registry
 from lake import catalog
+from tests.helpers.ingest_records import record_ingest_run
 
 UTC = dt.UTC
 D = dt.date(2026, 3, 28)

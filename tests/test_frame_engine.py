@@ -4,7 +4,7 @@ One small simulated lake (real prompts, campaigns, proxies, model releases) is i
 aggregates and builds features for every day, the tables are snapshotted, then the frame engine recomputes the
 same partitions on the same lake (delta-rs writes into the Sail-created tables) and every column must match:
 exactly for counts, strings, lists and timestamps, to 1e-9 relative for floats. Scoring parity uses a trained
-champion on the synthetic feature lake of test_train_and_score, with hand-built clusters.
+champion on the synthetic feature lake of tests/helpers/feature_lake.py, with hand-built clusters.
 """
 
 from __future__ import annotations
@@ -332,11 +332,10 @@ def test_features_job_refuses_a_day_without_daily_rows(spark_lake, frame_engine_
 
 @pytest.fixture(scope="module")
 def scored_on_spark(spark, tmp_path_factory):
-    """The synthetic feature lake of test_train_and_score, a trained champion, hand-built clusters for the score
+    """The synthetic feature lake (tests/helpers/feature_lake.py), a trained champion, hand-built clusters for the score
     date, and the Spark engine's account_risk / cluster_risk for that date."""
-    from test_train_and_score import SCORE_DATE, STRONG, synthetic_lake
-
     from jobs import score, train
+    from tests.helpers.feature_lake import SCORE_DATE, STRONG, synthetic_lake
 
     root = tmp_path_factory.mktemp("frame_scoring")
     settings = load_settings(

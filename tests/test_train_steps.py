@@ -7,7 +7,6 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from test_train_and_score import AS_OF, FAST, synthetic_lake
 
 from jobs import train
 from jobs.cli import main
@@ -15,6 +14,7 @@ from lake.config import load_settings
 from models import registry
 from models.config import TIER_BENIGN_FPR, TrainingConfig
 from models.training_set import TrainingSet
+from tests.helpers.feature_lake import AS_OF, FAST, synthetic_lake
 
 CONFIG = TrainingConfig(**FAST)
 
