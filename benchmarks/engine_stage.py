@@ -10,7 +10,7 @@ ENGINE is a benchmark engine key (benchmarks/engines.py BENCH_ENGINES):
   embedded, jvm-local   the Spark Parquet stage (benchmarks/spark_parquet_stage.py) on Sail / JVM Spark;
                         outputs under SCRATCH
   embedded-delta        the real jobs (jobs/aggregate.py, jobs/features.py) on Sail, Delta in and out
-  pandas, cudf          the real jobs on a frame engine (lake/frames.py), Delta in and out
+  pandas, cudf          the real jobs on a frame engine (lake/frame_engines.py), Delta in and out
   jvm-delta             the real jobs through Spark Connect on a JVM Spark 4.2 + delta-spark server (local[*],
                         from infra/spark-connect/cpu.conf; tests/helpers/spark_servers.py), Delta in and out
   sail-cluster          the real jobs through Spark Connect on a Sail local-cluster server (2 workers)

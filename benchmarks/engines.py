@@ -10,7 +10,7 @@ Engines (BENCH_ENGINES), all on the same lake, the same day and the same history
   embedded-delta  Sail in this machine's cores, embedded: the real jobs (jobs/aggregate.py, jobs/features.py), Delta
   sail-cluster    Sail's local-cluster mode (2 worker processes), the same real jobs over Spark Connect
   jvm-delta       JVM Spark 4.2 + delta-spark Connect server (local[*], infra/spark-connect/cpu.conf), the same jobs
-  pandas, cudf    the frame engines (lake/frames.py), the same real jobs
+  pandas, cudf    the frame engines (lake/frame_engines.py), the same real jobs
   embedded, jvm-local  the older Parquet pair: the same transforms over the tables' Parquet files, no Delta
                   (benchmarks/spark_parquet_stage.py; jvm-local needs benchmarks/jvm_baseline_env.sh)
 

@@ -167,18 +167,18 @@ def pandas_engine(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
 
     from features import frame_engine as fe
     from features import registry
-    from lake import frames
+    from lake import delta_files, frame_engines
     from lake.config import load_settings
 
     settings = load_settings(lake_root=lake, mlflow_tracking_uri=f"sqlite:///{scratch}/m.db", engine="pandas")
     oldest = day - dt.timedelta(days=WINDOW - 1)
     sums = [s.name for s in _sum_stats()]
-    with frames.frame_engine(settings) as engine:
-        releases = frames.table_files(settings, "model_releases")
+    with frame_engines.frame_engine(settings) as engine:
+        releases = delta_files.table_files(settings, "model_releases")
         newest_model, _ = fe.newest_release(engine, releases, fe.day_end_micros(day))
 
         def window_rows(first: dt.date, last: dt.date):
-            table = frames.read_table(
+            table = delta_files.read_table(
                 settings, "account_daily", filters=[("event_date", ">=", first), ("event_date", "<=", last)]
             )
             rows, listed, accounts = fe.coded_window(
@@ -209,7 +209,7 @@ def pandas_engine(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
                 (day - dt.timedelta(days=7), {7: -1, WINDOW: 0}),
                 (oldest, {7: 0, WINDOW: -1}),
             ):
-                rows = frames.read_table(settings, "account_daily", filters=[("event_date", "=", source)])
+                rows = delta_files.read_table(settings, "account_daily", filters=[("event_date", "=", source)])
                 rows = rows.select(["account_id", *sums]).to_pandas()
                 part = {"account_id": rows["account_id"]}
                 for w in (7, WINDOW):

@@ -14,13 +14,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features import frame_engine as compiled
-from lake import frames
+from lake import delta_files, delta_writes, frame_engines
 from lake.config import Settings
 
 
 @dataclass
 class FrameEngines:
-    frames: frames.FrameEngine
+    frames: frame_engines.FrameEngine
 
     @property
     def key(self) -> str:
@@ -28,17 +28,17 @@ class FrameEngines:
 
     def read_partition(self, settings: Settings, name: str, day: dt.date, columns: list[str] | None = None):
         """A lazy handle on the partition's Parquet files: the aggregate reads them in budget-sized batches."""
-        return frames.partition_files(settings, name, day, columns)
+        return delta_files.partition_files(settings, name, day, columns)
 
     def read_window(self, settings: Settings, name: str, first_day: dt.date, last_day: dt.date):
         """A lazy handle on the window's Parquet files: the features step reads them through the frame library
         in budget-sized batches."""
-        return frames.table_files(settings, name, first_day, last_day)
+        return delta_files.table_files(settings, name, first_day, last_day)
 
-    def read_table(self, settings: Settings, name: str) -> frames.PartitionFiles:
+    def read_table(self, settings: Settings, name: str) -> delta_files.PartitionFiles:
         """A lazy handle on a reference table's Parquet files: the frame library reads them (on the GPU for
         cuDF) where a step needs them, as it reads the window."""
-        return frames.table_files(settings, name)
+        return delta_files.table_files(settings, name)
 
     def from_arrow(self, table: pa.Table) -> pa.Table:
         return table
@@ -47,17 +47,17 @@ class FrameEngines:
         return data
 
     def has_rows(self, data) -> bool:
-        return (data.rows if isinstance(data, frames.PartitionFiles) else data.num_rows) > 0
+        return (data.rows if isinstance(data, delta_files.PartitionFiles) else data.num_rows) > 0
 
-    def dates_in(self, data: frames.PartitionFiles | pa.Table, column: str) -> set[dt.date]:
-        if isinstance(data, frames.PartitionFiles):  # the partition values of files holding rows: nothing is read
+    def dates_in(self, data: delta_files.PartitionFiles | pa.Table, column: str) -> set[dt.date]:
+        if isinstance(data, delta_files.PartitionFiles):  # the partition values of files holding rows: nothing is read
             if column != data.partition_column:
                 raise ValueError(f"{data.table} is partitioned by {data.partition_column}, not {column}")
             return {value for value, rows in zip(data.partition_values, data.file_rows) if rows}
         return set(pc.unique(data.column(column)).to_pylist())
 
     def aggregate_day(
-        self, requests: frames.PartitionFiles | pa.Table, accounts, model_releases, asn_info, event_date: dt.date
+        self, requests: delta_files.PartitionFiles | pa.Table, accounts, model_releases, asn_info, event_date: dt.date
     ) -> pa.Table:
         """From the partition's files in budget-sized batches, or from rows already in memory."""
         if isinstance(requests, pa.Table):
@@ -80,10 +80,10 @@ class FrameEngines:
         return score_day(self.frames, settings, score_date, config)
 
     def write_partition(self, data, settings: Settings, name: str, day: dt.date) -> int:
-        return frames.write_partition(self.frames, settings, name, data, day)
+        return delta_writes.write_partition(self.frames, settings, name, data, day)
 
 
 @contextlib.contextmanager
 def frame_engine(settings: Settings) -> Iterator[FrameEngines]:
-    with frames.frame_engine(settings) as engine:
+    with frame_engines.frame_engine(settings) as engine:
         yield FrameEngines(engine)

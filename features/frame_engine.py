@@ -23,8 +23,8 @@ import pyarrow.compute as pc
 from features import daily_stats, registry
 from features.daily_stats import GAP_COLUMN, NEWEST_RELEASED_AT, WINDOW_DAYS, DailyStat
 from features.expr import Expr, to_frame
-from lake import catalog, frames
-from lake.frames import FrameEngine
+from lake import catalog, delta_files, frame_engines
+from lake.frame_engines import FrameEngine
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 RAW_WORKING_SET_FACTOR = 4
 NARROW_BYTES_PER_ROW = 400
 NARROW_WORKING_SET_FACTOR = 4
-EPOCH = frames.EPOCH_DATE
+EPOCH = delta_files.EPOCH_DATE
 
 
 def day_end_micros(day: dt.date) -> int:
@@ -41,10 +41,10 @@ def day_end_micros(day: dt.date) -> int:
 
 
 def reference_frame(engine: FrameEngine, source, columns: list[str], timestamps: tuple[str, ...] = ()):
-    """`columns` of a table as a frame: read from its files (`frames.table_files`) by the frame library, which
+    """`columns` of a table as a frame: read from its files (`delta_files.table_files`) by the frame library, which
     decodes them on the GPU for cuDF, or from rows already in Arrow (tests, a table that does not exist yet), or
     a frame as it is. `timestamps` become float64 µs since the epoch (missing ones null, or NaN on pandas)."""
-    if isinstance(source, frames.PartitionFiles):
+    if isinstance(source, delta_files.PartitionFiles):
         frame = engine.read_files(source, columns)
     elif isinstance(source, pa.Table):
         frame = engine.from_arrow(source.select(columns))
@@ -271,12 +271,12 @@ def account_daily_rows(engine: FrameEngine, rows, event_date: dt.date, newest_mo
         elif kind != "day_constant":
             raise ValueError(f"daily stat {stat.name}: unknown aggregation {kind!r}")
     del columns["__requests"]
-    table = frames.nan_to_null(engine.to_arrow(engine.xp.DataFrame(columns)))
+    table = delta_files.nan_to_null(engine.to_arrow(engine.xp.DataFrame(columns)))
     for name, values in lists.items():
         table = table.append_column(name, values)
     table = table.append_column("newest_model", pa.array([newest_model] * n, pa.string()))
     table = table.append_column("event_date", pa.array([event_date] * n, pa.date32()))
-    table = frames.micros_as_timestamps(table, daily_stats.TIMESTAMP_STATS)
+    table = delta_files.micros_as_timestamps(table, daily_stats.TIMESTAMP_STATS)
     decl = catalog.table("account_daily").schema
     return table.select(decl.names).cast(decl)
 
@@ -318,7 +318,7 @@ def daily_aggregate(engine: FrameEngine, requests, accounts, model_releases, asn
 
 def aggregate_partition(
     engine: FrameEngine,
-    files: frames.PartitionFiles,
+    files: delta_files.PartitionFiles,
     accounts,
     model_releases,
     asn_info,
@@ -330,8 +330,8 @@ def aggregate_partition(
     tables as `reference_frame` takes them (their files, read by the frame library, in the jobs).
     `read_bytes` (uncompressed Parquet per read) and `buckets` default to what the budget allows."""
     newest_model, asn_category, signup_country = day_references(engine, accounts, model_releases, asn_info, event_date)
-    read_batches = frames.file_batches(files, read_bytes or engine.memory_budget_bytes // RAW_WORKING_SET_FACTOR)
-    buckets = buckets or frames.bucket_count(
+    read_batches = delta_files.file_batches(files, read_bytes or engine.memory_budget_bytes // RAW_WORKING_SET_FACTOR)
+    buckets = buckets or delta_files.bucket_count(
         files.rows * NARROW_BYTES_PER_ROW * NARROW_WORKING_SET_FACTOR, engine.memory_budget_bytes
     )
     log.info(
@@ -341,7 +341,7 @@ def aggregate_partition(
         len(read_batches),
         buckets,
     )
-    narrow = frames.AccountBuckets(engine, buckets)
+    narrow = frame_engines.AccountBuckets(engine, buckets)
     for batch in read_batches:
         raw = _bronze(engine, engine.read_files(batch, list(daily_stats.BRONZE_INPUTS)))
         narrow.add(narrow_rows(engine, raw, asn_category, signup_country, newest_model))
@@ -380,7 +380,7 @@ def _day_number(day: dt.date) -> int:
 
 def window_frame(engine: FrameEngine, daily: pa.Table):
     """account_daily rows already in Arrow (tests, small inputs) in the form `FrameEngine.read_files` gives."""
-    return engine.from_arrow(frames.dates_as_timestamps(daily, "event_date"))
+    return engine.from_arrow(delta_files.dates_as_timestamps(daily, "event_date"))
 
 
 def _micros_or_missing(engine: FrameEngine, timestamps):
@@ -564,11 +564,11 @@ def windowed_features(
 
 def window_buckets(
     engine: FrameEngine,
-    daily: pa.Table | frames.PartitionFiles,
+    daily: pa.Table | delta_files.PartitionFiles,
     feature_date: dt.date,
     buckets: int | None = None,
     read_bytes: int | None = None,
-) -> frames.AccountBuckets:
+) -> frame_engines.AccountBuckets:
     """The longest window's account_daily rows in account-hash buckets sized to the engine's budget, read from the
     table's files in budget-sized batches (or from rows already in Arrow). `buckets` and `read_bytes`
     (uncompressed Parquet per read) default to what the budget allows."""
@@ -576,12 +576,12 @@ def window_buckets(
         estimated, reads = daily.nbytes, [lambda: window_frame(engine, daily)]
     else:
         columns = catalog.table("account_daily").schema.names
-        batches = frames.file_batches(daily, read_bytes or engine.memory_budget_bytes // WINDOW_WORKING_SET_FACTOR)
+        batches = delta_files.file_batches(daily, read_bytes or engine.memory_budget_bytes // WINDOW_WORKING_SET_FACTOR)
         estimated = daily.total_bytes
         reads = [lambda batch=batch: engine.read_files(batch, columns) for batch in batches]
-    count = buckets or frames.bucket_count(estimated * WINDOW_WORKING_SET_FACTOR, engine.memory_budget_bytes)
+    count = buckets or delta_files.bucket_count(estimated * WINDOW_WORKING_SET_FACTOR, engine.memory_budget_bytes)
     log.info("features %s: window of %d read(s), %d account bucket(s)", feature_date, len(reads), count)
-    window = frames.AccountBuckets(engine, count)
+    window = frame_engines.AccountBuckets(engine, count)
     for read in reads:
         window.add(longest_window(engine, read(), feature_date))
         engine.note_device_usage()
@@ -598,7 +598,7 @@ def _by_account(bucket_outputs: list[pa.Table]) -> pa.Table:
 
 def account_features(
     engine: FrameEngine,
-    daily: pa.Table | frames.PartitionFiles,
+    daily: pa.Table | delta_files.PartitionFiles,
     accounts,
     model_releases,
     clusters,
@@ -656,4 +656,4 @@ def account_features(
         table = table.append_column(name, windowed_table.column(name))
     table = table.append_column("feature_date", pa.array([feature_date] * n, pa.date32()))
     table = table.append_column("feature_set_version", pa.array([registry.feature_set_version()] * n, pa.string()))
-    return frames.nan_to_null(table.select(decl.names).cast(decl))
+    return delta_files.nan_to_null(table.select(decl.names).cast(decl))

@@ -32,7 +32,7 @@ from lake.errors import InputError
 DEMO_PSEUDONYM_KEY = "distillguard-demo-key-not-for-production"
 
 
-# Engine keys: Spark engines (lake/engine.py opens their sessions) and frame engines (lake/frames.py).
+# Engine keys: Spark engines (lake/engine.py opens their sessions) and frame engines (lake/frame_engines.py).
 SPARK_ENGINE_KEYS = ("embedded", "remote", "jvm-local")
 FRAME_ENGINE_KEYS = ("cudf", "pandas")
 ENGINE_KEYS = (*SPARK_ENGINE_KEYS, *FRAME_ENGINE_KEYS)

@@ -8,7 +8,7 @@ Engines plug in by string key (Settings.engine, `--engine`, DG_ENGINE):
                  only (full `pyspark` package). JVM Spark with delta-spark runs as "remote": a Connect server
                  from infra/spark-connect/cpu.conf (tests/helpers/spark_servers.py starts one on loopback).
   Frame engines, one cuDF/pandas code path (compute/frames.py), for the steps jobs/steps.py marks:
-    "cudf"       RAPIDS cuDF on a CUDA GPU (lake/frames.py).
+    "cudf"       RAPIDS cuDF on a CUDA GPU (lake/frame_engines.py).
     "pandas"     the same frame code on CPU with pandas: how CI tests the cuDF path without a GPU.
   Steps that only exist on Spark (ingest, cluster, train) run on the Spark engine `spark_engine_key` picks:
   remote when a Spark Connect URL is set, otherwise embedded Sail.

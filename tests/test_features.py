@@ -382,10 +382,10 @@ def test_account_buckets_give_the_one_bucket_answer(frame_engine_name, session_s
     """The frame engines roll the window up in account-hash buckets; the cluster of acct_in_cluster then spans
     buckets, and its members' volume, new accounts and labels must still all count."""
     from features.frame_engine import account_features
-    from lake import frames
+    from lake import frame_engines
 
     inputs = _inputs()
-    with frames.frame_engine(session_settings.model_copy(update={"engine": frame_engine_name})) as engine:
+    with frame_engines.frame_engine(session_settings.model_copy(update={"engine": frame_engine_name})) as engine:
         whole = account_features(engine, *inputs, D, buckets=1)
         bucketed = account_features(engine, *inputs, D, buckets=3)
         members = engine.xp.Series(["acct_in_cluster", "acct_cluster_peer_a", "acct_cluster_peer_b"])

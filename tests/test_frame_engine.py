@@ -18,7 +18,7 @@ import pytest
 from compute import open_engine
 from compute.spark import SparkEngine
 from jobs import aggregate, cluster, features, ingest
-from lake import catalog, frames
+from lake import catalog, delta_files, frame_engines
 from lake.config import load_settings
 from lake.errors import MissingInputError
 from simulator import simulate
@@ -126,10 +126,10 @@ def test_bucketed_aggregation_equals_the_single_pass(spark_lake, frame_engine_na
 
     settings = _engine_settings(spark_lake[0], frame_engine_name)
     day = DATES[-1]
-    files = frames.partition_files(settings, "requests", day, list(BRONZE_INPUTS))
-    assert len(frames.file_batches(files, 1)) == len(files.paths)  # one read per file
-    refs = [frames.read_table(settings, name) for name in ("accounts", "model_releases", "asn_info")]
-    with frames.frame_engine(settings) as engine:
+    files = delta_files.partition_files(settings, "requests", day, list(BRONZE_INPUTS))
+    assert len(delta_files.file_batches(files, 1)) == len(files.paths)  # one read per file
+    refs = [delta_files.read_table(settings, name) for name in ("accounts", "model_releases", "asn_info")]
+    with frame_engines.frame_engine(settings) as engine:
         bucketed = aggregate_partition(engine, files, *refs, day, read_bytes=1, buckets=5)
     expected = spark_lake[1]["account_daily"].filter(
         pa.compute.equal(spark_lake[1]["account_daily"].column("event_date"), pa.scalar(day, pa.date32()))
@@ -138,23 +138,23 @@ def test_bucketed_aggregation_equals_the_single_pass(spark_lake, frame_engine_na
 
 
 def test_buckets_follow_the_memory_budget():
-    assert frames.bucket_count(estimated_bytes=10 * 2**30, budget_bytes=4 * 2**30) == 3
-    assert frames.bucket_count(estimated_bytes=1, budget_bytes=4 * 2**30) == 1
+    assert delta_files.bucket_count(estimated_bytes=10 * 2**30, budget_bytes=4 * 2**30) == 3
+    assert delta_files.bucket_count(estimated_bytes=1, budget_bytes=4 * 2**30) == 1
 
 
 def _feature_inputs(settings, day: dt.date):
     """What the features job hands the frame engine for `day`: the window's and the clusters' files, the
     registry, releases and decisions."""
     labels = (
-        frames.read_table(settings, "enforcement_labels")
+        delta_files.read_table(settings, "enforcement_labels")
         if catalog.exists(settings, "enforcement_labels")
         else catalog.table("enforcement_labels").schema.empty_table()
     )
     return (
-        frames.table_files(settings, "account_daily", features.window_start(day), day),
-        frames.read_table(settings, "accounts"),
-        frames.read_table(settings, "model_releases"),
-        frames.table_files(settings, "account_clusters", day, day),
+        delta_files.table_files(settings, "account_daily", features.window_start(day), day),
+        delta_files.read_table(settings, "accounts"),
+        delta_files.read_table(settings, "model_releases"),
+        delta_files.table_files(settings, "account_clusters", day, day),
         labels,
     )
 
@@ -169,7 +169,7 @@ def test_bucketed_features_equal_one_bucket(spark_lake, frame_engine_name):
     day = DATES[-1]
     inputs = _feature_inputs(settings, day)
     assert len(inputs[0].paths) > 1
-    with frames.frame_engine(settings) as engine:
+    with frame_engines.frame_engine(settings) as engine:
         whole = account_features(engine, *inputs, day, buckets=1)
         bucketed = account_features(engine, *inputs, day, buckets=3, read_bytes=1)
         clusters = engine.to_arrow(engine.read_files(inputs[3], ["account_id", "cluster_id"]))
@@ -194,8 +194,8 @@ def test_window_buckets_follow_the_memory_budget(spark_lake, frame_engine_name):
     day = DATES[-1]
     for budget_gb, more_than_one in ((None, False), (1e-5, True)):  # the default 4 GiB, or about 10 KiB
         settings = _engine_settings(spark_lake[0], frame_engine_name, gpu_memory_budget_gb=budget_gb)
-        daily = frames.table_files(settings, "account_daily", features.window_start(day), day)
-        with frames.frame_engine(settings) as engine:
+        daily = delta_files.table_files(settings, "account_daily", features.window_start(day), day)
+        with frame_engines.frame_engine(settings) as engine:
             assert (window_buckets(engine, daily, day).count > 1) is more_than_one
 
 
@@ -206,8 +206,8 @@ def test_window_read_through_the_frame_library_equals_delta(spark_lake, frame_en
 
     settings = _engine_settings(spark_lake[0], frame_engine_name)
     columns = ["account_id", "event_date", "requests", "newest_model_first_ts", "ip_prefixes"]
-    files = frames.table_files(settings, "account_daily", DATES[1], DATES[-1], columns)
-    with frames.frame_engine(settings) as engine:
+    files = delta_files.table_files(settings, "account_daily", DATES[1], DATES[-1], columns)
+    with frame_engines.frame_engine(settings) as engine:
         read = engine.to_arrow(engine.read_files(files, columns))
         assert FrameEngines(engine).dates_in(files, "event_date") == set(DATES[1:])
     read = read.set_column(1, "event_date", read.column("event_date").cast(pa.date32()))
@@ -231,8 +231,8 @@ def test_files_from_different_writers_read_as_one_frame(spark_lake, frame_engine
         ),
         paths[1],
     )
-    files = frames.PartitionFiles("account_daily", paths, (0, 0), (1, 1), "event_date", (DATES[0], DATES[1]))
-    with frames.frame_engine(_engine_settings(spark_lake[0], frame_engine_name)) as engine:
+    files = delta_files.PartitionFiles("account_daily", paths, (0, 0), (1, 1), "event_date", (DATES[0], DATES[1]))
+    with frame_engines.frame_engine(_engine_settings(spark_lake[0], frame_engine_name)) as engine:
         read = engine.to_arrow(engine.read_files(files, ["account_id", "requests", "event_date"]))
     assert read.column("account_id").to_pylist() == ["a", "b"]
     assert read.column("requests").to_pylist() == [3, None]
@@ -244,9 +244,9 @@ def test_reference_tables_read_through_the_frame_library_equal_delta(spark_lake,
     is refused for such a table and required for a partitioned one; a table without files reads as no rows with
     the declared columns."""
     settings = _engine_settings(spark_lake[0], frame_engine_name)
-    with frames.frame_engine(settings) as engine:
+    with frame_engines.frame_engine(settings) as engine:
         for name in ("accounts", "model_releases", "asn_info", "enforcement_labels"):
-            files = frames.table_files(settings, name)
+            files = delta_files.table_files(settings, name)
             assert files.partition_column is None and files.paths
             columns = catalog.table(name).schema.names
             expected = catalog.read_arrow(settings, name).select(columns)
@@ -254,12 +254,12 @@ def test_reference_tables_read_through_the_frame_library_equal_delta(spark_lake,
             order = [(c, "ascending") for c in columns]
             assert read.num_rows == expected.num_rows > 0
             assert read.sort_by(order).equals(expected.sort_by(order)), name
-        empty = frames.PartitionFiles("enforcement_labels", (), (), (), None, ())
+        empty = delta_files.PartitionFiles("enforcement_labels", (), (), (), None, ())
         assert list(engine.read_files(empty, ["account_id", "decided_at"]).columns) == ["account_id", "decided_at"]
     with pytest.raises(ValueError, match="refused for an unpartitioned"):
-        frames.table_files(settings, "accounts", FIRST, FIRST)
+        delta_files.table_files(settings, "accounts", FIRST, FIRST)
     with pytest.raises(ValueError, match="needed for a partitioned"):
-        frames.table_files(settings, "account_daily")
+        delta_files.table_files(settings, "account_daily")
 
 
 def test_window_read_refuses_a_table_with_deletion_vectors(settings):
@@ -271,12 +271,12 @@ def test_window_read_refuses_a_table_with_deletion_vectors(settings):
         partition_by=["event_date"],
         configuration={"delta.enableDeletionVectors": "true"},
     )
-    with pytest.raises(frames.UnsupportedTableError, match="deletionVectors"):
-        frames.table_files(settings, "account_daily", FIRST, FIRST)
+    with pytest.raises(delta_files.UnsupportedTableError, match="deletionVectors"):
+        delta_files.table_files(settings, "account_daily", FIRST, FIRST)
 
 
 def test_kvikio_threads_default_to_the_cpu_count_and_refuse_nonsense(tmp_path, monkeypatch):
-    """The cuDF engine sets KvikIO's read threads from this before its first read (lake/frames.py
+    """The cuDF engine sets KvikIO's read threads from this before its first read (lake/frame_engines.py
     use_kvikio_threads); that call needs cuDF and is not run here."""
     import os
 
@@ -303,8 +303,8 @@ def test_frame_engine_refuses_tables_it_cannot_read(tmp_path):
     write_deltalake(uri, pa.table({"x": [1, 2]}), configuration={"delta.enableDeletionVectors": "true"})
     protocol = DeltaTable(uri).protocol()
     assert "deletionVectors" in (protocol.reader_features or [])
-    with pytest.raises(frames.UnsupportedTableError, match="deletionVectors"):
-        frames.check_readable(uri)
+    with pytest.raises(delta_files.UnsupportedTableError, match="deletionVectors"):
+        delta_files.check_readable(uri)
 
 
 def test_cudf_without_a_gpu_stack_is_an_error_not_a_cpu_fallback(settings):
