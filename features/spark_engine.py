@@ -84,13 +84,22 @@ def _reads_gap(stat: DailyStat) -> bool:
     return any(e is not None and GAP_COLUMN in e.columns() for e in (stat.daily.value, stat.daily.where))
 
 
+def _declared(expr: Expr | None, stat: DailyStat, part: str) -> Expr:
+    """The `value` or `where` of a statistic whose aggregation kind needs it (features/daily_stats.py, Agg)."""
+    if expr is None:
+        raise ValueError(f"daily stat {stat.name}: aggregation {stat.daily.kind!r} needs a {part}")
+    return expr
+
+
 def _row_aggregate(stat: DailyStat) -> Column | None:
     """The groupBy(account_id) aggregate of a statistic that needs one pass over the rows; None for the kinds
     that group each account's rows by a key first."""
     agg = stat.daily
-    value = compile_expr(agg.value) if agg.value is not None else None
     if agg.kind == "count":
         return F.count(F.lit(1))
+    if agg.kind not in ("sum", "count_distinct", "repeats", "min_where", "day_constant"):
+        return None
+    value = compile_expr(_declared(agg.value, stat, "value"))
     if agg.kind == "sum":
         return F.coalesce(F.sum(value), F.lit(0))
     if agg.kind == "count_distinct":
@@ -98,22 +107,20 @@ def _row_aggregate(stat: DailyStat) -> Column | None:
     if agg.kind == "repeats":
         return F.count(value) - F.count_distinct(value)
     if agg.kind == "min_where":
-        return F.min(F.when(compile_expr(agg.where), value))
-    if agg.kind == "day_constant":
-        return F.max(value)
-    return None
+        return F.min(F.when(compile_expr(_declared(agg.where, stat, "where")), value))
+    return F.max(value)  # day_constant
 
 
 def _grouped_aggregate(rows: DataFrame, stat: DailyStat) -> DataFrame:
     """account_id + the statistic, for the kinds that group each account's rows by a key first. A sorted set
     too: collect_set over every request costs Sail several times more than collecting the distinct pairs."""
     agg = stat.daily
-    keyed = rows.withColumn("_key", compile_expr(agg.value)).where(F.col("_key").isNotNull())
+    keyed = rows.withColumn("_key", compile_expr(_declared(agg.value, stat, "value"))).where(F.col("_key").isNotNull())
     if agg.kind == "peak_group":
         per_key = keyed.groupBy("account_id", "_key").agg(F.count(F.lit(1)).alias("_n"))
         return per_key.groupBy("account_id").agg(F.max("_n").alias(stat.name))
     if agg.kind == "first_majority":
-        hit = F.when(compile_expr(agg.where), 1).otherwise(0)
+        hit = F.when(compile_expr(_declared(agg.where, stat, "where")), 1).otherwise(0)
         per_key = keyed.groupBy("account_id", "_key").agg(F.count(F.lit(1)).alias("_n"), F.sum(hit).alias("_hits"))
         return per_key.where(F.col("_hits") * 2 > F.col("_n")).groupBy("account_id").agg(F.min("_key").alias(stat.name))
     if agg.kind == "sorted_set":
@@ -138,9 +145,9 @@ def daily_aggregate(
     Without cache, every branch joined back below rescans the day's bronze, but only the few columns it
     reads; each branch costs less than what it replaces (a sort of whole request rows, collect_set)."""
     rows = request_rows(requests, accounts, model_releases, asn_info, event_date)
-    one_pass = {s.name: _row_aggregate(s) for s in daily_stats.DAILY_STATS}
-    plain = [s for s in daily_stats.DAILY_STATS if one_pass[s.name] is not None and not _reads_gap(s)]
-    gapped = [s for s in daily_stats.DAILY_STATS if one_pass[s.name] is not None and _reads_gap(s)]
+    one_pass = {s.name: agg for s in daily_stats.DAILY_STATS if (agg := _row_aggregate(s)) is not None}
+    plain = [s for s in daily_stats.DAILY_STATS if s.name in one_pass and not _reads_gap(s)]
+    gapped = [s for s in daily_stats.DAILY_STATS if s.name in one_pass and _reads_gap(s)]
     daily = rows.groupBy("account_id").agg(*(one_pass[s.name].alias(s.name) for s in plain))
     if gapped:
         needed = set().union(*(e.columns() for s in gapped for e in (s.daily.value, s.daily.where) if e is not None))
@@ -150,7 +157,7 @@ def daily_aggregate(
             how="left",
         )
     for stat in daily_stats.DAILY_STATS:
-        if one_pass[stat.name] is None:
+        if stat.name not in one_pass:
             daily = daily.join(_grouped_aggregate(rows, stat), on="account_id", how="left")
             if stat.daily.kind == "peak_group":
                 daily = daily.withColumn(stat.name, F.coalesce(F.col(stat.name), F.lit(0)))
@@ -176,6 +183,13 @@ def in_window(feature_date: dt.date, days: int) -> Column:
 
 def _windowed(stat: str, days: int) -> str:
     return f"{stat}__{days}d"
+
+
+def _rolled_up(stat: DailyStat, days: int) -> str:
+    """The window column of a statistic that rolls up on its own (window other than "none")."""
+    if stat.window_stat is None:
+        raise ValueError(f"daily stat {stat.name} is not rolled up over windows")
+    return _windowed(stat.window_stat, days)
 
 
 def _window_aggregate(stat: DailyStat, days: int, feature_date: dt.date) -> Column:
@@ -204,7 +218,7 @@ def _distinct_counts(rows: DataFrame, stat: DailyStat, feature_date: dt.date, wi
         *(
             F.sum(F.when(F.col("_last") > F.date_sub(F.lit(feature_date), days), 1).otherwise(0))
             .cast("int")
-            .alias(_windowed(stat.window_stat, days))
+            .alias(_rolled_up(stat, days))
             for days in windows
         )
     )
@@ -233,7 +247,7 @@ def window_stats(
         if stat.window == "distinct_count":
             stats = stats.join(_distinct_counts(rows, stat, feature_date, windows), on="account_id", how="left")
             for days in windows:  # an account whose days hold no item at all has none in any window
-                name = _windowed(stat.window_stat, days)
+                name = _rolled_up(stat, days)
                 stats = stats.withColumn(name, F.coalesce(F.col(name), F.lit(0)))
     return stats
 

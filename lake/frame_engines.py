@@ -90,7 +90,8 @@ class FrameEngine:
                 pa.concat_tables([pq.read_table(p, columns=stored) for p in files.paths], promote_options="default")
             )
         if files.partition_column in columns:
-            seconds = [(value - EPOCH_DATE).days * 86_400 for value in files.partition_values]
+            # a partitioned table's files all carry a date (None is only ever the value of an unpartitioned one)
+            seconds = [(value - EPOCH_DATE).days * 86_400 for value in files.partition_values]  # type: ignore[operator]
             values = self.xp.Series(seconds, dtype="int64").repeat(list(files.file_rows)).reset_index(drop=True)
             frame[files.partition_column] = values.astype("datetime64[s]")
         return frame[columns]

@@ -8,7 +8,7 @@ while tests and notebooks can change them.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from lake.catalog import RISK_TIERS
 
@@ -126,7 +126,7 @@ def load_model_config(path: str | None) -> tuple[TrainingConfig, ScoringConfig]:
         raise InputError(
             f"model config {path}: unknown section(s) {sorted(unknown_sections)}; use [training] and [scoring]"
         )
-    built = []
+    built: list[Any] = []  # [TrainingConfig, ScoringConfig], in this order
     for section, cls in (("training", TrainingConfig), ("scoring", ScoringConfig)):
         values = document.get(section, {})
         known = {f.name for f in fields(cls)}

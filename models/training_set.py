@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -155,7 +156,7 @@ class TrainingSet:
     feature_columns: list[str]
     feature_set_version: str
     as_of: dt.date
-    reference: dict[str, object] = field(default_factory=dict)  # where the rows came from, logged to MLflow
+    reference: dict[str, Any] = field(default_factory=dict)  # where the rows came from, logged to MLflow
 
 
 @dataclass(frozen=True)
