@@ -4,7 +4,7 @@ Two families implement it, registered by the engine key of `--engine` / DG_ENGIN
   Spark engines  "embedded" (Sail in-process), "remote" (any Spark Connect URL), "jvm-local" (benchmarks only):
                  compute/spark.py over one PySpark DataFrame code path (features/spark_engine.py);
   frame engines  "cudf" (RAPIDS on a GPU) and "pandas" (the same code on CPU): compute/frames.py over
-                 features/frame_engine.py.
+                 features/frame_*.py.
 Which steps a frame engine runs is declared once, in jobs/steps.py; the others run on the Spark engine.
 Jobs never ask which engine they hold.
 """

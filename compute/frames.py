@@ -1,5 +1,5 @@
 """The frame family of the engine interface: cuDF on a GPU, pandas on CPU, one code path
-(features/frame_engine.py). delta-rs lists the files of the aggregate's and the features' inputs and commits what
+(features/frame_*.py). delta-rs lists the files of the aggregate's and the features' inputs and commits what
 is written; the frame library reads and writes those Parquet files itself. Scoring reads its day through delta-rs
 into Arrow, the exchange format with the rest of the project."""
 
@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from compute import Engine
-from features import frame_engine as compiled
+from features import frame_daily, frame_windows
 from lake import delta_files, delta_writes, frame_engines
 from lake.config import Settings
 from models.config import ScoringConfig
@@ -79,10 +79,10 @@ class FrameEngines:
         """From the partition's files in budget-sized batches, or from rows already in memory."""
         if isinstance(requests, pa.Table):
             day = requests.filter(pc.equal(requests.column("event_date"), pa.scalar(event_date, pa.date32())))
-            return compiled.daily_aggregate(
+            return frame_daily.daily_aggregate(
                 self.frames, self.frames.from_arrow(day), accounts, model_releases, asn_info, event_date
             )
-        return compiled.aggregate_partition(self.frames, requests, accounts, model_releases, asn_info, event_date)
+        return frame_daily.aggregate_partition(self.frames, requests, accounts, model_releases, asn_info, event_date)
 
     def account_features(
         self,
@@ -93,7 +93,7 @@ class FrameEngines:
         labels: FrameData,
         feature_date: dt.date,
     ) -> pa.Table:
-        features = compiled.account_features(
+        features = frame_windows.account_features(
             self.frames, daily, accounts, model_releases, clusters, labels, feature_date
         )
         self.frames.note_device_usage()

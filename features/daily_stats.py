@@ -1,7 +1,7 @@
 """Every daily statistic of `account_daily`, declared once: its name, type, the per-request value it aggregates,
 how one day's requests become one value, and how the 1/7/28-day windows roll daily values up.
 
-Engines compile these declarations (features/spark_engine.py, features/frame_engine.py); the `account_daily`
+Engines compile these declarations (features/spark_engine.py, features/frame_*.py); the `account_daily`
 schema is built from them (features/registry.py). A daily statistic reads only bronze columns, including the
 per-request signal columns that ingest computed (features/signals.py), never prompt text.
 

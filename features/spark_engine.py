@@ -2,7 +2,7 @@
 
 Nothing here names a statistic or a feature: `daily_aggregate` compiles features/daily_stats.py and
 `account_features` compiles features/registry.py. The frame engines compile the same declarations in
-features/frame_engine.py.
+features/frame_*.py.
 
 Conventions (the same on every engine):
   * a window of `days` covers event dates in (D - days, D];

@@ -381,7 +381,7 @@ def features(any_engine):
 def test_account_buckets_give_the_one_bucket_answer(frame_engine_name, session_settings):
     """The frame engines roll the window up in account-hash buckets; the cluster of acct_in_cluster then spans
     buckets, and its members' volume, new accounts and labels must still all count."""
-    from features.frame_engine import account_features
+    from features.frame_windows import account_features
     from lake import frame_engines
 
     inputs = _inputs()

@@ -122,7 +122,7 @@ def test_features_match_spark(spark_lake, frame_results, frame_engine_name):
 def test_bucketed_aggregation_equals_the_single_pass(spark_lake, frame_engine_name):
     """One file per read and several account buckets (host spill) give the same account_daily rows."""
     from features.daily_stats import BRONZE_INPUTS
-    from features.frame_engine import aggregate_partition
+    from features.frame_daily import aggregate_partition
 
     settings = _engine_settings(spark_lake[0], frame_engine_name)
     day = DATES[-1]
@@ -163,7 +163,7 @@ def test_bucketed_features_equal_one_bucket(spark_lake, frame_engine_name):
     """The window read one file at a time and rolled up in three account-hash buckets gives the same
     account_features rows, values and order as one bucket, clusters whose members sit in different buckets
     included."""
-    from features.frame_engine import account_features
+    from features.frame_windows import account_features
 
     settings = _engine_settings(spark_lake[0], frame_engine_name)
     day = DATES[-1]
@@ -189,7 +189,7 @@ def test_bucketed_features_equal_one_bucket(spark_lake, frame_engine_name):
 
 
 def test_window_buckets_follow_the_memory_budget(spark_lake, frame_engine_name):
-    from features.frame_engine import window_buckets
+    from features.frame_windows import window_buckets
 
     day = DATES[-1]
     for budget_gb, more_than_one in ((None, False), (1e-5, True)):  # the default 4 GiB, or about 10 KiB
