@@ -127,6 +127,24 @@ class DailyStat:
     def window_stat(self) -> str | None:
         return None if self.window == "none" else (self.window_name or self.name)
 
+    def rolled_up_name(self) -> str:
+        """window_stat, for a statistic the caller knows rolls up on its own (window other than "none")."""
+        if self.window_stat is None:
+            raise ValueError(f"daily stat {self.name} is not rolled up over windows")
+        return self.window_stat
+
+    def value_expr(self) -> Expr:
+        """daily.value, for the aggregation kinds that need one (all but count)."""
+        if self.daily.value is None:
+            raise ValueError(f"daily stat {self.name}: aggregation {self.daily.kind!r} needs a value")
+        return self.daily.value
+
+    def where_expr(self) -> Expr:
+        """daily.where, for the aggregation kinds that need one (min_where, first_majority)."""
+        if self.daily.where is None:
+            raise ValueError(f"daily stat {self.name}: aggregation {self.daily.kind!r} needs a where")
+        return self.daily.where
+
 
 def _flag(name: str, condition: Expr) -> DailyStat:
     return DailyStat(name, pa.int64(), count_if(condition))

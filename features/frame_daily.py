@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 import pyarrow as pa
 
@@ -66,7 +67,7 @@ def _with_gaps(engine: FrameEngine, rows):
     rows[GAP_COLUMN] = gaps
     for stat in daily_stats.DAILY_STATS:
         if reads_gap(stat.daily.value):
-            rows[value_column(stat)] = evaluate(stat.daily.value, rows)
+            rows[value_column(stat)] = evaluate(stat.value_expr(), rows)
     return rows
 
 
@@ -108,7 +109,7 @@ def account_daily_rows(engine: FrameEngine, rows, event_date: dt.date, newest_mo
     by_account = rows.groupby(ACCOUNT, sort=True)  # every code has a row, so the result is codes 0..n-1
     totals = by_account.agg(main).reset_index(drop=True)  # Series with a RangeIndex line up with the arrays
     columns = {"account_id": account_ids, "__requests": by_account.size().reset_index(drop=True)}
-    tallies: dict[str, object] = {}
+    tallies: dict[str, Any] = {}  # column -> per-key request counts (a frame of the engine's library)
     lists: dict[str, pa.Array] = {}
     for stat in daily_stats.DAILY_STATS:
         kind, value = stat.daily.kind, value_column(stat)

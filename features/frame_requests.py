@@ -83,8 +83,8 @@ def narrow_rows(engine: FrameEngine, requests, asn_category, signup_country, new
             if tally_column(tally[0]) not in narrow.columns:
                 narrow[tally_column(tally[0])] = rows[tally[0]]
             continue
-        value = evaluate(agg.value, rows)
-        narrow[value_column(stat)] = value.astype("int8") if _is_flag(agg.value) else value
+        value = evaluate(stat.value_expr(), rows)
+        narrow[value_column(stat)] = value.astype("int8") if _is_flag(stat.value_expr()) else value
         if agg.where is not None:
             narrow[where_column(stat)] = evaluate(agg.where, rows).astype("bool")
     return narrow

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -104,7 +107,7 @@ def window_stats(
     for stat in by_rollup.get("distinct_count", []):
         items = listed[stat.name]
         distinct = items[items["event_day"] > last - days][[ACCOUNT, stat.name]].drop_duplicates()
-        columns[stat.window_stat] = engine.dense(distinct.groupby(ACCOUNT, sort=False).size(), accounts, 0)
+        columns[stat.rolled_up_name()] = engine.dense(distinct.groupby(ACCOUNT, sort=False).size(), accounts, 0)
     return engine.xp.DataFrame(columns)
 
 
@@ -197,7 +200,7 @@ def cluster_inputs(engine: FrameEngine, clusters, registry_rows, volume, labels,
 
 def _compute(feature: registry.Feature, frame, days: int | None = None):
     def resolve(name: str):
-        return float(days) if name == WINDOW_DAYS else frame[name]
+        return float(days) if name == WINDOW_DAYS and days is not None else frame[name]
 
     return to_frame(feature.formula, resolve, frame[frame.columns[0]]).astype("float64")
 
@@ -232,13 +235,14 @@ def window_buckets(
     """The longest window's account_daily rows in account-hash buckets sized to the engine's budget, read from the
     table's files in budget-sized batches (or from rows already in Arrow). `buckets` and `read_bytes`
     (uncompressed Parquet per read) default to what the budget allows."""
+    reads: list[Callable[[], Any]]  # each returns one read's rows as a frame of the engine's library
     if isinstance(daily, pa.Table):
         estimated, reads = daily.nbytes, [lambda: window_frame(engine, daily)]
     else:
         columns = catalog.table("account_daily").schema.names
         batches = delta_files.file_batches(daily, read_bytes or engine.memory_budget_bytes // WINDOW_WORKING_SET_FACTOR)
         estimated = daily.total_bytes
-        reads = [lambda batch=batch: engine.read_files(batch, columns) for batch in batches]
+        reads = [partial(engine.read_files, batch, columns) for batch in batches]
     count = buckets or delta_files.bucket_count(estimated * WINDOW_WORKING_SET_FACTOR, engine.memory_budget_bytes)
     log.info("features %s: window of %d read(s), %d account bucket(s)", feature_date, len(reads), count)
     window = frame_engines.AccountBuckets(engine, count)

@@ -84,13 +84,6 @@ def _reads_gap(stat: DailyStat) -> bool:
     return any(e is not None and GAP_COLUMN in e.columns() for e in (stat.daily.value, stat.daily.where))
 
 
-def _declared(expr: Expr | None, stat: DailyStat, part: str) -> Expr:
-    """The `value` or `where` of a statistic whose aggregation kind needs it (features/daily_stats.py, Agg)."""
-    if expr is None:
-        raise ValueError(f"daily stat {stat.name}: aggregation {stat.daily.kind!r} needs a {part}")
-    return expr
-
-
 def _row_aggregate(stat: DailyStat) -> Column | None:
     """The groupBy(account_id) aggregate of a statistic that needs one pass over the rows; None for the kinds
     that group each account's rows by a key first."""
@@ -99,7 +92,7 @@ def _row_aggregate(stat: DailyStat) -> Column | None:
         return F.count(F.lit(1))
     if agg.kind not in ("sum", "count_distinct", "repeats", "min_where", "day_constant"):
         return None
-    value = compile_expr(_declared(agg.value, stat, "value"))
+    value = compile_expr(stat.value_expr())
     if agg.kind == "sum":
         return F.coalesce(F.sum(value), F.lit(0))
     if agg.kind == "count_distinct":
@@ -107,7 +100,7 @@ def _row_aggregate(stat: DailyStat) -> Column | None:
     if agg.kind == "repeats":
         return F.count(value) - F.count_distinct(value)
     if agg.kind == "min_where":
-        return F.min(F.when(compile_expr(_declared(agg.where, stat, "where")), value))
+        return F.min(F.when(compile_expr(stat.where_expr()), value))
     return F.max(value)  # day_constant
 
 
@@ -115,12 +108,12 @@ def _grouped_aggregate(rows: DataFrame, stat: DailyStat) -> DataFrame:
     """account_id + the statistic, for the kinds that group each account's rows by a key first. A sorted set
     too: collect_set over every request costs Sail several times more than collecting the distinct pairs."""
     agg = stat.daily
-    keyed = rows.withColumn("_key", compile_expr(_declared(agg.value, stat, "value"))).where(F.col("_key").isNotNull())
+    keyed = rows.withColumn("_key", compile_expr(stat.value_expr())).where(F.col("_key").isNotNull())
     if agg.kind == "peak_group":
         per_key = keyed.groupBy("account_id", "_key").agg(F.count(F.lit(1)).alias("_n"))
         return per_key.groupBy("account_id").agg(F.max("_n").alias(stat.name))
     if agg.kind == "first_majority":
-        hit = F.when(compile_expr(_declared(agg.where, stat, "where")), 1).otherwise(0)
+        hit = F.when(compile_expr(stat.where_expr()), 1).otherwise(0)
         per_key = keyed.groupBy("account_id", "_key").agg(F.count(F.lit(1)).alias("_n"), F.sum(hit).alias("_hits"))
         return per_key.where(F.col("_hits") * 2 > F.col("_n")).groupBy("account_id").agg(F.min("_key").alias(stat.name))
     if agg.kind == "sorted_set":
@@ -185,13 +178,6 @@ def _windowed(stat: str, days: int) -> str:
     return f"{stat}__{days}d"
 
 
-def _rolled_up(stat: DailyStat, days: int) -> str:
-    """The window column of a statistic that rolls up on its own (window other than "none")."""
-    if stat.window_stat is None:
-        raise ValueError(f"daily stat {stat.name} is not rolled up over windows")
-    return _windowed(stat.window_stat, days)
-
-
 def _window_aggregate(stat: DailyStat, days: int, feature_date: dt.date) -> Column:
     inside = in_window(feature_date, days)
     on_current = inside & (F.col("newest_model") == F.col("_current_newest_model"))
@@ -218,7 +204,7 @@ def _distinct_counts(rows: DataFrame, stat: DailyStat, feature_date: dt.date, wi
         *(
             F.sum(F.when(F.col("_last") > F.date_sub(F.lit(feature_date), days), 1).otherwise(0))
             .cast("int")
-            .alias(_rolled_up(stat, days))
+            .alias(_windowed(stat.rolled_up_name(), days))
             for days in windows
         )
     )
@@ -247,7 +233,7 @@ def window_stats(
         if stat.window == "distinct_count":
             stats = stats.join(_distinct_counts(rows, stat, feature_date, windows), on="account_id", how="left")
             for days in windows:  # an account whose days hold no item at all has none in any window
-                name = _rolled_up(stat, days)
+                name = _windowed(stat.rolled_up_name(), days)
                 stats = stats.withColumn(name, F.coalesce(F.col(name), F.lit(0)))
     return stats
 

@@ -60,6 +60,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -203,10 +204,8 @@ class NoveltyReference:
                     f"this model version's novelty reference was fitted for an older definition "
                     f"of {', '.join(unknown)}; retrain it (distillguard train) to score with it"
                 )
-        return cls(
-            **{k: v if isinstance(v, int) else tuple(v) for k, v in values.items()},
-            percentiles=tuple(tuple(p) for p in percentiles),
-        )
+        fields: dict[str, Any] = {k: v if isinstance(v, int) else tuple(v) for k, v in values.items()}
+        return cls(**fields, percentiles=tuple(tuple(p) for p in percentiles))
 
 
 def _deviations(values: np.ndarray, columns: list[str], ref: NoveltyReference) -> np.ndarray:
@@ -353,7 +352,7 @@ def tier_bounds_by_construction(
 CONSTRUCTED_TIERS = "1 - rate / (1 + sum of 1 / novelty budget divisors) (models/novelty.py)"
 
 
-def combines(ref: NoveltyReference | None) -> bool:
+def combines(ref: NoveltyReference | None) -> TypeGuard[NoveltyReference]:
     """Whether a version's scores are the combination above: it carries a reference with supervised percentiles
     (versions from before them score with the supervised model alone)."""
     return ref is not None and bool(ref.supervised_percentiles) and bool(ref.population)
