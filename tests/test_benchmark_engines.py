@@ -135,6 +135,7 @@ def test_read_table_files_gives_the_partition_its_event_date(spark, tiny_lake):
         stage.read_table_files(spark, tiny_lake.table_uri("requests"), dt.date(2026, 1, 1))
 
 
+@pytest.mark.slow
 def test_spark_parquet_stage_matches_the_real_jobs(spark, tiny_lake, tmp_path):
     """The Parquet variant both Spark engines run writes exactly the rows the Delta jobs write (its accounts share
     no link, since the Parquet baseline has no link graph)."""

@@ -47,6 +47,7 @@ def _contents(lake: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.timeout(420)
+@pytest.mark.slow
 def test_two_processes_ingesting_at_once_never_duplicate_or_lose_rows(spark, tmp_path):
     template = tmp_path / "template"
     write_two_days(template)

@@ -221,6 +221,7 @@ def test_queue_filters_pages_and_reflects_a_decision_at_once(console_lake):
     assert rows[0].startswith("rank,score_date,account_id") and any(chosen in r and "extraction" in r for r in rows)
 
 
+@pytest.mark.slow
 def test_model_page_links_the_champion_run_and_the_experiment_opens_on_runs(console_lake, session_settings):
     import mlflow
 
@@ -253,6 +254,7 @@ def test_model_page_links_the_champion_run_and_the_experiment_opens_on_runs(cons
     assert "25.0%" in page and "60.0%" in page and "0.930" in page
 
 
+@pytest.mark.slow
 def test_decisions_made_in_the_console_enter_the_next_training_set(spark, settings, tmp_path):
     """Decisions recorded through the console's form today label yesterday's and earlier snapshots in the next
     `training-set --as-of`; needs_more_info does not become a label."""

@@ -19,6 +19,8 @@ from console.auth import AuthConfig, issue_token
 from lake import catalog
 from tests.helpers import reviewed_lake
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test_artifacts" / "console"

@@ -79,6 +79,7 @@ def _partition(lake: Path, name: str) -> list[str] | None:
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.slow
 def test_a_job_killed_mid_write_leaves_readable_tables_and_its_rerun_converges(spark, tmp_path):
     base = tmp_path / "base"
     write_two_days(base)

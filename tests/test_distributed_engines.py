@@ -182,6 +182,7 @@ def assert_same_tables_as_embedded(reference: Reference, settings: Settings, nam
         assert_tables_match(expected, actual, keys)
 
 
+@pytest.mark.slow
 def test_reference_lake_has_every_kind_of_row(reference):
     tables = reference.tables
     assert tables["quarantine"].num_rows > 0
@@ -267,6 +268,7 @@ class TestJvmSparkCluster:
             assert spark.conf.get("spark.sql.shuffle.partitions") == str(EMBEDDED_SHUFFLE_PARTITIONS)
 
 
+@pytest.mark.slow
 class TestSailLocalCluster:
     WORKERS, TASK_SLOTS, SHUFFLE_PARTITIONS = 2, 4, 4
 

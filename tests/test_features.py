@@ -491,6 +491,7 @@ def write_lake(settings, bronze_days: dict[dt.date, list[dict]]):
     )
 
 
+@pytest.mark.slow
 def test_features_job_builds_windows_from_daily_partitions(spark, spark_engine, settings, capsys):
     from jobs import aggregate, cluster
     from jobs import features as features_job

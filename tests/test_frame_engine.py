@@ -95,6 +95,7 @@ def frame_results(spark_lake):
     return run
 
 
+@pytest.mark.slow
 def test_the_lake_is_big_enough_to_mean_something(spark_lake):
     _, snapshot = spark_lake
     daily = snapshot["account_daily"]
@@ -105,12 +106,14 @@ def test_the_lake_is_big_enough_to_mean_something(spark_lake):
     assert sum(daily.column("repeated_template_requests").to_pylist()) > 0
 
 
+@pytest.mark.slow
 def test_daily_aggregates_match_spark(spark_lake, frame_results, frame_engine_name):
     expected = spark_lake[1]["account_daily"]
     actual = frame_results(frame_engine_name)["account_daily"]
     assert_tables_match(expected, actual, ["event_date", "account_id"])
 
 
+@pytest.mark.slow
 def test_features_match_spark(spark_lake, frame_results, frame_engine_name):
     expected = spark_lake[1]["account_features"]
     actual = frame_results(frame_engine_name)["account_features"]
@@ -119,6 +122,7 @@ def test_features_match_spark(spark_lake, frame_results, frame_engine_name):
     assert sum(v is not None for v in actual.column("cot_elicitation_rate_7d").to_pylist()) > 100
 
 
+@pytest.mark.slow
 def test_bucketed_aggregation_equals_the_single_pass(spark_lake, frame_engine_name):
     """One file per read and several account buckets (host spill) give the same account_daily rows."""
     from features.daily_stats import BRONZE_INPUTS
@@ -159,6 +163,7 @@ def _feature_inputs(settings, day: dt.date):
     )
 
 
+@pytest.mark.slow
 def test_bucketed_features_equal_one_bucket(spark_lake, frame_engine_name):
     """The window read one file at a time and rolled up in three account-hash buckets gives the same
     account_features rows, values and order as one bucket, clusters whose members sit in different buckets
@@ -188,6 +193,7 @@ def test_bucketed_features_equal_one_bucket(spark_lake, frame_engine_name):
     assert bucketed.equals(whole)
 
 
+@pytest.mark.slow
 def test_window_buckets_follow_the_memory_budget(spark_lake, frame_engine_name):
     from features.frame_windows import window_buckets
 
@@ -199,6 +205,7 @@ def test_window_buckets_follow_the_memory_budget(spark_lake, frame_engine_name):
             assert (window_buckets(engine, daily, day).count > 1) is more_than_one
 
 
+@pytest.mark.slow
 def test_window_read_through_the_frame_library_equals_delta(spark_lake, frame_engine_name):
     """Files read by the frame library, the partition column put back from the Delta log: the rows delta-rs
     reads, and the dates of the files with rows."""
@@ -216,6 +223,7 @@ def test_window_read_through_the_frame_library_equals_delta(spark_lake, frame_en
     assert_tables_match(expected, read.cast(expected.schema), ["event_date", "account_id"])
 
 
+@pytest.mark.slow
 def test_files_from_different_writers_read_as_one_frame(spark_lake, frame_engine_name, tmp_path):
     """A table's files need not agree on nullability (Sail writes `requests` as not null, delta-rs and the frame
     engines as nullable): the engine benchmark's lake, whose window mixes both, failed to read before."""
@@ -239,6 +247,7 @@ def test_files_from_different_writers_read_as_one_frame(spark_lake, frame_engine
     assert read.column("event_date").cast(pa.date32()).to_pylist() == [DATES[0], DATES[1]]
 
 
+@pytest.mark.slow
 def test_reference_tables_read_through_the_frame_library_equal_delta(spark_lake, frame_engine_name):
     """An unpartitioned (reference) table's files read by the frame library: the rows delta-rs reads. A date range
     is refused for such a table and required for a partitioned one; a table without files reads as no rows with
@@ -320,6 +329,7 @@ def test_cudf_without_a_gpu_stack_is_an_error_not_a_cpu_fallback(settings):
             pass
 
 
+@pytest.mark.slow
 def test_features_job_refuses_a_day_without_daily_rows(spark_lake, frame_engine_name):
     settings = _engine_settings(spark_lake[0], frame_engine_name)
     with open_engine(settings) as engine:
@@ -370,6 +380,7 @@ def scored_on_spark(spark, tmp_path_factory):
     return settings, SCORE_DATE, snapshot
 
 
+@pytest.mark.slow
 def test_scores_tiers_reasons_and_clusters_match_spark(scored_on_spark, frame_engine_name):
     from jobs import score
 

@@ -54,6 +54,7 @@ def _client(settings):
     return registry.configure(settings)
 
 
+@pytest.mark.slow
 def test_promotion_gate(trained):
     settings, _, (strong, weak) = trained
     assert (strong.version, strong.alias) == ("1", "champion")
@@ -72,6 +73,7 @@ def test_promotion_gate(trained):
     )
 
 
+@pytest.mark.slow
 def test_run_logs_metrics_params_artifacts_and_model_contract(trained):
     settings, _, (strong, _) = trained
     client = _client(settings)
@@ -146,6 +148,7 @@ def _write_clusters(settings, groups):
     )
 
 
+@pytest.mark.slow
 def test_score_writes_explained_account_and_cluster_risk(spark, spark_engine, trained):
     from jobs import score
 
@@ -225,6 +228,7 @@ def test_score_writes_explained_account_and_cluster_risk(spark, spark_engine, tr
     assert list(clusters.loc["cluster-mixed", "link_evidence"]) == ["ip_prefix"]
 
 
+@pytest.mark.slow
 def test_score_without_clusters_writes_an_empty_cluster_partition(spark, spark_engine, trained):
     from jobs import score
 
@@ -237,6 +241,7 @@ def test_score_without_clusters_writes_an_empty_cluster_partition(spark, spark_e
     assert risk["cluster_id"].isna().all() and risk["cluster_score"].isna().all()
 
 
+@pytest.mark.slow
 def test_score_refuses_a_features_table_with_a_different_feature_list(spark, spark_engine, trained, tmp_path):
     from jobs import score
 
@@ -275,6 +280,7 @@ def test_score_refuses_a_features_table_with_a_different_feature_list(spark, spa
         score.run(spark_engine, other, SCORE_DATE)
 
 
+@pytest.mark.slow
 def test_score_refuses_without_a_champion(spark, spark_engine, trained, tmp_path):
     from jobs import score
 
@@ -334,6 +340,7 @@ def test_reasons_are_the_top_positive_contributions_in_plain_language():
     assert reason_text("credit_program", 1.0).endswith(": yes")
 
 
+@pytest.mark.slow
 def test_a_copied_lake_scores_on_its_own_after_the_original_is_deleted(spark_engine, trained, tmp_path):
     """Lake + local MLflow store copied, the copy used, then copied again and the first copy deleted: the second
     copy still loads its model from its own folder and writes the same scores."""

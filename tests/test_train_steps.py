@@ -74,6 +74,7 @@ def lake(tmp_path):
     return settings
 
 
+@pytest.mark.slow
 def test_steps_in_separate_calls_leave_durable_state_and_refuse_out_of_order(spark, lake):
     settings = lake
     with pytest.raises(FileNotFoundError, match="training-set --as-of"):
@@ -113,6 +114,7 @@ def test_steps_in_separate_calls_leave_durable_state_and_refuse_out_of_order(spa
         train.evaluate(settings, AS_OF, CONFIG)
 
 
+@pytest.mark.slow
 def test_cli_steps_run_one_after_another(lake, monkeypatch):
     settings = lake
     flags = ["--lake", settings.lake_root, "--mlflow-uri", settings.mlflow_tracking_uri]
