@@ -7,7 +7,7 @@
 #
 # What it needs in the repository root:
 #   .gpu-wheelhouse/part-*   built on a machine with registry access (git-ignored; carry it to the device):
-#     bash ../shared/gpu/wheelhouse.sh .gpu-wheelhouse pysail==0.7.2 deltalake==1.6.6 arro3-core pyspark-client \
+#     bash infra/gpu/wheelhouse.sh .gpu-wheelhouse pysail==0.7.2 deltalake==1.6.6 arro3-core pyspark-client \
 #          grpcio-status googleapis-common-protos zstandard pydantic pydantic-core annotated-types \
 #          typing-inspection pytest pluggy iniconfig
 #   (the wheelhouse.sh header says how it unpacks; cuDF, RMM, nvtx, XGBoost and numpy come with it)
