@@ -89,7 +89,7 @@ def test_version_ignores_descriptions_owners_and_tags(monkeypatch):
 
 
 def test_lake_imports_nothing_from_features_or_models():
-    """lake/ is the bottom layer; the structure check (../shared/tools) reports the same, this keeps it true."""
+    """lake/ is the bottom layer (docs/design.md, "Layering"); this test keeps it true."""
     import ast
     import pathlib
 
