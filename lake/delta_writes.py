@@ -36,7 +36,7 @@ def write_partition(engine: FrameEngine, settings: Settings, name: str, data, pa
     would add a metadata action to the commit.
 
     A table this creates is declared from the catalog; Sail 0.7 cannot later replaceWhere list columns of
-    such a table, so pick one engine family per table rather than alternating nightly (README, "Engines")."""
+    such a table, so pick one engine family per table rather than alternating nightly (docs/operations.md, "Engines")."""
     from deltalake import DeltaTable
 
     from lake.table_creation import retry_on_conflict

@@ -273,7 +273,7 @@ def _cudf_engine(settings: Settings) -> Iterator[FrameEngine]:
     except ImportError as exc:
         raise RuntimeError(
             "engine 'cudf' needs RAPIDS cuDF (pip install 'distillguard[gpu]', or the offline wheelhouse in "
-            f"README 'GPU nodes'); import failed: {exc}. Use --engine pandas to run the same code on CPU."
+            f"docs/operations.md, 'GPU nodes'); import failed: {exc}. Use --engine pandas to run the same code on CPU."
         ) from exc
     try:
         device = _gpu_name()

@@ -19,7 +19,7 @@ from lake.catalog import RISK_TIERS
 # The tier names are lake.catalog.RISK_TIERS (the tables store them); only their rates live here.
 TIERS: tuple[str, ...] = RISK_TIERS
 LOWEST_TIER = TIERS[-1]
-# DESIGN.md §7: critical <= 0.01%, high <= 0.1%, elevated <= 1% of benign accounts (at 200M accounts, 1% is 2M
+# docs/design.md §7: critical <= 0.01%, high <= 0.1%, elevated <= 1% of benign accounts (at 200M accounts, 1% is 2M
 # people). Calibrated on positive-unlabelled holdouts (models/metrics.py tier_bounds).
 TIER_BENIGN_FPR: tuple[tuple[str, float], ...] = tuple(zip(TIERS[:-1], (0.0001, 0.001, 0.01), strict=True))
 

@@ -1,4 +1,4 @@
-"""Evaluation metrics (DESIGN.md §7) in plain numpy, so they are exact, testable by hand and engine-free.
+"""Evaluation metrics (docs/design.md §7) in plain numpy, so they are exact, testable by hand and engine-free.
 
 Conventions used throughout:
 - `y_true` is 1 for extraction, 0 for everything else. In this PU setting (see training_set.py) the

@@ -1,6 +1,6 @@
 """Point-in-time training sets: features as of day D, labelled only by what was decided after D.
 
-Rules (DESIGN.md §7), with D a feature_date and H the label horizon in days (TrainingConfig.label_horizon_days):
+Rules (docs/design.md §7), with D a feature_date and H the label horizon in days (TrainingConfig.label_horizon_days):
 
 - Snapshots are account_features rows with feature_date <= as_of.
 - A label's day is the UTC date of `decided_at`. Features for day D are built after day D closes, so a decision

@@ -17,7 +17,7 @@ process it started, by id, also when a test fails):
                           and the server's shuffle partitions kept by a remote session.
   TestSailLocalCluster    Sail's local-cluster mode, 2 workers x 4 task slots, 4 shuffle partitions
 Both run in `make test`; select them with `-m jvm` (JVM Spark) or `-m distributed` (both, plus the reference).
-Time on a 2-core machine: README, "Running on a cluster".
+Time on a 2-core machine: docs/operations.md, "Running on a cluster".
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ class TestSailLocalCluster:
     def test_nightly_on_sail_local_cluster_equals_embedded_sail(self, reference, server, tmp_path_factory):
         url, log = server
         # workers x task slots must cover the largest task region: the shuffle partitions, and more where a stage
-        # reads several inputs at once (4 slots in all failed here with "requires 5"; README, "Running on a cluster")
+        # reads several inputs at once (4 slots in all failed here with "requires 5"; docs/operations.md, "Running on a cluster")
         settings = run_jobs_remote(
             reference,
             url,

@@ -311,7 +311,7 @@ def test_decide_promotion_branches():
 
 
 def test_tiers_and_contract_check():
-    assert TIER_BENIGN_FPR == (("critical", 0.0001), ("high", 0.001), ("elevated", 0.01))  # DESIGN.md §7
+    assert TIER_BENIGN_FPR == (("critical", 0.0001), ("high", 0.001), ("elevated", 0.01))  # docs/design.md §7
     bounds = (("critical", 0.9), ("high", 0.7), ("elevated", 0.4))
     tiers = assign_tiers(np.array([0.95, 0.9, 0.89, 0.7, 0.5, 0.4, 0.39, 0.0]), bounds)
     assert tiers.tolist() == ["critical", "critical", "high", "high", "elevated", "elevated", "low", "low"]
