@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,7 +121,7 @@ def fit_booster(fit: pd.DataFrame, validation: pd.DataFrame, columns: list[str],
             "the validation dates have no positives, so early stopping has nothing to measure; "
             "use more validation_days or a later as_of"
         )
-    params = {
+    params: dict[str, Any] = {
         "objective": "binary:logistic",
         "eval_metric": ["aucpr", "logloss"],  # the last one drives early stopping
         "tree_method": "hist",
@@ -252,7 +253,7 @@ class TrainResult:
     version: str
     alias: str
     reason: str
-    run_id: str
+    run_id: str | None  # the version's MLflow run (mlflow types it optional)
     device: str
     metrics: dict[str, float]
     champion_pr_auc: float | None
@@ -377,7 +378,7 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
         # the score reference: the unlabelled snapshots of the fitted and validation dates (novelty uses no label;
         # the supervised percentiles rank the model's scores on the same population)
         unlabelled = tiers.benign_reference(pd.concat([fit, validation]), config)
-        reference = novelty.fit_reference(
+        novelty_reference = novelty.fit_reference(
             unlabelled[columns].to_numpy(dtype=np.float64), columns, predict(booster, unlabelled, columns)
         )
         registry.set_version_tags(
@@ -385,7 +386,7 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
             settings.model_name,
             version,
             {
-                registry.NOVELTY_REFERENCE_TAG: reference.to_json(),
+                registry.NOVELTY_REFERENCE_TAG: novelty_reference.to_json(),
                 TAG_AS_OF: training_set.as_of.isoformat(),
                 "holdout_dates": f"{split.holdout_dates[0]}..{split.holdout_dates[-1]}",
                 "device": device,
