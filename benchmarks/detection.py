@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
 
 # The per-day jobs in the nightly order (jobs/steps.py); scoring runs once the model is trained.
-from jobs.steps import STEP_NAMES  # noqa: E402
+from jobs.steps import STEP_NAMES  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
 
 DAILY_JOBS = tuple(name for name in STEP_NAMES if name != "score")  # jobs/steps.py order, scoring apart
 START = dt.date(2026, 10, 5)

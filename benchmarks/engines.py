@@ -57,8 +57,8 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(REPO))
 
-from checksums import compare, output_checksums  # noqa: E402
-from machine import machine_facts  # noqa: E402
+from checksums import compare, output_checksums  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
+from machine import machine_facts  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
 
 START = dt.date(2026, 1, 5)
 BENCH_ENGINES = ("embedded-delta", "sail-cluster", "jvm-delta", "pandas", "cudf", "embedded", "jvm-local")

@@ -34,7 +34,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(BENCH_DIR.parent))
 
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
 
 WINDOW = 28
 

@@ -85,7 +85,7 @@ def point_in_time_labels(snapshot_keys, labels, as_of: dt.date, horizon_days: in
     before = F.col("decided_day") <= day
     in_window = (F.col("decided_day") > day) & (F.col("decided_day") <= horizon_end)
     # max over struct(decided_at, decision) = the latest decision; a same-instant tie goes to "extraction" (> "benign")
-    latest = lambda condition: F.max(F.when(condition, F.struct("decided_at", "decision")))  # noqa: E731
+    latest = lambda condition: F.max(F.when(condition, F.struct("decided_at", "decision")))  # noqa: E731 - a one-line column builder
     joined = snapshot_keys.select(*KEY_COLUMNS).join(decided, "account_id", "left")
     return (
         joined.groupBy(*KEY_COLUMNS)

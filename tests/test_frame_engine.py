@@ -319,7 +319,7 @@ def test_frame_engine_refuses_tables_it_cannot_read(tmp_path):
 def test_cudf_without_a_gpu_stack_is_an_error_not_a_cpu_fallback(settings):
     pytest.importorskip("pyarrow")
     try:
-        import cudf  # noqa: F401
+        import cudf  # noqa: F401 - importing it is the probe: is a GPU stack here?
 
         pytest.skip("cuDF is installed here; the refusal is for hosts without it")
     except ImportError:
