@@ -46,6 +46,8 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
+from lake.formats import FORMAT_VERSION_KEY, UNVERSIONED, check_format, stamped
+
 log = logging.getLogger(__name__)
 
 # (feature column, direction): +1 when extraction pushes the value up, -1 when it pushes it down
@@ -154,6 +156,13 @@ COMBINATION = (
 )
 
 
+# The stored reference's format (lake/formats.py): bump REFERENCE_FORMAT when to_json's fields change meaning or
+# shape, and drop a version from REFERENCE_FORMATS_READ once from_json no longer reads it correctly.
+REFERENCE_FORMAT = 1
+REFERENCE_FORMATS_READ = (UNVERSIONED, REFERENCE_FORMAT)
+RETRAIN = "retrain the model with this build (distillguard train) to score with it"
+
+
 @dataclass(frozen=True)
 class NoveltyReference:
     columns: tuple[str, ...]
@@ -167,13 +176,15 @@ class NoveltyReference:
     family_populations: tuple[int, ...] = ()  # per family, the snapshots its percentiles come from (() = population)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps(stamped(asdict(self), REFERENCE_FORMAT), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> NoveltyReference:
         from lake.errors import MissingInputError
 
         values = json.loads(text)
+        check_format(values, "this model version's novelty reference", REFERENCE_FORMATS_READ, RETRAIN)
+        values.pop(FORMAT_VERSION_KEY, None)
         percentiles = values.pop("percentiles")
         if percentiles and not isinstance(percentiles[0], list):  # a version from before families: behaviour only
             percentiles = [percentiles]

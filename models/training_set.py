@@ -46,6 +46,7 @@ from features.registry import feature_columns, feature_set_version
 from lake import catalog
 from lake.config import Settings
 from lake.errors import MissingInputError
+from lake.formats import UNVERSIONED, stamped
 from models.config import TrainingConfig
 
 KEY_COLUMNS = ("account_id", "feature_date")
@@ -57,6 +58,10 @@ NEEDS_MORE_INFO = "needs_more_info"
 TRAINING_LABELS = (EXTRACTION, BENIGN)
 # the point-in-time share of an account's cluster decided as extraction (features/registry.py)
 EXTRACTION_CLUSTER_FEATURE = "cluster_labelled_extraction_share"
+# The format of a training set's reference, stored with its rows (lake/formats.py): bump it when the reference's
+# keys change meaning; jobs/train.py reads the versions in REFERENCE_FORMATS_READ.
+REFERENCE_FORMAT = 1
+REFERENCE_FORMATS_READ = (UNVERSIONED, REFERENCE_FORMAT)
 
 
 # --- pure DataFrame -> DataFrame transforms -------------------------------------------------------
@@ -303,22 +308,25 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
     frame = frame.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
     frame[columns] = frame[columns].astype("float64")
 
-    reference = {
-        "as_of": as_of.isoformat(),
-        "account_features": {"uri": settings.table_uri("account_features"), "version": features_version},
-        "enforcement_labels": {"uri": settings.table_uri("enforcement_labels"), "version": labels_version},
-        "feature_date_min": min(frame["feature_date"]).isoformat(),
-        "feature_date_max": max(frame["feature_date"]).isoformat(),
-        "label_horizon_days": config.label_horizon_days,
-        "min_label_days": config.min_label_days,
-        "unresolved_snapshots_policy": config.unresolved_snapshots,
-        "snapshots": len(frame),
-        "positives": int(frame["label"].sum()),
-        "unresolved_snapshots": int((~frame["resolved"].astype(bool)).sum()),
-        "negatives_in_extraction_clusters_policy": config.negatives_in_extraction_clusters,
-        "negatives_in_extraction_clusters": in_extraction_clusters,
-        "snapshots_other_feature_set_versions": int(sum(n for v, n in versions.items() if v != version)),
-    }
+    reference = stamped(
+        {
+            "as_of": as_of.isoformat(),
+            "account_features": {"uri": settings.table_uri("account_features"), "version": features_version},
+            "enforcement_labels": {"uri": settings.table_uri("enforcement_labels"), "version": labels_version},
+            "feature_date_min": min(frame["feature_date"]).isoformat(),
+            "feature_date_max": max(frame["feature_date"]).isoformat(),
+            "label_horizon_days": config.label_horizon_days,
+            "min_label_days": config.min_label_days,
+            "unresolved_snapshots_policy": config.unresolved_snapshots,
+            "snapshots": len(frame),
+            "positives": int(frame["label"].sum()),
+            "unresolved_snapshots": int((~frame["resolved"].astype(bool)).sum()),
+            "negatives_in_extraction_clusters_policy": config.negatives_in_extraction_clusters,
+            "negatives_in_extraction_clusters": in_extraction_clusters,
+            "snapshots_other_feature_set_versions": int(sum(n for v, n in versions.items() if v != version)),
+        },
+        REFERENCE_FORMAT,
+    )
     return TrainingSet(
         frame=frame, feature_columns=columns, feature_set_version=version, as_of=as_of, reference=reference
     )
