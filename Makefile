@@ -59,9 +59,9 @@ typecheck: venv
 layering: venv
 	$(UV) run --frozen --no-sync lint-imports
 
-# --dist load (test by test), unlike `make test`: the fast tests share no expensive module fixture.
+# A whole file per process, as in `make test`: a module's fixture (a small lake, its Spark results) is built once.
 fast-tests: venv
-	$(UV) run --frozen --no-sync python -m pytest -q -n $(PYTEST_WORKERS) --dist load -m "not slow and not jvm and not browser"; \
+	$(UV) run --frozen --no-sync python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not slow and not jvm and not browser"; \
 	  rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
 
 # Only the JVM tests, for iterating on them.
