@@ -220,6 +220,25 @@ TABLES: dict[str, Table] = {
             ("feature_date",),
         ),
         Table(
+            "account_edges",
+            "gold",
+            fields_schema(
+                ("feature_date", pa.date32()),
+                ("src", pa.string()),
+                ("dst", pa.string()),
+                ("link_type", pa.string()),
+                ("artefact", pa.string()),
+                ("artefact_accounts", pa.int64()),
+                ("strength", pa.float64()),
+                ("in_cluster_graph", pa.bool_()),
+                ("first_seen", pa.date32()),
+                ("last_seen", pa.date32()),
+            ),
+            "what joined two linked accounts: one row per candidate pair and shared pseudonymised artefact "
+            "(payment, IP prefix, template, timing band), with how many accounts share it (features/spark_edges.py)",
+            ("feature_date",),
+        ),
+        Table(
             "account_risk",
             "gold",
             fields_schema(
