@@ -108,3 +108,19 @@ def edge_rows(
             "first_seen", F.least("first_seen", F.coalesce("prior_first_seen", "first_seen"))
         )
     return rows.select(F.lit(feature_date).alias("feature_date"), *EDGE_KEY, *EDGE_VALUES)
+
+
+def artefact_incidence(edges: DataFrame, scoring_date: dt.date, memory_days: int) -> DataFrame:
+    """The long-memory account x artefact graph the propagation family walks (models/propagation.py): one row per
+    (account_id, link_type, artefact) at either end of an `account_edges` row of the memory_days up to
+    scoring_date, with artefact_accounts the most accounts that shared the artefact on any of those days."""
+    if memory_days < 1:
+        raise ValueError(f"memory_days must be >= 1, got {memory_days}")
+    first_day = scoring_date - dt.timedelta(days=memory_days - 1)
+    recent = edges.where((F.col("feature_date") >= F.lit(first_day)) & (F.col("feature_date") <= F.lit(scoring_date)))
+    ends = recent.select(F.col("src").alias("account_id"), "link_type", "artefact", "artefact_accounts").unionByName(
+        recent.select(F.col("dst").alias("account_id"), "link_type", "artefact", "artefact_accounts")
+    )
+    return ends.groupBy("account_id", "link_type", "artefact").agg(
+        F.max("artefact_accounts").alias("artefact_accounts")
+    )
