@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from features import spark_clusters
@@ -121,6 +121,6 @@ def artefact_incidence(edges: DataFrame, scoring_date: dt.date, memory_days: int
     ends = recent.select(F.col("src").alias("account_id"), "link_type", "artefact", "artefact_accounts").unionByName(
         recent.select(F.col("dst").alias("account_id"), "link_type", "artefact", "artefact_accounts")
     )
-    return ends.groupBy("account_id", "link_type", "artefact").agg(
-        F.max("artefact_accounts").alias("artefact_accounts")
-    )
+    per_account = ends.groupBy("account_id", "link_type", "artefact").agg(F.max("artefact_accounts").alias("shared"))
+    busiest = F.max("shared").over(Window.partitionBy("link_type", "artefact"))
+    return per_account.select("account_id", "link_type", "artefact", busiest.alias("artefact_accounts"))
