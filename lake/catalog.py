@@ -239,6 +239,20 @@ TABLES: dict[str, Table] = {
             ("feature_date",),
         ),
         Table(
+            "family_scores",
+            "gold",
+            fields_schema(
+                ("score_date", pa.date32()),
+                ("account_id", pa.string()),
+                ("family", pa.string()),
+                ("score", pa.float64()),
+                ("reason", pa.string()),
+            ),
+            "raw scores of the propagation, peer-novelty and switch families per account (higher = more "
+            "extraction-like; not calibrated), with a plain-language reason (jobs/families.py)",
+            ("score_date",),
+        ),
+        Table(
             "account_risk",
             "gold",
             fields_schema(

@@ -424,3 +424,33 @@ def test_first_seen_reaches_back_through_earlier_partitions(spark):
     assert (row.first_seen, row.last_seen, row.artefact_accounts, row.in_cluster_graph) == (old, D, 2, False)
     [fresh] = spark_edges.edge_rows(pairs, members, evidence, no_kept, D, "k").collect()
     assert fresh.first_seen == D - dt.timedelta(days=1)  # the first day both had used the prefix
+
+
+def test_families_job_scores_every_active_account_from_the_stored_edges(spark, settings):
+    from jobs import families
+
+    daily = [{**row, "extraction_like_requests": 0, "input_tokens": 100, "output_tokens": 100} for row in DAILY]
+    _write_inputs(settings, daily=daily)
+    decided = dt.datetime(2026, 2, 9, 12, tzinfo=UTC)
+    after = dt.datetime(2026, 2, 11, 0, 0, 1, tzinfo=UTC)
+    labels = [
+        {"account_id": "a", "label": "extraction", "decided_at": decided},
+        {"account_id": "m1", "label": "extraction", "decided_at": after},  # decided after D: not yet evidence
+    ]
+    catalog.write_arrow(settings, "enforcement_labels", _arrow("enforcement_labels", labels))
+    cluster.run(spark, settings, D, max_accounts_per_prefix=3)
+    families.run(spark, settings, D)
+
+    rows = DeltaTable(settings.table_uri("family_scores")).to_pyarrow_table().to_pandas()
+    assert set(rows["family"]) == set(families.FAMILIES)
+    assert set(rows["score_date"]) == {D}
+    active = {r["account_id"] for r in DAILY if r["event_date"] > D - dt.timedelta(days=28)}
+    propagation = rows[rows["family"] == "propagation"].set_index("account_id")
+    assert set(propagation.index) == active
+    assert propagation.loc["b", "score"] > 0  # shares a card with the decided a
+    assert propagation.loc["b", "reason"] == (
+        "shares one payment method with 1 other account, 1 of them decided extraction, 0 benign"
+    )
+    assert propagation.loc["m2", "score"] == 0.0 and propagation.loc["d", "score"] == 0.0
+    families.run(spark, settings, D)  # a rerun replaces the day
+    assert len(DeltaTable(settings.table_uri("family_scores")).to_pyarrow_table()) == len(rows)
