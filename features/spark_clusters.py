@@ -24,7 +24,8 @@ MAX_ACCOUNTS_PER_TIMING_BAND). Payment groups can be large (an institution's car
 than PAIR_GROUP_LIMIT links each member to its RING_NEIGHBOURS successors in a hashed order instead, which keeps
 the group connected with a bounded number of pairs per member.
 
-Every kept link keeps its evidence (the `account_links` table) so a reviewer sees what two accounts share.
+Every kept link keeps its evidence (the `account_links` table) so a reviewer sees what two accounts share, and every
+candidate pair names the artefacts it shares (the `account_edges` table, features/spark_edges.py).
 Components are found with min-label propagation plus pointer jumping, one DataFrame per iteration. The caller
 decides how each iteration is materialised (the cluster job writes it to a scratch Delta table, because Sail has
 no cache/checkpoint). Nothing here collects rows or edges to the driver; the only driver-side values are
