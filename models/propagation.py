@@ -17,12 +17,13 @@ decided extraction, 1 benign"). The inputs come from the lake:
              (point in time: later ones are dropped here, whatever the caller passes).
 
 The walk (personalised PageRank with restart RESTART): from an account to one of its artefacts, in proportion to
-the artefact's smoothed IDF weight log(1 + N / artefact_accounts) (N = population), then to one of the artefact's
-members uniformly. Rare artefacts carry more; crowded ones fade without a cap, and each step is normalised by
-degree, so a hub spreads its mass thin. Two walks restart at the decided accounts, one unit of mass per
-extraction decision and one per benign decision; score = extraction_mass - benign_mass, so an account's cleared
-siblings count against it. A decided account's own restart mass is left out of its own score (leave-one-out,
-exact), so decided accounts can serve in a benign reference.
+the artefact's smoothed IDF weight log(1 + N / artefact_accounts) (N = population) divided by how many artefacts
+of that kind the account has, then to one of the artefact's members uniformly. Rare artefacts carry more; crowded
+ones fade without a cap; each step is normalised by degree, so a hub spreads its mass thin, and hundreds of shared
+templates count as one kind of evidence, not hundreds of cards. Two walks restart at the decided accounts, one
+unit of mass per extraction decision and one per benign decision; score = extraction_mass - benign_mass, so an
+account's cleared siblings count against it. A decided account's own restart mass is left out of its own score
+(leave-one-out, exact), so decided accounts can serve in a benign reference.
 """
 
 from __future__ import annotations
@@ -78,7 +79,10 @@ def _transition(incidence: pd.DataFrame, population: int):
     artefact_codes, artefacts = pd.factorize(keys)
     rows = accounts.get_indexer(incidence["account_id"])
     sizes = incidence.groupby(artefact_codes)["artefact_accounts"].max().reindex(range(len(artefacts)))
-    weights = artefact_weights(sizes, population)[artefact_codes]
+    # an account's artefacts of one kind share that kind's weight: six hundred templates are one kind of evidence,
+    # not six hundred times one card
+    same_kind = incidence.groupby(["account_id", "link_type"])["artefact"].transform("size").to_numpy()
+    weights = artefact_weights(sizes, population)[artefact_codes] / same_kind
     shape = (len(accounts), len(artefacts))
     weighted = sparse.csr_matrix((weights, (rows, artefact_codes)), shape=shape)
     out_weight = np.asarray(weighted.sum(axis=1)).ravel()

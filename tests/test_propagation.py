@@ -103,6 +103,18 @@ def test_a_hub_spreads_its_mass_thin():
     assert scores.loc["s1", "score"] > 5 * scores.loc["l0", "score"] > 0
 
 
+def test_many_artefacts_of_one_kind_weigh_as_one_kind():
+    # a has ten templates, each shared with one t-account, and one card shared with c; all artefacts are shared
+    # by two accounts, so they weigh alike, and the templates together get the card's share: c gets what the ten
+    # t-accounts get together
+    rows = [("a", "payment", "card", 2), ("c", "payment", "card", 2)]
+    rows += [row for i in range(10) for row in (("a", "template", f"t{i}", 2), (f"t{i}", "template", f"t{i}", 2))]
+    scores = _scores(_incidence(rows), _decisions([("a", "extraction", BEFORE)]))
+    together = sum(scores.loc[f"t{i}", "score"] for i in range(10))
+    assert scores.loc["c", "score"] == pytest.approx(together, rel=1e-9)
+    assert scores.loc["t0", "score"] == pytest.approx(scores.loc["c", "score"] / 10, rel=1e-9)
+
+
 def test_missing_columns_are_refused():
     with pytest.raises(ValueError, match="incidence lacks columns"):
         propagation.propagation_scores(CARD.drop(columns="artefact_accounts"), _decisions([]), D)
