@@ -23,6 +23,7 @@ plain-language sentence. Inputs from the lake:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -98,48 +99,59 @@ def account_profiles(
     return profiles.rename_axis("account_id").reset_index()
 
 
-def _peer_statistics(profiles: pd.DataFrame, min_peers: int) -> tuple[pd.Series, pd.Series, pd.DataFrame, pd.DataFrame]:
-    """Each account's peer group (the finest prefix of PEER_KEYS whose group, counting every account, holds at
-    least min_peers accounts; else all accounts), its size, and that group's median and floored scale (1.4826 MAD)
-    of every PEER_MEASURE."""
-    group = pd.Series("all accounts", index=profiles.index)
-    size = pd.Series(len(profiles), index=profiles.index)
-    medians = pd.DataFrame({m: profiles[m].median() for m in PEER_MEASURES}, index=profiles.index)
-    scales = pd.DataFrame(
-        {
-            m: max(1.4826 * (profiles[m] - profiles[m].median()).abs().median(), floor)
-            for m, (_, floor) in PEER_MEASURES.items()
-        },
-        index=profiles.index,
-    )
+def _group_statistics(values: pd.Series, label: pd.Series, reference: pd.Series, floor: float):
+    """Per account, the median and floored scale (1.4826 MAD) of `values` over the reference accounts of its
+    label."""
+    ref_values, ref_label = values[reference], label[reference]
+    median = ref_values.groupby(ref_label).median()
+    mad = (ref_values - ref_label.map(median)).abs().groupby(ref_label).median()
+    return label.map(median), np.maximum(1.4826 * label.map(mad), floor)
+
+
+def _peer_statistics(profiles: pd.DataFrame, reference: pd.Series, min_peers: int):
+    """Each account's peer group (the finest prefix of PEER_KEYS whose group holds at least min_peers reference
+    accounts; else all accounts), the reference accounts in it, and their median and floored scale of every
+    PEER_MEASURE."""
+    everyone = pd.Series("all accounts", index=profiles.index)
+    group, size = everyone.copy(), pd.Series(int(reference.sum()), index=profiles.index)
+    medians, scales = pd.DataFrame(index=profiles.index), pd.DataFrame(index=profiles.index)
+    for measure, (_, floor) in PEER_MEASURES.items():
+        medians[measure], scales[measure] = _group_statistics(profiles[measure], everyone, reference, floor)
     assigned = pd.Series(False, index=profiles.index)
     for depth in range(len(PEER_KEYS), 0, -1):
         label = profiles[list(PEER_KEYS[:depth])].astype(str).agg(", ".join, axis=1)
-        members = label.map(label.value_counts())
+        members = label.map(label[reference].value_counts()).fillna(0).astype(int)
         take = ~assigned & (members >= min_peers)
         if not take.any():
             continue
         group[take], size[take] = label[take], members[take]
         for measure, (_, floor) in PEER_MEASURES.items():
-            median = profiles[measure].groupby(label).transform("median")
-            mad = (profiles[measure] - median).abs().groupby(label).transform("median")
-            medians.loc[take, measure] = median[take]
-            scales.loc[take, measure] = np.maximum(1.4826 * mad[take], floor)
+            median, scale = _group_statistics(profiles[measure], label, reference, floor)
+            medians.loc[take, measure], scales.loc[take, measure] = median[take], scale[take]
         assigned |= take
     return group, size, medians, scales
 
 
-def peer_scores(profiles: pd.DataFrame, *, min_peers: int = MIN_PEERS) -> pd.DataFrame:
+def peer_scores(
+    profiles: pd.DataFrame, *, reference: Iterable[str] | None = None, min_peers: int = MIN_PEERS
+) -> pd.DataFrame:
     """account_id, score, peer_group, peers, reason: the largest robust z-score (median and MAD of the peer group,
-    the MAD floored per measure) by which the account exceeds its peers on PEER_MEASURES."""
+    the MAD floored per measure) by which the account exceeds its peers on PEER_MEASURES.
+
+    `reference` names the accounts whose behaviour defines "ordinary" (default: every account). A campaign of
+    hundreds of accounts would otherwise be its own peer group, so the families job passes the accounts with no
+    link to another account plus those decided benign."""
     if min_peers < 2:
         raise ValueError(f"min_peers must be >= 2, got {min_peers}")
     profiles = profiles.reset_index(drop=True)
-    groups, size, medians, scales = _peer_statistics(profiles, min_peers)
+    in_reference = (
+        pd.Series(True, index=profiles.index) if reference is None else profiles["account_id"].isin(set(reference))
+    )
+    groups, size, medians, scales = _peer_statistics(profiles, in_reference, min_peers)
+    peers = size - in_reference.astype(int)  # reference accounts of its group other than itself
     z = (profiles[list(PEER_MEASURES)] - medians) / scales
     top = z.idxmax(axis=1)
     score = z.max(axis=1).clip(lower=0.0)
-    peers = size.astype(int) - 1
 
     def reason(i: int) -> str:
         if score[i] <= 0:
