@@ -73,6 +73,18 @@ def test_a_harness_is_ordinary_among_graders_and_a_chat_account_grading_is_not()
     assert scores.loc["g3", "score"] == 0.0 and scores.loc["g3", "reason"].startswith("ordinary among 20 peers")
 
 
+def test_a_fleet_is_not_its_own_yardstick_when_a_reference_is_given():
+    # thirty linked accounts behave alike among twenty ordinary ones: against everyone they set the median
+    chatters = [_profile(f"c{i}", 0.0, "SDK client", "other ASNs", "chat") for i in range(20)]
+    fleet = [_profile(f"f{i}", 0.9, "SDK client", "other ASNs", "chat") for i in range(30)]
+    profiles = pd.DataFrame([*chatters, *fleet])
+    alone = peer_novelty.peer_scores(profiles).set_index("account_id")
+    assert alone.loc["f0", "score"] == 0.0
+    against = peer_novelty.peer_scores(profiles, reference=[f"c{i}" for i in range(20)]).set_index("account_id")
+    assert against.loc["f0", "score"] == pytest.approx(0.9 / 0.02)
+    assert against.loc["f0", "peers"] == 20 and against.loc["c0", "peers"] == 19
+
+
 def test_small_groups_fall_back_to_coarser_peers():
     # three SDK vision accounts are too few for a group of their own: they join every SDK account on other ASNs
     chatters = [_profile(f"c{i}", 0.0, "SDK client", "other ASNs", "chat") for i in range(20)]
