@@ -64,22 +64,14 @@ def edge_rows(
     """
     candidates = evidence.where(F.col("strength") >= F.lit(float(min_strength))).select("src", "dst", "strength")
     kept = cluster_links.select("src", "dst", F.lit(True).alias("in_cluster_graph"))
-    sized = spark_clusters.with_group_size(members)
-    ends = sized.select(
-        "link_type",
-        "item",
-        F.col("account_id").alias("src"),
-        F.col("accounts").alias("artefact_accounts"),
-        F.col("first_used").alias("src_first"),
-        F.col("last_used").alias("src_last"),
-    )
-    other_ends = members.select(
-        "link_type",
-        "item",
-        F.col("account_id").alias("dst"),
-        F.col("first_used").alias("dst_first"),
-        F.col("last_used").alias("dst_last"),
-    )
+
+    def end(frame: DataFrame, side: str, *extra: F.Column) -> DataFrame:
+        """One end of a pair: its account as `side` and when it first and last used the artefact."""
+        dates = (F.col("first_used").alias(f"{side}_first"), F.col("last_used").alias(f"{side}_last"))
+        return frame.select("link_type", "item", F.col("account_id").alias(side), *dates, *extra)
+
+    ends = end(spark_clusters.with_group_size(members), "src", F.col("accounts").alias("artefact_accounts"))
+    other_ends = end(members, "dst")
     rows = (
         pairs.join(candidates, ["src", "dst"])
         .join(kept, ["src", "dst"], "left")
