@@ -68,8 +68,9 @@ def read_inputs(spark, settings: Settings, score_date: dt.date) -> dict[str, pd.
 
 
 def family_rows(inputs: dict, score_date: dt.date) -> pd.DataFrame:
-    """`family_scores` rows for score_date from read_inputs' frames: every family for every account active in
-    the peer-novelty history."""
+    """`family_scores` rows for score_date from read_inputs' frames: propagation for every account active in the
+    last peer_novelty.HISTORY_DAYS, peer novelty and switch for those active in the last PROFILE_DAYS and
+    SWITCH_RECENT_DAYS (an account idle that week has no recent behaviour to compare)."""
     active = inputs["daily"].loc[inputs["daily"]["requests"] > 0, "account_id"].unique()
     scores = {
         "propagation": propagation.propagation_scores(

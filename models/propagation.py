@@ -7,8 +7,9 @@ Contract (for the fusion, models/ of the detect-model work): for a scoring date 
         account_id, score, extraction_mass, benign_mass, reason
 
 one row per account (those of `accounts`, else every account of the graph); higher `score` = more
-extraction-like; `reason` is one plain-language sentence ("shares one payment method with 11 accounts, 4 of them
-decided extraction, 1 benign"). The inputs come from the lake:
+extraction-like; `reason` is one plain-language sentence ("shares one payment method with 11 other accounts, 4 of
+them decided extraction, 1 benign": the count is every account sharing the artefact, the decided ones are those
+linked through it in account_edges). The inputs come from the lake:
   incidence  features.spark_edges.artefact_incidence(account_edges, D): one row per (account_id, link_type,
              artefact) seen in `account_edges` over the PROPAGATION_MEMORY_DAYS up to D, with artefact_accounts
              (the most accounts that shared it on any day). The graph is aggregated account x artefact, so it
