@@ -139,8 +139,9 @@ def peer_scores(
     the MAD floored per measure) by which the account exceeds its peers on PEER_MEASURES.
 
     `reference` names the accounts whose behaviour defines "ordinary" (default: every account). A campaign of
-    hundreds of accounts would otherwise be its own peer group, so the families job passes the accounts with no
-    link to another account plus those decided benign."""
+    hundreds of accounts is otherwise its own peer group; a fusion that holds a clean benign reference can pass
+    it here. The families job passes none.
+    """
     if min_peers < 2:
         raise ValueError(f"min_peers must be >= 2, got {min_peers}")
     profiles = profiles.reset_index(drop=True)
