@@ -24,7 +24,8 @@ MAX_ACCOUNTS_PER_TIMING_BAND). Payment groups can be large (an institution's car
 than PAIR_GROUP_LIMIT links each member to its RING_NEIGHBOURS successors in a hashed order instead, which keeps
 the group connected with a bounded number of pairs per member.
 
-Every kept link keeps its evidence (the `account_links` table) so a reviewer sees what two accounts share.
+Every kept link keeps its evidence (the `account_links` table) so a reviewer sees what two accounts share, and every
+candidate pair names the artefacts it shares (the `account_edges` table, features/spark_edges.py).
 Components are found with min-label propagation plus pointer jumping, one DataFrame per iteration. The caller
 decides how each iteration is materialised (the cluster job writes it to a scratch Delta table, because Sail has
 no cache/checkpoint). Nothing here collects rows or edges to the driver; the only driver-side values are
@@ -100,11 +101,21 @@ def window_activity(
     )
 
 
+def _use_dates(event_date: str) -> tuple[F.Column, F.Column]:
+    """first_used / last_used: the first and last day in the window an account used an artefact (the stored
+    edges' first-seen / last-seen dates are drawn from them)."""
+    return F.min(event_date).alias("first_used"), F.max(event_date).alias("last_used")
+
+
 def _memberships(rows: DataFrame, item: F.Column, link_type: str) -> DataFrame:
-    return rows.select("account_id", item.cast("string").alias("item"), F.lit(link_type).alias("link_type"))
+    """(account_id, item, link_type, first_used, last_used), one row per account and artefact."""
+    return rows.select(
+        "account_id", item.cast("string").alias("item"), F.lit(link_type).alias("link_type"), "first_used", "last_used"
+    )
 
 
-def _with_group_size(members: DataFrame) -> DataFrame:
+def with_group_size(members: DataFrame) -> DataFrame:
+    """members with `accounts`: how many accounts share each (link_type, item)."""
     # a window, not a grouped self-join: Sail has no cache, and a join would scan the members' inputs twice
     return members.withColumn("accounts", F.count(F.lit(1)).over(Window.partitionBy("link_type", "item")))
 
@@ -112,7 +123,7 @@ def _with_group_size(members: DataFrame) -> DataFrame:
 def _bounded_groups(members: DataFrame, max_accounts: int) -> DataFrame:
     """Members of groups with 2..max_accounts accounts (distinct account_id, item, link_type rows)."""
     return (
-        _with_group_size(members).where((F.col("accounts") >= 2) & (F.col("accounts") <= max_accounts)).drop("accounts")
+        with_group_size(members).where((F.col("accounts") >= 2) & (F.col("accounts") <= max_accounts)).drop("accounts")
     )
 
 
@@ -121,7 +132,7 @@ def payment_members(accounts: DataFrame, window: DataFrame, feature_date: dt.dat
     active in the window take part: an account created later did not exist on that day, and one idle all window
     is not part of the day's picture (a replacement account in a hydra shows up as soon as it sends traffic)."""
     day_end = dt.datetime.combine(feature_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    active = window.select("account_id").distinct()
+    active = window.groupBy("account_id").agg(*_use_dates("event_date"))
     members = (
         accounts.filter(F.col("payment_fingerprint").isNotNull() & (F.col("payment_fingerprint") != ""))
         # an unknown creation time is no evidence the account did not exist yet
@@ -135,10 +146,13 @@ def ip_prefix_members(window: DataFrame, max_accounts_per_prefix: int = DEFAULT_
     """(account_id, item, link_type) per IP prefix used in the window by 2..max_accounts_per_prefix accounts."""
     if max_accounts_per_prefix < 2:
         raise ValueError(f"max_accounts_per_prefix must be >= 2, got {max_accounts_per_prefix}")
-    usage = window.select("account_id", F.explode("ip_prefixes").alias("ip_prefix")).filter(
-        F.col("ip_prefix").isNotNull() & (F.col("ip_prefix") != "")
+    usage = (
+        window.select("account_id", "event_date", F.explode("ip_prefixes").alias("ip_prefix"))
+        .filter(F.col("ip_prefix").isNotNull() & (F.col("ip_prefix") != ""))
+        .groupBy("account_id", "ip_prefix")
+        .agg(*_use_dates("event_date"))
     )
-    return _bounded_groups(_memberships(usage, F.col("ip_prefix"), IP_PREFIX_LINK).distinct(), max_accounts_per_prefix)
+    return _bounded_groups(_memberships(usage, F.col("ip_prefix"), IP_PREFIX_LINK), max_accounts_per_prefix)
 
 
 def template_members(
@@ -149,7 +163,7 @@ def template_members(
     usage = (
         requests.where(F.col("prompt_fingerprint").isNotNull())
         .groupBy("prompt_fingerprint", "account_id")
-        .agg(F.count(F.lit(1)).alias("uses"))
+        .agg(F.count(F.lit(1)).alias("uses"), *_use_dates("event_date"))
         .where(F.col("uses") >= MIN_TEMPLATE_USES)
     )
     return _bounded_groups(_memberships(usage, F.col("prompt_fingerprint"), TEMPLATE_LINK), max_accounts_per_template)
@@ -158,7 +172,9 @@ def template_members(
 def timing_members(requests: DataFrame) -> DataFrame:
     """(account_id, item, link_type) per MinHash band of each busy account's active minutes in the window: two
     accounts in the same band were active in largely the same minutes (nothing compared all-pairs)."""
-    minutes = requests.select("account_id", F.floor(F.unix_seconds("event_ts") / 60).alias("minute")).distinct()
+    minutes = requests.select(
+        "account_id", "event_date", F.floor(F.unix_seconds("event_ts") / 60).alias("minute")
+    ).distinct()
     busy = (
         minutes.groupBy("account_id")
         .agg(F.count(F.lit(1)).alias("active_minutes"))
@@ -169,7 +185,10 @@ def timing_members(requests: DataFrame) -> DataFrame:
     signatures = (
         minutes.join(busy, "account_id")
         .groupBy("account_id")
-        .agg(*(F.min(F.xxhash64("minute", F.lit(i))).alias(f"h{i}") for i in range(hashes)))
+        .agg(
+            *(F.min(F.xxhash64("minute", F.lit(i))).alias(f"h{i}") for i in range(hashes)),
+            *_use_dates("event_date"),
+        )
     )
     band_keys = [
         F.concat_ws(
@@ -177,7 +196,9 @@ def timing_members(requests: DataFrame) -> DataFrame:
         )
         for band in range(TIMING_BANDS)
     ]
-    members = signatures.select("account_id", F.explode(F.array(*band_keys)).alias("band_key"))
+    members = signatures.select(
+        "account_id", F.explode(F.array(*band_keys)).alias("band_key"), "first_used", "last_used"
+    )
     return _bounded_groups(_memberships(members, F.col("band_key"), TIMING_LINK), MAX_ACCOUNTS_PER_TIMING_BAND)
 
 
@@ -185,7 +206,7 @@ def artefact_pairs(members: DataFrame) -> DataFrame:
     """(src, dst, link_type, item) with src < dst for accounts sharing an artefact: every pair inside a group of
     at most PAIR_GROUP_LIMIT accounts; in a larger group, each member with its RING_NEIGHBOURS successors in a
     hashed order (the group stays connected, and pairs grow linearly with its size)."""
-    sized = _with_group_size(members).where(F.col("accounts") >= 2)
+    sized = with_group_size(members).where(F.col("accounts") >= 2)
     small = sized.where(F.col("accounts") <= PAIR_GROUP_LIMIT).select("link_type", "item", "account_id")
     all_pairs = (
         small.alias("a")
@@ -282,8 +303,9 @@ def artefact_members(
     max_accounts_per_prefix: int = DEFAULT_MAX_ACCOUNTS_PER_PREFIX,
     requests: DataFrame | None = None,
 ) -> DataFrame:
-    """(account_id, item, link_type): every linkable artefact of every account active in the window. The cluster
-    job stores this before drawing pairs, since pairs read it several times and Sail cannot cache."""
+    """(account_id, item, link_type, first_used, last_used): every linkable artefact of every account active in
+    the window. The cluster job stores this before drawing pairs, since pairs read it several times and Sail
+    cannot cache."""
     window = window_activity(account_daily, feature_date, window_days)
     members = payment_members(accounts, window, feature_date).unionByName(
         ip_prefix_members(window, max_accounts_per_prefix)

@@ -1,7 +1,9 @@
 """Cluster job: link accounts active in the trailing window by what they share (payment, IP prefixes, rare
 templates, synchronised activity; features/spark_clusters.py), write the cluster graph's links with their evidence
-to `account_links` and its connected components to `account_clusters`, both partitions of feature_date. Runs
-after aggregate and before features, whose cluster features read the result.
+to `account_links`, what joined each candidate pair (one row per shared pseudonymised artefact,
+features/spark_edges.py) to `account_edges`, and the graph's connected components to `account_clusters`, all
+partitions of feature_date. Runs after aggregate and before features, whose cluster features read the result.
+It runs on Spark engines only (jobs/steps.py: the frame engines have no cluster step).
 
 Only linked accounts get a row (components of two or more accounts); an account absent from the partition has no
 link strong enough for the cluster graph that day. cluster_id is derived from the component's
@@ -20,7 +22,7 @@ import uuid
 
 from pyspark.sql import functions as F
 
-from features import spark_clusters
+from features import spark_clusters, spark_edges
 from jobs import preconditions
 from lake import catalog
 from lake.config import Settings
@@ -94,10 +96,16 @@ def run(
             ),
             "members",
         )
-        evidence = stored(spark_clusters.link_evidence(spark_clusters.artefact_pairs(members)), "evidence")
+        pairs = stored(spark_clusters.artefact_pairs(members), "pairs")
+        evidence = stored(spark_clusters.link_evidence(pairs), "evidence")
         edges = stored(spark_clusters.cluster_links(evidence), "edges")
         components = spark_clusters.connected_components(edges, stored, max_iterations=max_iterations)
         catalog.write_partition(spark_clusters.link_rows(edges, feature_date), settings, "account_links", feature_date)
+        history = catalog.read(spark, settings, "account_edges") if catalog.exists(settings, "account_edges") else None
+        artefact_edges = spark_edges.edge_rows(
+            pairs, members, evidence, edges, feature_date, settings.pseudonym_key, history=history
+        )
+        catalog.write_partition(artefact_edges, settings, "account_edges", feature_date)
         rows = spark_clusters.account_clusters(components, spark_clusters.account_link_evidence(edges), feature_date)
         catalog.write_partition(rows, settings, "account_clusters", feature_date)
     finally:

@@ -220,6 +220,39 @@ TABLES: dict[str, Table] = {
             ("feature_date",),
         ),
         Table(
+            "account_edges",
+            "gold",
+            fields_schema(
+                ("feature_date", pa.date32()),
+                ("src", pa.string()),
+                ("dst", pa.string()),
+                ("link_type", pa.string()),
+                ("artefact", pa.string()),
+                ("artefact_accounts", pa.int64()),
+                ("strength", pa.float64()),
+                ("in_cluster_graph", pa.bool_()),
+                ("first_seen", pa.date32()),
+                ("last_seen", pa.date32()),
+            ),
+            "what joined two linked accounts: one row per candidate pair and shared pseudonymised artefact "
+            "(payment, IP prefix, template, timing band), with how many accounts share it (features/spark_edges.py)",
+            ("feature_date",),
+        ),
+        Table(
+            "family_scores",
+            "gold",
+            fields_schema(
+                ("score_date", pa.date32()),
+                ("account_id", pa.string()),
+                ("family", pa.string()),
+                ("score", pa.float64()),
+                ("reason", pa.string()),
+            ),
+            "raw scores of the propagation, peer-novelty and switch families per account (higher = more "
+            "extraction-like; not calibrated), with a plain-language reason (jobs/families.py)",
+            ("score_date",),
+        ),
+        Table(
             "account_risk",
             "gold",
             fields_schema(

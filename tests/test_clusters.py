@@ -342,3 +342,118 @@ def test_rare_templates_and_synchronised_minutes_link_accounts(spark, settings):
     assert evidence[("s1", "s2")]["synchronised_bands"] == spark_clusters.TIMING_BANDS
     assert evidence[("a", "b")]["shared_payment_methods"] == 1
     assert all(r["feature_date"] == D for r in links)
+
+
+def _stored_edges(settings) -> dict[tuple[str, str, str], list[dict]]:
+    rows = DeltaTable(settings.table_uri("account_edges")).to_pyarrow_table().to_pylist()
+    edges: dict[tuple[str, str, str], list[dict]] = {}
+    for row in rows:
+        edges.setdefault((row["src"], row["dst"], row["link_type"]), []).append(row)
+    return edges
+
+
+def test_job_stores_what_joined_each_pair_pseudonymised(spark, settings):
+    from lake.contract import keyed_hash_reference
+
+    _write_inputs(settings, bronze=QUIET_BRONZE + LINKING_BRONZE)
+    cluster.run(spark, settings, D, max_accounts_per_prefix=3)
+    edges = _stored_edges(settings)
+
+    # a and b pay with one card that only they use (idle's activity is before the window): one payment row whose
+    # artefact is the keyed hash of the fingerprint, never the fingerprint itself
+    [payment] = edges[("a", "b", "payment")]
+    assert payment["artefact"] == keyed_hash_reference("pay-1", settings.pseudonym_key) != "pay-1"
+    assert payment["artefact_accounts"] == 2 and payment["strength"] == spark_clusters.PAYMENT_STRENGTH
+    assert payment["in_cluster_graph"] is True
+    # b was active on D-6 only, a on D only: both had used the card by D; the last use is D
+    assert (payment["first_seen"], payment["last_seen"]) == (D, D)
+    # the m-triangle shares MIN_LINK_STRENGTH prefixes, each used by the three of them: one row per prefix per pair
+    for pair in (("m1", "m2"), ("m1", "m3"), ("m2", "m3")):
+        rows = edges[(*pair, "ip_prefix")]
+        assert sorted(r["artefact"] for r in rows) == _prefixes("p-small")
+        assert {r["artefact_accounts"] for r in rows} == {3}
+    # t1-t2: one row per rare template, each sent by the two of them (t3 sent each once, so it is no member)
+    templates = edges[("t1", "t2", "template")]
+    assert sorted(int(r["artefact"]) for r in templates) == list(TEMPLATES)
+    assert {r["artefact_accounts"] for r in templates} == {2}
+    assert len(edges[("s1", "s2", "timing")]) == spark_clusters.TIMING_BANDS
+    # b-c share one prefix only: below the link threshold, no row
+    assert not any(key[:2] == ("b", "c") for key in edges)
+    assert all(r["feature_date"] == D for rows in edges.values() for r in rows)
+
+
+def test_edges_are_replaced_on_rerun(spark, settings):
+    _write_inputs(settings)
+    cluster.run(spark, settings, D, max_accounts_per_prefix=3)
+    first = sorted((k, len(v)) for k, v in _stored_edges(settings).items())
+    cluster.run(spark, settings, D, max_accounts_per_prefix=3)
+    assert sorted((k, len(v)) for k, v in _stored_edges(settings).items()) == first
+    assert len(first) == 4  # a-b payment, the m-triangle's three ip_prefix pairs
+
+
+EDGE_COLUMNS = (
+    "feature_date date, src string, dst string, link_type string, artefact string, artefact_accounts bigint, "
+    "strength double, in_cluster_graph boolean, first_seen date, last_seen date"
+)
+
+
+def test_first_seen_reaches_back_through_earlier_partitions(spark):
+    from features import spark_edges
+
+    members = spark.createDataFrame(
+        [
+            ("x", "pre", "ip_prefix", D - dt.timedelta(days=3), D),
+            ("y", "pre", "ip_prefix", D - dt.timedelta(days=1), D),
+        ],
+        "account_id string, item string, link_type string, first_used date, last_used date",
+    )
+    pairs = spark.createDataFrame(
+        [("x", "y", "ip_prefix", "pre")], "src string, dst string, link_type string, item string"
+    )
+    evidence = spark.createDataFrame([("x", "y", 5.0)], "src string, dst string, strength double")
+    old = D - dt.timedelta(days=30)
+    history = spark.createDataFrame(
+        [
+            (D - dt.timedelta(days=1), "x", "y", "ip_prefix", "pre", 2, 5.0, False, old, D - dt.timedelta(days=1)),
+            # a rerun of D itself, or a later date, never feeds D's first_seen
+            (D, "x", "y", "ip_prefix", "pre", 2, 5.0, False, D - dt.timedelta(days=60), D),
+            # older than the memory: forgotten
+            (D - dt.timedelta(days=200), "x", "y", "ip_prefix", "pre", 2, 5.0, False, D - dt.timedelta(days=300), D),
+        ],
+        EDGE_COLUMNS,
+    )
+    no_kept = evidence.limit(0).select("src", "dst")
+    [row] = spark_edges.edge_rows(pairs, members, evidence, no_kept, D, "k", history=history).collect()
+    assert (row.first_seen, row.last_seen, row.artefact_accounts, row.in_cluster_graph) == (old, D, 2, False)
+    [fresh] = spark_edges.edge_rows(pairs, members, evidence, no_kept, D, "k").collect()
+    assert fresh.first_seen == D - dt.timedelta(days=1)  # the first day both had used the prefix
+
+
+def test_families_job_scores_every_active_account_from_the_stored_edges(spark, settings):
+    from jobs import families
+
+    daily = [{**row, "extraction_like_requests": 0, "input_tokens": 100, "output_tokens": 100} for row in DAILY]
+    _write_inputs(settings, daily=daily)
+    decided = dt.datetime(2026, 2, 9, 12, tzinfo=UTC)
+    after = dt.datetime(2026, 2, 11, 0, 0, 1, tzinfo=UTC)
+    labels = [
+        {"account_id": "a", "label": "extraction", "decided_at": decided},
+        {"account_id": "m1", "label": "extraction", "decided_at": after},  # decided after D: not yet evidence
+    ]
+    catalog.write_arrow(settings, "enforcement_labels", _arrow("enforcement_labels", labels))
+    cluster.run(spark, settings, D, max_accounts_per_prefix=3)
+    families.run(spark, settings, D)
+
+    rows = DeltaTable(settings.table_uri("family_scores")).to_pyarrow_table().to_pandas()
+    assert set(rows["family"]) == set(families.FAMILIES)
+    assert set(rows["score_date"]) == {D}
+    active = {r["account_id"] for r in DAILY if r["event_date"] > D - dt.timedelta(days=28)}
+    propagation = rows[rows["family"] == "propagation"].set_index("account_id")
+    assert set(propagation.index) == active
+    assert propagation.loc["b", "score"] > 0  # shares a card with the decided a
+    assert propagation.loc["b", "reason"] == (
+        "shares one payment method with 1 other account, 1 of them decided extraction, 0 benign"
+    )
+    assert propagation.loc["m2", "score"] == 0.0 and propagation.loc["d", "score"] == 0.0
+    families.run(spark, settings, D)  # a rerun replaces the day
+    assert len(DeltaTable(settings.table_uri("family_scores")).to_pyarrow_table()) == len(rows)

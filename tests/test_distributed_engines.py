@@ -69,6 +69,7 @@ PARITY_TABLES = {
     "account_daily": (["account_id"], []),
     "account_features": (["account_id"], []),
     "account_clusters": (["account_id"], []),
+    "account_edges": (["src", "dst", "link_type", "artefact"], []),
     "account_risk": (["account_id"], []),
     "cluster_risk": (["cluster_id"], []),
 }
@@ -188,6 +189,7 @@ def test_reference_lake_has_every_kind_of_row(reference):
     assert tables["quarantine"].num_rows > 0
     assert pc.sum(tables["account_daily"].column("cot_requests")).as_py() > 0
     assert len(set(tables["account_clusters"].column("cluster_id").to_pylist())) > 3
+    assert set(tables["account_edges"].column("link_type").to_pylist()) >= {"payment", "ip_prefix"}
     assert len(set(tables["account_risk"].column("tier").to_pylist())) > 1
     assert tables["cluster_risk"].num_rows > 3
 

@@ -85,11 +85,23 @@ def test_nothing_is_lost_between_raw_bronze_and_quarantine(demo_lake):
 
 
 def test_prompt_text_and_raw_ips_never_leave_bronze(demo_lake):
-    for name in ("requests", "account_daily", "account_features", "account_clusters", "account_risk", "cluster_risk"):
+    tables = ("requests", "account_daily", "account_features", "account_clusters", "account_links", "account_edges")
+    for name in (*tables, "account_risk", "cluster_risk"):
         columns = DeltaTable(demo_lake.table_uri(name)).schema().to_arrow().names
         assert "client_ip" not in columns, name
         if name != "requests":
             assert "prompt_prefix" not in columns, name
+
+
+def test_stored_edges_name_artefacts_by_pseudonym_only(demo_lake):
+    edges = _table(demo_lake, "account_edges")
+    assert set(edges["link_type"]) >= {"payment", "ip_prefix"}
+    raw = DeltaTable(demo_lake.table_uri("api_requests")).to_pyarrow_table(columns=["client_ip", "prompt_prefix"])
+    secrets = set(raw.column("client_ip").to_pylist()) | set(raw.column("prompt_prefix").to_pylist())
+    secrets |= set(_table(demo_lake, "accounts")["payment_fingerprint"])  # the billing system's own fingerprint
+    secrets.discard(None)
+    assert not set(edges["artefact"]) & secrets
+    assert not edges["artefact"].str.contains(r"^\d+\.\d+\.\d+\.", regex=True).any()  # nothing IPv4-like
 
 
 def test_scores_rank_unlabeled_campaign_accounts_above_benign_ones(demo_lake):
