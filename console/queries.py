@@ -283,6 +283,8 @@ def explain_reasons(reasons: list[dict], medians: dict[str, float], comparable: 
             unit, measured = "", reason.get("text") or column
         median = medians.get(column)
         value = reason.get("value")
+        if value is None:  # no value to compare (models/explain.py says why, e.g. "no requests in the last 7 days")
+            unit, measured = "", reason.get("text") or column
         direction = None
         if median is not None and value is not None:
             direction = "higher than" if value > median else "lower than" if value < median else "same as"
@@ -290,7 +292,7 @@ def explain_reasons(reasons: list[dict], medians: dict[str, float], comparable: 
             {
                 **reason,
                 "measured": measured,
-                "value_text": format_value(unit, value) if unit else value,
+                "value_text": format_value(unit, value) if unit else ("-" if value is None else value),
                 "typical_text": None if median is None else (format_value(unit, median) if unit else median),
                 "direction": direction,
                 "comparable": comparable,

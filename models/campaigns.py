@@ -273,14 +273,14 @@ def summarise(history: Iterable[Mapping], as_of: dt.date, lookback_days: int = D
     return out
 
 
-def standing_labels(labels: Iterable[Mapping], as_of: dt.date) -> dict[str, str]:
-    """Each account's standing at the end of `as_of`: its latest label decided by then (at the same instant,
-    extraction wins, as in training: models/training_set.py)."""
-    cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), dt.UTC)
+def standing_labels(labels: Iterable[Mapping], as_of: dt.date | None = None) -> dict[str, str]:
+    """Each account's standing at the end of `as_of` (None: now): its latest label decided by then (at the same
+    instant, extraction wins, as in training: models/training_set.py)."""
+    cutoff = None if as_of is None else dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), dt.UTC)
     latest: dict[str, tuple] = {}
     for row in labels:
         decided_at = row["decided_at"]
-        if decided_at is None or decided_at >= cutoff:
+        if decided_at is None or (cutoff is not None and decided_at >= cutoff):
             continue
         key = (decided_at, row["label"] == "extraction")
         if row["account_id"] not in latest or key > latest[row["account_id"]][0]:

@@ -162,3 +162,34 @@ def test_the_job_keeps_a_campaign_id_when_the_cluster_id_changes_and_reruns_iden
     summary = catalog.read_arrow(settings, "campaigns", filters=[("as_of", "=", d3)]).to_pylist()
     kept = next(r for r in summary if r["campaign_id"] == first)
     assert (kept["first_seen"], kept["last_seen"], kept["members_ever"], kept["members_now"]) == (D1, d3, 5, 2)
+
+
+def test_risk_campaign_prints_the_history_in_every_format(settings, capsys, monkeypatch):
+    import csv
+    import io
+    import json
+
+    from jobs import campaigns as job
+    from jobs.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    _write_day(settings, D1, {"cl-a": ["a", "b", "c"]})
+    _write_day(settings, D2, {"cl-a": ["a", "b", "c", "d"]}, requests=5)
+    [first] = job.run(None, settings, D1)
+    job.run(None, settings, D2)
+    lake = ["--lake", settings.lake_root]
+    campaign_id = first["campaign_id"]
+    assert main([*lake, "risk", "campaign", campaign_id]) == 0
+    out = capsys.readouterr().out
+    assert f"campaign {campaign_id} as of 2026-10-02: active; seen 2026-10-01 .. 2026-10-02 (2 days)" in out
+    assert "4 members now, 4 ever, peak 4; 50 requests (coding 50)" in out
+    assert "d (undecided)" in out
+    assert main([*lake, "risk", "campaign", campaign_id, "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [d["event"] for d in document["days"]] == ["new", "continued"]
+    assert document["campaign"]["member_counts"][1] == {"day": "2026-10-02", "members": 4, "requests": 20}
+    assert main([*lake, "risk", "campaign", campaign_id, "--format", "csv", "--date", "2026-10-01"]) == 0
+    [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert (row["day"], row["joined"], row["n_members"]) == ("2026-10-01", "3", "3")
+    assert main([*lake, "risk", "campaign", "cmp-nope"]) == 4
+    assert "no campaign 'cmp-nope'" in capsys.readouterr().err
