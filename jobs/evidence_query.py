@@ -24,44 +24,50 @@ def _on(column: str, day: dt.date) -> pc.Expression:
     return pc.field(column) == pa.scalar(day, pa.date32())
 
 
-def standing(settings: Settings, account_ids: list[str]) -> dict[str, str]:
+def delta_dataset(settings: Settings, name: str):
+    """A pyarrow dataset over a Delta table's current version. The console passes its cached one instead
+    (console/tables.py) as `open_dataset`."""
+    from deltalake import DeltaTable
+
+    return DeltaTable(settings.table_uri(name)).to_pyarrow_dataset()
+
+
+def standing(settings: Settings, account_ids: list[str], open_dataset=delta_dataset) -> dict[str, str]:
     """Each account's standing label now (its latest decision, any source)."""
     if not account_ids or not catalog.exists(settings, "enforcement_labels"):
         return {}
-    rows = (
-        catalog.read_arrow(settings, "enforcement_labels")
-        .select(["account_id", "label", "decided_at"])
-        .filter(pc.field("account_id").isin(account_ids))
+    rows = open_dataset(settings, "enforcement_labels").to_table(
+        columns=["account_id", "label", "decided_at"], filter=pc.field("account_id").isin(account_ids)
     )
     return standing_labels(rows.to_pylist())
 
 
-def links_touching(settings: Settings, day: dt.date, account_ids: list[str]) -> list[dict]:
+def links_touching(settings: Settings, day: dt.date, account_ids: list[str], open_dataset=delta_dataset) -> list[dict]:
     """account_links rows of `day` with one of the accounts at either end (empty when the table is missing)."""
     if not account_ids or not catalog.exists(settings, "account_links"):
         return []
-    from deltalake import DeltaTable
-
-    dataset = DeltaTable(settings.table_uri("account_links")).to_pyarrow_dataset()
+    dataset = open_dataset(settings, "account_links")
     ids = pa.array(account_ids)
     columns = [c for c in LINK_COLUMNS if c in dataset.schema.names]
     selected = _on("feature_date", day) & (pc.field("src").isin(ids) | pc.field("dst").isin(ids))
     return dataset.to_table(columns=columns, filter=selected).to_pylist()
 
 
-def cluster_evidence(settings: Settings, members: list[str], day: dt.date) -> tuple[list[dict], dict[str, list[dict]]]:
+def cluster_evidence(
+    settings: Settings, members: list[str], day: dt.date, open_dataset=delta_dataset
+) -> tuple[list[dict], dict[str, list[dict]]]:
     """The cluster's evidence rows (models/link_evidence.py) and each member's own, from one read of its links."""
-    links = links_touching(settings, day, members)
+    links = links_touching(settings, day, members, open_dataset)
     neighbours = sorted({a for link in links for a in (link["src"], link["dst"])} | set(members))
-    now = standing(settings, neighbours)
+    now = standing(settings, neighbours, open_dataset)
     per_member = {m: link_evidence.account_evidence(m, links, now) for m in members}
     return link_evidence.cluster_evidence(members, links, now), per_member
 
 
-def account_evidence(settings: Settings, account_id: str, day: dt.date) -> list[dict]:
-    links = links_touching(settings, day, [account_id])
+def account_evidence(settings: Settings, account_id: str, day: dt.date, open_dataset=delta_dataset) -> list[dict]:
+    links = links_touching(settings, day, [account_id], open_dataset)
     neighbours = sorted({a for link in links for a in (link["src"], link["dst"])})
-    return link_evidence.account_evidence(account_id, links, standing(settings, neighbours))
+    return link_evidence.account_evidence(account_id, links, standing(settings, neighbours, open_dataset))
 
 
 # --- campaigns ---------------------------------------------------------------------------------------------
