@@ -218,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=handler)
 
     importlib.import_module("jobs.risk_cli").add_subcommands(sub, _settings)
+    importlib.import_module("jobs.indicators").add_subcommands(sub, _settings)
     importlib.import_module("console.commands").add_subcommands(sub)
 
     p = sub.add_parser("demo", help="end-to-end demo on a fresh simulated lake")

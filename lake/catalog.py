@@ -337,6 +337,23 @@ TABLES: dict[str, Table] = {
             ("score_date",),
         ),
         Table(
+            "indicator_exports",
+            "ops",
+            fields_schema(
+                ("export_id", pa.string()),
+                ("exported_at", TS),
+                ("operator", pa.string()),
+                ("campaign_id", pa.string()),
+                ("as_of", pa.date32()),
+                ("format", pa.string()),
+                ("raw", pa.bool_()),
+                ("indicators", pa.int64()),
+                ("bundle_sha256", pa.string()),
+            ),
+            "audit log of indicator exports (`distillguard indicators export`): who exported which campaign, and "
+            "whether raw values left (raw exports need an operator's name)",
+        ),
+        Table(
             "analyst_decisions",
             "ops",
             fields_schema(
