@@ -255,9 +255,14 @@ def create_app(settings: Settings, config: ConsoleConfig):
 
     @page
     async def model_page(request):
+        from console.airflow_events import status_line
         from console.model_info import champion_summary
 
-        return render(request, "model.html", {"m": champion_summary(settings, config.mlflow_ui_url)})
+        return render(
+            request,
+            "model.html",
+            {"m": champion_summary(settings, config.mlflow_ui_url), "airflow_status": status_line(settings)},
+        )
 
     async def decide(request):
         analyst = analyst_of(request)
@@ -284,7 +289,8 @@ def create_app(settings: Settings, config: ConsoleConfig):
         except DistillguardError as exc:
             return error_page(request, exc)
         request.session["flash"] = (
-            f"Recorded {receipt.label} for {len(receipt.account_ids)} account(s) (decision {receipt.decision_id})."
+            f"Recorded {receipt.label} for {len(receipt.account_ids)} account(s) (decision {receipt.decision_id}). "
+            + receipt.scheduler
         )
         return RedirectResponse(back, status_code=303)
 

@@ -13,6 +13,9 @@ as conflicting; delta-rs retries the commit on a lost race (`MAX_COMMIT_RETRIES`
 lose nor duplicate rows (tests/test_decisions.py runs them in separate processes). If the retries run out, nothing
 was written and a ConflictError (exit 5) says to retry.
 
+Once both writes are done, an event for the enforcement_labels Asset goes to Airflow's REST API where one is
+configured (console/airflow_events.py), so the retrain DAG is queued; the receipt says whether that worked.
+
 Reversals are new rows: the latest decision stands, for the console's queue and for training
 (models/training_set.py). `needs_more_info` is recorded like the others but is not a training label.
 """
@@ -50,6 +53,7 @@ class DecisionReceipt:
     decided_at: dt.datetime
     label: str
     account_ids: tuple[str, ...]
+    scheduler: str = ""  # what Airflow was told (console/airflow_events.py)
 
 
 def _check_label(label: object) -> str:
@@ -244,7 +248,15 @@ def record_decision(
             }
         )
     _append(settings, AUDIT_TABLE, pa.Table.from_pylist(audit, schema=catalog.table(AUDIT_TABLE).schema), metadata)
-    return DecisionReceipt(decision_id=decision_id, decided_at=decided_at, label=label, account_ids=tuple(account_ids))
+    from console.airflow_events import notify_decision
+
+    return DecisionReceipt(
+        decision_id=decision_id,
+        decided_at=decided_at,
+        label=label,
+        account_ids=tuple(account_ids),
+        scheduler=notify_decision(settings, decision_id, label, n),
+    )
 
 
 def decision_log(settings: Settings, account_id: str) -> list[dict]:
@@ -262,5 +274,6 @@ def receipt_json(receipt: DecisionReceipt) -> str:
             "decided_at": receipt.decided_at.isoformat(),
             "label": receipt.label,
             "accounts": list(receipt.account_ids),
+            "scheduler": receipt.scheduler,
         }
     )

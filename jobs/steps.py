@@ -40,6 +40,9 @@ NIGHTLY_STEPS: tuple[Step, ...] = (
     ),
 )
 STEPS_BY_NAME = {step.name: step for step in NIGHTLY_STEPS}
+# The Airflow Asset of the enforcement_labels table: the retrain DAG is scheduled on it (airflow_dags/) and a
+# review session posts an event for it through Airflow's REST API (console/airflow_events.py).
+LABELS_ASSET_NAME = "distillguard_enforcement_labels"
 STEP_NAMES = tuple(STEPS_BY_NAME)
 
 
