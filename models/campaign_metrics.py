@@ -102,3 +102,12 @@ def threshold_sweep(
         quality["events"] = {str(k): int(v) for k, v in days["event"].value_counts().items()}
         out[f"{threshold:g}"] = quality
     return out
+
+
+def lake_tracking_quality(settings, truth: pd.DataFrame) -> dict[str, object]:
+    """tracking_quality of the campaign_days a lake holds (what the detection benchmark reports)."""
+    from deltalake import DeltaTable
+
+    days = DeltaTable(settings.table_uri("campaign_days")).to_pandas(columns=["day", "campaign_id", "members"])
+    days["members"] = days["members"].map(list)
+    return tracking_quality(days, truth)
