@@ -6,12 +6,10 @@ test_artifacts/console/ (git-ignored)."""
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import re
 import threading
 import time
 
-import pyarrow as pa
 import pytest
 
 from console import synthetic_lake
@@ -30,31 +28,7 @@ def _campaign_lake(settings, accounts: int, days: int) -> dict:
     from jobs import campaigns
 
     info = synthetic_lake.write(settings, accounts=accounts, days=days, last_day=LAST_DAY)
-    clusters = catalog.read_arrow(settings, "account_clusters").to_pylist()
-    links = []
-    for day in info["days"]:
-        by_cluster: dict[str, list[str]] = {}
-        for row in clusters:
-            if row["feature_date"] == day:
-                by_cluster.setdefault(row["cluster_id"], []).append(row["account_id"])
-        for members in by_cluster.values():
-            members.sort()
-            for i, (src, dst) in enumerate(itertools.pairwise(members)):
-                links.append(
-                    {
-                        "feature_date": day,
-                        "src": src,
-                        "dst": dst,
-                        "strength": 10.0,
-                        "shared_payment_methods": 1,
-                        "shared_ip_prefixes": i % 2,
-                        "shared_templates": 0,
-                        "synchronised_bands": 0,
-                    }
-                )
-    catalog.write_arrow(
-        settings, "account_links", pa.Table.from_pylist(links, schema=catalog.table("account_links").schema)
-    )
+    synthetic_lake.write_cluster_links(settings, info["days"])
     for day in info["days"]:
         campaigns.run(None, settings, day)
     return info
