@@ -193,3 +193,20 @@ def test_risk_campaign_prints_the_history_in_every_format(settings, capsys, monk
     assert (row["day"], row["joined"], row["n_members"]) == ("2026-10-01", "3", "3")
     assert main([*lake, "risk", "campaign", "cmp-nope"]) == 4
     assert "no campaign 'cmp-nope'" in capsys.readouterr().err
+
+
+def test_review_decide_labels_every_member_of_a_campaign(settings, capsys):
+    import json
+
+    from jobs import campaigns as job
+    from jobs.cli import main
+    from lake import catalog
+
+    _write_day(settings, D1, {"cl-a": ["a", "b", "c"]})
+    [row] = job.run(None, settings, D1)
+    argv = ["--lake", settings.lake_root, "review", "decide", "--campaign", row["campaign_id"]]
+    assert main([*argv, "--label", "extraction", "--note", "one operator", "--analyst", "bob"]) == 0
+    receipt = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert receipt["accounts"] == ["a", "b", "c"]
+    labels = catalog.read_arrow(settings, "enforcement_labels").to_pylist()
+    assert {(r["account_id"], r["campaign_id"]) for r in labels} == {(a, row["campaign_id"]) for a in "abc"}
