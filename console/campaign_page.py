@@ -40,6 +40,7 @@ def campaign_page(settings: Settings, campaign_id: str, as_of: dt.date | None = 
         "timeline": timeline,
         "members": members,
         "last_day": timeline[-1]["day"] if timeline else None,
+        "evidence": found["days"][-1]["evidence"] if found["days"] else [],
         "decided": sum(1 for m in members if m["decision"] in ("extraction", "benign")),
     }
 

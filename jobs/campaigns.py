@@ -1,6 +1,8 @@
 """Campaigns job: match one day's clusters to the open campaigns (models/campaigns.py) and write the day's
 `campaign_days` partition and the `campaigns` summary as of that day. Runs after cluster (and score, in the nightly
-chain); it reads only account_clusters, account_daily, enforcement_labels and earlier campaign_days.
+chain); it reads only account_clusters, account_links, account_daily, enforcement_labels and earlier campaign_days.
+Each day's row keeps the cluster's link evidence as sentences (models/link_evidence.py) with the decisions as they
+stood that night, so what an enforcement decision rested on stays on record.
 
 Spark-free: the inputs are one day's gold partitions and the campaign history, small enough for delta-rs and
 pyarrow. A rerun of a day reads only days before it, so it writes the same rows; days must run in order, as the
@@ -19,6 +21,7 @@ from lake import catalog
 from lake.config import Settings
 from lake.errors import MissingInputError
 from models import campaigns as model
+from models import link_evidence
 
 DAILY_COLUMNS = [
     "account_id",
@@ -59,6 +62,18 @@ def member_activity(settings: Settings, day: dt.date, accounts: list[str]) -> di
     return {row["account_id"]: row for row in daily.to_pylist()}
 
 
+def day_links(settings: Settings, day: dt.date) -> dict[str, list[dict]]:
+    """The day's account_links rows by their `src` account (a cluster's links all start at one of its members)."""
+    if not catalog.exists(settings, "account_links"):
+        return {}
+    columns = ["src", "dst", *(column for column, _, _ in link_evidence.KINDS.values())]
+    rows = catalog.read_arrow(settings, "account_links", filters=[("feature_date", "=", day)]).select(columns)
+    by_src: dict[str, list[dict]] = {}
+    for row in rows.to_pylist():
+        by_src.setdefault(row["src"], []).append(row)
+    return by_src
+
+
 def labels(settings: Settings) -> list[dict]:
     if not catalog.exists(settings, "enforcement_labels"):
         return []
@@ -70,9 +85,11 @@ def day_rows(
     previous: list[model.PreviousCampaign],
     activity: dict[str, dict],
     standing: dict[str, str],
+    links: dict[str, list[dict]],
     day: dt.date,
 ) -> list[dict]:
-    """campaign_days rows of one day: each assignment with its members' volume, newest-model use and decisions."""
+    """campaign_days rows of one day: each assignment with its members' volume, newest-model use, decisions and the
+    cluster's link evidence (`links`: the day's account_links by src)."""
     before = {c.campaign_id: c.members for c in previous}
     rows = []
     for a in assignments:
@@ -100,6 +117,12 @@ def day_rows(
                 "newest_model_requests": sum(r["newest_model_requests"] or 0 for r in active),
                 "extraction_decided": sum(standing.get(m) == "extraction" for m in members),
                 "benign_decided": sum(standing.get(m) == "benign" for m in members),
+                "evidence": [
+                    e["text"]
+                    for e in link_evidence.cluster_evidence(
+                        members, [link for m in members for link in links.get(m, ())], standing
+                    )
+                ],
             }
         )
     return rows
@@ -127,6 +150,7 @@ def run(
         previous,
         member_activity(settings, day, members),
         model.standing_labels(labels(settings), day),
+        day_links(settings, day),
         day,
     )
     schema = catalog.table("campaign_days").schema

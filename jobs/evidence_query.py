@@ -158,5 +158,7 @@ def print_campaign(
             ),
         )
     console.print(table)
+    for line in found["days"][-1]["evidence"] if found["days"] else ():
+        console.print(escape(f"evidence on {found['days'][-1]['day']}: {line}"))
     standing_now = ", ".join(f"{m['account_id']} ({m['decision'] or 'undecided'})" for m in found["members"])
     console.print(escape(f"members on {found['days'][-1]['day'] if found['days'] else '-'}: {standing_now}"))

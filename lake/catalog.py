@@ -241,9 +241,11 @@ TABLES: dict[str, Table] = {
                 ("newest_model_requests", pa.int64()),
                 ("extraction_decided", pa.int64()),
                 ("benign_decided", pa.int64()),
+                ("evidence", pa.list_(pa.string())),
             ),
             "each day's clusters as campaigns that persist across days: the id carried, how (new, continued, "
-            "split from or merged with `related`), the members and their volume that day (models/campaigns.py)",
+            "split from or merged with `related`), the members and their volume that day (models/campaigns.py), and "
+            "the cluster's link evidence as sentences with counts, on record as of that night (models/link_evidence.py)",
             ("day",),
         ),
         Table(

@@ -184,6 +184,7 @@ def test_risk_campaign_prints_the_history_in_every_format(settings, capsys, monk
     assert f"campaign {campaign_id} as of 2026-10-02: active; seen 2026-10-01 .. 2026-10-02 (2 days)" in out
     assert "4 members now, 4 ever, peak 4; 50 requests (coding 50)" in out
     assert "d (undecided)" in out
+    assert "evidence on 2026-10-02: 4 members: 0 already decided as extraction, 0 as benign, 4 undecided" in out
     assert main([*lake, "risk", "campaign", campaign_id, "--format", "json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert [d["event"] for d in document["days"]] == ["new", "continued"]

@@ -65,6 +65,9 @@ def test_cluster_evidence_links_to_a_campaign_whose_page_decides_for_every_membe
     campaign = client.get(f"/campaign/{campaign_id}")
     assert campaign.status_code == 200
     assert "seen 2026-03-12 to 2026-03-14 (3 days)" in campaign.text
+    assert (
+        "8 of 8 members share a payment method (7 linked pairs; 0 decided as extraction, 1 as benign)" in campaign.text
+    )
     assert campaign.text.count("<td>continued") == 2 and campaign.text.count("<td>new") == 1
     for text in (synthetic_lake.RAW_PROMPT_MARKER, synthetic_lake.RAW_IP_MARKER):
         assert text not in page.text and text not in campaign.text
