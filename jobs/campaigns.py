@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.signals import CAPABILITIES
+from jobs import preconditions
 from lake import catalog
 from lake.config import Settings
-from lake.errors import MissingInputError
 from models import campaigns as model
 from models import link_evidence
 
@@ -32,13 +32,7 @@ DAILY_COLUMNS = [
 ]
 
 
-def _on(column: str, day: dt.date) -> pc.Expression:
-    return pc.field(column) == pa.scalar(day, pa.date32())
-
-
 def day_clusters(settings: Settings, day: dt.date) -> dict[str, list[str]]:
-    if not catalog.exists(settings, "account_clusters"):
-        raise MissingInputError(f"no account_clusters table; run `distillguard cluster --date {day}` first")
     rows = catalog.read_arrow(settings, "account_clusters", filters=[("feature_date", "=", day)])
     clusters: dict[str, list[str]] = {}
     for account, cluster in zip(rows["account_id"].to_pylist(), rows["cluster_id"].to_pylist()):
@@ -136,10 +130,7 @@ def run(
     threshold: float = model.DEFAULT_THRESHOLD,
     lookback_days: int = model.DEFAULT_LOOKBACK_DAYS,
 ) -> list[dict]:
-    from jobs.preconditions import partition_rows
-
-    if not partition_rows(settings, "account_daily", day):
-        raise MissingInputError(f"account_daily has no rows for {day}; run `distillguard aggregate --date {day}` first")
+    preconditions.check_campaigns(settings, day)
     clusters = day_clusters(settings, day)
     earlier = history(settings, day)
     previous = model.open_campaigns(earlier, day, lookback_days)

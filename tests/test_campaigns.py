@@ -211,3 +211,11 @@ def test_review_decide_labels_every_member_of_a_campaign(settings, capsys):
     assert receipt["accounts"] == ["a", "b", "c"]
     labels = catalog.read_arrow(settings, "enforcement_labels").to_pylist()
     assert {(r["account_id"], r["campaign_id"]) for r in labels} == {(a, row["campaign_id"]) for a in "abc"}
+
+
+def test_the_job_refuses_a_day_that_was_not_aggregated_or_clustered(settings):
+    from jobs import campaigns as job
+    from lake.errors import MissingInputError
+
+    with pytest.raises(MissingInputError, match="run `distillguard aggregate --date 2026-10-01` first"):
+        job.run(None, settings, D1)
