@@ -32,6 +32,18 @@ def delta_dataset(settings: Settings, name: str):
     return DeltaTable(settings.table_uri(name)).to_pyarrow_dataset()
 
 
+def reusing_datasets():
+    """An `open_dataset` that opens each table once, for a command that reads evidence for many days."""
+    opened: dict[str, object] = {}
+
+    def open_dataset(settings: Settings, name: str):
+        if name not in opened:
+            opened[name] = delta_dataset(settings, name)
+        return opened[name]
+
+    return open_dataset
+
+
 def standing(settings: Settings, account_ids: list[str], open_dataset=delta_dataset) -> dict[str, str]:
     """Each account's standing label now (its latest decision, any source)."""
     if not account_ids or not catalog.exists(settings, "enforcement_labels"):

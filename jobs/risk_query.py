@@ -335,12 +335,13 @@ def print_account(
     from rich.table import Table
 
     from jobs.console import console as make_console
-    from jobs.evidence_query import account_evidence
+    from jobs.evidence_query import account_evidence, reusing_datasets
 
     output_format = check_format(output_format)
     rows = account_history(settings, account_id, score_date=score_date)
+    datasets = reusing_datasets()
     records = [
-        {**row, "link_evidence": account_evidence(settings, row["account_id"], row["score_date"])}
+        {**row, "link_evidence": account_evidence(settings, row["account_id"], row["score_date"], datasets)}
         for row in rows.to_pylist()
     ]
     if output_format != "table":
