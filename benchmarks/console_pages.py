@@ -3,7 +3,7 @@ CSV export.
 
 Usage: python benchmarks/console_pages.py [--accounts 20000] [--days 14] [--repeats 7] [--out benchmarks/results]
 
-Writes a synthetic reviewed lake (console/synthetic_lake.py: account_risk, cluster_risk, account_clusters,
+Writes a synthetic reviewed lake (tests/helpers/reviewed_lake.py: account_risk, cluster_risk, account_clusters,
 account_features, account_daily with the catalog's schemas; 20k accounts x 14 days = 280k risk rows; account_links
 between cluster members and the campaigns job over every day), signs in, and
 times each page through the whole ASGI app in process (Starlette's test client: routing, auth, Delta reads,
@@ -47,18 +47,19 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
-    from console import decisions, synthetic_lake
+    from console import decisions
     from console.app import ConsoleConfig, create_app
     from console.auth import AuthConfig, issue_token
     from console.campaign_page import campaign_of_cluster
     from jobs import campaigns
     from lake.config import load_settings
+    from tests.helpers import reviewed_lake
 
     with tempfile.TemporaryDirectory(prefix="dg-console-bench-") as tmp:
         settings = load_settings(lake_root=f"{tmp}/lake", mlflow_tracking_uri=f"sqlite:///{tmp}/mlflow.db")
         started = time.perf_counter()
-        info = synthetic_lake.write(settings, accounts=args.accounts, days=args.days, last_day=LAST_DAY)
-        synthetic_lake.write_cluster_links(settings, info["days"])
+        info = reviewed_lake.write(settings, accounts=args.accounts, days=args.days, last_day=LAST_DAY)
+        reviewed_lake.write_cluster_links(settings, info["days"])
         for day in info["days"]:  # the campaigns job over every day, as the nightly chain runs it
             with contextlib.redirect_stdout(io.StringIO()):
                 campaigns.run(None, settings, day)

@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
 
 # The per-day jobs in the nightly order (jobs/steps.py); scoring runs once the model is trained.
-from jobs.steps import STEP_NAMES  # noqa: E402
+from jobs.steps import STEP_NAMES  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
 
 DAILY_JOBS = tuple(name for name in STEP_NAMES if name != "score")  # jobs/steps.py order, scoring apart
 START = dt.date(2026, 10, 5)
@@ -64,8 +64,8 @@ def cli(lake: Path, *argv: str, quiet: bool = True) -> None:
 def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
     from deltalake import DeltaTable
 
-    from jobs.dates import date_range
     from lake.config import load_settings
+    from lake.dates import date_range
     from models import detection_report as report
     from simulator.simulate import read_ground_truth
 

@@ -10,9 +10,9 @@ ENGINE is a benchmark engine key (benchmarks/engines.py BENCH_ENGINES):
   embedded, jvm-local   the Spark Parquet stage (benchmarks/spark_parquet_stage.py) on Sail / JVM Spark;
                         outputs under SCRATCH
   embedded-delta        the real jobs (jobs/aggregate.py, jobs/features.py) on Sail, Delta in and out
-  pandas, cudf          the real jobs on a frame engine (lake/frames.py), Delta in and out
+  pandas, cudf          the real jobs on a frame engine (lake/frame_engines.py), Delta in and out
   jvm-delta             the real jobs through Spark Connect on a JVM Spark 4.2 + delta-spark server (local[*],
-                        from infra/spark-connect/cpu.conf; lake/spark_servers.py), Delta in and out
+                        from infra/spark-connect/cpu.conf; tests/helpers/spark_servers.py), Delta in and out
   sail-cluster          the real jobs through Spark Connect on a Sail local-cluster server (2 workers)
 For the last two the server starts inside this process's tree, so its start is part of engine_start_s and
 its memory part of the parent's tree RSS.
@@ -53,7 +53,7 @@ SAIL_CLUSTER_WORKERS = 2
 @contextlib.contextmanager
 def server_for(bench_engine: str, scratch: str, shuffle_partitions: int):
     """The Spark Connect server a server engine runs on (None for the others); stopped on exit."""
-    from lake import spark_servers
+    from tests.helpers import spark_servers
 
     logs = Path(scratch) / "server-logs"
     if bench_engine == "jvm-delta":

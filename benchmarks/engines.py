@@ -10,7 +10,7 @@ Engines (BENCH_ENGINES), all on the same lake, the same day and the same history
   embedded-delta  Sail in this machine's cores, embedded: the real jobs (jobs/aggregate.py, jobs/features.py), Delta
   sail-cluster    Sail's local-cluster mode (2 worker processes), the same real jobs over Spark Connect
   jvm-delta       JVM Spark 4.2 + delta-spark Connect server (local[*], infra/spark-connect/cpu.conf), the same jobs
-  pandas, cudf    the frame engines (lake/frames.py), the same real jobs
+  pandas, cudf    the frame engines (lake/frame_engines.py), the same real jobs
   embedded, jvm-local  the older Parquet pair: the same transforms over the tables' Parquet files, no Delta
                   (benchmarks/spark_parquet_stage.py; jvm-local needs benchmarks/jvm_baseline_env.sh)
 
@@ -57,8 +57,8 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(REPO))
 
-from checksums import compare, output_checksums  # noqa: E402
-from machine import machine_facts  # noqa: E402
+from checksums import compare, output_checksums  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
+from machine import machine_facts  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
 
 START = dt.date(2026, 1, 5)
 BENCH_ENGINES = ("embedded-delta", "sail-cluster", "jvm-delta", "pandas", "cudf", "embedded", "jvm-local")
@@ -414,7 +414,7 @@ def unavailable_reason(engine: str) -> str | None:
         if shutil.which("java") is None:
             return "no java on PATH (JVM Spark 4 needs Java 17/21)"
         try:
-            from lake.spark_servers import spark_home
+            from tests.helpers.spark_servers import spark_home
 
             spark_home()
         except RuntimeError as missing:

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# The GPU half of issue 10 in one command, for a lent device machine (one H100 or H200, 16 cores, Python 3.12 with
+# The GPU check in one command, for a GPU machine (one H100 or H200, 16 cores, Python 3.12 with
 # the CUDA 13 runtime, cupy, numba-cuda, pandas 3 and pyarrow; no package registry).
 #
-# NOT RUN YET. The session that wrote it had no GPU lent, so it was only checked for syntax (bash -n); no GPU figure
-# in this repository comes from it. Its steps run here with pandas instead of cuDF (the same code path).
+# NOT RUN YET: it has only been checked for syntax (bash -n), since no GPU was available; no GPU figure in this
+# repository comes from it. Its steps run here with pandas instead of cuDF (the same code path).
 #
 # What it needs in the repository root:
 #   .gpu-wheelhouse/part-*   built on a machine with registry access (git-ignored; carry it to the device):
-#     bash ../shared/gpu/wheelhouse.sh .gpu-wheelhouse pysail==0.7.2 deltalake==1.6.6 arro3-core pyspark-client \
+#     bash infra/gpu/wheelhouse.sh .gpu-wheelhouse pysail==0.7.2 deltalake==1.6.6 arro3-core pyspark-client \
 #          grpcio-status googleapis-common-protos zstandard pydantic pydantic-core annotated-types \
 #          typing-inspection pytest pluggy iniconfig
 #   (the wheelhouse.sh header says how it unpacks; cuDF, RMM, nvtx, XGBoost and numpy come with it)
 #
-# Usage (run tool, carry [".gpu-wheelhouse"], timeout_s leaving time for a rerun):
+# Usage (with .gpu-wheelhouse/ copied to the machine):
 #   bash benchmarks/gpu_check.sh
 # Sizes and limits, from the environment:
 #   DG_GPU_RECORDS        bronze records of the benchmark day for cuDF against Sail          (default 2e7)
@@ -26,7 +26,7 @@
 # account-day make a 28-day window ~400M account_daily rows. The features step now rolls the window up in
 # account-hash buckets sized to DG_GPU_MEMORY_BUDGET_GB (tested with pandas only), so memory no longer forbids it,
 # but replicating and reading 28 such days is not expected to fit the device's 10-minute command limit; set
-# DG_GPU_REPLICATED_WINDOW=28 where a longer run is possible (the issue asks for it).
+# DG_GPU_REPLICATED_WINDOW=28 where a longer run is possible.
 #
 # Steps, each under `timeout`, all output tee'd to $OUT/log:
 #   1. unpack the wheelhouse into /tmp/gpusite and check that cudf, rmm, pysail and deltalake import; nvidia-smi

@@ -31,8 +31,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from engines import START, run_child  # noqa: E402
-from machine import machine_facts  # noqa: E402
+from engines import START, run_child  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
+from machine import machine_facts  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
 
 RECORDS_PER_ACCOUNT_DAY = 12.8  # simulator volume, measured with benchmarks/engines.py's calibration
 

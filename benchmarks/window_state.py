@@ -34,7 +34,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(BENCH_DIR.parent))
 
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
 
 WINDOW = 28
 
@@ -165,29 +165,28 @@ def pandas_engine(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from features import frame_engine as fe
-    from features import registry
-    from lake import frames
+    from features import frame_common, frame_daily, frame_windows, registry
+    from lake import delta_files, frame_engines
     from lake.config import load_settings
 
     settings = load_settings(lake_root=lake, mlflow_tracking_uri=f"sqlite:///{scratch}/m.db", engine="pandas")
     oldest = day - dt.timedelta(days=WINDOW - 1)
     sums = [s.name for s in _sum_stats()]
-    with frames.frame_engine(settings) as engine:
-        releases = frames.table_files(settings, "model_releases")
-        newest_model, _ = fe.newest_release(engine, releases, fe.day_end_micros(day))
+    with frame_engines.frame_engine(settings) as engine:
+        releases = delta_files.table_files(settings, "model_releases")
+        newest_model, _ = frame_common.newest_release(engine, releases, frame_common.day_end_micros(day))
 
         def window_rows(first: dt.date, last: dt.date):
-            table = frames.read_table(
+            table = delta_files.read_table(
                 settings, "account_daily", filters=[("event_date", ">=", first), ("event_date", "<=", last)]
             )
-            rows, listed, accounts = fe.coded_window(
-                engine, fe.longest_window(engine, fe.window_frame(engine, table), last)
+            rows, listed, accounts = frame_windows.coded_window(
+                engine, frame_windows.longest_window(engine, frame_windows.window_frame(engine, table), last)
             )
             return rows, listed, len(accounts)
 
         previous, _, _ = window_rows(oldest - dt.timedelta(days=1), day - dt.timedelta(days=1))
-        last_previous = fe._day_number(day - dt.timedelta(days=1))
+        last_previous = frame_windows._day_number(day - dt.timedelta(days=1))
         state = {"account_id": previous["account_id"]}
         for w in (7, WINDOW):
             inside = previous["event_day"] > last_previous - w
@@ -200,7 +199,7 @@ def pandas_engine(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
         def reread() -> None:
             rows, listed, n = window_rows(oldest, day)
             for days in registry.WINDOWS:
-                fe.window_stats(engine, rows, listed, day, days, newest_model, n)
+                frame_windows.window_stats(engine, rows, listed, day, days, newest_model, n)
 
         def carry_sums() -> None:
             parts = [pq.read_table(state_path).to_pandas()]
@@ -209,7 +208,7 @@ def pandas_engine(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
                 (day - dt.timedelta(days=7), {7: -1, WINDOW: 0}),
                 (oldest, {7: 0, WINDOW: -1}),
             ):
-                rows = frames.read_table(settings, "account_daily", filters=[("event_date", "=", source)])
+                rows = delta_files.read_table(settings, "account_daily", filters=[("event_date", "=", source)])
                 rows = rows.select(["account_id", *sums]).to_pandas()
                 part = {"account_id": rows["account_id"]}
                 for w in (7, WINDOW):
@@ -221,22 +220,22 @@ def pandas_engine(lake: str, day: dt.date, repeat: int, scratch: str) -> dict:
 
         def still_reread() -> None:
             rows, listed, _ = window_rows(oldest, day)
-            last = fe._day_number(day)
+            last = frame_windows._day_number(day)
             for days in registry.WINDOWS:
                 inside = rows[rows["event_day"] > last - days]
                 current = inside[inside["newest_model"] == newest_model]
                 for stat in _other_stats():
                     if stat.window == "max":
-                        inside.groupby(fe.ACCOUNT, sort=False)[stat.name].max()
+                        inside.groupby(frame_daily.ACCOUNT, sort=False)[stat.name].max()
                     elif stat.window in ("sum_on_current_newest", "min_on_current_newest"):
-                        current.groupby(fe.ACCOUNT, sort=False)[stat.name].agg(
+                        current.groupby(frame_daily.ACCOUNT, sort=False)[stat.name].agg(
                             "sum" if stat.window.startswith("sum") else "min"
                         )
                     elif stat.window == "distinct_count":
                         items = listed[stat.name]
-                        items[items["event_day"] > last - days][[fe.ACCOUNT, stat.name]].drop_duplicates().groupby(
-                            fe.ACCOUNT, sort=False
-                        ).size()
+                        items[items["event_day"] > last - days][
+                            [frame_daily.ACCOUNT, stat.name]
+                        ].drop_duplicates().groupby(frame_daily.ACCOUNT, sort=False).size()
 
         return {
             name: _timed(fn, repeat)

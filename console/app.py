@@ -28,8 +28,8 @@ from urllib.parse import urlencode, urlsplit
 from console import charts, queries
 from console.auth import AuthConfig
 from console.decisions import LABELS, record_decision
-from jobs.dates import parse_date
 from lake.config import Settings
+from lake.dates import parse_date
 from lake.errors import DistillguardError, InputError, MissingInputError
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -19,7 +19,7 @@ def score_over_time(points: list[dict], width: int = 640, height: int = 180) -> 
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(points)
     x = (lambda i: left + plot_w / 2) if n == 1 else (lambda i: left + plot_w * i / (n - 1))
-    y = lambda score: top + plot_h * (1 - max(0.0, min(1.0, score or 0.0)))  # noqa: E731
+    y = lambda score: top + plot_h * (1 - max(0.0, min(1.0, score or 0.0)))  # noqa: E731 - a one-line scale, read like a formula
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="score and tier per day">']
     for tick in (0.0, 0.5, 1.0):
         parts.append(

@@ -1,5 +1,5 @@
-"""`distillguard console` and `distillguard review ...`: the parser set-up and handlers, added to jobs/cli.py by
-`add_subcommands`. Heavy imports stay inside the handlers so `distillguard --help` stays fast.
+"""`distillguard console` and `distillguard review ...`: the parser set-up and handlers. jobs/cli.py finds
+`add_subcommands` through the `distillguard.commands` entry point (pyproject.toml), so jobs/ never imports console/. Heavy imports stay inside the handlers so `distillguard --help` stays fast.
 
   distillguard console [--host 127.0.0.1] [--port 8050] [--auth token|trusted-header] [--tokens-file F]
   distillguard review decide ACCOUNT | --cluster ID | --campaign ID --label extraction|benign|needs_more_info --note TEXT
@@ -9,19 +9,22 @@
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lake.config import Settings
+
+SettingsOf = Callable[[argparse.Namespace], "Settings"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
-
-
-def _settings(args):
-    from jobs.cli import _settings as settings_of
-
-    return settings_of(args)
 
 
 def tokens_file(args, settings) -> Path:
@@ -36,14 +39,14 @@ def tokens_file(args, settings) -> Path:
     return Path(settings.lake_root) / "_console" / "analyst_tokens"
 
 
-def _cmd_console(args) -> None:
+def _cmd_console(settings_of: SettingsOf, args: argparse.Namespace) -> None:
     import uvicorn
 
     from console.app import ConsoleConfig, create_app
     from console.auth import AuthConfig, read_tokens
     from lake.errors import InputError
 
-    settings = _settings(args)
+    settings = settings_of(args)
     if args.host not in LOOPBACK_HOSTS and not args.allow_remote:
         raise InputError(
             f"--host {args.host} listens beyond this machine; add --allow-remote to mean it "
@@ -67,11 +70,11 @@ def _cmd_console(args) -> None:
     uvicorn.run(create_app(settings, config), host=args.host, port=args.port, log_level="warning", proxy_headers=False)
 
 
-def _cmd_decide(args) -> None:
+def _cmd_decide(settings_of: SettingsOf, args: argparse.Namespace) -> None:
     from console.decisions import receipt_json, record_decision
 
     receipt = record_decision(
-        _settings(args),
+        settings_of(args),
         analyst=args.analyst or os.environ.get("DG_ANALYST") or getpass.getuser(),
         label=args.label,
         note=args.note,
@@ -84,16 +87,18 @@ def _cmd_decide(args) -> None:
     print(receipt_json(receipt), flush=True)
 
 
-def _cmd_issue_token(args) -> None:
+def _cmd_issue_token(settings_of: SettingsOf, args: argparse.Namespace) -> None:
     from console.auth import issue_token
 
-    path = tokens_file(args, _settings(args))
+    path = tokens_file(args, settings_of(args))
     token = issue_token(path, args.analyst)
     print(f"token for {args.analyst} (shown once; its digest is in {path}):\n{token}", flush=True)
 
 
-def add_subcommands(sub) -> None:
-    from jobs.dates import parse_date
+def add_subcommands(sub, settings_of: SettingsOf) -> None:
+    """Add `console` and `review` to the CLI's subparsers; `settings_of(args)` builds Settings from the global flags
+    (jobs/cli.py owns them)."""
+    from lake.dates import parse_date
 
     p = sub.add_parser("console", help="serve the analysts' web console (loopback only unless asked)")
     p.add_argument("--host", default=DEFAULT_HOST, help=f"bind address (default {DEFAULT_HOST})")
@@ -111,7 +116,7 @@ def add_subcommands(sub) -> None:
         "--mlflow-ui", help="MLflow UI base URL for model links (default $DG_MLFLOW_UI_URL or http://127.0.0.1:5000)"
     )
     p.add_argument("--secure-cookies", action="store_true", help="send the session cookie over HTTPS only")
-    p.set_defaults(func=_cmd_console)
+    p.set_defaults(func=partial(_cmd_console, settings_of))
 
     review = sub.add_parser("review", help="record analyst decisions from scripts").add_subparsers(
         dest="review_command", required=True
@@ -135,10 +140,10 @@ def add_subcommands(sub) -> None:
     p.add_argument("--campaign-id", dest="campaign_id", help="the campaign this decision attributes the account to")
     p.add_argument("--date", type=parse_date, help="the score date the decision is based on (default: latest)")
     p.add_argument("--analyst", help="who decides (default $DG_ANALYST or the login name)")
-    p.set_defaults(func=_cmd_decide)
+    p.set_defaults(func=partial(_cmd_decide, settings_of))
     p = review.add_parser("issue-token", help="create a console sign-in token for an analyst")
     p.add_argument("analyst", help="the analyst's login name the token signs in as")
     p.add_argument(
         "--tokens-file", help="analyst token digests (default $DG_CONSOLE_TOKENS_FILE or <lake>/_console/...)"
     )
-    p.set_defaults(func=_cmd_issue_token)
+    p.set_defaults(func=partial(_cmd_issue_token, settings_of))

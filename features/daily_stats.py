@@ -1,7 +1,7 @@
 """Every daily statistic of `account_daily`, declared once: its name, type, the per-request value it aggregates,
 how one day's requests become one value, and how the 1/7/28-day windows roll daily values up.
 
-Engines compile these declarations (features/spark_engine.py, features/frame_engine.py); the `account_daily`
+Engines compile these declarations (features/spark_engine.py, features/frame_*.py); the `account_daily`
 schema is built from them (features/registry.py). A daily statistic reads only bronze columns, including the
 per-request signal columns that ingest computed (features/signals.py), never prompt text.
 
@@ -126,6 +126,24 @@ class DailyStat:
     @property
     def window_stat(self) -> str | None:
         return None if self.window == "none" else (self.window_name or self.name)
+
+    def rolled_up_name(self) -> str:
+        """window_stat, for a statistic the caller knows rolls up on its own (window other than "none")."""
+        if self.window_stat is None:
+            raise ValueError(f"daily stat {self.name} is not rolled up over windows")
+        return self.window_stat
+
+    def value_expr(self) -> Expr:
+        """daily.value, for the aggregation kinds that need one (all but count)."""
+        if self.daily.value is None:
+            raise ValueError(f"daily stat {self.name}: aggregation {self.daily.kind!r} needs a value")
+        return self.daily.value
+
+    def where_expr(self) -> Expr:
+        """daily.where, for the aggregation kinds that need one (min_where, first_majority)."""
+        if self.daily.where is None:
+            raise ValueError(f"daily stat {self.name}: aggregation {self.daily.kind!r} needs a where")
+        return self.daily.where
 
 
 def _flag(name: str, condition: Expr) -> DailyStat:

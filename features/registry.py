@@ -1,8 +1,8 @@
 """The feature registry: every model input is declared here exactly once, with its formula.
 
-A declaration carries the name, a description, its family (DESIGN.md §6), a unit used to phrase explanations,
+A declaration carries the name, a description, its family (docs/design.md §6), a unit used to phrase explanations,
 an owner, tags, its kind and its formula, an `Expr` (features/expr.py) that every engine compiles: Spark
-(features/spark_engine.py) and the frame engines, pandas and cuDF (features/frame_engine.py). There is no
+(features/spark_engine.py) and the frame engines, pandas and cuDF (features/frame_*.py). There is no
 per-engine implementation to keep in step. Three kinds, by what the formula reads:
 
   window   the window statistics of features/daily_stats.py (`col("requests")` is requests summed over the

@@ -16,6 +16,8 @@ must never copy `prompt_prefix` itself into a feature or risk table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
@@ -210,7 +212,7 @@ def is_raw_http_client() -> Column:
     return _matches(USER_AGENT, RAW_HTTP_CLIENT_PATTERN) & ~_matches(USER_AGENT, OFFICIAL_SDK_PATTERN)
 
 
-SIGNALS = {
+SIGNALS: dict[str, Callable[[], Column]] = {
     "is_cot_elicitation": is_cot_elicitation,
     "is_rubric_grading": is_rubric_grading,
     "capability": capability,
@@ -227,7 +229,8 @@ def _signals_version() -> str:
     import hashlib
     import inspect
 
-    parts = [inspect.getsource(fn) for fn in (*SIGNALS.values(), normalized_prompt, _matches)]
+    rules: tuple[Callable[..., Column], ...] = (*SIGNALS.values(), normalized_prompt, _matches)
+    parts = [inspect.getsource(fn) for fn in rules]
     parts += [
         COT_ELICITATION_PATTERN,
         RUBRIC_GRADING_PATTERN,

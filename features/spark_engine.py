@@ -2,7 +2,7 @@
 
 Nothing here names a statistic or a feature: `daily_aggregate` compiles features/daily_stats.py and
 `account_features` compiles features/registry.py. The frame engines compile the same declarations in
-features/frame_engine.py.
+features/frame_*.py.
 
 Conventions (the same on every engine):
   * a window of `days` covers event dates in (D - days, D];
@@ -88,9 +88,11 @@ def _row_aggregate(stat: DailyStat) -> Column | None:
     """The groupBy(account_id) aggregate of a statistic that needs one pass over the rows; None for the kinds
     that group each account's rows by a key first."""
     agg = stat.daily
-    value = compile_expr(agg.value) if agg.value is not None else None
     if agg.kind == "count":
         return F.count(F.lit(1))
+    if agg.kind not in ("sum", "count_distinct", "repeats", "min_where", "day_constant"):
+        return None
+    value = compile_expr(stat.value_expr())
     if agg.kind == "sum":
         return F.coalesce(F.sum(value), F.lit(0))
     if agg.kind == "count_distinct":
@@ -98,22 +100,20 @@ def _row_aggregate(stat: DailyStat) -> Column | None:
     if agg.kind == "repeats":
         return F.count(value) - F.count_distinct(value)
     if agg.kind == "min_where":
-        return F.min(F.when(compile_expr(agg.where), value))
-    if agg.kind == "day_constant":
-        return F.max(value)
-    return None
+        return F.min(F.when(compile_expr(stat.where_expr()), value))
+    return F.max(value)  # day_constant
 
 
 def _grouped_aggregate(rows: DataFrame, stat: DailyStat) -> DataFrame:
     """account_id + the statistic, for the kinds that group each account's rows by a key first. A sorted set
     too: collect_set over every request costs Sail several times more than collecting the distinct pairs."""
     agg = stat.daily
-    keyed = rows.withColumn("_key", compile_expr(agg.value)).where(F.col("_key").isNotNull())
+    keyed = rows.withColumn("_key", compile_expr(stat.value_expr())).where(F.col("_key").isNotNull())
     if agg.kind == "peak_group":
         per_key = keyed.groupBy("account_id", "_key").agg(F.count(F.lit(1)).alias("_n"))
         return per_key.groupBy("account_id").agg(F.max("_n").alias(stat.name))
     if agg.kind == "first_majority":
-        hit = F.when(compile_expr(agg.where), 1).otherwise(0)
+        hit = F.when(compile_expr(stat.where_expr()), 1).otherwise(0)
         per_key = keyed.groupBy("account_id", "_key").agg(F.count(F.lit(1)).alias("_n"), F.sum(hit).alias("_hits"))
         return per_key.where(F.col("_hits") * 2 > F.col("_n")).groupBy("account_id").agg(F.min("_key").alias(stat.name))
     if agg.kind == "sorted_set":
@@ -138,9 +138,9 @@ def daily_aggregate(
     Without cache, every branch joined back below rescans the day's bronze, but only the few columns it
     reads; each branch costs less than what it replaces (a sort of whole request rows, collect_set)."""
     rows = request_rows(requests, accounts, model_releases, asn_info, event_date)
-    one_pass = {s.name: _row_aggregate(s) for s in daily_stats.DAILY_STATS}
-    plain = [s for s in daily_stats.DAILY_STATS if one_pass[s.name] is not None and not _reads_gap(s)]
-    gapped = [s for s in daily_stats.DAILY_STATS if one_pass[s.name] is not None and _reads_gap(s)]
+    one_pass = {s.name: agg for s in daily_stats.DAILY_STATS if (agg := _row_aggregate(s)) is not None}
+    plain = [s for s in daily_stats.DAILY_STATS if s.name in one_pass and not _reads_gap(s)]
+    gapped = [s for s in daily_stats.DAILY_STATS if s.name in one_pass and _reads_gap(s)]
     daily = rows.groupBy("account_id").agg(*(one_pass[s.name].alias(s.name) for s in plain))
     if gapped:
         needed = set().union(*(e.columns() for s in gapped for e in (s.daily.value, s.daily.where) if e is not None))
@@ -150,7 +150,7 @@ def daily_aggregate(
             how="left",
         )
     for stat in daily_stats.DAILY_STATS:
-        if one_pass[stat.name] is None:
+        if stat.name not in one_pass:
             daily = daily.join(_grouped_aggregate(rows, stat), on="account_id", how="left")
             if stat.daily.kind == "peak_group":
                 daily = daily.withColumn(stat.name, F.coalesce(F.col(stat.name), F.lit(0)))
@@ -204,7 +204,7 @@ def _distinct_counts(rows: DataFrame, stat: DailyStat, feature_date: dt.date, wi
         *(
             F.sum(F.when(F.col("_last") > F.date_sub(F.lit(feature_date), days), 1).otherwise(0))
             .cast("int")
-            .alias(_windowed(stat.window_stat, days))
+            .alias(_windowed(stat.rolled_up_name(), days))
             for days in windows
         )
     )
@@ -233,7 +233,7 @@ def window_stats(
         if stat.window == "distinct_count":
             stats = stats.join(_distinct_counts(rows, stat, feature_date, windows), on="account_id", how="left")
             for days in windows:  # an account whose days hold no item at all has none in any window
-                name = _windowed(stat.window_stat, days)
+                name = _windowed(stat.rolled_up_name(), days)
                 stats = stats.withColumn(name, F.coalesce(F.col(name), F.lit(0)))
     return stats
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from compute import Engine
+from compute import Data, Engine
 from features.daily_stats import BRONZE_INPUTS
 from jobs import preconditions
 from lake.config import Settings
 from lake.errors import MissingInputError
 
 
-def run(engine: Engine, settings: Settings, event_date: dt.date) -> int:
+def run(engine: Engine[Data], settings: Settings, event_date: dt.date) -> int:
     """Aggregate `event_date` and replace its `account_daily` partition; returns the rows written."""
     preconditions.check_aggregate(settings, event_date)
     requests = engine.read_partition(settings, "requests", event_date, list(BRONZE_INPUTS))

@@ -12,8 +12,8 @@ import argparse
 import datetime as dt
 import sys
 
-from jobs.dates import parse_date
 from lake.config import Settings
+from lake.dates import parse_date
 from lake.errors import InputError
 
 # the table whose date partition each step writes: rows there mean the step finished that date

@@ -18,11 +18,12 @@ import logging
 import os
 import sys
 import traceback
+from importlib.metadata import entry_points
 
 from jobs import backfill, cli_help, retention
-from jobs.dates import parse_date
 from jobs.steps import NIGHTLY_STEPS, runs_on_frame_engine
-from lake.config import ENGINE_KEYS, load_settings
+from lake.config import ENGINE_KEYS, Settings, load_settings
+from lake.dates import parse_date
 from lake.engine import spark_session
 from lake.redact import install_log_redaction, redact
 
@@ -31,7 +32,8 @@ EXIT_QUALITY_GATE_FAILED = 3
 EXIT_UNEXPECTED = 1  # a defect, not an operator's input: the (redacted) traceback is printed
 
 
-def _settings(args: argparse.Namespace):
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from the global flags; handed to every subcommand group that is added from elsewhere."""
     return load_settings(
         lake_root=args.lake or None,
         spark_remote=args.remote or None,
@@ -59,7 +61,7 @@ def _optional_positive_int(value: str) -> int | None:
 
 @contextlib.contextmanager
 def _spark(args: argparse.Namespace):
-    settings = _settings(args)
+    settings = settings_from_args(args)
     with spark_session(settings) as spark:
         yield spark, settings
 
@@ -68,7 +70,7 @@ def _cmd_simulate(args):
     from simulator import simulate
 
     simulate.run(
-        _settings(args),
+        settings_from_args(args),
         start=args.start,
         days=args.days,
         accounts=args.accounts,
@@ -87,7 +89,7 @@ def _dated_job(command: str):
         from compute import open_engine
 
         job = importlib.import_module(f"jobs.{module_name}")
-        settings = _settings(args)
+        settings = settings_from_args(args)
         if runs_on_frame_engine(module_name):
             with open_engine(settings) as engine:
                 job.run(engine, settings, args.date)
@@ -101,7 +103,7 @@ def _dated_job(command: str):
 def _cmd_nightly(args):
     from jobs import nightly
 
-    nightly.run(_settings(args), args.date)
+    nightly.run(settings_from_args(args), args.date)
 
 
 def _cmd_train(args):
@@ -124,7 +126,7 @@ def _training_step(step: str):
     def handler(args):
         from jobs import train
 
-        getattr(train, step)(_settings(args), args.as_of)
+        getattr(train, step)(settings_from_args(args), args.as_of)
 
     return handler
 
@@ -132,7 +134,7 @@ def _training_step(step: str):
 def _cmd_demo(args):
     from jobs import demo
 
-    demo.run(_settings(args), accounts=args.accounts, days=args.days, seed=args.seed, fresh=not args.keep)
+    demo.run(settings_from_args(args), accounts=args.accounts, days=args.days, seed=args.seed, fresh=not args.keep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,9 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--as-of", dest="as_of", type=parse_date, required=True)
         p.set_defaults(func=handler)
 
-    importlib.import_module("jobs.risk_cli").add_subcommands(sub, _settings)
-    importlib.import_module("jobs.indicators").add_subcommands(sub, _settings)
-    importlib.import_module("console.commands").add_subcommands(sub)
+    importlib.import_module("jobs.risk_cli").add_subcommands(sub, settings_from_args)
+    importlib.import_module("jobs.indicators").add_subcommands(sub, settings_from_args)
+    # Subcommands from packages above jobs/ (the console's `console` and `review`) register themselves as entry
+    # points (pyproject.toml, [project.entry-points."distillguard.commands"]), so jobs/ never imports them.
+    for plugin in sorted(entry_points(group="distillguard.commands"), key=lambda p: p.name):
+        plugin.load()(sub, settings_from_args)
 
     p = sub.add_parser("demo", help="end-to-end demo on a fresh simulated lake")
     p.add_argument("--accounts", type=int, default=20_000)
@@ -227,8 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--keep", action="store_true", help="reuse an existing demo lake instead of starting fresh")
     p.set_defaults(func=_cmd_demo)
-    backfill.add_subcommands(sub, _settings)
-    retention.add_subcommands(sub, _settings)
+    backfill.add_subcommands(sub, settings_from_args)
+    retention.add_subcommands(sub, settings_from_args)
     return cli_help.document(parser)
 
 
@@ -268,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _settings_or_none(args: argparse.Namespace):
     try:
-        return _settings(args)
+        return settings_from_args(args)
     except Exception:
         return None
 

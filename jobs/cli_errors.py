@@ -8,6 +8,7 @@ missing"), so on such an error the lake's current data files are checked, footer
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from lake.config import Settings
 
@@ -17,7 +18,7 @@ _MISSING_TABLE = re.compile(r"(?i)(not a delta table|tablenotfound|no such table
 MAX_FILES_CHECKED = 20_000
 
 
-def _chain(exc: BaseException):
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -53,7 +54,7 @@ def one_line(exc: BaseException, settings: Settings | None) -> str | None:
     for link in _chain(exc):
         if isinstance(link, ImportError) and (link.name or "").split(".")[0] in GPU_LIBRARIES:
             return (
-                f"the GPU library {link.name.split('.')[0]!r} is not installed here; engine 'cudf' needs the "
+                f"the GPU library {(link.name or '').split('.')[0]!r} is not installed here; engine 'cudf' needs the "
                 "`gpu` extra on a CUDA node (README, \"GPU nodes\"), or use --engine pandas/embedded"
             )
         if isinstance(link, RuntimeError) and str(link).startswith("engine '"):

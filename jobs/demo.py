@@ -12,10 +12,11 @@ import datetime as dt
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
-from jobs.dates import date_range
 from lake import catalog
 from lake.config import Settings
+from lake.dates import date_range
 from lake.engine import spark_session
 from lake.errors import InputError
 from lake.redact import redact
@@ -43,7 +44,7 @@ def _prepare_lake(settings: Settings, fresh: bool) -> None:
     (root / DEMO_MARKER).write_text("created by `distillguard demo`; safe to delete\n")
 
 
-def _print_evaluation(report: dict[str, dict[str, object]]) -> None:
+def _print_evaluation(report: dict[str, dict[str, Any]]) -> None:
     from rich.table import Table
 
     from jobs.console import console as make_console
@@ -83,7 +84,7 @@ def _print_evaluation(report: dict[str, dict[str, object]]) -> None:
     console.print(segments)
 
 
-def _print_recall_at_fpr(at_fpr: dict[str, object]) -> None:
+def _print_recall_at_fpr(at_fpr: dict[str, Any]) -> None:
     """The detection benchmark's headline table (benchmarks/detection.py) for the demo's one lake."""
     from rich.table import Table
 
@@ -105,7 +106,7 @@ def _print_recall_at_fpr(at_fpr: dict[str, object]) -> None:
     make_console().print(grid)
 
 
-def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = True) -> dict[str, object]:
+def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = True) -> dict[str, Any]:
     from jobs import nightly, risk_query, train
     from jobs.steps import STEP_NAMES
     from simulator import simulate

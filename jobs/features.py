@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from compute import Engine
+from compute import Data, Engine
 from features import registry
 from jobs import preconditions
 from lake import catalog
@@ -19,7 +19,7 @@ def window_start(feature_date: dt.date) -> dt.date:
     return feature_date - dt.timedelta(days=max(registry.WINDOWS) - 1)
 
 
-def run(engine: Engine, settings: Settings, feature_date: dt.date) -> int:
+def run(engine: Engine[Data], settings: Settings, feature_date: dt.date) -> int:
     """Replace feature_date's account_features partition; returns the accounts written."""
     preconditions.check_features(settings, feature_date)
     day = feature_date.isoformat()

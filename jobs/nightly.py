@@ -11,11 +11,15 @@ import datetime as dt
 import importlib
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from compute import open_engine
-from jobs.steps import NIGHTLY_STEPS, STEP_NAMES
+from compute import Engine, open_engine
+from jobs.steps import NIGHTLY_STEPS, STEP_NAMES, Step
 from lake.config import FRAME_ENGINE_KEYS, Settings
 from lake.errors import InputError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 __all__ = ["STEP_NAMES", "run"]
 
@@ -29,14 +33,20 @@ def run(settings: Settings, event_date: dt.date, steps: Sequence[str] | None = N
     chain = [step for step in NIGHTLY_STEPS if step.name in wanted]
     results: dict[str, object] = {}
     with contextlib.ExitStack() as stack:
-        opened: dict[bool, object] = {}  # one Spark engine and at most one frame engine for the whole chain
+        opened: dict[bool, Engine[Any]] = {}  # one Spark engine and at most one frame engine for the whole chain
 
-        def engine_for(step) -> object:
+        def engine_for(step: Step) -> Engine[Any] | SparkSession:
+            from compute.spark import SparkEngine
+
             on_frames = step.frame_engine and settings.engine in FRAME_ENGINE_KEYS
             if on_frames not in opened:
                 opened[on_frames] = stack.enter_context(open_engine(settings, frame_capable=on_frames))
             engine = opened[on_frames]
-            return engine if step.frame_engine else engine.spark  # Spark-only jobs take the session itself
+            if step.frame_engine:
+                return engine
+            if not isinstance(engine, SparkEngine):  # cannot happen: frame_capable=False opens the Spark family
+                raise TypeError(f"step {step.name} runs on Spark, but the engine opened for it is {engine.key!r}")
+            return engine.spark  # Spark-only jobs take the session itself
 
         for index, step in enumerate(chain, start=1):
             started = time.perf_counter()

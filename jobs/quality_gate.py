@@ -225,7 +225,9 @@ def _score_summaries(spark, settings: Settings, score_date: dt.date, config: Qua
     return today, sorted((r for r in rows if r.score_date != score_date), key=lambda r: r.score_date)
 
 
-def _ingest_summaries(spark, settings: Settings, score_date: dt.date, config: QualityGateConfig):
+def _ingest_summaries(
+    spark, settings: Settings, score_date: dt.date, config: QualityGateConfig
+) -> tuple[IngestDaySummary | None, list[IngestDaySummary]]:
     runs = _trailing_days(spark, settings, "ingest_runs", score_date, config)
     if runs is None:
         return None, []

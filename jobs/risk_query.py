@@ -9,6 +9,7 @@ validation; no query text is built from it.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,6 +19,9 @@ from lake.config import Settings
 from lake.contract import ACCOUNT_ID_RULE, is_valid_account_id
 from lake.errors import InputError, MissingInputError
 from models.config import TIERS as MODEL_TIERS
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 OUTPUT_FORMATS = ("table", "json", "csv")
 
@@ -359,12 +363,13 @@ def print_account(
             f"(cluster score {_fmt(row['cluster_score'])})  model {row['model_name']} v{row['model_version']}"
         )
         table = Table(title=escape(title), title_justify="left")
-        for header, justify in (
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
             ("feature", "left"),
             ("value", "right"),
             ("contribution (log-odds)", "right"),
             ("explanation", "left"),
-        ):
+        )
+        for header, justify in columns:
             table.add_column(header, justify=justify)
         for reason in reasons_by_contribution(row["reasons"]):
             table.add_row(

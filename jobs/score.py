@@ -4,6 +4,7 @@ engine."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from compute import Engine
 from jobs import preconditions
@@ -12,7 +13,9 @@ from models.config import ScoringConfig
 from models.scoring import ScoreResult
 
 
-def run(engine: Engine, settings: Settings, score_date: dt.date, config: ScoringConfig | None = None) -> ScoreResult:
+def run(
+    engine: Engine[Any], settings: Settings, score_date: dt.date, config: ScoringConfig | None = None
+) -> ScoreResult:
     preconditions.check_score(settings, score_date)
     result = engine.score(settings, score_date, config)
     tiers = ", ".join(f"{tier} {n}" for tier, n in result.tier_counts.items())

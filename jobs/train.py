@@ -24,6 +24,7 @@ import pyarrow as pa
 from lake import catalog
 from lake.config import Settings
 from lake.errors import MissingInputError
+from lake.formats import check_format
 from models import registry
 from models.config import TrainingConfig, load_model_config
 from models.train import (
@@ -34,7 +35,7 @@ from models.train import (
     promote_candidate,
     train_and_register,
 )
-from models.training_set import KEY_COLUMNS, TrainingSet, build_training_set
+from models.training_set import KEY_COLUMNS, REFERENCE_FORMATS_READ, TrainingSet, build_training_set
 
 TABLE = "training_sets"
 # The stored set must have been labelled with the rules the fitting config asks for.
@@ -87,12 +88,19 @@ def training_set_from_arrow(data: pa.Table, feature_columns: list[str], as_of: d
     frame = data.select([*KEY_COLUMNS, *feature_columns, *EXAMPLE_COLUMNS]).to_pandas()
     frame["feature_date"] = pd.to_datetime(frame["feature_date"]).dt.date
     frame = frame.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
+    reference = json.loads(data.column("reference")[0].as_py())
+    check_format(
+        reference,
+        f"the stored training set as of {as_of}",
+        REFERENCE_FORMATS_READ,
+        f"rebuild it with `distillguard training-set --as-of {as_of.isoformat()}`",
+    )
     return TrainingSet(
         frame=frame,
         feature_columns=list(feature_columns),
         feature_set_version=versions.pop(),
         as_of=as_of,
-        reference=json.loads(data.column("reference")[0].as_py()),
+        reference=reference,
     )
 
 

@@ -38,7 +38,7 @@ def fields_schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
     return pa.schema([pa.field(name, dtype) for name, dtype in fields])
 
 
-# --- raw inputs (DESIGN.md §5): written by the API gateway or the simulator -----------------------
+# --- raw inputs (docs/design.md §5): written by the API gateway or the simulator -----------------------
 
 API_REQUEST_FIELDS = (
     ("request_id", pa.string()),

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -37,7 +38,7 @@ from lake.errors import InputError
 DEMO_PSEUDONYM_KEY = "distillguard-demo-key-not-for-production"
 
 
-# Engine keys: Spark engines (lake/engine.py opens their sessions) and frame engines (lake/frames.py).
+# Engine keys: Spark engines (lake/engine.py opens their sessions) and frame engines (lake/frame_engines.py).
 SPARK_ENGINE_KEYS = ("embedded", "remote", "jvm-local")
 FRAME_ENGINE_KEYS = ("cudf", "pandas")
 ENGINE_KEYS = (*SPARK_ENGINE_KEYS, *FRAME_ENGINE_KEYS)
@@ -102,7 +103,7 @@ def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment; explicit keyword overrides win (CLI flags pass them here)."""
     env = os.environ
     allow_demo_key = bool(overrides.pop("allow_demo_key", False))
-    values: dict[str, object] = {k: v for k, v in overrides.items() if v is not None}
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     lake_root = _absolute(str(values.pop("lake_root", env.get("DG_LAKE", "lake_data"))))
     ground_truth = values.pop("ground_truth_root", env.get("DG_GROUND_TRUTH"))
     if ground_truth is None:

@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 import re
+from typing import TypeGuard
 
 ACCOUNT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 ACCOUNT_ID_RULE = "1-128 characters of letters, digits, '_', '.', ':' or '-'"
@@ -51,7 +52,7 @@ IPV4_PATTERN = f"^{IPV4_TEXT}$"
 IPV6_PATTERN = f"^{IPV6_TEXT}(%[^%/]+)?$"
 
 
-def is_valid_account_id(value: object) -> bool:
+def is_valid_account_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and ACCOUNT_ID_PATTERN.fullmatch(value) is not None
 
 
@@ -64,10 +65,9 @@ def canonical_ip(text: str) -> tuple[str, str] | None:
         address = ipaddress.ip_address(text)
     except ValueError:
         return None
-    if address.version == 6:
-        address = ipaddress.ip_address(text.split("%", 1)[0])  # the zone names a local interface only
-        if address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        address = ipaddress.IPv6Address(text.split("%", 1)[0])  # the zone names a local interface only
+        address = address.ipv4_mapped or address
     if address.version == 4:
         network = ipaddress.ip_network(f"{address}/24", strict=False)
         return str(address), f"{network.network_address}/24"
@@ -104,7 +104,7 @@ def reference_validate(row: dict, partition_date: dt.date) -> str | None:
         return "missing event_ts"
     if row.get("event_date") is None:
         return "missing event_date"
-    if min((row.get(c) if row.get(c) is not None else 0) for c in TOKEN_COLUMNS) < 0:
+    if min((row.get(c) or 0) for c in TOKEN_COLUMNS) < 0:
         return "negative token count"
     event_ts = row["event_ts"]
     start = dt.datetime.combine(partition_date, dt.time(), tzinfo=dt.UTC)

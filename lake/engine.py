@@ -6,9 +6,9 @@ Engines plug in by string key (Settings.engine, `--engine`, DG_ENGINE):
     "remote"     any Spark Connect server (Spark 4 + delta-spark, Sail on Kubernetes, Databricks).
     "jvm-local"  classic JVM PySpark in local[*] mode, without Delta: the Parquet baseline of benchmarks/engines.py
                  only (full `pyspark` package). JVM Spark with delta-spark runs as "remote": a Connect server
-                 from infra/spark-connect/cpu.conf (lake/spark_servers.py starts one on loopback).
+                 from infra/spark-connect/cpu.conf (tests/helpers/spark_servers.py starts one on loopback).
   Frame engines, one cuDF/pandas code path (compute/frames.py), for the steps jobs/steps.py marks:
-    "cudf"       RAPIDS cuDF on a CUDA GPU (lake/frames.py).
+    "cudf"       RAPIDS cuDF on a CUDA GPU (lake/frame_engines.py).
     "pandas"     the same frame code on CPU with pandas: how CI tests the cuDF path without a GPU.
   Steps that only exist on Spark (ingest, cluster, train) run on the Spark engine `spark_engine_key` picks:
   remote when a Spark Connect URL is set, otherwise embedded Sail.
@@ -20,9 +20,13 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from lake.config import FRAME_ENGINE_KEYS, SPARK_ENGINE_KEYS, Settings
 from lake.errors import InputError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ SESSION_CONF = {
 EMBEDDED_SHUFFLE_PARTITIONS = 8
 
 
-def _connect(url: str, settings: Settings, shuffle_partitions: int | None):
+def _connect(url: str, settings: Settings, shuffle_partitions: int | None) -> SparkSession:
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     from pyspark.sql import SparkSession
 
@@ -50,7 +54,7 @@ def _connect(url: str, settings: Settings, shuffle_partitions: int | None):
 
 
 @contextlib.contextmanager
-def _embedded(settings: Settings) -> Iterator:
+def _embedded(settings: Settings) -> Iterator[SparkSession]:
     from pysail.spark import SparkConnectServer
 
     server = SparkConnectServer(ip="127.0.0.1", port=0)
@@ -67,7 +71,7 @@ def _embedded(settings: Settings) -> Iterator:
 
 
 @contextlib.contextmanager
-def _remote(settings: Settings) -> Iterator:
+def _remote(settings: Settings) -> Iterator[SparkSession]:
     if not settings.spark_remote:
         raise InputError("engine 'remote' needs --remote sc://host:port or DG_SPARK_REMOTE")
     from lake.remote import require_reachable
@@ -82,12 +86,12 @@ def _remote(settings: Settings) -> Iterator:
 
 
 @contextlib.contextmanager
-def _jvm_local(settings: Settings) -> Iterator:
+def _jvm_local(settings: Settings) -> Iterator[SparkSession]:
     import importlib.util
     from pathlib import Path
 
     spec = importlib.util.find_spec("pyspark")
-    if spec is None or not (Path(spec.origin).parent / "jars").is_dir():
+    if spec is None or spec.origin is None or not (Path(spec.origin).parent / "jars").is_dir():
         raise RuntimeError(
             "engine 'jvm-local' needs the full `pyspark` package with its jars (and Java 17); "
             "this environment has the Spark Connect client only. See benchmarks/README.md"
@@ -105,7 +109,7 @@ def _jvm_local(settings: Settings) -> Iterator:
         spark.stop()
 
 
-SPARK_ENGINES: dict[str, Callable[[Settings], contextlib.AbstractContextManager]] = {
+SPARK_ENGINES: dict[str, Callable[[Settings], contextlib.AbstractContextManager[SparkSession]]] = {
     "embedded": _embedded,
     "remote": _remote,
     "jvm-local": _jvm_local,
@@ -122,7 +126,7 @@ def spark_engine_key(settings: Settings) -> str:
 
 
 @contextlib.contextmanager
-def spark_session(settings: Settings) -> Iterator:
+def spark_session(settings: Settings) -> Iterator[SparkSession]:
     """Yield a SparkSession for the configured Spark engine and shut it down cleanly afterwards."""
     with SPARK_ENGINES[spark_engine_key(settings)](settings) as spark:
         yield spark

@@ -31,3 +31,8 @@ class ConflictError(DistillguardError, RuntimeError):
     """Another writer changed the table first; nothing was written. Rerunning is safe."""
 
     exit_code = 5
+
+
+class UnsupportedFormatError(InputError):
+    """Something stored earlier (lake/formats.py) is in a format version this build does not read: rebuild it with
+    this build (the message says how), or read it with a build that knows its version. A retry never helps."""

@@ -121,9 +121,9 @@ def with_canonical_ip(frame: DataFrame, ip_column: str, canonical: str, prefix: 
     """Add the canonical address text and network prefix text of a valid client IP, as lake/contract.py
     canonical_ip: IPv4 dotted quad and its /24; IPv4-mapped IPv6 as its IPv4; other IPv6 exploded and its /48.
 
-    Built as successive columns, not one expression: inlining the shared sub-expressions makes Sail plan
-    a tree many times larger (10 s for 100 rows). Only IPv6 text is exploded: a CASE branch runs on the rows
-    it selects, and spelling out IPv6 for every (mostly IPv4) address cost 9% of ingest's CPU (README, Ingest)."""
+    Built as successive columns, not one expression: inlining the shared sub-expressions makes Sail plan a tree
+    many times larger. Only IPv6 text is exploded: a CASE branch runs on the rows it selects, and spelling out
+    IPv6 for every (mostly IPv4) address is a measurable share of ingest's CPU (docs/history.md)."""
     no_zone, exploded = "__ip_no_zone", "__ip_exploded"
     frame = frame.withColumn(no_zone, F.regexp_replace(F.col(ip_column), r"%(?s:.)*$", "")).withColumn(
         exploded, F.when(F.col(no_zone).contains(":"), _ipv6_exploded(F.col(no_zone)))

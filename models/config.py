@@ -8,9 +8,10 @@ while tests and notebooks can change them.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from lake.catalog import RISK_TIERS
+from lake.formats import FORMAT_VERSION_KEY, UNVERSIONED, check_format
 
 # Risk tiers, highest first, defined by the benign false-positive rate an analyst accepts at each tier.
 # Training turns these rates into score bounds on its holdout's negatives and stores them on the model
@@ -19,7 +20,7 @@ from lake.catalog import RISK_TIERS
 # The tier names are lake.catalog.RISK_TIERS (the tables store them); only their rates live here.
 TIERS: tuple[str, ...] = RISK_TIERS
 LOWEST_TIER = TIERS[-1]
-# DESIGN.md §7: critical <= 0.01%, high <= 0.1%, elevated <= 1% of benign accounts (at 200M accounts, 1% is 2M
+# docs/design.md §7: critical <= 0.01%, high <= 0.1%, elevated <= 1% of benign accounts (at 200M accounts, 1% is 2M
 # people). Calibrated on positive-unlabelled holdouts (models/metrics.py tier_bounds).
 TIER_BENIGN_FPR: tuple[tuple[str, float], ...] = tuple(zip(TIERS[:-1], (0.0001, 0.001, 0.01), strict=True))
 
@@ -105,6 +106,15 @@ class ScoringConfig:
 # --- from a file, without editing code ------------------------------------------------------------------------
 
 
+# The format of a model config file (lake/formats.py): an optional top-level `format_version = 1`; a file without
+# one is read as this format too. Bump it when a key changes meaning.
+MODEL_CONFIG_FORMAT = 1
+MODEL_CONFIG_FORMATS_READ = (UNVERSIONED, MODEL_CONFIG_FORMAT)
+MODEL_CONFIG_REMEDY = (
+    f"write it for format {MODEL_CONFIG_FORMAT} (the [training] and [scoring] keys of models/config.py)"
+)
+
+
 def load_model_config(path: str | None) -> tuple[TrainingConfig, ScoringConfig]:
     """Training and scoring settings from a TOML file with optional [training] and [scoring] tables (keys as the
     dataclass fields above; unknown keys and bad values are refused in one line). No file: the defaults.
@@ -121,12 +131,13 @@ def load_model_config(path: str | None) -> tuple[TrainingConfig, ScoringConfig]:
             document = tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise InputError(f"model config {path}: {exc}") from None
-    unknown_sections = set(document) - {"training", "scoring"}
+    check_format(document, f"model config {path}", MODEL_CONFIG_FORMATS_READ, MODEL_CONFIG_REMEDY)
+    unknown_sections = set(document) - {"training", "scoring", FORMAT_VERSION_KEY}
     if unknown_sections:
         raise InputError(
             f"model config {path}: unknown section(s) {sorted(unknown_sections)}; use [training] and [scoring]"
         )
-    built = []
+    built: list[Any] = []  # [TrainingConfig, ScoringConfig], in this order
     for section, cls in (("training", TrainingConfig), ("scoring", ScoringConfig)):
         values = document.get(section, {})
         known = {f.name for f in fields(cls)}

@@ -11,6 +11,7 @@ find by itself. Benign false-positive rates are measured on unlabelled benign ac
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,7 @@ def _flagged_at_tier(frame: pd.DataFrame, min_tier: str) -> pd.Series:
 
 def evaluate_unlabeled(
     risk: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataFrame, as_of: dt.date
-) -> dict[str, dict[str, object]]:
+) -> dict[str, dict[str, Any]]:
     """Campaign recall and benign false-positive rate on accounts with no label decided by `as_of`,
     at each operating point (flag at tier ≥ critical, ≥ high, ≥ elevated).
 
@@ -70,7 +71,7 @@ def evaluate_unlabeled(
     return report
 
 
-def recall_at_benign_fpr(scope: pd.DataFrame, levels: tuple[float, ...] = BENIGN_FPR_LEVELS) -> dict[str, object]:
+def recall_at_benign_fpr(scope: pd.DataFrame, levels: tuple[float, ...] = BENIGN_FPR_LEVELS) -> dict[str, Any]:
     """Per-campaign recall (and all campaigns together) at score thresholds that flag at most `level` of the
     unlabelled benign accounts, plus each benign segment's FPR at those thresholds.
 
@@ -79,7 +80,7 @@ def recall_at_benign_fpr(scope: pd.DataFrame, levels: tuple[float, ...] = BENIGN
     y = scope["is_campaign"].to_numpy().astype(np.int8)
     scores = scope["score"].to_numpy(dtype=np.float64)
     attack, benign = scope[y == 1], scope[y == 0]
-    out: dict[str, object] = {"benign_accounts": len(benign), "campaign_accounts": len(attack), "levels": {}}
+    out: dict[str, Any] = {"benign_accounts": len(benign), "campaign_accounts": len(attack), "levels": {}}
     for level in levels:
         threshold = threshold_at_fpr(y, scores, level)
         hit_attack = attack["score"] >= threshold

@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake import catalog, frames
+from lake import catalog, delta_files, delta_writes
 from lake.config import Settings
-from lake.frames import FrameEngine
+from lake.frame_engines import FrameEngine
 from models.config import TIERS, ScoringConfig, load_model_config
 from models.explain import reason_templates
 from models.scoring import (
@@ -32,7 +32,7 @@ from models.scoring import (
 def _partition(settings: Settings, name: str, day: dt.date) -> pa.Table | None:
     if not catalog.exists(settings, name):
         return None
-    return frames.read_table(settings, name, filters=[(catalog.table(name).partition_by[0], "=", day)])
+    return delta_files.read_table(settings, name, filters=[(catalog.table(name).partition_by[0], "=", day)])
 
 
 def feature_matrix(engine: FrameEngine, features: pa.Table, columns: list[str]):
@@ -190,14 +190,14 @@ def score_day(
             "feature_set_version": pa.array([versions[0]] * n, pa.string()),
         }
     )
-    frames.write_partition(engine, settings, "account_risk", account_risk, score_date)
+    delta_writes.write_partition(engine, settings, "account_risk", account_risk, score_date)
 
     if clusters is not None:
         risk_frame = engine.from_arrow(account_risk.select(["account_id", "cluster_id", "cluster_score"]))
         cluster_risk = cluster_risk_table(engine, risk_frame, features, clusters, score_date, config.top_capabilities)
     else:
         cluster_risk = catalog.table("cluster_risk").schema.empty_table()
-    frames.write_partition(engine, settings, "cluster_risk", cluster_risk, score_date)
+    delta_writes.write_partition(engine, settings, "cluster_risk", cluster_risk, score_date)
     engine.note_device_usage()
 
     counts = {tier: int((tiers == tier).sum()) for tier in TIERS}

@@ -1,4 +1,4 @@
-"""Evaluation metrics (DESIGN.md §7) in plain numpy, so they are exact, testable by hand and engine-free.
+"""Evaluation metrics (docs/design.md §7) in plain numpy, so they are exact, testable by hand and engine-free.
 
 Conventions used throughout:
 - `y_true` is 1 for extraction, 0 for everything else. In this PU setting (see training_set.py) the
@@ -265,7 +265,7 @@ def evaluate(
         metrics["campaign_account_share_flagged_mean"] = float(np.mean([c.account_share_flagged for c in campaigns]))
         metrics["campaigns_undetected"] = float(len(campaigns) - len(detected))
         if detected:
-            latencies = [c.detection_latency_days for c in detected]
+            latencies = [c.detection_latency_days for c in detected if c.detection_latency_days is not None]
             metrics["detection_latency_days_mean"] = float(np.mean(latencies))
             metrics["detection_latency_days_max"] = float(np.max(latencies))
         for c in campaigns:

@@ -21,8 +21,7 @@ whose only tell is what it buys, hides in that crowd. So:
   long answers has a large ratio by chance, an account that bought 60k output tokens for 7k input tokens has it
   by design. Its percentiles come from the *established* accounts of the reference only (at least
   ESTABLISHED_ACCOUNT_DAYS old on their snapshot date): the reference is unlabelled, and the young hydras this
-  family should find crowd the top of exactly this signal (campaign accounts are 1.5-3.3% of the unlabelled
-  training snapshots in the benchmark lakes), which capped their own percentiles below any tier.
+  family should find crowd the top of exactly this signal, which would cap their own percentiles below any tier.
 
 Combination. All scores are put on one scale first: the share of the benign reference an account outranks, its
 *risk percentile*. The supervised model's raw probabilities are no such scale: under positive-unlabelled training
@@ -35,23 +34,6 @@ the ranking). The final score is
 so a family alone lifts an account to percentile q only when it is budget_divisor times rarer than q: at every
 tier, each family's label-free lifts take at most 1/budget_divisor of the benign budget. The tiers are calibrated on
 the final score. Scoring explains a lift by novelty with the family and the signal that drove it.
-
-Measured offline on the three kept lakes of the detection benchmark (recall over all unlabelled campaign accounts
-at 0.01% / 0.1% / 1% benign FPR, the pipeline's own code; the rerun of the real pipeline matched such figures to
-the decimal), and on the demo's classic lake:
-- behaviour alone, divisor 3 (stop 16): - / 33% / 56%;
-- plus the stop-17 yield family (the larger robust deviation of the 7- and 28-day ratios, unshrunk, percentiles of
-  every unlabelled snapshot with a tail extrapolated from their 80-95th percentiles, divisor 2): 18% / 37% / 65%;
-- plus this family, divisor 3: **32% / 57% / 86%** (the low-and-slow hydra 50% -> 83%, paraphrased elicitation
-  48% -> 93% at 1%). Each change counts: unshrunk but established reference 23% / 46% / 74%; shrunk but every
-  snapshot as reference 18% / 36% / 65%. Prior input 100 / 200 / 300 / 500 tokens: 83% / 85% / 86% / 86% at 1%,
-  but 55% / 56% / 57% / 47% at 0.1%. Reference age 14 / 30 / 60 days: 86% at 1%, 57% / 57% / 55% at 0.1%.
-  Divisor 2 / 3 / 4: 49% / 57% / 55% at 0.1%, 88% / 86% / 84% at 1%. The 7-day ratio besides the 28-day one:
-  48% / 85%.
-- On the demo's classic lake, whose campaigns are all labelled look-alikes, recall at 1% stays 74%, at 0.1% it
-  falls from 50% to 40%: the budget the yield family takes at the high tier is budget the supervised model's
-  catches of labelled hydras had.
-Divisor 10, 3, 1 for behaviour alone gave 50%, 56%, 48% at 1% FPR: at 10 the reseller was never found.
 """
 
 from __future__ import annotations
@@ -60,8 +42,11 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any, TypeGuard
 
 import numpy as np
+
+from lake.formats import FORMAT_VERSION_KEY, UNVERSIONED, check_format, stamped
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +156,13 @@ COMBINATION = (
 )
 
 
+# The stored reference's format (lake/formats.py): bump REFERENCE_FORMAT when to_json's fields change meaning or
+# shape, and drop a version from REFERENCE_FORMATS_READ once from_json no longer reads it correctly.
+REFERENCE_FORMAT = 1
+REFERENCE_FORMATS_READ = (UNVERSIONED, REFERENCE_FORMAT)
+RETRAIN = "retrain the model with this build (distillguard train) to score with it"
+
+
 @dataclass(frozen=True)
 class NoveltyReference:
     columns: tuple[str, ...]
@@ -184,18 +176,20 @@ class NoveltyReference:
     family_populations: tuple[int, ...] = ()  # per family, the snapshots its percentiles come from (() = population)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps(stamped(asdict(self), REFERENCE_FORMAT), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> NoveltyReference:
         from lake.errors import MissingInputError
 
         values = json.loads(text)
+        check_format(values, "this model version's novelty reference", REFERENCE_FORMATS_READ, RETRAIN)
+        values.pop(FORMAT_VERSION_KEY, None)
         percentiles = values.pop("percentiles")
         if percentiles and not isinstance(percentiles[0], list):  # a version from before families: behaviour only
             percentiles = [percentiles]
         if not values.get("family_populations"):
-            # stop-17 versions: their "harvest yield" is another number (an unshrunk deviation), so its stored
+            # versions saved before 32c255e (2026-11-28): their "harvest yield" is another number (an unshrunk deviation), so its stored
             # percentiles cannot rank today's; a silent re-reading would shift every tier
             unknown = [name for name in values.get("families", ()) if name != "behaviour"]
             if unknown:
@@ -203,10 +197,8 @@ class NoveltyReference:
                     f"this model version's novelty reference was fitted for an older definition "
                     f"of {', '.join(unknown)}; retrain it (distillguard train) to score with it"
                 )
-        return cls(
-            **{k: v if isinstance(v, int) else tuple(v) for k, v in values.items()},
-            percentiles=tuple(tuple(p) for p in percentiles),
-        )
+        fields: dict[str, Any] = {k: v if isinstance(v, int) else tuple(v) for k, v in values.items()}
+        return cls(**fields, percentiles=tuple(tuple(p) for p in percentiles))
 
 
 def _deviations(values: np.ndarray, columns: list[str], ref: NoveltyReference) -> np.ndarray:
@@ -353,7 +345,7 @@ def tier_bounds_by_construction(
 CONSTRUCTED_TIERS = "1 - rate / (1 + sum of 1 / novelty budget divisors) (models/novelty.py)"
 
 
-def combines(ref: NoveltyReference | None) -> bool:
+def combines(ref: NoveltyReference | None) -> TypeGuard[NoveltyReference]:
     """Whether a version's scores are the combination above: it carries a reference with supervised percentiles
     (versions from before them score with the supervised model alone)."""
     return ref is not None and bool(ref.supervised_percentiles) and bool(ref.population)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lake.config import Settings
 from lake.errors import MissingInputError
+from lake.formats import FORMAT_VERSION_KEY, UNVERSIONED, check_format
 from models import portable_store
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,10 @@ TAG_FEATURE_COLUMNS = "feature_columns"
 TAG_FEATURE_SET_VERSION = "feature_set_version"
 TAG_TIER_BOUNDS = "tier_bounds"
 NOVELTY_REFERENCE_TAG = "novelty_reference"
+# The format of a version's tags above (lake/formats.py), itself a tag: bump it when a tag changes meaning or shape;
+# version_info reads the versions in VERSION_TAGS_FORMATS_READ. The novelty reference also carries its own.
+VERSION_TAGS_FORMAT = 1
+VERSION_TAGS_FORMATS_READ = (UNVERSIONED, VERSION_TAGS_FORMAT)
 MODEL_ARTIFACT_NAME = "model"
 # MLflow 3's UI opens an experiment on a GenAI "Overview" page unless the experiment is tagged as classic model
 # development (the UI reads this tag; values from its ExperimentKind enum), in which case it opens on the runs.
@@ -112,6 +117,15 @@ def experiment_id(client, settings: Settings) -> str:
 
 def version_info(client, name: str, version) -> ModelVersionInfo:
     mv = client.get_model_version(name, str(version))
+    stored_format = mv.tags.get(FORMAT_VERSION_KEY)  # tags are strings
+    check_format(
+        {}
+        if stored_format is None
+        else {FORMAT_VERSION_KEY: int(stored_format) if stored_format.isdigit() else stored_format},
+        f"the tags of model {name} version {mv.version}",
+        VERSION_TAGS_FORMATS_READ,
+        "retrain the model with this build (distillguard train), or score with the build that trained it",
+    )
     raw_columns = mv.tags.get(TAG_FEATURE_COLUMNS)
     return ModelVersionInfo(
         name=name,
@@ -179,6 +193,7 @@ def log_model_version(
     client = mlflow.MlflowClient()
     client.set_model_version_tag(settings.model_name, version, TAG_FEATURE_COLUMNS, json.dumps(feature_columns))
     client.set_model_version_tag(settings.model_name, version, TAG_FEATURE_SET_VERSION, feature_set_version)
+    client.set_model_version_tag(settings.model_name, version, FORMAT_VERSION_KEY, str(VERSION_TAGS_FORMAT))
     return version
 
 

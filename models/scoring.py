@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from lake.errors import InputError
 from models import novelty, registry
 from models.config import LOWEST_TIER, TIERS, ScoringConfig, load_model_config
 from models.explain import reason_templates, top_reasons
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +112,11 @@ def score_rows(
     reference = novelty.parse_reference(novelty_reference)
     final = novelty.final_scores(supervised, host_values, columns, reference)
     if final.lifted is not None:
+        # set together with `lifted` (novelty.final_scores)
+        assert reference and final.novelty is not None and final.supervised_percentile is not None
+        assert final.signal is not None and final.family is not None
         column_index = {c: i for i, c in enumerate(columns)}
-        for row in np.nonzero(final.lifted)[0]:
+        for row in np.nonzero(final.lifted)[0].tolist():
             signal = int(final.signal[row])
             value = float(host_values[row, column_index[reference.columns[signal]]])
             lifted = {
@@ -218,7 +225,7 @@ def capability_columns(available: list[str]) -> dict[str, str]:
     return out
 
 
-def top_names_by_value(values: dict[str, object], limit: int):
+def top_names_by_value(values: dict[str, Column], limit: int):
     """Array column of up to `limit` names, highest value first, skipping zero/null values. Built from pairwise
     comparisons because Sail 0.7 cannot sort arrays of structs."""
     from pyspark.sql import functions as F

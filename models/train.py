@@ -26,15 +26,16 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lake.config import Settings
 from lake.errors import MissingInputError
-from models import novelty, registry
-from models.config import TIER_BENIGN_FPR, TrainingConfig
-from models.metrics import Evaluation, TierCalibration, average_precision, evaluate, threshold_at_fpr, tier_bounds
+from models import novelty, registry, tiers
+from models.config import TrainingConfig
+from models.metrics import Evaluation, average_precision, evaluate
 from models.training_set import TimeSplit, TrainingSet, split_by_time
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ def fit_booster(fit: pd.DataFrame, validation: pd.DataFrame, columns: list[str],
             "the validation dates have no positives, so early stopping has nothing to measure; "
             "use more validation_days or a later as_of"
         )
-    params = {
+    params: dict[str, Any] = {
         "objective": "binary:logistic",
         "eval_metric": ["aucpr", "logloss"],  # the last one drives early stopping
         "tree_method": "hist",
@@ -252,7 +253,7 @@ class TrainResult:
     version: str
     alias: str
     reason: str
-    run_id: str
+    run_id: str | None  # the version's MLflow run (mlflow types it optional)
     device: str
     metrics: dict[str, float]
     champion_pr_auc: float | None
@@ -278,28 +279,6 @@ def _evaluate_holdout(holdout: pd.DataFrame, scores: np.ndarray, config: Trainin
         benign_segments=holdout["benign_segment"].to_numpy(),
         review_capacity_k=config.review_capacity_k,
     )
-
-
-MIN_REFERENCE_SNAPSHOTS = 100
-
-
-def benign_reference(frame: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
-    """The unlabelled snapshots the score percentiles and tier bounds are taken over (TrainingConfig says why only
-    established accounts); all unlabelled ones when the age threshold is 0 or too few are old enough."""
-    unlabelled = frame[frame["label"] == 0]
-    if config.reference_min_account_age_days == 0:
-        return unlabelled
-    established = unlabelled[unlabelled[novelty.AGE_COLUMN] >= config.reference_min_account_age_days]
-    if len(established) < MIN_REFERENCE_SNAPSHOTS:
-        log.warning(
-            "only %d unlabelled snapshots of accounts %d+ days old; the benign reference uses all %d "
-            "unlabelled snapshots",
-            len(established),
-            config.reference_min_account_age_days,
-            len(unlabelled),
-        )
-        return unlabelled
-    return established
 
 
 def _split(training_set: TrainingSet, config: TrainingConfig):
@@ -398,8 +377,8 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
         )
         # the score reference: the unlabelled snapshots of the fitted and validation dates (novelty uses no label;
         # the supervised percentiles rank the model's scores on the same population)
-        unlabelled = benign_reference(pd.concat([fit, validation]), config)
-        reference = novelty.fit_reference(
+        unlabelled = tiers.benign_reference(pd.concat([fit, validation]), config)
+        novelty_reference = novelty.fit_reference(
             unlabelled[columns].to_numpy(dtype=np.float64), columns, predict(booster, unlabelled, columns)
         )
         registry.set_version_tags(
@@ -407,7 +386,7 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
             settings.model_name,
             version,
             {
-                registry.NOVELTY_REFERENCE_TAG: reference.to_json(),
+                registry.NOVELTY_REFERENCE_TAG: novelty_reference.to_json(),
                 TAG_AS_OF: training_set.as_of.isoformat(),
                 "holdout_dates": f"{split.holdout_dates[0]}..{split.holdout_dates[-1]}",
                 "device": device,
@@ -415,71 +394,6 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
         )
         registry.set_alias(client, settings.model_name, CANDIDATE, version)
     return registry.version_info(client, settings.model_name, version)
-
-
-def _per_tier(
-    pick, first: tuple[tuple[str, float], ...], second: tuple[tuple[str, float], ...]
-) -> tuple[tuple[str, float], ...]:
-    other = dict(second)
-    return tuple((name, pick(bound, other[name])) for name, bound in first)
-
-
-TIER_METHOD = (
-    "per tier the lower of (a) the holdout quantile and (b) the higher of the combination's constructed "
-    f"bound, {novelty.CONSTRUCTED_TIERS}, and the quantile over the holdout's unlabelled accounts "
-    f"{novelty.ESTABLISHED_ACCOUNT_DAYS}+ days old"
-)
-
-
-def tier_calibration(
-    holdout: pd.DataFrame, scores: np.ndarray, config: TrainingConfig, reference: novelty.NoveltyReference | None
-) -> TierCalibration:
-    """Score bounds per tier at the tier's benign FPR (TIER_BENIGN_FPR), from the holdout's final `scores`.
-
-    (a) The final score's quantile at the rate over the holdout's unlabelled snapshots (metrics.tier_bounds): any
-    campaign account hidden among them only lowers the realised benign FPR. But once the score finds the hidden
-    campaigns they fill the holdout's top and push this bound far above any benign account: on the detection
-    benchmark's lakes >= elevated realised 0.00-0.04% benign FPR (nominal 1%) and caught 27% of campaign accounts.
-    (b) The higher of two bounds that each err in a known direction. The combination's construction
-    (novelty.tier_bounds_by_construction) is conservative about hidden campaigns but blind to drift since the
-    reference was fitted. The same quantile over the holdout's *established* unlabelled accounts sees the recent
-    days' drift and is nearly free of campaign accounts (they are young), but cannot see young benign accounts. The
-    higher of the two holds when either does. At a tier whose rate the established sample cannot resolve, (b) is the
-    construction alone.
-
-    Either (a) or (b) keeps benign FPR within the rate, so the lower one is taken. Where campaigns hide in the
-    holdout (every benchmark lake) (b) is lower, where few do (the demo's lake) (a) is. Over the nine kept benchmark
-    lakes >= elevated realised 0.02-0.56% benign FPR and caught 34-87% of campaign accounts, >= high 0.00-0.04%;
-    where (b) was the construction divided by a fixed drift margin of 1.5 instead, 0.00-0.22% and 30-78%. Without
-    MIN_REFERENCE_SNAPSHOTS established holdout snapshots (a young lake) the tiers are (a) alone."""
-    labels = holdout["label"].to_numpy()
-    in_reference = (labels == 1) | holdout.index.isin(benign_reference(holdout, config).index)
-    quantile = tier_bounds(labels[in_reference], scores[in_reference], TIER_BENIGN_FPR)
-    if not novelty.combines(reference):
-        return quantile
-    established = (labels == 0) & (holdout[novelty.AGE_COLUMN].to_numpy() >= novelty.ESTABLISHED_ACCOUNT_DAYS)
-    n_established = int(established.sum())
-    if n_established < MIN_REFERENCE_SNAPSHOTS:
-        why = (
-            f"only {n_established} unlabelled holdout snapshots of accounts {novelty.ESTABLISHED_ACCOUNT_DAYS}+ "
-            f"days old, fewer than the {MIN_REFERENCE_SNAPSHOTS} that guard the construction against drift"
-        )
-        log.warning("tiers are the holdout quantile alone: %s", why)
-        return TierCalibration(quantile.bounds, quantile.hidden_positive_share, f"{quantile.method}; {why}")
-    # a rate the sample cannot resolve (fewer than 1 / rate snapshots) would put the guard at its maximum, one
-    # account's score (on one benchmark lake a benign developer's 1.0, which took critical from 35% to 8% recall);
-    # 0.0 leaves the construction alone at that tier
-    unlabelled = np.zeros(n_established)
-    guard = tuple(
-        (name, threshold_at_fpr(unlabelled, scores[established], rate) if n_established * rate >= 1 else 0.0)
-        for name, rate in TIER_BENIGN_FPR
-    )
-    drift_guarded = _per_tier(max, novelty.tier_bounds_by_construction(reference, TIER_BENIGN_FPR), guard)
-    bounds = _per_tier(min, quantile.bounds, drift_guarded)
-    ceilings = np.minimum.accumulate([bound for _, bound in bounds])  # a higher tier is never easier to reach
-    return TierCalibration(
-        tuple((name, float(c)) for (name, _), c in zip(bounds, ceilings)), quantile.hidden_positive_share, TIER_METHOD
-    )
 
 
 def evaluate_candidate(
@@ -510,8 +424,8 @@ def evaluate_candidate(
     labels = holdout["label"].to_numpy()
     scores = final_predict(registry.load_booster(candidate), candidate, holdout, columns)
     evaluation = _evaluate_holdout(holdout, scores, config)
-    calibration = tier_calibration(holdout, scores, config, novelty.parse_reference(candidate.novelty_reference))
-    tiers = calibration.bounds
+    calibration = tiers.tier_calibration(holdout, scores, config, novelty.parse_reference(candidate.novelty_reference))
+    bounds = calibration.bounds
     champion, champion_pr_auc = champion_on_holdout(
         client, settings, holdout, columns, training_set.feature_set_version
     )
@@ -538,7 +452,7 @@ def evaluate_candidate(
         )
         mlflow.log_params(
             {
-                **{f"tier_bound_{name}": round(bound, 6) for name, bound in tiers},
+                **{f"tier_bound_{name}": round(bound, 6) for name, bound in bounds},
                 "tier_calibration": calibration.method,
                 "tier_hidden_positive_share": round(calibration.hidden_positive_share, 6),
             }
@@ -549,7 +463,7 @@ def evaluate_candidate(
         candidate.version,
         {
             "holdout_pr_auc": f"{evaluation.metrics['pr_auc']:.6f}",
-            registry.TAG_TIER_BOUNDS: json.dumps([[name, bound] for name, bound in tiers]),
+            registry.TAG_TIER_BOUNDS: json.dumps([[name, bound] for name, bound in bounds]),
             TAG_EVALUATED_AGAINST: champion.version if champion is not None else "",
             TAG_CHAMPION_COMPARABLE: str(champion_pr_auc is not None).lower(),
         },

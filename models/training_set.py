@@ -1,6 +1,6 @@
 """Point-in-time training sets: features as of day D, labelled only by what was decided after D.
 
-Rules (DESIGN.md §7), with D a feature_date and H the label horizon in days (TrainingConfig.label_horizon_days):
+Rules (docs/design.md §7), with D a feature_date and H the label horizon in days (TrainingConfig.label_horizon_days):
 
 - Snapshots are account_features rows with feature_date <= as_of.
 - A label's day is the UTC date of `decided_at`. Features for day D are built after day D closes, so a decision
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +46,7 @@ from features.registry import feature_columns, feature_set_version
 from lake import catalog
 from lake.config import Settings
 from lake.errors import MissingInputError
+from lake.formats import UNVERSIONED, stamped
 from models.config import TrainingConfig
 
 KEY_COLUMNS = ("account_id", "feature_date")
@@ -56,6 +58,10 @@ NEEDS_MORE_INFO = "needs_more_info"
 TRAINING_LABELS = (EXTRACTION, BENIGN)
 # the point-in-time share of an account's cluster decided as extraction (features/registry.py)
 EXTRACTION_CLUSTER_FEATURE = "cluster_labelled_extraction_share"
+# The format of a training set's reference, stored with its rows (lake/formats.py): bump it when the reference's
+# keys change meaning; jobs/train.py reads the versions in REFERENCE_FORMATS_READ.
+REFERENCE_FORMAT = 1
+REFERENCE_FORMATS_READ = (UNVERSIONED, REFERENCE_FORMAT)
 
 
 # --- pure DataFrame -> DataFrame transforms -------------------------------------------------------
@@ -84,7 +90,7 @@ def point_in_time_labels(snapshot_keys, labels, as_of: dt.date, horizon_days: in
     before = F.col("decided_day") <= day
     in_window = (F.col("decided_day") > day) & (F.col("decided_day") <= horizon_end)
     # max over struct(decided_at, decision) = the latest decision; a same-instant tie goes to "extraction" (> "benign")
-    latest = lambda condition: F.max(F.when(condition, F.struct("decided_at", "decision")))  # noqa: E731
+    latest = lambda condition: F.max(F.when(condition, F.struct("decided_at", "decision")))  # noqa: E731 - a one-line column builder
     joined = snapshot_keys.select(*KEY_COLUMNS).join(decided, "account_id", "left")
     return (
         joined.groupBy(*KEY_COLUMNS)
@@ -155,7 +161,7 @@ class TrainingSet:
     feature_columns: list[str]
     feature_set_version: str
     as_of: dt.date
-    reference: dict[str, object] = field(default_factory=dict)  # where the rows came from, logged to MLflow
+    reference: dict[str, Any] = field(default_factory=dict)  # where the rows came from, logged to MLflow
 
 
 @dataclass(frozen=True)
@@ -302,22 +308,25 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
     frame = frame.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
     frame[columns] = frame[columns].astype("float64")
 
-    reference = {
-        "as_of": as_of.isoformat(),
-        "account_features": {"uri": settings.table_uri("account_features"), "version": features_version},
-        "enforcement_labels": {"uri": settings.table_uri("enforcement_labels"), "version": labels_version},
-        "feature_date_min": min(frame["feature_date"]).isoformat(),
-        "feature_date_max": max(frame["feature_date"]).isoformat(),
-        "label_horizon_days": config.label_horizon_days,
-        "min_label_days": config.min_label_days,
-        "unresolved_snapshots_policy": config.unresolved_snapshots,
-        "snapshots": len(frame),
-        "positives": int(frame["label"].sum()),
-        "unresolved_snapshots": int((~frame["resolved"].astype(bool)).sum()),
-        "negatives_in_extraction_clusters_policy": config.negatives_in_extraction_clusters,
-        "negatives_in_extraction_clusters": in_extraction_clusters,
-        "snapshots_other_feature_set_versions": int(sum(n for v, n in versions.items() if v != version)),
-    }
+    reference = stamped(
+        {
+            "as_of": as_of.isoformat(),
+            "account_features": {"uri": settings.table_uri("account_features"), "version": features_version},
+            "enforcement_labels": {"uri": settings.table_uri("enforcement_labels"), "version": labels_version},
+            "feature_date_min": min(frame["feature_date"]).isoformat(),
+            "feature_date_max": max(frame["feature_date"]).isoformat(),
+            "label_horizon_days": config.label_horizon_days,
+            "min_label_days": config.min_label_days,
+            "unresolved_snapshots_policy": config.unresolved_snapshots,
+            "snapshots": len(frame),
+            "positives": int(frame["label"].sum()),
+            "unresolved_snapshots": int((~frame["resolved"].astype(bool)).sum()),
+            "negatives_in_extraction_clusters_policy": config.negatives_in_extraction_clusters,
+            "negatives_in_extraction_clusters": in_extraction_clusters,
+            "snapshots_other_feature_set_versions": int(sum(n for v, n in versions.items() if v != version)),
+        },
+        REFERENCE_FORMAT,
+    )
     return TrainingSet(
         frame=frame, feature_columns=columns, feature_set_version=version, as_of=as_of, reference=reference
     )

@@ -5,7 +5,7 @@ enforcement labels, and *traffic profiles*, one per account (two for the reselle
 its own customers' traffic and a campaign's). A profile holds everything the per-day generator needs
 as numpy arrays, so generating a day is vectorized over profiles and records.
 
-Campaigns follow DESIGN.md §1: hydra clusters of modest-volume accounts sharing payment fingerprints,
+Campaigns follow docs/design.md §1: hydra clusters of modest-volume accounts sharing payment fingerprints,
 proxy/hosting prefixes, system prompts, templates and a synchronized wave schedule; accounts farmed
 through credit programmes with weak verification; banned accounts replaced within hours.
 """

@@ -990,7 +990,7 @@ FAMILIES: tuple[Family, ...] = (
         input_tokens=5000,
         output_tokens=350,
     ),
-    # --- distillation campaign content (DESIGN.md §1) -----------------------------------------------
+    # --- distillation campaign content (docs/design.md §1) -----------------------------------------------
     Family(
         "cot_elicit",
         (

@@ -27,9 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from jobs.dates import date_range
 from lake.catalog import exists, table, write_arrow
 from lake.config import Settings
+from lake.dates import date_range
 from simulator import world
 from simulator.scenarios import DEFAULT_SCENARIO, build_population
 from simulator.traffic import BAD_KINDS, DayStats, TrafficGenerator

@@ -213,7 +213,7 @@ def build_network(rng: np.random.Generator) -> Network:
     p_cat_arr, p_country_arr = np.array(p_cat, np.int16), np.array(p_country, np.int16)
     by_cc: dict[tuple[int, int], np.ndarray] = {}
     for pid, key in enumerate(zip(p_cat_arr.tolist(), p_country_arr.tolist(), strict=True)):
-        by_cc.setdefault(key, []).append(pid)  # type: ignore[arg-type]
+        by_cc.setdefault(key, []).append(pid)  # type: ignore[arg-type]  # lists while collecting, arrays below
     return Network(
         asn=np.array(asns, np.int32),
         asn_category=np.array(asn_cat, np.int16),

@@ -136,7 +136,7 @@ def _render(template_argv: list[str], params: dict, variables: dict, ds: str) ->
 def test_argv_builder_renders_to_a_cli_command_with_params_over_variables_over_environment(airflow_env):
     from distillguard_wiring import distillguard_argv
 
-    from jobs.cli import _settings, build_parser
+    from jobs.cli import build_parser, settings_from_args
 
     template = distillguard_argv("score")
     assert template[-3:] == ["score", "--date", "{{ ds }}"]
@@ -145,7 +145,7 @@ def test_argv_builder_renders_to_a_cli_command_with_params_over_variables_over_e
     argv = _render(template, params, variables, "2026-03-10")
     args = build_parser().parse_args(argv)
     assert (args.command, args.date) == ("score", dt.date(2026, 3, 10))
-    settings = _settings(args)
+    settings = settings_from_args(args)
     assert settings.lake_root == "/data/lake"  # the param wins over the Variable
     assert settings.mlflow_tracking_uri == "sqlite:////m/mlflow.db"  # empty param: the Variable
     assert settings.spark_remote is None and settings.engine == "pandas"
@@ -196,7 +196,7 @@ def test_gpu_routing_is_configurable_for_both_executors(airflow_env):
 def lake_with_champion(airflow_env):
     """A simulated lake, ingested/aggregated/featurized up to the day before NIGHTLY_DATE, and a champion."""
     from jobs import nightly, train
-    from jobs.dates import date_range
+    from lake.dates import date_range
     from lake.engine import spark_session
     from simulator import simulate
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from console import synthetic_lake
 from console.airflow_events import NOT_CONFIGURED, status_line
 from console.decisions import record_decision
 from jobs.steps import LABELS_ASSET_NAME
+from tests.helpers import reviewed_lake as synthetic_lake
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")]
 

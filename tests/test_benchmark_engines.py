@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from ingest_records import record_ingest_run
 
 from lake import catalog
+from tests.helpers.ingest_records import record_ingest_run
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 UTC = dt.UTC
@@ -135,6 +135,7 @@ def test_read_table_files_gives_the_partition_its_event_date(spark, tiny_lake):
         stage.read_table_files(spark, tiny_lake.table_uri("requests"), dt.date(2026, 1, 1))
 
 
+@pytest.mark.slow
 def test_spark_parquet_stage_matches_the_real_jobs(spark, tiny_lake, tmp_path):
     """The Parquet variant both Spark engines run writes exactly the rows the Delta jobs write (its accounts share
     no link, since the Parquet baseline has no link graph)."""

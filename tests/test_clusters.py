@@ -198,6 +198,7 @@ def test_components_join_linked_accounts(spark, graph, tmp_path):
     assert all(feature_date == D for _, _, feature_date in rows.values())
 
 
+@pytest.mark.slow
 def test_cluster_id_is_derived_from_the_smallest_member(spark, graph, tmp_path):
     import hashlib
 
@@ -215,6 +216,7 @@ def _chain(spark, length: int):
     return _frames(spark, [_account(a, None) for a in ids], daily), ids
 
 
+@pytest.mark.slow
 def test_long_chain_converges_to_one_component(spark, tmp_path):
     (accounts, daily), ids = _chain(spark, 12)
     edges = spark_clusters.link_edges(accounts, daily, D)
@@ -222,6 +224,7 @@ def test_long_chain_converges_to_one_component(spark, tmp_path):
     assert {(r.account_id, r.component) for r in components.collect()} == {(a, "z00") for a in ids}
 
 
+@pytest.mark.slow
 def test_unconverged_components_raise(spark, tmp_path):
     (accounts, daily), _ = _chain(spark, 12)
     edges = spark_clusters.link_edges(accounts, daily, D)

@@ -8,23 +8,21 @@ meet at a file barrier before each one.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 
 from jobs import ingest
 from lake import catalog
 from lake.config import load_settings
+from tests.helpers.raw_requests import TWO_DAYS, write_two_days
 
-D1, D2 = dt.date(2026, 6, 1), dt.date(2026, 6, 2)
-UTC = dt.UTC
+D1, D2 = TWO_DAYS
 TRIALS_PER_CASE = 3
 CASES = {  # case -> (dates ingested before the race, date of worker a, date of worker b)
     "fresh lake, same date": ((), D1, D1),
@@ -35,36 +33,8 @@ WRITTEN_TABLES = ("requests", "quarantine", "ingest_runs")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _raw_rows() -> list[dict]:
-    rows = []
-    for day in (D1, D2):
-        for i in range(12):
-            rows.append(
-                dict(
-                    request_id=f"{day}-r{i}",
-                    event_ts=dt.datetime(day.year, day.month, day.day, i, tzinfo=UTC),
-                    event_date=day,
-                    account_id=f"acct-{i % 4}",
-                    model="m-1",
-                    client_ip="203.0.113.7" if i % 5 else "not-an-ip",
-                    input_tokens=10,
-                    output_tokens=-1 if i == 3 else 100,
-                    max_tokens=1024,
-                    prompt_prefix="explain",
-                )
-            )
-    return rows
-
-
 def _settings(lake: Path):
     return load_settings(lake_root=str(lake), mlflow_tracking_uri=f"sqlite:///{lake}.db")
-
-
-def _write_raw(lake: Path) -> None:
-    schema = pa.schema([f for f in catalog.table("api_requests").schema if f.name in _raw_rows()[0]])
-    write_deltalake(
-        str(lake / "api_requests"), pa.Table.from_pylist(_raw_rows(), schema=schema), partition_by=["event_date"]
-    )
 
 
 def _contents(lake: Path) -> dict[str, list[str]]:
@@ -77,9 +47,10 @@ def _contents(lake: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.timeout(420)
+@pytest.mark.slow
 def test_two_processes_ingesting_at_once_never_duplicate_or_lose_rows(spark, tmp_path):
     template = tmp_path / "template"
-    _write_raw(template)
+    write_two_days(template)
 
     # serial references, made with the test's own engine: after D1, and after D1 then D2
     after: dict[tuple, Path] = {(): template}
@@ -115,7 +86,13 @@ def test_two_processes_ingesting_at_once_never_duplicate_or_lose_rows(spark, tmp
         plan_file.write_text(json.dumps(plan))
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(REPO / "tests" / "concurrent_writer.py"), str(plan_file), worker, str(results)],
+                [
+                    sys.executable,
+                    str(REPO / "tests" / "helpers" / "concurrent_writer.py"),
+                    str(plan_file),
+                    worker,
+                    str(results),
+                ],
                 cwd=REPO,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

@@ -9,11 +9,11 @@ import re
 
 import pytest
 
-from console import synthetic_lake
 from console.app import CSP, ConsoleConfig, create_app
 from console.auth import AuthConfig, issue_token
 from jobs import cli
 from lake import catalog
+from tests.helpers import reviewed_lake
 
 ORIGIN = "http://127.0.0.1:8050"
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -26,7 +26,7 @@ def _csrf(html: str) -> str:
 
 @pytest.fixture()
 def console_lake(settings, tmp_path):
-    info = synthetic_lake.write(settings, accounts=48, days=3, last_day=LAST_DAY)
+    info = reviewed_lake.write(settings, accounts=48, days=3, last_day=LAST_DAY)
     tokens = tmp_path / "analyst_tokens"
     token = issue_token(tokens, "alice")
     return settings, info, AuthConfig(tokens_file=tokens), token
@@ -147,7 +147,7 @@ def test_markup_renders_inert_ids_are_validated_and_raw_prompts_and_ips_never_sh
         )
     ]
     for text in pages:
-        assert synthetic_lake.RAW_PROMPT_MARKER not in text and synthetic_lake.RAW_IP_MARKER not in text
+        assert reviewed_lake.RAW_PROMPT_MARKER not in text and reviewed_lake.RAW_IP_MARKER not in text
 
 
 def test_trusted_header_mode_is_explicit_and_still_needs_csrf(console_lake):
@@ -191,7 +191,7 @@ def test_queue_filters_pages_and_reflects_a_decision_at_once(console_lake):
     settings, info, auth, token = console_lake
     client = _signed_in(settings, auth, token)
     queue = client.get("/")
-    assert "published" in queue.text and f"{synthetic_lake.MODEL_NAME} v{synthetic_lake.MODEL_VERSION}" in queue.text
+    assert "published" in queue.text and f"{reviewed_lake.MODEL_NAME} v{reviewed_lake.MODEL_VERSION}" in queue.text
     flagged = client.get("/?tier=high&undecided=1").text
     top = re.findall(r'href="/account/(acct-\d+)\?', flagged)
     assert top and set(top) <= set(info["campaign_accounts"])
@@ -221,6 +221,7 @@ def test_queue_filters_pages_and_reflects_a_decision_at_once(console_lake):
     assert rows[0].startswith("rank,score_date,account_id") and any(chosen in r and "extraction" in r for r in rows)
 
 
+@pytest.mark.slow
 def test_model_page_links_the_champion_run_and_the_experiment_opens_on_runs(console_lake, session_settings):
     import mlflow
 
@@ -253,13 +254,14 @@ def test_model_page_links_the_champion_run_and_the_experiment_opens_on_runs(cons
     assert "25.0%" in page and "60.0%" in page and "0.930" in page
 
 
+@pytest.mark.slow
 def test_decisions_made_in_the_console_enter_the_next_training_set(spark, settings, tmp_path):
     """Decisions recorded through the console's form today label yesterday's and earlier snapshots in the next
     `training-set --as-of`; needs_more_info does not become a label."""
     from jobs import train
 
     today = dt.datetime.now(dt.UTC).date()
-    info = synthetic_lake.write(settings, accounts=40, days=6, last_day=today - dt.timedelta(days=1))
+    info = reviewed_lake.write(settings, accounts=40, days=6, last_day=today - dt.timedelta(days=1))
     as_of = today + dt.timedelta(days=3)  # three observed label days for yesterday's snapshot
     before = train.build(spark, settings, as_of).frame
     extraction, unsure, cleared = "acct-000003", "acct-000005", info["campaign_accounts"][0]

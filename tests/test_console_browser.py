@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from console import synthetic_lake
 from console.app import ConsoleConfig, create_app
 from console.auth import AuthConfig, issue_token
 from lake import catalog
+from tests.helpers import reviewed_lake
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -38,7 +40,7 @@ def served_console(settings, tmp_path):
 
     if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is not installed: `apt-get install chromium` (make test does this)")
-    info = synthetic_lake.write(settings, accounts=240, days=10, last_day=LAST_DAY)
+    info = reviewed_lake.write(settings, accounts=240, days=10, last_day=LAST_DAY)
     tokens = tmp_path / "analyst_tokens"
     token = issue_token(tokens, "alice")
     app = create_app(settings, ConsoleConfig(auth=AuthConfig(tokens_file=tokens)))
@@ -72,7 +74,7 @@ def test_analyst_reviews_the_queue_an_account_and_a_cluster_and_records_a_decisi
 
         expect(page.locator("h1")).to_have_text("Review queue")
         expect(page.locator(".daystatus")).to_contain_text("published")
-        expect(page.locator(".daystatus")).to_contain_text(f"v{synthetic_lake.MODEL_VERSION}")
+        expect(page.locator(".daystatus")).to_contain_text(f"v{reviewed_lake.MODEL_VERSION}")
         rows = page.locator("table.queue tbody tr")
         expect(rows).to_have_count(50)
         page.screenshot(path=ARTIFACTS / "1-queue.png", full_page=False)

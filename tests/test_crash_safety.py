@@ -14,13 +14,14 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
-from test_concurrent_writers import D1, _write_raw
 
 from compute.spark import SparkEngine
 from jobs import aggregate, ingest
 from lake import catalog
 from lake.config import load_settings
+from tests.helpers.raw_requests import TWO_DAYS, write_two_days
 
+D1 = TWO_DAYS[0]
 REPO = Path(__file__).resolve().parents[1]
 KILL_POINTS = {  # job -> kill points; ingest writes quarantine, requests, ingest_runs in that order
     "ingest": ("after:quarantine", "after:requests", "during:requests"),
@@ -78,9 +79,10 @@ def _partition(lake: Path, name: str) -> list[str] | None:
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.slow
 def test_a_job_killed_mid_write_leaves_readable_tables_and_its_rerun_converges(spark, tmp_path):
     base = tmp_path / "base"
-    _write_raw(base)
+    write_two_days(base)
     _reference_tables(base)
     before = {"ingest": base}
     ingested = tmp_path / "ingested"  # the state aggregate starts from
@@ -105,7 +107,7 @@ def test_a_job_killed_mid_write_leaves_readable_tables_and_its_rerun_converges(s
                     subprocess.Popen(
                         [
                             sys.executable,
-                            str(REPO / "tests" / "crash_worker.py"),
+                            str(REPO / "tests" / "helpers" / "crash_worker.py"),
                             str(lake),
                             job,
                             D1.isoformat(),

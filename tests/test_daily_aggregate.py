@@ -7,12 +7,12 @@ import datetime as dt
 
 import pyarrow as pa
 import pytest
-from ingest_records import record_ingest_run
 
 from features import daily_stats, registry  # noqa: F401  (registry declares the account_daily table)
 from features.signals import with_request_signals
 from lake import catalog
 from lake.errors import MissingInputError
+from tests.helpers.ingest_records import record_ingest_run
 
 UTC = dt.UTC
 DAY = dt.date(2026, 3, 10)

@@ -11,17 +11,18 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
-from console import decisions, synthetic_lake
+from console import decisions
 from jobs import cli
 from lake import catalog
 from lake.errors import InputError, MissingInputError
+from tests.helpers import reviewed_lake
 
 LAST_DAY = dt.date(2026, 3, 14)
 
 
 @pytest.fixture()
 def lake(settings):
-    info = synthetic_lake.write(settings, accounts=48, days=3, last_day=LAST_DAY)
+    info = reviewed_lake.write(settings, accounts=48, days=3, last_day=LAST_DAY)
     return settings, info
 
 
@@ -68,7 +69,7 @@ def test_account_decision_appends_one_label_and_an_audit_row_with_what_the_analy
         LAST_DAY,
         risk["score"],
         risk["tier"],
-        synthetic_lake.MODEL_VERSION,
+        reviewed_lake.MODEL_VERSION,
     )
     assert audit["decision_id"] == receipt.decision_id
 

@@ -1,7 +1,7 @@
 """The same nightly jobs on real distributed engines, compared with embedded Sail on the same lake.
 
 Reference: one small simulated lake is ingested, aggregated, clustered and featurized day by day on embedded
-Sail, a champion is trained on embedded Sail (on test_train_and_score's planted-signal feature lake: a lake
+Sail, a champion is trained on embedded Sail (on the planted-signal feature lake of tests/helpers/feature_lake.py: a lake
 small enough for CI carries too few labels to train on), and the last day is scored. Then, per engine, a copy
 of that lake gets the last day's whole nightly chain again through the real CLI (`distillguard --remote
 sc://... nightly --date D`, so the jobs run in whatever order and form jobs/nightly.py gives them), with the
@@ -11,13 +11,13 @@ equal the reference: exactly for counts, keys, strings, lists and timestamps, to
 Engines, one class each so only one server runs at a time (its fixture is class-scoped and stops every
 process it started, by id, also when a test fails):
   TestJvmSparkCluster     JVM Spark 4.2 + delta-spark, started from infra/spark-connect/cpu.conf (loopback
-                          overrides in lake/spark_servers.py), as the driver of a Spark standalone cluster
+                          overrides in tests/helpers/spark_servers.py), as the driver of a Spark standalone cluster
                           (master + 2 one-core workers). One server and one chain carry every JVM assertion:
                           parity, tasks on both workers, delta-spark <-> delta-rs/polars/Sail in both directions,
                           and the server's shuffle partitions kept by a remote session.
   TestSailLocalCluster    Sail's local-cluster mode, 2 workers x 4 task slots, 4 shuffle partitions
 Both run in `make test`; select them with `-m jvm` (JVM Spark) or `-m distributed` (both, plus the reference).
-Time on a 2-core machine: README, "Running on a cluster".
+Time on a 2-core machine: docs/operations.md, "Running on a cluster".
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from test_train_and_score import AS_OF as TRAIN_AS_OF
-from test_train_and_score import STRONG, synthetic_lake
 
 from compute.spark import SparkEngine
 from jobs import aggregate, cluster, features, ingest, score, train
@@ -43,7 +41,10 @@ from jobs.steps import runs_on_frame_engine
 from lake import catalog
 from lake.config import Settings, load_settings
 from lake.engine import EMBEDDED_SHUFFLE_PARTITIONS, spark_session
-from lake.spark_servers import (
+from simulator import simulate
+from tests.helpers.feature_lake import AS_OF as TRAIN_AS_OF
+from tests.helpers.feature_lake import STRONG, synthetic_lake
+from tests.helpers.spark_servers import (
     CPU_CONF,
     jvm_connect_server,
     read_spark_conf,
@@ -52,7 +53,6 @@ from lake.spark_servers import (
     spark_home,
     standalone_cluster,
 )
-from simulator import simulate
 
 pytestmark = pytest.mark.distributed
 
@@ -182,6 +182,7 @@ def assert_same_tables_as_embedded(reference: Reference, settings: Settings, nam
         assert_tables_match(expected, actual, keys)
 
 
+@pytest.mark.slow
 def test_reference_lake_has_every_kind_of_row(reference):
     tables = reference.tables
     assert tables["quarantine"].num_rows > 0
@@ -267,6 +268,7 @@ class TestJvmSparkCluster:
             assert spark.conf.get("spark.sql.shuffle.partitions") == str(EMBEDDED_SHUFFLE_PARTITIONS)
 
 
+@pytest.mark.slow
 class TestSailLocalCluster:
     WORKERS, TASK_SLOTS, SHUFFLE_PARTITIONS = 2, 4, 4
 
@@ -280,7 +282,7 @@ class TestSailLocalCluster:
     def test_nightly_on_sail_local_cluster_equals_embedded_sail(self, reference, server, tmp_path_factory):
         url, log = server
         # workers x task slots must cover the largest task region: the shuffle partitions, and more where a stage
-        # reads several inputs at once (4 slots in all failed here with "requires 5"; README, "Running on a cluster")
+        # reads several inputs at once (4 slots in all failed here with "requires 5"; docs/operations.md, "Running on a cluster")
         settings = run_jobs_remote(
             reference,
             url,
@@ -295,10 +297,12 @@ class TestSailLocalCluster:
 
 
 def test_shuffle_partitions_come_from_the_flag_or_the_environment(monkeypatch):
-    from jobs.cli import _settings, build_parser
+    from jobs.cli import build_parser, settings_from_args
 
     def settings_for(*flags: str) -> Settings:
-        return _settings(build_parser().parse_args([*flags, "--lake", "/tmp/x", "ingest", "--date", "2026-01-01"]))
+        return settings_from_args(
+            build_parser().parse_args([*flags, "--lake", "/tmp/x", "ingest", "--date", "2026-01-01"])
+        )
 
     monkeypatch.delenv("DG_SHUFFLE_PARTITIONS", raising=False)
     assert settings_for().shuffle_partitions is None

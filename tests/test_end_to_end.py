@@ -120,7 +120,7 @@ def test_scores_rank_unlabeled_campaign_accounts_above_benign_ones(demo_lake):
     auc = (ranks[: len(attack)].sum() - len(attack) * (len(attack) + 1) / 2) / (len(attack) * len(benign))
     assert auc > 0.85, auc
     report = demo.evaluate_unlabeled(risk[["account_id", "tier"]], truth, labels, LAST)
-    # elevated means at most 1% of benign accounts (DESIGN.md §7), a bound the calibration keeps although campaign
+    # elevated means at most 1% of benign accounts (docs/design.md §7), a bound the calibration keeps although campaign
     # accounts hide among the unlabelled; recall is what that honest bound leaves
     assert report["elevated"]["benign_false_positive_rate"] <= 0.0125
     assert report["elevated"]["campaign_recall"] > 0.1

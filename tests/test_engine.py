@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 from deltalake import DeltaTable
-from test_ingest import DAY, _raw_rows, _write_raw
 
 from jobs.cli import main
-from lake import spark_servers
 from lake.config import load_settings
 from lake.engine import spark_engine_key, spark_session
+from tests.helpers import spark_servers
+from tests.helpers.raw_requests import CONTRACT_DAY as DAY
+from tests.helpers.raw_requests import contract_rows, write_raw
 
 
 @pytest.fixture()
@@ -38,7 +39,7 @@ def test_remote_flag_runs_a_job_on_a_separate_spark_connect_server(tmp_path, sai
         spark_remote=sail_server,
     )
     assert spark_engine_key(settings) == "remote"
-    _write_raw(settings, _raw_rows())
+    write_raw(settings, contract_rows())
 
     exit_code = main(["--lake", str(lake), "--remote", sail_server, "ingest", "--date", DAY.isoformat()])
 

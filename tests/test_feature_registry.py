@@ -86,27 +86,3 @@ def test_version_ignores_descriptions_owners_and_tags(monkeypatch):
         for f in registry.FEATURES
     )
     assert _version_with(monkeypatch, features=reworded) == base
-
-
-def test_lake_imports_nothing_from_features_or_models():
-    """lake/ is the bottom layer; the structure check (../shared/tools) reports the same, this keeps it true."""
-    import ast
-    import pathlib
-
-    root = pathlib.Path(__file__).resolve().parents[1]
-    offenders = []
-    for path in (root / "lake").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = (
-                [node.module]
-                if isinstance(node, ast.ImportFrom) and node.module
-                else [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else []
-            )
-            offenders += [
-                f"{path.name}: {n}"
-                for n in names
-                if n.split(".")[0] in ("features", "models", "jobs", "engines", "simulator")
-            ]
-    assert offenders == []

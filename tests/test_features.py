@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pytest
-from ingest_records import record_ingest_run
 
 from features import registry
 from lake import catalog
+from tests.helpers.ingest_records import record_ingest_run
 
 UTC = dt.UTC
 D = dt.date(2026, 3, 28)
@@ -381,11 +381,11 @@ def features(any_engine):
 def test_account_buckets_give_the_one_bucket_answer(frame_engine_name, session_settings):
     """The frame engines roll the window up in account-hash buckets; the cluster of acct_in_cluster then spans
     buckets, and its members' volume, new accounts and labels must still all count."""
-    from features.frame_engine import account_features
-    from lake import frames
+    from features.frame_windows import account_features
+    from lake import frame_engines
 
     inputs = _inputs()
-    with frames.frame_engine(session_settings.model_copy(update={"engine": frame_engine_name})) as engine:
+    with frame_engines.frame_engine(session_settings.model_copy(update={"engine": frame_engine_name})) as engine:
         whole = account_features(engine, *inputs, D, buckets=1)
         bucketed = account_features(engine, *inputs, D, buckets=3)
         members = engine.xp.Series(["acct_in_cluster", "acct_cluster_peer_a", "acct_cluster_peer_b"])
@@ -491,6 +491,7 @@ def write_lake(settings, bronze_days: dict[dt.date, list[dict]]):
     )
 
 
+@pytest.mark.slow
 def test_features_job_builds_windows_from_daily_partitions(spark, spark_engine, settings, capsys):
     from jobs import aggregate, cluster
     from jobs import features as features_job

@@ -4,7 +4,7 @@ One small simulated lake (real prompts, campaigns, proxies, model releases) is i
 aggregates and builds features for every day, the tables are snapshotted, then the frame engine recomputes the
 same partitions on the same lake (delta-rs writes into the Sail-created tables) and every column must match:
 exactly for counts, strings, lists and timestamps, to 1e-9 relative for floats. Scoring parity uses a trained
-champion on the synthetic feature lake of test_train_and_score, with hand-built clusters.
+champion on the synthetic feature lake of tests/helpers/feature_lake.py, with hand-built clusters.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from compute import open_engine
 from compute.spark import SparkEngine
 from jobs import aggregate, cluster, features, ingest
-from lake import catalog, frames
+from lake import catalog, delta_files, frame_engines
 from lake.config import load_settings
 from lake.errors import MissingInputError
 from simulator import simulate
@@ -95,6 +95,7 @@ def frame_results(spark_lake):
     return run
 
 
+@pytest.mark.slow
 def test_the_lake_is_big_enough_to_mean_something(spark_lake):
     _, snapshot = spark_lake
     daily = snapshot["account_daily"]
@@ -105,12 +106,14 @@ def test_the_lake_is_big_enough_to_mean_something(spark_lake):
     assert sum(daily.column("repeated_template_requests").to_pylist()) > 0
 
 
+@pytest.mark.slow
 def test_daily_aggregates_match_spark(spark_lake, frame_results, frame_engine_name):
     expected = spark_lake[1]["account_daily"]
     actual = frame_results(frame_engine_name)["account_daily"]
     assert_tables_match(expected, actual, ["event_date", "account_id"])
 
 
+@pytest.mark.slow
 def test_features_match_spark(spark_lake, frame_results, frame_engine_name):
     expected = spark_lake[1]["account_features"]
     actual = frame_results(frame_engine_name)["account_features"]
@@ -119,17 +122,18 @@ def test_features_match_spark(spark_lake, frame_results, frame_engine_name):
     assert sum(v is not None for v in actual.column("cot_elicitation_rate_7d").to_pylist()) > 100
 
 
+@pytest.mark.slow
 def test_bucketed_aggregation_equals_the_single_pass(spark_lake, frame_engine_name):
     """One file per read and several account buckets (host spill) give the same account_daily rows."""
     from features.daily_stats import BRONZE_INPUTS
-    from features.frame_engine import aggregate_partition
+    from features.frame_daily import aggregate_partition
 
     settings = _engine_settings(spark_lake[0], frame_engine_name)
     day = DATES[-1]
-    files = frames.partition_files(settings, "requests", day, list(BRONZE_INPUTS))
-    assert len(frames.file_batches(files, 1)) == len(files.paths)  # one read per file
-    refs = [frames.read_table(settings, name) for name in ("accounts", "model_releases", "asn_info")]
-    with frames.frame_engine(settings) as engine:
+    files = delta_files.partition_files(settings, "requests", day, list(BRONZE_INPUTS))
+    assert len(delta_files.file_batches(files, 1)) == len(files.paths)  # one read per file
+    refs = [delta_files.read_table(settings, name) for name in ("accounts", "model_releases", "asn_info")]
+    with frame_engines.frame_engine(settings) as engine:
         bucketed = aggregate_partition(engine, files, *refs, day, read_bytes=1, buckets=5)
     expected = spark_lake[1]["account_daily"].filter(
         pa.compute.equal(spark_lake[1]["account_daily"].column("event_date"), pa.scalar(day, pa.date32()))
@@ -138,38 +142,39 @@ def test_bucketed_aggregation_equals_the_single_pass(spark_lake, frame_engine_na
 
 
 def test_buckets_follow_the_memory_budget():
-    assert frames.bucket_count(estimated_bytes=10 * 2**30, budget_bytes=4 * 2**30) == 3
-    assert frames.bucket_count(estimated_bytes=1, budget_bytes=4 * 2**30) == 1
+    assert delta_files.bucket_count(estimated_bytes=10 * 2**30, budget_bytes=4 * 2**30) == 3
+    assert delta_files.bucket_count(estimated_bytes=1, budget_bytes=4 * 2**30) == 1
 
 
 def _feature_inputs(settings, day: dt.date):
     """What the features job hands the frame engine for `day`: the window's and the clusters' files, the
     registry, releases and decisions."""
     labels = (
-        frames.read_table(settings, "enforcement_labels")
+        delta_files.read_table(settings, "enforcement_labels")
         if catalog.exists(settings, "enforcement_labels")
         else catalog.table("enforcement_labels").schema.empty_table()
     )
     return (
-        frames.table_files(settings, "account_daily", features.window_start(day), day),
-        frames.read_table(settings, "accounts"),
-        frames.read_table(settings, "model_releases"),
-        frames.table_files(settings, "account_clusters", day, day),
+        delta_files.table_files(settings, "account_daily", features.window_start(day), day),
+        delta_files.read_table(settings, "accounts"),
+        delta_files.read_table(settings, "model_releases"),
+        delta_files.table_files(settings, "account_clusters", day, day),
         labels,
     )
 
 
+@pytest.mark.slow
 def test_bucketed_features_equal_one_bucket(spark_lake, frame_engine_name):
     """The window read one file at a time and rolled up in three account-hash buckets gives the same
     account_features rows, values and order as one bucket, clusters whose members sit in different buckets
     included."""
-    from features.frame_engine import account_features
+    from features.frame_windows import account_features
 
     settings = _engine_settings(spark_lake[0], frame_engine_name)
     day = DATES[-1]
     inputs = _feature_inputs(settings, day)
     assert len(inputs[0].paths) > 1
-    with frames.frame_engine(settings) as engine:
+    with frame_engines.frame_engine(settings) as engine:
         whole = account_features(engine, *inputs, day, buckets=1)
         bucketed = account_features(engine, *inputs, day, buckets=3, read_bytes=1)
         clusters = engine.to_arrow(engine.read_files(inputs[3], ["account_id", "cluster_id"]))
@@ -188,17 +193,19 @@ def test_bucketed_features_equal_one_bucket(spark_lake, frame_engine_name):
     assert bucketed.equals(whole)
 
 
+@pytest.mark.slow
 def test_window_buckets_follow_the_memory_budget(spark_lake, frame_engine_name):
-    from features.frame_engine import window_buckets
+    from features.frame_windows import window_buckets
 
     day = DATES[-1]
     for budget_gb, more_than_one in ((None, False), (1e-5, True)):  # the default 4 GiB, or about 10 KiB
         settings = _engine_settings(spark_lake[0], frame_engine_name, gpu_memory_budget_gb=budget_gb)
-        daily = frames.table_files(settings, "account_daily", features.window_start(day), day)
-        with frames.frame_engine(settings) as engine:
+        daily = delta_files.table_files(settings, "account_daily", features.window_start(day), day)
+        with frame_engines.frame_engine(settings) as engine:
             assert (window_buckets(engine, daily, day).count > 1) is more_than_one
 
 
+@pytest.mark.slow
 def test_window_read_through_the_frame_library_equals_delta(spark_lake, frame_engine_name):
     """Files read by the frame library, the partition column put back from the Delta log: the rows delta-rs
     reads, and the dates of the files with rows."""
@@ -206,8 +213,8 @@ def test_window_read_through_the_frame_library_equals_delta(spark_lake, frame_en
 
     settings = _engine_settings(spark_lake[0], frame_engine_name)
     columns = ["account_id", "event_date", "requests", "newest_model_first_ts", "ip_prefixes"]
-    files = frames.table_files(settings, "account_daily", DATES[1], DATES[-1], columns)
-    with frames.frame_engine(settings) as engine:
+    files = delta_files.table_files(settings, "account_daily", DATES[1], DATES[-1], columns)
+    with frame_engines.frame_engine(settings) as engine:
         read = engine.to_arrow(engine.read_files(files, columns))
         assert FrameEngines(engine).dates_in(files, "event_date") == set(DATES[1:])
     read = read.set_column(1, "event_date", read.column("event_date").cast(pa.date32()))
@@ -216,6 +223,7 @@ def test_window_read_through_the_frame_library_equals_delta(spark_lake, frame_en
     assert_tables_match(expected, read.cast(expected.schema), ["event_date", "account_id"])
 
 
+@pytest.mark.slow
 def test_files_from_different_writers_read_as_one_frame(spark_lake, frame_engine_name, tmp_path):
     """A table's files need not agree on nullability (Sail writes `requests` as not null, delta-rs and the frame
     engines as nullable): the engine benchmark's lake, whose window mixes both, failed to read before."""
@@ -231,22 +239,23 @@ def test_files_from_different_writers_read_as_one_frame(spark_lake, frame_engine
         ),
         paths[1],
     )
-    files = frames.PartitionFiles("account_daily", paths, (0, 0), (1, 1), "event_date", (DATES[0], DATES[1]))
-    with frames.frame_engine(_engine_settings(spark_lake[0], frame_engine_name)) as engine:
+    files = delta_files.PartitionFiles("account_daily", paths, (0, 0), (1, 1), "event_date", (DATES[0], DATES[1]))
+    with frame_engines.frame_engine(_engine_settings(spark_lake[0], frame_engine_name)) as engine:
         read = engine.to_arrow(engine.read_files(files, ["account_id", "requests", "event_date"]))
     assert read.column("account_id").to_pylist() == ["a", "b"]
     assert read.column("requests").to_pylist() == [3, None]
     assert read.column("event_date").cast(pa.date32()).to_pylist() == [DATES[0], DATES[1]]
 
 
+@pytest.mark.slow
 def test_reference_tables_read_through_the_frame_library_equal_delta(spark_lake, frame_engine_name):
     """An unpartitioned (reference) table's files read by the frame library: the rows delta-rs reads. A date range
     is refused for such a table and required for a partitioned one; a table without files reads as no rows with
     the declared columns."""
     settings = _engine_settings(spark_lake[0], frame_engine_name)
-    with frames.frame_engine(settings) as engine:
+    with frame_engines.frame_engine(settings) as engine:
         for name in ("accounts", "model_releases", "asn_info", "enforcement_labels"):
-            files = frames.table_files(settings, name)
+            files = delta_files.table_files(settings, name)
             assert files.partition_column is None and files.paths
             columns = catalog.table(name).schema.names
             expected = catalog.read_arrow(settings, name).select(columns)
@@ -254,12 +263,12 @@ def test_reference_tables_read_through_the_frame_library_equal_delta(spark_lake,
             order = [(c, "ascending") for c in columns]
             assert read.num_rows == expected.num_rows > 0
             assert read.sort_by(order).equals(expected.sort_by(order)), name
-        empty = frames.PartitionFiles("enforcement_labels", (), (), (), None, ())
+        empty = delta_files.PartitionFiles("enforcement_labels", (), (), (), None, ())
         assert list(engine.read_files(empty, ["account_id", "decided_at"]).columns) == ["account_id", "decided_at"]
     with pytest.raises(ValueError, match="refused for an unpartitioned"):
-        frames.table_files(settings, "accounts", FIRST, FIRST)
+        delta_files.table_files(settings, "accounts", FIRST, FIRST)
     with pytest.raises(ValueError, match="needed for a partitioned"):
-        frames.table_files(settings, "account_daily")
+        delta_files.table_files(settings, "account_daily")
 
 
 def test_window_read_refuses_a_table_with_deletion_vectors(settings):
@@ -271,12 +280,12 @@ def test_window_read_refuses_a_table_with_deletion_vectors(settings):
         partition_by=["event_date"],
         configuration={"delta.enableDeletionVectors": "true"},
     )
-    with pytest.raises(frames.UnsupportedTableError, match="deletionVectors"):
-        frames.table_files(settings, "account_daily", FIRST, FIRST)
+    with pytest.raises(delta_files.UnsupportedTableError, match="deletionVectors"):
+        delta_files.table_files(settings, "account_daily", FIRST, FIRST)
 
 
 def test_kvikio_threads_default_to_the_cpu_count_and_refuse_nonsense(tmp_path, monkeypatch):
-    """The cuDF engine sets KvikIO's read threads from this before its first read (lake/frames.py
+    """The cuDF engine sets KvikIO's read threads from this before its first read (lake/frame_engines.py
     use_kvikio_threads); that call needs cuDF and is not run here."""
     import os
 
@@ -303,14 +312,14 @@ def test_frame_engine_refuses_tables_it_cannot_read(tmp_path):
     write_deltalake(uri, pa.table({"x": [1, 2]}), configuration={"delta.enableDeletionVectors": "true"})
     protocol = DeltaTable(uri).protocol()
     assert "deletionVectors" in (protocol.reader_features or [])
-    with pytest.raises(frames.UnsupportedTableError, match="deletionVectors"):
-        frames.check_readable(uri)
+    with pytest.raises(delta_files.UnsupportedTableError, match="deletionVectors"):
+        delta_files.check_readable(uri)
 
 
 def test_cudf_without_a_gpu_stack_is_an_error_not_a_cpu_fallback(settings):
     pytest.importorskip("pyarrow")
     try:
-        import cudf  # noqa: F401
+        import cudf  # noqa: F401 - importing it is the probe: is a GPU stack here?
 
         pytest.skip("cuDF is installed here; the refusal is for hosts without it")
     except ImportError:
@@ -320,6 +329,7 @@ def test_cudf_without_a_gpu_stack_is_an_error_not_a_cpu_fallback(settings):
             pass
 
 
+@pytest.mark.slow
 def test_features_job_refuses_a_day_without_daily_rows(spark_lake, frame_engine_name):
     settings = _engine_settings(spark_lake[0], frame_engine_name)
     with open_engine(settings) as engine:
@@ -332,11 +342,10 @@ def test_features_job_refuses_a_day_without_daily_rows(spark_lake, frame_engine_
 
 @pytest.fixture(scope="module")
 def scored_on_spark(spark, tmp_path_factory):
-    """The synthetic feature lake of test_train_and_score, a trained champion, hand-built clusters for the score
+    """The synthetic feature lake (tests/helpers/feature_lake.py), a trained champion, hand-built clusters for the score
     date, and the Spark engine's account_risk / cluster_risk for that date."""
-    from test_train_and_score import SCORE_DATE, STRONG, synthetic_lake
-
     from jobs import score, train
+    from tests.helpers.feature_lake import SCORE_DATE, STRONG, synthetic_lake
 
     root = tmp_path_factory.mktemp("frame_scoring")
     settings = load_settings(
@@ -371,6 +380,7 @@ def scored_on_spark(spark, tmp_path_factory):
     return settings, SCORE_DATE, snapshot
 
 
+@pytest.mark.slow
 def test_scores_tiers_reasons_and_clusters_match_spark(scored_on_spark, frame_engine_name):
     from jobs import score
 

@@ -1,5 +1,5 @@
 """The frame engines' write path: Parquet written by the frame library (pandas here, cuDF on GPU machines),
-committed to the Delta log in one transaction (lake/frames.py write_partition). Sail must read the result
+committed to the Delta log in one transaction (lake/delta_writes.py write_partition). Sail must read the result
 back exactly, list columns and timestamps included; a rerun of a partition replaces it; a file that does not
 match the table is refused before anything is committed."""
 
@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from lake import catalog, frames
-from lake.frames import InvalidOutputError
+from lake import catalog, delta_writes, frame_engines
+from lake.delta_writes import InvalidOutputError
 
 D1, D2 = dt.date(2026, 3, 2), dt.date(2026, 3, 3)
 UTC = dt.UTC
@@ -62,7 +62,7 @@ def _last_commit(settings, name: str) -> list[dict]:
 
 @pytest.fixture()
 def frame_engine(settings, frame_engine_name):
-    with frames.frame_engine(settings.model_copy(update={"engine": frame_engine_name})) as engine:
+    with frame_engines.frame_engine(settings.model_copy(update={"engine": frame_engine_name})) as engine:
         yield engine
 
 
@@ -70,15 +70,15 @@ def test_sail_reads_back_what_the_frame_engine_committed_and_a_rerun_replaces_th
     spark, settings, frame_engine
 ):
     day1, day2 = _daily(D1, ["a1", "a2", "a3"]), _daily(D2, ["b1", "b2"], first_hour=5)
-    assert frames.write_partition(frame_engine, settings, "account_daily", day1, D1) == 3
-    assert frames.write_partition(frame_engine, settings, "account_daily", day2, D2) == 2
+    assert delta_writes.write_partition(frame_engine, settings, "account_daily", day1, D1) == 3
+    assert delta_writes.write_partition(frame_engine, settings, "account_daily", day2, D2) == 2
 
     on_sail = catalog.read(spark, settings, "account_daily").toArrow()
     assert _by_key(on_sail) == _by_key(pa.concat_tables([day1, day2]))
 
     rerun = _daily(D1, ["a1", "a9"], first_hour=9)
     version = DeltaTable(settings.table_uri("account_daily")).version()
-    frames.write_partition(frame_engine, settings, "account_daily", rerun, D1)
+    delta_writes.write_partition(frame_engine, settings, "account_daily", rerun, D1)
     assert DeltaTable(settings.table_uri("account_daily")).version() == version + 1, "one commit per write"
     actions = _last_commit(settings, "account_daily")
     assert not any("metaData" in a for a in actions), "the table's own schema goes back: no schema change"
@@ -87,15 +87,15 @@ def test_sail_reads_back_what_the_frame_engine_committed_and_a_rerun_replaces_th
 
     on_sail = catalog.read(spark, settings, "account_daily").toArrow()
     assert _by_key(on_sail) == _by_key(pa.concat_tables([rerun, day2]))
-    frames.write_partition(frame_engine, settings, "account_daily", rerun, D1)
+    delta_writes.write_partition(frame_engine, settings, "account_daily", rerun, D1)
     assert _by_key(catalog.read(spark, settings, "account_daily").toArrow()) == _by_key(
         pa.concat_tables([rerun, day2])
     ), "the same rerun again is idempotent"
 
 
 def test_an_empty_day_replaces_the_partition_with_nothing(spark, settings, frame_engine):
-    frames.write_partition(frame_engine, settings, "account_daily", _daily(D1, ["a1", "a2"]), D1)
-    assert frames.write_partition(frame_engine, settings, "account_daily", SCHEMA.empty_table(), D1) == 0
+    delta_writes.write_partition(frame_engine, settings, "account_daily", _daily(D1, ["a1", "a2"]), D1)
+    assert delta_writes.write_partition(frame_engine, settings, "account_daily", SCHEMA.empty_table(), D1) == 0
     assert catalog.read(spark, settings, "account_daily").count() == 0
 
 
@@ -116,11 +116,11 @@ def _write_naive_file(data, path: str, schema: pa.Schema) -> int:
 
 
 def test_a_file_that_does_not_match_the_table_is_refused_and_nothing_is_committed(settings, frame_engine, monkeypatch):
-    frames.write_partition(frame_engine, settings, "account_daily", _daily(D1, ["a1"]), D1)
+    delta_writes.write_partition(frame_engine, settings, "account_daily", _daily(D1, ["a1"]), D1)
     version = DeltaTable(settings.table_uri("account_daily")).version()
     monkeypatch.setattr(frame_engine, "write_parquet", _write_naive_file)
     with pytest.raises(InvalidOutputError, match="not a UTC-adjusted microsecond timestamp") as refused:
-        frames.write_partition(frame_engine, settings, "account_daily", _daily(D1, ["a2"]), D1)
+        delta_writes.write_partition(frame_engine, settings, "account_daily", _daily(D1, ["a2"]), D1)
     assert "requests is int32, the table needs int64" in str(refused.value)
     assert DeltaTable(settings.table_uri("account_daily")).version() == version
     files = {os.path.basename(p) for p in DeltaTable(settings.table_uri("account_daily")).file_uris()}
@@ -134,5 +134,5 @@ def test_nulls_in_a_not_null_column_are_refused(settings, frame_engine):
     DeltaTable.create(settings.table_uri("account_daily"), schema=not_null, partition_by=["event_date"])
     bad = _daily(D1, ["a1", "a2"]).set_column(0, "account_id", pa.array(["a1", None]))
     with pytest.raises(InvalidOutputError, match="account_id is NOT NULL in the table but holds 1 nulls"):
-        frames.write_partition(frame_engine, settings, "account_daily", bad, D1)
+        delta_writes.write_partition(frame_engine, settings, "account_daily", bad, D1)
     assert DeltaTable(settings.table_uri("account_daily")).version() == 0

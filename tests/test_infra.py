@@ -78,7 +78,7 @@ DOCUMENTED_SPARK_KEYS = {
 REQUIRED_IN_EVERY_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-    "spark.sql.session.timeZone": "UTC",  # every job assumes UTC (DESIGN.md §3)
+    "spark.sql.session.timeZone": "UTC",  # every job assumes UTC (docs/design.md §3)
     "spark.sql.adaptive.enabled": "true",
     "spark.connect.grpc.binding.port": "15002",
 }
@@ -432,7 +432,7 @@ def test_gpu_image_installs_the_gpu_extra_on_a_rapids_cuda13_python312_base():
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(req.startswith("cudf-cu13") for req in extras["gpu"])
     assert any(req.startswith("xgboost") for req in extras["gpu"])
-    # the air-gapped path follows shared/gpu/wheelhouse.sh's own install recipe
+    # the air-gapped path follows infra/gpu/wheelhouse.sh's own install recipe
     assert "--no-index --no-deps --no-build-isolation --target /opt/gpusite" in text
     assert "sha256sum -c" in text
     assert "ENV DG_ENGINE=cudf" in text

@@ -8,51 +8,16 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 
 from jobs import ingest
 from lake import catalog
 from lake.validation import RawContractError
+from tests.helpers.raw_requests import CONTRACT_DAY, write_raw
+from tests.helpers.raw_requests import at_hour as _ts
+from tests.helpers.raw_requests import contract_rows as _raw_rows
 
-DAY = dt.date(2026, 3, 2)
-UTC = dt.UTC
-
-
-def _ts(hour: int, day: dt.date = DAY) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, hour, 0, tzinfo=UTC)
-
-
-def _raw_rows() -> list[dict]:
-    good = dict(
-        request_id="r1",
-        event_ts=_ts(1),
-        event_date=DAY,
-        account_id="acct-1",
-        model="m-1",
-        client_ip="203.0.113.7",
-        input_tokens=10,
-        output_tokens=100,
-        max_tokens=1024,
-        prompt_prefix="explain step by step",
-        extra_gateway_column="ignored",
-    )
-    return [
-        good,
-        {**good, "request_id": "r2", "client_ip": "2001:db8:aa:1::5", "event_ts": _ts(2)},
-        {**good, "request_id": "r3", "account_id": None},
-        {**good, "request_id": "r4", "output_tokens": -5},
-        {**good, "request_id": "r5", "event_ts": _ts(3, DAY + dt.timedelta(days=1))},
-        {**good, "request_id": "r6", "client_ip": "999.1.2"},
-        {**good, "event_ts": _ts(4)},  # a second r1: duplicate
-    ]
-
-
-def _write_raw(settings, rows: list[dict], schema: pa.Schema | None = None) -> None:
-    contract = {f.name: f.type for f in catalog.table("api_requests").schema}
-    columns = sorted({k for row in rows for k in row})
-    schema = schema or pa.schema([(c, contract.get(c, pa.string())) for c in columns])
-    data = pa.Table.from_pylist([{c: row.get(c) for c in schema.names} for row in rows], schema=schema)
-    write_deltalake(settings.table_uri("api_requests"), data, mode="overwrite", partition_by=["event_date"])
+DAY = CONTRACT_DAY
 
 
 def _sorted_rows(settings, name: str) -> list[dict]:
@@ -61,7 +26,7 @@ def _sorted_rows(settings, name: str) -> list[dict]:
 
 
 def test_bad_rows_are_quarantined_with_reasons_and_nothing_is_lost(spark, settings):
-    _write_raw(settings, _raw_rows())
+    write_raw(settings, _raw_rows())
     result = ingest.run(spark, settings, DAY)
 
     assert result.raw_rows == 7
@@ -96,7 +61,7 @@ def test_same_slash24_shares_a_prefix_hash_but_not_an_ip_hash(spark, settings):
     rows = _raw_rows()[:1]
     rows.append({**rows[0], "request_id": "r9", "client_ip": "203.0.113.200"})
     rows.append({**rows[0], "request_id": "r10", "client_ip": "198.51.100.1"})
-    _write_raw(settings, rows)
+    write_raw(settings, rows)
     ingest.run(spark, settings, DAY)
     bronze = {r["request_id"]: r for r in DeltaTable(settings.table_uri("requests")).to_pyarrow_table().to_pylist()}
     assert bronze["r1"]["ip_prefix_hash"] == bronze["r9"]["ip_prefix_hash"]
@@ -105,7 +70,7 @@ def test_same_slash24_shares_a_prefix_hash_but_not_an_ip_hash(spark, settings):
 
 
 def test_rerun_of_the_same_date_leaves_identical_tables(spark, settings):
-    _write_raw(settings, _raw_rows())
+    write_raw(settings, _raw_rows())
     ingest.run(spark, settings, DAY)
     before = {name: _sorted_rows(settings, name) for name in ("requests", "quarantine", "ingest_runs")}
     ingest.run(spark, settings, DAY)
@@ -118,7 +83,7 @@ def test_exact_copies_of_a_request_keep_one_and_quarantine_the_rest(spark, setti
     other copy is quarantined, whichever way the engine orders them; the staged repeated ids leave nothing."""
     good = _raw_rows()[0]
     later = {**good, "request_id": "r2", "event_ts": _ts(2)}
-    _write_raw(settings, [good, good, good, later, {**later, "event_ts": _ts(3)}])
+    write_raw(settings, [good, good, good, later, {**later, "event_ts": _ts(3)}])
     result = ingest.run(spark, settings, DAY)
     assert (result.raw_rows, result.bronze_rows) == (5, 2)
     assert result.quarantine_reasons == {"duplicate request_id": 3}
@@ -145,7 +110,7 @@ def test_missing_optional_columns_become_null_and_unparseable_values_are_quarant
         dict(request_id="a", event_ts=_ts(5), event_date=DAY, account_id="acct", input_tokens="42"),
         dict(request_id="b", event_ts=_ts(6), event_date=DAY, account_id="acct", input_tokens="forty"),
     ]
-    _write_raw(settings, rows, schema)
+    write_raw(settings, rows, schema)
     result = ingest.run(spark, settings, DAY)
     assert result.quarantine_reasons == {"unparseable input_tokens": 1}
     bronze = DeltaTable(settings.table_uri("requests")).to_pyarrow_table().to_pylist()
@@ -155,13 +120,13 @@ def test_missing_optional_columns_become_null_and_unparseable_values_are_quarant
 
 def test_a_raw_table_without_a_required_column_is_refused(spark, settings):
     schema = pa.schema([("request_id", pa.string()), ("event_ts", catalog.TS), ("event_date", pa.date32())])
-    _write_raw(settings, [dict(request_id="a", event_ts=_ts(5), event_date=DAY)], schema)
+    write_raw(settings, [dict(request_id="a", event_ts=_ts(5), event_date=DAY)], schema)
     with pytest.raises(RawContractError, match="account_id"):
         ingest.run(spark, settings, DAY)
 
 
 def test_an_empty_day_is_refused_not_published(spark, settings):
-    _write_raw(settings, _raw_rows())
+    write_raw(settings, _raw_rows())
     with pytest.raises(ValueError, match="no raw api_requests rows"):
         ingest.run(spark, settings, DAY + dt.timedelta(days=3))
 
@@ -180,7 +145,7 @@ def test_rows_without_a_partition_value_are_quarantined_and_counted(spark, setti
         {**good, "request_id": "no-date", "event_date": None},
         {**good, "request_id": "no-date-other-day", "event_date": None, "event_ts": _ts(3, DAY + dt.timedelta(days=1))},
     ]
-    _write_raw(settings, rows)
+    write_raw(settings, rows)
     result = ingest.run(spark, settings, DAY)
     assert (result.raw_rows, result.bronze_rows) == (2, 1)
     assert result.quarantine_reasons == {"missing event_date": 1}

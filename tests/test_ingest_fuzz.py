@@ -192,6 +192,7 @@ def _reference(rows: list[dict]) -> dict[int, str | None]:
     ],
 )
 @given(rows=st.lists(raw_row(), min_size=MIN_ROWS, max_size=MIN_ROWS + 50))
+@pytest.mark.slow
 def test_spark_ingest_agrees_with_the_python_contract_row_for_row(spark, tmp_path_factory, rows):
     rows = _numbered(rows)
     uri = str(tmp_path_factory.mktemp("fuzz") / "api_requests")

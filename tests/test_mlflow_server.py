@@ -21,11 +21,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_train_and_score import AS_OF, CAMPAIGNS, N_BENIGN, SCORE_DATE, STRONG, synthetic_lake
 
 from lake import catalog
 from lake.config import load_settings
 from models import registry
+from tests.helpers.feature_lake import AS_OF, CAMPAIGNS, N_BENIGN, SCORE_DATE, STRONG, synthetic_lake
 
 pytestmark = pytest.mark.slow
 

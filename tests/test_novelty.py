@@ -132,7 +132,7 @@ def test_the_benign_reference_is_the_established_unlabelled_accounts():
     import pandas as pd
 
     from models.config import TrainingConfig
-    from models.train import MIN_REFERENCE_SNAPSHOTS, benign_reference
+    from models.tiers import MIN_REFERENCE_SNAPSHOTS, benign_reference
 
     ages = [400.0] * MIN_REFERENCE_SNAPSHOTS + [3.0, 500.0]
     frame = pd.DataFrame({"label": [0] * MIN_REFERENCE_SNAPSHOTS + [0, 1], "account_age_days": ages})
@@ -161,7 +161,9 @@ def test_a_reference_stored_before_families_scores_with_behaviour_alone():
     supervised = np.random.default_rng(7).uniform(0, 1, len(values))
     ref = novelty.fit_reference(values, COLUMNS, supervised)
     stored = json.loads(ref.to_json())
-    stored["percentiles"] = stored["percentiles"][0]  # the flat grid stop-16 versions carry
+    stored["percentiles"] = stored["percentiles"][
+        0
+    ]  # the flat grid of references saved before the novelty families (2026-11)
     del stored["families"], stored["family_populations"]
     old = novelty.parse_reference(json.dumps(stored))
     assert old.families == ("behaviour",)
@@ -178,7 +180,9 @@ def test_a_reference_of_the_earlier_yield_definition_is_refused_in_one_line():
 
     values = _population(2_000)
     stored = json.loads(novelty.fit_reference(values, COLUMNS, np.linspace(0, 1, len(values))).to_json())
-    del stored["family_populations"]  # what stop-17 versions carry: their yield percentiles rank another number
+    del stored[
+        "family_populations"
+    ]  # what references saved before 32c255e (2026-11-28) carry: their yield percentiles rank another number
     with pytest.raises(MissingInputError, match="older definition of harvest yield; retrain"):
         novelty.parse_reference(json.dumps(stored))
 

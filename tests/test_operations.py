@@ -15,8 +15,8 @@ import pyarrow as pa
 import pytest
 
 from jobs import backfill, cli, preconditions
-from jobs.dates import parse_date
 from lake import catalog
+from lake.dates import parse_date
 from lake.errors import InputError, MissingInputError
 from lake.redact import redact
 
@@ -195,9 +195,11 @@ def test_aggregate_refuses_a_day_whose_ingest_is_missing_or_disagrees(settings):
 
 
 def test_backfill_skips_complete_dates_stops_at_the_first_failure_and_says_how_to_resume(settings, capsys):
-    from test_concurrent_writers import D1, D2, _write_raw
+    from tests.helpers.raw_requests import TWO_DAYS, write_two_days
 
-    _write_raw(Path(settings.lake_root))  # raw rows for D1 and D2 only: D3 fails
+    D1, D2 = TWO_DAYS
+
+    write_two_days(Path(settings.lake_root))  # raw rows for D1 and D2 only: D3 fails
     d3 = D2 + dt.timedelta(days=1)
     with pytest.raises(MissingInputError, match=f"no raw api_requests rows for {d3}"):
         backfill.run(settings, D1, d3 + dt.timedelta(days=1), steps=("ingest",))

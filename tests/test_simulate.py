@@ -459,6 +459,7 @@ def test_unknown_scenario_is_a_one_line_input_error(tmp_path):
         simulate.run(_settings(tmp_path), start=START, days=1, accounts=400, seed=1, scenario="nope")
 
 
+@pytest.mark.slow
 def test_extended_ground_truth_names_campaign_archetype_and_benign_segment(extended):
     _, summary, truth, raw = extended
     assert summary.scenario == "extended"
@@ -478,6 +479,7 @@ def test_extended_ground_truth_names_campaign_archetype_and_benign_segment(exten
         assert raw[raw.campaign_id == campaign_id].account_id.nunique() > 0, campaign_id
 
 
+@pytest.mark.slow
 def test_extended_campaigns_are_never_labelled_while_classic_ones_still_are(extended):
     settings, _, truth, _ = extended
     labels = _read(settings, "enforcement_labels").merge(truth, on="account_id")
@@ -489,6 +491,7 @@ def test_extended_campaigns_are_never_labelled_while_classic_ones_still_are(exte
     assert (benign_noted.note == benign_noted.segment).all()
 
 
+@pytest.mark.slow
 def test_low_and_slow_hydra_hides_among_ordinary_users(extended):
     from features.signals import COT_ELICITATION_PATTERN
 
@@ -514,6 +517,7 @@ def test_low_and_slow_hydra_hides_among_ordinary_users(extended):
     assert english.prompt_prefix.str.contains(SOFT_ASKS).mean() > 0.2
 
 
+@pytest.mark.slow
 def test_late_hydra_starts_in_the_last_quarter_of_the_window(extended):
     from simulator.extended import LATE_START
 
@@ -527,6 +531,7 @@ def test_late_hydra_starts_in_the_last_quarter_of_the_window(extended):
     assert (accounts[accounts.campaign_id == "G"].created_at > pd.Timestamp(START, tz="UTC")).mean() > 0.5
 
 
+@pytest.mark.slow
 def test_reseller_mixes_extraction_into_established_accounts(extended):
     settings, _, truth, raw = extended
     accounts = _read(settings, "accounts").merge(truth.drop(columns="created_at"), on="account_id")
@@ -540,6 +545,7 @@ def test_reseller_mixes_extraction_into_established_accounts(extended):
     assert e.groupby("account_id").client_ip.nunique().max() <= 3 * 12  # its own servers, not a proxy pool
 
 
+@pytest.mark.slow
 def test_paraphrased_multilingual_elicitation(extended):
     from features.signals import COT_ELICITATION_PATTERN, NON_LATIN_SCRIPT_PATTERN
 
@@ -555,6 +561,7 @@ def test_paraphrased_multilingual_elicitation(extended):
     assert f.str.contains(COT_ELICITATION_PATTERN).mean() < 0.15
 
 
+@pytest.mark.slow
 def test_benign_lookalikes(extended):
     from features.signals import RUBRIC_GRADING_PATTERN
 

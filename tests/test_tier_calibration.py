@@ -10,7 +10,7 @@ import pytest
 from models import novelty
 from models.config import TIER_BENIGN_FPR, TrainingConfig
 from models.metrics import tier_bounds
-from models.train import TIER_METHOD, tier_calibration
+from models.tiers import TIER_METHOD, tier_calibration
 
 RATES = dict(TIER_BENIGN_FPR)
 # the combination of a supervised model and two novelty families: the construction is 1 - rate / (1 + 1/3 + 1/3)

@@ -15,90 +15,21 @@ from features.registry import feature_columns, feature_set_version
 from lake import catalog
 from lake.config import load_settings
 from models import registry
-from models.config import TIER_BENIGN_FPR, TrainingConfig
+from models.config import TIER_BENIGN_FPR
 from models.explain import reason_templates, reason_text, top_reasons
 from models.scoring import FeatureContractError, assign_tiers, check_feature_contract
 from models.train import decide_promotion
-
-UTC = dt.UTC
-START = dt.date(2026, 2, 1)
-DAYS = 14
-AS_OF = START + dt.timedelta(days=11)  # features exist after as_of too; training must ignore them
-SCORE_DATE = AS_OF
-N_BENIGN = 300
-CAMPAIGNS = {"camp-A": 25, "camp-B": 25, "camp-C": 20}
-CAMPAIGN_START_DAY = {"camp-A": 0, "camp-B": 0, "camp-C": 6}
-SEGMENTS = {"eval_harness": 20, "education": 15}  # the first benign accounts carry these benign labels
-SIGNAL = ("cot_elicitation_rate", "template_reuse_rate", "hosting_proxy_share")
-FAST = dict(holdout_days=3, validation_days=2, num_boost_round=60, early_stopping_rounds=10, label_horizon_days=14)
-# a deliberately weak first model: a single one-split tree over a 5% column sample
-WEAK = TrainingConfig(**{**FAST, "num_boost_round": 1, "max_depth": 1, "colsample_bytree": 0.05})
-STRONG = TrainingConfig(**FAST)
-
-
-def _day(i: int) -> dt.date:
-    return START + dt.timedelta(days=i)
-
-
-def synthetic_lake(settings, seed: int = 11) -> dict[str, list[str]]:
-    """Write account_features (all declared columns) and enforcement_labels; return account ids per group."""
-    rng = np.random.default_rng(seed)
-    columns = feature_columns()
-    groups: dict[str, list[str]] = {"benign": [f"acct-{i:03d}" for i in range(N_BENIGN)]}
-    for campaign, size in CAMPAIGNS.items():
-        groups[campaign] = [f"{campaign}-{i:03d}" for i in range(size)]
-    # a fifth of each campaign's accounts behave almost like ordinary customers (PR-AUC stays below 1)
-    stealthy = {a for c in CAMPAIGNS for a in groups[c][: CAMPAIGNS[c] // 5]}
-    harness = set(groups["benign"][: SEGMENTS["eval_harness"]])
-
-    rows: dict[str, list] = {"account_id": [], "feature_date": [], **{c: [] for c in columns}}
-    for group, accounts in groups.items():
-        first_day = CAMPAIGN_START_DAY.get(group, 0)
-        for account in accounts:
-            base_requests = rng.uniform(20, 400)
-            for i in range(first_day, DAYS):
-                rows["account_id"].append(account)
-                rows["feature_date"].append(_day(i))
-                values = dict(zip(columns, rng.random(len(columns))))
-                attack = group != "benign" and account not in stealthy
-                for name in SIGNAL:
-                    for w in (1, 7, 28):
-                        values[f"{name}_{w}d"] = rng.uniform(0.45, 0.95) if attack else rng.uniform(0.0, 0.35)
-                if account in harness:  # automated and templated, but not eliciting reasoning
-                    values["template_reuse_rate_7d"] = rng.uniform(0.6, 0.95)
-                # no cluster holds a decided account (training leaves unlabelled members of such clusters out)
-                values["cluster_labelled_extraction_share"] = 0.0
-                values["requests_1d"] = float(round(base_requests * rng.uniform(0.8, 1.2)))
-                values["requests_7d"] = values["requests_1d"] * 7
-                for column in columns:
-                    rows[column].append(values[column])
-    rows["feature_set_version"] = [feature_set_version()] * len(rows["account_id"])
-    catalog.write_arrow(settings, "account_features", pa.table(rows))
-
-    labels = []
-    for campaign in CAMPAIGNS:
-        for account in groups[campaign]:
-            decided = _day(int(rng.integers(CAMPAIGN_START_DAY[campaign] + 2, (AS_OF - START).days + 1)))
-            if account in groups["camp-B"][-3:]:
-                decided = _day(DAYS - 1)  # decided after as_of: training must not see it
-            labels.append((account, "extraction", decided, campaign, "analyst", "campaign review"))
-    offset = 0
-    for segment, size in SEGMENTS.items():
-        for account in groups["benign"][offset : offset + size]:
-            labels.append((account, "benign", _day(2), None, "analyst", segment))
-        offset += size
-    keys = ("account_id", "label", "decided_at", "campaign_id", "source", "note")
-    catalog.write_arrow(
-        settings,
-        "enforcement_labels",
-        pa.Table.from_pylist(
-            [
-                dict(zip(keys, (a, lab, dt.datetime.combine(day, dt.time(15), UTC), c, s, n)))
-                for a, lab, day, c, s, n in labels
-            ]
-        ),
-    )
-    return groups
+from tests.helpers.feature_lake import (
+    AS_OF,
+    CAMPAIGNS,
+    N_BENIGN,
+    SCORE_DATE,
+    SIGNAL,
+    STRONG,
+    WEAK,
+    synthetic_lake,
+)
+from tests.helpers.feature_lake import day as _day
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +54,7 @@ def _client(settings):
     return registry.configure(settings)
 
 
+@pytest.mark.slow
 def test_promotion_gate(trained):
     settings, _, (strong, weak) = trained
     assert (strong.version, strong.alias) == ("1", "champion")
@@ -141,6 +73,7 @@ def test_promotion_gate(trained):
     )
 
 
+@pytest.mark.slow
 def test_run_logs_metrics_params_artifacts_and_model_contract(trained):
     settings, _, (strong, _) = trained
     client = _client(settings)
@@ -215,6 +148,7 @@ def _write_clusters(settings, groups):
     )
 
 
+@pytest.mark.slow
 def test_score_writes_explained_account_and_cluster_risk(spark, spark_engine, trained):
     from jobs import score
 
@@ -294,6 +228,7 @@ def test_score_writes_explained_account_and_cluster_risk(spark, spark_engine, tr
     assert list(clusters.loc["cluster-mixed", "link_evidence"]) == ["ip_prefix"]
 
 
+@pytest.mark.slow
 def test_score_without_clusters_writes_an_empty_cluster_partition(spark, spark_engine, trained):
     from jobs import score
 
@@ -306,6 +241,7 @@ def test_score_without_clusters_writes_an_empty_cluster_partition(spark, spark_e
     assert risk["cluster_id"].isna().all() and risk["cluster_score"].isna().all()
 
 
+@pytest.mark.slow
 def test_score_refuses_a_features_table_with_a_different_feature_list(spark, spark_engine, trained, tmp_path):
     from jobs import score
 
@@ -344,6 +280,7 @@ def test_score_refuses_a_features_table_with_a_different_feature_list(spark, spa
         score.run(spark_engine, other, SCORE_DATE)
 
 
+@pytest.mark.slow
 def test_score_refuses_without_a_champion(spark, spark_engine, trained, tmp_path):
     from jobs import score
 
@@ -374,7 +311,7 @@ def test_decide_promotion_branches():
 
 
 def test_tiers_and_contract_check():
-    assert TIER_BENIGN_FPR == (("critical", 0.0001), ("high", 0.001), ("elevated", 0.01))  # DESIGN.md §7
+    assert TIER_BENIGN_FPR == (("critical", 0.0001), ("high", 0.001), ("elevated", 0.01))  # docs/design.md §7
     bounds = (("critical", 0.9), ("high", 0.7), ("elevated", 0.4))
     tiers = assign_tiers(np.array([0.95, 0.9, 0.89, 0.7, 0.5, 0.4, 0.39, 0.0]), bounds)
     assert tiers.tolist() == ["critical", "critical", "high", "high", "elevated", "elevated", "low", "low"]
@@ -403,6 +340,7 @@ def test_reasons_are_the_top_positive_contributions_in_plain_language():
     assert reason_text("credit_program", 1.0).endswith(": yes")
 
 
+@pytest.mark.slow
 def test_a_copied_lake_scores_on_its_own_after_the_original_is_deleted(spark_engine, trained, tmp_path):
     """Lake + local MLflow store copied, the copy used, then copied again and the first copy deleted: the second
     copy still loads its model from its own folder and writes the same scores."""
@@ -411,7 +349,9 @@ def test_a_copied_lake_scores_on_its_own_after_the_original_is_deleted(spark_eng
 
     from jobs import score
 
-    settings, _, _ = trained
+    settings, groups, _ = trained
+    # the day's clusters, as the nightly chain has them before scoring (written here too, so the test stands alone)
+    _write_clusters(settings, groups)
     source_root = Path(settings.lake_root).parent
 
     def copy_of(root: Path, name: str):

@@ -7,7 +7,6 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from test_train_and_score import AS_OF, FAST, synthetic_lake
 
 from jobs import train
 from jobs.cli import main
@@ -15,6 +14,7 @@ from lake.config import load_settings
 from models import registry
 from models.config import TIER_BENIGN_FPR, TrainingConfig
 from models.training_set import TrainingSet
+from tests.helpers.feature_lake import AS_OF, FAST, synthetic_lake
 
 CONFIG = TrainingConfig(**FAST)
 
@@ -74,6 +74,7 @@ def lake(tmp_path):
     return settings
 
 
+@pytest.mark.slow
 def test_steps_in_separate_calls_leave_durable_state_and_refuse_out_of_order(spark, lake):
     settings = lake
     with pytest.raises(FileNotFoundError, match="training-set --as-of"):
@@ -113,6 +114,7 @@ def test_steps_in_separate_calls_leave_durable_state_and_refuse_out_of_order(spa
         train.evaluate(settings, AS_OF, CONFIG)
 
 
+@pytest.mark.slow
 def test_cli_steps_run_one_after_another(lake, monkeypatch):
     settings = lake
     flags = ["--lake", settings.lake_root, "--mlflow-uri", settings.mlflow_tracking_uri]

@@ -1,4 +1,5 @@
-"""Date parsing shared by the CLI and the jobs."""
+"""Date parsing and ranges shared by the CLI, the jobs, the console and the simulator (the lowest layer, so every
+package may use them)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """A writer process for tests/test_concurrent_writers.py: runs `ingest` for a list of trials, each started at
 the same moment as the other process's (a file barrier), and records each outcome as JSON lines.
 
-    python tests/concurrent_writer.py <plan.json> <worker name> <results.jsonl>
+    python tests/helpers/concurrent_writer.py <plan.json> <worker name> <results.jsonl>
 
 plan.json: [{"trial": "t0", "lake": "...", "date": "YYYY-MM-DD", "barrier": "<dir>"}, ...] for this worker.
 """

@@ -1,6 +1,6 @@
 """A job process that kills itself (SIGKILL, no cleanup) at a chosen point: for tests/test_crash_safety.py.
 
-    python tests/crash_worker.py <lake> <job> <YYYY-MM-DD> <kill point>
+    python tests/helpers/crash_worker.py <lake> <job> <YYYY-MM-DD> <kill point>
 
 Kill points: `after:<table>` right after that table's partition write committed, `during:<table>` a few
 milliseconds into that write (before or after its commit, whichever the timing gives).
