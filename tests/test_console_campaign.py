@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,10 @@ from lake import catalog
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 LAST_DAY = dt.date(2026, 3, 14)
 ORIGIN = "http://127.0.0.1:8050"
+# the browser set-up of tests/test_console_browser.py (Debian's Chromium, screenshots under the git-ignored folder)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test_artifacts" / "console"
 
 
 def _campaign_lake(settings, accounts: int, days: int) -> dict:
@@ -100,12 +106,12 @@ def test_campaign_page_in_a_browser(settings, tmp_path):
     import uvicorn
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.test_console_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _free_port
-
     info = _campaign_lake(settings, accounts=240, days=10)
     tokens = tmp_path / "analyst_tokens"
     token = issue_token(tokens, "alice")
-    port = _free_port()
+    with socket.socket() as probe:  # a free loopback port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, ConsoleConfig(auth=AuthConfig(tokens_file=tokens))),
