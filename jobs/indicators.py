@@ -68,7 +68,7 @@ def artefacts(settings: Settings, members: list[str], first: dt.date, last: dt.d
             templates.setdefault(r["prompt_fingerprint"], set()).add(r["account_id"])
 
     def protect(value: str) -> str:
-        return value if raw else keyed_hash_reference(value, key)
+        return value if raw else str(keyed_hash_reference(value, key))
 
     prefixes: dict = {}
     if catalog.exists(settings, "api_requests"):
@@ -136,7 +136,7 @@ def export(
     _append_audit(settings, audit)
     print(
         f"indicators: {audit['indicators']} indicators for campaign {campaign['campaign_id']} written to {out} "
-        f"({'RAW values, exported by ' + operator if raw else 'keyed hashes'}; audit id {audit['export_id']})",
+        f"({f'RAW values, exported by {operator}' if raw else 'keyed hashes'}; audit id {audit['export_id']})",
         flush=True,
     )
     return audit

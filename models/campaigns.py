@@ -74,14 +74,14 @@ def _overlaps(
 ) -> dict[tuple[str, str], int]:
     """(campaign_id, cluster_id) -> members in common, for pairs sharing at least one member (no all-pairs)."""
     owners: dict[str, list[str]] = {}
-    for campaign in previous.values():
-        for member in campaign.members:
-            owners.setdefault(member, []).append(campaign.campaign_id)
+    for open_campaign in previous.values():
+        for member in open_campaign.members:
+            owners.setdefault(member, []).append(open_campaign.campaign_id)
     shared: dict[tuple[str, str], int] = {}
     for cluster_id, members in clusters.items():
         for member in members:
-            for campaign in owners.get(member, ()):
-                shared[(campaign, cluster_id)] = shared.get((campaign, cluster_id), 0) + 1
+            for campaign_id in owners.get(member, ()):
+                shared[(campaign_id, cluster_id)] = shared.get((campaign_id, cluster_id), 0) + 1
     return shared
 
 

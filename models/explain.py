@@ -65,29 +65,30 @@ def reason_templates(columns: list[str]) -> list[tuple[str, str, str]]:
 WINDOW_SUFFIX = re.compile(r"_(\d+)d$")
 
 
+def _window_days(column: str) -> int | None:
+    found = WINDOW_SUFFIX.search(column)
+    return int(found.group(1)) if found else None
+
+
 def _requests_columns(columns: list[str]) -> list[int | None]:
     """Per column, the index of the request count over the same window (`requests_<w>d`), when there is one."""
     index = {column: j for j, column in enumerate(columns)}
-    out = []
-    for column in columns:
-        window = WINDOW_SUFFIX.search(column)
-        out.append(index.get(f"requests_{window.group(1)}d") if window else None)
-    return out
+    return [index.get(f"requests_{days}d") if days else None for days in map(_window_days, columns)]
 
 
-def no_requests_text(column: str) -> str:
-    days = int(WINDOW_SUFFIX.search(column).group(1))
+def no_requests_text(days: int) -> str:
     return "no requests in the last day" if days == 1 else f"no requests in the last {days} days"
 
 
 def _missing_value_reason(column: str, requests_index: int | None, row_values: np.ndarray) -> str | None:
     """What is true when a feature has no value: with no requests in its window, that is the reason; anything else
     is left out, because an absent value is no evidence."""
-    if requests_index is None:
+    days = _window_days(column)
+    if requests_index is None or days is None:
         return None
     requests = float(row_values[requests_index])
     if math.isnan(requests) or requests == 0:
-        return no_requests_text(column)
+        return no_requests_text(days)
     return None
 
 
