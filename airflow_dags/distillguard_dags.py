@@ -3,8 +3,8 @@ commands (see distillguard_wiring.py for how a step becomes a task and where set
 
 distillguard_nightly   one run per day D (data interval [D 02:00, D+1 02:00) UTC, so ds = D and the run starts
                        two hours after the day closed): the steps of jobs/steps.py in order (ingest -> aggregate
-                       -> cluster -> features -> score), then quality_gate -> publish. The gate runs before publish so a broken day is never
-                       released to analysts. Every step replaces its own date partition, so reruns and
+                       -> cluster -> features -> score -> campaigns), then quality_gate -> publish. The gate runs
+                       before publish so a broken day is never released to analysts. Every step replaces its own date partition, so reruns and
                        `airflow dags backfill` over a range are idempotent. One run at a time and aggregate
                        depends on the previous day's aggregate: the 7/28-day windows read earlier days' aggregates,
                        so days must complete in order.
@@ -20,6 +20,8 @@ import itertools
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable, Param
 from distillguard_wiring import NIGHTLY_STEPS, RETRAIN_STEPS, Deployment, common_params, step_task
 
+from jobs.steps import LABELS_ASSET_NAME
+
 DEFAULT_ARGS = {
     "owner": "distillguard",
     "retries": 2,
@@ -31,8 +33,9 @@ START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 def labels_asset(deployment: Deployment) -> Asset:
     """The enforcement_labels Delta table. Whatever loads analyst decisions into it declares this Asset as an
-    outlet (or posts an asset event through the REST API) so the retrain DAG runs on new labels."""
-    return Asset(name="distillguard_enforcement_labels", uri=deployment.labels_uri)
+    outlet or posts an asset event through the REST API (the console and `review decide` do, where
+    DG_AIRFLOW_API_URL is set: console/airflow_events.py), so the retrain DAG runs on new labels."""
+    return Asset(name=LABELS_ASSET_NAME, uri=deployment.labels_uri)
 
 
 def build_nightly(deployment: Deployment) -> DAG:

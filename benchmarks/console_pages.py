@@ -1,9 +1,11 @@
-"""How fast the console answers on a 20k-account day: queue (plain, filtered, page 10), account, cluster, CSV export.
+"""How fast the console answers on a 20k-account day: queue (plain, filtered, page 10), account, cluster, campaign,
+CSV export.
 
 Usage: python benchmarks/console_pages.py [--accounts 20000] [--days 14] [--repeats 7] [--out benchmarks/results]
 
 Writes a synthetic reviewed lake (tests/helpers/reviewed_lake.py: account_risk, cluster_risk, account_clusters,
-account_features, account_daily with the catalog's schemas; 20k accounts x 14 days = 280k risk rows), signs in, and
+account_features, account_daily with the catalog's schemas; 20k accounts x 14 days = 280k risk rows; account_links
+between cluster members and the campaigns job over every day), signs in, and
 times each page through the whole ASGI app in process (Starlette's test client: routing, auth, Delta reads,
 templates; no network hop). Reports the median and the slowest of `--repeats` requests after one warm-up request,
 with 30 analyst decisions already in the label tables. Writes JSON with the machine's facts.
@@ -12,7 +14,9 @@ with 30 analyst decisions already in the label tables. Writes JSON with the mach
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import io
 import json
 import os
 import re
@@ -46,6 +50,8 @@ def main() -> None:
     from console import decisions
     from console.app import ConsoleConfig, create_app
     from console.auth import AuthConfig, issue_token
+    from console.campaign_page import campaign_of_cluster
+    from jobs import campaigns
     from lake.config import load_settings
     from tests.helpers import reviewed_lake
 
@@ -53,6 +59,10 @@ def main() -> None:
         settings = load_settings(lake_root=f"{tmp}/lake", mlflow_tracking_uri=f"sqlite:///{tmp}/mlflow.db")
         started = time.perf_counter()
         info = reviewed_lake.write(settings, accounts=args.accounts, days=args.days, last_day=LAST_DAY)
+        reviewed_lake.write_cluster_links(settings, info["days"])
+        for day in info["days"]:  # the campaigns job over every day, as the nightly chain runs it
+            with contextlib.redirect_stdout(io.StringIO()):
+                campaigns.run(None, settings, day)
         lake_seconds = time.perf_counter() - started
         for n, account in enumerate(info["campaign_accounts"][:30]):
             decisions.record_decision(
@@ -76,6 +86,7 @@ def main() -> None:
             "queue, page 10": "/?page=10",
             "account": f"/account/{account}",
             "cluster": f"/cluster/{info['clusters'][3]}",
+            "campaign": f"/campaign/{campaign_of_cluster(settings, info['clusters'][3], LAST_DAY)}",
             "queue CSV export (whole day)": "/queue.csv",
         }
         results = []

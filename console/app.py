@@ -4,7 +4,7 @@ Why this stack: Starlette (the ASGI toolkit under FastAPI) and Jinja2 are alread
 and Airflow, are small, well kept and typed, and render plain HTML forms that need no JavaScript, no build step and
 no CDN. Jinja2 autoescapes every value; charts are inline SVG built on the server (console/charts.py).
 
-Pages: `/` the day's queue, `/account/{id}`, `/cluster/{id}`, `/model`, `/queue.csv` (the filtered queue as CSV).
+Pages: `/` the day's queue, `/account/{id}`, `/cluster/{id}`, `/campaign/{id}`, `/model`, `/queue.csv` (the filtered queue as CSV).
 Writes: `POST /decide` only, through console.decisions.record_decision (the same code path as
 `distillguard review decide`).
 
@@ -245,10 +245,24 @@ def create_app(settings: Settings, config: ConsoleConfig):
         )
 
     @page
+    async def campaign_page(request):
+        from console.campaign_page import campaign_page as campaign_data
+
+        data = campaign_data(
+            settings, request.path_params["campaign_id"], _date_param(request.query_params.get("date"))
+        )
+        return render(request, "campaign.html", {"p": data, "volume_chart": charts.capability_bars(data["timeline"])})
+
+    @page
     async def model_page(request):
+        from console.airflow_events import status_line
         from console.model_info import champion_summary
 
-        return render(request, "model.html", {"m": champion_summary(settings, config.mlflow_ui_url)})
+        return render(
+            request,
+            "model.html",
+            {"m": champion_summary(settings, config.mlflow_ui_url), "airflow_status": status_line(settings)},
+        )
 
     async def decide(request):
         analyst = analyst_of(request)
@@ -268,13 +282,15 @@ def create_app(settings: Settings, config: ConsoleConfig):
                 note=str(form.get("note") or ""),
                 account_id=target if kind == "account" else None,
                 cluster_id=target if kind == "cluster" else None,
+                campaign=target if kind == "campaign" else None,
                 campaign_id=str(form.get("campaign_id") or "") or None,
                 score_date=_date_param(str(form.get("score_date") or "")),
             )
         except DistillguardError as exc:
             return error_page(request, exc)
         request.session["flash"] = (
-            f"Recorded {receipt.label} for {len(receipt.account_ids)} account(s) (decision {receipt.decision_id})."
+            f"Recorded {receipt.label} for {len(receipt.account_ids)} account(s) (decision {receipt.decision_id}). "
+            + receipt.scheduler
         )
         return RedirectResponse(back, status_code=303)
 
@@ -294,6 +310,7 @@ def create_app(settings: Settings, config: ConsoleConfig):
             Route("/queue.csv", queue_csv),
             Route("/account/{account_id}", account_page),
             Route("/cluster/{cluster_id}", cluster_page),
+            Route("/campaign/{campaign_id}", campaign_page),
             Route("/model", model_page),
             Route("/decide", decide, methods=["POST"]),
             Route("/login", login, methods=["GET", "POST"]),

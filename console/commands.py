@@ -2,7 +2,7 @@
 `add_subcommands` through the `distillguard.commands` entry point (pyproject.toml), so jobs/ never imports console/. Heavy imports stay inside the handlers so `distillguard --help` stays fast.
 
   distillguard console [--host 127.0.0.1] [--port 8050] [--auth token|trusted-header] [--tokens-file F]
-  distillguard review decide ACCOUNT | --cluster ID --label extraction|benign|needs_more_info --note TEXT
+  distillguard review decide ACCOUNT | --cluster ID | --campaign ID --label extraction|benign|needs_more_info --note TEXT
                              [--campaign-id ID] [--date D] [--analyst NAME]
   distillguard review issue-token ANALYST [--tokens-file F]
 """
@@ -80,6 +80,7 @@ def _cmd_decide(settings_of: SettingsOf, args: argparse.Namespace) -> None:
         note=args.note,
         account_id=args.account_id,
         cluster_id=args.cluster,
+        campaign=args.campaign,
         campaign_id=args.campaign_id,
         score_date=args.date,
     )
@@ -122,12 +123,13 @@ def add_subcommands(sub, settings_of: SettingsOf) -> None:
     )
     p = review.add_parser(
         "decide",
-        help="label an account or every member of a cluster (appends to "
+        help="label an account or every member of a cluster or campaign (appends to "
         "enforcement_labels, source=analyst, plus an audit row)",
     )
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("account_id", nargs="?", help="the account to label")
     target.add_argument("--cluster", help="label every member of this cluster (as scored on --date)")
+    target.add_argument("--campaign", help="label every latest member of this campaign (the campaigns table)")
     p.add_argument(
         "--label",
         required=True,

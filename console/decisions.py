@@ -1,7 +1,7 @@
 """Analyst decisions: the one write path from people into the label store.
 
 The console's decision form and `distillguard review decide` both call `record_decision`. A decision on an account,
-or on a whole cluster (one label per member), is appended to `enforcement_labels` with `source=analyst` in ONE
+or on a whole cluster or campaign (one label per member), is appended to `enforcement_labels` with `source=analyst` in ONE
 delta-rs commit. The commit's metadata carries the decision id, the analyst and the target, so the Delta log
 itself says who wrote which rows even if the second step fails. Then one audit row per labelled account goes to
 `analyst_decisions`: who, when, what, the account's previous standing, and the score, tier and model version the
@@ -12,6 +12,9 @@ Concurrency: both writes are blind appends (no read of the target in the transac
 as conflicting; delta-rs retries the commit on a lost race (`MAX_COMMIT_RETRIES`), so concurrent decisions neither
 lose nor duplicate rows (tests/test_decisions.py runs them in separate processes). If the retries run out, nothing
 was written and a ConflictError (exit 5) says to retry.
+
+Once both writes are done, an event for the enforcement_labels Asset goes to Airflow's REST API where one is
+configured (console/airflow_events.py), so the retrain DAG is queued; the receipt says whether that worked.
 
 Reversals are new rows: the latest decision stands, for the console's queue and for training
 (models/training_set.py). `needs_more_info` is recorded like the others but is not a training label.
@@ -50,6 +53,7 @@ class DecisionReceipt:
     decided_at: dt.datetime
     label: str
     account_ids: tuple[str, ...]
+    scheduler: str = ""  # what Airflow was told (console/airflow_events.py)
 
 
 def _check_label(label: object) -> str:
@@ -154,17 +158,19 @@ def record_decision(
     note: str,
     account_id: str | None = None,
     cluster_id: str | None = None,
+    campaign: str | None = None,
     campaign_id: str | None = None,
     score_date: dt.date | None = None,
     now: dt.datetime | None = None,
 ) -> DecisionReceipt:
-    """Label one account or every member of one cluster (as scored on `score_date`, default the latest day).
+    """Label one account, every member of one cluster (as scored on `score_date`, default the latest day) or every
+    latest member of one campaign (the campaigns table; its id becomes the labels' campaign_id).
 
     Raises InputError for invalid input and MissingInputError for a cluster with no members on that day."""
     analyst, label, note = check_analyst(analyst), _check_label(label), _check_note(note)
     campaign_id = _check_campaign_id(campaign_id)
-    if (account_id is None) == (cluster_id is None):
-        raise InputError("decide on exactly one account or one cluster")
+    if sum(target is not None for target in (account_id, cluster_id, campaign)) != 1:
+        raise InputError("decide on exactly one account, one cluster or one campaign")
     score_date = check_date(score_date)
     if score_date is None and catalog.exists(settings, "account_risk"):
         score_date = latest_score_date(settings)
@@ -176,6 +182,15 @@ def record_decision(
         if seen.num_rows == 0:
             raise MissingInputError(f"cluster {target_id!r} has no members in account_risk on {score_date}")
         account_ids = sorted(seen["account_id"].to_pylist())
+    elif campaign is not None:
+        from jobs.evidence_query import campaign as read_campaign
+
+        target_kind, target_id = "campaign", _check_campaign_id(campaign)
+        account_ids = sorted(m["account_id"] for m in read_campaign(settings, target_id)["members"])
+        if not account_ids:
+            raise MissingInputError(f"campaign {target_id!r} has no members")
+        campaign_id = campaign_id or target_id
+        seen = _risk_rows(settings, score_date, account_ids=account_ids) if score_date else None
     else:
         target_kind, target_id = "account", check_account_id(account_id)
         account_ids = [target_id]
@@ -233,7 +248,15 @@ def record_decision(
             }
         )
     _append(settings, AUDIT_TABLE, pa.Table.from_pylist(audit, schema=catalog.table(AUDIT_TABLE).schema), metadata)
-    return DecisionReceipt(decision_id=decision_id, decided_at=decided_at, label=label, account_ids=tuple(account_ids))
+    from console.airflow_events import notify_decision
+
+    return DecisionReceipt(
+        decision_id=decision_id,
+        decided_at=decided_at,
+        label=label,
+        account_ids=tuple(account_ids),
+        scheduler=notify_decision(settings, decision_id, label, n),
+    )
 
 
 def decision_log(settings: Settings, account_id: str) -> list[dict]:
@@ -251,5 +274,6 @@ def receipt_json(receipt: DecisionReceipt) -> str:
             "decided_at": receipt.decided_at.isoformat(),
             "label": receipt.label,
             "accounts": list(receipt.account_ids),
+            "scheduler": receipt.scheduler,
         }
     )

@@ -283,6 +283,8 @@ def explain_reasons(reasons: list[dict], medians: dict[str, float], comparable: 
             unit, measured = "", reason.get("text") or column
         median = medians.get(column)
         value = reason.get("value")
+        if value is None:  # no value to compare (models/explain.py says why, e.g. "no requests in the last 7 days")
+            unit, measured = "", reason.get("text") or column
         direction = None
         if median is not None and value is not None:
             direction = "higher than" if value > median else "lower than" if value < median else "same as"
@@ -290,7 +292,7 @@ def explain_reasons(reasons: list[dict], medians: dict[str, float], comparable: 
             {
                 **reason,
                 "measured": measured,
-                "value_text": format_value(unit, value) if unit else value,
+                "value_text": format_value(unit, value) if unit else ("-" if value is None else value),
                 "typical_text": None if median is None else (format_value(unit, median) if unit else median),
                 "direction": direction,
                 "comparable": comparable,
@@ -346,10 +348,13 @@ def account_page(settings: Settings, account_id: str, day: dt.date | None = None
             .sort_by([("decided_at", "descending")])
             .to_pylist()
         )
+    from jobs.evidence_query import account_evidence
+
     return {
         "account_id": account_id,
         "day": day,
         "current": current,
+        "link_evidence": account_evidence(settings, account_id, day, _dataset) if current["cluster_id"] else [],
         "history": list(reversed(history)),  # oldest first, for the chart
         "reasons": explain_reasons(current["reasons"] or [], medians, comparable),
         "cluster": cluster,
@@ -403,10 +408,15 @@ def cluster_page(settings: Settings, cluster_id: str, day: dt.date | None = None
     for row in member_rows:
         for kind in row["link_types"] or []:
             link_counts[kind] = link_counts.get(kind, 0) + 1
+    from console.campaign_page import campaign_of_cluster
+    from jobs.evidence_query import cluster_evidence
+
     return {
         "cluster_id": summary["cluster_id"],
         "day": day,
         "summary": summary,
+        "evidence": cluster_evidence(settings, ids, day, _dataset)[0],
+        "campaign_id": campaign_of_cluster(settings, summary["cluster_id"], day),
         "members": member_rows,
         "timeline": timeline,
         "requests_28d": sum(point["requests"] for point in timeline),

@@ -23,6 +23,7 @@ STEP_OUTPUTS = {
     "features": "account_features",
     "cluster": "account_clusters",
     "score": "account_risk",
+    "campaigns": "campaign_days",
 }
 MAX_DAYS = 3_660
 

@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=handler)
 
     importlib.import_module("jobs.risk_cli").add_subcommands(sub, settings_from_args)
+    importlib.import_module("jobs.indicators").add_subcommands(sub, settings_from_args)
     # Subcommands from packages above jobs/ (the console's `console` and `review`) register themselves as entry
     # points (pyproject.toml, [project.entry-points."distillguard.commands"]), so jobs/ never imports them.
     for plugin in sorted(entry_points(group="distillguard.commands"), key=lambda p: p.name):

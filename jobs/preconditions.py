@@ -91,5 +91,16 @@ def check_cluster(settings: Settings, feature_date: dt.date) -> None:
         raise MissingInputError(f"the raw accounts table does not exist ({settings.table_uri('accounts')})")
 
 
+def check_campaigns(settings: Settings, day: dt.date) -> None:
+    """The day is aggregated and the cluster job has run (a day without linked accounts writes no rows, so the
+    table is checked, not the partition)."""
+    _require_rows(settings, "account_daily", day, "aggregate")
+    if not catalog.exists(settings, "account_clusters"):
+        raise MissingInputError(
+            f"account_clusters does not exist ({settings.table_uri('account_clusters')}); run `distillguard cluster "
+            f"--date {day.isoformat()}` first"
+        )
+
+
 def check_score(settings: Settings, score_date: dt.date) -> None:
     _require_rows(settings, "account_features", score_date, "features")

@@ -1,4 +1,4 @@
-"""`distillguard risk top|account|cluster`: parser set-up only, so building the CLI parser stays cheap; the queries
+"""`distillguard risk top|account|cluster|campaign`: parser set-up only, so building the CLI parser stays cheap; the queries
 and their rendering live in jobs/risk_query.py and are imported when a command runs."""
 
 from __future__ import annotations
@@ -37,6 +37,16 @@ def add_subcommands(sub, settings_of) -> None:
     p.add_argument("cluster_id")
     p.add_argument("--date", type=parse_date, help="score date (default: latest)")
     p.set_defaults(func=run("print_cluster", cluster_id="cluster_id", score_date="date"))
+    p = risk.add_parser("campaign", help="one campaign's history across days, members and their decisions")
+    p.add_argument("campaign_id", help="a campaign id, as the console and the campaigns table show it")
+    p.add_argument("--date", type=parse_date, help="as of this date (default: latest)")
+
+    def campaign_handler(args):
+        from jobs.evidence_query import print_campaign
+
+        print_campaign(settings_of(args), args.campaign_id, as_of=args.date, output_format=args.format)
+
+    p.set_defaults(func=campaign_handler)
     for command in risk.choices.values():
         command.add_argument(
             "--format",

@@ -339,18 +339,24 @@ def print_account(
     from rich.table import Table
 
     from jobs.console import console as make_console
+    from jobs.evidence_query import account_evidence, reusing_datasets
 
     output_format = check_format(output_format)
     rows = account_history(settings, account_id, score_date=score_date)
+    datasets = reusing_datasets()
+    records = [
+        {**row, "link_evidence": account_evidence(settings, row["account_id"], row["score_date"], datasets)}
+        for row in rows.to_pylist()
+    ]
     if output_format != "table":
-        write_records(rows.to_pylist(), output_format)
+        write_records(records, output_format)
         return
     console = make_console()
     if rows.num_rows == 0:
         on_date = f" on {score_date.isoformat()}" if score_date else ""
         console.print(escape(f"no risk rows for account {account_id!r}{on_date}"))
         return
-    for row in rows.to_pylist():
+    for row in records:
         title = (
             f"{row['account_id']}  {row['score_date'].isoformat()}  score {_fmt(row['score'])}  "
             f"tier {row['tier']}  cluster {row['cluster_id'] or '-'} "
@@ -373,6 +379,8 @@ def print_account(
                 escape(reason["text"] or "-"),
             )
         console.print(table)
+        for evidence in row["link_evidence"]:
+            console.print(escape(f"  linked: {evidence['text']}"))
 
 
 def print_cluster(
@@ -382,14 +390,18 @@ def print_cluster(
     from rich.table import Table
 
     from jobs.console import console as make_console
+    from jobs.evidence_query import cluster_evidence
 
     output_format = check_format(output_format)
     summary, members = cluster_members(settings, cluster_id, score_date)
     records = members.select(
         ["score_date", "cluster_id", "account_id", "score", "tier", "link_types", "model_version"]
     ).to_pylist()
+    evidence, per_member = cluster_evidence(settings, [r["account_id"] for r in records], summary["score_date"])
+    for record in records:
+        record["link_evidence"] = [e["text"] for e in per_member[record["account_id"]]]
     if output_format == "json":
-        write_records(records, output_format, document={"cluster": summary, "members": records})
+        write_records(records, output_format, document={"cluster": summary, "evidence": evidence, "members": records})
         return
     if output_format == "csv":
         write_records(records, output_format)
@@ -412,4 +424,7 @@ def print_cluster(
             escape(row["tier"] or "-"),
             escape(", ".join(row["link_types"] or []) or "-"),
         )
-    _wide_enough(make_console(), ids, other_columns=3, other_min_width=5 + 8 + 12).print(table)
+    console = _wide_enough(make_console(), ids, other_columns=3, other_min_width=5 + 8 + 12)
+    for row in evidence:
+        console.print(escape(f"evidence: {row['text']}"))
+    console.print(table)

@@ -3,7 +3,8 @@
 
 ingest reads raw logs and prompt text once; aggregate reduces a day of bronze to account_daily; cluster links
 accounts from account_daily (payment, IP prefix) and must come before features, whose cluster features read the
-day's clusters; score reads the day's features.
+day's clusters; score reads the day's features; campaigns carries the day's clusters into campaigns that
+persist across days (it reads clusters, not scores, so it also runs on days nothing is scored yet).
 """
 
 from __future__ import annotations
@@ -32,8 +33,16 @@ NIGHTLY_STEPS: tuple[Step, ...] = (
     ),
     Step("features", "1/7/28-day, account and cluster features for one day (account_features)", frame_engine=True),
     Step("score", "score one day's features with the champion model (account_risk, cluster_risk)", frame_engine=True),
+    Step(
+        "campaigns",
+        "match the day's clusters to the campaigns of earlier days (campaign_days, campaigns)",
+        frame_engine=False,
+    ),
 )
 STEPS_BY_NAME = {step.name: step for step in NIGHTLY_STEPS}
+# The Airflow Asset of the enforcement_labels table: the retrain DAG is scheduled on it (airflow_dags/) and a
+# review session posts an event for it through Airflow's REST API (console/airflow_events.py).
+LABELS_ASSET_NAME = "distillguard_enforcement_labels"
 STEP_NAMES = tuple(STEPS_BY_NAME)
 
 

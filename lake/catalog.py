@@ -92,6 +92,8 @@ REASON_STRUCT = pa.struct(
     ]
 )
 
+CAPABILITY_REQUESTS = pa.struct([pa.field("capability", pa.string()), pa.field("requests", pa.int64())])
+
 # Tier names, highest first: the one definition (models/ and jobs/ import it). The benign false-positive rate
 # each tier allows is a model setting (models/config.py).
 RISK_TIERS = ("critical", "high", "elevated", "low")
@@ -253,6 +255,72 @@ TABLES: dict[str, Table] = {
             ("score_date",),
         ),
         Table(
+            "campaign_days",
+            "gold",
+            fields_schema(
+                ("day", pa.date32()),
+                ("campaign_id", pa.string()),
+                ("cluster_id", pa.string()),
+                ("event", pa.string()),
+                ("related", pa.list_(pa.string())),
+                ("jaccard", pa.float64()),
+                ("members", pa.list_(pa.string())),
+                ("n_members", pa.int64()),
+                ("joined", pa.int64()),
+                ("left", pa.int64()),
+                ("requests", pa.int64()),
+                ("capability_requests", pa.list_(CAPABILITY_REQUESTS)),
+                ("newest_model", pa.string()),
+                ("newest_model_requests", pa.int64()),
+                ("extraction_decided", pa.int64()),
+                ("benign_decided", pa.int64()),
+                ("evidence", pa.list_(pa.string())),
+            ),
+            "each day's clusters as campaigns that persist across days: the id carried, how (new, continued, "
+            "split from or merged with `related`), the members and their volume that day (models/campaigns.py), and "
+            "the cluster's link evidence as sentences with counts, on record as of that night (models/link_evidence.py)",
+            ("day",),
+        ),
+        Table(
+            "campaigns",
+            "gold",
+            fields_schema(
+                ("as_of", pa.date32()),
+                ("campaign_id", pa.string()),
+                ("status", pa.string()),
+                ("merged_into", pa.string()),
+                ("split_from", pa.string()),
+                ("first_seen", pa.date32()),
+                ("last_seen", pa.date32()),
+                ("days_seen", pa.int64()),
+                ("members_now", pa.int64()),
+                ("members_ever", pa.int64()),
+                ("peak_members", pa.int64()),
+                (
+                    "member_counts",
+                    pa.list_(
+                        pa.struct(
+                            [
+                                pa.field("day", pa.date32()),
+                                pa.field("members", pa.int64()),
+                                pa.field("requests", pa.int64()),
+                            ]
+                        )
+                    ),
+                ),
+                ("requests", pa.int64()),
+                ("capability_mix", pa.list_(CAPABILITY_REQUESTS)),
+                ("model_pivot_day", pa.date32()),
+                ("pivot_model", pa.string()),
+                ("extraction_decided", pa.int64()),
+                ("benign_decided", pa.int64()),
+                ("decided_share", pa.float64()),
+            ),
+            "one row per campaign as of each night: first and last seen, members over time, volume, capability "
+            "mix, model-pivot day, decided share and status (active, dormant, merged, ended)",
+            ("as_of",),
+        ),
+        Table(
             "account_risk",
             "gold",
             fields_schema(
@@ -302,6 +370,23 @@ TABLES: dict[str, Table] = {
             ),
             "one row per published score date: what analysts got, with the Delta versions to time-travel to",
             ("score_date",),
+        ),
+        Table(
+            "indicator_exports",
+            "ops",
+            fields_schema(
+                ("export_id", pa.string()),
+                ("exported_at", TS),
+                ("operator", pa.string()),
+                ("campaign_id", pa.string()),
+                ("as_of", pa.date32()),
+                ("format", pa.string()),
+                ("raw", pa.bool_()),
+                ("indicators", pa.int64()),
+                ("bundle_sha256", pa.string()),
+            ),
+            "audit log of indicator exports (`distillguard indicators export`): who exported which campaign, and "
+            "whether raw values left (raw exports need an operator's name)",
         ),
         Table(
             "analyst_decisions",

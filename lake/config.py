@@ -15,6 +15,11 @@ Environment variables:
   DG_CONNECT_TIMEOUT_S    how long to wait for a remote Spark Connect server to accept a connection; default 60
   DG_SHUFFLE_PARTITIONS   spark.sql.shuffle.partitions for every session; unset = the server's own value on a
                           remote server, EMBEDDED_SHUFFLE_PARTITIONS on embedded Sail
+  DG_SHARING_KEY          secret key agreed with the providers indicators are shared with: exported IP prefixes
+                          and payment fingerprints are keyed hashes under it (jobs/indicators.py); unset = no export
+  DG_AIRFLOW_API_URL      Airflow 3 api-server base URL (http://host:8080); decisions then post an asset event
+                          for enforcement_labels (console/airflow_events.py); unset = no Airflow configured
+  DG_AIRFLOW_USER, DG_AIRFLOW_PASSWORD   the account that posts those events (never printed)
 
 The default lake root is ./lake_data rather than ./lake because the code package `lake/`
 already owns that name in the repository root.
@@ -26,7 +31,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from lake.errors import InputError
 
@@ -56,6 +61,11 @@ class Settings(BaseModel):
     # None: one thread per CPU (os.cpu_count()), resolved when the engine opens; KvikIO's own default is 1
     kvikio_threads: int | None = Field(default=None, ge=1, description="KvikIO read threads on the cuDF engine")
     connect_timeout_s: float = Field(default=60.0, gt=0, description="remote Spark Connect connect timeout")
+    # secrets are SecretStr: a printed or logged Settings shows '**********'
+    sharing_key: SecretStr | None = Field(default=None, description="key for indicators shared with other providers")
+    airflow_api_url: str | None = Field(default=None, description="Airflow 3 api-server URL for label asset events")
+    airflow_user: str | None = None
+    airflow_password: SecretStr | None = None
 
     @field_validator("engine")
     @classmethod
@@ -118,6 +128,14 @@ def load_settings(**overrides: object) -> Settings:
         values.setdefault("model_name", env["DG_MODEL_NAME"])
     if "DG_PSEUDONYM_KEY" in env:
         values.setdefault("pseudonym_key", env["DG_PSEUDONYM_KEY"])
+    for name, variable in (
+        ("sharing_key", "DG_SHARING_KEY"),
+        ("airflow_api_url", "DG_AIRFLOW_API_URL"),
+        ("airflow_user", "DG_AIRFLOW_USER"),
+        ("airflow_password", "DG_AIRFLOW_PASSWORD"),
+    ):
+        if env.get(variable):
+            values.setdefault(name, env[variable])
     if env.get("DG_CONNECT_TIMEOUT_S"):
         values.setdefault("connect_timeout_s", env["DG_CONNECT_TIMEOUT_S"])
     if (

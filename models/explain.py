@@ -1,7 +1,9 @@
 """Plain-language reasons from per-row XGBoost contributions (SHAP values from `pred_contribs=True`).
 
 A reason is one feature that pushed an account's score up, phrased from its registry declaration:
-"share of prompts asking for step-by-step reasoning ...: 83% over 7 days". The phrasing templates are built on
+"share of prompts asking for step-by-step reasoning ...: 83% over 7 days". A feature without a value (a share over
+a window without requests) is never phrased as evidence: the reason says "no requests in the last 7 days" when that
+is why it is missing, and is left out otherwise. The phrasing templates are built on
 the driver (`reason_templates`) and travel to the scoring function as plain strings, so the executor side needs
 nothing but numpy.
 """
@@ -9,6 +11,7 @@ nothing but numpy.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -59,6 +62,36 @@ def reason_templates(columns: list[str]) -> list[tuple[str, str, str]]:
     return out
 
 
+WINDOW_SUFFIX = re.compile(r"_(\d+)d$")
+
+
+def _window_days(column: str) -> int | None:
+    found = WINDOW_SUFFIX.search(column)
+    return int(found.group(1)) if found else None
+
+
+def _requests_columns(columns: list[str]) -> list[int | None]:
+    """Per column, the index of the request count over the same window (`requests_<w>d`), when there is one."""
+    index = {column: j for j, column in enumerate(columns)}
+    return [index.get(f"requests_{days}d") if days else None for days in map(_window_days, columns)]
+
+
+def no_requests_text(days: int) -> str:
+    return "no requests in the last day" if days == 1 else f"no requests in the last {days} days"
+
+
+def _missing_value_reason(column: str, requests_index: int | None, row_values: np.ndarray) -> str | None:
+    """What is true when a feature has no value: with no requests in its window, that is the reason; anything else
+    is left out, because an absent value is no evidence."""
+    days = _window_days(column)
+    if requests_index is None or days is None:
+        return None
+    requests = float(row_values[requests_index])
+    if math.isnan(requests) or requests == 0:
+        return no_requests_text(days)
+    return None
+
+
 def top_reasons(
     contributions: np.ndarray, values: np.ndarray, columns: list[str], templates: list[tuple[str, str, str]], k: int = 3
 ) -> list[list[dict]]:
@@ -70,22 +103,29 @@ def top_reasons(
     if contributions.shape[1] != len(columns) + 1:
         raise ValueError(f"expected {len(columns) + 1} contribution columns, got {contributions.shape[1]}")
     per_feature = contributions[:, :-1]
-    order = np.argsort(-per_feature, axis=1, kind="stable")[:, :k]
+    order = np.argsort(-per_feature, axis=1, kind="stable")
+    requests_of = _requests_columns(columns)
     reasons: list[list[dict]] = []
     for row in range(per_feature.shape[0]):
-        row_reasons = []
+        row_reasons: list[dict] = []
         for j in order[row]:
             contribution = float(per_feature[row, j])
-            if not contribution > 0:
+            if not contribution > 0 or len(row_reasons) == k:
                 break
             description, unit, window = templates[j]
             value = float(values[row, j])
+            if math.isnan(value):
+                text = _missing_value_reason(columns[j], requests_of[j], values[row])
+                if text is None or any(r["text"] == text for r in row_reasons):
+                    continue
+            else:
+                text = _phrase(description, unit, window, value)
             row_reasons.append(
                 {
                     "feature": columns[j],
                     "value": None if math.isnan(value) else value,
                     "contribution": contribution,
-                    "text": _phrase(description, unit, window, value),
+                    "text": text,
                 }
             )
         reasons.append(row_reasons)

@@ -88,7 +88,16 @@ def test_dagbag_imports_both_dags_with_retries_and_timeouts_on_every_task(dagbag
     assert dagbag.import_errors == {}
     assert set(dagbag.dags) == {"distillguard_nightly", "distillguard_retrain"}
     nightly, retrain = dagbag.dags["distillguard_nightly"], dagbag.dags["distillguard_retrain"]
-    assert set(nightly.task_ids) == {"ingest", "aggregate", "cluster", "features", "score", "quality_gate", "publish"}
+    assert set(nightly.task_ids) == {
+        "ingest",
+        "aggregate",
+        "cluster",
+        "features",
+        "score",
+        "campaigns",
+        "quality_gate",
+        "publish",
+    }
     assert set(retrain.task_ids) == {"training_set", "fit", "evaluate", "promote"}
     for dag in (nightly, retrain):
         assert dag.max_active_runs == 1
@@ -97,7 +106,8 @@ def test_dagbag_imports_both_dags_with_retries_and_timeouts_on_every_task(dagbag
             assert task.execution_timeout is not None and task.execution_timeout > dt.timedelta(0), task.task_id
     # the gate protects publish: publish only runs after the gate
     assert nightly.get_task("publish").upstream_task_ids == {"quality_gate"}
-    assert nightly.get_task("quality_gate").upstream_task_ids == {"score"}
+    assert nightly.get_task("quality_gate").upstream_task_ids == {"campaigns"}
+    assert nightly.get_task("campaigns").upstream_task_ids == {"score"}
     # one chain in jobs/steps.py order: features read the day's clusters
     assert nightly.get_task("features").upstream_task_ids == {"cluster"}
     assert nightly.get_task("cluster").upstream_task_ids == {"aggregate"}

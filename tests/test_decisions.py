@@ -118,7 +118,7 @@ def test_cluster_decision_labels_every_member_in_one_commit_and_reversals_stand_
         ({"account_id": "<script>alert(1)</script>"}, "account_id must be"),
         ({"account_id": "acct-000002", "campaign_id": "camp A"}, "campaign id must be"),
         ({"account_id": "acct-000002", "analyst": "eve<script>"}, "analyst must be"),
-        ({"account_id": "acct-000002", "cluster_id": "cl-00000"}, "exactly one account or one cluster"),
+        ({"account_id": "acct-000002", "cluster_id": "cl-00000"}, "exactly one account, one cluster or one campaign"),
     ],
 )
 def test_invalid_decisions_are_refused_and_write_nothing(lake, kwargs, message):

@@ -34,6 +34,8 @@ DESIGN_TABLES = (
     "account_risk",
     "cluster_risk",
     "quarantine",
+    "campaign_days",
+    "campaigns",
 )
 
 
@@ -86,7 +88,7 @@ def test_nothing_is_lost_between_raw_bronze_and_quarantine(demo_lake):
 
 def test_prompt_text_and_raw_ips_never_leave_bronze(demo_lake):
     tables = ("requests", "account_daily", "account_features", "account_clusters", "account_links", "account_edges")
-    for name in (*tables, "account_risk", "cluster_risk"):
+    for name in (*tables, "account_risk", "cluster_risk", "campaign_days", "campaigns"):
         columns = DeltaTable(demo_lake.table_uri(name)).schema().to_arrow().names
         assert "client_ip" not in columns, name
         if name != "requests":
@@ -149,6 +151,7 @@ def test_nightly_rerun_for_the_last_date_leaves_identical_tables(demo_lake, spar
         "account_features": ("feature_date", ["account_id"]),
         "account_risk": ("score_date", ["account_id"]),
         "quarantine": ("source_partition", ["raw_record"]),
+        "campaign_days": ("day", ["campaign_id"]),
     }
 
     def snapshot() -> dict[str, pd.DataFrame]:

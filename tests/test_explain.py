@@ -35,3 +35,29 @@ def test_reason_text_names_the_feature_its_window_and_value():
     )
     assert reason_text("hosting_proxy_share_1d", 1.0).endswith(": 100% over the last day")
     assert reason_text("account_age_days", 4.0) == "days since the account was created: 4 days"
+
+
+def test_an_absent_value_is_never_presented_as_evidence():
+    import numpy as np
+
+    from models.explain import reason_templates, top_reasons
+
+    columns = ["hosting_proxy_share_7d", "requests_7d", "interarrival_cv_7d", "hosting_proxy_share_28d"]
+    templates = reason_templates(columns)
+    nan = math.nan
+    values = np.array(
+        [
+            [nan, 0.0, nan, 0.5],  # nothing in the last 7 days: that is the reason, said once
+            [nan, 12.0, nan, 0.5],  # requests, yet no value: left out
+        ]
+    )
+    contributions = np.array([[2.0, 0.5, 1.5, 1.0, 0.0], [2.0, 0.5, 1.5, 1.0, 0.0]])
+    first, second = top_reasons(contributions, values, columns, templates, k=3)
+    assert [r["text"] for r in first] == [
+        "no requests in the last 7 days",
+        "share of requests from hosting or proxy ASNs: 50% over 28 days",
+        reason_text("requests_7d", 0.0),
+    ]
+    assert first[0]["value"] is None
+    assert [r["feature"] for r in second] == ["hosting_proxy_share_28d", "requests_7d"]
+    assert not any("missing" in r["text"] for r in first + second)

@@ -273,3 +273,32 @@ def write(
         "campaign_accounts": [ids[i] for i in np.flatnonzero(campaign)],
         "clusters": sorted({cluster_id(i) for i in np.flatnonzero(campaign)}),
     }
+
+
+def write_cluster_links(settings: Settings, days: list[dt.date]) -> int:
+    """account_links for the written clusters: a payment link between consecutive members of every cluster each
+    day, and an IP prefix on every other pair (what the link-evidence sentences count). Returns the rows written."""
+    import itertools
+
+    clusters = catalog.read_arrow(settings, "account_clusters").select(["feature_date", "cluster_id", "account_id"])
+    members: dict[tuple, list[str]] = {}
+    for day, cluster, account in zip(*(clusters[c].to_pylist() for c in clusters.column_names)):
+        members.setdefault((day, cluster), []).append(account)
+    links = [
+        {
+            "feature_date": day,
+            "src": src,
+            "dst": dst,
+            "strength": 10.0,
+            "shared_payment_methods": 1,
+            "shared_ip_prefixes": i % 2,
+            "shared_templates": 0,
+            "synchronised_bands": 0,
+        }
+        for (day, _), accounts in sorted(members.items())
+        if day in days
+        for i, (src, dst) in enumerate(itertools.pairwise(sorted(accounts)))
+    ]
+    schema = catalog.table("account_links").schema
+    catalog.write_arrow(settings, "account_links", pa.Table.from_pylist(links, schema=schema))
+    return len(links)

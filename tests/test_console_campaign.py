@@ -1,0 +1,155 @@
+"""The campaign page and the cluster page's link evidence, over HTTP and in a real browser (Playwright driving
+Debian's Chromium against uvicorn on loopback): a synthetic reviewed lake (tests/helpers/reviewed_lake.py) plus stored
+links between each cluster's members, with the real campaigns job run over its days. Screenshots go to
+test_artifacts/console/ (git-ignored)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from console.app import ConsoleConfig, create_app
+from console.auth import AuthConfig, issue_token
+from lake import catalog
+from tests.helpers import reviewed_lake as synthetic_lake
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+LAST_DAY = dt.date(2026, 3, 14)
+ORIGIN = "http://127.0.0.1:8050"
+# the browser set-up of tests/test_console_browser.py (Debian's Chromium, screenshots under the git-ignored folder)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test_artifacts" / "console"
+
+
+def _campaign_lake(settings, accounts: int, days: int) -> dict:
+    """The synthetic lake, a payment link between consecutive members of every cluster each day (an IP prefix too
+    on every other pair), and the campaigns job over every day."""
+    from jobs import campaigns
+
+    info = synthetic_lake.write(settings, accounts=accounts, days=days, last_day=LAST_DAY)
+    synthetic_lake.write_cluster_links(settings, info["days"])
+    for day in info["days"]:
+        campaigns.run(None, settings, day)
+    return info
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+@pytest.fixture()
+def signed_in(settings, tmp_path):
+    from starlette.testclient import TestClient
+
+    info = _campaign_lake(settings, accounts=48, days=3)
+    tokens = tmp_path / "analyst_tokens"
+    token = issue_token(tokens, "alice")
+    client = TestClient(create_app(settings, ConsoleConfig(auth=AuthConfig(tokens_file=tokens))), base_url=ORIGIN)
+    page = client.get("/login")
+    client.post("/login", data={"token": token, "csrf_token": _csrf(page.text), "next": "/"})
+    return settings, info, client
+
+
+def test_cluster_evidence_links_to_a_campaign_whose_page_decides_for_every_member(signed_in):
+    settings, info, client = signed_in
+    cluster = info["clusters"][0]
+    page = client.get(f"/cluster/{cluster}?date={LAST_DAY}")
+    assert page.status_code == 200
+    # acct-000001 holds the synthetic lake's one benign rule label
+    assert "8 of 8 members share a payment method (7 linked pairs; 0 decided as extraction, 1 as benign)" in page.text
+    assert "6 of 8 members sent traffic from the same uncrowded IP prefix as another member" in page.text
+    assert "8 members: 0 already decided as extraction, 1 as benign, 7 undecided" in page.text
+    campaign_id = re.search(r'href="/campaign/(cmp-[0-9a-f]+)"', page.text).group(1)
+
+    campaign = client.get(f"/campaign/{campaign_id}")
+    assert campaign.status_code == 200
+    assert "seen 2026-03-12 to 2026-03-14 (3 days)" in campaign.text
+    assert (
+        "8 of 8 members share a payment method (7 linked pairs; 0 decided as extraction, 1 as benign)" in campaign.text
+    )
+    assert campaign.text.count("<td>continued") == 2 and campaign.text.count("<td>new") == 1
+    for text in (synthetic_lake.RAW_PROMPT_MARKER, synthetic_lake.RAW_IP_MARKER):
+        assert text not in page.text and text not in campaign.text
+
+    done = client.post(
+        "/decide",
+        data={
+            "csrf_token": _csrf(campaign.text),
+            "target_kind": "campaign",
+            "target_id": campaign_id,
+            "label": "extraction",
+            "note": "one operator: shared card across the campaign",
+            "next": f"/campaign/{campaign_id}",
+        },
+        headers={"origin": ORIGIN},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    labels = [r for r in catalog.read_arrow(settings, "enforcement_labels").to_pylist() if r["source"] == "analyst"]
+    assert sorted(r["account_id"] for r in labels) == sorted(a for a in info["campaign_accounts"][:8])
+    assert {r["campaign_id"] for r in labels} == {campaign_id}
+    audit = catalog.read_arrow(settings, "analyst_decisions").to_pylist()
+    assert {(r["target_kind"], r["target_id"]) for r in audit} == {("campaign", campaign_id)}
+    after = client.get(f"/cluster/{cluster}?date={LAST_DAY}")
+    assert "8 members: 8 already decided as extraction, 0 as benign, 0 undecided" in after.text
+    assert client.get("/campaign/cmp-unknown").status_code == 404
+
+
+def test_campaign_page_in_a_browser(settings, tmp_path):
+    import uvicorn
+    from playwright.sync_api import expect, sync_playwright
+
+    info = _campaign_lake(settings, accounts=240, days=10)
+    tokens = tmp_path / "analyst_tokens"
+    token = issue_token(tokens, "alice")
+    with socket.socket() as probe:  # a free loopback port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, ConsoleConfig(auth=AuthConfig(tokens_file=tokens))),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "the console did not start"
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1360, "height": 900})
+            page.goto(f"{base}/cluster/{info['clusters'][1]}")
+            page.fill("input[name=token]", token)
+            page.click("button:text('Sign in')")
+            expect(page.locator("ul.evidence")).to_contain_text("8 of 8 members share a payment method")
+            page.screenshot(path=ARTIFACTS / "5-cluster-evidence.png", full_page=True)
+            page.locator("a.id[href^='/campaign/']").click()
+            expect(page.locator("h1")).to_contain_text("Campaign cmp-")
+            expect(page.locator("table.timeline tbody tr")).to_have_count(10)
+            expect(page.locator("svg.chart")).to_be_visible()
+            members = page.locator("section.card:has(h2:text('Members')) tbody tr")
+            expect(members).to_have_count(8)
+            page.screenshot(path=ARTIFACTS / "6-campaign.png", full_page=True)
+            page.check("input[name=label][value=extraction]")
+            page.fill("textarea[name=note]", "same card and prefixes for ten days")
+            page.click("button:text('Record decision')")
+            expect(page.locator(".flash")).to_contain_text("Recorded extraction for 8 account(s)")
+            expect(members.locator(".decision.d-extraction")).to_have_count(8)
+            page.screenshot(path=ARTIFACTS / "7-campaign-after-decision.png", full_page=True)
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
