@@ -105,7 +105,9 @@ def _print_recall_at_fpr(at_fpr: dict[str, object]) -> None:
     make_console().print(grid)
 
 
-def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = True) -> dict[str, object]:
+def run(
+    settings: Settings, accounts: int, days: int, seed: int, fresh: bool = True, scenario: str = "classic"
+) -> dict[str, object]:
     from jobs import nightly, risk_query, train
     from jobs.steps import STEP_NAMES
     from simulator import simulate
@@ -115,10 +117,10 @@ def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = T
     dates = date_range(DEMO_START, days)
     last = dates[-1]
     print(
-        f"demo: lake {settings.lake_root}, {accounts:,} accounts × {days} days, MLflow {redact(settings.mlflow_tracking_uri)}",
+        f"demo: lake {settings.lake_root}, {scenario} scenario, {accounts:,} accounts × {days} days, MLflow {redact(settings.mlflow_tracking_uri)}",
         flush=True,
     )
-    simulate.run(settings, start=DEMO_START, days=days, accounts=accounts, seed=seed)
+    simulate.run(settings, start=DEMO_START, days=days, accounts=accounts, seed=seed, scenario=scenario)
 
     # every night's steps up to features, as the nightly DAG runs them; then one training run and one scoring
     before_scoring = [name for name in STEP_NAMES if name != "score"]

@@ -116,16 +116,19 @@ def test_cluster_purity():
     assert report.cluster_purity(clusters.iloc[:0], _truth())["largest_cluster_size"] == 0
 
 
-def test_the_benchmark_reports_latency_only_for_campaigns_that_start_after_the_train_day():
+def _tables():
     import importlib.util
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location(
-        "detection_benchmark", Path(__file__).resolve().parents[1] / "benchmarks" / "detection.py"
+        "detection_tables", Path(__file__).resolve().parents[1] / "benchmarks" / "detection_tables.py"
     )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
+
+def test_the_benchmark_reports_latency_only_for_campaigns_that_start_after_the_train_day():
     def seed(number, g_latency):
         return {
             "seed": number,
@@ -136,9 +139,99 @@ def test_the_benchmark_reports_latency_only_for_campaigns_that_start_after_the_t
             },
         }
 
-    text = bench.latency_markdown([seed(1, 0), seed(2, None)])
-    assert "| G | 0 d (40 accts from 2026-10-21) | never (40 accts from 2026-10-21) |" in text
-    assert "| D |" not in text  # active before the train day: its latency only says when it started
-    assert "none can be measured" in bench.latency_markdown(
-        [{**seed(1, 0), "latency": {"D": {"accounts": 150, "first_request": "2026-10-07", "latency_days": 11}}}]
+    text = _tables().latency_markdown([seed(1, 0), seed(2, None)])
+    assert "| 1 | G | 40 | 2026-10-21 | 0 d |" in text
+    assert "| 2 | G | 40 | 2026-10-21 | never |" in text
+    assert "| D |" not in text
+
+
+# --- the headline: tiers with intervals from a bootstrap over clusters ----------------------------------------
+
+
+def test_one_row_per_account_keeps_each_accounts_highest_score():
+    risk = pd.DataFrame({"account_id": ["x", "x", "y"], "score": [0.2, 0.9, 0.5], "tier": ["low", "high", "elevated"]})
+    out = report.one_row_per_account(risk).set_index("account_id")
+    assert len(out) == 2
+    assert out.loc["x", "tier"] == "high" and out.loc["x", "score"] == 0.9
+
+
+def test_cluster_bootstrap_interval_of_known_cases():
+    import numpy as np
+
+    # every group flags half its accounts: every resample gives exactly 1/2
+    assert report.cluster_bootstrap_ci(np.array([1, 2, 5]), np.array([2, 4, 10])) == (0.5, 0.5)
+    # two equal groups, one all flagged, one none: resamples give 0, 1/2 or 1 with chances 1/4, 1/2, 1/4
+    assert report.cluster_bootstrap_ci(np.array([10, 0]), np.array([10, 10])) == (0.0, 1.0)
+    # 400 lone accounts, half flagged: the binomial interval 0.5 +- 1.96 * sqrt(0.25 / 400) = +- 0.049
+    low, high = report.cluster_bootstrap_ci(np.r_[np.ones(200), np.zeros(200)], np.ones(400))
+    assert low == pytest.approx(0.451, abs=0.012) and high == pytest.approx(0.549, abs=0.012)
+    # the same 400 accounts in 4 clusters that rise and fall together: far wider
+    low_c, high_c = report.cluster_bootstrap_ci(np.array([100, 100, 0, 0]), np.full(4, 100))
+    assert high_c - low_c > 3 * (high - low)
+    assert all(np.isnan(report.cluster_bootstrap_ci(np.array([]), np.array([]))))  # no accounts, no interval
+
+
+def test_cluster_bootstrap_interval_covers_the_true_rate():
+    """Clustered data with a known rate: the 95% interval covers it in about 95% of samples (>= 85% of 200)."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    covered = 0
+    for trial in range(200):
+        sizes = rng.integers(1, 30, 40)
+        group_rate = rng.beta(2, 3, 40)  # each cluster its own rate; the population's is 0.4
+        hits = rng.binomial(sizes, group_rate)
+        low, high = report.cluster_bootstrap_ci(hits, sizes, replicates=400, seed=trial)
+        covered += low <= 0.4 <= high
+    assert covered >= 170
+
+
+def _scope() -> pd.DataFrame:
+    rows = [
+        # account, campaign?, campaign, archetype, segment, group, subgroup, tier
+        ("a1", True, "1:A", "bulk_hydra", "campaign_a", "1:A", "h1", "critical"),
+        ("a2", True, "1:A", "bulk_hydra", "campaign_a", "1:A", "h1", "elevated"),
+        ("a3", True, "1:A", "bulk_hydra", "campaign_a", "1:A", "h2", "low"),
+        ("a4", True, "1:A", "bulk_hydra", "campaign_a", "1:A", "h2", "high"),
+        ("d1", True, "1:D", "low_slow", "campaign_d", "1:D", "d1", "low"),
+        ("d2", True, "1:D", "low_slow", "campaign_d", "1:D", "d2", "high"),
+    ]
+    rows += [
+        (f"b{i}", False, None, None, "chat_user" if i < 8 else "judge", f"g{i}", f"b{i}", "low") for i in range(10)
+    ]
+    scope = pd.DataFrame(
+        rows, columns=["account_id", "is_campaign", "campaign", "archetype", "segment", "group", "subgroup", "tier"]
     )
+    scope.loc[scope["account_id"] == "b8", "tier"] = "high"  # a judge flagged
+    scope.loc[scope["account_id"] == "b0", "tier"] = "elevated"  # a chat user flagged, lower
+    return scope
+
+
+def test_tier_headline_recall_and_fpr_by_hand():
+    out = report.tier_headline(_scope())
+    assert out["critical"]["recall"]["value"] == pytest.approx(1 / 6)
+    assert out["high"]["recall"]["value"] == pytest.approx(3 / 6)
+    assert out["elevated"]["recall"]["value"] == pytest.approx(4 / 6)
+    assert out["critical"]["benign_fpr"]["value"] == 0
+    assert out["high"]["benign_fpr"]["value"] == pytest.approx(1 / 10)
+    assert out["elevated"]["benign_fpr"]["value"] == pytest.approx(2 / 10)
+    assert out["elevated"]["benign_fpr"]["flagged"] == 2 and out["elevated"]["benign_fpr"]["accounts"] == 10
+    assert out["high"]["per_campaign"]["1:A"]["value"] == pytest.approx(2 / 4)
+    assert out["high"]["per_campaign"]["1:D"]["value"] == pytest.approx(1 / 2)
+    assert out["high"]["per_archetype"]["low_slow"]["value"] == pytest.approx(1 / 2)
+    assert out["high"]["per_segment_fpr"]["judge"]["value"] == pytest.approx(1 / 2)
+    assert out["high"]["per_segment_fpr"]["chat_user"]["value"] == 0
+    # two campaign groups: the recall interval at >= high spans campaign D's and campaign A's mixes
+    assert out["high"]["recall"]["groups"] == 2
+    assert out["high"]["recall"]["low"] <= 0.5 <= out["high"]["recall"]["high"]
+    # the benign interval resamples 10 lone accounts, one flagged: it reaches 0 and stays below 1/2
+    assert out["high"]["benign_fpr"]["low"] == 0 and out["high"]["benign_fpr"]["high"] < 0.5
+
+
+def test_operating_point_takes_any_flag_column():
+    scope = _scope()
+    flagged = scope["account_id"].isin(["a1", "a2", "a3", "a4", "b3"])
+    out = report.operating_point(scope, flagged)
+    assert out["recall"]["value"] == pytest.approx(4 / 6)
+    assert out["per_archetype"]["bulk_hydra"]["value"] == 1.0
+    assert out["benign_fpr"]["value"] == pytest.approx(1 / 10)
