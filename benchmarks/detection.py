@@ -139,7 +139,7 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
     first_request = (requests.group_by("account_id").aggregate([("event_date", "min")]).to_pandas()).rename(
         columns={"event_date_min": "first_date"}
     )
-    scope = evaluation_rows(seed, scored, clusters, table("accounts"))
+    scope = report.evaluation_rows(scored, clusters, table("accounts"), prefix=f"{seed}:").assign(seed=seed)
     for name, level in ORACLE_LEVELS.items():  # the oracle threshold of this seed, for the secondary ranking
         scope[name] = scope["score"] >= report.threshold_at_fpr(scope["is_campaign"].astype(int), scope["score"], level)
     scope.to_parquet(workdir / f"seed{seed}.parquet")
@@ -169,33 +169,6 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
     if not args.keep:
         shutil.rmtree(lake.parent, ignore_errors=True)
     return result
-
-
-def evaluation_rows(seed: int, scope: pd.DataFrame, clusters: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
-    """The unlabelled accounts of one seed with their bootstrap groups: a campaign's accounts form one group; a
-    benign account goes with its link cluster of the last day, else with its org (accounts sharing an org and a
-    card), else alone. Inside one campaign its accounts are resampled. Names carry the seed so seeds can be stacked."""
-    scope = scope.merge(clusters[["account_id", "cluster_id"]], on="account_id", how="left")
-    scope = scope.merge(accounts[["account_id", "org_id"]], on="account_id", how="left")
-    campaign = f"{seed}:" + scope["campaign_id"].astype(str)
-    benign_group = f"{seed}:cluster:" + scope["cluster_id"].astype(str)
-    benign_group = benign_group.where(scope["cluster_id"].notna(), f"{seed}:org:" + scope["org_id"].astype(str))
-    is_campaign = scope["is_campaign"].astype(bool)
-    return pd.DataFrame(
-        {
-            "seed": seed,
-            "account_id": scope["account_id"],
-            "score": scope["score"],
-            "tier": scope["tier"],
-            "is_campaign": is_campaign,
-            "campaign_id": scope["campaign_id"],
-            "campaign": campaign.where(is_campaign, None),
-            "archetype": scope["archetype"],
-            "segment": scope["segment"],
-            "group": campaign.where(is_campaign, benign_group),
-            "subgroup": scope["account_id"],  # inside a campaign: its accounts (most campaigns have 1-3 hydras)
-        }
-    )
 
 
 def headline(seeds: list[dict], workdir: Path) -> dict[str, dict]:

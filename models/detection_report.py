@@ -182,6 +182,35 @@ def one_row_per_account(risk: pd.DataFrame) -> pd.DataFrame:
     return ranked.drop_duplicates("account_id").drop(columns="_rank")
 
 
+def evaluation_rows(
+    scope: pd.DataFrame, clusters: pd.DataFrame, accounts: pd.DataFrame, prefix: str = ""
+) -> pd.DataFrame:
+    """Unlabelled accounts (`unlabelled`, one row each) with the columns `operating_point` reads. Bootstrap groups:
+    a campaign's accounts form one group; a benign account goes with its link cluster (clusters: account_id,
+    cluster_id of one day), else with its org (accounts table: teams sharing an org and a card), else alone.
+    Inside one campaign its accounts are resampled. `prefix` keeps names apart when several lakes are stacked."""
+    scope = scope.merge(clusters[["account_id", "cluster_id"]], on="account_id", how="left")
+    scope = scope.merge(accounts[["account_id", "org_id"]], on="account_id", how="left")
+    campaign = prefix + scope["campaign_id"].astype(str)
+    benign_group = prefix + "cluster:" + scope["cluster_id"].astype(str)
+    benign_group = benign_group.where(scope["cluster_id"].notna(), prefix + "org:" + scope["org_id"].astype(str))
+    is_campaign = scope["is_campaign"].astype(bool)
+    return pd.DataFrame(
+        {
+            "account_id": scope["account_id"],
+            "score": scope["score"],
+            "tier": scope["tier"],
+            "is_campaign": is_campaign,
+            "campaign_id": scope["campaign_id"],
+            "campaign": campaign.where(is_campaign, None),
+            "archetype": scope["archetype"],
+            "segment": scope["segment"],
+            "group": campaign.where(is_campaign, benign_group),
+            "subgroup": scope["account_id"],
+        }
+    )
+
+
 def cluster_bootstrap_ci(
     hits: np.ndarray, sizes: np.ndarray, replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0
 ) -> tuple[float, float]:

@@ -235,3 +235,20 @@ def test_operating_point_takes_any_flag_column():
     assert out["recall"]["value"] == pytest.approx(4 / 6)
     assert out["per_archetype"]["bulk_hydra"]["value"] == 1.0
     assert out["benign_fpr"]["value"] == pytest.approx(1 / 10)
+
+
+def test_evaluation_rows_group_campaigns_clusters_orgs_and_lone_accounts():
+    truth = _truth().assign(archetype=lambda t: t["campaign_id"].map({"A": "bulk_hydra", "D": "low_slow"}))
+    risk = pd.DataFrame({"account_id": truth["account_id"], "score": 0.5, "tier": "low"})
+    clusters = pd.DataFrame({"account_id": ["b1", "b2", "a2"], "cluster_id": ["c9", "c9", "c9"]})
+    accounts = pd.DataFrame({"account_id": truth["account_id"], "org_id": [f"o{i}" for i in range(len(truth))]})
+    accounts.loc[accounts["account_id"].isin(["b3", "b4"]), "org_id"] = "team"
+    rows = report.evaluation_rows(report.unlabelled(risk, truth, _labels(), D1), clusters, accounts, "7:")
+    group = rows.set_index("account_id")["group"]
+    assert "a1" not in group  # labelled on D1
+    assert group["a2"] == group["a3"] == "7:A"  # a campaign is one group, whatever its links
+    assert group["b1"] == group["b2"] == "7:cluster:c9"
+    assert group["b3"] == group["b4"] == "7:org:team"
+    assert group["b5"] == "7:org:o10"  # alone
+    assert rows.set_index("account_id").loc["d1", "campaign"] == "7:D"
+    assert rows.set_index("account_id")["campaign"].isna().sum() == 10

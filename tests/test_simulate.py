@@ -691,6 +691,23 @@ def test_randomised_labels_catch_the_loudest_accounts_first(randomised):
     assert 0.1 < loudness.caught.mean() < 0.7  # labelled campaigns keep unlabelled accounts, others none
 
 
+def test_randomised_aged_campaign_accounts_can_carry_an_ordinary_past():
+    from simulator.randomised import HISTORY_SEGMENTS
+    from simulator.scenarios import build_population
+
+    population = build_population(5, 3000, START, 6, "randomised")
+    truth = population.ground_truth.to_pandas()
+    profiles = population.profiles
+    campaign_rows = np.flatnonzero(truth.is_campaign.to_numpy())
+    names = np.array([population.groups[g].name for g in profiles.group])
+    past = np.isin(profiles.account, campaign_rows) & (profiles.hydra == -1) & np.isin(names, HISTORY_SEGMENTS)
+    assert past.sum() >= 10
+    # the ordinary past ends where the campaign's use of the account begins
+    for row in np.flatnonzero(past)[:20]:
+        campaign = np.flatnonzero((profiles.account == profiles.account[row]) & (profiles.hydra >= 0))
+        assert profiles.active_until_us[row] == profiles.active_from_us[campaign[0]]
+
+
 def test_randomised_hold_out_archetype_exists_only_unlabelled():
     from lake.errors import InputError
     from simulator.scenarios import build_population
