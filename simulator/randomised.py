@@ -28,7 +28,6 @@ import numpy as np
 
 from simulator import extended
 from simulator.population import (
-    _NEVER,
     DAY_US,
     HOUR_US,
     N_SLOTS,
@@ -470,22 +469,10 @@ def add_campaign(builder: PopulationBuilder, spec: CampaignSpec) -> int:
                     pool = rented[(home, slot_cats[j, s_])]
                     slot_prefix[j, s_] = pool[rng.integers(0, len(pool))]
             profile["slot_prefix"] = slot_prefix
-            profile["slot_host"] = np.full((m, N_SLOTS), -1, np.int16)
-            profile["ua"] = user_agents[rng.integers(0, len(user_agents), (m, 2))].astype(np.int32)
-            profile["system_prompt"] = system_prompts[rng.integers(0, 3, (m, 3))]
-            profile["lag_s"] = rng.uniform(0, spec.lag_s, m)
-            lang, non_english = extended._languages(rng, spec.languages, spec.non_english_prob, m)
             end = np.where(banned, decided, until)
-            builder._add_profiles(
-                account=idx,
-                group=np.full(m, builder.group_of(b)),
-                language=lang,
-                non_english_prob=non_english,
-                template_salt=np.full(m, salt, np.int64),
-                hydra=np.full(m, hydra_id),
-                active_from_us=first_use,
-                active_until_us=np.where(end < builder.end_us, end, _NEVER),
-                **profile,
+            hydra_spec = {"lag_s": spec.lag_s, "languages": spec.languages, "non_english_prob": spec.non_english_prob}
+            extended.add_hydra_profiles(
+                builder, b, profile, idx, hydra_id, salt, user_agents, system_prompts, hydra_spec, first_use, end
             )
             history = aged & (rng.random(m) < spec.history_share)
             _add_history(builder, idx[history], signup[history], first_use[history])
