@@ -182,12 +182,23 @@ def headline(seeds: list[dict], workdir: Path) -> dict[str, dict]:
         if not frames:
             continue
         pooled = pd.concat(frames, ignore_index=True)
+        with_labels = {
+            f"{r['seed']}:{c}"
+            for r in seeds
+            if r["seed"] in done
+            for c, x in r["campaigns"].items()
+            if x["labelled_accounts"]
+        }
+        siblings = pooled["campaign"].isin(with_labels)
         out[name] = {
             "seeds": done,
             "unlabelled_campaign_accounts": int(pooled["is_campaign"].sum()),
             "unlabelled_benign_accounts": int((~pooled["is_campaign"]).sum()),
             "tiers": report.tier_headline(pooled),
             "oracle": {level: report.operating_point(pooled, pooled[level]) for level in ORACLE_LEVELS},
+            # campaign accounts split by whether their campaign has labelled accounts (siblings) or none at all
+            "campaigns_with_labels": report.tier_headline(pooled[~pooled["is_campaign"] | siblings]),
+            "campaigns_without_labels": report.tier_headline(pooled[~pooled["is_campaign"] | ~siblings]),
         }
     return out
 
@@ -226,7 +237,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workdir", default=None, help="scratch directory for the lakes (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep each seed's lake")
     parser.add_argument("--parallel", type=int, default=1, help="seeds run at the same time (one process each)")
-    parser.add_argument("--render", metavar="JSON", help="only rewrite the markdown table of an existing result")
+    parser.add_argument(
+        "--render", metavar="JSON", help="only rewrite an existing result's markdown (and headline, with --workdir)"
+    )
     parser.add_argument("--one-seed", type=int, help=argparse.SUPPRESS)  # the child process of one seed
     args = parser.parse_args(argv)
     if args.one_seed is not None:
@@ -235,6 +248,9 @@ def main(argv: list[str] | None = None) -> dict:
         return result
     if args.render:
         report = json.loads(Path(args.render).read_text())
+        if args.workdir:  # the seeds' evaluation rows are still there: recompute the pooled headline
+            report["headline"] = headline(report["seeds"], Path(args.workdir))
+            Path(args.render).write_text(json.dumps(report, indent=2) + "\n")
         Path(args.render).with_suffix(".md").write_text(markdown(report))
         print(markdown(report))
         return report

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 TIERS = ("critical", "high", "elevated")
 ORACLE = ("at_0.1%", "at_1%")
+# issue 22's targets: recall at least this, at a realised benign FPR of at most this (oracle rows: recall only)
+TARGETS = {
+    "critical": (0.5, 0.0001),
+    "high": (0.8, 0.001),
+    "elevated": (0.95, 0.01),
+    "at_0.1%": (0.85, None),
+    "at_1%": (0.95, None),
+}
 SET_TITLES = {
     "dev": "Development seeds (tune on these)",
     "report": "Report seeds (never tuned on)",
@@ -33,20 +41,28 @@ def headline_markdown(name: str, block: dict, hold_out: str | None) -> str:
         "over the scored days). "
         "95% intervals from a bootstrap over clusters (a campaign; a benign link cluster or shared org; a lone "
         "account).\n",
-        "| flag at | recall | benign FPR | benign flagged |",
-        "|---|---:|---:|---:|",
+        "| flag at | recall | benign FPR | benign flagged | target (issue 22) |",
+        "|---|---:|---:|---:|---|",
     ]
-    for tier in TIERS:
-        row = tiers[tier]
+    rows = [(f">= {t}", t, tiers[t]) for t in TIERS]
+    rows += [(f"oracle {o.removeprefix('at_')} FPR (secondary)", o, oracle[o]) for o in ORACLE]
+    for label, key, row in rows:
+        recall, fpr = TARGETS[key]
+        target = f"recall >= {recall:.0%}" + (f" at FPR <= {fpr:.2%}" if fpr else "")
         lines.append(
-            f"| >= {tier} | {_ci(row['recall'])} | {_ci(row['benign_fpr'], 3)} | {row['benign_fpr']['flagged']:,} |"
+            f"| {label} | {_ci(row['recall'])} | {_ci(row['benign_fpr'], 3)} | {row['benign_fpr']['flagged']:,} | "
+            f"{target} |"
         )
-    for level in ORACLE:
-        row = oracle[level]
-        lines.append(
-            f"| oracle {level.removeprefix('at_')} FPR (secondary) | {_ci(row['recall'])} | "
-            f"{_ci(row['benign_fpr'], 3)} | {row['benign_fpr']['flagged']:,} |"
-        )
+    if "campaigns_with_labels" in block:
+        lines += [
+            "\nCampaign accounts by whether their campaign has any labelled account (siblings) or none:\n",
+            "| campaigns | accounts | >= critical | >= high | >= elevated |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for key, label in (("campaigns_with_labels", "with labels"), ("campaigns_without_labels", "without labels")):
+            part = block[key]
+            cells = [_ci(part[t]["recall"]) for t in TIERS]
+            lines.append(f"| {label} | {part['elevated']['recall']['accounts']:,} | " + " | ".join(cells) + " |")
     archetypes = sorted(tiers["elevated"]["per_archetype"])
     lines += [
         "\nPer archetype (pooled over the set's campaigns of that archetype, which are resampled; * = held out of "
