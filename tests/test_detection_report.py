@@ -116,16 +116,31 @@ def test_cluster_purity():
     assert report.cluster_purity(clusters.iloc[:0], _truth())["largest_cluster_size"] == 0
 
 
-def _tables():
+def _benchmark_module(name: str):
     import importlib.util
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location(
-        "detection_tables", Path(__file__).resolve().parents[1] / "benchmarks" / "detection_tables.py"
+        name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _tables():
+    return _benchmark_module("detection_tables")
+
+
+def test_benchmark_seed_sets_are_declared_apart_and_resolved_in_order():
+    bench = _benchmark_module("detection")
+    assert not set(bench.DEV_SEEDS) & set(bench.REPORT_SEEDS)
+    assert len(bench.REPORT_SEEDS) >= 5
+    assert bench.resolve_seeds(["dev"]) == list(bench.DEV_SEEDS)
+    assert bench.resolve_seeds(["both"]) == [*bench.DEV_SEEDS, *bench.REPORT_SEEDS]
+    first_report = bench.REPORT_SEEDS[0]
+    assert bench.resolve_seeds([str(first_report), "report", "7"]) == [*bench.REPORT_SEEDS, 7]
+    assert [bench.seed_set(s) for s in (bench.DEV_SEEDS[0], first_report, 7)] == ["dev", "report", "adhoc"]
 
 
 def test_the_benchmark_reports_latency_only_for_campaigns_that_start_after_the_train_day():
