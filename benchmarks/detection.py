@@ -18,6 +18,7 @@ from the train day to the last, one row per account (its highest score and tier 
   the last day's cluster purity.
 `--hold-out ARCHETYPE` (randomised scenario) is leave-one-tactic-out: no labelled campaign of the lake has it.
 Writes benchmarks/results/detection-<scenario>[-holdout-<archetype>]-<label>.json (machine facts) and .md.
+How to run and read it: docs/detection-benchmark.md.
 """
 
 from __future__ import annotations
