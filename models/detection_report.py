@@ -189,6 +189,7 @@ def evaluation_rows(
     a campaign's accounts form one group; a benign account goes with its link cluster (clusters: account_id,
     cluster_id of one day), else with its org (accounts table: teams sharing an org and a card), else alone.
     Inside one campaign its accounts are resampled. `prefix` keeps names apart when several lakes are stacked."""
+    scope = scope.drop(columns=["cluster_id", "org_id"], errors="ignore")  # account_risk carries its own cluster_id
     scope = scope.merge(clusters[["account_id", "cluster_id"]], on="account_id", how="left")
     scope = scope.merge(accounts[["account_id", "org_id"]], on="account_id", how="left")
     campaign = prefix + scope["campaign_id"].astype(str)

@@ -254,7 +254,8 @@ def test_operating_point_takes_any_flag_column():
 
 def test_evaluation_rows_group_campaigns_clusters_orgs_and_lone_accounts():
     truth = _truth().assign(archetype=lambda t: t["campaign_id"].map({"A": "bulk_hydra", "D": "low_slow"}))
-    risk = pd.DataFrame({"account_id": truth["account_id"], "score": 0.5, "tier": "low"})
+    # account_risk rows carry a cluster_id of their own: the clusters given are the ones that count
+    risk = pd.DataFrame({"account_id": truth["account_id"], "score": 0.5, "tier": "low", "cluster_id": "stale"})
     clusters = pd.DataFrame({"account_id": ["b1", "b2", "a2"], "cluster_id": ["c9", "c9", "c9"]})
     accounts = pd.DataFrame({"account_id": truth["account_id"], "org_id": [f"o{i}" for i in range(len(truth))]})
     accounts.loc[accounts["account_id"].isin(["b3", "b4"]), "org_id"] = "team"
