@@ -66,6 +66,19 @@ def _spark(args: argparse.Namespace):
         yield spark, settings
 
 
+def _scenario_argument(p: argparse.ArgumentParser) -> None:
+    from simulator.scenarios import DEFAULT_SCENARIO, SCENARIOS
+
+    p.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default=DEFAULT_SCENARIO,
+        help="classic: 3 labelled campaigns + a reseller; extended: + never-labelled campaigns and benign "
+        "look-alikes (simulator/extended.py); randomised: every campaign tactic drawn per seed, overlapping "
+        "benign behaviour (simulator/randomised.py)",
+    )
+
+
 def _cmd_simulate(args):
     from simulator import simulate
 
@@ -76,6 +89,7 @@ def _cmd_simulate(args):
         accounts=args.accounts,
         seed=args.seed,
         scenario=args.scenario,
+        hold_out=args.hold_out,
     )
 
 
@@ -134,7 +148,14 @@ def _training_step(step: str):
 def _cmd_demo(args):
     from jobs import demo
 
-    demo.run(settings_from_args(args), accounts=args.accounts, days=args.days, seed=args.seed, fresh=not args.keep)
+    demo.run(
+        settings_from_args(args),
+        accounts=args.accounts,
+        days=args.days,
+        seed=args.seed,
+        fresh=not args.keep,
+        scenario=args.scenario,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,12 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=14)
     p.add_argument("--accounts", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=7)
+    _scenario_argument(p)
     p.add_argument(
-        "--scenario",
-        choices=("classic", "extended"),
-        default="classic",
-        help="classic: 3 labelled campaigns + a reseller; extended: + never-labelled campaigns and "
-        "benign look-alikes (simulator/extended.py)",
+        "--hold-out",
+        default=None,
+        metavar="ARCHETYPE",
+        help="randomised scenario: a campaign archetype no labelled campaign has (leave-one-tactic-out)",
     )
     p.set_defaults(func=_cmd_simulate)
 
@@ -232,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         plugin.load()(sub, settings_from_args)
 
     p = sub.add_parser("demo", help="end-to-end demo on a fresh simulated lake")
+    _scenario_argument(p)
     p.add_argument("--accounts", type=int, default=20_000)
     p.add_argument("--days", type=int, default=14)
     p.add_argument("--seed", type=int, default=7)

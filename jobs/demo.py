@@ -20,7 +20,14 @@ from lake.dates import date_range
 from lake.engine import spark_session
 from lake.errors import InputError
 from lake.redact import redact
-from models.detection_report import OPERATING_POINTS, evaluate_unlabeled, recall_at_benign_fpr, unlabelled
+from models.detection_report import (
+    OPERATING_POINTS,
+    evaluate_unlabeled,
+    evaluation_rows,
+    recall_at_benign_fpr,
+    tier_headline,
+    unlabelled,
+)
 
 DEMO_START = dt.date(2026, 11, 1)
 DEMO_MARKER = ".distillguard-demo"
@@ -44,7 +51,8 @@ def _prepare_lake(settings: Settings, fresh: bool) -> None:
     (root / DEMO_MARKER).write_text("created by `distillguard demo`; safe to delete\n")
 
 
-def _print_evaluation(report: dict[str, dict[str, Any]]) -> None:
+def _print_evaluation(report: dict[str, dict[str, Any]], intervals: dict[str, dict[str, Any]]) -> None:
+    """The tier table; `intervals` (`tier_headline`) gives each tier's 95% intervals from a bootstrap over clusters."""
     from rich.table import Table
 
     from jobs.console import console as make_console
@@ -59,19 +67,24 @@ def _print_evaluation(report: dict[str, dict[str, Any]]) -> None:
     for column in (
         "flag at tier",
         "recall",
+        "95% CI",
         *(f"camp. {c}" for c in campaigns),
         "campaigns hit",
         "benign FPR",
+        "95% CI",
         "benign flagged",
     ):
         grid.add_column(column, justify="right")
     for min_tier, row in report.items():
+        recall, fpr = intervals[min_tier]["recall"], intervals[min_tier]["benign_fpr"]
         grid.add_row(
             f"≥ {min_tier}",
             f"{row['campaign_recall']:.1%}",
+            f"{recall['low']:.1%}-{recall['high']:.1%}",
             *(f"{row['per_campaign_recall'][c]:.1%}" for c in campaigns),
             f"{row['campaigns_detected']}/{row['campaigns_total']}",
             f"{row['benign_false_positive_rate']:.2%}",
+            f"{fpr['low']:.2%}-{fpr['high']:.2%}",
             f"{row['false_positives']:,}",
         )
     console.print(grid)
@@ -106,7 +119,9 @@ def _print_recall_at_fpr(at_fpr: dict[str, Any]) -> None:
     make_console().print(grid)
 
 
-def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = True) -> dict[str, Any]:
+def run(
+    settings: Settings, accounts: int, days: int, seed: int, fresh: bool = True, scenario: str = "classic"
+) -> dict[str, Any]:
     from jobs import nightly, risk_query, train
     from jobs.steps import STEP_NAMES
     from simulator import simulate
@@ -116,10 +131,10 @@ def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = T
     dates = date_range(DEMO_START, days)
     last = dates[-1]
     print(
-        f"demo: lake {settings.lake_root}, {accounts:,} accounts × {days} days, MLflow {redact(settings.mlflow_tracking_uri)}",
+        f"demo: lake {settings.lake_root}, {scenario} scenario, {accounts:,} accounts × {days} days, MLflow {redact(settings.mlflow_tracking_uri)}",
         flush=True,
     )
-    simulate.run(settings, start=DEMO_START, days=days, accounts=accounts, seed=seed)
+    simulate.run(settings, start=DEMO_START, days=days, accounts=accounts, seed=seed, scenario=scenario)
 
     # every night's steps up to features, as the nightly DAG runs them; then one training run and one scoring
     before_scoring = [name for name in STEP_NAMES if name != "score"]
@@ -142,8 +157,11 @@ def run(settings: Settings, accounts: int, days: int, seed: int, fresh: bool = T
     labels = catalog.read_arrow(settings, "enforcement_labels").to_pandas()
     truth = simulate.read_ground_truth(settings)
     report = evaluate_unlabeled(risk, truth, labels, last)
-    _print_recall_at_fpr(recall_at_benign_fpr(unlabelled(risk, truth, labels, last)))
-    _print_evaluation(report)
+    scope = unlabelled(risk, truth, labels, last)
+    _print_recall_at_fpr(recall_at_benign_fpr(scope))
+    clusters = catalog.read_arrow(settings, "account_clusters", filters=[("feature_date", "=", last)]).to_pandas()
+    accounts = catalog.read_arrow(settings, "accounts").to_pandas()
+    _print_evaluation(report, tier_headline(evaluation_rows(scope, clusters, accounts)))
     print(
         f"\ndemo finished in {time.perf_counter() - began:.0f}s. Try:\n"
         f"  uv run distillguard --lake {settings.lake_root} risk top --date {last} --tier critical\n"

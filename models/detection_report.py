@@ -27,7 +27,7 @@ BENIGN = "benign"
 
 
 def unlabelled(risk: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
-    """risk rows (one score date) joined to ground truth, for accounts with no label decided by the end of
+    """risk rows (one score date or several) joined to ground truth, for accounts with no label decided by the end of
     `as_of`. truth: account_id, is_campaign, campaign_id, segment (+ anything else, carried along)."""
     cutoff = pd.Timestamp(as_of + dt.timedelta(days=1), tz="UTC")
     labelled = set(labels.loc[pd.to_datetime(labels["decided_at"], utc=True) < cutoff, "account_id"])
@@ -169,3 +169,114 @@ def cluster_purity(clusters: pd.DataFrame, truth: pd.DataFrame) -> dict[str, obj
         "pure_cluster_share": float((purity >= 0.9).mean()),  # share of clusters at least 90% one class
         "campaign_accounts_clustered": int((joined["cls"] != BENIGN).sum()),
     }
+
+
+# --- the headline: what the tiers deliver, with intervals from a bootstrap over clusters ---------------------
+
+BOOTSTRAP_REPLICATES = 1000
+CONFIDENCE = 0.95
+
+
+def one_row_per_account(risk: pd.DataFrame) -> pd.DataFrame:
+    """One row per account (its highest score, and with it its tier), so an account scored twice counts once."""
+    ranked = risk.assign(_rank=risk["tier"].map(TIER_RANK)).sort_values(["score", "_rank"], ascending=False)
+    return ranked.drop_duplicates("account_id").drop(columns="_rank")
+
+
+def evaluation_rows(
+    scope: pd.DataFrame, clusters: pd.DataFrame, accounts: pd.DataFrame, prefix: str = ""
+) -> pd.DataFrame:
+    """Unlabelled accounts (`unlabelled`, one row each) with the columns `operating_point` reads. Bootstrap groups:
+    a campaign's accounts form one group; a benign account goes with its link cluster (clusters: account_id,
+    cluster_id of one day), else with its org (accounts table: teams sharing an org and a card), else alone.
+    Inside one campaign its accounts are resampled. `prefix` keeps names apart when several lakes are stacked."""
+    scope = scope.drop(columns=["cluster_id", "org_id"], errors="ignore")  # account_risk carries its own cluster_id
+    scope = scope.merge(clusters[["account_id", "cluster_id"]], on="account_id", how="left")
+    scope = scope.merge(accounts[["account_id", "org_id"]], on="account_id", how="left")
+    campaign = prefix + scope["campaign_id"].astype(str)
+    benign_group = prefix + "cluster:" + scope["cluster_id"].astype(str)
+    benign_group = benign_group.where(scope["cluster_id"].notna(), prefix + "org:" + scope["org_id"].astype(str))
+    is_campaign = scope["is_campaign"].astype(bool)
+    return pd.DataFrame(
+        {
+            "account_id": scope["account_id"],
+            "score": scope["score"],
+            "tier": scope["tier"],
+            "is_campaign": is_campaign,
+            "campaign_id": scope["campaign_id"],
+            "campaign": campaign.where(is_campaign, None),
+            "archetype": scope["archetype"],
+            "segment": scope["segment"],
+            "group": campaign.where(is_campaign, benign_group),
+            "subgroup": scope["account_id"],
+        }
+    )
+
+
+def cluster_bootstrap_ci(
+    hits: np.ndarray, sizes: np.ndarray, replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile interval of sum(hits) / sum(sizes) when whole groups are resampled with replacement.
+
+    hits, sizes: per group (a cluster, a campaign, a singleton account), the flagged accounts and all accounts.
+    Accounts of one group rise and fall together, so resampling accounts would understate the spread."""
+    hits, sizes = np.asarray(hits, float), np.asarray(sizes, float)
+    if len(sizes) == 0 or sizes.sum() == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    stats = []
+    for start in range(0, replicates, 100):  # chunks bound the (replicates x groups) weight matrix
+        weights = rng.multinomial(len(sizes), np.full(len(sizes), 1 / len(sizes)), size=min(100, replicates - start))
+        total = weights @ sizes
+        stats.append(np.where(total > 0, (weights @ hits) / np.maximum(total, 1), np.nan))
+    values = np.concatenate(stats)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    return float(np.nanpercentile(values, tail)), float(np.nanpercentile(values, 100 - tail))
+
+
+def _rate(flagged: pd.Series, groups: pd.Series, seed: int) -> dict[str, float | int]:
+    """Share of accounts flagged, with its cluster-bootstrap interval over `groups`."""
+    per_group = flagged.astype(float).groupby(groups).agg(["sum", "size"])
+    low, high = cluster_bootstrap_ci(per_group["sum"].to_numpy(), per_group["size"].to_numpy(), seed=seed)
+    return {
+        "value": float(flagged.mean()) if len(flagged) else float("nan"),
+        "low": low,
+        "high": high,
+        "flagged": int(flagged.sum()),
+        "accounts": len(flagged),
+        "groups": len(per_group),
+    }
+
+
+def operating_point(scope: pd.DataFrame, flagged: pd.Series, seed: int = 0) -> dict[str, object]:
+    """Recall and realised benign FPR of one way of flagging (`flagged`, aligned with `scope`), with 95% intervals
+    from a bootstrap over clusters, overall, per campaign, per archetype and per benign segment.
+
+    scope: one row per account (several seeds may be stacked), unlabelled only, with is_campaign, group (the
+    resampling unit: a campaign, a link cluster of benign accounts, or the account itself), campaign (a campaign's
+    name, unique across stacked seeds), subgroup (the resampling unit inside one campaign), archetype, segment."""
+    is_campaign = scope["is_campaign"].astype(bool)
+    attack, benign = scope[is_campaign], scope[~is_campaign]
+    hit_attack, hit_benign = flagged[is_campaign], flagged[~is_campaign]
+    return {
+        "recall": _rate(hit_attack, attack["group"], seed),
+        "benign_fpr": _rate(hit_benign, benign["group"], seed),
+        "per_campaign": {
+            str(c): {
+                "archetype": str(rows["archetype"].iloc[0]),
+                **_rate(hit_attack[rows.index], rows["subgroup"], seed),
+            }
+            for c, rows in attack.groupby("campaign")
+        },
+        "per_archetype": {
+            str(a): _rate(hit_attack[rows.index], rows["group"], seed) for a, rows in attack.groupby("archetype")
+        },
+        "per_segment_fpr": {
+            str(s): _rate(hit_benign[rows.index], rows["group"], seed) for s, rows in benign.groupby("segment")
+        },
+    }
+
+
+def tier_headline(scope: pd.DataFrame, seed: int = 0) -> dict[str, dict[str, object]]:
+    """`operating_point` at each tier: flag at ≥ critical, ≥ high, ≥ elevated (scope needs a tier column)."""
+    return {tier: operating_point(scope, _flagged_at_tier(scope, tier), seed) for tier in OPERATING_POINTS}

@@ -642,26 +642,48 @@ def add_unlabelled_hydras(builder: PopulationBuilder, campaign_id: str, archetyp
             profile["slot_prefix"] = np.stack(
                 [rented[c][rng.integers(0, len(rented[c]), N_SLOTS)] for c in signup]
             ).astype(np.int32)
-            profile["slot_host"] = np.full((m, N_SLOTS), -1, np.int16)  # exit nodes rotate inside a prefix
-            profile["ua"] = user_agents[rng.integers(0, len(user_agents), (m, 2))].astype(np.int32)
-            profile["system_prompt"] = system_prompts[rng.integers(0, 3, (m, 3))]
-            profile["lag_s"] = rng.uniform(0, spec["lag_s"], m)  # loose synchrony: wide lags inside a wave
-            lang, non_english = _languages(rng, spec["languages"], spec["non_english_prob"], m)
-            builder._add_profiles(
-                account=idx,
-                group=np.full(m, builder.group_of(b)),
-                language=lang,
-                non_english_prob=non_english,
-                template_salt=np.full(m, salt, np.int64),
-                hydra=np.full(m, hydra_id),
-                active_from_us=first_use,
-                active_until_us=np.where(until < builder.end_us, until, _NEVER),
-                **profile,
+            add_hydra_profiles(
+                builder, b, profile, idx, hydra_id, salt, user_agents, system_prompts, spec, first_use, until
             )
             total += m
             ends = until[until < builder.end_us - 6 * HOUR_US]
             pending = ends + (rng.uniform(1, 12, len(ends)) * HOUR_US).astype(np.int64)
     return total
+
+
+def add_hydra_profiles(
+    builder: PopulationBuilder,
+    b: Behaviour,
+    profile: dict[str, np.ndarray],
+    accounts: np.ndarray,
+    hydra_id: int,
+    salt: int,
+    user_agents: np.ndarray,
+    system_prompts: np.ndarray,
+    spec: dict,
+    active_from: np.ndarray,
+    active_until: np.ndarray,
+) -> None:
+    """The traffic profiles of a hydra's accounts, whose network slots (`profile["slot_prefix"]`) are already
+    chosen: rotating exit nodes, the hydra's clients and system prompts, wave lags up to spec["lag_s"], prompt
+    languages (spec["languages"], spec["non_english_prob"])."""
+    rng, m = builder.rng, len(accounts)
+    profile["slot_host"] = np.full((m, N_SLOTS), -1, np.int16)  # exit nodes rotate inside a prefix
+    profile["ua"] = user_agents[rng.integers(0, len(user_agents), (m, 2))].astype(np.int32)
+    profile["system_prompt"] = system_prompts[rng.integers(0, 3, (m, 3))]
+    profile["lag_s"] = rng.uniform(0, spec["lag_s"], m)  # loose synchrony: wide lags inside a wave
+    lang, non_english = _languages(rng, spec["languages"], spec["non_english_prob"], m)
+    builder._add_profiles(
+        account=accounts,
+        group=np.full(m, builder.group_of(b)),
+        language=lang,
+        non_english_prob=non_english,
+        template_salt=np.full(m, salt, np.int64),
+        hydra=np.full(m, hydra_id),
+        active_from_us=active_from,
+        active_until_us=np.where(active_until < builder.end_us, active_until, _NEVER),
+        **profile,
+    )
 
 
 def add_mixing_resellers(builder: PopulationBuilder, spec: dict) -> int:

@@ -9,7 +9,7 @@ import datetime as dt
 import numpy as np
 
 from lake.errors import InputError
-from simulator import extended
+from simulator import extended, randomised
 from simulator.population import (
     CAMPAIGN_ACCOUNT_SHARE,
     CAMPAIGNS,
@@ -20,18 +20,30 @@ from simulator.population import (
 )
 
 # "classic" is the population of simulator/population.py (three labelled campaigns and a reseller); "extended" adds
-# campaigns that are never labelled and benign look-alikes, randomised per seed (simulator/extended.py).
-SCENARIOS = ("classic", "extended")
+# campaigns that are never labelled and benign look-alikes, randomised per seed (simulator/extended.py);
+# "randomised" draws every campaign tactic per seed, overlapping benign behaviour (simulator/randomised.py).
+SCENARIOS = ("classic", "extended", "randomised")
 DEFAULT_SCENARIO = "classic"
 
 
 def build_population(
-    seed: int, accounts: int, start: dt.date, days: int, scenario: str = DEFAULT_SCENARIO
+    seed: int,
+    accounts: int,
+    start: dt.date,
+    days: int,
+    scenario: str = DEFAULT_SCENARIO,
+    hold_out: str | None = None,
 ) -> Population:
-    """The whole simulated population for (seed, accounts, start, days, scenario); deterministic."""
+    """The whole simulated population for (seed, accounts, start, days, scenario); deterministic. hold_out: a
+    campaign archetype of the randomised scenario that no labelled campaign has (leave-one-tactic-out)."""
     if scenario not in SCENARIOS:
         raise InputError(f"unknown simulator scenario {scenario!r} (choose from {', '.join(SCENARIOS)})")
-    minimum = 50 if scenario == "classic" else 300
+    if hold_out is not None and (scenario != "randomised" or hold_out not in randomised.ARCHETYPES):
+        raise InputError(
+            f"--hold-out {hold_out!r}: only the randomised scenario holds out an archetype "
+            f"(one of {', '.join(randomised.ARCHETYPES)})"
+        )
+    minimum = {"classic": 50, "extended": 300, "randomised": 1000}[scenario]
     if accounts < minimum:
         raise InputError(
             f"the {scenario} scenario needs at least {minimum} accounts to hold every segment and "
@@ -40,6 +52,9 @@ def build_population(
     if days < 1:
         raise InputError(f"days must be >= 1, got {days}")
     builder = PopulationBuilder(seed, start, days)
+    if scenario == "randomised":
+        randomised.build(builder, randomised.draw_plan(seed, accounts, days, hold_out), accounts)
+        return builder.finish()
     plan = None
     if scenario == "extended":
         plan = extended.draw_plan(seed, accounts, days)

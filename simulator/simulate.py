@@ -80,16 +80,25 @@ def read_ground_truth(settings: Settings):
 
 
 def run(
-    settings: Settings, start: dt.date, days: int, accounts: int, seed: int, scenario: str = DEFAULT_SCENARIO
+    settings: Settings,
+    start: dt.date,
+    days: int,
+    accounts: int,
+    seed: int,
+    scenario: str = DEFAULT_SCENARIO,
+    hold_out: str | None = None,
 ) -> SimulationSummary:
-    """scenario: "classic" (three labelled campaigns and a reseller) or "extended" (plus campaigns that are
-    never labelled and benign look-alikes, randomised per seed; simulator/extended.py)."""
+    """scenario: "classic" (three labelled campaigns and a reseller), "extended" (plus campaigns that are
+    never labelled and benign look-alikes, randomised per seed; simulator/extended.py) or "randomised" (every
+    campaign tactic drawn per seed; simulator/randomised.py, whose archetype `hold_out` no labelled campaign has)."""
     began = time.perf_counter()
     _check_ground_truth_outside_lake(settings)
     dates = date_range(start, days)
     _refuse_foreign_partitions(settings, dates)
 
-    population = build_population(seed=seed, accounts=accounts, start=start, days=days, scenario=scenario)
+    population = build_population(
+        seed=seed, accounts=accounts, start=start, days=days, scenario=scenario, hold_out=hold_out
+    )
     print(
         f"simulate ({scenario}): {population.n_accounts:,} accounts "
         f"({sum(population.campaign_counts.values()):,} in campaigns {population.campaign_counts}), "

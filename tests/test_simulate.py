@@ -606,3 +606,127 @@ def test_extended_knobs_are_randomised_per_seed():
     assert len({p.reseller["n"] for p in plans} | {p.reseller["extraction_share"][1] for p in plans}) >= 3
     assert len({tuple(n for _, n in p.lookalikes) for p in plans}) == 3
     assert draw_plan(1, accounts=6000, days=21).low_slow == plans[0].low_slow  # deterministic per seed
+
+
+# --- randomised scenario: every tactic drawn per campaign, overlapping benign behaviour (issue 22) ------------
+
+RND_DAYS = 6
+RND_ACCOUNTS = 2500
+RND_SEED = 31
+
+
+@pytest.fixture(scope="module")
+def randomised(tmp_path_factory):
+    settings = _settings(tmp_path_factory.mktemp("sim_rnd"))
+    summary = simulate.run(
+        settings, start=START, days=RND_DAYS, accounts=RND_ACCOUNTS, seed=RND_SEED, scenario="randomised"
+    )
+    truth = simulate.read_ground_truth(settings)
+    raw = _read(settings, "api_requests").merge(truth, on="account_id", how="left")
+    raw = raw.merge(_read(settings, "asn_info"), on="asn", how="left")
+    return settings, summary, truth, raw
+
+
+def test_randomised_tactics_vary_between_campaigns_and_seeds():
+    from simulator.randomised import draw_plan
+
+    campaigns = [c for seed in (1, 2, 3) for c in draw_plan(seed, accounts=20_000, days=10).campaigns]
+    out_scale = [c.behaviour.out_scale for c in campaigns]
+    assert min(out_scale) < 0.6 and max(out_scale) > 1.3  # some buy short answers, some long
+    aged = [c.aged_share for c in campaigns]
+    assert min(aged) < 0.2 and max(aged) > 0.6
+    proxy = [c.behaviour.network.get("proxy", 0) for c in campaigns]
+    assert min(proxy) < 0.15 and max(proxy) > 0.4
+    assert {c.payment for c in campaigns} == {"unique", "pool", "one"}
+    assert {c.behaviour.timing for c in campaigns} == {"waves", "sessions", "runs"}
+    assert len({round(c.behaviour.templated_prob, 3) for c in campaigns}) == len(campaigns)
+    assert draw_plan(1, 20_000, 10).campaigns[0] == campaigns[0]  # deterministic per seed
+
+
+def test_randomised_campaign_and_benign_ages_overlap(randomised):
+    _, _, truth, _ = randomised
+    start = pd.Timestamp(START, tz="UTC")
+    age_days = (start - truth.created_at).dt.total_seconds() / 86_400
+    campaign, benign = truth.is_campaign, ~truth.is_campaign
+    assert (age_days[campaign] > 60).sum() >= 20  # aged campaign accounts
+    assert (age_days[campaign] < 7).sum() >= 50  # and young ones
+    assert (age_days[benign] < 0).mean() > 0.03  # benign signups during the window
+    assert ((age_days[benign] >= 0) & (age_days[benign] < 30)).mean() > 0.02  # young benign accounts
+
+
+def test_randomised_benign_accounts_use_proxy_networks_and_some_campaigns_do_not(randomised):
+    _, _, _, raw = randomised
+    on_proxy = raw[raw.category == "proxy"]
+    assert on_proxy[on_proxy.is_campaign.eq(False)].account_id.nunique() >= 30
+    proxy_share = raw[raw.is_campaign.eq(True)].groupby("campaign_id").category.apply(lambda c: (c == "proxy").mean())
+    assert proxy_share.min() < 0.15 and proxy_share.max() > 0.3
+
+
+def test_randomised_answer_sizes_overlap(randomised):
+    _, _, _, raw = randomised
+    ok = raw[(raw.status_code == 200) & (raw.output_tokens > 0)]
+    per_campaign = ok[ok.is_campaign.eq(True)].groupby("campaign_id").output_tokens.median()
+    benign = ok[ok.is_campaign.eq(False)]
+    chat = benign[benign.segment == "chat_user"].output_tokens.median()
+    vendor = benign[benign.segment == "synthetic_data_vendor"].output_tokens.median()
+    assert per_campaign.min() < chat  # a campaign buying shorter answers than ordinary chat
+    assert vendor > per_campaign.median()  # a benign customer buying longer answers than most campaigns
+
+
+def test_randomised_benign_accounts_share_cards_and_look_alikes_are_cleared(randomised):
+    settings, _, truth, _ = randomised
+    accounts = _read(settings, "accounts").merge(truth[["account_id", "segment", "is_campaign"]], on="account_id")
+    own = accounts[accounts.segment.isin(["small_developer", "chat_user", "startup_app", "coding_assistant"])]
+    assert own.payment_fingerprint.value_counts().max() >= 3  # a company's accounts on one card
+    labels = _read(settings, "enforcement_labels").merge(truth, on="account_id")
+    assert (labels[labels.segment == "synthetic_data_vendor"].label == "benign").sum() >= 2
+
+
+def test_randomised_labels_catch_the_loudest_accounts_first(randomised):
+    settings, _, _, raw = randomised
+    labels = _read(settings, "enforcement_labels")
+    caught = set(labels[labels.label == "extraction"].account_id)
+    daily = raw[raw.is_campaign.eq(True)].groupby(["campaign_id", "account_id", "event_date"]).size()
+    loudness = daily.groupby(level=[0, 1]).median().rename("per_day").reset_index()
+    loudness["caught"] = loudness.account_id.isin(caught)
+    labelled = loudness[loudness.groupby("campaign_id").caught.transform("any")]
+    assert labelled.campaign_id.nunique() >= 2
+    louder = labelled.groupby("campaign_id").apply(
+        lambda c: c[c.caught].per_day.median() > c[~c.caught].per_day.median(), include_groups=False
+    )
+    assert louder.all()
+    assert 0.1 < loudness.caught.mean() < 0.7  # labelled campaigns keep unlabelled accounts, others none
+
+
+def test_randomised_aged_campaign_accounts_can_carry_an_ordinary_past():
+    from simulator.randomised import HISTORY_SEGMENTS
+    from simulator.scenarios import build_population
+
+    population = build_population(5, 3000, START, 6, "randomised")
+    truth = population.ground_truth.to_pandas()
+    profiles = population.profiles
+    campaign_rows = np.flatnonzero(truth.is_campaign.to_numpy())
+    names = np.array([population.groups[g].name for g in profiles.group])
+    past = np.isin(profiles.account, campaign_rows) & (profiles.hydra == -1) & np.isin(names, HISTORY_SEGMENTS)
+    assert past.sum() >= 10
+    # the ordinary past ends where the campaign's use of the account begins
+    for row in np.flatnonzero(past)[:20]:
+        campaign = np.flatnonzero((profiles.account == profiles.account[row]) & (profiles.hydra >= 0))
+        assert profiles.active_until_us[row] == profiles.active_from_us[campaign[0]]
+
+
+def test_randomised_hold_out_archetype_exists_only_unlabelled():
+    from lake.errors import InputError
+    from simulator.scenarios import build_population
+
+    population = build_population(5, 3000, START, 6, "randomised", hold_out="label_harvest")
+    truth = population.ground_truth.to_pandas()
+    labels = population.labels.to_pandas().merge(truth, on="account_id")
+    held = truth[truth.archetype == "label_harvest"]
+    assert len(held) >= 15
+    assert not labels.account_id.isin(held.account_id).any()
+    assert labels[labels.label == "extraction"].archetype.nunique() >= 2
+    with pytest.raises(InputError, match="only the randomised scenario"):
+        build_population(5, 3000, START, 6, "extended", hold_out="label_harvest")
+    with pytest.raises(InputError, match="hold-out"):
+        build_population(5, 3000, START, 6, "randomised", hold_out="nope")
