@@ -90,6 +90,7 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
 
     from lake.config import load_settings
     from lake.dates import date_range
+    from models import campaign_metrics
     from models import detection_report as report
     from simulator import simulate
 
@@ -165,6 +166,7 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
         at_benign_fpr=report.recall_at_benign_fpr(scope),
         latency=report.detection_latency(risk, truth, labels, first_request),
         clusters=report.cluster_purity(clusters, truth),
+        campaign_tracking=campaign_metrics.lake_tracking_quality(settings, truth),
         timings_s={k: round(v, 1) for k, v in timings.items()},
     )
     if not args.keep:

@@ -158,13 +158,19 @@ def markdown(report: dict) -> str:
         lines.append(campaigns_markdown(report))
         lines.append(latency_markdown(seeds))
         lines.append("\nPer seed: timings (s) and the last day's clusters:\n")
-        lines.append("| seed | set | timings | largest cluster | size-weighted purity | clusters |")
-        lines.append("|---:|---|---|---:|---:|---:|")
+        lines.append(
+            "| seed | set | timings | largest cluster | size-weighted purity | clusters "
+            "| campaign id continuity | campaign id purity |"
+        )
+        lines.append("|---:|---|---|---:|---:|---:|---:|---:|")
         for r in seeds:
             cl = r["clusters"]
+            # campaign ids across days (models/campaign_metrics.py); absent from results written before 2026-12-07
+            tracking = r.get("campaign_tracking") or {}
             timings = ", ".join(f"{k} {v:.0f}" for k, v in r["timings_s"].items())
             lines.append(
                 f"| {r['seed']} | {r['set']} | {timings} | {cl['largest_cluster_size']:,} | "
-                f"{_pct(cl['size_weighted_purity'])} | {cl['clusters']:,} |"
+                f"{_pct(cl['size_weighted_purity'])} | {cl['clusters']:,} | "
+                f"{_pct(tracking.get('continuity'))} | {_pct(tracking.get('purity'))} |"
             )
     return "\n".join(lines) + "\n"
