@@ -55,6 +55,8 @@ CAPABILITY = [
     ("I get a stack trace when I compile this", 0, False, "coding"),
     ("Prove that the square root of 2 is irrational", 0, False, "reasoning"),
     ("Solve the equation 3x + 5 = 20", 0, False, "reasoning"),
+    # scripts without spaces between words: an English term followed by a Japanese or Korean particle is a word
+    ("the Pythagorean theoremについて説明してください", 0, False, "reasoning"),
     ("Tell me a joke about cats", 0, False, "chat"),
     ("How do I import my photos to iCloud?", 0, False, "chat"),
     ("import numpy as np\nnp.zeros(3) gives an error", 0, False, "coding"),
