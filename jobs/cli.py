@@ -19,7 +19,7 @@ import os
 import sys
 import traceback
 
-from jobs import backfill, cli_help, retention
+from jobs import backfill, cli_help, engine_server, retention
 from jobs.dates import parse_date
 from jobs.steps import NIGHTLY_STEPS, runs_on_frame_engine
 from lake.config import ENGINE_KEYS, load_settings
@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
     backfill.add_subcommands(sub, _settings)
     retention.add_subcommands(sub, _settings)
+    engine_server.add_subcommands(sub)
     return cli_help.document(parser)
 
 
