@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
 import shutil
 import sys
@@ -90,7 +91,7 @@ def parquet(paths: list[str]) -> str:
 
 def partitions(settings, name: str, first: dt.date, last: dt.date) -> str:
     """The Parquet files delta-rs lists for first..last, with the partition column (which Delta keeps in its log,
-    not in the files) put back."""
+    not in the files) put back; empty when there are none."""
     from lake.delta_files import table_files
 
     listed = table_files(settings, name, first, last)
@@ -155,7 +156,14 @@ def register_inputs(con, settings, day: dt.date) -> None:
         ("daily", "account_daily", first),
         ("clusters", "account_clusters", day),
     ):
-        con.execute(f"CREATE VIEW {view} AS {partitions(settings, name, since, day)}")
+        if not catalog.exists(settings, name):
+            continue
+        listed = partitions(settings, name, since, day)
+        if listed:
+            con.execute(f"CREATE VIEW {view} AS {listed}")
+        else:  # a partition without files (a day without clusters): the table's columns, no rows
+            con.register(f"{view}_empty", catalog.table(name).schema.empty_table())
+            con.execute(f"CREATE VIEW {view} AS SELECT * FROM {view}_empty")
     for name in ("accounts", "model_releases", "asn_info"):
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM {parquet(files(settings, name))}")
     if catalog.exists(settings, "enforcement_labels"):
@@ -170,11 +178,16 @@ def run_duckdb(con, day: dt.date, stages: Stages) -> None:
             f"CREATE TABLE duck_signals AS SELECT request_id, {duckdb_sql.signals_select()} FROM raw "
             f"WHERE event_date = {duckdb_sql.literal(day)}"
         )
+    run_duckdb_tables(con, day, stages)
+
+
+def run_duckdb_tables(con, day: dt.date, stages: Stages) -> None:
+    """account_daily and account_features of `day` as DuckDB tables duck_daily and duck_features."""
     with stages.measure("duckdb aggregate"):
-        con.execute(f"CREATE TEMP VIEW request_rows AS {duckdb_sql.request_rows_sql(day)}")
-        con.execute(f"CREATE TABLE duck_daily AS {duckdb_sql.account_daily_sql(day)}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW request_rows AS {duckdb_sql.request_rows_sql(day)}")
+        con.execute(f"CREATE OR REPLACE TABLE duck_daily AS {duckdb_sql.account_daily_sql(day)}")
     with stages.measure("duckdb features"):
-        con.execute(f"CREATE TABLE duck_features AS {duckdb_sql.account_features_sql(day)}")
+        con.execute(f"CREATE OR REPLACE TABLE duck_features AS {duckdb_sql.account_features_sql(day)}")
 
 
 def _column_mismatches(con, left: str, right: str, key: str, columns: list[str], floats: set[str]) -> dict[str, int]:
@@ -202,8 +215,6 @@ def compare(con, settings, day: dt.date) -> dict:
     """Every DuckDB output against the project's Delta partition of the day; {} per table means equal."""
     from features import signals
 
-    con.execute(f"CREATE VIEW project_daily AS {partitions(settings, 'account_daily', day, day)}")
-    con.execute(f"CREATE VIEW project_features AS {partitions(settings, 'account_features', day, day)}")
     # raw request ids repeat (duplicates: bronze keeps one, quarantine the others), so only ids raw holds once are
     # compared; that is every bronze row but the kept duplicates
     con.execute(
@@ -228,6 +239,17 @@ def compare(con, settings, day: dt.date) -> dict:
     if len(set(fingerprints)) != 1:
         signal_mismatches["prompt_fingerprint groups (project, duckdb, pairs)"] = list(fingerprints)
     compared_rows = con.execute("SELECT count(*) FROM compared").fetchone()[0]
+    return {
+        "bronze rows compared": compared_rows,
+        "bronze signals": signal_mismatches,
+        **compare_tables(con, settings, day),
+    }
+
+
+def compare_tables(con, settings, day: dt.date) -> dict:
+    """DuckDB's account_daily and account_features against the project's partitions of the day."""
+    con.execute(f"CREATE OR REPLACE VIEW project_daily AS {partitions(settings, 'account_daily', day, day)}")
+    con.execute(f"CREATE OR REPLACE VIEW project_features AS {partitions(settings, 'account_features', day, day)}")
     daily_columns = [c for c in con.execute("SELECT * FROM duck_daily LIMIT 0").fetchdf().columns if c != "account_id"]
     feature_columns = [
         c
@@ -235,8 +257,6 @@ def compare(con, settings, day: dt.date) -> dict:
         if c not in ("account_id", "feature_date")
     ]
     return {
-        "bronze rows compared": compared_rows,
-        "bronze signals": signal_mismatches,
         "account_daily": _column_mismatches(
             con, "project_daily", "duck_daily", "account_id", [c for c in daily_columns if c != "event_date"], set()
         ),
@@ -327,12 +347,14 @@ def main() -> None:
     args = parser.parse_args()
     work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="dg-anchor-"))
     work_dir.mkdir(parents=True, exist_ok=True)
-    began = time.time()
+    began, load_at_start = time.time(), round(os.getloadavg()[0], 2)
     results = [benchmark_size(target, work_dir, args.threads, args.keep) for target in args.records]
     report = {
         "benchmark": "duckdb_anchor",
         "started_at": dt.datetime.fromtimestamp(began, dt.UTC).isoformat(timespec="seconds"),
         "machine": {**machine_facts(), "duckdb": __import__("duckdb").__version__},
+        # a shared machine: other processes' load shrinks cores busy (CPU-µs per record much less so)
+        "load_average_1m": {"start": load_at_start, "end": round(os.getloadavg()[0], 2)},
         "results": results,
     }
     out = Path(args.out)
