@@ -18,7 +18,8 @@ Run-time settings (per run, no redeploy), first one set wins:
   param `spark_remote` > Variable `distillguard_spark_remote` > the server the run's engine_start task started
                          (local executor, no GPU routing) > the worker's DG_SPARK_REMOTE > an engine per step
   param `engine` (default: [distillguard] engine)             > the worker's DG_ENGINE      > embedded
-  Variable `distillguard_shuffle_partitions` > the worker's DG_SHUFFLE_PARTITIONS > the Spark server's own value
+  Variable `distillguard_shuffle_partitions` > the worker's DG_SHUFFLE_PARTITIONS > for the run's own server, the
+                         embedded engine's value > the Spark server's own value
 Deployment settings (read when the DAG file is parsed, from airflow.cfg section [distillguard] or the environment
 variables AIRFLOW__DISTILLGUARD__<KEY>), because Airflow fixes a task's queue, pool and pod spec at parse time:
   engine          the default engine param; `cudf` also routes the GPU steps (below) to GPU workers
@@ -55,7 +56,13 @@ GLOBAL_FLAGS: tuple[tuple[str, str], ...] = (
     ("--mlflow-uri", "{{ params.mlflow_uri or var.value.get('distillguard_mlflow_uri', '') }}"),
     ("--remote", RUN_REMOTE),
     ("--engine", "{{ params.engine }}"),
-    ("--shuffle-partitions", "{{ var.value.get('distillguard_shuffle_partitions', '') }}"),
+    # the run's own server gets what an embedded engine would (its own default, 200, is for clusters)
+    (
+        "--shuffle-partitions",
+        "{{ var.value.get('distillguard_shuffle_partitions', '') or ti.xcom_pull(task_ids='"
+        + ENGINE_START
+        + "', key='shuffle_partitions') or '' }}",
+    ),
 )
 EXECUTORS = ("local", "kubernetes")
 
@@ -287,11 +294,13 @@ def engine_start(configured_remote: str, start_server: bool) -> str:
     from airflow.sdk import get_current_context
 
     from jobs.engine_server import start_detached
+    from lake.engine import EMBEDDED_SHUFFLE_PARTITIONS
 
     context = get_current_context()
     log_dir = Path(tempfile.gettempdir()) / "distillguard-engine" / context["dag"].dag_id
     server = start_detached(log_dir)
     context["ti"].xcom_push(key="pid", value=server.pid)
+    context["ti"].xcom_push(key="shuffle_partitions", value=EMBEDDED_SHUFFLE_PARTITIONS)
     print(f"started the run's Spark Connect server {server.url} (pid {server.pid}, log {server.log_path})")
     return server.url
 

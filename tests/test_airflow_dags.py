@@ -147,9 +147,10 @@ def _render(template_argv: list[str], params: dict, variables: dict, ds: str, en
 
     class TaskInstance:
         @staticmethod
-        def xcom_pull(task_ids):
+        def xcom_pull(task_ids, key="return_value"):
             assert task_ids == "engine_start"
-            return engine_url
+            started = {"return_value": engine_url, "shuffle_partitions": 8 if engine_url else None}
+            return started[key]
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     return [env.from_string(item).render(params=params, var=Var, ds=ds, ti=TaskInstance) for item in template_argv]
@@ -171,7 +172,12 @@ def test_argv_builder_renders_to_a_cli_command_with_params_over_variables_over_e
     assert settings.lake_root == "/data/lake"  # the param wins over the Variable
     assert settings.mlflow_tracking_uri == "sqlite:////m/mlflow.db"  # empty param: the Variable
     assert settings.spark_remote == "sc://127.0.0.1:41234"  # the run's engine (engine_start's URL)
+    assert settings.shuffle_partitions == 8  # its own server: what an embedded engine would use
     assert settings.engine == "pandas"
+    variables["distillguard_shuffle_partitions"] = "3"
+    assert (
+        _settings(build_parser().parse_args(_render(template, params, variables, "2026-03-10"))).shuffle_partitions == 3
+    )
     # nothing set anywhere: empty flags, the worker's environment decides
     bare = build_parser().parse_args(_render(template, {**params, "lake_uri": "", "engine": ""}, {}, "2026-03-10"))
     assert (bare.lake, bare.mlflow_uri, bare.remote, bare.engine) == ("", "", "", "")
