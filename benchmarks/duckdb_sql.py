@@ -53,6 +53,23 @@ _INFIX = {
 }
 
 
+# ops whose SQL is a template of their compiled arguments, in order
+_FUNCTIONS = {
+    "not": "(NOT {})",
+    "is_null": "({} IS NULL)",
+    "not_null": "({} IS NOT NULL)",
+    "as_float": "CAST({} AS DOUBLE)",
+    "sqrt": "sqrt({})",
+    "greatest": "greatest({}, {})",
+    "when": "CASE WHEN {} THEN {} ELSE {} END",
+    "fill_null": "coalesce({}, {})",
+    "epoch_micros": "epoch_us({})",
+    "mod": "({} % {})",
+    "div": "(CAST({} AS DOUBLE) / CAST({} AS DOUBLE))",
+    "floordiv": "CAST(floor({} / {}) AS BIGINT)",
+}
+
+
 def to_sql(expr: Expr, resolve) -> str:
     """DuckDB SQL for `expr` with the null semantics features/expr.py documents; `resolve(name)` gives the SQL a
     `col(name)` stands for."""
@@ -65,43 +82,21 @@ def to_sql(expr: Expr, resolve) -> str:
             return literal(args[0])
         if op in _INFIX:
             return f"({go(args[0])} {_INFIX[op]} {go(args[1])})"
-        if op == "div":
-            return f"(CAST({go(args[0])} AS DOUBLE) / CAST({go(args[1])} AS DOUBLE))"
-        if op == "floordiv":
-            return f"CAST(floor({go(args[0])} / {go(args[1])}) AS BIGINT)"
-        if op == "mod":
-            return f"({go(args[0])} % {go(args[1])})"
         if op == "ratio":
             denominator = go(args[1])
             return (
                 f"(CAST({go(args[0])} AS DOUBLE) / CASE WHEN {denominator} > 0 THEN CAST({denominator} AS DOUBLE) END)"
             )
-        if op == "not":
-            return f"(NOT {go(args[0])})"
+        if op in _FUNCTIONS:
+            return _FUNCTIONS[op].format(*(go(a) for a in args))
         if op == "isin":
             return f"({go(args[0])} IN ({', '.join(literal(v) for v in args[1])}))"
-        if op == "is_null":
-            return f"({go(args[0])} IS NULL)"
-        if op == "not_null":
-            return f"({go(args[0])} IS NOT NULL)"
-        if op == "as_float":
-            return f"CAST({go(args[0])} AS DOUBLE)"
-        if op == "sqrt":
-            return f"sqrt({go(args[0])})"
         if op == "log2":  # Spark's log2 is null where x <= 0
             x = go(args[0])
             return f"CASE WHEN {x} > 0 THEN log2({x}) END"
-        if op == "greatest":
-            return f"greatest({go(args[0])}, {go(args[1])})"
-        if op == "when":
-            return f"CASE WHEN {go(args[0])} THEN {go(args[1])} ELSE {go(args[2])} END"
-        if op == "fill_null":
-            return f"coalesce({go(args[0])}, {go(args[1])})"
         if op == "lookup":
             cases = " ".join(f"WHEN {literal(k)} THEN {literal(float(v))}" for k, v in args[1])
             return f"CASE {go(args[0])} {cases} ELSE CAST(NULL AS DOUBLE) END"
-        if op == "epoch_micros":
-            return f"epoch_us({go(args[0])})"
         raise ValueError(f"unknown expression op {op!r}")
 
     return go(expr)
