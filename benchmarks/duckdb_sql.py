@@ -105,13 +105,8 @@ def to_sql(expr: Expr, resolve) -> str:
 # --- bronze signals from raw prompts ------------------------------------------------------------------------
 
 
-def _duckdb_pattern(pattern: str) -> str:
-    # RE2 has no `u` flag; its (?i) folds Unicode case already
-    return pattern.replace("(?iu)", "(?i)", 1)
-
-
 def _matches(column: str, pattern: str) -> str:
-    return f"coalesce(regexp_matches(lower({quote(column)}), {literal(_duckdb_pattern(pattern))}), FALSE)"
+    return f"coalesce(regexp_matches(lower({quote(column)}), {literal(pattern)}), FALSE)"
 
 
 def signals_select() -> str:

@@ -11,8 +11,10 @@ Rust (Sail) and Python `re` read identically (tests/test_request_signals.py chec
 no possessive quantifiers, no \\p{...} classes, scripts are code-point ranges, and nothing whose meaning is
 Unicode in one engine and ASCII in another. `\\b`, `\\w`, `\\s` and `\\d` are written in the branches for
 reading and spelled as ASCII classes by `_portable` (`\\b` is Unicode-aware in Rust and Python, version-dependent
-in Java, and Rust's fast regex engines give it up on any non-ASCII haystack). Case: text is lower-cased by the
-engine before it is matched, and `(?iu)` folds what lower-casing leaves (Java's `(?i)` alone is ASCII-only).
+in Java, and Rust's fast regex engines give it up on any non-ASCII haystack). Case: the branches are lower-case and
+carry no case flag; text is lower-cased by the engine before it is matched, which every engine does alike, while
+their `(?i)` folds do not (Java's is ASCII-only, Rust's folds 'ſ' into 's', RE2 has no `u` flag). A caller
+matching a pattern in Python lower-cases the text first.
 
 Prompt text is only ever read here to derive booleans, a category and a one-way fingerprint; callers
 must never copy `prompt_prefix` itself into a feature or risk table.
@@ -62,8 +64,9 @@ def _portable(branch: str) -> str:
     return "".join(out)
 
 
-def _case_insensitive_alternation(branches: tuple[str, ...]) -> str:
-    return "(?iu)(" + "|".join(_portable(branch) for branch in branches) + ")"
+def _alternation(branches: tuple[str, ...]) -> str:
+    """One pattern matching any branch, for lower-cased text."""
+    return "(" + "|".join(_portable(branch) for branch in branches) + ")"
 
 
 # Asking the model to expose its reasoning: the campaign-A chain-of-thought harvesting pattern.
@@ -91,7 +94,7 @@ COT_ELICITATION_BRANCHES = (
     "par étape",
     "passo a passo",
     "passo dopo passo",
-    # Turkish capitals lower-case to a dotted i ("ADIM" -> "adim"), which only some engines' (?i) folds into "ı"
+    # Turkish capitals lower-case to a dotted i ("ADIM" -> "adim")
     "ad[ıi]m ad[ıi]m",
     "一步一步",
     "逐步",
@@ -156,11 +159,11 @@ REASONING_BRANCHES = (
     r"\briddle\b",
 )
 
-COT_ELICITATION_PATTERN = _case_insensitive_alternation(COT_ELICITATION_BRANCHES)
-RUBRIC_GRADING_PATTERN = _case_insensitive_alternation(RUBRIC_GRADING_BRANCHES)
-AGENTIC_PATTERN = _case_insensitive_alternation(AGENTIC_BRANCHES)
-CODING_PATTERN = _case_insensitive_alternation(CODING_BRANCHES)
-REASONING_PATTERN = _case_insensitive_alternation(REASONING_BRANCHES)
+COT_ELICITATION_PATTERN = _alternation(COT_ELICITATION_BRANCHES)
+RUBRIC_GRADING_PATTERN = _alternation(RUBRIC_GRADING_BRANCHES)
+AGENTIC_PATTERN = _alternation(AGENTIC_BRANCHES)
+CODING_PATTERN = _alternation(CODING_BRANCHES)
+REASONING_PATTERN = _alternation(REASONING_BRANCHES)
 
 # Non-Latin scripts, as explicit code-point ranges (portable across regex engines):
 # Greek, Cyrillic, Armenian, Hebrew, Arabic (+ supplement), Indic scripts from Devanagari to Malayalam,
@@ -184,7 +187,7 @@ NON_LATIN_RANGES = (
 NON_LATIN_SCRIPT_PATTERN = "[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in NON_LATIN_RANGES) + "]"
 
 # HTTP libraries and command-line tools: traffic sent without the official SDKs.
-RAW_HTTP_CLIENT_PATTERN = _case_insensitive_alternation(
+RAW_HTTP_CLIENT_PATTERN = _alternation(
     (
         *(
             rf"\b{tool}\b"
@@ -202,7 +205,7 @@ RAW_HTTP_CLIENT_PATTERN = _case_insensitive_alternation(
     )
 )
 # Official SDKs may embed their HTTP library's name in the agent string; they are never "raw".
-OFFICIAL_SDK_PATTERN = _case_insensitive_alternation((r"\banthropic\b", "claude-(code|cli|sdk)"))
+OFFICIAL_SDK_PATTERN = _alternation((r"\banthropic\b", "claude-(code|cli|sdk)"))
 
 CAPABILITIES = ("coding", "agentic", "tool_use", "reasoning", "vision", "chat")
 
@@ -214,8 +217,7 @@ WHITESPACE_RUN = "[ \\t\\n\\r\\f\\x0B]{2,}"
 
 def _matches(column: str, pattern: str) -> Column:
     """rlike on the lower-cased text, reading a missing value as 'no match' rather than null. Every engine
-    lower-cases the same way (full Unicode mappings: 'İ' -> 'i̇', the Kelvin sign -> 'k'), which their `(?i)`
-    folds do not."""
+    lower-cases the same way (full Unicode mappings: 'İ' -> 'i̇', the Kelvin sign -> 'k')."""
     return F.coalesce(F.lower(F.col(column)).rlike(pattern), F.lit(False))
 
 

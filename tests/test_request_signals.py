@@ -288,7 +288,7 @@ def _patterns() -> dict[str, str]:
     }
     for group in ("COT_ELICITATION", "RUBRIC_GRADING", "AGENTIC", "CODING", "REASONING"):
         for index, branch in enumerate(getattr(rs, f"{group}_BRANCHES")):
-            patterns[f"{group}[{index}]"] = rs._case_insensitive_alternation((branch,))
+            patterns[f"{group}[{index}]"] = rs._alternation((branch,))
     return patterns
 
 
@@ -316,9 +316,13 @@ def _differences(corpus, expected, actual) -> list[str]:
     ]
 
 
-def test_the_patterns_hold_no_unicode_dependent_escapes():
+def test_the_patterns_hold_no_unicode_dependent_escapes_and_no_case_flag():
     for name, pattern in _patterns().items():
         assert not re.search(r"\\[bBwWsSdD]", pattern), name
+        assert "(?" not in pattern, name  # case flags fold differently per engine; text is lower-cased instead
+    for group in ("COT_ELICITATION", "RUBRIC_GRADING", "AGENTIC", "CODING", "REASONING"):
+        for branch in getattr(rs, f"{group}_BRANCHES"):
+            assert branch == branch.lower(), branch  # matched against lower-cased text
 
 
 def test_the_corpus_exercises_both_sides_of_every_pattern():
