@@ -15,8 +15,8 @@ loopback cannot serve another.
 Run-time settings (per run, no redeploy), first one set wins:
   param `lake_uri`     > Variable `distillguard_lake_uri`     > the worker's DG_LAKE        > ./lake_data
   param `mlflow_uri`   > Variable `distillguard_mlflow_uri`   > the worker's MLFLOW_TRACKING_URI > SQLite in the lake
-  param `spark_remote` > Variable `distillguard_spark_remote` > the server the run's engine_start task started
-                         (local executor, no GPU routing) > the worker's DG_SPARK_REMOTE > an engine per step
+  param `spark_remote` > Variable `distillguard_spark_remote` > the worker's DG_SPARK_REMOTE > the server the run's
+                         engine_start task started (local executor, no GPU routing) > an engine per step
   param `engine` (default: [distillguard] engine)             > the worker's DG_ENGINE      > embedded
   Variable `distillguard_shuffle_partitions` > the worker's DG_SHUFFLE_PARTITIONS > for the run's own server, the
                          embedded engine's value > the Spark server's own value
@@ -284,8 +284,10 @@ def starts_engine(deployment: Deployment) -> bool:
 
 
 def engine_start(configured_remote: str, start_server: bool) -> str:
-    """Setup task: the Spark Connect URL the run's steps use. A configured URL is used as it is; otherwise, where
-    the deployment allows, a server is started on this worker (its pid goes to XCom `pid` for the teardown)."""
+    """Setup task: the Spark Connect URL the run's steps use. A configured URL (param, Variable, or the worker's
+    DG_SPARK_REMOTE) is used as it is; otherwise, where the deployment allows, a server is started on this worker
+    (its pid goes to XCom `pid` for the teardown)."""
+    configured_remote = configured_remote or os.environ.get("DG_SPARK_REMOTE", "")
     if configured_remote or not start_server:
         return configured_remote
     import tempfile

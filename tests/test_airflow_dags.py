@@ -220,7 +220,7 @@ def test_gpu_routing_is_configurable_for_both_executors(airflow_env):
                 assert resources is None or not (resources.limits or {}), task.task_id
 
 
-def test_no_server_is_started_where_a_spark_connect_url_is_configured_or_steps_run_elsewhere(airflow_env):
+def test_no_server_is_started_where_a_spark_connect_url_is_configured_or_steps_run_elsewhere(airflow_env, monkeypatch):
     from distillguard_wiring import Deployment, engine_start, starts_engine
 
     # a cluster deployment: the configured URL, as it is (no Airflow context is even needed)
@@ -228,6 +228,9 @@ def test_no_server_is_started_where_a_spark_connect_url_is_configured_or_steps_r
         "sc://spark-connect.distillguard:15002"
     )
     assert engine_start("", start_server=False) == ""  # every step embeds its own engine, as before
+    monkeypatch.setenv("DG_SPARK_REMOTE", "sc://workers-cluster:15002")  # configured in the worker's environment
+    assert engine_start("", start_server=True) == "sc://workers-cluster:15002"
+    monkeypatch.delenv("DG_SPARK_REMOTE")
     assert starts_engine(Deployment())
     assert not starts_engine(Deployment(executor="kubernetes"))  # a pod cannot reach another pod's loopback
     assert not starts_engine(Deployment(engine="cudf"))  # GPU steps run on other workers
