@@ -10,6 +10,8 @@ distillguard_nightly   one run per day D (data interval [D 02:00, D+1 02:00) UTC
                        so days must complete in order.
 distillguard_retrain   weekly (Monday 04:00 UTC) or when new enforcement labels land (the labels Asset):
                        training_set -> fit -> evaluate -> promote, as of the `as_of` param or the day before the run.
+Both run their steps against one Spark Connect server per run, started by a setup task (engine_start) and stopped
+by a teardown task (engine_stop) that runs even when a step failed (distillguard_wiring.around_engine).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import datetime as dt
 import itertools
 
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable, Param
-from distillguard_wiring import NIGHTLY_STEPS, RETRAIN_STEPS, Deployment, common_params, step_task
+from distillguard_wiring import NIGHTLY_STEPS, RETRAIN_STEPS, Deployment, around_engine, common_params, step_task
 
 from jobs.steps import LABELS_ASSET_NAME
 
@@ -59,6 +61,7 @@ def build_nightly(deployment: Deployment) -> DAG:
         chain = [tasks[step.task_id] for step in NIGHTLY_STEPS]
         for upstream, downstream in itertools.pairwise(chain):
             upstream >> downstream
+        around_engine(chain[0], chain[-1], deployment)
     return dag
 
 
@@ -85,12 +88,15 @@ def build_retrain(deployment: Deployment) -> DAG:
         },
         tags=["distillguard"],
     ) as dag:
-        previous = None
+        previous = first = None
         for step in RETRAIN_STEPS:
             current = step_task(step, deployment)
             if previous is not None:
                 previous >> current
+            if first is None:
+                first = current
             previous = current
+        around_engine(first, previous, deployment)
     return dag
 
 

@@ -5,13 +5,21 @@ One argv builder, two executors:
   rendered at run time from the run's params, Airflow Variables and the logical date;
 - `local` executor: a TaskFlow task calls `jobs.cli.main(argv)` in the worker process;
 - `kubernetes` executor: a KubernetesPodOperator runs the same argv as `distillguard <argv>` in a pod.
+One engine per run: `around_engine` wraps a DAG's steps in a setup task that starts one Spark Connect server
+(jobs/engine_server.py) and a teardown task that stops it, which Airflow runs even when a step failed. Every step
+connects to it with `--remote`, so no step pays for starting an engine of its own. Where a Spark Connect URL is
+configured (a cluster) no server is started and the steps connect to that URL; where steps run on other machines
+(the kubernetes executor, GPU steps routed to GPU workers) none is started either, since a server on one worker's
+loopback cannot serve another.
 
 Run-time settings (per run, no redeploy), first one set wins:
   param `lake_uri`     > Variable `distillguard_lake_uri`     > the worker's DG_LAKE        > ./lake_data
   param `mlflow_uri`   > Variable `distillguard_mlflow_uri`   > the worker's MLFLOW_TRACKING_URI > SQLite in the lake
-  param `spark_remote` > Variable `distillguard_spark_remote` > the worker's DG_SPARK_REMOTE > none
+  param `spark_remote` > Variable `distillguard_spark_remote` > the worker's DG_SPARK_REMOTE > the server the run's
+                         engine_start task started (local executor, no GPU routing) > an engine per step
   param `engine` (default: [distillguard] engine)             > the worker's DG_ENGINE      > embedded
-  Variable `distillguard_shuffle_partitions` > the worker's DG_SHUFFLE_PARTITIONS > the Spark server's own value
+  Variable `distillguard_shuffle_partitions` > the worker's DG_SHUFFLE_PARTITIONS > for the run's own server, the
+                         embedded engine's value > the Spark server's own value
 Deployment settings (read when the DAG file is parsed, from airflow.cfg section [distillguard] or the environment
 variables AIRFLOW__DISTILLGUARD__<KEY>), because Airflow fixes a task's queue, pool and pod spec at parse time:
   engine          the default engine param; `cudf` also routes the GPU steps (below) to GPU workers
@@ -37,13 +45,24 @@ DAG_DATE = "{{ ds }}"
 # The retrain's as_of: the `as_of` param, or the last closed day before the run was created (weekly and
 # asset-triggered runs have no data interval to take a date from).
 RETRAIN_AS_OF = "{{ params.as_of or macros.ds_add(dag_run.run_after | ds, -1) }}"
+# The Spark Connect URL a run's steps connect to: the one configured (a cluster), else the server the run's
+# engine_start task started (empty when it started none: each step then embeds an engine of its own).
+ENGINE_START, ENGINE_STOP = "engine_start", "engine_stop"
+CONFIGURED_REMOTE = "{{ params.spark_remote or var.value.get('distillguard_spark_remote', '') }}"
+RUN_REMOTE = "{{ ti.xcom_pull(task_ids='" + ENGINE_START + "') or '' }}"
 # Empty values mean "not given" to the CLI, so every flag is always present and the argv has one fixed shape.
 GLOBAL_FLAGS: tuple[tuple[str, str], ...] = (
     ("--lake", "{{ params.lake_uri or var.value.get('distillguard_lake_uri', '') }}"),
     ("--mlflow-uri", "{{ params.mlflow_uri or var.value.get('distillguard_mlflow_uri', '') }}"),
-    ("--remote", "{{ params.spark_remote or var.value.get('distillguard_spark_remote', '') }}"),
+    ("--remote", RUN_REMOTE),
     ("--engine", "{{ params.engine }}"),
-    ("--shuffle-partitions", "{{ var.value.get('distillguard_shuffle_partitions', '') }}"),
+    # the run's own server gets what an embedded engine would (its own default, 200, is for clusters)
+    (
+        "--shuffle-partitions",
+        "{{ var.value.get('distillguard_shuffle_partitions', '') or ti.xcom_pull(task_ids='"
+        + ENGINE_START
+        + "', key='shuffle_partitions') or '' }}",
+    ),
 )
 EXECUTORS = ("local", "kubernetes")
 
@@ -254,3 +273,63 @@ def step_task(step: Step, deployment: Deployment, **task_args):
     from airflow.sdk import task
 
     return task(run_cli).override(**common, **routing(step, deployment))(argv=step.argv()).operator
+
+
+# --- one engine per run ---------------------------------------------------------------------------
+
+
+def starts_engine(deployment: Deployment) -> bool:
+    """Whether a run starts its own server: only where every step runs on the worker that started it."""
+    return deployment.executor == "local" and not deployment.routes_gpu
+
+
+def engine_start(configured_remote: str, start_server: bool) -> str:
+    """Setup task: the Spark Connect URL the run's steps use. A configured URL (param, Variable, or the worker's
+    DG_SPARK_REMOTE) is used as it is; otherwise, where the deployment allows, a server is started on this worker
+    (its pid goes to XCom `pid` for the teardown)."""
+    configured_remote = configured_remote or os.environ.get("DG_SPARK_REMOTE", "")
+    if configured_remote or not start_server:
+        return configured_remote
+    import tempfile
+    from pathlib import Path
+
+    from airflow.sdk import get_current_context
+
+    from jobs.engine_server import start_detached
+    from lake.engine import EMBEDDED_SHUFFLE_PARTITIONS
+
+    context = get_current_context()
+    log_dir = Path(tempfile.gettempdir()) / "distillguard-engine" / context["dag"].dag_id
+    server = start_detached(log_dir)
+    context["ti"].xcom_push(key="pid", value=server.pid)
+    context["ti"].xcom_push(key="shuffle_partitions", value=EMBEDDED_SHUFFLE_PARTITIONS)
+    print(f"started the run's Spark Connect server {server.url} (pid {server.pid}, log {server.log_path})")
+    return server.url
+
+
+def engine_stop() -> None:
+    """Teardown task: stop the server engine_start started, if it started one."""
+    from airflow.sdk import get_current_context
+
+    from jobs.engine_server import stop
+
+    pid = get_current_context()["ti"].xcom_pull(task_ids=ENGINE_START, key="pid")
+    if pid is None:
+        print("no server was started for this run")
+    elif stop(int(pid)):
+        print(f"stopped the run's Spark Connect server (pid {pid})")
+    else:
+        print(f"the run's Spark Connect server (pid {pid}) had already exited")
+
+
+def around_engine(first, last, deployment: Deployment) -> None:
+    """engine_start before `first` and engine_stop after `last` (call inside a DAG context): the setup and
+    teardown pair of one run's engine. Airflow runs the teardown once the steps are done, also when one failed."""
+    from airflow.sdk import task
+
+    start = task(engine_start).override(task_id=ENGINE_START, execution_timeout=dt.timedelta(minutes=5))(
+        configured_remote=CONFIGURED_REMOTE, start_server=starts_engine(deployment)
+    )
+    stop_task = task(engine_stop).override(task_id=ENGINE_STOP, execution_timeout=dt.timedelta(minutes=5))()
+    start.as_setup() >> first
+    last >> stop_task.as_teardown(setups=start)

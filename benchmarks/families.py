@@ -55,7 +55,7 @@ def main() -> None:
 
     from deltalake import DeltaTable
 
-    from jobs.dates import date_range
+    from lake.dates import date_range
     from lake.config import load_settings
     from models import detection_report as report
     from simulator.simulate import read_ground_truth

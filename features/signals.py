@@ -7,8 +7,14 @@ changed pattern changes it, and with it `feature_set_version`.
 
 Only built-in functions (rlike, regexp_replace, sha2, ...) so the expressions run inside the engine
 on any Spark Connect backend; no Python UDFs. The patterns stay within the regex subset that Java (JVM Spark),
-Rust (Sail) and Python `re` read identically (no possessive quantifiers, no \\p{...} classes; scripts are
-code-point ranges; whitespace is spelled out because `\\s` is ASCII in Java and Unicode in Rust).
+Rust (Sail) and Python `re` read identically (tests/test_request_signals.py checks every branch on all three):
+no possessive quantifiers, no \\p{...} classes, scripts are code-point ranges, and nothing whose meaning is
+Unicode in one engine and ASCII in another. `\\b`, `\\w`, `\\s` and `\\d` are written in the branches for
+reading and spelled as ASCII classes by `_portable` (`\\b` is Unicode-aware in Rust and Python, version-dependent
+in Java, and Rust's fast regex engines give it up on any non-ASCII haystack). Case: the branches are lower-case and
+carry no case flag; text is lower-cased by the engine before it is matched, which every engine does alike, while
+their `(?i)` folds do not (Java's is ASCII-only, Rust's folds 'ſ' into 's', RE2 has no `u` flag). A caller
+matching a pattern in Python lower-cases the text first.
 
 Prompt text is only ever read here to derive booleans, a category and a one-way fingerprint; callers
 must never copy `prompt_prefix` itself into a feature or risk table.
@@ -25,8 +31,44 @@ PROMPT = "prompt_prefix"
 USER_AGENT = "user_agent"
 
 
-def _case_insensitive_alternation(branches: tuple[str, ...]) -> str:
-    return "(?i)(" + "|".join(branches) + ")"
+# ASCII word characters: what `\\w` means in Java, and what the portable spellings below test for.
+WORD_CHARS = "A-Za-z0-9_"
+ASCII_WHITESPACE_CHARS = "\\t\\n\\r\\f\\x0B "
+# `\\b` before a word (the previous character is not a word character) and after one (the next is not);
+# each consumes that character, which rlike (a search, not a match) does not notice.
+WORD_START = f"(^|[^{WORD_CHARS}])"
+WORD_END = f"([^{WORD_CHARS}]|$)"
+_CLASS_ESCAPES = {"w": WORD_CHARS, "s": ASCII_WHITESPACE_CHARS, "d": "0-9"}
+
+
+def _portable(branch: str) -> str:
+    """`branch` with `\\b`, `\\w`, `\\s` and `\\d` spelled as ASCII classes. A `\\b` followed by the end of the
+    branch, `|` or `)` ends a word; any other starts one."""
+    out, in_class, i = [], False, 0
+    while i < len(branch):
+        char = branch[i]
+        if char == "\\" and i + 1 < len(branch):
+            escape = branch[i + 1]
+            if escape == "b" and not in_class:
+                out.append(WORD_END if branch[i + 2 : i + 3] in ("", "|", ")") else WORD_START)
+            elif escape in _CLASS_ESCAPES:
+                out.append(_CLASS_ESCAPES[escape] if in_class else f"[{_CLASS_ESCAPES[escape]}]")
+            else:
+                out.append(branch[i : i + 2])
+            i += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class:
+            in_class = False
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _alternation(branches: tuple[str, ...]) -> str:
+    """One pattern matching any branch, for lower-cased text."""
+    return "(" + "|".join(_portable(branch) for branch in branches) + ")"
 
 
 # Asking the model to expose its reasoning: the campaign-A chain-of-thought harvesting pattern.
@@ -54,7 +96,8 @@ COT_ELICITATION_BRANCHES = (
     "par étape",
     "passo a passo",
     "passo dopo passo",
-    "adım adım",
+    # Turkish capitals lower-case to a dotted i ("ADIM" -> "adim")
+    "ad[ıi]m ad[ıi]m",
     "一步一步",
     "逐步",
     "шаг за шагом",
@@ -118,11 +161,11 @@ REASONING_BRANCHES = (
     r"\briddle\b",
 )
 
-COT_ELICITATION_PATTERN = _case_insensitive_alternation(COT_ELICITATION_BRANCHES)
-RUBRIC_GRADING_PATTERN = _case_insensitive_alternation(RUBRIC_GRADING_BRANCHES)
-AGENTIC_PATTERN = _case_insensitive_alternation(AGENTIC_BRANCHES)
-CODING_PATTERN = _case_insensitive_alternation(CODING_BRANCHES)
-REASONING_PATTERN = _case_insensitive_alternation(REASONING_BRANCHES)
+COT_ELICITATION_PATTERN = _alternation(COT_ELICITATION_BRANCHES)
+RUBRIC_GRADING_PATTERN = _alternation(RUBRIC_GRADING_BRANCHES)
+AGENTIC_PATTERN = _alternation(AGENTIC_BRANCHES)
+CODING_PATTERN = _alternation(CODING_BRANCHES)
+REASONING_PATTERN = _alternation(REASONING_BRANCHES)
 
 # Non-Latin scripts, as explicit code-point ranges (portable across regex engines):
 # Greek, Cyrillic, Armenian, Hebrew, Arabic (+ supplement), Indic scripts from Devanagari to Malayalam,
@@ -146,13 +189,25 @@ NON_LATIN_RANGES = (
 NON_LATIN_SCRIPT_PATTERN = "[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in NON_LATIN_RANGES) + "]"
 
 # HTTP libraries and command-line tools: traffic sent without the official SDKs.
-RAW_HTTP_CLIENT_PATTERN = (
-    r"(?i)(\bcurl\b|\bwget\b|python-requests|python-urllib|\bhttpx\b|go-http-client|\bokhttp\b|\baxios\b|"
-    r"node-fetch|\bundici\b|\baiohttp\b|libwww-perl|java-http-client|apache-httpclient|guzzlehttp|"
-    r"postmanruntime|\binsomnia\b|\breqwest\b)"
+RAW_HTTP_CLIENT_PATTERN = _alternation(
+    (
+        *(
+            rf"\b{tool}\b"
+            for tool in ("curl", "wget", "httpx", "okhttp", "axios", "undici", "aiohttp", "insomnia", "reqwest")
+        ),
+        "python-requests",
+        "python-urllib",
+        "go-http-client",
+        "node-fetch",
+        "libwww-perl",
+        "java-http-client",
+        "apache-httpclient",
+        "guzzlehttp",
+        "postmanruntime",
+    )
 )
 # Official SDKs may embed their HTTP library's name in the agent string; they are never "raw".
-OFFICIAL_SDK_PATTERN = r"(?i)(\banthropic\b|claude-(code|cli|sdk))"
+OFFICIAL_SDK_PATTERN = _alternation((r"\banthropic\b", "claude-(code|cli|sdk)"))
 
 CAPABILITIES = ("coding", "agentic", "tool_use", "reasoning", "vision", "chat")
 
@@ -163,8 +218,9 @@ WHITESPACE_RUN = "[ \\t\\n\\r\\f\\x0B]{2,}"
 
 
 def _matches(column: str, pattern: str) -> Column:
-    """rlike that reads a missing value as 'no match' rather than null."""
-    return F.coalesce(F.col(column).rlike(pattern), F.lit(False))
+    """rlike on the lower-cased text, reading a missing value as 'no match' rather than null. Every engine
+    lower-cases the same way (full Unicode mappings: 'İ' -> 'i̇', the Kelvin sign -> 'k')."""
+    return F.coalesce(F.lower(F.col(column)).rlike(pattern), F.lit(False))
 
 
 def is_cot_elicitation() -> Column:
@@ -190,7 +246,7 @@ def capability() -> Column:
 
 
 def is_non_english() -> Column:
-    return _matches(PROMPT, NON_LATIN_SCRIPT_PATTERN)
+    return F.coalesce(F.col(PROMPT).rlike(NON_LATIN_SCRIPT_PATTERN), F.lit(False))
 
 
 def normalized_prompt() -> Column:
@@ -229,7 +285,7 @@ def _signals_version() -> str:
     import hashlib
     import inspect
 
-    rules: tuple[Callable[..., Column], ...] = (*SIGNALS.values(), normalized_prompt, _matches)
+    rules: tuple[Callable[..., object], ...] = (*SIGNALS.values(), normalized_prompt, _matches, _portable)
     parts = [inspect.getsource(fn) for fn in rules]
     parts += [
         COT_ELICITATION_PATTERN,

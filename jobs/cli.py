@@ -20,7 +20,7 @@ import sys
 import traceback
 from importlib.metadata import entry_points
 
-from jobs import backfill, cli_help, retention
+from jobs import backfill, cli_help, engine_server, retention
 from jobs.steps import NIGHTLY_STEPS, runs_on_frame_engine
 from lake.config import ENGINE_KEYS, Settings, load_settings
 from lake.dates import parse_date
@@ -261,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
     backfill.add_subcommands(sub, settings_from_args)
     retention.add_subcommands(sub, settings_from_args)
+    engine_server.add_subcommands(sub)
     return cli_help.document(parser)
 
 

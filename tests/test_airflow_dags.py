@@ -88,17 +88,28 @@ def test_dagbag_imports_both_dags_with_retries_and_timeouts_on_every_task(dagbag
     assert dagbag.import_errors == {}
     assert set(dagbag.dags) == {"distillguard_nightly", "distillguard_retrain"}
     nightly, retrain = dagbag.dags["distillguard_nightly"], dagbag.dags["distillguard_retrain"]
-    assert set(nightly.task_ids) == {
-        "ingest",
-        "aggregate",
-        "cluster",
-        "features",
-        "score",
-        "campaigns",
-        "quality_gate",
-        "publish",
-    }
-    assert set(retrain.task_ids) == {"training_set", "fit", "evaluate", "promote"}
+    engine = {"engine_start", "engine_stop"}
+    assert (
+        set(nightly.task_ids)
+        == {
+            "ingest",
+            "aggregate",
+            "cluster",
+            "features",
+            "score",
+            "campaigns",
+            "quality_gate",
+            "publish",
+        }
+        | engine
+    )
+    assert set(retrain.task_ids) == {"training_set", "fit", "evaluate", "promote"} | engine
+    # one engine per run: set up before the first step, torn down after the last one whatever its outcome
+    for dag, first, last in ((nightly, "ingest", "publish"), (retrain, "training_set", "promote")):
+        start, stop = dag.get_task("engine_start"), dag.get_task("engine_stop")
+        assert start.is_setup and stop.is_teardown
+        assert dag.get_task(first).upstream_task_ids == {"engine_start"}
+        assert stop.upstream_task_ids == {last, "engine_start"}
     for dag in (nightly, retrain):
         assert dag.max_active_runs == 1
         for task in dag.tasks:
@@ -113,14 +124,21 @@ def test_dagbag_imports_both_dags_with_retries_and_timeouts_on_every_task(dagbag
     assert nightly.get_task("cluster").upstream_task_ids == {"aggregate"}
     assert nightly.get_task("score").upstream_task_ids == {"features"}
     assert nightly.get_task("aggregate").depends_on_past
-    assert [t.task_id for t in retrain.topological_sort()] == ["training_set", "fit", "evaluate", "promote"]
+    assert [t.task_id for t in retrain.topological_sort()] == [
+        "engine_start",
+        "training_set",
+        "fit",
+        "evaluate",
+        "promote",
+        "engine_stop",
+    ]
     assert isinstance(nightly.timetable, CronDataIntervalTimetable)
     assert isinstance(retrain.timetable, AssetOrTimeSchedule)
     labels = Path(airflow_env.lake_root).resolve().as_uri() + "/enforcement_labels"
     assert labels in repr(retrain.timetable.asset_condition)
 
 
-def _render(template_argv: list[str], params: dict, variables: dict, ds: str) -> list[str]:
+def _render(template_argv: list[str], params: dict, variables: dict, ds: str, engine_url: str | None = None):
     import jinja2
 
     class Var:
@@ -129,8 +147,15 @@ def _render(template_argv: list[str], params: dict, variables: dict, ds: str) ->
             def get(key, default=None):
                 return variables.get(key, default)
 
+    class TaskInstance:
+        @staticmethod
+        def xcom_pull(task_ids, key="return_value"):
+            assert task_ids == "engine_start"
+            started = {"return_value": engine_url, "shuffle_partitions": 8 if engine_url else None}
+            return started[key]
+
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    return [env.from_string(item).render(params=params, var=Var, ds=ds) for item in template_argv]
+    return [env.from_string(item).render(params=params, var=Var, ds=ds, ti=TaskInstance) for item in template_argv]
 
 
 def test_argv_builder_renders_to_a_cli_command_with_params_over_variables_over_environment(airflow_env):
@@ -142,13 +167,22 @@ def test_argv_builder_renders_to_a_cli_command_with_params_over_variables_over_e
     assert template[-3:] == ["score", "--date", "{{ ds }}"]
     params = {"engine": "pandas", "lake_uri": "/data/lake", "mlflow_uri": "", "spark_remote": ""}
     variables = {"distillguard_lake_uri": "/ignored/lake", "distillguard_mlflow_uri": "sqlite:////m/mlflow.db"}
-    argv = _render(template, params, variables, "2026-03-10")
+    argv = _render(template, params, variables, "2026-03-10", engine_url="sc://127.0.0.1:41234")
     args = build_parser().parse_args(argv)
     assert (args.command, args.date) == ("score", dt.date(2026, 3, 10))
     settings = settings_from_args(args)
     assert settings.lake_root == "/data/lake"  # the param wins over the Variable
     assert settings.mlflow_tracking_uri == "sqlite:////m/mlflow.db"  # empty param: the Variable
-    assert settings.spark_remote is None and settings.engine == "pandas"
+    assert settings.spark_remote == "sc://127.0.0.1:41234"  # the run's engine (engine_start's URL)
+    assert settings.shuffle_partitions == 8  # its own server: what an embedded engine would use
+    assert settings.engine == "pandas"
+    variables["distillguard_shuffle_partitions"] = "3"
+    assert (
+        settings_from_args(
+            build_parser().parse_args(_render(template, params, variables, "2026-03-10"))
+        ).shuffle_partitions
+        == 3
+    )
     # nothing set anywhere: empty flags, the worker's environment decides
     bare = build_parser().parse_args(_render(template, {**params, "lake_uri": "", "engine": ""}, {}, "2026-03-10"))
     assert (bare.lake, bare.mlflow_uri, bare.remote, bare.engine) == ("", "", "", "")
@@ -176,6 +210,8 @@ def test_gpu_routing_is_configurable_for_both_executors(airflow_env):
     )
     for dag in (build_nightly(deployment), build_retrain(deployment)):
         for task in dag.tasks:
+            if task.task_id in ("engine_start", "engine_stop"):
+                continue  # they only hand the configured Spark Connect URL on: no server on a pod's loopback
             assert isinstance(task, KubernetesPodOperator), task.task_id
             assert task.cmds == ["distillguard"] and task.image == "registry/distillguard:1"
             command = task.task_id.replace("_", "-")
@@ -189,7 +225,40 @@ def test_gpu_routing_is_configurable_for_both_executors(airflow_env):
                 assert resources is None or not (resources.limits or {}), task.task_id
 
 
+def test_no_server_is_started_where_a_spark_connect_url_is_configured_or_steps_run_elsewhere(airflow_env, monkeypatch):
+    from distillguard_wiring import Deployment, engine_start, starts_engine
+
+    # a cluster deployment: the configured URL, as it is (no Airflow context is even needed)
+    assert engine_start("sc://spark-connect.distillguard:15002", start_server=True) == (
+        "sc://spark-connect.distillguard:15002"
+    )
+    assert engine_start("", start_server=False) == ""  # every step embeds its own engine, as before
+    monkeypatch.setenv("DG_SPARK_REMOTE", "sc://workers-cluster:15002")  # configured in the worker's environment
+    assert engine_start("", start_server=True) == "sc://workers-cluster:15002"
+    monkeypatch.delenv("DG_SPARK_REMOTE")
+    assert starts_engine(Deployment())
+    assert not starts_engine(Deployment(executor="kubernetes"))  # a pod cannot reach another pod's loopback
+    assert not starts_engine(Deployment(engine="cudf"))  # GPU steps run on other workers
+
+
 # --- end to end -----------------------------------------------------------------------------------
+
+
+def _run_engine(run) -> tuple[str, int | None]:
+    """The URL the run's steps connected to and the pid of the server engine_start started (None if none)."""
+    start = run.get_task_instance("engine_start")
+    return start.xcom_pull(task_ids="engine_start"), start.xcom_pull(task_ids="engine_start", key="pid")
+
+
+def _assert_stopped(url: str, pid: int) -> None:
+    import socket
+
+    from jobs.engine_server import _is_engine_server
+    from lake.remote import spark_connect_address
+
+    assert not _is_engine_server(pid)
+    with socket.socket() as sock:
+        assert sock.connect_ex(spark_connect_address(url)) != 0, f"{url} still accepts connections"
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +291,10 @@ def test_nightly_dag_runs_one_day_end_to_end_and_publishes_its_risk_table(nightl
     assert run.state == "success"
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert set(states.values()) == {"success"}, states
+    # every step ran against the one server the run started, which is gone now
+    url, pid = _run_engine(run)
+    assert url.startswith("sc://127.0.0.1:") and pid is not None
+    _assert_stopped(url, pid)
 
     features = catalog.read_arrow(settings, "account_features", filters=[("feature_date", "=", NIGHTLY_DATE)])
     risk = catalog.read_arrow(settings, "account_risk", filters=[("score_date", "=", NIGHTLY_DATE)]).to_pandas()
@@ -245,6 +318,25 @@ def test_nightly_dag_runs_one_day_end_to_end_and_publishes_its_risk_table(nightl
     assert published["clusters"] == clusters.num_rows > 0
 
 
+def test_a_failed_step_still_stops_the_runs_engine(lake_with_champion):
+    from distillguard_dags import build_nightly
+    from distillguard_wiring import Deployment
+
+    settings = lake_with_champion
+    dag = build_nightly(Deployment(lake_uri=settings.lake_root))
+    for task in dag.tasks:
+        task.retries = 0  # the failure is final at once instead of after two 10-minute retry delays
+    no_raw_data = START - dt.timedelta(days=30)  # ingest fails: a missing upstream (exit 4)
+    run = dag.test(logical_date=_utc(no_raw_data), run_conf=_run_conf(settings))
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert run.state == "failed"
+    assert (states["engine_start"], states["ingest"], states["publish"]) == ("success", "failed", "upstream_failed")
+    assert states["engine_stop"] == "success", states
+    url, pid = _run_engine(run)
+    assert url.startswith("sc://127.0.0.1:") and pid is not None
+    _assert_stopped(url, pid)
+
+
 def test_retrain_dag_fits_evaluates_and_gates_a_new_version(dagbag, nightly_run):
     from models import registry
 
@@ -255,8 +347,9 @@ def test_retrain_dag_fits_evaluates_and_gates_a_new_version(dagbag, nightly_run)
     )
     assert run.state == "success"
     assert {ti.task_id: ti.state for ti in run.get_task_instances()} == dict.fromkeys(
-        ("training_set", "fit", "evaluate", "promote"), "success"
+        ("engine_start", "training_set", "fit", "evaluate", "promote", "engine_stop"), "success"
     )
+    _assert_stopped(*_run_engine(run))
 
     stored = catalog.read_arrow(settings, "training_sets", filters=[("as_of", "=", as_of)])
     assert stored.num_rows > 0 and sum(stored.column("label").to_pylist()) > 0

@@ -274,3 +274,30 @@ def test_checksums_agree_on_reordered_rows_and_catch_a_moved_value():
     assert checksums.compare(both, {**both, "account_daily": checksums.table_checksum(moved)}) == [
         "account_daily.n differs"
     ]
+
+
+def test_duckdb_anchor_computes_what_the_real_jobs_compute_and_its_check_catches_a_changed_value(spark, tiny_lake):
+    """benchmarks/duckdb_anchor.py's DuckDB SQL gives the rows the Spark jobs write, every column of account_daily
+    and every feature; and its comparison reports a value that moved."""
+    import duckdb
+
+    from compute.spark import SparkEngine
+    from jobs import aggregate, cluster, features
+
+    anchor = _bench_module("duckdb_anchor")
+    for day in (DAY1, DAY2):
+        aggregate.run(SparkEngine(spark), tiny_lake, day)
+        cluster.run(spark, tiny_lake, day)
+        features.run(SparkEngine(spark), tiny_lake, day)
+    con = duckdb.connect()
+    anchor.register_inputs(con, tiny_lake, DAY2)
+    anchor.run_duckdb_tables(con, DAY2, anchor.Stages(records=3))
+    assert con.execute("SELECT count(*) FROM duck_features").fetchone()[0] == 2
+    assert anchor.compare_tables(con, tiny_lake, DAY2) == {"account_daily": {}, "account_features": {}}
+
+    con.execute("UPDATE duck_daily SET batch_requests = batch_requests + 1 WHERE account_id = 'B'")
+    con.execute("UPDATE duck_features SET requests_7d = requests_7d * (1 + 1e-6) WHERE account_id = 'A'")
+    assert anchor.compare_tables(con, tiny_lake, DAY2) == {
+        "account_daily": {"batch_requests": 1},
+        "account_features": {"requests_7d": 1},
+    }

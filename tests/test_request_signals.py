@@ -55,6 +55,8 @@ CAPABILITY = [
     ("I get a stack trace when I compile this", 0, False, "coding"),
     ("Prove that the square root of 2 is irrational", 0, False, "reasoning"),
     ("Solve the equation 3x + 5 = 20", 0, False, "reasoning"),
+    # scripts without spaces between words: an English term followed by a Japanese or Korean particle is a word
+    ("the Pythagorean theoremについて説明してください", 0, False, "reasoning"),
     ("Tell me a joke about cats", 0, False, "chat"),
     ("How do I import my photos to iCloud?", 0, False, "chat"),
     ("import numpy as np\nnp.zeros(3) gives an error", 0, False, "coding"),
@@ -181,3 +183,175 @@ def test_with_request_signals_adds_one_column_per_signal(spark):
     assert row["prompt_fingerprint"] == _reference_fingerprint("Show your work")
     assert row["signals_version"] == rs.SIGNALS_VERSION
     assert set(rs.SIGNAL_COLUMNS) <= set(row.asDict())
+
+
+# --- The same matches on every engine -------------------------------------------------------------------------
+# Each pattern, and each of its branches on its own, must match the same rows in Python `re` (the reference: a
+# search of the lower-cased text, as _matches runs it), Sail and JVM Spark. The corpus puts every keyword between
+# neighbours that engines disagree on when a regex is Unicode-aware in one and ASCII in another: accented and
+# non-Latin letters, a non-breaking space, digits, '_', the Kelvin sign and the long s (which fold to ASCII
+# letters), the dotted capital I (whose lower case is two characters), an emoji outside the BMP.
+KEYWORDS = (
+    "step by step",
+    "numbered steps",
+    "explain each step",
+    "rubric",
+    "grader",
+    "grade this response",
+    "reward model",
+    "score from 1 to 10",
+    "agent",
+    "agentic",
+    "autonomously",
+    "use the tools",
+    "def f(",
+    "class Parser:",
+    "function (",
+    "write a function",
+    "select distinct",
+    "select a, b from",
+    "import numpy",
+    "from x import y",
+    "bug",
+    "compiler",
+    "debugging",
+    "prove",
+    "proof",
+    "solving",
+    "equations",
+    "integral",
+    "theorem",
+    "probability",
+    "riddle",
+    "curl/8.4",
+    "python-httpx/0.27",
+    "anthropic-python",
+    "think it through",
+    "thought process",
+    "reasoning process",
+    "walk me through your logic",
+    "thinking trace",
+    "before giving your final answer",
+    "orchestrate",
+    "computer-use",
+    "multi-step workflow",
+    "#include <stdio.h>",
+    "traceback",
+    "refactoring",
+    "calculate",
+    "derivative",
+    "logical puzzle",
+    "schritt für schritt",
+    "par étape",
+    "passo a passo",
+    "passo dopo passo",
+    "adım adım",
+    "шаг за шагом",
+    "一步一步",
+    "逐步",
+    "ステップバイステップ",
+    "段階的",
+)
+NEIGHBOURS = ("", " ", "x", "_", "7", "é", "ß", "ж", "中", "\u00a0", "\u212a", "\u017f", "\u0130", "\U0001f600", "\n")
+HAND_WRITTEN = [p for p, _ in COT + RUBRIC + NON_ENGLISH] + [c[0] for c in CAPABILITY] + [ua for ua, _ in RAW_HTTP]
+
+
+def _portability_corpus() -> list[str]:
+    corpus = set(p for p in HAND_WRITTEN if p is not None)
+    for keyword in KEYWORDS:
+        for variant in (
+            keyword,
+            keyword.upper(),
+            keyword.title(),
+            keyword.replace("s", "\u017f").replace("k", "\u212a"),
+        ):
+            corpus.update(left + variant for left in NEIGHBOURS)
+            corpus.update(variant + right for right in NEIGHBOURS)
+            corpus.update(around + variant + around for around in NEIGHBOURS)
+    corpus.update(("İntegral", "STEP-BY-STEP", "Schritt FÜR Schritt", "PAR ÉTAPE", "ШАГ ЗА ШАГОМ", "", "\u00a0"))
+    return sorted(corpus)
+
+
+def _patterns() -> dict[str, str]:
+    """Every full pattern and every branch of it, each as the engines receive it."""
+    patterns = {
+        name: getattr(rs, name)
+        for name in (
+            "COT_ELICITATION_PATTERN",
+            "RUBRIC_GRADING_PATTERN",
+            "AGENTIC_PATTERN",
+            "CODING_PATTERN",
+            "REASONING_PATTERN",
+            "RAW_HTTP_CLIENT_PATTERN",
+            "OFFICIAL_SDK_PATTERN",
+        )
+    }
+    for group in ("COT_ELICITATION", "RUBRIC_GRADING", "AGENTIC", "CODING", "REASONING"):
+        for index, branch in enumerate(getattr(rs, f"{group}_BRANCHES")):
+            patterns[f"{group}[{index}]"] = rs._alternation((branch,))
+    return patterns
+
+
+def _reference_matches(corpus: list[str], patterns: dict[str, str]) -> dict[str, list[bool]]:
+    matches = {name: [re.search(p, text.lower()) is not None for text in corpus] for name, p in patterns.items()}
+    matches["non_english"] = [re.search(rs.NON_LATIN_SCRIPT_PATTERN, text) is not None for text in corpus]
+    return matches
+
+
+def _engine_matches(spark, corpus: list[str], patterns: dict[str, str]) -> dict[str, list[bool]]:
+    frame = spark.createDataFrame([(i, text) for i, text in enumerate(corpus)], "i int, prompt_prefix string")
+    columns = [rs._matches(rs.PROMPT, p).alias(f"p{k}") for k, p in enumerate(patterns.values())]
+    rows = frame.select("i", *columns, rs.is_non_english().alias("non_english")).orderBy("i").collect()
+    matches = {name: [row[f"p{k}"] for row in rows] for k, name in enumerate(patterns)}
+    matches["non_english"] = [row["non_english"] for row in rows]
+    return matches
+
+
+def _differences(corpus, expected, actual) -> list[str]:
+    return [
+        f"{name}: {corpus[i]!r} re={expected[name][i]} engine={actual[name][i]}"
+        for name in expected
+        for i in range(len(corpus))
+        if expected[name][i] != actual[name][i]
+    ]
+
+
+def test_the_patterns_hold_no_unicode_dependent_escapes_and_no_case_flag():
+    for name, pattern in _patterns().items():
+        assert not re.search(r"\\[bBwWsSdD]", pattern), name
+        assert "(?" not in pattern, name  # case flags fold differently per engine; text is lower-cased instead
+    for group in ("COT_ELICITATION", "RUBRIC_GRADING", "AGENTIC", "CODING", "REASONING"):
+        for branch in getattr(rs, f"{group}_BRANCHES"):
+            assert branch == branch.lower(), branch  # matched against lower-cased text
+
+
+def test_the_corpus_exercises_both_sides_of_every_pattern():
+    corpus = _portability_corpus()
+    for name, matched in _reference_matches(corpus, _patterns()).items():
+        assert any(matched) and not all(matched), name
+
+
+def test_every_pattern_matches_the_same_rows_on_sail_as_in_python_re(spark):
+    corpus, patterns = _portability_corpus(), _patterns()
+    expected = _reference_matches(corpus, patterns)
+    assert _differences(corpus, expected, _engine_matches(spark, corpus, patterns)) == []
+
+
+@pytest.mark.jvm
+def test_every_pattern_matches_the_same_rows_on_jvm_spark_as_in_python_re(tmp_path):
+    """JVM Spark 4.2's Connect server (java.util.regex), started without Delta: only the patterns are read."""
+    from pyspark.sql import SparkSession
+
+    from tests.helpers.spark_servers import jvm_connect_server
+
+    conf = tmp_path / "patterns.conf"
+    conf.write_text("spark.ui.enabled false\n")
+    corpus, patterns = _portability_corpus(), _patterns()
+    expected = _reference_matches(corpus, patterns)
+    with jvm_connect_server(tmp_path / "logs", master="local[1]", conf_file=conf, shuffle_partitions=1) as server:
+        session = SparkSession.builder.remote(server.url).create()
+        try:
+            actual = _engine_matches(session, corpus, patterns)
+        finally:
+            session.stop()
+    assert _differences(corpus, expected, actual) == []

@@ -512,8 +512,8 @@ def test_low_and_slow_hydra_hides_among_ordinary_users(extended):
     a = raw[raw.campaign_id == "A"].prompt_prefix
     # softened asks mostly slip past the elicitation patterns (the paraphrases the patterns gained this session
     # catch some of them), while campaign A's plain asks are caught
-    assert english.prompt_prefix.str.contains(COT_ELICITATION_PATTERN).mean() < 0.25
-    assert a.str.contains(COT_ELICITATION_PATTERN).mean() > 0.2
+    assert english.prompt_prefix.str.lower().str.contains(COT_ELICITATION_PATTERN).mean() < 0.25
+    assert a.str.lower().str.contains(COT_ELICITATION_PATTERN).mean() > 0.2
     assert english.prompt_prefix.str.contains(SOFT_ASKS).mean() > 0.2
 
 
@@ -558,7 +558,7 @@ def test_paraphrased_multilingual_elicitation(extended):
     )
     other = f.str.contains(NON_LATIN_SCRIPT_PATTERN)
     assert (latin_foreign | other).mean() > 0.1
-    assert f.str.contains(COT_ELICITATION_PATTERN).mean() < 0.15
+    assert f.str.lower().str.contains(COT_ELICITATION_PATTERN).mean() < 0.15
 
 
 @pytest.mark.slow
@@ -568,7 +568,7 @@ def test_benign_lookalikes(extended):
     settings, summary, truth, raw = extended
     judge = raw[raw.segment == "judge_harness"]
     chat = raw[raw.segment == "chat_user"]
-    assert judge.prompt_prefix.str.contains(RUBRIC_GRADING_PATTERN).mean() > 0.3
+    assert judge.prompt_prefix.str.lower().str.contains(RUBRIC_GRADING_PATTERN).mean() > 0.3
     assert (
         judge.groupby(["account_id", "event_date"]).size().median()
         > 5 * chat.groupby(["account_id", "event_date"]).size().median()

@@ -18,16 +18,14 @@ into .spark-cache/ivy in the repository (git-ignored), so only the first start o
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lake.processes import ManagedProcess, free_port, start, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 CPU_CONF = REPO / "infra" / "spark-connect" / "cpu.conf"
@@ -41,12 +39,6 @@ START_TIMEOUT_S = 300
 # its AWS SDK bundle (about 600 MB, needed only for s3a:// lakes) is excluded.
 LOOPBACK_EXCLUDES = "software.amazon.awssdk:bundle"
 SMALL_MACHINE_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def read_spark_conf(path: Path) -> dict[str, str]:
@@ -115,71 +107,6 @@ def loopback_conf(grpc_port: int, ui_port: int, master: str, shuffle_partitions:
     return conf
 
 
-@dataclass
-class ManagedProcess:
-    """A child process in its own session, its log file, and how to stop it by its id."""
-
-    name: str
-    process: subprocess.Popen
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_tail(self, lines: int = 40) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-    def stop(self, grace_s: float = 30) -> None:
-        """SIGTERM to the process group (JVM shutdown hooks stop executors and Python workers), then SIGKILL."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGKILL)  # whatever of the group is left (executor JVMs, workers)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=10)
-
-
-def _start(name: str, command: list[str], log_dir: Path, env: Mapping[str, str]) -> ManagedProcess:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{name}.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **env},
-            start_new_session=True,
-        )
-    return ManagedProcess(name, process, log_path)
-
-
-def _wait_for_port(managed: ManagedProcess, port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if managed.process.poll() is not None:
-            raise RuntimeError(
-                f"{managed.name} exited with {managed.process.returncode} before listening on "
-                f"{port}; log {managed.log_path}:\n{managed.log_tail()}"
-            )
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    raise TimeoutError(
-        f"{managed.name} did not listen on {port} within {timeout_s:.0f}s; "
-        f"log {managed.log_path}:\n{managed.log_tail()}"
-    )
-
-
 @contextlib.contextmanager
 def _running(processes: list[ManagedProcess]) -> Iterator[None]:
     """Stop every process in `processes` (also those appended later), newest first, whatever happens."""
@@ -246,8 +173,8 @@ def jvm_connect_server(
     processes: list[ManagedProcess] = []
     began = time.monotonic()
     with _running(processes):
-        processes.append(_start("spark-connect", command, log_dir, _spark_env(home)))
-        _wait_for_port(processes[0], grpc_port, START_TIMEOUT_S)
+        processes.append(start("spark-connect", command, log_dir, _spark_env(home)))
+        wait_for_port(processes[0], grpc_port, START_TIMEOUT_S)
         yield ConnectServer(
             f"sc://127.0.0.1:{grpc_port}",
             ui_port,
@@ -285,7 +212,7 @@ def standalone_cluster(
     port, ui_port = free_port(), free_port()
     processes: list[ManagedProcess] = []
     with _running(processes):
-        master = _start(
+        master = start(
             "master",
             [
                 spark_class,
@@ -301,12 +228,12 @@ def standalone_cluster(
             env,
         )
         processes.append(master)
-        _wait_for_port(master, port, START_TIMEOUT_S)
+        wait_for_port(master, port, START_TIMEOUT_S)
         url = f"spark://127.0.0.1:{port}"
         cluster = StandaloneCluster(url, ui_port, master)
         for index in range(workers):
             worker_port = free_port()
-            worker = _start(
+            worker = start(
                 f"worker-{index}",
                 [
                     spark_class,
@@ -370,9 +297,9 @@ def sail_server(log_dir: Path, env: Mapping[str, str] | None = None, name: str =
     processes: list[ManagedProcess] = []
     with _running(processes):
         processes.append(
-            _start(
+            start(
                 name, [str(sail), "spark", "server", "--ip", "127.0.0.1", "--port", str(port)], log_dir, dict(env or {})
             )
         )
-        _wait_for_port(processes[0], port, 60)
+        wait_for_port(processes[0], port, 60)
         yield f"sc://127.0.0.1:{port}"
