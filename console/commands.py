@@ -5,12 +5,15 @@
   distillguard review decide ACCOUNT | --cluster ID --label extraction|benign|needs_more_info --note TEXT
                              [--campaign-id ID] [--date D] [--analyst NAME]
   distillguard review issue-token ANALYST [--tokens-file F]
+  distillguard review list-tokens [--tokens-file F]
+  distillguard review revoke-token ANALYST [--tokens-file F]
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import socket
 from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
@@ -60,11 +63,30 @@ def _cmd_console(args) -> None:
         session_secret=os.environ.get("DG_CONSOLE_SECRET") or None,
         secure_cookies=args.secure_cookies,
     )
+    listening = _bind(args.host, args.port)  # before the banner: a busy port is one line, not a started console
     print(
         f"distillguard console on http://{args.host}:{args.port} (lake {settings.lake_root}, auth {auth.mode})",
         flush=True,
     )
-    uvicorn.run(create_app(settings, config), host=args.host, port=args.port, log_level="warning", proxy_headers=False)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, config), log_level="warning", proxy_headers=False, lifespan="off")
+    )
+    server.run(sockets=[listening])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; a port in use or a bad address is the operator's to change (exit 2)."""
+    from lake.errors import InputError
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listening = socket.socket(family, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+        listening.listen(128)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
+    return listening
 
 
 def _cmd_decide(args) -> None:
@@ -88,7 +110,29 @@ def _cmd_issue_token(args) -> None:
 
     path = tokens_file(args, _settings(args))
     token = issue_token(path, args.analyst)
-    print(f"token for {args.analyst} (shown once; its digest is in {path}):\n{token}", flush=True)
+    print(
+        f"token for {args.analyst} (shown once; it replaces any earlier one; its digest is in {path}):\n{token}",
+        flush=True,
+    )
+
+
+def _cmd_list_tokens(args) -> None:
+    from console.auth import list_tokens
+
+    path = tokens_file(args, _settings(args))
+    entries = list_tokens(path)
+    for analyst, digest_prefix in entries:
+        print(f"{analyst}\t{digest_prefix}", flush=True)
+    if not entries:
+        print(f"no tokens in {path}", flush=True)
+
+
+def _cmd_revoke_token(args) -> None:
+    from console.auth import revoke_token
+
+    path = tokens_file(args, _settings(args))
+    count = revoke_token(path, args.analyst)
+    print(f"revoked {count} token(s) of {args.analyst} in {path}; their console sessions have ended", flush=True)
 
 
 def add_subcommands(sub) -> None:
@@ -140,3 +184,14 @@ def add_subcommands(sub) -> None:
         "--tokens-file", help="analyst token digests (default $DG_CONSOLE_TOKENS_FILE or <lake>/_console/...)"
     )
     p.set_defaults(func=_cmd_issue_token)
+    for name, help_text, handler in (
+        ("list-tokens", "list the analysts who hold a console token (digest prefixes only)", _cmd_list_tokens),
+        ("revoke-token", "remove an analyst's console token; their sessions end at once", _cmd_revoke_token),
+    ):
+        p = review.add_parser(name, help=help_text)
+        if name == "revoke-token":
+            p.add_argument("analyst", help="the analyst whose token goes")
+        p.add_argument(
+            "--tokens-file", help="analyst token digests (default $DG_CONSOLE_TOKENS_FILE or <lake>/_console/...)"
+        )
+        p.set_defaults(func=handler)
