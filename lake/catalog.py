@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from lake.config import Settings
+from lake.errors import MissingTableError
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -358,7 +359,7 @@ def exists(settings: Settings, name: str) -> bool:
 
 def read(spark, settings: Settings, name: str):
     if not exists(settings, name):
-        raise FileNotFoundError(
+        raise MissingTableError(
             f"Delta table {name!r} not found at {settings.table_uri(name)}; run the job that produces it first"
         )
     return spark.read.format("delta").load(settings.table_uri(name))

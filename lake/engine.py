@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable, Iterator
 
 from lake.config import FRAME_ENGINE_KEYS, SPARK_ENGINE_KEYS, Settings
-from lake.errors import InputError
+from lake.errors import EngineUnavailableError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def _jvm_local(settings: Settings) -> Iterator:
 
     spec = importlib.util.find_spec("pyspark")
     if spec is None or not (Path(spec.origin).parent / "jars").is_dir():
-        raise RuntimeError(
+        raise EngineUnavailableError(
             "engine 'jvm-local' needs the full `pyspark` package with its jars (and Java 17); "
             "this environment has the Spark Connect client only. See benchmarks/README.md"
         )
