@@ -3,7 +3,7 @@
 
   distillguard console [--host 127.0.0.1] [--port 8050] [--auth token|trusted-header] [--tokens-file F]
   distillguard review decide ACCOUNT | --cluster ID --label extraction|benign|needs_more_info --note TEXT
-                             [--campaign-id ID] [--date D] [--analyst NAME]
+                             [--campaign-id ID] [--date D] [--analyst NAME] [--allow-unknown]
   distillguard review issue-token ANALYST [--tokens-file F]
   distillguard review list-tokens [--tokens-file F]
   distillguard review revoke-token ANALYST [--tokens-file F]
@@ -101,6 +101,7 @@ def _cmd_decide(args) -> None:
         cluster_id=args.cluster,
         campaign_id=args.campaign_id,
         score_date=args.date,
+        allow_unknown=args.allow_unknown,
     )
     print(receipt_json(receipt), flush=True)
 
@@ -177,6 +178,12 @@ def add_subcommands(sub) -> None:
     p.add_argument("--campaign-id", dest="campaign_id", help="the campaign this decision attributes the account to")
     p.add_argument("--date", type=parse_date, help="the score date the decision is based on (default: latest)")
     p.add_argument("--analyst", help="who decides (default $DG_ANALYST or the login name)")
+    p.add_argument(
+        "--allow-unknown",
+        dest="allow_unknown",
+        action="store_true",
+        help="decide an account the lake has never seen (known from outside, e.g. an abuse report)",
+    )
     p.set_defaults(func=_cmd_decide)
     p = review.add_parser("issue-token", help="create a console sign-in token for an analyst")
     p.add_argument("analyst", help="the analyst's login name the token signs in as")
