@@ -28,6 +28,7 @@ from urllib.parse import urlencode, urlsplit
 from console import charts, queries
 from console.auth import AuthConfig, SessionStore
 from console.decisions import LABELS, record_decision
+from console.model_info import ChampionCache
 from jobs.dates import parse_date
 from lake.config import Settings
 from lake.errors import DistillguardError, InputError, MissingInputError
@@ -248,11 +249,15 @@ def create_app(settings: Settings, config: ConsoleConfig):
             request, "cluster.html", {"c": data, "capability_chart": charts.capability_bars(data["timeline"])}
         )
 
+    champion = ChampionCache(settings, config.mlflow_ui_url)  # MLflow never blocks a page (console/model_info.py)
+
     @page
     async def model_page(request):
-        from console.model_info import champion_summary
+        from starlette.concurrency import run_in_threadpool
 
-        return render(request, "model.html", {"m": champion_summary(settings, config.mlflow_ui_url)})
+        status = await run_in_threadpool(champion.status)
+        context = {"m": status.summary, "read_at": status.read_at, "mlflow_down": status.unreachable_since}
+        return render(request, "model.html", context)
 
     async def decide(request):
         analyst = analyst_of(request)
