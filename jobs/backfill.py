@@ -24,7 +24,7 @@ STEP_OUTPUTS = {
     "aggregate": "account_daily",
     "features": "account_features",
     "cluster": "account_clusters",
-    "score": "account_risk",
+    "score": "score_runs",  # the marker jobs/score.py commits after both risk tables
 }
 MAX_DAYS = 3_660
 

@@ -254,6 +254,20 @@ TABLES: dict[str, Table] = {
             ("score_date",),
         ),
         Table(
+            "score_runs",
+            "ops",
+            fields_schema(
+                ("score_date", pa.date32()),
+                ("finished_at", TS),
+                ("accounts", pa.int64()),
+                ("clusters", pa.int64()),
+                ("model_name", pa.string()),
+                ("model_version", pa.string()),
+            ),
+            "a score run's marker, committed after account_risk and cluster_risk: the day's two tables are complete",
+            ("score_date",),
+        ),
+        Table(
             "risk_publications",
             "ops",
             fields_schema(

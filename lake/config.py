@@ -151,7 +151,7 @@ def load_settings(**overrides: object) -> Settings:
         values.setdefault("pseudonym_key", env["DG_PSEUDONYM_KEY"])
     for variable, key, kind in NUMERIC_ENV:
         if env.get(variable):
-            values.setdefault(key, _env_number(variable, env[variable], kind))
+            values.setdefault(key, _env_number(f"{variable} ({key})", env[variable], kind))
     if (
         "://" in lake_root
         and values.get("pseudonym_key", DEMO_PSEUDONYM_KEY) == DEMO_PSEUDONYM_KEY

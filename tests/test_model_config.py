@@ -74,7 +74,9 @@ def test_settings_are_strict_and_name_the_variable(tmp_path, monkeypatch):
     from lake.config import load_settings
 
     monkeypatch.setenv("DG_SHUFFLE_PARTITIONS", "true")
-    with pytest.raises(InputError, match="DG_SHUFFLE_PARTITIONS = 'true': expected a whole number"):
+    with pytest.raises(
+        InputError, match=r"DG_SHUFFLE_PARTITIONS \(shuffle_partitions\) = .true.: expected a whole number"
+    ):
         load_settings(lake_root=str(tmp_path))
     monkeypatch.setenv("DG_SHUFFLE_PARTITIONS", "0")
     with pytest.raises(InputError, match=r"shuffle_partitions = 0: .*greater than or equal to 1"):
@@ -82,3 +84,14 @@ def test_settings_are_strict_and_name_the_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("DG_SHUFFLE_PARTITIONS")
     with pytest.raises(InputError, match="connect_timeout_s = True"):
         load_settings(lake_root=str(tmp_path), connect_timeout_s=True)
+
+
+def test_too_few_positives_to_fit_says_how_many_and_where_they_went():
+    import pandas as pd
+
+    from lake.errors import MissingInputError
+    from models.train import fit_booster
+
+    empty = pd.DataFrame({"f": pd.Series([], dtype=float), "label": pd.Series([], dtype=int)})
+    with pytest.raises(MissingInputError, match=r"the fit dates hold 0 snapshots \(0 positives, 0 negatives\)"):
+        fit_booster(empty, empty, ["f"], TrainingConfig(), "cpu")
