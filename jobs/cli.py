@@ -256,7 +256,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:  # a retry per request is noise; the one-line error says what failed
         logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     install_log_redaction()
-    interrupts.install()
     from lake.errors import DistillguardError
 
     def fail(message: object, code: int) -> int:
@@ -264,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
     try:
-        args.func(args)
+        with interrupts.stop_on_signals():
+            args.func(args)
     except DistillguardError as exc:  # the type decides the exit code (lake/errors.py EXIT_CODES)
         return fail(f"error: {exc}", exc.exit_code)
     except PermissionError as exc:

@@ -28,10 +28,24 @@ _lock = threading.Lock()
 _received: list[int] = []
 
 
-def install() -> None:
-    """Route SIGINT and SIGTERM to this module (main thread only; the CLI calls it once per process)."""
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, _handle)
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Route SIGINT and SIGTERM to this module for the duration of one CLI command, then restore the previous
+    handlers. Only in the main thread (signals are delivered there), and never over a handler someone else set:
+    a host such as an Airflow worker that calls the CLI in-process keeps its own."""
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    replaced = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in STOP_SIGNALS:
+            previous = signal.getsignal(signum)
+            if previous in (defaults[signum], signal.SIG_DFL):
+                replaced[signum] = previous
+                signal.signal(signum, _handle)
+    try:
+        yield
+    finally:
+        for signum, previous in replaced.items():
+            signal.signal(signum, previous)
 
 
 def _handle(signum: int, frame) -> None:

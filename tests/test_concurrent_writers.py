@@ -19,6 +19,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from compute.spark import SparkEngine
 from jobs import ingest
 from lake import catalog
 from lake.config import load_settings
@@ -58,6 +59,59 @@ def _raw_rows() -> list[dict]:
 
 def _settings(lake: Path):
     return load_settings(lake_root=str(lake), mlflow_tracking_uri=f"sqlite:///{lake}.db")
+
+
+# the nightly chain, in order: job -> the tables it writes, in write order (each one commit per partition)
+CHAIN = {
+    "ingest": ("quarantine", "requests", "ingest_runs"),
+    "aggregate": ("account_daily",),
+    "cluster": ("account_links", "account_clusters"),
+    "features": ("account_features",),
+}
+
+
+def _run(job: str, spark, lake: Path) -> None:
+    """Run one job as the CLI would: frame-engine steps get an engine, the rest the SparkSession."""
+    import importlib
+
+    from jobs.steps import runs_on_frame_engine
+
+    engine = SparkEngine(spark) if runs_on_frame_engine(job) else spark
+    importlib.import_module(f"jobs.{job}").run(engine, _settings(lake), D1)
+
+
+def _reference_tables(lake: Path) -> None:
+    import datetime as dt
+
+    settings = _settings(lake)
+    catalog.write_arrow(
+        settings,
+        "accounts",
+        pa.Table.from_pylist(
+            [
+                dict(
+                    account_id=f"acct-{i}",
+                    org_id=None,
+                    created_at=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+                    signup_country="US",
+                    payment_fingerprint=f"pf-{i % 2}",
+                    verification="card",
+                    program="standard",
+                )
+                for i in range(4)
+            ],
+            catalog.table("accounts").schema,
+        ),
+    )
+    catalog.write_arrow(
+        settings,
+        "model_releases",
+        pa.Table.from_pylist(
+            [dict(model="m-1", released_at=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))],
+            catalog.table("model_releases").schema,
+        ),
+    )
+    catalog.write_arrow(settings, "asn_info", pa.Table.from_pylist([], catalog.table("asn_info").schema))
 
 
 def _write_raw(lake: Path) -> None:
@@ -155,3 +209,68 @@ def test_a_second_creator_finds_the_table_and_creates_nothing(tmp_path):
     assert (log_dir / "00000000000000000000.json").read_bytes() == first
     assert DeltaTable(str(tmp_path / "lake" / "ingest_runs")).schema().to_arrow().names == decl.schema.names
     assert not (tmp_path / "lake" / "_staging").exists()
+
+
+RACED = ("aggregate", "cluster", "features")
+
+
+@pytest.mark.timeout(600)
+def test_each_nightly_job_raced_against_itself_ends_as_a_serial_run(spark, tmp_path):
+    """Two processes run the same job for the same day at the same moment, for every job after ingest: both
+    finish (or one reports a conflict and wrote nothing), and the day's partitions equal one serial run's."""
+    import features.registry  # noqa: F401 - declares the feature tables the catalog reads below
+
+    base = tmp_path / "base"
+    _write_raw(base)
+    _reference_tables(base)
+    before, state = {}, base
+    for job in CHAIN:
+        before[job] = state
+        state = tmp_path / f"serial-{job}"
+        shutil.copytree(before[job], state)
+        _run(job, spark, state)
+    plans: dict[str, list[dict]] = {"a": [], "b": []}
+    for job in RACED:
+        lake = tmp_path / f"race-{job}"
+        shutil.copytree(before[job], lake)
+        for worker in plans:
+            plans[worker].append(
+                {
+                    "trial": job,
+                    "lake": str(lake),
+                    "date": D1.isoformat(),
+                    "barrier": str(tmp_path / "b" / job),
+                    "job": job,
+                }
+            )
+    results = tmp_path / "results.jsonl"
+    procs = []
+    for worker, plan in plans.items():
+        plan_file = tmp_path / f"plan-{worker}.json"
+        plan_file.write_text(json.dumps(plan))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(REPO / "tests" / "concurrent_writer.py"), str(plan_file), worker, str(results)],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    logs = [p.communicate(timeout=500)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(log[-3000:] for log in logs)
+    outcomes: dict[str, list[str]] = {}
+    for line in results.read_text().splitlines():
+        record = json.loads(line)
+        outcomes.setdefault(record["trial"], []).append(record["outcome"])
+    for job in RACED:
+        got = outcomes[job]
+        assert len(got) == 2 and all(o == "ok" or o.startswith("conflict:") for o in got), (job, got)
+        for name in CHAIN[job]:
+            assert _day_rows(tmp_path / f"race-{job}", name) == _day_rows(state, name), f"{job}: {name} differs"
+
+
+def _day_rows(lake: Path, name: str) -> list[str]:
+    column = catalog.table(name).partition_by[0]
+    rows = DeltaTable(str(lake / name)).to_pyarrow_table(filters=[(column, "=", D1)]).to_pylist()
+    return sorted(json.dumps(r, default=str, sort_keys=True) for r in rows)
