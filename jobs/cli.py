@@ -32,16 +32,6 @@ EXIT_UNEXPECTED = 1  # a defect, not an operator's input: the (redacted) traceba
 
 
 def _settings(args: argparse.Namespace):
-    """Settings from the flags and environment, and the model config file checked whole (every key typed and
-    in range) before any job reads or writes."""
-    from models.config import load_model_config
-
-    settings = _flag_settings(args)
-    load_model_config(settings.model_config_file)
-    return settings
-
-
-def _flag_settings(args: argparse.Namespace):
     return load_settings(
         lake_root=args.lake or None,
         spark_remote=args.remote or None,
@@ -264,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with interrupts.stop_on_signals():
+            _check_model_config(args)
             args.func(args)
     except DistillguardError as exc:  # the type decides the exit code (lake/errors.py EXIT_CODES)
         return fail(f"error: {exc}", exc.exit_code)
@@ -277,6 +268,13 @@ def main(argv: list[str] | None = None) -> int:
             print(redact(traceback.format_exc()), file=sys.stderr)
         return fail(f"error: {known}", known.exit_code) if known else EXIT_UNEXPECTED
     return 0
+
+
+def _check_model_config(args: argparse.Namespace) -> None:
+    """The whole model config file, every key typed and in range, before any job reads or writes."""
+    from models.config import load_model_config
+
+    load_model_config(args.model_config or os.environ.get("DG_MODEL_CONFIG") or None)
 
 
 def _settings_or_none(args: argparse.Namespace):
