@@ -64,6 +64,10 @@ def test_a_copied_cookie_stops_working_after_sign_out(console_lake):
     replayed = _replay(app, cookie)
     assert replayed.status_code == 303 and replayed.headers["location"].startswith("/login")
 
+    cookie = _sign_in(app, token).cookies["dg_console"]
+    restarted = create_app(settings, ConsoleConfig(auth=auth, session_secret="fixed-secret"))
+    assert _replay(restarted, cookie).status_code == 303, "a restart ends sessions even with a fixed secret"
+
 
 def test_revoking_or_replacing_a_token_ends_its_sessions(console_lake, capsys):
     settings, auth, token = console_lake
