@@ -55,8 +55,8 @@ def main() -> None:
 
     from deltalake import DeltaTable
 
-    from lake.dates import date_range
     from lake.config import load_settings
+    from lake.dates import date_range
     from models import detection_report as report
     from simulator.simulate import read_ground_truth
 

@@ -26,8 +26,9 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from console import charts, queries
-from console.auth import AuthConfig
+from console.auth import AuthConfig, SessionStore
 from console.decisions import LABELS, record_decision
+from console.model_info import ChampionCache
 from lake.config import Settings
 from lake.dates import parse_date
 from lake.errors import DistillguardError, InputError, MissingInputError
@@ -82,11 +83,13 @@ def create_app(settings: Settings, config: ConsoleConfig):
     templates.env.filters["count"] = lambda v: "-" if v is None else f"{v:,}"
     templates.env.filters["when"] = lambda v: "-" if v is None else v.strftime("%Y-%m-%d %H:%M UTC")
 
+    sessions = SessionStore()  # server-side: logout and token changes end a session (console/auth.py)
+
     def analyst_of(request) -> str | None:
         if config.auth.mode == "trusted-header":
             value = request.headers.get(config.auth.trusted_header)
             return value if value and queries_safe_analyst(value) else None
-        return request.session.get("analyst")
+        return sessions.analyst(request.session.get("sid"), config.auth)
 
     def csrf_token(request) -> str:
         token = request.session.get("csrf")
@@ -147,12 +150,13 @@ def create_app(settings: Settings, config: ConsoleConfig):
             form = await checked_form(request)
         except PermissionError as exc:
             return PlainTextResponse(str(exc), status_code=403)
-        analyst = config.auth.analyst_for_token(str(form.get("token") or "")) if config.auth.mode == "token" else None
+        signed_in = config.auth.sign_in(str(form.get("token") or "")) if config.auth.mode == "token" else None
         next_path = _local_path(str(form.get("next") or "/"))
-        if analyst is None:
+        if signed_in is None:
             return render(request, "login.html", {"next": next_path, "error": "unknown token"}, status_code=401)
+        sessions.close(request.session.get("sid"))
         request.session.clear()
-        request.session.update({"analyst": analyst, "csrf": secrets.token_urlsafe(32)})
+        request.session.update({"sid": sessions.open(*signed_in), "csrf": secrets.token_urlsafe(32)})
         return RedirectResponse(next_path, status_code=303)
 
     async def logout(request):
@@ -160,6 +164,7 @@ def create_app(settings: Settings, config: ConsoleConfig):
             await checked_form(request)
         except PermissionError as exc:
             return PlainTextResponse(str(exc), status_code=403)
+        sessions.close(request.session.get("sid"))
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -244,6 +249,8 @@ def create_app(settings: Settings, config: ConsoleConfig):
             request, "cluster.html", {"c": data, "capability_chart": charts.capability_bars(data["timeline"])}
         )
 
+    champion = ChampionCache(settings, config.mlflow_ui_url)  # MLflow never blocks a page (console/model_info.py)
+
     @page
     async def campaign_page(request):
         from console.campaign_page import campaign_page as campaign_data
@@ -255,14 +262,18 @@ def create_app(settings: Settings, config: ConsoleConfig):
 
     @page
     async def model_page(request):
-        from console.airflow_events import status_line
-        from console.model_info import champion_summary
+        from starlette.concurrency import run_in_threadpool
 
-        return render(
-            request,
-            "model.html",
-            {"m": champion_summary(settings, config.mlflow_ui_url), "airflow_status": status_line(settings)},
-        )
+        from console.airflow_events import status_line
+
+        status = await run_in_threadpool(champion.status)
+        context = {
+            "m": status.summary,
+            "read_at": status.read_at,
+            "mlflow_down": status.unreachable_since,
+            "airflow_status": status_line(settings),
+        }
+        return render(request, "model.html", context)
 
     async def decide(request):
         analyst = analyst_of(request)

@@ -3,8 +3,10 @@
 
   distillguard console [--host 127.0.0.1] [--port 8050] [--auth token|trusted-header] [--tokens-file F]
   distillguard review decide ACCOUNT | --cluster ID | --campaign ID --label extraction|benign|needs_more_info --note TEXT
-                             [--campaign-id ID] [--date D] [--analyst NAME]
+                             [--campaign-id ID] [--date D] [--analyst NAME] [--allow-unknown]
   distillguard review issue-token ANALYST [--tokens-file F]
+  distillguard review list-tokens [--tokens-file F]
+  distillguard review revoke-token ANALYST [--tokens-file F]
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import socket
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -63,11 +66,30 @@ def _cmd_console(settings_of: SettingsOf, args: argparse.Namespace) -> None:
         session_secret=os.environ.get("DG_CONSOLE_SECRET") or None,
         secure_cookies=args.secure_cookies,
     )
+    listening = _bind(args.host, args.port)  # before the banner: a busy port is one line, not a started console
     print(
         f"distillguard console on http://{args.host}:{args.port} (lake {settings.lake_root}, auth {auth.mode})",
         flush=True,
     )
-    uvicorn.run(create_app(settings, config), host=args.host, port=args.port, log_level="warning", proxy_headers=False)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, config), log_level="warning", proxy_headers=False, lifespan="off")
+    )
+    server.run(sockets=[listening])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; a port in use or a bad address is the operator's to change (exit 2)."""
+    from lake.errors import InputError
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listening = socket.socket(family, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+        listening.listen(128)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
+    return listening
 
 
 def _cmd_decide(settings_of: SettingsOf, args: argparse.Namespace) -> None:
@@ -83,6 +105,7 @@ def _cmd_decide(settings_of: SettingsOf, args: argparse.Namespace) -> None:
         campaign=args.campaign,
         campaign_id=args.campaign_id,
         score_date=args.date,
+        allow_unknown=args.allow_unknown,
     )
     print(receipt_json(receipt), flush=True)
 
@@ -92,7 +115,29 @@ def _cmd_issue_token(settings_of: SettingsOf, args: argparse.Namespace) -> None:
 
     path = tokens_file(args, settings_of(args))
     token = issue_token(path, args.analyst)
-    print(f"token for {args.analyst} (shown once; its digest is in {path}):\n{token}", flush=True)
+    print(
+        f"token for {args.analyst} (shown once; it replaces any earlier one; its digest is in {path}):\n{token}",
+        flush=True,
+    )
+
+
+def _cmd_list_tokens(settings_of: SettingsOf, args: argparse.Namespace) -> None:
+    from console.auth import list_tokens
+
+    path = tokens_file(args, settings_of(args))
+    entries = list_tokens(path)
+    for analyst, digest_prefix in entries:
+        print(f"{analyst}\t{digest_prefix}", flush=True)
+    if not entries:
+        print(f"no tokens in {path}", flush=True)
+
+
+def _cmd_revoke_token(settings_of: SettingsOf, args: argparse.Namespace) -> None:
+    from console.auth import revoke_token
+
+    path = tokens_file(args, settings_of(args))
+    count = revoke_token(path, args.analyst)
+    print(f"revoked {count} token(s) of {args.analyst} in {path}; their console sessions have ended", flush=True)
 
 
 def add_subcommands(sub, settings_of: SettingsOf) -> None:
@@ -140,6 +185,12 @@ def add_subcommands(sub, settings_of: SettingsOf) -> None:
     p.add_argument("--campaign-id", dest="campaign_id", help="the campaign this decision attributes the account to")
     p.add_argument("--date", type=parse_date, help="the score date the decision is based on (default: latest)")
     p.add_argument("--analyst", help="who decides (default $DG_ANALYST or the login name)")
+    p.add_argument(
+        "--allow-unknown",
+        dest="allow_unknown",
+        action="store_true",
+        help="decide an account the lake has never seen (known from outside, e.g. an abuse report)",
+    )
     p.set_defaults(func=partial(_cmd_decide, settings_of))
     p = review.add_parser("issue-token", help="create a console sign-in token for an analyst")
     p.add_argument("analyst", help="the analyst's login name the token signs in as")
@@ -147,3 +198,14 @@ def add_subcommands(sub, settings_of: SettingsOf) -> None:
         "--tokens-file", help="analyst token digests (default $DG_CONSOLE_TOKENS_FILE or <lake>/_console/...)"
     )
     p.set_defaults(func=partial(_cmd_issue_token, settings_of))
+    for name, help_text, handler in (
+        ("list-tokens", "list the analysts who hold a console token (digest prefixes only)", _cmd_list_tokens),
+        ("revoke-token", "remove an analyst's console token; their sessions end at once", _cmd_revoke_token),
+    ):
+        p = review.add_parser(name, help=help_text)
+        if name == "revoke-token":
+            p.add_argument("analyst", help="the analyst whose token goes")
+        p.add_argument(
+            "--tokens-file", help="analyst token digests (default $DG_CONSOLE_TOKENS_FILE or <lake>/_console/...)"
+        )
+        p.set_defaults(func=partial(handler, settings_of))

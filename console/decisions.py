@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from console.tables import dataset
+from jobs import preconditions
 from jobs.risk_query import check_account_id, check_date, latest_score_date
 from lake import catalog
 from lake.config import Settings
@@ -105,6 +106,16 @@ def _risk_rows(
     )
 
 
+def _ever_seen(settings: Settings, account_id: str) -> bool:
+    """The account has a row in account_risk or account_daily on any day."""
+    for name in ("account_risk", "account_daily"):
+        if catalog.exists(settings, name):
+            found = dataset(settings, name).head(1, columns=["account_id"], filter=pc.field("account_id") == account_id)
+            if found.num_rows:
+                return True
+    return False
+
+
 def latest_decisions(settings: Settings, account_ids=None) -> dict[str, dict]:
     """Each account's standing: its latest enforcement_labels row (any source); at equal decided_at, extraction
     wins, as in training. `account_ids=None` reads them all."""
@@ -162,16 +173,22 @@ def record_decision(
     campaign_id: str | None = None,
     score_date: dt.date | None = None,
     now: dt.datetime | None = None,
+    allow_unknown: bool = False,
 ) -> DecisionReceipt:
     """Label one account, every member of one cluster (as scored on `score_date`, default the latest day) or every
     latest member of one campaign (the campaigns table; its id becomes the labels' campaign_id).
 
-    Raises InputError for invalid input and MissingInputError for a cluster with no members on that day."""
+    Only what exists is decided: an account the lake has never seen is refused unless `allow_unknown` (an account
+    known from outside, e.g. an abuse report), and a `score_date` that was never scored is refused.
+    Raises InputError for invalid input and MissingInputError for a day never scored or a cluster with no members
+    on that day."""
     analyst, label, note = check_analyst(analyst), _check_label(label), _check_note(note)
     campaign_id = _check_campaign_id(campaign_id)
     if sum(target is not None for target in (account_id, cluster_id, campaign)) != 1:
         raise InputError("decide on exactly one account, one cluster or one campaign")
     score_date = check_date(score_date)
+    if score_date is not None and not preconditions.partition_rows(settings, "account_risk", score_date):
+        raise MissingInputError(f"{score_date} was never scored (no account_risk rows); pick a scored --date")
     if score_date is None and catalog.exists(settings, "account_risk"):
         score_date = latest_score_date(settings)
     if cluster_id is not None:
@@ -195,6 +212,11 @@ def record_decision(
         target_kind, target_id = "account", check_account_id(account_id)
         account_ids = [target_id]
         seen = _risk_rows(settings, score_date, account_ids=account_ids) if score_date else None
+        if not allow_unknown and (seen is None or seen.num_rows == 0) and not _ever_seen(settings, target_id):
+            raise InputError(
+                f"account {target_id!r} has never appeared in the lake; check the id, or pass --allow-unknown "
+                "for an account known from outside"
+            )
     seen_by_account = {row["account_id"]: row for row in seen.to_pylist()} if seen is not None else {}
     previous = latest_decisions(settings, account_ids)
 

@@ -3,7 +3,8 @@ outside Airflow.
 
 Dates run oldest first, each through `jobs.nightly.run`. A date whose every requested step is recorded
 complete in the lake is skipped unless `--force` is given, so a backfill that stopped can simply be started
-again. The first failure stops the range; the message names the date and the command that resumes from it.
+again. The first failure stops the range; the message names the date and the command that resumes from it. So
+does SIGINT or SIGTERM (jobs/interrupts.py), within seconds.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import argparse
 import datetime as dt
 import sys
 
+from jobs import interrupts
 from lake.config import Settings
 from lake.dates import parse_date
-from lake.errors import InputError
+from lake.errors import InputError, JobInterruptedError
 
 # the table whose date partition each step writes: rows there mean the step finished that date
 STEP_OUTPUTS = {
@@ -22,7 +24,7 @@ STEP_OUTPUTS = {
     "aggregate": "account_daily",
     "features": "account_features",
     "cluster": "account_clusters",
-    "score": "account_risk",
+    "score": "score_runs",  # the marker jobs/score.py commits after both risk tables
     "campaigns": "campaign_days",
 }
 MAX_DAYS = 3_660
@@ -67,32 +69,47 @@ def run(
     days = days_between(first, last)
     done: dict[str, list[dt.date]] = {"ran": [], "skipped": []}
     console = Console(stderr=True)
-    with Progress(
-        TextColumn("backfill {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
+    current: list[dt.date] = []
+
+    def say_where_stopped(signum: int | None) -> None:
+        day = current[-1]
+        cause = "interrupted; " if signum else "fix the cause, then "
+        print(
+            f"backfill stopped at {day.isoformat()} ({len(done['ran'])} dates ran, "
+            f"{len(done['skipped'])} skipped as complete); {cause}resume with:\n  "
+            f"{resume_command(day, last, steps, force)}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    with (
+        interrupts.on_stop(say_where_stopped),
+        Progress(
+            TextColumn("backfill {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress,
+    ):
         task = progress.add_task("", total=len(days))
         for day in days:
+            current.append(day)
             progress.update(task, description=day.isoformat())
-            if not force and all(step_done(settings, step, day) for step in wanted):
-                done["skipped"].append(day)
-                progress.advance(task)
-                continue
             try:
+                if not force and all(step_done(settings, step, day) for step in wanted):
+                    done["skipped"].append(day)
+                    progress.advance(task)
+                    continue
                 nightly.run(settings, day, steps=wanted)
+            except JobInterruptedError as exc:
+                progress.stop()
+                interrupts.run_callbacks(exc.exit_code - 128)  # says where it stopped, once
+                raise
             except BaseException:
                 progress.stop()
-                print(
-                    f"backfill stopped at {day.isoformat()} ({len(done['ran'])} dates ran, "
-                    f"{len(done['skipped'])} skipped as complete); fix the cause, then resume with:\n  "
-                    f"{resume_command(day, last, steps, force)}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                say_where_stopped(None)
                 raise
             done["ran"].append(day)
             progress.advance(task)

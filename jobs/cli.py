@@ -4,9 +4,8 @@ Job modules are imported inside the handlers so `distillguard --help` stays fast
 configured at import time. An empty value for a global flag (`--remote ""`) means "not given": schedulers
 (airflow_dags/) always pass every flag from a template and leave the unset ones empty.
 
-Exit status: 0 done, 2 bad input, 3 the quality gate failed, 4 an upstream input is missing (run that step
-first), 5 a concurrent writer won (rerun). Only the project's own errors (lake/errors.py) get one line; anything
-else keeps its traceback.
+Exit status: one meaning per code, by error type (lake/errors.py EXIT_CODES; printed at the end of `--help`).
+Only the project's own errors get one line; anything else keeps its traceback and exits 1.
 """
 
 from __future__ import annotations
@@ -20,15 +19,16 @@ import sys
 import traceback
 from importlib.metadata import entry_points
 
-from jobs import backfill, cli_help, engine_server, retention
+from jobs import backfill, cli_help, engine_server, interrupts, retention
 from jobs.steps import NIGHTLY_STEPS, runs_on_frame_engine
 from lake.config import ENGINE_KEYS, Settings, load_settings
 from lake.dates import parse_date
 from lake.engine import spark_session
+from lake.errors import EXIT_CODES, InputError, QualityGateError
 from lake.redact import install_log_redaction, redact
 
-EXIT_ERROR = 2
-EXIT_QUALITY_GATE_FAILED = 3
+EXIT_ERROR = InputError.exit_code
+EXIT_QUALITY_GATE_FAILED = QualityGateError.exit_code
 EXIT_UNEXPECTED = 1  # a defect, not an operator's input: the (redacted) traceback is printed
 
 
@@ -159,7 +159,11 @@ def _cmd_demo(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="distillguard", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="distillguard",
+        description=__doc__.splitlines()[0],
+        epilog="exit status:\n" + "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES),
+    )
     parser.add_argument("--lake", help="lake root (default: $DG_LAKE or ./lake_data)")
     parser.add_argument(
         "--remote", help="Spark Connect URL sc://host:port (default: $DG_SPARK_REMOTE or embedded Sail)"
@@ -273,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # a retry per request is noise; the one-line error says what failed
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     install_log_redaction()
-    from jobs.quality_gate import QualityGateError
     from lake.errors import DistillguardError
 
     def fail(message: object, code: int) -> int:
@@ -282,21 +287,28 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
     try:
-        args.func(args)
-    except QualityGateError as exc:
-        return fail(exc, EXIT_QUALITY_GATE_FAILED)
-    except DistillguardError as exc:
+        with interrupts.stop_on_signals():
+            _check_model_config(args)
+            args.func(args)
+    except DistillguardError as exc:  # the type decides the exit code (lake/errors.py EXIT_CODES)
         return fail(f"error: {exc}", exc.exit_code)
-    except (FileNotFoundError, PermissionError) as exc:
-        return fail(f"error: {exc}", EXIT_ERROR)
+    except PermissionError as exc:
+        return fail(f"error: {exc}", InputError.exit_code)
     except Exception as exc:
-        from jobs.cli_errors import one_line
+        from jobs.cli_errors import classify
 
-        line = one_line(exc, _settings_or_none(args))
-        if line is None or args.verbose:
+        known = classify(exc, _settings_or_none(args))
+        if known is None or args.verbose:
             print(redact(traceback.format_exc()), file=sys.stderr)
-        return fail(f"error: {line}", EXIT_ERROR) if line else EXIT_UNEXPECTED
+        return fail(f"error: {known}", known.exit_code) if known else EXIT_UNEXPECTED
     return 0
+
+
+def _check_model_config(args: argparse.Namespace) -> None:
+    """The whole model config file, every key typed and in range, before any job reads or writes."""
+    from models.config import load_model_config
+
+    load_model_config(args.model_config or os.environ.get("DG_MODEL_CONFIG") or None)
 
 
 def _settings_or_none(args: argparse.Namespace):

@@ -1,20 +1,21 @@
-"""One clear line for failures an operator fixes outside the code: a corrupt data file, a missing table, a
-missing GPU library. jobs/cli.py prints the line; `-v` adds the (redacted) traceback.
+"""One clear line for failures an operator fixes outside the code, recognised by TYPE, never by message text:
+a missing GPU library, an unreachable MLflow, a corrupt data file. jobs/cli.py prints the line; `-v` adds the
+(redacted) traceback.
 
-Engines report a corrupt Parquet file in their own words, often without its path ("Required field type_ is
-missing"), so on such an error the lake's current data files are checked, footer only, to name the file.
+Engines report a corrupt Parquet file in their own words and exception types, often without its path, so when
+an engine or Arrow error ends a job the lake's current data files are checked, footer only: a file that cannot
+be read is named. No unreadable file, no claim.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from lake.config import Settings
+from lake.errors import DistillguardError, InputError, ServiceUnreachableError
 
 GPU_LIBRARIES = ("cudf", "rmm", "cupy", "cuml", "pylibcudf")
-_CORRUPT = re.compile(r"(?i)parquet (argument )?error|parquet magic|corrupt|not a parquet file|invalid parquet")
-_MISSING_TABLE = re.compile(r"(?i)(not a delta table|tablenotfound|no such table|does not exist or you don't have)")
 MAX_FILES_CHECKED = 20_000
 
 
@@ -49,22 +50,47 @@ def first_corrupt_file(settings: Settings) -> str | None:
     return None
 
 
-def one_line(exc: BaseException, settings: Settings | None) -> str | None:
-    """A one-line explanation of `exc` when it is one of the operator-fixable failures, else None."""
+def _engine_error_types() -> tuple[type[BaseException], ...]:
+    import pyarrow as pa
+
+    types: list[type[BaseException]] = [pa.ArrowException, OSError]
+    try:
+        from pyspark.errors import PySparkException
+
+        types.append(PySparkException)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+def _mlflow_host(settings: Settings | None) -> str:
+    if settings is None:
+        return "the MLflow server"
+    parts = urlsplit(settings.mlflow_tracking_uri)
+    return f"MLflow at {parts.hostname}:{parts.port}" if parts.port else f"MLflow at {parts.hostname}"
+
+
+def classify(exc: BaseException, settings: Settings | None) -> DistillguardError | None:
+    """The project error `exc` amounts to, with its one line, when it is an operator-fixable failure; else None
+    (a defect: the CLI keeps its traceback)."""
+    import requests
+
     for link in _chain(exc):
         if isinstance(link, ImportError) and (link.name or "").split(".")[0] in GPU_LIBRARIES:
-            return (
+            return InputError(
                 f"the GPU library {(link.name or '').split('.')[0]!r} is not installed here; engine 'cudf' needs the "
                 "`gpu` extra on a CUDA node (README, \"GPU nodes\"), or use --engine pandas/embedded"
             )
-        if isinstance(link, RuntimeError) and str(link).startswith("engine '"):
-            return str(link).splitlines()[0]
-    text = str(exc)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    if _MISSING_TABLE.search(text):
-        return f"a Delta table is missing: {first[:300]}"
-    if _CORRUPT.search(text):
-        corrupt = first_corrupt_file(settings) if settings is not None else None
-        where = f"corrupt data file {corrupt}" if corrupt else "a corrupt data file"
-        return f"cannot read {where} ({first[:200]}); restore it from backup or rerun the job that wrote it"
+        if isinstance(link, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+            kind = "no answer in time" if isinstance(link, requests.exceptions.Timeout) else "cannot connect"
+            return ServiceUnreachableError(
+                f"{_mlflow_host(settings)} did not answer ({kind}); check MLFLOW_TRACKING_URI / --mlflow-uri and "
+                "that the server is up (DG_MLFLOW_TIMEOUT_S sets how long one request may take)"
+            )
+    if settings is not None and any(isinstance(link, _engine_error_types()) for link in _chain(exc)):
+        corrupt = first_corrupt_file(settings)
+        if corrupt:
+            return InputError(
+                f"cannot read corrupt data file {corrupt}; restore it from backup or rerun the job that wrote it"
+            )
     return None

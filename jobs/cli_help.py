@@ -29,6 +29,11 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows a flag's default unless there is none to show (required, unset, an on/off switch) or its help
     already says what the default is."""
 
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:  # already laid out (the exit-code table): keep its lines
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if action.required or action.default in (None, False) or "default" in text:

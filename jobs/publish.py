@@ -60,6 +60,14 @@ def _single(values: list[str], what: str, score_date: dt.date) -> str:
 def run(spark, settings: Settings, score_date: dt.date) -> Publication:
     from deltalake import DeltaTable
 
+    from jobs.score import MARKER_TABLE, scored
+
+    if not scored(settings, score_date):
+        raise MissingInputError(
+            f"the score run for {score_date} did not finish (no {MARKER_TABLE} marker), so account_risk and "
+            f"cluster_risk may not belong together; run `distillguard score --date {score_date.isoformat()}` first"
+        )
+
     # Versions first: the counts below describe this snapshot or a later one, and a later one can only come from a
     # rerun of score for the day, which the scheduler does not run concurrently with publish.
     risk_version = DeltaTable(settings.table_uri("account_risk")).version()

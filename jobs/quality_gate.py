@@ -24,13 +24,10 @@ from dataclasses import dataclass
 
 from lake import catalog
 from lake.config import Settings
+from lake.errors import QualityGateError
 
 FLAGGED_TIERS = ("critical", "high")
 PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
-
-
-class QualityGateError(ValueError):
-    """The day's outputs failed at least one quality check; nothing should be published."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import pyarrow.dataset as pads
 
 from lake.config import Settings
 from lake.contract import ACCOUNT_ID_RULE, is_valid_account_id
-from lake.errors import InputError, MissingInputError
+from lake.errors import InputError, MissingInputError, MissingTableError
 from models.config import TIERS as MODEL_TIERS
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def _risk_table(settings: Settings):
 
     uri = settings.table_uri(RISK_TABLE)
     if not DeltaTable.is_deltatable(uri):
-        raise FileNotFoundError(f"no {RISK_TABLE} table at {uri}; run `distillguard score --date YYYY-MM-DD` first")
+        raise MissingTableError(f"no {RISK_TABLE} table at {uri}; run `distillguard score --date YYYY-MM-DD` first")
     return DeltaTable(uri)
 
 
@@ -116,7 +116,7 @@ def top_accounts(
     """The `limit` highest-scoring accounts of a score date (default: the latest), optionally of
     one tier, ordered by score descending then account_id; a leading `rank` column counts from 1.
 
-    Raises FileNotFoundError when account_risk does not exist and ValueError for invalid input or a
+    Raises MissingTableError (a FileNotFoundError) when account_risk does not exist and ValueError for invalid input or a
     date without rows. A valid date with no account in the requested tier gives an empty table.
     """
     limit, tier, score_date = check_limit(limit), check_tier(tier), check_date(score_date)

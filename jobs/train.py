@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from lake import catalog
 from lake.config import Settings
-from lake.errors import MissingInputError
+from lake.errors import MissingInputError, MissingTableError
 from lake.formats import check_format
 from models import registry
 from models.config import TrainingConfig, load_model_config
@@ -158,7 +158,7 @@ def load_training_set(settings: Settings, as_of: dt.date) -> TrainingSet:
     from features.registry import feature_columns
 
     if not catalog.exists(settings, TABLE):
-        raise FileNotFoundError(
+        raise MissingTableError(
             f"Delta table {TABLE!r} not found at {settings.table_uri(TABLE)}; "
             f"run `distillguard training-set --as-of {as_of.isoformat()}` first"
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from lake.config import Settings
+from lake.errors import MissingTableError
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -354,6 +355,20 @@ TABLES: dict[str, Table] = {
             ("score_date",),
         ),
         Table(
+            "score_runs",
+            "ops",
+            fields_schema(
+                ("score_date", pa.date32()),
+                ("finished_at", TS),
+                ("accounts", pa.int64()),
+                ("clusters", pa.int64()),
+                ("model_name", pa.string()),
+                ("model_version", pa.string()),
+            ),
+            "a score run's marker, committed after account_risk and cluster_risk: the day's two tables are complete",
+            ("score_date",),
+        ),
+        Table(
             "risk_publications",
             "ops",
             fields_schema(
@@ -476,7 +491,7 @@ def exists(settings: Settings, name: str) -> bool:
 
 def read(spark, settings: Settings, name: str):
     if not exists(settings, name):
-        raise FileNotFoundError(
+        raise MissingTableError(
             f"Delta table {name!r} not found at {settings.table_uri(name)}; run the job that produces it first"
         )
     return spark.read.format("delta").load(settings.table_uri(name))

@@ -12,7 +12,9 @@ Environment variables:
   DG_MODEL_NAME           registered model name; default distillguard-extraction
   DG_PSEUDONYM_KEY        secret key for IP pseudonymization (the default is for demos only: refused on a
                           non-local lake unless the run says --demo)
-  DG_CONNECT_TIMEOUT_S    how long to wait for a remote Spark Connect server to accept a connection; default 60
+  DG_CONNECT_TIMEOUT_S    how long to wait for a remote Spark Connect server to accept a connection and greet;
+                          default 60
+  DG_MLFLOW_TIMEOUT_S     deadline of one MLflow HTTP request (2 retries); default 10
   DG_SHUFFLE_PARTITIONS   spark.sql.shuffle.partitions for every session; unset = the server's own value on a
                           remote server, EMBEDDED_SHUFFLE_PARTITIONS on embedded Sail
   DG_SHARING_KEY          secret key agreed with the providers indicators are shared with: exported IP prefixes
@@ -44,8 +46,39 @@ FRAME_ENGINE_KEYS = ("cudf", "pandas")
 ENGINE_KEYS = (*SPARK_ENGINE_KEYS, *FRAME_ENGINE_KEYS)
 
 
+def allowed(field) -> str:
+    """What a pydantic field accepts, from its annotation and bounds: `integer from 1 to 365`."""
+    import annotated_types
+
+    kind = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+    kind = {"int": "integer", "float": "number", "str": "text", "bool": "true or false"}.get(kind, kind)
+    bounds = []
+    for item in field.metadata:
+        for name, words in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            if isinstance(item, getattr(annotated_types, name.capitalize())):
+                bounds.append(f"{words} {getattr(item, name)}")
+    return " ".join([kind, *bounds]) if bounds else kind
+
+
+def validation_line(exc: ValidationError, fields: dict | None = None) -> str:
+    """One line for a pydantic error list: `key = value: what is wrong (allowed: ...)`, joined by '; '."""
+    problems = []
+    for error in exc.errors():
+        key = ".".join(map(str, error["loc"]))
+        message = error["msg"].removeprefix("Value error, ")
+        if not key or key == "__root__" or error["type"] == "value_error":
+            problems.append(message)  # a rule across keys names its keys itself
+            continue
+        field = (fields or {}).get(error["loc"][0])
+        limit = f" (allowed: {allowed(field)})" if field is not None and field.metadata else ""
+        problems.append(f"{key} = {error.get('input')!r}: {message}{limit}")
+    return "; ".join(problems)
+
+
 class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a setting's type is never guessed (a boolean is not a number); environment strings are converted
+    # in load_settings, where the variable's name is known
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     lake_root: str = Field(description="Root URI/path of the Delta lake")
     ground_truth_root: str = Field(description="Simulator ground truth; never read by jobs")
@@ -55,12 +88,17 @@ class Settings(BaseModel):
     model_config_file: str | None = None  # TOML with [training] / [scoring] (models/config.py load_model_config)
     pseudonym_key: str = DEMO_PSEUDONYM_KEY
     # None: a remote server keeps its operator's value (spark-defaults.conf); embedded Sail uses a small default
-    shuffle_partitions: int | None = Field(default=None, ge=1)
+    shuffle_partitions: int | None = Field(default=None, ge=1, le=100_000)
     engine: str = Field(default="embedded", description="compute engine key, see lake/engine.py")
     gpu_memory_budget_gb: float | None = Field(default=None, gt=0, description="cuDF engine memory budget")
     # None: one thread per CPU (os.cpu_count()), resolved when the engine opens; KvikIO's own default is 1
-    kvikio_threads: int | None = Field(default=None, ge=1, description="KvikIO read threads on the cuDF engine")
-    connect_timeout_s: float = Field(default=60.0, gt=0, description="remote Spark Connect connect timeout")
+    kvikio_threads: int | None = Field(
+        default=None, ge=1, le=1024, description="KvikIO read threads on the cuDF engine"
+    )
+    connect_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600, description="remote Spark Connect: connect and greeting deadline"
+    )
+    mlflow_timeout_s: int = Field(default=10, ge=1, le=3600, description="deadline of one MLflow HTTP request")
     # secrets are SecretStr: a printed or logged Settings shows '**********'
     sharing_key: SecretStr | None = Field(default=None, description="key for indicators shared with other providers")
     airflow_api_url: str | None = Field(default=None, description="Airflow 3 api-server URL for label asset events")
@@ -116,14 +154,8 @@ def load_settings(**overrides: object) -> Settings:
     values.setdefault("spark_remote", env.get("DG_SPARK_REMOTE") or None)
     if env.get("DG_ENGINE"):
         values.setdefault("engine", env["DG_ENGINE"])
-    if env.get("DG_GPU_MEMORY_BUDGET_GB"):
-        values.setdefault("gpu_memory_budget_gb", float(env["DG_GPU_MEMORY_BUDGET_GB"]))
-    if env.get("DG_KVIKIO_THREADS"):  # validated as a positive integer below, with the other settings
-        values.setdefault("kvikio_threads", env["DG_KVIKIO_THREADS"])
     if env.get("DG_MODEL_CONFIG"):
         values.setdefault("model_config_file", env["DG_MODEL_CONFIG"])
-    if env.get("DG_SHUFFLE_PARTITIONS"):
-        values.setdefault("shuffle_partitions", env["DG_SHUFFLE_PARTITIONS"])
     if "DG_MODEL_NAME" in env:
         values.setdefault("model_name", env["DG_MODEL_NAME"])
     if "DG_PSEUDONYM_KEY" in env:
@@ -136,8 +168,9 @@ def load_settings(**overrides: object) -> Settings:
     ):
         if env.get(variable):
             values.setdefault(name, env[variable])
-    if env.get("DG_CONNECT_TIMEOUT_S"):
-        values.setdefault("connect_timeout_s", env["DG_CONNECT_TIMEOUT_S"])
+    for variable, key, kind in NUMERIC_ENV:
+        if env.get(variable):
+            values.setdefault(key, _env_number(f"{variable} ({key})", env[variable], kind))
     if (
         "://" in lake_root
         and values.get("pseudonym_key", DEMO_PSEUDONYM_KEY) == DEMO_PSEUDONYM_KEY
@@ -155,5 +188,25 @@ def load_settings(**overrides: object) -> Settings:
             **values,
         )
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-        raise InputError(f"invalid settings: {problems}") from None
+        raise InputError(f"invalid settings: {validation_line(exc, Settings.model_fields)}") from None
+
+
+# (environment variable, Settings field, type): numbers from the environment, converted with the variable named
+NUMERIC_ENV = (
+    ("DG_GPU_MEMORY_BUDGET_GB", "gpu_memory_budget_gb", float),
+    ("DG_KVIKIO_THREADS", "kvikio_threads", int),
+    ("DG_SHUFFLE_PARTITIONS", "shuffle_partitions", int),
+    ("DG_CONNECT_TIMEOUT_S", "connect_timeout_s", float),
+    ("DG_MLFLOW_TIMEOUT_S", "mlflow_timeout_s", int),
+)
+
+
+def _env_number(variable: str, text: str, kind: type) -> int | float:
+    try:
+        value = kind(text.strip())
+    except ValueError:
+        noun = "a whole number" if kind is int else "a number"
+        raise InputError(f"{variable} = {text!r}: expected {noun}") from None
+    if (kind is float and value != value) or value in (float("inf"), float("-inf")):
+        raise InputError(f"{variable} = {text!r}: expected a finite number")
+    return value

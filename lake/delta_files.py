@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from lake import catalog
 from lake.config import Settings
+from lake.errors import MissingTableError
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def _readable_uri(settings: Settings, name: str) -> str:
     """The table's URI once it exists and passes the protocol check."""
     uri = settings.table_uri(name)
     if not catalog.exists(settings, name):
-        raise FileNotFoundError(f"Delta table {name!r} not found at {uri}; run the job that produces it first")
+        raise MissingTableError(f"Delta table {name!r} not found at {uri}; run the job that produces it first")
     check_readable(uri)
     return uri
 

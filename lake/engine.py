@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from lake.config import FRAME_ENGINE_KEYS, SPARK_ENGINE_KEYS, Settings
-from lake.errors import InputError
+from lake.errors import EngineUnavailableError, InputError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -92,7 +92,7 @@ def _jvm_local(settings: Settings) -> Iterator[SparkSession]:
 
     spec = importlib.util.find_spec("pyspark")
     if spec is None or spec.origin is None or not (Path(spec.origin).parent / "jars").is_dir():
-        raise RuntimeError(
+        raise EngineUnavailableError(
             "engine 'jvm-local' needs the full `pyspark` package with its jars (and Java 17); "
             "this environment has the Spark Connect client only. See benchmarks/README.md"
         )

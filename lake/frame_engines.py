@@ -34,6 +34,7 @@ from lake.delta_files import (
     local_path,
     nan_to_null,
 )
+from lake.errors import EngineUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ def _gpu_name() -> str:
 
     count = cupy.cuda.runtime.getDeviceCount()
     if count < 1:
-        raise RuntimeError("engine 'cudf' needs a CUDA GPU, and none is visible")
+        raise EngineUnavailableError("engine 'cudf' needs a CUDA GPU, and none is visible")
     props = cupy.cuda.runtime.getDeviceProperties(0)
     name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
     return f"cuda:0 {name}"
@@ -271,14 +272,14 @@ def _cudf_engine(settings: Settings) -> Iterator[FrameEngine]:
         import cudf
         import rmm
     except ImportError as exc:
-        raise RuntimeError(
+        raise EngineUnavailableError(
             "engine 'cudf' needs RAPIDS cuDF (pip install 'distillguard[gpu]', or the offline wheelhouse in "
             f"docs/operations.md, 'GPU nodes'); import failed: {exc}. Use --engine pandas to run the same code on CPU."
         ) from exc
     try:
         device = _gpu_name()
     except Exception as exc:  # no driver, no device: cupy raises its own runtime errors
-        raise RuntimeError(f"engine 'cudf' needs a visible CUDA GPU: {exc}") from exc
+        raise EngineUnavailableError(f"engine 'cudf' needs a visible CUDA GPU: {exc}") from exc
     import cupy
 
     free, _total = cupy.cuda.runtime.memGetInfo()
@@ -288,7 +289,7 @@ def _cudf_engine(settings: Settings) -> Iterator[FrameEngine]:
         else int(free * DEFAULT_BUDGET_SHARE_OF_FREE)
     )
     if budget > free:
-        raise RuntimeError(
+        raise EngineUnavailableError(
             f"gpu_memory_budget_gb={settings.gpu_memory_budget_gb} exceeds the GPU's free memory "
             f"({free / 2**30:.1f} GiB)"
         )

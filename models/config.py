@@ -7,11 +7,19 @@ while tests and notebooks can change them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
 
 from lake.catalog import RISK_TIERS
 from lake.formats import FORMAT_VERSION_KEY, UNVERSIONED, check_format
+
+# Every key is typed and range-checked when a config is built, before any job writes: strict (a boolean is never
+# a number, a string never a float), unknown keys refused. A new key is one annotated line: `name: Annotated[type,
+# Field(ge=..., le=...)] = default`.
+STRICT = ConfigDict(strict=True, extra="forbid")
 
 # Risk tiers, highest first, defined by the benign false-positive rate an analyst accepts at each tier.
 # Training turns these rates into score bounds on its holdout's negatives and stores them on the model
@@ -29,14 +37,14 @@ TIER_BENIGN_FPR: tuple[tuple[str, float], ...] = tuple(zip(TIERS[:-1], (0.0001, 
 FLAG_AT_BENIGN_FPR = 0.01
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class TrainingConfig:
     # A snapshot at feature_date D is labelled by decisions taken on days D+1 .. D+label_horizon_days.
-    label_horizon_days: int = 14
+    label_horizon_days: Annotated[int, Field(ge=1, le=365)] = 14
     # Snapshots from the last `min_label_days` days before as_of are not used at all: labels have had (almost) no
     # time to arrive, so every one of them would be a negative. The cut is by date, never by label, so it adds
     # no selection bias. See training_set.py.
-    min_label_days: int = 3
+    min_label_days: Annotated[int, Field(ge=0, le=365)] = 3  # and at most label_horizon_days
     # Snapshots whose horizon runs past as_of and that have no label yet ("unresolved"): "negative" keeps them
     # as negatives (the PU assumption applied to a shorter window), "drop" leaves them out. See training_set.py.
     unresolved_snapshots: Literal["negative", "drop"] = "negative"
@@ -52,55 +60,41 @@ class TrainingConfig:
     # developers) are not like established ones: on a second lake the tiers calibrated that way realised 0.37%
     # benign FPR at critical (nominal 0.01%) and 1.8% at elevated (nominal 1%). Every unlabelled snapshot keeps the
     # bound (hidden campaign accounts only push the bounds up), so that is the default.
-    reference_min_account_age_days: int = 0
+    reference_min_account_age_days: Annotated[int, Field(ge=0, le=3650)] = 0
     # Time split over distinct feature dates: the latest `holdout_days` are the holdout, the `validation_days`
     # before them drive early stopping, everything earlier is fitted.
-    holdout_days: int = 3
-    validation_days: int = 2
-    review_capacity_k: int = 100
+    holdout_days: Annotated[int, Field(ge=1, le=365)] = 3
+    validation_days: Annotated[int, Field(ge=1, le=365)] = 2
+    review_capacity_k: Annotated[int, Field(ge=1, le=10_000_000)] = 100
     # "auto" = cuda when XGBoost was built with CUDA and a GPU is visible, else cpu. An explicit "cuda" on a
     # machine without one is an error, never a silent CPU run.
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_boost_round: int = 300
-    early_stopping_rounds: int = 30
-    learning_rate: float = 0.1
-    max_depth: int = 5
-    min_child_weight: float = 1.0
-    subsample: float = 0.9
-    colsample_bytree: float = 0.9
-    seed: int = 7
+    num_boost_round: Annotated[int, Field(ge=1, le=100_000)] = 300
+    early_stopping_rounds: Annotated[int, Field(ge=1, le=100_000)] = 30
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 0.1
+    max_depth: Annotated[int, Field(ge=1, le=64)] = 5
+    min_child_weight: Annotated[float, Field(ge=0, le=1e6)] = 1.0
+    subsample: Annotated[float, Field(gt=0, le=1)] = 0.9
+    colsample_bytree: Annotated[float, Field(gt=0, le=1)] = 0.9
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 7
 
     def __post_init__(self) -> None:
-        if self.label_horizon_days < 1:
-            raise ValueError("label_horizon_days must be at least 1")
-        if not 0 <= self.min_label_days <= self.label_horizon_days:
-            raise ValueError("min_label_days must be between 0 and label_horizon_days")
-        if self.unresolved_snapshots not in ("negative", "drop"):
-            raise ValueError(f"unresolved_snapshots must be 'negative' or 'drop', got {self.unresolved_snapshots!r}")
-        if self.negatives_in_extraction_clusters not in ("drop", "keep"):
+        if self.min_label_days > self.label_horizon_days:
             raise ValueError(
-                "negatives_in_extraction_clusters must be 'drop' or 'keep', got "
-                f"{self.negatives_in_extraction_clusters!r}"
+                f"min_label_days = {self.min_label_days}: must be between 0 and label_horizon_days "
+                f"({self.label_horizon_days})"
             )
-        if self.reference_min_account_age_days < 0:
-            raise ValueError("reference_min_account_age_days must be 0 or more")
-        if self.holdout_days < 1 or self.validation_days < 1:
-            raise ValueError("holdout_days and validation_days must be at least 1")
-        if self.review_capacity_k < 1:
-            raise ValueError("review_capacity_k must be at least 1")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
     def as_params(self) -> dict[str, object]:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class ScoringConfig:
-    reasons_per_account: int = 3
+    reasons_per_account: Annotated[int, Field(ge=0, le=50)] = 3
     # cluster_score = mean of the highest `cluster_top_members` member scores (see scoring.py for why).
-    cluster_top_members: int = 3
-    top_capabilities: int = 3
+    cluster_top_members: Annotated[int, Field(ge=1, le=10_000)] = 3
+    top_capabilities: Annotated[int, Field(ge=0, le=50)] = 3
 
 
 # --- from a file, without editing code ------------------------------------------------------------------------
@@ -124,6 +118,7 @@ def load_model_config(path: str | None) -> tuple[TrainingConfig, ScoringConfig]:
     import tomllib
     from dataclasses import fields
 
+    from lake.config import validation_line
     from lake.errors import InputError
 
     try:
@@ -148,6 +143,8 @@ def load_model_config(path: str | None) -> tuple[TrainingConfig, ScoringConfig]:
             )
         try:
             built.append(cls(**values))
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"model config {path} [{section}]: {exc}") from None
+        except ValidationError as exc:
+            # pydantic adds __pydantic_fields__ to both dataclasses when it creates them; mypy sees plain ones
+            declared = cls.__pydantic_fields__  # type: ignore[union-attr]
+            raise InputError(f"model config {path} [{section}] {validation_line(exc, declared)}") from None
     return built[0], built[1]

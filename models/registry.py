@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ MODEL_ARTIFACT_NAME = "model"
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 SQLITE_PREFIX = "sqlite:///"
+MLFLOW_MAX_RETRIES = 2  # per request, on top of the first try; MLFLOW_HTTP_REQUEST_MAX_RETRIES overrides
 
 
 class NoChampionError(MissingInputError):
@@ -76,6 +78,11 @@ def configure(settings: Settings):
     if db_path is not None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         portable_store.rebase(db_path)  # a copied or moved lake: its artifacts are here, not where they were
+    # MLflow's own defaults retry an unreachable server for minutes (120 s timeout, 7 retries, backoff 2): a
+    # job or the console would hang. The operator's own MLFLOW_HTTP_* values still win.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(settings.mlflow_timeout_s))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(MLFLOW_MAX_RETRIES))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     uri = _uri_without_credentials(settings.mlflow_tracking_uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)

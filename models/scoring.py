@@ -27,7 +27,7 @@ import numpy as np
 from features.registry import FEATURES
 from lake import catalog
 from lake.config import Settings
-from lake.errors import InputError
+from lake.errors import InputError, MissingTableError
 from models import novelty, registry
 from models.config import LOWEST_TIER, TIERS, ScoringConfig, load_model_config
 from models.explain import reason_templates, top_reasons
@@ -326,9 +326,9 @@ def _clusters_for(spark, settings: Settings, score_date: dt.date):
     )
 
 
-def no_features(score_date: dt.date) -> FileNotFoundError:
+def no_features(score_date: dt.date) -> MissingTableError:
     # checked before the champion so an empty day is reported as such on a fresh lake
-    return FileNotFoundError(f"account_features has no rows for {score_date}; run `distillguard features` first")
+    return MissingTableError(f"account_features has no rows for {score_date}; run `distillguard features` first")
 
 
 def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringConfig | None = None) -> ScoreResult:

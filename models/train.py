@@ -115,7 +115,10 @@ def fit_booster(fit: pd.DataFrame, validation: pd.DataFrame, columns: list[str],
     positives = int(fit["label"].sum())
     negatives = int(len(fit) - positives)
     if positives == 0 or negatives == 0:
-        raise MissingInputError(f"the fitted dates need positives and negatives, got {positives} and {negatives}")
+        raise MissingInputError(
+            f"the fit dates hold {len(fit):,} snapshots ({positives:,} positives, {negatives:,} negatives); fitting "
+            "needs both: label more accounts, or shorten holdout_days / validation_days"
+        )
     if validation["label"].sum() == 0:
         raise MissingInputError(
             "the validation dates have no positives, so early stopping has nothing to measure; "
@@ -317,7 +320,13 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
     columns = training_set.feature_columns
     split, fit, validation, holdout = _split(training_set, config)
     device = resolve_device(config.device)
-    booster, fit_info = fit_booster(fit, validation, columns, config, device)
+    try:
+        booster, fit_info = fit_booster(fit, validation, columns, config, device)
+    except MissingInputError as exc:
+        labels = training_set.frame["label"]
+        raise MissingInputError(
+            f"{exc} (the training set: {int(labels.sum()):,} positives in {len(labels):,} snapshots; {split.describe()})"
+        ) from None
 
     client = registry.configure(settings)
     reference = training_set.reference

@@ -45,7 +45,7 @@ import pandas as pd
 from features.registry import feature_columns, feature_set_version
 from lake import catalog
 from lake.config import Settings
-from lake.errors import MissingInputError
+from lake.errors import MissingInputError, MissingTableError
 from lake.formats import UNVERSIONED, stamped
 from models.config import TrainingConfig
 
@@ -246,7 +246,7 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
     version = feature_set_version()
     for name in ("account_features", "enforcement_labels"):
         if not catalog.exists(settings, name):
-            raise FileNotFoundError(
+            raise MissingTableError(
                 f"Delta table {name!r} not found at {settings.table_uri(name)}; "
                 "training needs account_features and enforcement_labels"
             )

@@ -19,7 +19,7 @@ from deltalake import DeltaTable
 
 from jobs import ingest
 from lake import catalog
-from lake.config import load_settings
+from tests.helpers.job_chain import CHAIN, lake_settings, run_job, write_reference_tables
 from tests.helpers.raw_requests import TWO_DAYS, write_two_days
 
 D1, D2 = TWO_DAYS
@@ -31,10 +31,6 @@ CASES = {  # case -> (dates ingested before the race, date of worker a, date of 
 }
 WRITTEN_TABLES = ("requests", "quarantine", "ingest_runs")
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _settings(lake: Path):
-    return load_settings(lake_root=str(lake), mlflow_tracking_uri=f"sqlite:///{lake}.db")
 
 
 def _contents(lake: Path) -> dict[str, list[str]]:
@@ -57,7 +53,7 @@ def test_two_processes_ingesting_at_once_never_duplicate_or_lose_rows(spark, tmp
     for days in ((D1,), (D1, D2)):
         lake = tmp_path / ("serial-" + "-".join(d.isoformat() for d in days))
         shutil.copytree(after[days[:-1]], lake)
-        ingest.run(spark, _settings(lake), days[-1])
+        ingest.run(spark, lake_settings(lake), days[-1])
         after[days] = lake
 
     plans: dict[str, list[dict]] = {"a": [], "b": []}
@@ -120,7 +116,7 @@ def test_a_second_creator_finds_the_table_and_creates_nothing(tmp_path):
     """The creating commit is published put-if-absent: a creator that lost the race leaves version 0 alone."""
     from lake.table_creation import _publish_first_commit, create_empty_table
 
-    settings = _settings(tmp_path / "lake")
+    settings = lake_settings(tmp_path / "lake")
     decl = catalog.table("ingest_runs")
     create_empty_table(settings, "ingest_runs", decl.schema, list(decl.partition_by))
     first = (tmp_path / "lake" / "ingest_runs" / "_delta_log" / "00000000000000000000.json").read_bytes()
@@ -132,3 +128,75 @@ def test_a_second_creator_finds_the_table_and_creates_nothing(tmp_path):
     assert (log_dir / "00000000000000000000.json").read_bytes() == first
     assert DeltaTable(str(tmp_path / "lake" / "ingest_runs")).schema().to_arrow().names == decl.schema.names
     assert not (tmp_path / "lake" / "_staging").exists()
+
+
+RACED = ("aggregate", "cluster", "features")
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.slow
+def test_each_nightly_job_raced_against_itself_ends_as_a_serial_run(spark, tmp_path):
+    """Two processes run the same job for the same day at the same moment, for every job after ingest: both
+    finish (or one reports a conflict and wrote nothing), and the day's partitions equal one serial run's."""
+    import features.registry  # noqa: F401 - declares the feature tables the catalog reads below
+
+    base = tmp_path / "base"
+    write_two_days(base)
+    write_reference_tables(base)
+    before, state = {}, base
+    for job in CHAIN:
+        before[job] = state
+        state = tmp_path / f"serial-{job}"
+        shutil.copytree(before[job], state)
+        run_job(job, spark, state)
+    plans: dict[str, list[dict]] = {"a": [], "b": []}
+    for job in RACED:
+        lake = tmp_path / f"race-{job}"
+        shutil.copytree(before[job], lake)
+        for worker in plans:
+            plans[worker].append(
+                {
+                    "trial": job,
+                    "lake": str(lake),
+                    "date": D1.isoformat(),
+                    "barrier": str(tmp_path / "b" / job),
+                    "job": job,
+                }
+            )
+    results = tmp_path / "results.jsonl"
+    procs = []
+    for worker, plan in plans.items():
+        plan_file = tmp_path / f"plan-{worker}.json"
+        plan_file.write_text(json.dumps(plan))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(REPO / "tests" / "helpers" / "concurrent_writer.py"),
+                    str(plan_file),
+                    worker,
+                    str(results),
+                ],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    logs = [p.communicate(timeout=500)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(log[-3000:] for log in logs)
+    outcomes: dict[str, list[str]] = {}
+    for line in results.read_text().splitlines():
+        record = json.loads(line)
+        outcomes.setdefault(record["trial"], []).append(record["outcome"])
+    for job in RACED:
+        got = outcomes[job]
+        assert len(got) == 2 and all(o == "ok" or o.startswith("conflict:") for o in got), (job, got)
+        for name in CHAIN[job]:
+            assert _day_rows(tmp_path / f"race-{job}", name) == _day_rows(state, name), f"{job}: {name} differs"
+
+
+def _day_rows(lake: Path, name: str) -> list[str]:
+    column = catalog.table(name).partition_by[0]
+    rows = DeltaTable(str(lake / name)).to_pyarrow_table(filters=[(column, "=", D1)]).to_pylist()
+    return sorted(json.dumps(r, default=str, sort_keys=True) for r in rows)

@@ -232,3 +232,18 @@ def test_review_decide_and_risk_cluster_on_the_command_line(lake, capsys):
     assert scores == sorted(scores, reverse=True)
     member_rows = pc.equal(catalog.read_arrow(settings, "account_risk")["cluster_id"], cluster)
     assert pc.sum(member_rows).as_py() == 8 * 3  # three scored days in the lake
+
+
+def test_only_accounts_and_days_that_exist_are_decided(lake, capsys):
+    settings, _ = lake
+    labels = _version(settings, "enforcement_labels")
+    base = ["--lake", settings.lake_root, "review", "decide", "--label", "extraction", "--note", "n"]
+    assert cli.main([*base[:4], "acct_does_not_exist", *base[4:]]) == InputError.exit_code
+    err = capsys.readouterr().err
+    assert "acct_does_not_exist' has never appeared in the lake" in err and "--allow-unknown" in err
+    assert cli.main([*base[:4], "acct-000001", *base[4:], "--date", "2026-01-01"]) == MissingInputError.exit_code
+    assert "2026-01-01 was never scored" in capsys.readouterr().err
+    assert _version(settings, "enforcement_labels") == labels, "nothing written"
+
+    assert cli.main([*base[:4], "acct_does_not_exist", *base[4:], "--allow-unknown"]) == 0
+    assert [r["account_id"] for r in _labels(settings) if r["source"] == "analyst"] == ["acct_does_not_exist"]

@@ -17,7 +17,7 @@ import pytest
 from jobs import backfill, cli, preconditions
 from lake import catalog
 from lake.dates import parse_date
-from lake.errors import InputError, MissingInputError
+from lake.errors import InputError, MissingInputError, ServiceUnreachableError
 from lake.redact import redact
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def test_unreachable_spark_connect_gives_one_line_naming_the_host_never_the_toke
             *verbose, "--remote", f"sc://127.0.0.1:9/;token={SENTINEL}", "ingest", "--date", "2026-06-01", env=env
         )
         output = result.stdout + result.stderr
-        assert result.returncode == InputError.exit_code, output
+        assert result.returncode == ServiceUnreachableError.exit_code, output
         assert "cannot reach the Spark Connect server at 127.0.0.1:9" in output
         assert SENTINEL not in output
         if not verbose:

@@ -23,6 +23,7 @@ from jobs.quality_gate import (
     check_score_distribution,
 )
 from lake import catalog
+from lake.errors import MissingInputError
 from models.config import TIERS
 
 DAY = dt.date(2026, 3, 10)
@@ -141,6 +142,7 @@ def _tiny_lake(settings, day: dt.date, quarantined: int) -> None:
         pa.Table.from_pylist(_risk_rows(day, tiers, scores), schema=catalog.table("account_risk").schema),
         partition_value=day,
     )
+    _score_marker(settings, day)
     columns = feature_columns()
     catalog.write_arrow(
         settings,
@@ -256,8 +258,31 @@ def test_publish_refuses_a_day_scored_by_two_model_versions(spark, settings):
         pa.Table.from_pylist(rows, schema=catalog.table("account_risk").schema),
         partition_value=DAY,
     )
+    _score_marker(settings, DAY)
     with pytest.raises(ValueError, match=r"2 model versions \['3', '4'\]"):
         publish.run(spark, settings, DAY)
+
+
+def _score_marker(settings, day):
+    from jobs.score import write_marker
+    from models.scoring import ScoreResult
+
+    write_marker(settings, day, ScoreResult(day, "m", "3", "fs", 20, {}, 1))
+
+
+def test_publish_refuses_a_day_whose_score_run_did_not_finish(spark, settings):
+    """score removes the day's marker first and commits it last: a run killed between its two tables leaves
+    account_risk without its cluster_risk and no marker, and publish refuses the day."""
+    from jobs.backfill import step_done
+    from jobs.score import clear_marker
+
+    _tiny_lake(settings, DAY, quarantined=2)
+    assert step_done(settings, "score", DAY)
+    clear_marker(settings, DAY)  # as a score run that stopped after account_risk leaves it
+    with pytest.raises(MissingInputError, match=f"the score run for {DAY} did not finish"):
+        publish.run(spark, settings, DAY)
+    assert not catalog.exists(settings, "risk_publications")
+    assert not step_done(settings, "score", DAY), "a backfill reruns the day"
 
 
 def test_catalog_tier_columns_follow_the_model_tiers():

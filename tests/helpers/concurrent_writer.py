@@ -1,9 +1,11 @@
-"""A writer process for tests/test_concurrent_writers.py: runs `ingest` for a list of trials, each started at
-the same moment as the other process's (a file barrier), and records each outcome as JSON lines.
+"""A writer process for tests/test_concurrent_writers.py: runs a job (`ingest` unless the trial names another)
+for a list of trials, each started at the same moment as the other process's (a file barrier), and records each
+outcome as JSON lines.
 
     python tests/helpers/concurrent_writer.py <plan.json> <worker name> <results.jsonl>
 
-plan.json: [{"trial": "t0", "lake": "...", "date": "YYYY-MM-DD", "barrier": "<dir>"}, ...] for this worker.
+plan.json: [{"trial": "t0", "lake": "...", "date": "YYYY-MM-DD", "barrier": "<dir>", "job": "ingest"}, ...]
+for this worker.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ def _wait_for_peer(barrier: Path, worker: str) -> None:
 
 
 def main(plan_path: str, worker: str, results_path: str) -> None:
-    from jobs import ingest
+    import importlib
+
+    from compute.spark import SparkEngine
+    from jobs.steps import runs_on_frame_engine
     from lake.config import load_settings
     from lake.engine import spark_session
     from lake.errors import ConflictError
@@ -40,7 +45,9 @@ def main(plan_path: str, worker: str, results_path: str) -> None:
             settings = load_settings(lake_root=trial["lake"], mlflow_tracking_uri="sqlite:///" + trial["lake"] + ".db")
             _wait_for_peer(Path(trial["barrier"]), worker)
             try:
-                ingest.run(spark, settings, dt.date.fromisoformat(trial["date"]))
+                job = trial.get("job", "ingest")
+                engine = SparkEngine(spark) if runs_on_frame_engine(job) else spark  # as the CLI hands it
+                importlib.import_module(f"jobs.{job}").run(engine, settings, dt.date.fromisoformat(trial["date"]))
                 outcome = "ok"
             except ConflictError as exc:
                 outcome = f"conflict: {exc}"
