@@ -8,10 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import socket
-import threading
-import time
-from pathlib import Path
 
 import pytest
 
@@ -19,13 +15,11 @@ from console import link_graph
 from console.app import CSP, ConsoleConfig, create_app
 from console.auth import AuthConfig, issue_token
 from tests.helpers import reviewed_lake as synthetic_lake
+from tests.helpers.browser import ARTIFACTS, console_page
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 LAST_DAY = dt.date(2026, 3, 14)
 ORIGIN = "http://127.0.0.1:8050"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test_artifacts" / "console"
 CLUSTER = "cl-00000"  # acct-000000 .. acct-000007; acct-000001 holds the lake's one benign label
 PAIRS_IN_CLUSTER = 8 * 7 // 2
 
@@ -147,69 +141,47 @@ def test_pages_say_when_no_edges_are_stored(settings, tmp_path):
 
 @pytest.mark.browser
 def test_clicking_an_edge_shows_what_joined_the_accounts(settings, tmp_path):
-    import uvicorn
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     _graph_lake(settings)
-    tokens = tmp_path / "analyst_tokens"
-    token = issue_token(tokens, "alice")
-    with socket.socket() as probe:  # a free loopback port
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = create_app(settings, ConsoleConfig(auth=AuthConfig(tokens_file=tokens)))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "the console did not start"
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1360, "height": 900})
-            errors: list[str] = []  # a script the CSP refuses, or one that throws, shows here
-            page.on(
-                "console",
-                lambda m: (
-                    errors.append(f"{m.text} {m.location.get('url')}")
-                    if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")
-                    else None
-                ),
-            )
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{base}/cluster/{CLUSTER}?date={LAST_DAY}")
-            page.fill("input[name=token]", token)
-            page.click("button:text('Sign in')")
-            graph = page.locator("#cluster-graph[data-ready='1']")
-            expect(graph).to_be_visible()
-            assert page.evaluate("document.getElementById('cluster-graph').cy.nodes().length") == 8
-            # click the middle of the strongest drawn link, where it is on screen
-            x, y = page.evaluate(
-                "(() => { const cy = document.getElementById('cluster-graph').cy;"
-                " const p = cy.edges().max((e) => e.data('strength')).ele.renderedMidpoint(); return [p.x, p.y]; })()"
-            )
-            box = graph.bounding_box()
-            page.mouse.click(box["x"] + x, box["y"] + y)
-            panel = page.locator("#edge-panel")
-            selected = page.evaluate(
-                "(() => { const e = document.getElementById('cluster-graph').cy.edges(':selected');"
-                " return e.length === 1 ? [e.data('source'), e.data('target')] : null; })()"
-            )
-            assert selected is not None, "the click selected no link"
-            expect(panel.locator("h3")).to_have_text(f"{selected[0]} — {selected[1]}")
-            payment = synthetic_lake.artefact_of("payment", CLUSTER)[: link_graph.ARTEFACT_SHOWN_CHARS] + "…"
-            expect(panel).to_contain_text("Linked by")
-            expect(panel.locator("tbody")).to_contain_text(f"payment{payment}8")
-            expect(panel).to_contain_text("Accounts sharing it")
-            page.screenshot(path=ARTIFACTS / "8-cluster-graph-edge.png", full_page=True)
-            panel.locator(f"a:text('open {selected[0]}')").click()
-            expect(page.locator("h1")).to_contain_text(selected[0])
-            expect(page.locator("table.edges tbody tr").first).to_be_visible()
-            page.screenshot(path=ARTIFACTS / "9-account-edges.png", full_page=True)
-            assert errors == []
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with console_page(settings, tmp_path) as (page, token, base):
+        errors: list[str] = []  # a script the CSP refuses, or one that throws, shows here
+        page.on(
+            "console",
+            lambda m: (
+                errors.append(f"{m.text} {m.location.get('url')}")
+                if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")
+                else None
+            ),
+        )
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/cluster/{CLUSTER}?date={LAST_DAY}")
+        page.fill("input[name=token]", token)
+        page.click("button:text('Sign in')")
+        graph = page.locator("#cluster-graph[data-ready='1']")
+        expect(graph).to_be_visible()
+        assert page.evaluate("document.getElementById('cluster-graph').cy.nodes().length") == 8
+        # click the middle of the strongest drawn link, where it is on screen
+        x, y = page.evaluate(
+            "(() => { const cy = document.getElementById('cluster-graph').cy;"
+            " const p = cy.edges().max((e) => e.data('strength')).ele.renderedMidpoint(); return [p.x, p.y]; })()"
+        )
+        box = graph.bounding_box()
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        panel = page.locator("#edge-panel")
+        selected = page.evaluate(
+            "(() => { const e = document.getElementById('cluster-graph').cy.edges(':selected');"
+            " return e.length === 1 ? [e.data('source'), e.data('target')] : null; })()"
+        )
+        assert selected is not None, "the click selected no link"
+        expect(panel.locator("h3")).to_have_text(f"{selected[0]} — {selected[1]}")
+        payment = synthetic_lake.artefact_of("payment", CLUSTER)[: link_graph.ARTEFACT_SHOWN_CHARS] + "…"
+        expect(panel).to_contain_text("Linked by")
+        expect(panel.locator("tbody")).to_contain_text(f"payment{payment}8")
+        expect(panel).to_contain_text("Accounts sharing it")
+        page.screenshot(path=ARTIFACTS / "8-cluster-graph-edge.png", full_page=True)
+        panel.locator(f"a:text('open {selected[0]}')").click()
+        expect(page.locator("h1")).to_contain_text(selected[0])
+        expect(page.locator("table.edges tbody tr").first).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "9-account-edges.png", full_page=True)
+        assert errors == []

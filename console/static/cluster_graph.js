@@ -53,6 +53,7 @@
           height: 18,
           label: "data(id)",
           "font-size": 8,
+          "min-zoomed-font-size": 7, // labels appear as one zooms in, so hundreds of members stay legible
           color: "#1d1f21",
           "text-valign": "bottom",
           "text-margin-y": 3,
