@@ -96,7 +96,7 @@
     const strength = data.strength == null ? "-" : data.strength.toFixed(3);
     summary.textContent =
       `Linked by ${data.kinds.map(kindLabel).join(", ")}; strength ${strength}` +
-      (data.in_cluster_graph ? "." : "; not kept by the clusters (each is not among the other's strongest links).");
+      (data.in_cluster_graph ? "." : "; not kept by the clusters (the two are not each among the other's strongest links).");
     const table = document.createElement("table");
     const head = table.createTHead().insertRow();
     for (const name of ["Kind", "Shared artefact", "Accounts sharing it", "First seen", "Last seen"]) {
