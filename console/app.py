@@ -12,7 +12,8 @@ Security:
 - every page and write needs an analyst (console/auth.py); unauthenticated page requests go to /login, writes get 401;
 - every POST carries the session's CSRF token, and a request whose Origin or Sec-Fetch-Site says another site sent
   it is refused (403); the session cookie is SameSite=Strict and HttpOnly;
-- a Content-Security-Policy without any script source: the pages run no script at all;
+- a Content-Security-Policy whose only script source is the console's own static files (the cluster page's graph,
+  console/static/cluster_graph.js and the vendored cytoscape.js): no inline script, no other origin, no eval;
 - ids are validated against the account-id contract before any read or write.
 """
 
@@ -36,8 +37,8 @@ from lake.errors import DistillguardError, InputError, MissingInputError
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; "
-    "base-uri 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
 )
 
 

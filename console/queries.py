@@ -348,6 +348,7 @@ def account_page(settings: Settings, account_id: str, day: dt.date | None = None
             .sort_by([("decided_at", "descending")])
             .to_pylist()
         )
+    from console.link_graph import account_pairs
     from jobs.evidence_query import account_evidence
 
     return {
@@ -355,6 +356,7 @@ def account_page(settings: Settings, account_id: str, day: dt.date | None = None
         "day": day,
         "current": current,
         "link_evidence": account_evidence(settings, account_id, day, _dataset) if current["cluster_id"] else [],
+        "edges": account_pairs(settings, account_id, day),
         "history": list(reversed(history)),  # oldest first, for the chart
         "reasons": explain_reasons(current["reasons"] or [], medians, comparable),
         "cluster": cluster,
@@ -409,6 +411,7 @@ def cluster_page(settings: Settings, cluster_id: str, day: dt.date | None = None
         for kind in row["link_types"] or []:
             link_counts[kind] = link_counts.get(kind, 0) + 1
     from console.campaign_page import campaign_of_cluster
+    from console.link_graph import cluster_graph
     from jobs.evidence_query import cluster_evidence
 
     return {
@@ -418,6 +421,7 @@ def cluster_page(settings: Settings, cluster_id: str, day: dt.date | None = None
         "evidence": cluster_evidence(settings, ids, day, _dataset)[0],
         "campaign_id": campaign_of_cluster(settings, summary["cluster_id"], day),
         "members": member_rows,
+        "graph": cluster_graph(settings, member_rows, day),
         "timeline": timeline,
         "requests_28d": sum(point["requests"] for point in timeline),
         "requests_on_day": next((p["requests"] for p in timeline if p["day"] == day), 0),

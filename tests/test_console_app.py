@@ -117,7 +117,7 @@ def test_markup_renders_inert_ids_are_validated_and_raw_prompts_and_ips_never_sh
     client = _signed_in(settings, auth, token)
     account = "acct-000000"
     page = client.get(f"/account/{account}")
-    assert page.headers["Content-Security-Policy"] == CSP and "script-src" not in CSP
+    assert page.headers["Content-Security-Policy"] == CSP and "script-src 'self';" in CSP and "unsafe" not in CSP
     note = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
     client.post(
         "/decide",

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
-import threading
-import time
-from pathlib import Path
 
 import pytest
 
@@ -18,14 +14,11 @@ from console.app import ConsoleConfig, create_app
 from console.auth import AuthConfig, issue_token
 from lake import catalog
 from tests.helpers import reviewed_lake as synthetic_lake
+from tests.helpers.browser import ARTIFACTS, console_page
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 LAST_DAY = dt.date(2026, 3, 14)
 ORIGIN = "http://127.0.0.1:8050"
-# the browser set-up of tests/test_console_browser.py (Debian's Chromium, screenshots under the git-ignored folder)
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test_artifacts" / "console"
 
 
 def _campaign_lake(settings, accounts: int, days: int) -> dict:
@@ -103,53 +96,25 @@ def test_cluster_evidence_links_to_a_campaign_whose_page_decides_for_every_membe
 
 
 def test_campaign_page_in_a_browser(settings, tmp_path):
-    import uvicorn
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     info = _campaign_lake(settings, accounts=240, days=10)
-    tokens = tmp_path / "analyst_tokens"
-    token = issue_token(tokens, "alice")
-    with socket.socket() as probe:  # a free loopback port
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, ConsoleConfig(auth=AuthConfig(tokens_file=tokens))),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "the console did not start"
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1360, "height": 900})
-            page.goto(f"{base}/cluster/{info['clusters'][1]}")
-            page.fill("input[name=token]", token)
-            page.click("button:text('Sign in')")
-            expect(page.locator("ul.evidence")).to_contain_text("8 of 8 members share a payment method")
-            page.screenshot(path=ARTIFACTS / "5-cluster-evidence.png", full_page=True)
-            page.locator("a.id[href^='/campaign/']").click()
-            expect(page.locator("h1")).to_contain_text("Campaign cmp-")
-            expect(page.locator("table.timeline tbody tr")).to_have_count(10)
-            expect(page.locator("svg.chart")).to_be_visible()
-            members = page.locator("section.card:has(h2:text('Members')) tbody tr")
-            expect(members).to_have_count(8)
-            page.screenshot(path=ARTIFACTS / "6-campaign.png", full_page=True)
-            page.check("input[name=label][value=extraction]")
-            page.fill("textarea[name=note]", "same card and prefixes for ten days")
-            page.click("button:text('Record decision')")
-            expect(page.locator(".flash")).to_contain_text("Recorded extraction for 8 account(s)")
-            expect(members.locator(".decision.d-extraction")).to_have_count(8)
-            page.screenshot(path=ARTIFACTS / "7-campaign-after-decision.png", full_page=True)
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with console_page(settings, tmp_path) as (page, token, base):
+        page.goto(f"{base}/cluster/{info['clusters'][1]}")
+        page.fill("input[name=token]", token)
+        page.click("button:text('Sign in')")
+        expect(page.locator("ul.evidence")).to_contain_text("8 of 8 members share a payment method")
+        page.screenshot(path=ARTIFACTS / "5-cluster-evidence.png", full_page=True)
+        page.locator("a.id[href^='/campaign/']").click()
+        expect(page.locator("h1")).to_contain_text("Campaign cmp-")
+        expect(page.locator("table.timeline tbody tr")).to_have_count(10)
+        expect(page.locator("svg.chart")).to_be_visible()
+        members = page.locator("section.card:has(h2:text('Members')) tbody tr")
+        expect(members).to_have_count(8)
+        page.screenshot(path=ARTIFACTS / "6-campaign.png", full_page=True)
+        page.check("input[name=label][value=extraction]")
+        page.fill("textarea[name=note]", "same card and prefixes for ten days")
+        page.click("button:text('Record decision')")
+        expect(page.locator(".flash")).to_contain_text("Recorded extraction for 8 account(s)")
+        expect(members.locator(".decision.d-extraction")).to_have_count(8)
+        page.screenshot(path=ARTIFACTS / "7-campaign-after-decision.png", full_page=True)
