@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-config",
         dest="model_config",
         help="TOML file with [training] and [scoring] settings (default: $DG_MODEL_CONFIG or the "
-        "built-in defaults; see README, 'Training, evaluation and promotion')",
+        "built-in defaults; see docs/model.md, 'Settings')",
     )
     parser.add_argument(
         "--demo",

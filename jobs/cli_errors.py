@@ -79,7 +79,7 @@ def classify(exc: BaseException, settings: Settings | None) -> DistillguardError
         if isinstance(link, ImportError) and (link.name or "").split(".")[0] in GPU_LIBRARIES:
             return InputError(
                 f"the GPU library {(link.name or '').split('.')[0]!r} is not installed here; engine 'cudf' needs the "
-                "`gpu` extra on a CUDA node (README, \"GPU nodes\"), or use --engine pandas/embedded"
+                "`gpu` extra on a CUDA node (docs/operations.md, \"GPU nodes\"), or use --engine pandas/embedded"
             )
         if isinstance(link, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
             kind = "no answer in time" if isinstance(link, requests.exceptions.Timeout) else "cannot connect"

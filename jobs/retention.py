@@ -1,6 +1,6 @@
 """`distillguard retention`: delete restricted rows older than each table's own retention period.
 
-Restricted tables (README, "Restricted data") and the flag that sets each one's period:
+Restricted tables (docs/security.md) and the flag that sets each one's period:
   api_requests  --raw-days         raw requests: prompt text and raw client IPs
   quarantine    --quarantine-days  rejected raw rows, kept whole (raw IPs and prompt text included)
   requests      --bronze-days      bronze: prompt prefixes (aggregates already computed from them stay;

@@ -21,7 +21,7 @@ from models.metrics import threshold_at_fpr
 # Operating points by tier: an account is flagged when its tier is at or above the named one.
 OPERATING_POINTS = ("critical", "high", "elevated")
 TIER_RANK = {"low": 0, "elevated": 1, "high": 2, "critical": 3}
-# benign false-positive rates at which recall is reported (issue 9's tier definitions)
+# benign false-positive rates at which recall is reported (the tiers' definitions, docs/design.md)
 BENIGN_FPR_LEVELS = (0.0001, 0.001, 0.01)
 BENIGN = "benign"
 

@@ -1,4 +1,4 @@
-"""The "extended" scenario: campaigns that never get a label, and benign look-alikes (issue 9).
+"""The "extended" scenario: campaigns that never get a label, and benign look-alikes.
 
 On top of the classic population (three labelled campaigns A/B/C and a reseller), it adds
 

@@ -1,4 +1,4 @@
-"""The "randomised" scenario: no tactic is a constant of the simulator (issue 22, item 1).
+"""The "randomised" scenario: no tactic is a constant of the simulator.
 
 Every seed draws a set of campaigns, and each campaign draws each of its tactics from a distribution that overlaps
 what benign accounts do:

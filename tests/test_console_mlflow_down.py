@@ -9,9 +9,9 @@ import socket
 
 import pytest
 
-from console import synthetic_lake
 from console.app import ConsoleConfig, create_app
 from console.auth import AuthConfig, issue_token
+from tests.helpers import reviewed_lake as synthetic_lake
 
 ORIGIN = "http://127.0.0.1:8050"
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")

@@ -50,7 +50,7 @@ def test_a_spark_connect_server_that_never_answers_ends_in_one_line(tmp_path):
 
 
 def test_score_against_an_unreachable_mlflow_ends_in_one_line(settings):
-    from console import synthetic_lake
+    from tests.helpers import reviewed_lake as synthetic_lake
 
     last_day = dt.date(2026, 3, 14)
     synthetic_lake.write(settings, accounts=12, days=1, last_day=last_day)

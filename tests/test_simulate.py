@@ -407,7 +407,7 @@ def test_hex_tokens_are_lowercase_hex_of_the_requested_width():
     assert all(len(t) == 12 and set(t.decode()) <= set("0123456789abcdef") for t in tokens)
 
 
-# --- extended scenario: campaigns nobody labels, benign look-alikes (issue 9) ---------------------------------
+# --- extended scenario: campaigns nobody labels, benign look-alikes -------------------------------------------
 
 EXT_DAYS = 8
 EXT_ACCOUNTS = 1500
@@ -608,7 +608,7 @@ def test_extended_knobs_are_randomised_per_seed():
     assert draw_plan(1, accounts=6000, days=21).low_slow == plans[0].low_slow  # deterministic per seed
 
 
-# --- randomised scenario: every tactic drawn per campaign, overlapping benign behaviour (issue 22) ------------
+# --- randomised scenario: every tactic drawn per campaign, overlapping benign behaviour ---------------------
 
 RND_DAYS = 6
 RND_ACCOUNTS = 2500
