@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -40,7 +39,6 @@ EMBEDDED_SHUFFLE_PARTITIONS = 8
 
 
 def _connect(url: str, settings: Settings, shuffle_partitions: int | None) -> SparkSession:
-    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.remote(url)
