@@ -18,7 +18,7 @@ from models import registry
 from models.config import TIER_BENIGN_FPR, TrainingConfig
 from models.explain import reason_templates, reason_text, top_reasons
 from models.scoring import FeatureContractError, assign_tiers, check_feature_contract
-from models.train import decide_promotion
+from models.train import PromotionRefused, decide_promotion
 
 UTC = dt.UTC
 START = dt.date(2026, 2, 1)
@@ -50,6 +50,7 @@ def synthetic_lake(settings, seed: int = 11) -> dict[str, list[str]]:
     # a fifth of each campaign's accounts behave almost like ordinary customers (PR-AUC stays below 1)
     stealthy = {a for c in CAMPAIGNS for a in groups[c][: CAMPAIGNS[c] // 5]}
     harness = set(groups["benign"][: SEGMENTS["eval_harness"]])
+    ages = {a: (rng.uniform(40, 900) if g == "benign" else rng.uniform(0, 20)) for g, ac in groups.items() for a in ac}
 
     rows: dict[str, list] = {"account_id": [], "feature_date": [], **{c: [] for c in columns}}
     for group, accounts in groups.items():
@@ -66,8 +67,9 @@ def synthetic_lake(settings, seed: int = 11) -> dict[str, list[str]]:
                         values[f"{name}_{w}d"] = rng.uniform(0.45, 0.95) if attack else rng.uniform(0.0, 0.35)
                 if account in harness:  # automated and templated, but not eliciting reasoning
                     values["template_reuse_rate_7d"] = rng.uniform(0.6, 0.95)
-                # no cluster holds a decided account (training leaves unlabelled members of such clusters out)
-                values["cluster_labelled_extraction_share"] = 0.0
+                # established customers and young campaign accounts: the clean benign reference is the benign
+                # decisions plus the unlinked accounts 30+ days old
+                values["account_age_days"] = float(ages[account] + i)
                 values["requests_1d"] = float(round(base_requests * rng.uniform(0.8, 1.2)))
                 values["requests_7d"] = values["requests_1d"] * 7
                 for column in columns:
@@ -128,16 +130,17 @@ def test_promotion_gate(trained):
     assert (strong.version, strong.alias) == ("1", "champion")
     assert strong.reason == "first registered model"
     assert (weak.version, weak.alias) == ("2", "challenger")
-    assert weak.metrics["pr_auc"] < strong.metrics["pr_auc"]
+    # judged on the holdout's labelled positives against the clean benign reference
+    assert weak.metrics["reference_pr_auc"] < strong.metrics["reference_pr_auc"]
     # the champion was re-scored on the second run's holdout (same dates, same rows)
-    assert weak.champion_pr_auc == pytest.approx(strong.metrics["pr_auc"])
+    assert weak.champion_pr_auc == pytest.approx(strong.metrics["reference_pr_auc"])
     client = _client(settings)
     assert str(client.get_model_version_by_alias(settings.model_name, "champion").version) == "1"
     assert str(client.get_model_version_by_alias(settings.model_name, "challenger").version) == "2"
     tags = client.get_model_version(settings.model_name, "2").tags
     assert tags["promotion_decision"] == "challenger" and "does not beat champion v1" in tags["promotion_reason"]
     assert client.get_run(weak.run_id).data.metrics["champion_pr_auc_on_this_holdout"] == pytest.approx(
-        strong.metrics["pr_auc"]
+        strong.metrics["reference_pr_auc"]
     )
 
 
@@ -368,9 +371,15 @@ def test_decide_promotion_branches():
     assert decide_promotion(0.61, 0.1, champion, 0.6).alias == "champion"
     assert decide_promotion(0.6, 0.1, champion, 0.6).alias == "challenger"  # a tie does not beat it
     assert decide_promotion(0.5, 0.1, champion, 0.6).alias == "challenger"
-    incompatible = decide_promotion(0.5, 0.1, champion, None)  # different feature contract
+    incompatible = decide_promotion(0.5, 0.1, champion, None)  # different feature contract or score format
     assert incompatible.alias == "champion" and "different feature contract" in incompatible.reason
     assert decide_promotion(0.05, 0.1, champion, None).alias == "challenger"  # worse than random
+    # a first model whose elevated tier reaches no holdout positive is refused in one line, unless forced
+    with pytest.raises(PromotionRefused, match=r"elevated tier reaches none .*--force"):
+        decide_promotion(0.5, 0.1, None, None, elevated_recall=0.0)
+    forced = decide_promotion(0.5, 0.1, None, None, elevated_recall=0.0, force=True)
+    assert forced.alias == "champion" and "--force" in forced.reason
+    assert decide_promotion(0.5, 0.1, champion, 0.4, elevated_recall=0.0).alias == "champion"  # not a first model
 
 
 def test_tiers_and_contract_check():
