@@ -45,6 +45,16 @@ class TrainingConfig:
     # Folds by account for the cross-fitted scores: the PU weights' labelled-probability, and the supervised scores
     # of the clean benign reference and of the positives the score's families are stacked on (models/fusion.py).
     cross_fit_folds: int = 4
+    # The clean benign reference's unlabelled accounts (training_set.clean_reference): no link to a decided account
+    # and at least this many days old; accounts decided benign join whatever their age. Fitted on the detection
+    # benchmark's development seeds 101 and 102 (randomised, 4,000 accounts, 2026-12-07): with 30 days the reference
+    # had no young benign accounts, and the tiers flagged 14.7% of unlabelled benign accounts at elevated.
+    reference_min_age_days: int = 0
+    # The score's families (models/fusion.py): "supervised" and any of the novelty families of models/novelty.py.
+    # Fitted on the same development seeds: the stacked regression gave "behaviour" real weight (it separates the
+    # loudest, labelled accounts from the reference), but alone it ranks the unlabelled holdout at PR-AUC 0.005-0.007
+    # and with it the training run's holdout PR-AUC fell from 0.32-0.35 to 0.15-0.28.
+    score_families: tuple[str, ...] = ("supervised", "harvest yield")
     # Time split over distinct feature dates: the latest `holdout_days` are the holdout, the `validation_days`
     # before them drive early stopping, everything earlier is fitted.
     holdout_days: int = 3
@@ -73,6 +83,12 @@ class TrainingConfig:
             raise ValueError(
                 f"unlabelled_snapshots must be 'elkan-noto' or 'negative', got {self.unlabelled_snapshots!r}"
             )
+        if self.reference_min_age_days < 0:
+            raise ValueError("reference_min_age_days must be 0 or more")
+        object.__setattr__(self, "score_families", tuple(self.score_families))  # a TOML list
+        unknown = set(self.score_families) - {"supervised", "behaviour", "harvest yield"}
+        if unknown or "supervised" not in self.score_families:
+            raise ValueError(f"score_families must include 'supervised' and know every name, got {self.score_families}")
         if self.cross_fit_folds < 2:
             raise ValueError("cross_fit_folds must be at least 2")
         if self.holdout_days < 1 or self.validation_days < 1:

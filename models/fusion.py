@@ -6,10 +6,10 @@ logit of the XGBoost probability), the label-free novelty families (models/novel
 and for a scored day. That is the plug point: `fit` takes a dict name -> raw scores, `score` the same dict for the
 accounts scored; a version refuses to score without every family it was fitted with.
 
-**Reference.** One row per account: accounts decided benign, plus established accounts (ESTABLISHED_ACCOUNT_DAYS+
-old) with no cluster link to any decided account (models/training_set.py `clean_reference`). Their supervised
-scores are cross-fitted, by models that never saw the account. Campaign accounts hide among the unlabelled, so the
-unlabelled population would be a contaminated reference: hydras are young and linked, so they are left out.
+**Reference.** One row per account: accounts decided benign, plus accounts with no decision and no cluster link to
+any decided account, at least TrainingConfig.reference_min_age_days old (models/training_set.py
+`clean_reference`). Their supervised scores are cross-fitted, by models that never saw the account. Campaign
+accounts hide among the unlabelled: a labelled hydra's unreached siblings are linked to it, so they are left out.
 
 **Evidence.** Per family, the share of the reference at or above the account's raw score: the family's p-value
 against the reference. Below the reference's top TAIL_SHARE the share is counted; above it, where the strict

@@ -55,10 +55,6 @@ TOP_K = 3
 # harvest yield (module docstring): the ratio it explains with, and the token counts it is shrunk from
 YIELD_RATIO, YIELD_OUTPUT, YIELD_INPUT = "output_input_ratio_28d", "output_tokens_28d", "input_tokens_28d"
 YIELD_PRIOR_INPUT_TOKENS = 300.0
-# An account this many days old on a snapshot date is established: the clean benign reference takes its unlabelled
-# accounts from these (models/fusion.py).
-ESTABLISHED_ACCOUNT_DAYS = 30
-AGE_COLUMN = "account_age_days"
 MIN_SCALE = 1e-6
 
 

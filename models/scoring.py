@@ -84,6 +84,9 @@ def check_feature_contract(
 
 
 REASON_TYPE = catalog.table("account_risk").schema.field("reasons").type
+# A novelty family leads an account's reasons when it gave the most evidence and the account is above this share of
+# the benign reference on it (the elevated tier's rate). Not fitted.
+NOVELTY_REASON_SHARE = 0.01
 
 
 def score_rows(
@@ -113,7 +116,9 @@ def score_rows(
     reference = fusion.novelty_reference(model)
     column_index = {c: i for i, c in enumerate(columns)}
     leading = fused.leading
-    for row in np.nonzero(np.isin(np.asarray(fused.families)[leading], list(signals)))[0]:
+    novel = np.isin(np.asarray(fused.families)[leading], list(signals))
+    unusual = fused.p_values[np.arange(len(leading)), leading] <= NOVELTY_REASON_SHARE
+    for row in np.nonzero(novel & unusual)[0]:
         family = fused.families[leading[row]]
         signal = int(signals[family][row])
         outranks = 1.0 - float(fused.p_values[row, leading[row]])

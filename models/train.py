@@ -235,7 +235,7 @@ def fit_fusion(
 ) -> tuple[fusion.FusionModel, pd.DataFrame]:
     """The score's fusion (models/fusion.py) on the clean benign reference of the whole training set, one row per
     account, and the positives of the fitted and validation dates, both scored by cross-fitted models."""
-    reference = clean_reference(frame)
+    reference = clean_reference(frame, config.reference_min_age_days)
     positives = pd.concat([fit, validation])
     positives = positives[positives["label"] == 1]
     targets = pd.concat([reference, positives], ignore_index=True)
@@ -244,6 +244,7 @@ def fit_fusion(
     novelty_reference = novelty.fit_reference(values[: len(reference)], columns)
     raw, _ = fusion.family_scores(supervised, values, columns, None, novelty_reference)
     split = len(reference)
+    raw = {name: v for name, v in raw.items() if name in config.score_families}
     model = fusion.fit(
         {name: v[:split] for name, v in raw.items()},
         {name: v[split:] for name, v in raw.items()},

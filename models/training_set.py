@@ -63,9 +63,6 @@ TRAINING_LABELS = (EXTRACTION, BENIGN)
 # Feature columns the model never reads: the share of the account's cluster already decided as extraction says
 # "a decided neighbour" and nothing about behaviour; with positive-unlabelled rows it would be learned as the label.
 NOT_MODEL_INPUTS = ("cluster_labelled_extraction_share",)
-# The clean benign reference: unlabelled accounts at least this old with no cluster link to a decided account, plus
-# the accounts decided benign (models/novelty.py ESTABLISHED_ACCOUNT_DAYS is the same age)
-REFERENCE_MIN_AGE_DAYS = 30
 AGE_COLUMN = "account_age_days"
 
 
@@ -160,15 +157,13 @@ def linked_to_decided(clusters, labels, as_of: dt.date):
     return members.join(decided_clusters, ["feature_date", "cluster_id"]).select("account_id").distinct()
 
 
-def clean_reference(frame: pd.DataFrame) -> pd.DataFrame:
+def clean_reference(frame: pd.DataFrame, min_age_days: int) -> pd.DataFrame:
     """One row per account of the clean benign reference (models/fusion.py): accounts decided benign by as_of, and
-    accounts with no decision, REFERENCE_MIN_AGE_DAYS+ old and never in a cluster with a decided account. Each
-    account's latest unlabelled snapshot."""
+    accounts with no decision, `min_age_days`+ old and never in a cluster with a decided account
+    (TrainingConfig.reference_min_age_days). Each account's latest unlabelled snapshot."""
     standing = frame["standing"]
     benign = standing == BENIGN
-    established = (
-        standing.isna() & ~frame["linked_to_decided"].astype(bool) & (frame[AGE_COLUMN] >= REFERENCE_MIN_AGE_DAYS)
-    )
+    established = standing.isna() & ~frame["linked_to_decided"].astype(bool) & (frame[AGE_COLUMN] >= min_age_days)
     eligible = frame[(frame["label"] == 0) & (benign | established)]
     return eligible.sort_values(list(KEY_COLUMNS), kind="stable").groupby("account_id", sort=False).tail(1)
 
@@ -353,7 +348,7 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
         "positives": int(frame["label"].sum()),
         "unresolved_snapshots": int((~frame["resolved"].astype(bool)).sum()),
         "not_model_inputs": list(NOT_MODEL_INPUTS),
-        "reference_accounts": int(clean_reference(frame)["account_id"].nunique()),
+        "reference_accounts": int(clean_reference(frame, config.reference_min_age_days)["account_id"].nunique()),
         "snapshots_other_feature_set_versions": int(sum(n for v, n in versions.items() if v != version)),
     }
     return TrainingSet(

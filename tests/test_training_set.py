@@ -284,8 +284,9 @@ def test_the_clean_benign_reference_is_benign_decisions_and_established_unlinked
             "account_age_days": [400.0, 401.0, 3.0, 500.0, 2.0, 5.0, 6.0],
         }
     )
-    reference = clean_reference(frame)
+    reference = clean_reference(frame, min_age_days=30)
     assert sorted(reference["account_id"]) == ["cleared", "old"]  # young, linked and campaign accounts stay out
+    assert sorted(clean_reference(frame, min_age_days=0)["account_id"]) == ["cleared", "old", "young"]
     assert reference.loc[reference["account_id"] == "old", "feature_date"].tolist() == [d(2)]  # its latest row
     assert NOT_MODEL_INPUTS == ("cluster_labelled_extraction_share",)
 
