@@ -30,6 +30,8 @@ def test_training_set_round_trips_through_arrow():
             "resolved": [True, False, True],
             "campaign_id": ["camp-A", None, None],
             "benign_segment": [None, "education", None],
+            "standing": ["extraction", "benign", None],
+            "linked_to_decided": [True, False, False],
         }
     )
     original = TrainingSet(
@@ -45,7 +47,9 @@ def test_training_set_round_trips_through_arrow():
     assert back.frame["f1"].isna().tolist() == [False, True, False]
     assert back.frame["label"].tolist() == [1, 0, 0] and back.frame["resolved"].tolist() == [True, False, True]
     assert [None if pd.isna(v) else v for v in back.frame["campaign_id"]] == ["camp-A", None, None]
-    with pytest.raises(ValueError, match="lacks registered feature column"):
+    assert [None if pd.isna(v) else v for v in back.frame["standing"]] == ["extraction", "benign", None]
+    assert back.frame["linked_to_decided"].tolist() == [True, False, False]
+    with pytest.raises(ValueError, match="lacks column"):
         train.training_set_from_arrow(train.training_set_to_arrow(original), ["f1", "f3"], original.as_of)
 
 
