@@ -596,6 +596,8 @@ TRAINING_SETS = catalog.Table(
         ("resolved", pa.bool_()),
         ("campaign_id", pa.string()),
         ("benign_segment", pa.string()),
+        ("standing", pa.string()),  # the account's latest decision by as_of (models/training_set.py)
+        ("linked_to_decided", pa.bool_()),  # ever in a cluster with a decided account by as_of
         ("feature_set_version", pa.string()),
         ("reference", pa.string()),
     ),  # JSON: the pinned input table versions and labelling rules

@@ -124,7 +124,7 @@ def _cmd_train(args):
     from jobs import train
 
     with _spark(args) as (spark, settings):
-        train.run(spark, settings, args.as_of)
+        train.run(spark, settings, args.as_of, force=args.force)
 
 
 def _cmd_training_set(args):
@@ -140,7 +140,9 @@ def _training_step(step: str):
     def handler(args):
         from jobs import train
 
-        getattr(train, step)(settings_from_args(args), args.as_of)
+        getattr(train, step)(
+            settings_from_args(args), args.as_of, **({"force": args.force} if step == "promote" else {})
+        )
 
     return handler
 
@@ -247,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--as-of", dest="as_of", type=parse_date, required=True)
+        if name in ("train", "promote"):
+            p.add_argument("--force", action="store_true", help="make a first model the gate refuses champion anyway")
         p.set_defaults(func=handler)
 
     importlib.import_module("jobs.risk_cli").add_subcommands(sub, settings_from_args)

@@ -4,7 +4,8 @@
                                         `training_sets` (partition as_of = D, replaced on a rerun)
   distillguard fit --as-of D            fit XGBoost on the stored set; register a version with alias `candidate`
   distillguard evaluate --as-of D       candidate and champion on the same holdout; metrics logged to MLflow
-  distillguard promote --as-of D        the promotion gate: candidate -> @champion or @challenger
+  distillguard promote --as-of D        the promotion gate: candidate -> @champion or @challenger (--force: a first
+                                        model the gate refuses becomes champion anyway)
   distillguard train --as-of D          all four in one process
 
 Every step leaves its result somewhere durable (a Delta partition, a registered version, logged metrics and version
@@ -26,7 +27,7 @@ from lake.config import Settings
 from lake.errors import MissingInputError, MissingTableError
 from lake.formats import check_format
 from models import registry
-from models.config import TrainingConfig, load_model_config
+from models.config import TIER_BENIGN_FPR, TrainingConfig, load_model_config
 from models.train import (
     TrainResult,
     candidate_version,
@@ -40,7 +41,7 @@ from models.training_set import KEY_COLUMNS, REFERENCE_FORMATS_READ, TrainingSet
 TABLE = "training_sets"
 # The stored set must have been labelled with the rules the fitting config asks for.
 LABELLING_KEYS = ("label_horizon_days", "min_label_days", "unresolved_snapshots")
-EXAMPLE_COLUMNS = ("label", "resolved", "campaign_id", "benign_segment")
+EXAMPLE_COLUMNS = ("label", "resolved", "campaign_id", "benign_segment", "standing", "linked_to_decided")
 
 
 # --- TrainingSet <-> the training_sets table (pure) -----------------------------------------------
@@ -59,6 +60,8 @@ def training_set_to_arrow(training_set: TrainingSet) -> pa.Table:
         "resolved": pa.array(frame["resolved"].astype(bool).to_numpy(), pa.bool_()),
         "campaign_id": pa.array(_nullable_strings(frame["campaign_id"]), pa.string()),
         "benign_segment": pa.array(_nullable_strings(frame["benign_segment"]), pa.string()),
+        "standing": pa.array(_nullable_strings(frame["standing"]), pa.string()),
+        "linked_to_decided": pa.array(frame["linked_to_decided"].astype(bool).to_numpy(), pa.bool_()),
         "feature_set_version": pa.array([training_set.feature_set_version] * len(frame), pa.string()),
         "reference": pa.array([json.dumps(training_set.reference, sort_keys=True)] * len(frame), pa.string()),
     }
@@ -79,10 +82,10 @@ def training_set_from_arrow(data: pa.Table, feature_columns: list[str], as_of: d
     versions = set(data.column("feature_set_version").to_pylist())
     if len(versions) != 1:
         raise MissingInputError(f"{TABLE} partition as_of {as_of} mixes feature-set versions {sorted(versions)}")
-    missing = [c for c in feature_columns if c not in data.column_names]
+    missing = [c for c in (*feature_columns, *EXAMPLE_COLUMNS) if c not in data.column_names]
     if missing:
         raise MissingInputError(
-            f"the stored training set as of {as_of} lacks registered feature column(s) {missing[:5]}; "
+            f"the stored training set as of {as_of} lacks column(s) {missing[:5]}; "
             f"rebuild it with `distillguard training-set --as-of {as_of.isoformat()}`"
         )
     frame = data.select([*KEY_COLUMNS, *feature_columns, *EXAMPLE_COLUMNS]).to_pandas()
@@ -197,6 +200,19 @@ def fit(settings: Settings, as_of: dt.date, config: TrainingConfig | None = None
     return candidate
 
 
+def gate_summary(metrics: dict[str, float]) -> str:
+    """The gate's numbers in one line: reference PR-AUC and every tier's operating point."""
+    tiers = ", ".join(
+        f"{name} recall {metrics[f'tier_recall/{name}']:.2f} (unlabelled flagged "
+        f"{100 * metrics[f'tier_unlabelled_share/{name}']:.2f}%)"
+        for name, _ in TIER_BENIGN_FPR
+    )
+    return (
+        f"holdout positives against the clean benign reference: PR-AUC {metrics['reference_pr_auc']:.4f}; {tiers}; "
+        f"PR-AUC on the unlabelled holdout {metrics['pr_auc']:.4f}"
+    )
+
+
 def evaluate(settings: Settings, as_of: dt.date, config: TrainingConfig | None = None):
     config = config or load_model_config(settings.model_config_file)[0]
     client = registry.configure(settings)
@@ -213,33 +229,31 @@ def evaluate(settings: Settings, as_of: dt.date, config: TrainingConfig | None =
     )
     print(result.split.describe(), flush=True)
     print(
-        f"evaluated v{result.version} on holdout {result.split.holdout_dates[0]}..{result.split.holdout_dates[-1]}: "
-        f"PR-AUC {metrics['pr_auc']:.4f} ({versus}), recall@1% benign FPR "
-        f"{metrics['recall_at_benign_fpr_0.01']:.3f}, precision@{config.review_capacity_k} "
-        f"{metrics['precision_at_k']:.3f}",
+        f"evaluated v{result.version} on holdout {result.split.holdout_dates[0]}..{result.split.holdout_dates[-1]} "
+        f"({versus}): {gate_summary(metrics)}",
         flush=True,
     )
     return result
 
 
-def promote(settings: Settings, as_of: dt.date):
+def promote(settings: Settings, as_of: dt.date, force: bool = False):
     client = registry.configure(settings)
     candidate = candidate_version(client, settings, as_of)
-    decision = promote_candidate(settings, candidate)
+    decision = promote_candidate(settings, candidate, force)
     print(f"{candidate.name} v{candidate.version} -> @{decision.alias} ({decision.reason})", flush=True)
     return decision
 
 
-def run(spark, settings: Settings, as_of: dt.date, config: TrainingConfig | None = None) -> TrainResult:
+def run(
+    spark, settings: Settings, as_of: dt.date, config: TrainingConfig | None = None, force: bool = False
+) -> TrainResult:
     """training-set -> fit -> evaluate -> promote in one process (the training set is still stored)."""
     config = config or load_model_config(settings.model_config_file)[0]
     training_set = build(spark, settings, as_of, config)
-    result = train_and_register(training_set, settings, config)
+    result = train_and_register(training_set, settings, config, force)
     metrics = result.metrics
     print(
-        f"trained {result.model_name} v{result.version} on {result.device} as of {as_of}: "
-        f"PR-AUC {metrics['pr_auc']:.4f}, recall@1% benign FPR {metrics['recall_at_benign_fpr_0.01']:.3f}, "
-        f"precision@{config.review_capacity_k} {metrics['precision_at_k']:.3f} "
+        f"trained {result.model_name} v{result.version} on {result.device} as of {as_of}: {gate_summary(metrics)} "
         f"-> @{result.alias} ({result.reason})"
     )
     return result

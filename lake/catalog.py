@@ -336,7 +336,8 @@ TABLES: dict[str, Table] = {
                 ("model_version", pa.string()),
                 ("feature_set_version", pa.string()),
             ),
-            "ranked, explained account risk",
+            "ranked, explained account risk; score = the share of the model's clean benign reference the account "
+            "outranks (models/fusion.py), tier = score >= 1 - the tier's benign FPR",
             ("score_date",),
         ),
         Table(
@@ -351,7 +352,7 @@ TABLES: dict[str, Table] = {
                 ("top_capabilities", pa.list_(pa.string())),
                 ("link_evidence", pa.list_(pa.string())),
             ),
-            "cluster risk with link evidence",
+            "cluster risk with link evidence; score = mean of the cluster's three highest account scores",
             ("score_date",),
         ),
         Table(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass
 
 from lake.catalog import RISK_TIERS
@@ -23,13 +23,13 @@ STRICT = ConfigDict(strict=True, extra="forbid")
 
 # Risk tiers, highest first, defined by the benign false-positive rate an analyst accepts at each tier.
 # Training turns these rates into score bounds on its holdout's negatives and stores them on the model
-# version (`tier_bounds` tag), so a tier means the same review load whatever the score scale of a model
-# (scale_pos_weight, for one, shifts every score). "critical" = at most 0.01% of benign accounts score this high.
+# version (`tier_bounds` tag). The score is the share of the clean benign reference an account outranks
+# (models/fusion.py), so "critical" = at most 0.01% of benign accounts score this high.
 # The tier names are lake.catalog.RISK_TIERS (the tables store them); only their rates live here.
 TIERS: tuple[str, ...] = RISK_TIERS
 LOWEST_TIER = TIERS[-1]
 # docs/design.md §7: critical <= 0.01%, high <= 0.1%, elevated <= 1% of benign accounts (at 200M accounts, 1% is 2M
-# people). Calibrated on positive-unlabelled holdouts (models/metrics.py tier_bounds).
+# people). Calibrated on the clean benign reference (models/fusion.py tier_bounds).
 TIER_BENIGN_FPR: tuple[tuple[str, float], ...] = tuple(zip(TIERS[:-1], (0.0001, 0.001, 0.01), strict=True))
 
 # The evaluation threshold that defines a "flagged" snapshot for campaign recall, detection latency and
@@ -48,19 +48,25 @@ class TrainingConfig:
     # Snapshots whose horizon runs past as_of and that have no label yet ("unresolved"): "negative" keeps them
     # as negatives (the PU assumption applied to a shorter window), "drop" leaves them out. See training_set.py.
     unresolved_snapshots: Literal["negative", "drop"] = "negative"
-    # Positive-unlabelled: an unlabelled snapshot whose cluster already holds members decided as extraction on its
-    # feature date is more likely an unreached campaign account than a benign one (on simulated lakes about 40% of
-    # a labelled hydra's accounts stay unlabelled). "drop" leaves such snapshots out of training and evaluation
-    # instead of teaching the model that they are benign; "keep" treats them as negatives like any unlabelled one.
-    negatives_in_extraction_clusters: Literal["drop", "keep"] = "drop"
-    # The benign reference: the score percentiles (models/novelty.py) and the tier bounds are taken over unlabelled
-    # snapshots of accounts at least this many days old on their feature date (0: every unlabelled snapshot).
-    # Hydra accounts are young, so established accounts are a cleaner sample of the benign population, and at 60
-    # days recall at >= high rose from 9% to 26% on one simulated lake. But young benign accounts (students, new
-    # developers) are not like established ones: on a second lake the tiers calibrated that way realised 0.37%
-    # benign FPR at critical (nominal 0.01%) and 1.8% at elevated (nominal 1%). Every unlabelled snapshot keeps the
-    # bound (hidden campaign accounts only push the bounds up), so that is the default.
-    reference_min_account_age_days: Annotated[int, Field(ge=0, le=3650)] = 0
+    # Positive-unlabelled weighting (models/pu.py): "elkan-noto" splits each unlabelled snapshot into a weighted
+    # positive and negative copy; "negative" treats every unlabelled snapshot as a negative.
+    unlabelled_snapshots: Literal["elkan-noto", "negative"] = "elkan-noto"
+    # Folds by account for the cross-fitted scores: the PU weights' labelled-probability, and the supervised scores
+    # of the clean benign reference and of the positives the score's families are stacked on (models/fusion.py).
+    cross_fit_folds: Annotated[int, Field(ge=2, le=20)] = 4
+    # The clean benign reference's unlabelled accounts (training_set.clean_reference): no link to a decided account
+    # and at least this many days old; accounts decided benign join whatever their age. Fitted on the detection
+    # benchmark's development seeds 101 and 102 (randomised, 4,000 accounts, 2026-12-07): with 30 days the reference
+    # had no young benign accounts, and the tiers flagged 14.7% of unlabelled benign accounts at elevated.
+    reference_min_age_days: Annotated[int, Field(ge=0, le=3650)] = 0
+    # The score's families (models/fusion.py): "supervised" and any of the novelty families of models/novelty.py.
+    # Fitted on the same development seeds: the stacked regression gave "behaviour" real weight (it separates the
+    # loudest, labelled accounts from the reference), but alone it ranks the unlabelled holdout at PR-AUC 0.005-0.007
+    # and with it the training run's holdout PR-AUC fell from 0.32-0.35 to 0.15-0.28.
+    score_families: Annotated[
+        tuple[Literal["supervised", "behaviour", "harvest yield"], ...],
+        BeforeValidator(lambda names: tuple(names) if isinstance(names, list) else names),  # a TOML list
+    ] = ("supervised", "harvest yield")
     # Time split over distinct feature dates: the latest `holdout_days` are the holdout, the `validation_days`
     # before them drive early stopping, everything earlier is fitted.
     holdout_days: Annotated[int, Field(ge=1, le=365)] = 3
@@ -84,6 +90,8 @@ class TrainingConfig:
                 f"min_label_days = {self.min_label_days}: must be between 0 and label_horizon_days "
                 f"({self.label_horizon_days})"
             )
+        if "supervised" not in self.score_families:
+            raise ValueError(f"score_families = {list(self.score_families)}: must include 'supervised'")
 
     def as_params(self) -> dict[str, object]:
         return asdict(self)

@@ -144,7 +144,8 @@ def score_day(
         reason_templates(columns),
         config.reasons_per_account,
         champion.tier_bounds,
-        champion.novelty_reference,
+        champion.score_reference,
+        champion.version,
     )
 
     clusters = _partition(settings, "account_clusters", score_date)

@@ -134,6 +134,15 @@ def tier_bounds(y_true, scores, tier_fprs: tuple[tuple[str, float], ...]) -> Tie
     )
 
 
+def reference_average_precision(positive_scores, reference_size: int) -> float:
+    """PR-AUC of labelled positives against a clean benign reference of `reference_size` accounts, on the score that
+    is the share of the reference an account outranks: the reference's own scores are then 0, 1/N, ..., (N-1)/N."""
+    positive = np.asarray(positive_scores, dtype=np.float64)
+    reference = np.arange(reference_size) / reference_size
+    labels = np.r_[np.ones(len(positive), dtype=np.int8), np.zeros(reference_size, dtype=np.int8)]
+    return average_precision(labels, np.r_[positive, reference])
+
+
 def recall_at_fpr(y_true, scores, max_fpr: float) -> float:
     y, s = _as_arrays(y_true, scores)
     if y.sum() == 0:

@@ -3,6 +3,8 @@
 The registered model's versions carry what scoring must check before it trusts a model:
   tag `feature_columns`      JSON list, the model's input columns in order
   tag `feature_set_version`  the feature registry's content hash the model was trained against
+  tag `score_reference`      the clean benign reference the score is calibrated on, with its format (models/fusion.py)
+  tag `tier_bounds`          JSON [[tier, lowest score], ...], highest tier first
 Aliases: `champion` (what scoring loads), `challenger` (the latest version that did not pass the gate).
 """
 
@@ -26,11 +28,14 @@ CHALLENGER = "challenger"
 TAG_FEATURE_COLUMNS = "feature_columns"
 TAG_FEATURE_SET_VERSION = "feature_set_version"
 TAG_TIER_BOUNDS = "tier_bounds"
-NOVELTY_REFERENCE_TAG = "novelty_reference"
 # The format of a version's tags above (lake/formats.py), itself a tag: bump it when a tag changes meaning or shape;
-# version_info reads the versions in VERSION_TAGS_FORMATS_READ. The novelty reference also carries its own.
-VERSION_TAGS_FORMAT = 1
-VERSION_TAGS_FORMATS_READ = (UNVERSIONED, VERSION_TAGS_FORMAT)
+# version_info reads the versions in VERSION_TAGS_FORMATS_READ. Format 2 (2026-12-07) replaced the novelty
+# reference with the score reference; earlier versions are still read, so scoring can say in one line that they
+# carry no score reference and must be retrained. The score reference also carries its own format.
+VERSION_TAGS_FORMAT = 2
+VERSION_TAGS_FORMATS_READ = (UNVERSIONED, 1, VERSION_TAGS_FORMAT)
+# JSON of models/fusion.FusionModel (with its format number): the clean benign reference the score is calibrated on
+SCORE_REFERENCE_TAG = "score_reference"
 MODEL_ARTIFACT_NAME = "model"
 # MLflow 3's UI opens an experiment on a GenAI "Overview" page unless the experiment is tagged as classic model
 # development (the UI reads this tag; values from its ExperimentKind enum), in which case it opens on the runs.
@@ -52,7 +57,7 @@ class ModelVersionInfo:
     feature_columns: list[str]
     feature_set_version: str | None
     tier_bounds: tuple[tuple[str, float], ...] = ()
-    novelty_reference: str | None = None  # JSON of models/novelty.NoveltyReference; None: supervised score only
+    score_reference: str | None = None  # JSON of models/fusion.FusionModel; None: a version fitted before it
 
     @property
     def uri(self) -> str:
@@ -141,7 +146,7 @@ def version_info(client, name: str, version) -> ModelVersionInfo:
         feature_columns=json.loads(raw_columns) if raw_columns else [],
         feature_set_version=mv.tags.get(TAG_FEATURE_SET_VERSION),
         tier_bounds=tuple((name, float(bound)) for name, bound in json.loads(mv.tags.get(TAG_TIER_BOUNDS, "[]"))),
-        novelty_reference=mv.tags.get(NOVELTY_REFERENCE_TAG),
+        score_reference=mv.tags.get(SCORE_REFERENCE_TAG),
     )
 
 

@@ -2,8 +2,9 @@
 
 The day's rows never come to the driver: the booster travels as raw bytes inside a `mapInArrow` function, which
 the engine runs next to the data (in embedded Sail, in the server's Python; on a Spark cluster, on executors),
-rebuilding the booster once per partition and predicting on CPU. Each output row carries the score, its tier and
-the top positive XGBoost contributions as plain-language reasons (models/explain.py).
+rebuilding the booster once per partition and predicting on CPU. Each output row carries the score (the share of
+the version's clean benign reference the account outranks, models/fusion.py), its tier and the top positive
+XGBoost contributions as plain-language reasons (models/explain.py).
 
 Refusals (clear errors, nothing written): no champion; the day has no features; the champion's feature list or
 feature_set_version differs from the account_features table's.
@@ -28,7 +29,7 @@ from features.registry import FEATURES
 from lake import catalog
 from lake.config import Settings
 from lake.errors import InputError, MissingTableError
-from models import novelty, registry
+from models import fusion, novelty, registry
 from models.config import LOWEST_TIER, TIERS, ScoringConfig, load_model_config
 from models.explain import reason_templates, top_reasons
 
@@ -87,6 +88,9 @@ def check_feature_contract(
 
 
 REASON_TYPE = catalog.table("account_risk").schema.field("reasons").type
+# A novelty family leads an account's reasons when it gave the most evidence and the account is above this share of
+# the benign reference on it (the elevated tier's rate). Not fitted.
+NOVELTY_REASON_SHARE = 0.01
 
 
 def score_rows(
@@ -96,39 +100,42 @@ def score_rows(
     templates: list[tuple[str, str, str]],
     reasons_per_account: int,
     tier_bounds: tuple[tuple[str, float], ...],
-    novelty_reference: str | None = None,
+    score_reference: str,
+    version: str = "?",
 ):
     """(scores, tiers, reasons) for a matrix of feature values: what every engine's scorer computes.
-    `values` is a numpy array, or a cupy array when the booster runs on a GPU. The score combines the supervised
-    model with the version's novelty reference (models/novelty.py); an account lifted by novelty leads its
-    reasons with the behaviour that made it unusual."""
+    `values` is a numpy array, or a cupy array when the booster runs on a GPU. The score is the fused score of
+    models/fusion.py: the share of the version's clean benign reference the account outranks. An account whose
+    largest evidence comes from a novelty family leads its reasons with the behaviour that made it unusual."""
     import xgboost as xgb
 
+    model = fusion.parse(score_reference, version)
     matrix = xgb.DMatrix(values, feature_names=columns, missing=np.nan)
     supervised = _to_numpy(booster.predict(matrix)).astype(np.float64)
     contributions = _to_numpy(booster.predict(matrix, pred_contribs=True))
     host_values = _to_numpy(values)
     reasons = top_reasons(contributions, host_values, columns, templates, reasons_per_account)
-    reference = novelty.parse_reference(novelty_reference)
-    final = novelty.final_scores(supervised, host_values, columns, reference)
-    if final.lifted is not None:
-        # set together with `lifted` (novelty.final_scores)
-        assert reference and final.novelty is not None and final.supervised_percentile is not None
-        assert final.signal is not None and final.family is not None
-        column_index = {c: i for i, c in enumerate(columns)}
-        for row in np.nonzero(final.lifted)[0].tolist():
-            signal = int(final.signal[row])
-            value = float(host_values[row, column_index[reference.columns[signal]]])
-            lifted = {
-                "feature": "novelty",
-                "value": float(final.novelty[row]),
-                "contribution": float(final.score[row] - final.supervised_percentile[row]),
-                "text": novelty.explanation(
-                    reference, signal, value, float(final.novelty[row]), str(final.family[row])
-                ),
-            }
-            reasons[row] = [lifted, *reasons[row][: max(0, reasons_per_account - 1)]]
-    return final.score, assign_tiers(final.score, tier_bounds), reasons
+    raw, signals = fusion.family_scores(supervised, host_values, columns, model)
+    fused = fusion.score(raw, model)
+    reference = fusion.novelty_reference(model)
+    column_index = {c: i for i, c in enumerate(columns)}
+    leading = fused.leading
+    novel = np.isin(np.asarray(fused.families)[leading], list(signals))
+    unusual = fused.p_values[np.arange(len(leading)), leading] <= NOVELTY_REASON_SHARE
+    for row in np.nonzero(novel & unusual)[0]:
+        family = fused.families[leading[row]]
+        signal = int(signals[family][row])
+        outranks = 1.0 - float(fused.p_values[row, leading[row]])
+        lifted = {
+            "feature": "novelty",
+            "value": outranks,
+            "contribution": float(fused.contributions[row, leading[row]]),
+            "text": novelty.explanation(
+                reference, signal, float(host_values[row, column_index[reference.columns[signal]]]), outranks, family
+            ),
+        }
+        reasons[row] = [lifted, *reasons[row][: max(0, reasons_per_account - 1)]]
+    return fused.score, assign_tiers(fused.score, tier_bounds), reasons
 
 
 def _to_numpy(array) -> np.ndarray:
@@ -141,7 +148,8 @@ def make_scorer(
     templates: list[tuple[str, str, str]],
     reasons_per_account: int,
     tier_bounds: tuple[tuple[str, float], ...],
-    novelty_reference: str | None = None,
+    score_reference: str,
+    version: str = "?",
 ) -> Callable[[Iterator], Iterator]:
     """A mapInArrow function: batches of (account_id, cluster_id, *columns) -> SCORED_DDL batches.
 
@@ -162,7 +170,7 @@ def make_scorer(
                 [batch.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in columns]
             )
             scores, tiers, reasons = score_rows(
-                booster, values, columns, templates, reasons_per_account, tier_bounds, novelty_reference
+                booster, values, columns, templates, reasons_per_account, tier_bounds, score_reference, version
             )
             yield pa.RecordBatch.from_arrays(
                 [
@@ -190,6 +198,7 @@ def checked_champion_booster(settings: Settings, table_columns: list[str], featu
             f"champion v{champion.version}'s booster feature names do not match its "
             "feature_columns tag; the registered version is inconsistent"
         )
+    fusion.parse(champion.score_reference, champion.version)  # a version without a readable score reference: refused
     if [name for name, _ in champion.tier_bounds] != list(TIERS[:-1]):
         raise FeatureContractError(
             f"champion {champion.name} v{champion.version} has no valid tier_bounds tag "
@@ -348,7 +357,8 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
         reason_templates(columns),
         config.reasons_per_account,
         champion.tier_bounds,
-        champion.novelty_reference,
+        champion.score_reference,
+        champion.version,
     )
 
     clusters_day = _clusters_for(spark, settings, score_date)

@@ -1,21 +1,22 @@
-"""Train an XGBoost classifier on a point-in-time training set, evaluate it on a time-based holdout, log the
-run to MLflow, register the model and run the promotion gate.
+"""Train an XGBoost classifier on a point-in-time training set, calibrate the score on the clean benign reference,
+evaluate it on a time-based holdout, log the run to MLflow, register the model and run the promotion gate.
 
-Training: `hist` trees, `scale_pos_weight` = negatives / positives of the fitted dates, early stopping on the
-validation dates' log loss, weighted like the training objective (positives x scale_pos_weight). Log loss rather
-than PR-AUC because a ranking metric saturates after a handful of trees on a clear signal and stops training
-while scores are still bunched around 0.5, which would make the fixed risk tiers meaningless. The registered
-model is cut at the best iteration and not refitted on the validation dates, so the holdout numbers describe
-exactly the registered trees. With scale_pos_weight the score is a risk score under balanced classes, not the
-probability of extraction in the population; the tiers are set against that score.
+Training (positive-unlabelled, models/pu.py): each unlabelled snapshot is a negative and, weighted by the
+cross-fitted probability that it is a hidden positive, a positive (Elkan-Noto); each account counts once; the
+negatives' ages are matched to the positives'. The columns in training_set.NOT_MODEL_INPUTS are never read.
+`hist` trees, early stopping on the validation dates' weighted log loss (a ranking metric saturates after a
+handful of trees and leaves scores bunched); the registered model is cut at the best iteration and not refitted.
 
-Promotion gate: the current champion is scored on the NEW holdout and the two PR-AUCs compared; the new version
-becomes `champion` only if it is strictly better, otherwise `challenger`. The first version is champion.
-If the champion's feature contract (feature list or feature_set_version) differs from the new model's, it cannot
-be evaluated on this holdout and scoring would refuse it against the current features table anyway. Decision:
-the new version is promoted in that case provided it beats a random ranking on the holdout (PR-AUC above the
-holdout positive rate); otherwise it stays challenger and scoring keeps refusing until a usable model exists.
-The decision and its reason are logged on the run and tagged on the model version.
+The score (models/fusion.py): the supervised logit and the novelty families, each calibrated on the clean benign
+reference (cross-fitted supervised scores, one row per account), combined by a stacked regression; the score is
+the share of that reference an account outranks, so each tier's bound is 1 - its benign FPR.
+
+Promotion gate: the candidate and the current champion are judged on the new holdout's labelled positive accounts
+against each one's clean benign reference (PR-AUC); the candidate becomes `champion` only if strictly better,
+otherwise `challenger`. A first model is champion unless its elevated tier reaches none of the holdout's positive
+accounts: then it is refused in one line unless forced. A champion with another feature contract or score format
+cannot be evaluated on this holdout; the candidate then replaces it if it beats a random ranking. The decision and
+its reason are logged on the run and tagged on the model version.
 """
 
 from __future__ import annotations
@@ -26,21 +27,23 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lake.config import Settings
-from lake.errors import MissingInputError
-from models import novelty, registry, tiers
-from models.config import TrainingConfig
-from models.metrics import Evaluation, average_precision, evaluate
-from models.training_set import TimeSplit, TrainingSet, split_by_time
+from lake.errors import InputError, MissingInputError
+from models import fusion, novelty, pu, registry
+from models.config import TIER_BENIGN_FPR, TIERS, TrainingConfig
+from models.metrics import Evaluation, average_precision, evaluate, metric_key, reference_average_precision
+from models.training_set import NOT_MODEL_INPUTS, TimeSplit, TrainingSet, clean_reference, split_by_time
 
 log = logging.getLogger(__name__)
 
-PRIMARY_METRIC = "pr_auc"
+# the gate compares labelled holdout positives against the clean benign reference, not against unlabelled accounts
+# (which would punish finding hidden campaigns)
+PRIMARY_METRIC = "reference_pr_auc"
+ELEVATED = TIERS[-2]  # the lowest flagged tier: a first model must reach some holdout positive there
 
 
 # --- device ---------------------------------------------------------------------------------------
@@ -79,25 +82,32 @@ def resolve_device(requested: str) -> str:
 # --- fitting and prediction -----------------------------------------------------------------------
 
 
-def _matrix(frame: pd.DataFrame, columns: list[str], label=None):
+def _matrix(frame: pd.DataFrame, columns: list[str], label=None, weight=None, fitting: bool = False):
+    """The XGBoost matrix of `columns`. When `fitting`, the NOT_MODEL_INPUTS columns are blanked (missing): no tree
+    can split on them, so the booster keeps the table's feature contract while never reading them."""
     import xgboost as xgb
 
-    return xgb.DMatrix(frame[columns].to_numpy(dtype=np.float64), label=label, feature_names=columns, missing=np.nan)
+    values = frame[columns].to_numpy(dtype=np.float64)
+    if fitting:
+        values = values.copy()
+        values[:, [i for i, c in enumerate(columns) if c in NOT_MODEL_INPUTS]] = np.nan
+    return xgb.DMatrix(values, label=label, weight=weight, feature_names=columns, missing=np.nan)
 
 
 def predict(booster, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return booster.predict(_matrix(frame, columns))
 
 
+def fused(booster, version: registry.ModelVersionInfo, frame: pd.DataFrame, columns: list[str]) -> fusion.FusedScores:
+    """The score a version gives in production (models/fusion.py)."""
+    model = fusion.parse(version.score_reference, version.version)
+    values = frame[columns].to_numpy(dtype=np.float64)
+    raw, _ = fusion.family_scores(predict(booster, frame, columns), values, columns, model)
+    return fusion.score(raw, model)
+
+
 def final_predict(booster, version: registry.ModelVersionInfo, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """The score a version gives in production: supervised, combined with its novelty reference (models/novelty)."""
-    supervised = predict(booster, frame, columns).astype(np.float64)
-    return novelty.final_scores(
-        supervised,
-        frame[columns].to_numpy(dtype=np.float64),
-        columns,
-        novelty.parse_reference(version.novelty_reference),
-    ).score
+    return fused(booster, version, frame, columns).score
 
 
 @dataclass(frozen=True)
@@ -105,26 +115,16 @@ class FitInfo:
     best_iteration: int
     validation_logloss: float
     validation_pr_auc: float
-    scale_pos_weight: float
     params: dict[str, object]
+    pu: pu.PUWeights
 
 
-def fit_booster(fit: pd.DataFrame, validation: pd.DataFrame, columns: list[str], config: TrainingConfig, device: str):
-    import xgboost as xgb
+# Rounds of the cross-fitted labelled-vs-unlabelled models behind the PU weights. Not fitted.
+LABELLED_PROBABILITY_ROUNDS = 100
 
-    positives = int(fit["label"].sum())
-    negatives = int(len(fit) - positives)
-    if positives == 0 or negatives == 0:
-        raise MissingInputError(
-            f"the fit dates hold {len(fit):,} snapshots ({positives:,} positives, {negatives:,} negatives); fitting "
-            "needs both: label more accounts, or shorten holdout_days / validation_days"
-        )
-    if validation["label"].sum() == 0:
-        raise MissingInputError(
-            "the validation dates have no positives, so early stopping has nothing to measure; "
-            "use more validation_days or a later as_of"
-        )
-    params: dict[str, Any] = {
+
+def _params(config: TrainingConfig, device: str) -> dict[str, object]:
+    return {
         "objective": "binary:logistic",
         "eval_metric": ["aucpr", "logloss"],  # the last one drives early stopping
         "tree_method": "hist",
@@ -134,17 +134,63 @@ def fit_booster(fit: pd.DataFrame, validation: pd.DataFrame, columns: list[str],
         "min_child_weight": config.min_child_weight,
         "subsample": config.subsample,
         "colsample_bytree": config.colsample_bytree,
-        "scale_pos_weight": negatives / positives,
         "seed": config.seed,
     }
-    validation_labels = validation["label"].to_numpy()
-    validation_matrix = _matrix(validation, columns, validation_labels)
-    validation_matrix.set_weight(np.where(validation_labels == 1, params["scale_pos_weight"], 1.0))
+
+
+def labelled_probability(rows: pd.DataFrame, columns: list[str], config: TrainingConfig, device: str) -> np.ndarray:
+    """Cross-fitted P(labelled | features) per row, by account folds, unweighted so it stays a probability."""
+    import xgboost as xgb
+
+    fold = pu.folds(rows["account_id"], config.cross_fit_folds)
+    out = np.zeros(len(rows))
+    for k in range(config.cross_fit_folds):
+        train, held = rows[fold != k], fold == k
+        if not held.any() or train["label"].nunique() < 2:
+            continue
+        booster = xgb.train(
+            _params(config, device),
+            _matrix(train, columns, train["label"].to_numpy(), fitting=True),
+            num_boost_round=LABELLED_PROBABILITY_ROUNDS,
+        )
+        out[held] = predict(booster, rows[held], columns)
+    return out
+
+
+def pu_weights(rows: pd.DataFrame, columns: list[str], config: TrainingConfig, device: str):
+    """(w per row: its positive copy's weight, PUWeights) under the configured unlabelled_snapshots policy."""
+    labels = rows["label"].to_numpy()
+    benign = (rows["standing"] == "benign").to_numpy()
+    if config.unlabelled_snapshots == "negative":
+        return labels.astype(np.float64), pu.PUWeights(0.0, 1.0, 0.0)
+    return pu.elkan_noto(labels, labelled_probability(rows, columns, config, device), benign)
+
+
+def fit_booster(fit: pd.DataFrame, validation: pd.DataFrame, columns: list[str], config: TrainingConfig, device: str):
+    """Positive-unlabelled weights (models/pu.py) over the fitted and validation dates, then XGBoost on the fitted
+    dates with early stopping on the validation dates' weighted log loss."""
+    import xgboost as xgb
+
+    positives = int(fit["label"].sum())
+    if positives == 0 or positives == len(fit):
+        raise MissingInputError(
+            f"the fitted dates need positives and negatives, got {positives} and {len(fit) - positives}"
+        )
+    if validation["label"].sum() == 0:
+        raise MissingInputError(
+            "the validation dates have no positives, so early stopping has nothing to measure; "
+            "use more validation_days or a later as_of"
+        )
+    both = pd.concat([fit, validation], ignore_index=True)
+    w, weights_info = pu_weights(both, columns, config, device)
+    fit_rows, fit_y, fit_w = pu.training_rows(fit.reset_index(drop=True), w[: len(fit)])
+    val_rows, val_y, val_w = pu.training_rows(validation.reset_index(drop=True), w[len(fit) :])
+    params = _params(config, device)
     booster = xgb.train(
         params,
-        _matrix(fit, columns, fit["label"].to_numpy()),
+        _matrix(fit_rows, columns, fit_y, fit_w, fitting=True),
         num_boost_round=config.num_boost_round,
-        evals=[(validation_matrix, "validation")],
+        evals=[(_matrix(val_rows, columns, val_y, val_w, fitting=True), "validation")],
         early_stopping_rounds=config.early_stopping_rounds,
         verbose_eval=False,
     )
@@ -153,11 +199,59 @@ def fit_booster(fit: pd.DataFrame, validation: pd.DataFrame, columns: list[str],
     info = FitInfo(
         best_iteration=best,
         validation_logloss=best_logloss,
-        validation_pr_auc=average_precision(validation_labels, predict(booster, validation, columns)),
-        scale_pos_weight=negatives / positives,
+        validation_pr_auc=average_precision(validation["label"].to_numpy(), predict(booster, validation, columns)),
         params=params,
+        pu=weights_info,
     )
-    return booster, info
+    return booster, info, (fit_rows, fit_y, fit_w)
+
+
+def cross_fitted_supervised(
+    fitted, targets: pd.DataFrame, columns: list[str], config: TrainingConfig, device: str, rounds: int
+) -> np.ndarray:
+    """The supervised probability of each `targets` row from a model fitted without its account: the weighted
+    training rows `fitted` (rows, labels, weights) of the other account folds, `rounds` rounds each."""
+    import xgboost as xgb
+
+    rows, y, w = fitted
+    fold = pu.folds(rows["account_id"], config.cross_fit_folds)
+    target_fold = pu.folds(targets["account_id"], config.cross_fit_folds)
+    out = np.zeros(len(targets))
+    for k in range(config.cross_fit_folds):
+        keep, held = fold != k, target_fold == k
+        if not held.any():
+            continue
+        booster = xgb.train(
+            _params(config, device),
+            _matrix(rows[keep], columns, y[keep], w[keep], fitting=True),
+            num_boost_round=rounds,
+        )
+        out[held] = predict(booster, targets[held], columns)
+    return out
+
+
+def fit_fusion(
+    fitted, fit: pd.DataFrame, validation: pd.DataFrame, frame: pd.DataFrame, columns, config, device, rounds
+) -> tuple[fusion.FusionModel, pd.DataFrame]:
+    """The score's fusion (models/fusion.py) on the clean benign reference of the whole training set, one row per
+    account, and the positives of the fitted and validation dates, both scored by cross-fitted models."""
+    reference = clean_reference(frame, config.reference_min_age_days)
+    positives = pd.concat([fit, validation])
+    positives = positives[positives["label"] == 1]
+    targets = pd.concat([reference, positives], ignore_index=True)
+    supervised = cross_fitted_supervised(fitted, targets, columns, config, device, rounds)
+    values = targets[columns].to_numpy(dtype=np.float64)
+    novelty_reference = novelty.fit_reference(values[: len(reference)], columns)
+    raw, _ = fusion.family_scores(supervised, values, columns, None, novelty_reference)
+    split = len(reference)
+    raw = {name: v for name, v in raw.items() if name in config.score_families}
+    model = fusion.fit(
+        {name: v[:split] for name, v in raw.items()},
+        {name: v[split:] for name, v in raw.items()},
+        positive_weight=pu.account_weights(positives["account_id"]),
+        extras={"novelty": novelty_reference.to_dict()},
+    )
+    return model, reference
 
 
 # --- promotion ------------------------------------------------------------------------------------
@@ -171,52 +265,73 @@ class PromotionDecision:
     champion_pr_auc: float | None
 
 
+class PromotionRefused(InputError):
+    """The gate refuses a candidate no analyst should get (`--force` overrides)."""
+
+
 def decide_promotion(
     new_pr_auc: float,
-    holdout_positive_rate: float,
+    random_pr_auc: float,
     champion: registry.ModelVersionInfo | None,
     champion_pr_auc: float | None,
+    elevated_recall: float = 1.0,
+    force: bool = False,
 ) -> PromotionDecision:
-    """Pure gate logic. champion_pr_auc is None when the champion could not be evaluated on the new holdout."""
+    """Pure gate logic on the reference PR-AUC (labelled holdout positives against the clean benign reference;
+    `random_pr_auc` is a random ranking's). champion_pr_auc is None when the champion cannot be evaluated on the new
+    holdout. A first model that reaches no holdout positive at the elevated tier is refused unless `force`."""
     if champion is None:
-        return PromotionDecision(registry.CHAMPION, "first registered model", None, None)
+        if elevated_recall > 0:
+            return PromotionDecision(registry.CHAMPION, "first registered model", None, None)
+        why = "first model: its elevated tier reaches none of the holdout's labelled positive accounts"
+        if not force:
+            raise PromotionRefused(f"{why}; not promoted (rerun promote with --force to make it champion anyway)")
+        return PromotionDecision(registry.CHAMPION, f"{why}; promoted with --force", None, None)
     if champion_pr_auc is None:
-        if new_pr_auc > holdout_positive_rate:
+        if new_pr_auc > random_pr_auc:
             return PromotionDecision(
                 registry.CHAMPION,
-                f"champion v{champion.version} has a different feature contract and cannot be evaluated on this "
-                f"holdout or score the current features; new model beats a random ranking "
-                f"({new_pr_auc:.4f} > {holdout_positive_rate:.4f})",
+                f"champion v{champion.version} has a different feature contract or score format and cannot be "
+                f"evaluated on this holdout or score the current features; new model beats a random ranking "
+                f"({new_pr_auc:.4f} > {random_pr_auc:.4f})",
                 champion.version,
                 None,
             )
         return PromotionDecision(
             registry.CHALLENGER,
-            f"champion v{champion.version} has a different feature contract, but the new model does not beat a "
-            f"random ranking ({new_pr_auc:.4f} <= {holdout_positive_rate:.4f})",
+            f"champion v{champion.version} has a different feature contract or score format, but the new model "
+            f"does not beat a random ranking ({new_pr_auc:.4f} <= {random_pr_auc:.4f})",
             champion.version,
             None,
         )
     if new_pr_auc > champion_pr_auc:
         return PromotionDecision(
             registry.CHAMPION,
-            f"beats champion v{champion.version} on the same holdout (PR-AUC {new_pr_auc:.4f} > {champion_pr_auc:.4f})",
+            f"beats champion v{champion.version} on the same holdout positives against the clean benign reference "
+            f"(PR-AUC {new_pr_auc:.4f} > {champion_pr_auc:.4f})",
             champion.version,
             champion_pr_auc,
         )
     return PromotionDecision(
         registry.CHALLENGER,
-        f"does not beat champion v{champion.version} on the same holdout "
-        f"(PR-AUC {new_pr_auc:.4f} <= {champion_pr_auc:.4f})",
+        f"does not beat champion v{champion.version} on the same holdout positives against the clean benign "
+        f"reference (PR-AUC {new_pr_auc:.4f} <= {champion_pr_auc:.4f})",
         champion.version,
         champion_pr_auc,
     )
 
 
+def positive_account_scores(holdout: pd.DataFrame, scores: np.ndarray) -> np.ndarray:
+    """One score per labelled positive account of the holdout: its highest over its positive snapshots."""
+    positive = holdout["label"].to_numpy() == 1
+    return pd.Series(scores[positive]).groupby(holdout["account_id"].to_numpy()[positive]).max().to_numpy()
+
+
 def champion_on_holdout(
     client, settings: Settings, holdout: pd.DataFrame, columns: list[str], feature_set_version: str
 ) -> tuple[registry.ModelVersionInfo | None, float | None]:
-    """The current champion and its PR-AUC on this holdout (None when its feature contract differs)."""
+    """The current champion and its reference PR-AUC on this holdout (None when its feature contract or score format
+    differs)."""
     current = registry.alias_version(client, settings.model_name, registry.CHAMPION)
     if current is None:
         return None, None
@@ -227,8 +342,13 @@ def champion_on_holdout(
             current.feature_set_version,
         )
         return current, None
-    booster = registry.load_booster(current)
-    return current, average_precision(holdout["label"].to_numpy(), final_predict(booster, current, holdout, columns))
+    try:
+        model = fusion.parse(current.score_reference, current.version)
+    except MissingInputError as exc:
+        log.warning("champion v%s cannot be evaluated on the new holdout: %s", current.version, exc)
+        return current, None
+    scores = final_predict(registry.load_booster(current), current, holdout, columns)
+    return current, reference_average_precision(positive_account_scores(holdout, scores), model.combined.size)
 
 
 # --- the training run, as three durable steps: fit -> evaluate -> promote -------------------------
@@ -256,7 +376,7 @@ class TrainResult:
     version: str
     alias: str
     reason: str
-    run_id: str | None  # the version's MLflow run (mlflow types it optional)
+    run_id: str | None  # as MLflow types a model version's run
     device: str
     metrics: dict[str, float]
     champion_pr_auc: float | None
@@ -320,13 +440,10 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
     columns = training_set.feature_columns
     split, fit, validation, holdout = _split(training_set, config)
     device = resolve_device(config.device)
-    try:
-        booster, fit_info = fit_booster(fit, validation, columns, config, device)
-    except MissingInputError as exc:
-        labels = training_set.frame["label"]
-        raise MissingInputError(
-            f"{exc} (the training set: {int(labels.sum()):,} positives in {len(labels):,} snapshots; {split.describe()})"
-        ) from None
+    booster, fit_info, fitted = fit_booster(fit, validation, columns, config, device)
+    score_model, reference_rows = fit_fusion(
+        fitted, fit, validation, training_set.frame, columns, config, device, fit_info.best_iteration + 1
+    )
 
     client = registry.configure(settings)
     reference = training_set.reference
@@ -341,7 +458,10 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
                 "feature_set_version": training_set.feature_set_version,
                 "n_features": len(columns),
                 "xgboost_version": xgb.__version__,
-                "scale_pos_weight": round(fit_info.scale_pos_weight, 6),
+                "unlabelled_hidden_positive_share": round(fit_info.pu.hidden_positive_share, 6),
+                "unlabelled_label_frequency": round(fit_info.pu.label_frequency, 6),
+                "not_model_inputs": ",".join(NOT_MODEL_INPUTS),
+                "score": fusion.describe(score_model)[:500],
                 "best_iteration": fit_info.best_iteration,
                 "fit_dates": f"{split.fit_dates[0]}..{split.fit_dates[-1]}",
                 "validation_dates": f"{split.validation_dates[0]}..{split.validation_dates[-1]}",
@@ -360,6 +480,9 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
             "holdout_snapshots": len(holdout),
             "holdout_positives": int(holdout["label"].sum()),
             "unresolved_snapshots": reference["unresolved_snapshots"],
+            "reference_accounts": len(reference_rows),
+            "reference_accounts_decided_benign": int((reference_rows["standing"] == "benign").sum()),
+            "unlabelled_positive_mass": fit_info.pu.positive_mass_unlabelled,
         }
         mlflow.log_metrics(
             {
@@ -384,18 +507,14 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
             feature_set_version=training_set.feature_set_version,
             input_example=holdout.head(5),
         )
-        # the score reference: the unlabelled snapshots of the fitted and validation dates (novelty uses no label;
-        # the supervised percentiles rank the model's scores on the same population)
-        unlabelled = tiers.benign_reference(pd.concat([fit, validation]), config)
-        novelty_reference = novelty.fit_reference(
-            unlabelled[columns].to_numpy(dtype=np.float64), columns, predict(booster, unlabelled, columns)
-        )
+        mlflow.log_metrics({f"stack_weight/{name}": w for name, w in zip(score_model.families, score_model.weights)})
         registry.set_version_tags(
             client,
             settings.model_name,
             version,
             {
-                registry.NOVELTY_REFERENCE_TAG: novelty_reference.to_json(),
+                registry.SCORE_REFERENCE_TAG: score_model.to_json(),
+                registry.TAG_TIER_BOUNDS: json.dumps([list(b) for b in fusion.tier_bounds(TIER_BENIGN_FPR)]),
                 TAG_AS_OF: training_set.as_of.isoformat(),
                 "holdout_dates": f"{split.holdout_dates[0]}..{split.holdout_dates[-1]}",
                 "device": device,
@@ -403,6 +522,31 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
         )
         registry.set_alias(client, settings.model_name, CANDIDATE, version)
     return registry.version_info(client, settings.model_name, version)
+
+
+def gate_metrics(
+    holdout: pd.DataFrame, result: fusion.FusedScores, model: fusion.FusionModel, bounds
+) -> dict[str, float]:
+    """What the gate judges, one row per account: the holdout's labelled positive accounts against the clean benign
+    reference (PR-AUC, and recall at every tier), and each tier's operating point on the holdout's unlabelled
+    accounts (the share flagged: an upper bound of the benign FPR, since hidden campaign accounts are among them).
+    Also what each family alone would have scored (the PR-AUC of its p-value on the holdout)."""
+    labels = holdout["label"].to_numpy()
+    positives = positive_account_scores(holdout, result.score)
+    unlabelled = labels == 0
+    per_account = pd.Series(result.score[unlabelled]).groupby(holdout["account_id"].to_numpy()[unlabelled]).max()
+    out = {
+        PRIMARY_METRIC: reference_average_precision(positives, model.combined.size),
+        "reference_random_pr_auc": len(positives) / (len(positives) + model.combined.size),
+        "reference_accounts": float(model.combined.size),
+        "holdout_positive_accounts": float(len(positives)),
+    }
+    for name, bound in bounds:
+        out[f"tier_recall/{name}"] = float(np.mean(positives >= bound))
+        out[f"tier_unlabelled_share/{name}"] = float(np.mean(per_account.to_numpy() >= bound))
+    for j, family in enumerate(result.families):
+        out[metric_key(f"pr_auc_family_only/{family}")] = average_precision(labels, -result.p_values[:, j])
+    return out
 
 
 def evaluate_candidate(
@@ -431,22 +575,18 @@ def evaluate_candidate(
         )
     split, _, _, holdout = _split(training_set, config)
     labels = holdout["label"].to_numpy()
-    scores = final_predict(registry.load_booster(candidate), candidate, holdout, columns)
+    booster = registry.load_booster(candidate)
+    result = fused(booster, candidate, holdout, columns)
+    scores = result.score
     evaluation = _evaluate_holdout(holdout, scores, config)
-    calibration = tiers.tier_calibration(holdout, scores, config, novelty.parse_reference(candidate.novelty_reference))
-    bounds = calibration.bounds
+    model = fusion.parse(candidate.score_reference, candidate.version)
+    gate = gate_metrics(holdout, result, model, candidate.tier_bounds)
     champion, champion_pr_auc = champion_on_holdout(
         client, settings, holdout, columns, training_set.feature_set_version
     )
 
-    supervised_only = predict(registry.load_booster(candidate), holdout, columns)
     with mlflow.start_run(run_id=candidate.run_id):
-        mlflow.log_metrics(evaluation.metrics)
-        # the combination is logged: what the supervised model alone would have scored on this holdout
-        mlflow.log_metric("pr_auc_supervised_only", average_precision(labels, supervised_only))
-        mlflow.log_params(
-            {"score_combination": novelty.COMBINATION if candidate.novelty_reference else "supervised only"}
-        )
+        mlflow.log_metrics({**evaluation.metrics, **gate})
         if champion_pr_auc is not None:
             mlflow.log_metric("champion_pr_auc_on_this_holdout", champion_pr_auc)
         mlflow.log_dict(json.loads(json.dumps(evaluation.tables(), default=str)), "evaluation/holdout_details.json")
@@ -459,34 +599,31 @@ def evaluate_candidate(
             ),
             "plots/pr_curve.png",
         )
-        mlflow.log_params(
-            {
-                **{f"tier_bound_{name}": round(bound, 6) for name, bound in bounds},
-                "tier_calibration": calibration.method,
-                "tier_hidden_positive_share": round(calibration.hidden_positive_share, 6),
-            }
-        )
+        mlflow.log_params({f"tier_bound_{name}": round(bound, 6) for name, bound in candidate.tier_bounds})
     registry.set_version_tags(
         client,
         settings.model_name,
         candidate.version,
         {
             "holdout_pr_auc": f"{evaluation.metrics['pr_auc']:.6f}",
-            registry.TAG_TIER_BOUNDS: json.dumps([[name, bound] for name, bound in bounds]),
+            "reference_pr_auc": f"{gate[PRIMARY_METRIC]:.6f}",
             TAG_EVALUATED_AGAINST: champion.version if champion is not None else "",
             TAG_CHAMPION_COMPARABLE: str(champion_pr_auc is not None).lower(),
         },
     )
+    metrics = {**evaluation.metrics, **gate}
     return HoldoutEvaluation(
         version=candidate.version,
-        metrics=evaluation.metrics,
+        metrics=metrics,
         champion_version=champion.version if champion is not None else None,
         champion_pr_auc=champion_pr_auc,
         split=split,
     )
 
 
-def promote_candidate(settings: Settings, candidate: registry.ModelVersionInfo) -> PromotionDecision:
+def promote_candidate(
+    settings: Settings, candidate: registry.ModelVersionInfo, force: bool = False
+) -> PromotionDecision:
     """The promotion gate on the numbers `evaluate_candidate` recorded (the exact metric values of the run, not
     the rounded tags). Refuses when the candidate was not evaluated or the champion changed since; a candidate
     the gate already decided keeps its decision and no alias moves (safe to rerun)."""
@@ -519,7 +656,14 @@ def promote_candidate(settings: Settings, candidate: registry.ModelVersionInfo) 
         if current is not None and tags[TAG_CHAMPION_COMPARABLE] == "true"
         else None
     )
-    decision = decide_promotion(metrics[PRIMARY_METRIC], metrics["positive_rate"], current, champion_pr_auc)
+    decision = decide_promotion(
+        metrics[PRIMARY_METRIC],
+        metrics["reference_random_pr_auc"],
+        current,
+        champion_pr_auc,
+        metrics[f"tier_recall/{ELEVATED}"],
+        force,
+    )
     for key, value in {
         "promotion.decision": decision.alias,
         "promotion.reason": decision.reason,
@@ -533,11 +677,13 @@ def promote_candidate(settings: Settings, candidate: registry.ModelVersionInfo) 
     return decision
 
 
-def train_and_register(training_set: TrainingSet, settings: Settings, config: TrainingConfig) -> TrainResult:
+def train_and_register(
+    training_set: TrainingSet, settings: Settings, config: TrainingConfig, force: bool = False
+) -> TrainResult:
     """fit -> evaluate -> promote in one process."""
     candidate = fit_candidate(training_set, settings, config)
     evaluation = evaluate_candidate(training_set, settings, config, candidate)
-    decision = promote_candidate(settings, candidate)
+    decision = promote_candidate(settings, candidate, force)
     return TrainResult(
         model_name=settings.model_name,
         version=candidate.version,

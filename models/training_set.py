@@ -19,6 +19,12 @@ Rules (docs/design.md §7), with D a feature_date and H the label horizon in day
   not used at all. Labels have had (almost) no time to arrive for them (at D = as_of none can have), so they
   would all be negatives, including every campaign account that analysts simply have not reached yet. They are
   cut by date, never by label, so the cut adds no selection bias.
+- No model input may encode "already decided": `cluster_labelled_extraction_share` (the share of the account's
+  cluster decided as extraction) is left out of the model's inputs (NOT_MODEL_INPUTS). Unlabelled snapshots near
+  decided accounts stay in as positive-unlabelled rows, weighted by models/pu.py; none is dropped for its label.
+- Each snapshot carries the account's standing at as_of (`standing`: its latest decision, or null) and whether it
+  ever shared a cluster with a decided account up to as_of (`linked_to_decided`, from account_clusters): together
+  they select the clean benign reference (`clean_reference`).
 - Remaining unresolved snapshots (D + H > as_of, no decision yet in D+1 .. as_of) have a truncated horizon.
   Decision: by default they stay in as negatives (`unresolved_snapshots="negative"`). Under the PU assumption
   an unlabelled account is a negative anyway; the truncated window only lowers the chance that a label has
@@ -56,8 +62,10 @@ NEEDS_MORE_INFO = "needs_more_info"
 # An analyst's "needs more info" is a decision on record (enforcement_labels, the console's queue) but not a label:
 # training reads only these two, so it neither makes a negative nor overrides an earlier extraction.
 TRAINING_LABELS = (EXTRACTION, BENIGN)
-# the point-in-time share of an account's cluster decided as extraction (features/registry.py)
-EXTRACTION_CLUSTER_FEATURE = "cluster_labelled_extraction_share"
+# Feature columns the model never reads: the share of the account's cluster already decided as extraction says
+# "a decided neighbour" and nothing about behaviour; with positive-unlabelled rows it would be learned as the label.
+NOT_MODEL_INPUTS = ("cluster_labelled_extraction_share",)
+AGE_COLUMN = "account_age_days"
 # The format of a training set's reference, stored with its rows (lake/formats.py): bump it when the reference's
 # keys change meaning; jobs/train.py reads the versions in REFERENCE_FORMATS_READ.
 REFERENCE_FORMAT = 1
@@ -126,8 +134,9 @@ def select_training_snapshots(labelled, unresolved_snapshots: str = "negative", 
 
 
 def account_outcomes(labels, as_of: dt.date):
-    """Each labelled account's standing at as_of, for evaluation only (never a model input):
-    campaign_id when the latest decision is extraction, benign_segment (the label note) when it is benign."""
+    """Each labelled account's standing at as_of: its latest decision (`standing`), campaign_id when that is
+    extraction, benign_segment (the label note) when it is benign. For evaluation and the choice of the benign
+    reference only, never a model input."""
     from pyspark.sql import functions as F
 
     latest = (
@@ -137,19 +146,32 @@ def account_outcomes(labels, as_of: dt.date):
     )
     return latest.select(
         "account_id",
+        F.col("latest.label").alias("standing"),
         F.when(F.col("latest.label") == F.lit(EXTRACTION), F.col("latest.campaign_id")).alias("campaign_id"),
         F.when(F.col("latest.label") == F.lit(BENIGN), F.col("latest.note")).alias("benign_segment"),
     )
 
 
-def drop_negatives_in_extraction_clusters(frame: pd.DataFrame, config: TrainingConfig) -> tuple[pd.DataFrame, int]:
-    """(frame, how many unlabelled snapshots sit in a cluster with members already decided as extraction on their
-    feature date); with the "drop" policy those snapshots are left out (TrainingConfig says why)."""
-    ambiguous = (frame["label"] == 0) & (frame[EXTRACTION_CLUSTER_FEATURE].fillna(0.0) > 0)
-    count = int(ambiguous.sum())
-    if config.negatives_in_extraction_clusters == "drop":
-        frame = frame[~ambiguous]
-    return frame, count
+def linked_to_decided(clusters, labels, as_of: dt.date):
+    """account_id of every account that shared a cluster (account_clusters, any date up to as_of) with an account
+    decided (extraction or benign) by as_of, the decided accounts included."""
+    from pyspark.sql import functions as F
+
+    decided = labels.filter(F.to_date("decided_at") <= F.lit(as_of)).select("account_id").distinct()
+    members = clusters.filter(F.col("feature_date") <= F.lit(as_of)).select("feature_date", "cluster_id", "account_id")
+    decided_clusters = members.join(decided, "account_id").select("feature_date", "cluster_id").distinct()
+    return members.join(decided_clusters, ["feature_date", "cluster_id"]).select("account_id").distinct()
+
+
+def clean_reference(frame: pd.DataFrame, min_age_days: int) -> pd.DataFrame:
+    """One row per account of the clean benign reference (models/fusion.py): accounts decided benign by as_of, and
+    accounts with no decision, `min_age_days`+ old and never in a cluster with a decided account
+    (TrainingConfig.reference_min_age_days). Each account's latest unlabelled snapshot."""
+    standing = frame["standing"]
+    benign = standing == BENIGN
+    established = standing.isna() & ~frame["linked_to_decided"].astype(bool) & (frame[AGE_COLUMN] >= min_age_days)
+    eligible = frame[(frame["label"] == 0) & (benign | established)]
+    return eligible.sort_values(list(KEY_COLUMNS), kind="stable").groupby("account_id", sort=False).tail(1)
 
 
 # --- the training set as the trainer sees it ------------------------------------------------------
@@ -157,7 +179,8 @@ def drop_negatives_in_extraction_clusters(frame: pd.DataFrame, config: TrainingC
 
 @dataclass(frozen=True)
 class TrainingSet:
-    frame: pd.DataFrame  # KEY_COLUMNS, feature columns, label, resolved, campaign_id, benign_segment
+    # KEY_COLUMNS, feature columns, label, resolved, campaign_id, benign_segment, standing, linked_to_decided
+    frame: pd.DataFrame
     feature_columns: list[str]
     feature_set_version: str
     as_of: dt.date
@@ -286,23 +309,33 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
 
     labelled = point_in_time_labels(features.select(*KEY_COLUMNS), labels, as_of, config.label_horizon_days)
     selected = select_training_snapshots(labelled, config.unresolved_snapshots, config.min_label_days)
+    if catalog.exists(settings, "account_clusters"):
+        linked = linked_to_decided(
+            spark.read.format("delta").load(settings.table_uri("account_clusters")), labels, as_of
+        ).withColumn("linked_to_decided", F.lit(True))
+    else:  # no clustering has run: no account is known to be linked
+        linked = spark.createDataFrame([], "account_id string, linked_to_decided boolean")
     frame_df = (
         features.select(*KEY_COLUMNS, *columns)
         .join(selected, list(KEY_COLUMNS), "inner")
         .join(account_outcomes(labels, as_of), "account_id", "left")
-        .select(*KEY_COLUMNS, *columns, "label", "resolved", "campaign_id", "benign_segment")
+        .join(linked, "account_id", "left")
+        .select(
+            *KEY_COLUMNS,
+            *columns,
+            "label",
+            "resolved",
+            "campaign_id",
+            "benign_segment",
+            "standing",
+            F.coalesce(F.col("linked_to_decided"), F.lit(False)).alias("linked_to_decided"),
+        )
     )
     frame = frame_df.toArrow().to_pandas()
     if frame.empty:
         raise MissingInputError(
             f"no training snapshots with feature_date <= {as_of} and at least "
             f"{config.min_label_days} days of observed label horizon"
-        )
-    frame, in_extraction_clusters = drop_negatives_in_extraction_clusters(frame, config)
-    if frame.empty:
-        raise MissingInputError(
-            f"every training snapshot up to {as_of} is an unlabelled member of a cluster with "
-            "decided extraction; set negatives_in_extraction_clusters = \"keep\" to train"
         )
     frame["feature_date"] = pd.to_datetime(frame["feature_date"]).dt.date
     frame = frame.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
@@ -321,8 +354,8 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
             "snapshots": len(frame),
             "positives": int(frame["label"].sum()),
             "unresolved_snapshots": int((~frame["resolved"].astype(bool)).sum()),
-            "negatives_in_extraction_clusters_policy": config.negatives_in_extraction_clusters,
-            "negatives_in_extraction_clusters": in_extraction_clusters,
+            "not_model_inputs": list(NOT_MODEL_INPUTS),
+            "reference_accounts": int(clean_reference(frame, config.reference_min_age_days)["account_id"].nunique()),
             "snapshots_other_feature_set_versions": int(sum(n for v, n in versions.items() if v != version)),
         },
         REFERENCE_FORMAT,

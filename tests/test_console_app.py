@@ -236,7 +236,7 @@ def test_model_page_links_the_champion_run_and_the_experiment_opens_on_runs(cons
     experiment = registry.experiment_id(client_ml, settings)
     assert client_ml.get_experiment(experiment).tags[registry.TAG_EXPERIMENT_KIND] == "custom_model_development"
     with mlflow.start_run(experiment_id=experiment) as run:
-        mlflow.log_metrics({"pr_auc": 0.81, "recall_at_benign_fpr_0.001": 0.25, "recall_at_benign_fpr_0.01": 0.6})
+        mlflow.log_metrics({"pr_auc": 0.81, "tier_recall/high": 0.25, "tier_recall/elevated": 0.6})
     client_ml.create_registered_model(settings.model_name)
     version = client_ml.create_model_version(
         settings.model_name, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id

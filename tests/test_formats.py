@@ -14,36 +14,43 @@ import pytest
 from jobs import train
 from lake.errors import InputError, UnsupportedFormatError
 from lake.formats import FORMAT_VERSION_KEY
-from models import novelty, registry
+from models import fusion, registry
 from models.config import load_model_config
 from models.training_set import REFERENCE_FORMAT, TrainingSet
 
-COLUMNS = ["cot_elicitation_rate_7d", "template_reuse_rate_7d", "requests_7d"]
+
+def test_a_score_reference_is_written_with_its_format_and_read_back():
+    model = _fusion_model()
+    stored = json.loads(model.to_json())
+    assert stored[FORMAT_VERSION_KEY] == fusion.FORMAT
+    assert fusion.FusionModel.from_json(model.to_json()) == model
 
 
-def _reference() -> novelty.NoveltyReference:
+def test_a_score_reference_of_another_format_is_refused_in_one_line():
+    for version in (None, 99):  # None: written before formats had versions
+        stored = json.loads(_fusion_model().to_json())
+        if version is None:
+            del stored[FORMAT_VERSION_KEY]
+        else:
+            stored[FORMAT_VERSION_KEY] = version
+        with pytest.raises(UnsupportedFormatError) as refused:
+            fusion.FusionModel.from_json(json.dumps(stored))
+        message = str(refused.value)
+        assert (
+            "\n" not in message and f"reads version(s) {fusion.FORMAT}" in message and "distillguard train" in message
+        )
+
+
+def _fusion_model() -> fusion.FusionModel:
     rng = np.random.default_rng(5)
-    values = rng.uniform(0, 1, (2_000, len(COLUMNS)))
-    return novelty.fit_reference(values, COLUMNS, rng.uniform(0, 1, len(values)))
-
-
-def test_a_novelty_reference_is_written_with_its_format_and_read_back():
-    ref = _reference()
-    stored = json.loads(ref.to_json())
-    assert stored[FORMAT_VERSION_KEY] == novelty.REFERENCE_FORMAT
-    assert novelty.parse_reference(ref.to_json()) == ref
-    del stored[FORMAT_VERSION_KEY]  # as written before formats had versions
-    assert novelty.parse_reference(json.dumps(stored)) == ref
-
-
-def test_a_novelty_reference_of_an_unknown_format_is_refused_in_one_line():
-    stored = {**json.loads(_reference().to_json()), FORMAT_VERSION_KEY: 99}
-    with pytest.raises(UnsupportedFormatError) as refused:
-        novelty.parse_reference(json.dumps(stored))
-    message = str(refused.value)
-    assert "\n" not in message and "format version 99" in message
-    assert (
-        f"reads version(s) 0 (unversioned), {novelty.REFERENCE_FORMAT}" in message and "distillguard train" in message
+    calibration = fusion.Calibration.fit(rng.uniform(0, 1, 500))
+    return fusion.FusionModel(
+        families=("supervised",),
+        calibrations=(calibration,),
+        weights=(1.0,),
+        intercept=0.0,
+        combined=calibration,
+        extras={},
     )
 
 

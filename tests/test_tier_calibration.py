@@ -1,82 +1,77 @@
-"""Tier bounds (models/train.py tier_calibration) on small synthetic holdouts: which bound each tier takes, and
-the benign FPR it realises on the accounts it was calibrated for."""
+"""The fused score and its tiers (models/fusion.py): every family calibrated on the clean benign reference, combined
+by evidence, and tiers that hold their benign FPR on benign accounts the reference never saw."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
-import pandas as pd
 import pytest
 
-from models import novelty
-from models.config import TIER_BENIGN_FPR, TrainingConfig
-from models.metrics import tier_bounds
-from models.tiers import TIER_METHOD, tier_calibration
-
-RATES = dict(TIER_BENIGN_FPR)
-# the combination of a supervised model and two novelty families: the construction is 1 - rate / (1 + 1/3 + 1/3)
-REFERENCE = novelty.NoveltyReference(
-    (), (), (), (), ((), ()), supervised_percentiles=(0.0, 1.0), population=10, families=("behaviour", "harvest yield")
-)
-CONSTRUCTED = dict(novelty.tier_bounds_by_construction(REFERENCE, TIER_BENIGN_FPR))
+from lake.errors import MissingInputError
+from models import fusion
+from models.config import TIER_BENIGN_FPR
 
 
-def _holdout(established: np.ndarray, young: np.ndarray, positives: int = 50):
-    """Unlabelled established (400 days old) and young (3 days old) snapshots plus labelled positives at 1.0."""
-    scores = np.concatenate([established, young, np.ones(positives)])
-    frame = pd.DataFrame(
-        {
-            "label": [0] * (len(established) + len(young)) + [1] * positives,
-            "account_age_days": [400.0] * len(established) + [3.0] * (len(young) + positives),
-        }
-    )
-    return frame, scores
+def _benign(rows: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"supervised": rng.normal(-4.0, 1.0, rows), "behaviour": rng.gamma(2.0, 0.5, rows)}
 
 
-def test_campaigns_hiding_in_the_holdout_leave_the_tiers_at_the_combinations_construction():
-    rng = np.random.default_rng(1)
-    # benign accounts score below every constructed bound; 1,000 unlabelled campaign accounts fill the top
-    frame, scores = _holdout(rng.uniform(0.0, 0.99, 19_000), np.full(1_000, 0.999999))
-    calibration = tier_calibration(frame, scores, TrainingConfig(), REFERENCE)
-    assert calibration.method == TIER_METHOD
-    assert dict(calibration.bounds) == pytest.approx(CONSTRUCTED)
-    # the holdout quantile alone would have sat above every campaign account: no tier would flag one
-    quantile_alone = dict(tier_bounds(frame["label"], scores, TIER_BENIGN_FPR).bounds)
-    assert quantile_alone["elevated"] > 0.999999
+def _positives(rows: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"supervised": rng.normal(0.0, 1.5, rows), "behaviour": rng.gamma(2.0, 0.6, rows)}
 
 
-def test_a_block_of_established_accounts_drifting_up_lifts_the_tiers_above_the_construction():
-    rng = np.random.default_rng(2)
-    # 3% of established accounts moved together above the constructed elevated and high bounds (a tree ensemble
-    # gives a whole segment one score): the construction alone would flag all of them
-    drifted = np.concatenate([rng.uniform(0.0, 0.9, 9_700), np.full(300, 0.9995)])
-    frame, scores = _holdout(drifted, np.full(500, 0.999999))
-    bounds = dict(tier_calibration(frame, scores, TrainingConfig(), REFERENCE).bounds)
-    assert np.mean(drifted >= CONSTRUCTED["elevated"]) == pytest.approx(0.03)
-    for name in ("high", "elevated"):
-        assert np.mean(drifted >= bounds[name]) <= RATES[name]
-    assert bounds["critical"] >= bounds["high"] >= bounds["elevated"]
+def test_a_family_p_value_is_the_share_of_the_reference_at_or_above_with_an_exponential_tail():
+    reference = np.random.default_rng(1).normal(size=5_000)
+    calibration = fusion.Calibration.fit(reference)
+    assert calibration.exceedance(np.array([reference.min() - 1]))[0] == 1.0
+    assert calibration.exceedance(np.array([np.median(reference)]))[0] == pytest.approx(0.5, abs=0.001)
+    beyond = calibration.exceedance(np.array([reference.max(), reference.max() + 1, reference.max() + 2]))
+    assert beyond[0] < 1 / 1000 and beyond[1] < beyond[0] and beyond[2] < beyond[1]  # strictly decreasing past the top
+    stored = fusion.Calibration.from_dict(json.loads(json.dumps(calibration.to_dict())))
+    assert len(stored.values) <= fusion.MAX_STORED_POINTS
+    probe = np.linspace(-4, 6, 101)
+    assert stored.exceedance(probe) == pytest.approx(calibration.exceedance(probe), rel=1e-5)
 
 
-def test_a_rate_the_established_accounts_cannot_resolve_keeps_the_construction():
-    rng = np.random.default_rng(3)
-    # 5,000 established snapshots resolve 0.1% and 1%, not 0.01%: there one developer's 1.0 would be the bound
-    established = np.concatenate([rng.uniform(0.0, 0.9, 4_999), [1.0]])
-    frame, scores = _holdout(established, np.full(500, 0.999999))
-    bounds = dict(tier_calibration(frame, scores, TrainingConfig(), REFERENCE).bounds)
-    assert bounds["critical"] == pytest.approx(CONSTRUCTED["critical"])
+def test_tiers_hold_their_benign_fpr_on_benign_accounts_the_reference_never_saw():
+    model = fusion.fit(_benign(20_000, 2), _positives(500, 3))
+    assert fusion.tier_bounds(TIER_BENIGN_FPR) == (("critical", 0.9999), ("high", 0.999), ("elevated", 0.99))
+    unseen = fusion.score(_benign(200_000, 4), model).score
+    for name, bound in fusion.tier_bounds(TIER_BENIGN_FPR):
+        rate = dict(TIER_BENIGN_FPR)[name]
+        assert np.mean(unseen >= bound) <= 1.5 * rate, name  # 1.5: sampling noise at 20 expected accounts
+    positives = fusion.score(_positives(2_000, 5), model).score
+    assert np.mean(positives >= 0.99) > 0.5  # and the tiers find the positives
 
 
-def test_a_young_lake_is_calibrated_on_the_holdout_quantile_alone():
-    rng = np.random.default_rng(4)
-    frame, scores = _holdout(rng.uniform(0.0, 0.9, 50), rng.uniform(0.0, 1.0, 5_000))
-    calibration = tier_calibration(frame, scores, TrainingConfig(), REFERENCE)
-    assert calibration.bounds == tier_bounds(frame["label"], scores, TIER_BENIGN_FPR).bounds
-    assert "only 50 unlabelled holdout snapshots of accounts 30+ days old" in calibration.method
+def test_strong_supervised_evidence_is_never_capped_below_weak_novelty():
+    model = fusion.fit(_benign(5_000, 6), _positives(300, 7))
+    assert all(w >= 0 for w in model.weights)
+    assert model.weights[0] > model.weights[1]  # supervised separates the labelled positives far better
+    reference = _benign(5_000, 6)
+    strong_supervised = {"supervised": np.array([3.0]), "behaviour": np.array([np.median(reference["behaviour"])])}
+    only_novel = {"supervised": np.array([np.median(reference["supervised"])]), "behaviour": np.array([40.0])}
+    both = {"supervised": np.array([3.0]), "behaviour": np.array([40.0])}
+    strong, novel, combined = (fusion.score(x, model).score[0] for x in (strong_supervised, only_novel, both))
+    assert strong > 0.9999 and strong > novel
+    assert combined >= strong  # evidence only adds
+    # the reference's own scores are its ranks: a share of about 1% outranks 99%
+    assert np.mean(fusion.score(reference, model).score >= 0.99) == pytest.approx(0.01, abs=0.002)
 
 
-def test_a_version_without_a_novelty_reference_is_calibrated_on_the_holdout_quantile_alone():
-    rng = np.random.default_rng(5)
-    frame, scores = _holdout(rng.uniform(0.0, 0.99, 5_000), np.full(500, 0.999999))
-    assert tier_calibration(frame, scores, TrainingConfig(), None) == tier_bounds(
-        frame["label"], scores, TIER_BENIGN_FPR
-    )
+def test_the_stored_reference_carries_its_format_and_versions_without_one_are_refused():
+    model = fusion.fit(_benign(500, 8), _positives(50, 9), extras={"novelty": {}})
+    text = model.to_json()
+    assert json.loads(text)["format"] == fusion.FORMAT
+    assert fusion.FusionModel.from_json(text) == model
+    with pytest.raises(MissingInputError, match="format 1, this code reads format 2; retrain"):
+        fusion.FusionModel.from_json(json.dumps({**json.loads(text), "format": 1}))
+    with pytest.raises(MissingInputError, match=r"v3 carries no score reference.*retrain"):
+        fusion.parse(None, "3")
+    with pytest.raises(MissingInputError, match="fitted with score families"):
+        fusion.score({"supervised": np.zeros(2)}, model)
+    with pytest.raises(MissingInputError, match="fewer than 100"):
+        fusion.fit(_benign(50, 8), _positives(50, 9))

@@ -18,7 +18,7 @@ from models import registry
 from models.config import TIER_BENIGN_FPR
 from models.explain import reason_templates, reason_text, top_reasons
 from models.scoring import FeatureContractError, assign_tiers, check_feature_contract
-from models.train import decide_promotion
+from models.train import PromotionRefused, decide_promotion
 from tests.helpers.feature_lake import (
     AS_OF,
     CAMPAIGNS,
@@ -60,16 +60,17 @@ def test_promotion_gate(trained):
     assert (strong.version, strong.alias) == ("1", "champion")
     assert strong.reason == "first registered model"
     assert (weak.version, weak.alias) == ("2", "challenger")
-    assert weak.metrics["pr_auc"] < strong.metrics["pr_auc"]
+    # judged on the holdout's labelled positives against the clean benign reference
+    assert weak.metrics["reference_pr_auc"] < strong.metrics["reference_pr_auc"]
     # the champion was re-scored on the second run's holdout (same dates, same rows)
-    assert weak.champion_pr_auc == pytest.approx(strong.metrics["pr_auc"])
+    assert weak.champion_pr_auc == pytest.approx(strong.metrics["reference_pr_auc"])
     client = _client(settings)
     assert str(client.get_model_version_by_alias(settings.model_name, "champion").version) == "1"
     assert str(client.get_model_version_by_alias(settings.model_name, "challenger").version) == "2"
     tags = client.get_model_version(settings.model_name, "2").tags
     assert tags["promotion_decision"] == "challenger" and "does not beat champion v1" in tags["promotion_reason"]
     assert client.get_run(weak.run_id).data.metrics["champion_pr_auc_on_this_holdout"] == pytest.approx(
-        strong.metrics["pr_auc"]
+        strong.metrics["reference_pr_auc"]
     )
 
 
@@ -305,9 +306,15 @@ def test_decide_promotion_branches():
     assert decide_promotion(0.61, 0.1, champion, 0.6).alias == "champion"
     assert decide_promotion(0.6, 0.1, champion, 0.6).alias == "challenger"  # a tie does not beat it
     assert decide_promotion(0.5, 0.1, champion, 0.6).alias == "challenger"
-    incompatible = decide_promotion(0.5, 0.1, champion, None)  # different feature contract
+    incompatible = decide_promotion(0.5, 0.1, champion, None)  # different feature contract or score format
     assert incompatible.alias == "champion" and "different feature contract" in incompatible.reason
     assert decide_promotion(0.05, 0.1, champion, None).alias == "challenger"  # worse than random
+    # a first model whose elevated tier reaches no holdout positive is refused in one line, unless forced
+    with pytest.raises(PromotionRefused, match=r"elevated tier reaches none .*--force"):
+        decide_promotion(0.5, 0.1, None, None, elevated_recall=0.0)
+    forced = decide_promotion(0.5, 0.1, None, None, elevated_recall=0.0, force=True)
+    assert forced.alias == "champion" and "--force" in forced.reason
+    assert decide_promotion(0.5, 0.1, champion, 0.4, elevated_recall=0.0).alias == "champion"  # not a first model
 
 
 def test_tiers_and_contract_check():

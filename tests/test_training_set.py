@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from features.registry import feature_columns, feature_set_version
 from lake import catalog
+from models import pu
 from models.config import TrainingConfig
 from models.training_set import (
+    NOT_MODEL_INPUTS,
     account_outcomes,
     build_training_set,
-    drop_negatives_in_extraction_clusters,
+    clean_reference,
     point_in_time_labels,
     select_training_snapshots,
     split_by_time,
@@ -159,8 +162,18 @@ def test_as_of_cutoff_hides_later_labels(spark):
 
 def test_account_outcomes_use_the_standing_at_as_of(spark):
     rows = {r["account_id"]: r.asDict() for r in account_outcomes(_labels_df(spark), AS_OF).collect()}
-    assert rows["pos"] == {"account_id": "pos", "campaign_id": "camp-A", "benign_segment": None}
-    assert rows["reversed"] == {"account_id": "reversed", "campaign_id": None, "benign_segment": "education"}
+    assert rows["pos"] == {
+        "account_id": "pos",
+        "standing": "extraction",
+        "campaign_id": "camp-A",
+        "benign_segment": None,
+    }
+    assert rows["reversed"] == {
+        "account_id": "reversed",
+        "standing": "benign",
+        "campaign_id": None,
+        "benign_segment": "education",
+    }
     assert rows["benign"]["benign_segment"] == "eval_harness"
     assert "future" not in rows  # decided after as_of
 
@@ -258,24 +271,56 @@ def test_build_training_set_from_delta_tables(spark, settings):
     assert len(default.frame) == 7 and default.reference["unresolved_snapshots"] == 0  # days 18, 19 cut
 
 
-def test_unlabelled_snapshots_in_clusters_with_known_extraction_are_left_out_unless_kept():
+def test_the_clean_benign_reference_is_benign_decisions_and_established_unlinked_accounts_one_row_each():
     import pandas as pd
 
     frame = pd.DataFrame(
         {
-            "account_id": ["hydra-pos", "hydra-unlabelled", "loner"],
-            "label": [1, 0, 0],
-            "cluster_labelled_extraction_share": [0.5, 0.5, None],
+            "account_id": ["old", "old", "young", "linked", "cleared", "hydra", "hydra-sibling"],
+            "feature_date": [d(1), d(2), d(2), d(2), d(2), d(2), d(2)],
+            "label": [0, 0, 0, 0, 0, 1, 0],
+            "standing": [None, None, None, None, "benign", "extraction", None],
+            "linked_to_decided": [False, False, False, True, True, True, True],
+            "account_age_days": [400.0, 401.0, 3.0, 500.0, 2.0, 5.0, 6.0],
         }
     )
-    kept, ambiguous = drop_negatives_in_extraction_clusters(frame, TrainingConfig())
-    assert ambiguous == 1 and kept["account_id"].tolist() == ["hydra-pos", "loner"]  # a positive always stays
-    kept, ambiguous = drop_negatives_in_extraction_clusters(
-        frame, TrainingConfig(negatives_in_extraction_clusters="keep")
+    reference = clean_reference(frame, min_age_days=30)
+    assert sorted(reference["account_id"]) == ["cleared", "old"]  # young, linked and campaign accounts stay out
+    assert sorted(clean_reference(frame, min_age_days=0)["account_id"]) == ["cleared", "old", "young"]
+    assert reference.loc[reference["account_id"] == "old", "feature_date"].tolist() == [d(2)]  # its latest row
+    assert NOT_MODEL_INPUTS == ("cluster_labelled_extraction_share",)
+
+
+def test_positive_unlabelled_weights_count_each_account_once_and_match_ages():
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    # 50 labelled positives, 50 hidden ones among 550 unlabelled: the classifier scores both alike
+    labels = np.r_[np.ones(50, dtype=int), np.zeros(550, dtype=int)]
+    g = np.r_[rng.uniform(0.5, 0.7, 100), rng.uniform(0.0, 0.05, 500)]
+    benign = np.zeros(600, dtype=bool)
+    benign[-1] = True
+    w, info = pu.elkan_noto(labels, g, benign)
+    assert (w[:50] == 1.0).all() and w[-1] == 0.0  # positives, and an account decided benign is only a negative
+    assert w[50:100].mean() > 0.5 > 0.05 > w[100:].mean()  # the hidden positives get most of a positive's weight
+    assert 0.05 < info.hidden_positive_share < 0.2 and 0.3 < info.label_frequency < 0.7
+    labels, w = np.array([1, 1, 0, 0, 0, 0]), np.array([1.0, 1.0, 0.6, 0.0, 0.0, 0.0])
+    frame = pd.DataFrame(
+        {
+            "account_id": ["p", "p", "u1", "u2", "u2", "u2"],
+            "label": labels,
+            "account_age_days": [5.0, 6.0, 5.0, 500.0, 501.0, 502.0],
+        }
     )
-    assert ambiguous == 1 and len(kept) == 3
-    with pytest.raises(ValueError, match="negatives_in_extraction_clusters"):
-        TrainingConfig(negatives_in_extraction_clusters="maybe")
+    rows, y, weight = pu.training_rows(frame, w)
+    assert len(rows) == len(frame) + int(((labels == 0) & (w > 0)).sum())  # a positive copy per weighted unlabelled
+    assert weight[y == 1].sum() == pytest.approx(weight[y == 0].sum())  # classes balanced in total weight
+    assert pu.account_weights(frame["account_id"]).tolist() == [0.5, 0.5, 1.0, 1 / 3, 1 / 3, 1 / 3]
+    # ten young positives; ten young and thirty old negatives: the young negatives weigh more, the old less
+    ages = np.r_[np.linspace(1, 20, 10), np.linspace(1, 20, 10), np.linspace(300, 900, 30)]
+    factor = pu.age_matching_weights(ages, np.r_[np.ones(10), np.zeros(40)], np.ones(50))
+    assert (factor[:10] == 1.0).all() and factor[10:20].min() > 1.0 > factor[20:].max()
+    assert set(pu.folds(["a", "a", "b"], 4)[:2]) == {pu.folds(["a"], 4)[0]}  # one account, one fold
 
 
 def test_build_training_set_refuses_a_features_table_without_registered_columns(spark, settings):

@@ -46,6 +46,7 @@ def synthetic_lake(settings, seed: int = 11) -> dict[str, list[str]]:
     # a fifth of each campaign's accounts behave almost like ordinary customers (PR-AUC stays below 1)
     stealthy = {a for c in CAMPAIGNS for a in groups[c][: CAMPAIGNS[c] // 5]}
     harness = set(groups["benign"][: SEGMENTS["eval_harness"]])
+    ages = {a: rng.uniform(0, 900) for accounts in groups.values() for a in accounts}  # age says nothing here
 
     rows: dict[str, list] = {"account_id": [], "feature_date": [], **{c: [] for c in columns}}
     for group, accounts in groups.items():
@@ -62,8 +63,7 @@ def synthetic_lake(settings, seed: int = 11) -> dict[str, list[str]]:
                         values[f"{name}_{w}d"] = rng.uniform(0.45, 0.95) if attack else rng.uniform(0.0, 0.35)
                 if account in harness:  # automated and templated, but not eliciting reasoning
                     values["template_reuse_rate_7d"] = rng.uniform(0.6, 0.95)
-                # no cluster holds a decided account (training leaves unlabelled members of such clusters out)
-                values["cluster_labelled_extraction_share"] = 0.0
+                values["account_age_days"] = float(ages[account] + i)
                 values["requests_1d"] = float(round(base_requests * rng.uniform(0.8, 1.2)))
                 values["requests_7d"] = values["requests_1d"] * 7
                 for column in columns:
