@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from lake.config import Settings
-from lake.errors import InputError, MissingInputError
+from lake.errors import InputError, MissingInputError, UnsupportedFormatError
 from models import fusion, novelty, pu, registry
 from models.config import TIER_BENIGN_FPR, TIERS, TrainingConfig
 from models.metrics import Evaluation, average_precision, evaluate, metric_key, reference_average_precision
@@ -172,9 +172,11 @@ def fit_booster(fit: pd.DataFrame, validation: pd.DataFrame, columns: list[str],
     import xgboost as xgb
 
     positives = int(fit["label"].sum())
-    if positives == 0 or positives == len(fit):
+    negatives = len(fit) - positives
+    if positives == 0 or negatives == 0:
         raise MissingInputError(
-            f"the fitted dates need positives and negatives, got {positives} and {len(fit) - positives}"
+            f"the fit dates hold {len(fit):,} snapshots ({positives:,} positives, {negatives:,} negatives); fitting "
+            "needs both: label more accounts, or shorten holdout_days / validation_days"
         )
     if validation["label"].sum() == 0:
         raise MissingInputError(
@@ -344,7 +346,7 @@ def champion_on_holdout(
         return current, None
     try:
         model = fusion.parse(current.score_reference, current.version)
-    except MissingInputError as exc:
+    except (MissingInputError, UnsupportedFormatError) as exc:
         log.warning("champion v%s cannot be evaluated on the new holdout: %s", current.version, exc)
         return current, None
     scores = final_predict(registry.load_booster(current), current, holdout, columns)

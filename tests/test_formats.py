@@ -64,6 +64,8 @@ def _training_set(reference: dict) -> TrainingSet:
             "resolved": [True, True],
             "campaign_id": ["camp-A", None],
             "benign_segment": [None, None],
+            "standing": [None, None],
+            "linked_to_decided": [False, False],
         }
     )
     return TrainingSet(frame, ["f1"], "fs-x", dt.date(2026, 2, 5), reference)

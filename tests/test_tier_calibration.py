@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from lake.errors import MissingInputError
+from lake.errors import MissingInputError, UnsupportedFormatError
+from lake.formats import FORMAT_VERSION_KEY
 from models import fusion
 from models.config import TIER_BENIGN_FPR
 
@@ -65,10 +66,10 @@ def test_strong_supervised_evidence_is_never_capped_below_weak_novelty():
 def test_the_stored_reference_carries_its_format_and_versions_without_one_are_refused():
     model = fusion.fit(_benign(500, 8), _positives(50, 9), extras={"novelty": {}})
     text = model.to_json()
-    assert json.loads(text)["format"] == fusion.FORMAT
+    assert json.loads(text)[FORMAT_VERSION_KEY] == fusion.FORMAT
     assert fusion.FusionModel.from_json(text) == model
-    with pytest.raises(MissingInputError, match="format 1, this code reads format 2; retrain"):
-        fusion.FusionModel.from_json(json.dumps({**json.loads(text), "format": 1}))
+    with pytest.raises(UnsupportedFormatError, match=r"format version 1; this build reads version.s. 2: retrain"):
+        fusion.FusionModel.from_json(json.dumps({**json.loads(text), FORMAT_VERSION_KEY: 1}))
     with pytest.raises(MissingInputError, match=r"v3 carries no score reference.*retrain"):
         fusion.parse(None, "3")
     with pytest.raises(MissingInputError, match="fitted with score families"):
