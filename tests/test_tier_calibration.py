@@ -76,3 +76,28 @@ def test_the_stored_reference_carries_its_format_and_versions_without_one_are_re
         fusion.score({"supervised": np.zeros(2)}, model)
     with pytest.raises(MissingInputError, match="fewer than 100"):
         fusion.fit(_benign(50, 8), _positives(50, 9))
+
+
+def test_tier_bounds_are_raised_to_what_keeps_the_holdouts_unlabelled_accounts_within_the_rate():
+    import pandas as pd
+
+    from models.train import guarded_tier_bounds
+
+    # 200 unlabelled accounts (two snapshots each: the higher one counts) and one labelled positive
+    accounts = [f"a{i}" for i in range(200)]
+    high = np.r_[np.linspace(0.0, 0.98, 197), 0.995, 0.996, 0.997]  # 1.5% of them at or above 0.99
+    holdout = pd.DataFrame(
+        {
+            "account_id": accounts * 2 + ["positive"],
+            "label": [0] * 400 + [1],
+        }
+    )
+    scores = np.r_[high, high / 2, 1.0]
+    bounds = guarded_tier_bounds((("critical", 0.9999), ("high", 0.999), ("elevated", 0.99)), holdout, scores)
+    named = dict(bounds)
+    flagged = (high >= named["elevated"]).mean()
+    assert named["elevated"] > 0.99 and flagged <= 0.01  # raised: the reference bound flagged 1.5% here
+    assert (named["high"], named["critical"]) == (0.999, 0.9999)  # rates 200 accounts cannot resolve keep theirs
+    assert [b for _, b in bounds] == sorted((b for _, b in bounds), reverse=True)
+    low = guarded_tier_bounds((("critical", 0.9999), ("high", 0.999), ("elevated", 0.99)), holdout, scores / 10)
+    assert dict(low)["elevated"] == 0.99  # unlabelled accounts far below: the reference bound stands
