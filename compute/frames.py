@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, TypeAlias
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from compute import Engine
 from features import frame_daily, frame_windows
 from lake import delta_files, delta_writes, frame_engines
 from lake.config import Settings
@@ -115,4 +114,6 @@ def frame_engine(settings: Settings) -> Iterator[FrameEngines]:
 
 
 if TYPE_CHECKING:  # the frame family implements the engine interface (checked by mypy, costs nothing at run time)
+    from compute.protocol import Engine
+
     _implements: type[Engine[FrameData]] = FrameEngines

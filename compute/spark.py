@@ -12,7 +12,6 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from compute import Engine
 from features import spark_engine as compiled
 from lake import catalog
 from lake.config import Settings
@@ -94,4 +93,6 @@ def spark_engine(settings: Settings) -> Iterator[SparkEngine]:
 
 
 if TYPE_CHECKING:  # the Spark family implements the engine interface (checked by mypy, costs nothing at run time)
+    from compute.protocol import Engine
+
     _implements: type[Engine[DataFrame]] = SparkEngine

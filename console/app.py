@@ -201,7 +201,7 @@ def create_app(settings: Settings, config: ConsoleConfig):
     async def queue_csv(request):
         import io
 
-        from jobs.risk_query import write_records
+        from jobs.query_output import write_records
 
         args = _queue_args(request)
         data = queries.queue(settings, **{**args, "page": 1}, page_size=queries.MAX_EXPORT_ROWS, with_reasons=False)

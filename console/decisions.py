@@ -33,7 +33,8 @@ import pyarrow.compute as pc
 
 from console.tables import dataset
 from jobs import preconditions
-from jobs.risk_query import check_account_id, check_date, latest_score_date
+from jobs.query_output import check_account_id
+from jobs.risk_query import check_date, latest_score_date
 from lake import catalog
 from lake.config import Settings
 from lake.errors import ConflictError, InputError, MissingInputError

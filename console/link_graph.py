@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from console.tables import dataset
-from jobs.risk_query import check_account_id
+from jobs.query_output import check_account_id
 from lake import catalog
 from lake.config import Settings
 

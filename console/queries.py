@@ -20,9 +20,9 @@ import pyarrow.compute as pc
 
 from console.decisions import decision_log, latest_decisions
 from console.tables import dataset as _dataset
+from jobs.query_output import check_account_id
 from jobs.risk_query import (
     RISK_COLUMNS,
-    check_account_id,
     check_date,
     check_tier,
     cluster_members,

@@ -10,7 +10,7 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.risk_query import check_account_id
+from jobs.query_output import check_account_id, check_format, id_column, wide_enough, write_records
 from lake import catalog
 from lake.config import Settings
 from lake.errors import MissingInputError
@@ -126,7 +126,6 @@ def print_campaign(
     from rich.table import Table
 
     from jobs.console import console as make_console
-    from jobs.risk_query import _id_column, _wide_enough, check_format, write_records
 
     output_format = check_format(output_format)
     found = campaign(settings, campaign_id, as_of)
@@ -154,10 +153,10 @@ def print_campaign(
     table = Table(title="day by day", title_justify="left")
     table.add_column("day", no_wrap=True, min_width=10)
     table.add_column("event", overflow="fold", min_width=12)
-    ids = _id_column(table, "cluster_id", [day["cluster_id"] for day in found["days"]])
+    ids = id_column(table, "cluster_id", [day["cluster_id"] for day in found["days"]])
     for header in ("members", "joined", "left", "requests", "extraction", "benign"):
         table.add_column(header, no_wrap=True, justify="right", min_width=len(header))
-    console = _wide_enough(console, ids, other_columns=8, other_min_width=10 + 12 + 7 + 6 + 4 + 8 + 10 + 6)
+    console = wide_enough(console, ids, other_columns=8, other_min_width=10 + 12 + 7 + 6 + 4 + 8 + 10 + 6)
     for day in found["days"]:
         event = day["event"] + (f" ({', '.join(day['related'])})" if day["related"] else "")
         table.add_row(

@@ -11,7 +11,7 @@ import datetime as dt
 import importlib
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from compute import Engine, open_engine
 from jobs.steps import NIGHTLY_STEPS, STEP_NAMES, Step
@@ -44,9 +44,8 @@ def run(settings: Settings, event_date: dt.date, steps: Sequence[str] | None = N
             engine = opened[on_frames]
             if step.frame_engine:
                 return engine
-            if not isinstance(engine, SparkEngine):  # cannot happen: frame_capable=False opens the Spark family
-                raise TypeError(f"step {step.name} runs on Spark, but the engine opened for it is {engine.key!r}")
-            return engine.spark  # Spark-only jobs take the session itself
+            # frame_capable=False opens the Spark family; Spark-only jobs take the session itself
+            return cast(SparkEngine, engine).spark
 
         for index, step in enumerate(chain, start=1):
             started = time.perf_counter()

@@ -7,7 +7,7 @@ from __future__ import annotations
 def add_subcommands(sub, settings_of) -> None:
     """`distillguard risk top|account|cluster`, each with --format table|json|csv. `settings_of(args)` builds the
     Settings from the global flags (jobs/cli.py owns them)."""
-    from jobs.risk_query import OUTPUT_FORMATS
+    from jobs.query_output import OUTPUT_FORMATS
     from lake.dates import parse_date
     from models.config import TIERS
 

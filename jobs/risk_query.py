@@ -15,15 +15,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from jobs.query_output import (
+    check_account_id,
+    check_format,
+    id_column,
+    wide_enough,
+    write_records,
+)
 from lake.config import Settings
-from lake.contract import ACCOUNT_ID_RULE, is_valid_account_id
 from lake.errors import InputError, MissingInputError, MissingTableError
 from models.config import TIERS as MODEL_TIERS
 
 if TYPE_CHECKING:
     from rich.console import JustifyMethod
 
-OUTPUT_FORMATS = ("table", "json", "csv")
 
 RISK_TABLE = "account_risk"
 TIERS = tuple(reversed(MODEL_TIERS))  # low → critical, for messages
@@ -57,12 +62,6 @@ def check_tier(tier: object) -> str | None:
     if tier is not None and tier not in TIERS:
         raise InputError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
     return tier
-
-
-def check_account_id(account_id: object) -> str:
-    if not is_valid_account_id(account_id):
-        raise InputError(f"account_id must be {ACCOUNT_ID_RULE}, got {account_id!r}")
-    return account_id
 
 
 def check_date(score_date: object) -> dt.date | None:
@@ -231,58 +230,6 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _plain(value):
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def write_records(records: list[dict], output_format: str, out=None, document=None) -> None:
-    """Rows as JSON (a list, or `document` with the rows inside when given) or CSV on stdout."""
-    import csv
-    import json
-    import sys
-
-    out = out or sys.stdout
-    if output_format == "json":
-        out.write(json.dumps(_plain(document if document is not None else records), indent=1) + "\n")
-        return
-    if output_format != "csv":
-        raise InputError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
-    columns = list(records[0]) if records else []
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow(
-            {k: json.dumps(_plain(v)) if isinstance(v, (list, dict)) else _plain(v) for k, v in record.items()}
-        )
-
-
-def _id_column(table, header: str, values) -> int:
-    """A column that never wraps or crops; returns its width."""
-    width = max([len(header), *(len(v or "-") for v in values)])
-    table.add_column(header, no_wrap=True, min_width=width, overflow="ignore")
-    return width
-
-
-def _wide_enough(console, id_widths: int, other_columns: int, other_min_width: int):
-    """Widen the console past the terminal when the ids and the narrowest other columns do not fit: the terminal
-    then soft-wraps long lines, and an id is never cut (it still copies as one string)."""
-    borders = 3 * (other_columns + 2) + 1
-    console.width = max(console.width, id_widths + other_min_width + borders)
-    return console
-
-
-def check_format(output_format: object) -> str:
-    if output_format not in OUTPUT_FORMATS:
-        raise InputError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
-    return output_format
-
-
 def print_top(
     settings: Settings,
     score_date: dt.date | None = None,
@@ -313,12 +260,12 @@ def print_top(
     table = Table(title=title)
     records = rows.to_pylist()
     table.add_column("rank", justify="right", no_wrap=True)
-    ids = _id_column(table, "account_id", [r["account_id"] for r in records])
+    ids = id_column(table, "account_id", [r["account_id"] for r in records])
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("tier", no_wrap=True)
-    ids += _id_column(table, "cluster_id", [r["cluster_id"] for r in records])
+    ids += id_column(table, "cluster_id", [r["cluster_id"] for r in records])
     table.add_column("top reasons", overflow="fold", min_width=20)
-    _wide_enough(console, ids, other_columns=4, other_min_width=4 + 5 + 8 + 20)
+    wide_enough(console, ids, other_columns=4, other_min_width=4 + 5 + 8 + 20)
     for row in records:
         texts = [r["text"] for r in reasons_by_contribution(row["reasons"])[:REASONS_SHOWN_IN_TOP] if r["text"]]
         table.add_row(
@@ -413,7 +360,7 @@ def print_cluster(
         f"{', '.join(summary.get('top_capabilities') or []) or '-'}"
     )
     table = Table(title=escape(title), title_justify="left")
-    ids = _id_column(table, "account_id", [r["account_id"] for r in records])
+    ids = id_column(table, "account_id", [r["account_id"] for r in records])
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("tier", no_wrap=True)
     table.add_column("linked by", overflow="fold", min_width=12)
@@ -424,7 +371,7 @@ def print_cluster(
             escape(row["tier"] or "-"),
             escape(", ".join(row["link_types"] or []) or "-"),
         )
-    console = _wide_enough(make_console(), ids, other_columns=3, other_min_width=5 + 8 + 12)
+    console = wide_enough(make_console(), ids, other_columns=3, other_min_width=5 + 8 + 12)
     for row in evidence:
         console.print(escape(f"evidence: {row['text']}"))
     console.print(table)

@@ -108,7 +108,8 @@ class ExtendedPlan:
         builder.campaign_counts.update(self.counts)
 
 
-def _u(rng: np.random.Generator, low: float, high: float) -> float:
+def uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """One float drawn uniformly from [low, high) (a plain float, not a numpy scalar)."""
     return float(rng.uniform(low, high))
 
 
@@ -125,8 +126,8 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
     classic = tuple(
         replace(
             s,
-            share=s.share * _u(rng, 1.0, 2.5),
-            behaviour=replace(s.behaviour, rate=s.behaviour.rate * _u(rng, 0.6, 2.0)),
+            share=s.share * uniform(rng, 1.0, 2.5),
+            behaviour=replace(s.behaviour, rate=s.behaviour.rate * uniform(rng, 0.6, 2.0)),
         )
         if s.behaviour.name == "batch_pipeline"
         else s
@@ -134,31 +135,31 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
     )
     latin = list(LATIN_SCRIPT_LANGUAGES)
     benign_languages = {
-        "ES": ("es", _u(rng, 0.3, 0.8)),
-        "MX": ("es", _u(rng, 0.3, 0.8)),
-        "BR": ("pt", _u(rng, 0.3, 0.8)),
-        "DE": ("de", _u(rng, 0.1, 0.5)),
-        "FR": ("fr", _u(rng, 0.1, 0.5)),
+        "ES": ("es", uniform(rng, 0.3, 0.8)),
+        "MX": ("es", uniform(rng, 0.3, 0.8)),
+        "BR": ("pt", uniform(rng, 0.3, 0.8)),
+        "DE": ("de", uniform(rng, 0.1, 0.5)),
+        "FR": ("fr", uniform(rng, 0.1, 0.5)),
     }
 
     judge = Segment(
         Behaviour(
             "judge_harness",
-            rate=_u(rng, 120, 400),
+            rate=uniform(rng, 120, 400),
             rate_sigma=0.7,
             active_prob=0.9,
             weekend_factor=0.8,
             timing="runs",
             runs=(1, 4),
-            intra=("stepped", _u(rng, 0.2, 1.0), _u(rng, 2, 6)),
+            intra=("stepped", uniform(rng, 0.2, 1.0), uniform(rng, 2, 6)),
             families=_mix(rng, {"rubric_grade": 0.5, "eval_grading": 0.3, "cot_elicit": 0.1, "reasoning": 0.1}),
             family_alpha=6,
-            templated_prob=_u(rng, 0.85, 0.99),
+            templated_prob=uniform(rng, 0.85, 0.99),
             template_space=int(rng.integers(20, 150)),
             ua={"sdk_py": 0.85, "raw": 0.15},
             ua_secondary_prob=0.1,
             stream_prob=0.02,
-            batch_prob=_u(rng, 0, 0.5),
+            batch_prob=uniform(rng, 0, 0.5),
             models={"claude-sonnet-4": 0.4, "claude-opus-4": 0.4, "claude-haiku-4-5": 0.2},
             adopt_prob=0.7,
             adopt_delay_h=(1, 24),
@@ -179,7 +180,7 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
     cohort = Segment(
         Behaviour(
             "education_cohort",
-            rate=_u(rng, 4, 12),
+            rate=uniform(rng, 4, 12),
             rate_sigma=0.8,
             active_prob=0.6,
             weekend_factor=0.8,
@@ -199,7 +200,7 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
                 },
             ),
             family_alpha=3,
-            templated_prob=_u(rng, 0.2, 0.5),
+            templated_prob=uniform(rng, 0.2, 0.5),
             template_space=int(rng.integers(20, 80)),
             ua={"browser": 0.6, "sdk_py": 0.2, "sdk_ts": 0.2},
             stream_prob=0.8,
@@ -218,7 +219,7 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
     mobile = Segment(
         Behaviour(
             "mobile_nat",
-            rate=_u(rng, 2, 5),
+            rate=uniform(rng, 2, 5),
             rate_sigma=0.8,
             active_prob=0.5,
             weekend_factor=1.1,
@@ -244,7 +245,7 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
     early = Segment(
         Behaviour(
             "early_adopter",
-            rate=_u(rng, 15, 50),
+            rate=uniform(rng, 15, 50),
             rate_sigma=0.8,
             active_prob=0.8,
             weekend_factor=0.7,
@@ -270,7 +271,7 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
             stream_prob=0.6,
             models={"claude-opus-4": 0.5, "claude-sonnet-4": 0.5},
             adopt_prob=1.0,
-            adopt_delay_h=(0.1, _u(rng, 4, 12)),
+            adopt_delay_h=(0.1, uniform(rng, 4, 12)),
             adopt_share=(0.6, 0.95),
             max_tokens=(8192, 16000, 32000),
             saturate_prob=0.05,
@@ -282,10 +283,10 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
         verification={"card": 0.8, "kyc": 0.2},
     )
     lookalikes = [
-        (judge, _u(rng, 0.006, 0.012)),
-        (cohort, _u(rng, 0.02, 0.04)),
-        (mobile, _u(rng, 0.04, 0.08)),
-        (early, _u(rng, 0.01, 0.02)),
+        (judge, uniform(rng, 0.006, 0.012)),
+        (cohort, uniform(rng, 0.02, 0.04)),
+        (mobile, uniform(rng, 0.04, 0.08)),
+        (early, uniform(rng, 0.01, 0.02)),
     ]
     lookalikes = [(s, max(8, round(share * accounts))) for s, share in lookalikes]
 
@@ -295,9 +296,9 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
 
     low_slow_behaviour = Behaviour(
         "campaign_d_low_slow",
-        rate=_u(rng, 3, 9),
+        rate=uniform(rng, 3, 9),
         rate_sigma=0.5,
-        active_prob=_u(rng, 0.5, 0.85),
+        active_prob=uniform(rng, 0.5, 0.85),
         weekend_factor=1.0,
         timing="waves",
         families=_mix(
@@ -305,36 +306,36 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
             {"cot_soft": 0.45, "reasoning": 0.2, "student": 0.1, "coding": 0.15, "cot_elicit": 0.05, "writing": 0.05},
         ),
         family_alpha=20,
-        templated_prob=_u(rng, 0.25, 0.6),
+        templated_prob=uniform(rng, 0.25, 0.6),
         template_space=int(rng.integers(30, 150)),
         ua={},
         ua_secondary_prob=0.2,
-        stream_prob=_u(rng, 0.3, 0.8),
+        stream_prob=uniform(rng, 0.3, 0.8),
         models={"claude-opus-4": 0.5, "claude-sonnet-4": 0.5},
-        adopt_prob=_u(rng, 0.3, 0.9),
+        adopt_prob=uniform(rng, 0.3, 0.9),
         adopt_delay_h=(6, 72),
         adopt_share=(0.3, 0.6),
         max_tokens=(4096, 8192, 16000),
-        saturate_prob=_u(rng, 0.05, 0.2),
+        saturate_prob=uniform(rng, 0.05, 0.2),
         in_scale=0.6,
         out_scale=1.3,
         rate_limit_prob=0.01,
         system_none_prob=0.5,
         network={"residential": 1.0},
     )
-    initial = max(20, round(_u(rng, 0.015, 0.03) * accounts))
+    initial = max(20, round(uniform(rng, 0.015, 0.03) * accounts))
     low_slow = dict(
         behaviour=low_slow_behaviour,
         initial=initial,
         hydras=int(rng.integers(1, 4)),
-        start_day=_u(rng, 0.1, 0.5) * days,
-        lifetime_days=(_u(rng, 3, 5), _u(rng, 8, 14)),
+        start_day=uniform(rng, 0.1, 0.5) * days,
+        lifetime_days=(uniform(rng, 3, 5), uniform(rng, 8, 14)),
         languages=languages(int(rng.integers(2, 4))),
-        non_english_prob=_u(rng, 0.1, 0.35),
+        non_english_prob=uniform(rng, 0.1, 0.35),
         home_countries=int(rng.integers(2, 6)),
         prefixes_per_country=(5, int(rng.integers(10, 30))),
         payment="unique",
-        lag_s=_u(rng, 600, 3600),
+        lag_s=uniform(rng, 600, 3600),
         interval_s=(20, 120),
         signup_lead_days=(0.2, 3),
         verification={"email": 0.5, "card": 0.4, "none": 0.1},
@@ -342,24 +343,24 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
     )
     paraphrase_behaviour = Behaviour(
         "campaign_f_paraphrase",
-        rate=_u(rng, 12, 30),
+        rate=uniform(rng, 12, 30),
         rate_sigma=0.5,
         active_prob=0.9,
         weekend_factor=1.0,
         timing="waves",
         families=_mix(rng, {"cot_soft": 0.45, "reasoning": 0.2, "coding": 0.15, "agentic": 0.1, "rubric_grade": 0.1}),
         family_alpha=30,
-        templated_prob=_u(rng, 0.5, 0.85),
+        templated_prob=uniform(rng, 0.5, 0.85),
         template_space=int(rng.integers(15, 60)),
         ua={},
         ua_secondary_prob=0.4,
         stream_prob=0.1,
         models={"claude-opus-4": 0.6, "claude-sonnet-4": 0.4},
-        adopt_prob=_u(rng, 0.4, 1.0),
+        adopt_prob=uniform(rng, 0.4, 1.0),
         adopt_delay_h=(2, 48),
         adopt_share=(0.3, 0.6),
         max_tokens=(8192, 16000),
-        saturate_prob=_u(rng, 0.1, 0.3),
+        saturate_prob=uniform(rng, 0.1, 0.3),
         in_scale=0.4,
         out_scale=1.4,
         rate_limit_prob=0.05,
@@ -368,16 +369,16 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
     )
     paraphrase = dict(
         behaviour=paraphrase_behaviour,
-        initial=max(12, round(_u(rng, 0.008, 0.02) * accounts)),
+        initial=max(12, round(uniform(rng, 0.008, 0.02) * accounts)),
         hydras=int(rng.integers(1, 3)),
-        start_day=_u(rng, 0.0, 0.5) * days,
+        start_day=uniform(rng, 0.0, 0.5) * days,
         lifetime_days=(days, 2 * days),
         languages=languages(int(rng.integers(2, 5))),
-        non_english_prob=_u(rng, 0.3, 0.7),
+        non_english_prob=uniform(rng, 0.3, 0.7),
         home_countries=int(rng.integers(2, 5)),
         prefixes_per_country=(3, int(rng.integers(4, 9))),
         payment="pool",
-        lag_s=_u(rng, 20, 300),
+        lag_s=uniform(rng, 20, 300),
         interval_s=(4, 12),
         signup_lead_days=(0.2, 3),
         verification={"none": 0.3, "email": 0.5, "card": 0.2},
@@ -385,7 +386,7 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
     )
     reseller_customers = Behaviour(
         "reseller_e_customers",
-        rate=_u(rng, 150, 600),
+        rate=uniform(rng, 150, 600),
         rate_sigma=0.4,
         active_prob=1.0,
         weekend_factor=0.9,
@@ -430,7 +431,7 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
             },
         ),
         family_alpha=30,
-        templated_prob=_u(rng, 0.4, 0.8),
+        templated_prob=uniform(rng, 0.4, 0.8),
         template_space=int(rng.integers(20, 80)),
         ua={"raw": 0.5, "sdk_py": 0.5},
         ua_secondary_prob=0.5,
@@ -449,10 +450,10 @@ def draw_plan(seed: int, accounts: int, days: int) -> ExtendedPlan:
     reseller = dict(
         customers=reseller_customers,
         extraction=reseller_extraction,
-        n=max(2, round(_u(rng, 0.0008, 0.002) * accounts)),
-        extraction_share=(0.05, _u(rng, 0.2, 0.4)),
+        n=max(2, round(uniform(rng, 0.0008, 0.002) * accounts)),
+        extraction_share=(0.05, uniform(rng, 0.2, 0.4)),
         languages=languages(2),
-        non_english_prob=_u(rng, 0.05, 0.3),
+        non_english_prob=uniform(rng, 0.05, 0.3),
         mixing_from_day=(0.0, 0.5 * days),
     )
     low_and_slow = rng.random() < 0.5
@@ -485,24 +486,24 @@ def _late_hydra(
     behaviour = replace(
         tactics,
         name="campaign_g_late",
-        rate=tactics.rate * _u(rng, 0.7, 1.5),
+        rate=tactics.rate * uniform(rng, 0.7, 1.5),
         families=_mix(rng, tactics.families),
         template_space=int(rng.integers(20, 150)),
-        templated_prob=_u(rng, 0.25, 0.8),
+        templated_prob=uniform(rng, 0.25, 0.8),
     )
     languages = draw_languages(2)
     return dict(
         behaviour=behaviour,
-        initial=max(20, round(_u(rng, 0.008, 0.02) * accounts)),
+        initial=max(20, round(uniform(rng, 0.008, 0.02) * accounts)),
         hydras=int(rng.integers(1, 3)),
-        start_day=_u(rng, *LATE_START) * days,
-        lifetime_days=(_u(rng, 3, 5), _u(rng, 8, 14)) if low_and_slow else (days, 2 * days),
+        start_day=uniform(rng, *LATE_START) * days,
+        lifetime_days=(uniform(rng, 3, 5), uniform(rng, 8, 14)) if low_and_slow else (days, 2 * days),
         languages=languages,
-        non_english_prob=_u(rng, 0.1, 0.5),
+        non_english_prob=uniform(rng, 0.1, 0.5),
         home_countries=int(rng.integers(2, 5)),
         prefixes_per_country=(3, int(rng.integers(5, 20))),
         payment="unique" if low_and_slow else "pool",
-        lag_s=_u(rng, 20, 3600),
+        lag_s=uniform(rng, 20, 3600),
         interval_s=(20, 120) if low_and_slow else (4, 12),
         # signed up at most a day before the start, so no request comes before the window's last quarter
         signup_lead_days=(0.2, 1.0),

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from simulator import extended
+from simulator.extended import uniform
 from simulator.population import (
     DAY_US,
     HOUR_US,
@@ -127,10 +128,6 @@ class RandomisedPlan:
         return sum(c.initial for c in self.campaigns) + self.reseller["n"]
 
 
-def _u(rng: np.random.Generator, low: float, high: float) -> float:
-    return float(rng.uniform(low, high))
-
-
 def _dirichlet_around(rng: np.random.Generator, centre: dict[str, float], concentration: float) -> dict[str, float]:
     """A draw around `centre` that gives every key some mass: no category is impossible for anyone."""
     keys = list(centre)
@@ -148,7 +145,7 @@ def draw_plan(seed: int, accounts: int, days: int, hold_out: str | None = None) 
     # shares of the benign population: the look-alikes and vendors as drawn, the classic segments share the rest
     lookalikes = [(segment, n / accounts, {"lookalike": True}) for segment, n in base.lookalikes]
     vendor = _vendor_segment(rng)
-    vendors = (vendor, _u(rng, 0.004, 0.01), _registry_knobs(rng, vendor))
+    vendors = (vendor, uniform(rng, 0.004, 0.01), _registry_knobs(rng, vendor))
     ordinary = 1 - sum(share for _, share, _ in lookalikes) - vendors[1]
     classic_total = sum(s.share for s in base.classic_segments)
     benign = [
@@ -161,14 +158,16 @@ def draw_plan(seed: int, accounts: int, days: int, hold_out: str | None = None) 
     rng.shuffle(archetypes)
     labelled = _labelled_flags(rng, archetypes, hold_out)
     weights = np.array([ARCHETYPES[a]["size"] for a in archetypes]) * rng.lognormal(0, 0.3, len(archetypes))
-    total = _u(rng, *CAMPAIGN_ACCOUNT_SHARE) * accounts
+    total = uniform(rng, *CAMPAIGN_ACCOUNT_SHARE) * accounts
     campaigns = [
         _draw_campaign(rng, chr(ord("A") + i), archetype, max(15, round(total * w / weights.sum())), days, flag)
         for i, (archetype, flag, w) in enumerate(zip(archetypes, labelled, weights, strict=True))
     ]
     reseller = dict(base.reseller)
     reseller["extraction"] = replace(
-        reseller["extraction"], out_scale=float(np.clip(rng.lognormal(0, 0.5), 0.3, 2.0)), in_scale=_u(rng, 0.3, 1.5)
+        reseller["extraction"],
+        out_scale=float(np.clip(rng.lognormal(0, 0.5), 0.3, 2.0)),
+        in_scale=uniform(rng, 0.3, 1.5),
     )
     return RandomisedPlan(rng, days, hold_out, benign, campaigns, reseller, base.benign_languages)
 
@@ -176,7 +175,7 @@ def draw_plan(seed: int, accounts: int, days: int, hold_out: str | None = None) 
 def _labelled_flags(rng: np.random.Generator, archetypes: list[str], hold_out: str | None) -> list[bool]:
     """About half the campaigns carry labels, at least two; never one of the held-out archetype."""
     eligible = [i for i, a in enumerate(archetypes) if a != hold_out]
-    k = max(2, round(len(eligible) * _u(rng, 0.35, 0.65)))
+    k = max(2, round(len(eligible) * uniform(rng, 0.35, 0.65)))
     chosen = set(rng.choice(eligible, size=min(k, len(eligible) - 1), replace=False).tolist())
     return [i in chosen for i in range(len(archetypes))]
 
@@ -184,7 +183,7 @@ def _labelled_flags(rng: np.random.Generator, archetypes: list[str], hold_out: s
 def _benign_variant(rng: np.random.Generator, segment: Segment) -> Segment:
     """A per-seed variant of a classic benign segment: some of its traffic from proxy (VPN) networks."""
     b = segment.behaviour
-    vpn = _u(rng, 0.01, 0.08)
+    vpn = uniform(rng, 0.01, 0.08)
     network = {k: v * (1 - vpn) for k, v in b.network.items()}
     network["proxy"] = network.get("proxy", 0.0) + vpn
     return replace(segment, behaviour=replace(b, network=network))
@@ -193,9 +192,9 @@ def _benign_variant(rng: np.random.Generator, segment: Segment) -> Segment:
 def _registry_knobs(rng: np.random.Generator, segment: Segment) -> dict:
     """How a benign segment's accounts are registered: signups through the window, young accounts, shared cards."""
     return dict(
-        new_share=_u(rng, 0.03, 0.2),  # created during the window
-        young_share=_u(rng, 0.03, 0.15),  # created 1-30 days before it
-        company_card_share=0.0 if segment.grouping != "own" else _u(rng, 0.0, 0.25),
+        new_share=uniform(rng, 0.03, 0.2),  # created during the window
+        young_share=uniform(rng, 0.03, 0.15),  # created 1-30 days before it
+        company_card_share=0.0 if segment.grouping != "own" else uniform(rng, 0.0, 0.25),
     )
 
 
@@ -204,7 +203,7 @@ def _vendor_segment(rng: np.random.Generator) -> Segment:
     return Segment(
         Behaviour(
             VENDOR_SEGMENT,
-            rate=_u(rng, 40, 250),
+            rate=uniform(rng, 40, 250),
             rate_sigma=0.8,
             active_prob=0.9,
             weekend_factor=0.9,
@@ -212,24 +211,24 @@ def _vendor_segment(rng: np.random.Generator) -> Segment:
             pmf="business_247",
             per_session=10,
             runs=(1, 4),
-            intra=("stepped", _u(rng, 0.5, 3), _u(rng, 4, 20)),
+            intra=("stepped", uniform(rng, 0.5, 3), uniform(rng, 4, 20)),
             families=_dirichlet_around(
                 rng, {"cot_elicit": 0.3, "rubric_grade": 0.2, "reasoning": 0.2, "coding_agent": 0.15, "cot_soft": 0.15}, 10
             ),
             family_alpha=10,
-            templated_prob=_u(rng, 0.5, 0.95),
+            templated_prob=uniform(rng, 0.5, 0.95),
             template_space=int(rng.integers(15, 200)),
             ua={"sdk_py": 0.7, "raw": 0.3},
             stream_prob=0.1,
-            batch_prob=_u(rng, 0, 0.5),
+            batch_prob=uniform(rng, 0, 0.5),
             models={"claude-opus-4": 0.5, "claude-sonnet-4": 0.5},
             adopt_prob=0.8,
             adopt_delay_h=(1, 48),
             adopt_share=(0.3, 0.8),
             max_tokens=(8192, 16000, 32000),
-            saturate_prob=_u(rng, 0.05, 0.25),
-            in_scale=_u(rng, 0.3, 1.0),
-            out_scale=_u(rng, 1.0, 1.8),
+            saturate_prob=uniform(rng, 0.05, 0.25),
+            in_scale=uniform(rng, 0.3, 1.0),
+            out_scale=uniform(rng, 1.0, 1.8),
             system_none_prob=0.1,
             network=_dirichlet_around(rng, {"hosting": 0.7, "business": 0.2, "proxy": 0.1}, 8),
         ),
@@ -256,32 +255,32 @@ def _draw_campaign(
     behaviour = Behaviour(
         f"campaign_{campaign_id.lower()}_{archetype}",
         rate=c["rate"] * float(rng.lognormal(0, 0.4)),
-        rate_sigma=_u(rng, 0.3, 1.0),
-        active_prob=_u(rng, 0.5, 0.98),
-        weekend_factor=_u(rng, 0.6, 1.1),
+        rate_sigma=uniform(rng, 0.3, 1.0),
+        active_prob=uniform(rng, 0.5, 0.98),
+        weekend_factor=uniform(rng, 0.6, 1.1),
         timing=timing,
         pmf=str(_choice(rng, {"human": 1, "work": 1, "evening": 1, "business_247": 1}, 1)[0]),
-        per_session=_u(rng, 2, 20),
-        intra=("stepped", _u(rng, 1, 10), _u(rng, 10, 90)) if rng.random() < 0.5 else ("uniform", 60, 3600),
+        per_session=uniform(rng, 2, 20),
+        intra=("stepped", uniform(rng, 1, 10), uniform(rng, 10, 90)) if rng.random() < 0.5 else ("uniform", 60, 3600),
         runs=(1, int(rng.integers(2, 5))),
         families=_dirichlet_around(rng, c["families"], 8),
-        family_alpha=_u(rng, 5, 40),
-        templated_prob=_u(rng, 0.1, 0.9),
+        family_alpha=uniform(rng, 5, 40),
+        templated_prob=uniform(rng, 0.1, 0.9),
         template_space=int(rng.integers(10, 300)),
         ua={},
-        ua_secondary_prob=_u(rng, 0.05, 0.5),
-        stream_prob=_u(rng, 0.0, 0.8),
-        batch_prob=_u(rng, 0.0, 0.4) if timing == "runs" else 0.0,
+        ua_secondary_prob=uniform(rng, 0.05, 0.5),
+        stream_prob=uniform(rng, 0.0, 0.8),
+        batch_prob=uniform(rng, 0.0, 0.4) if timing == "runs" else 0.0,
         models=_dirichlet_around(rng, {"claude-opus-4": 0.5, "claude-sonnet-4": 0.4, "claude-haiku-4-5": 0.1}, 4),
-        adopt_prob=_u(rng, 0.2, 1.0),
-        adopt_delay_h=(1, _u(rng, 12, 120)),
-        adopt_share=(0.2, _u(rng, 0.3, 0.8)),
+        adopt_prob=uniform(rng, 0.2, 1.0),
+        adopt_delay_h=(1, uniform(rng, 12, 120)),
+        adopt_share=(0.2, uniform(rng, 0.3, 0.8)),
         max_tokens=(1024, 4096, 8192, 16000) if c["out"] >= 0.8 else (256, 512, 1024, 4096),
-        saturate_prob=_u(rng, 0.0, 0.3),
+        saturate_prob=uniform(rng, 0.0, 0.3),
         in_scale=float(np.clip(c["inp"] * rng.lognormal(0, 0.5), 0.15, 3.0)),
         out_scale=float(np.clip(c["out"] * rng.lognormal(0, 0.5), 0.15, 3.0)),
-        rate_limit_prob=_u(rng, 0.0, 0.06),
-        system_none_prob=_u(rng, 0.05, 0.7),
+        rate_limit_prob=uniform(rng, 0.0, 0.06),
+        system_none_prob=uniform(rng, 0.05, 0.7),
         network=_dirichlet_around(rng, c["network"], 6),
     )
     return CampaignSpec(
@@ -290,18 +289,18 @@ def _draw_campaign(
         labelled=labelled,
         behaviour=behaviour,
         initial=initial,
-        hydras=max(1, round(initial / _u(rng, 15, 60))),
-        start_day=_u(rng, *LATE_START) * days if late else _u(rng, 0.0, 0.3 if labelled else 0.5) * days,
-        lifetime_days=(lo_life * _u(rng, 0.6, 1.2), hi_life * _u(rng, 0.8, 1.5)),
+        hydras=max(1, round(initial / uniform(rng, 15, 60))),
+        start_day=uniform(rng, *LATE_START) * days if late else uniform(rng, 0.0, 0.3 if labelled else 0.5) * days,
+        lifetime_days=(lo_life * uniform(rng, 0.6, 1.2), hi_life * uniform(rng, 0.8, 1.5)),
         aged_share=float(rng.beta(max(0.3, 4 * c["aged"]), max(0.3, 4 * (1 - c["aged"])))),
-        history_share=_u(rng, 0.0, 1.0),
+        history_share=uniform(rng, 0.0, 1.0),
         payment=str(_choice(rng, c["payment"], 1)[0]),
-        catch_share=_u(rng, 0.25, 0.65),
+        catch_share=uniform(rng, 0.25, 0.65),
         languages={str(k): float(w) for k, w in zip(chosen, rng.dirichlet(np.ones(k_lang)), strict=True)},
-        non_english_prob=_u(rng, *foreign),
+        non_english_prob=uniform(rng, *foreign),
         home_countries=int(rng.integers(1, 6)),
-        lag_s=_u(rng, 10, 3600),
-        interval_s=(_u(rng, 2, 20), _u(rng, 20, 150)),
+        lag_s=uniform(rng, 10, 3600),
+        interval_s=(uniform(rng, 2, 20), uniform(rng, 20, 150)),
         ua_mix=_dirichlet_around(rng, {"sdk_py": 0.4, "raw": 0.3, "browser": 0.15, "sdk_ts": 0.15}, 3),
     )
 
@@ -413,7 +412,7 @@ def add_campaign(builder: PopulationBuilder, spec: CampaignSpec) -> int:
             continue
         hydra_id = len(builder.hydra_campaign)
         builder.hydra_campaign.append(spec.campaign_id)
-        builder.hydra_interval.append(_u(rng, *spec.interval_s))
+        builder.hydra_interval.append(uniform(rng, *spec.interval_s))
         homes = rng.choice(_HOME_COUNTRIES, size=spec.home_countries, replace=False).astype(object)
         rented = {
             (c, cat): extended._category_prefixes(rng, builder.network, cat, c, int(rng.integers(2, 12)))
