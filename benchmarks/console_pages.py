@@ -5,7 +5,8 @@ Usage: python benchmarks/console_pages.py [--accounts 20000] [--days 14] [--repe
 
 Writes a synthetic reviewed lake (tests/helpers/reviewed_lake.py: account_risk, cluster_risk, account_clusters,
 account_features, account_daily with the catalog's schemas; 20k accounts x 14 days = 280k risk rows; account_links
-between cluster members and the campaigns job over every day), signs in, and
+and account_edges between cluster members, so the cluster page carries its graph, and the campaigns job over every
+day), signs in, and
 times each page through the whole ASGI app in process (Starlette's test client: routing, auth, Delta reads,
 templates; no network hop). Reports the median and the slowest of `--repeats` requests after one warm-up request,
 with 30 analyst decisions already in the label tables. Writes JSON with the machine's facts.
@@ -60,6 +61,7 @@ def main() -> None:
         started = time.perf_counter()
         info = reviewed_lake.write(settings, accounts=args.accounts, days=args.days, last_day=LAST_DAY)
         reviewed_lake.write_cluster_links(settings, info["days"])
+        reviewed_lake.write_cluster_edges(settings, info["days"])
         for day in info["days"]:  # the campaigns job over every day, as the nightly chain runs it
             with contextlib.redirect_stdout(io.StringIO()):
                 campaigns.run(None, settings, day)
@@ -93,6 +95,8 @@ def main() -> None:
         for name, path in pages.items():
             response = client.get(path)
             assert response.status_code == 200, (path, response.status_code, response.text[:300])
+            if name == "cluster":  # the page carries the graph of its stored links, not the "no links" note
+                assert 'id="cluster-graph-data"' in response.text, "the cluster page drew no graph"
             timings = []
             for _ in range(args.repeats):
                 t0 = time.perf_counter()
