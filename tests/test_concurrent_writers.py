@@ -33,6 +33,38 @@ WRITTEN_TABLES = ("requests", "quarantine", "ingest_runs")
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _race(plans: dict[str, list[dict]], tmp_path: Path, timeout_s: int) -> dict[str, list[str]]:
+    """Start one writer process per worker with its plan of trials (tests/helpers/concurrent_writer.py); wait for
+    both; return each trial's outcomes ("ok" or "conflict: ...")."""
+    results = tmp_path / "results.jsonl"
+    procs = []
+    for worker, plan in plans.items():
+        plan_file = tmp_path / f"plan-{worker}.json"
+        plan_file.write_text(json.dumps(plan))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(REPO / "tests" / "helpers" / "concurrent_writer.py"),
+                    str(plan_file),
+                    worker,
+                    str(results),
+                ],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    logs = [p.communicate(timeout=timeout_s)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(log[-3000:] for log in logs)
+    outcomes: dict[str, list[str]] = {}
+    for line in results.read_text().splitlines():
+        record = json.loads(line)
+        outcomes.setdefault(record["trial"], []).append(record["outcome"])
+    return outcomes
+
+
 def _contents(lake: Path) -> dict[str, list[str]]:
     out = {}
     for name in WRITTEN_TABLES:
@@ -75,33 +107,7 @@ def test_two_processes_ingesting_at_once_never_duplicate_or_lose_rows(spark, tmp
                     }
                 )
 
-    results = tmp_path / "results.jsonl"
-    procs = []
-    for worker, plan in plans.items():
-        plan_file = tmp_path / f"plan-{worker}.json"
-        plan_file.write_text(json.dumps(plan))
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    str(REPO / "tests" / "helpers" / "concurrent_writer.py"),
-                    str(plan_file),
-                    worker,
-                    str(results),
-                ],
-                cwd=REPO,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
-    logs = [p.communicate(timeout=400)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), "\n".join(log[-3000:] for log in logs)
-
-    outcomes: dict[str, list[str]] = {}
-    for line in results.read_text().splitlines():
-        record = json.loads(line)
-        outcomes.setdefault(record["trial"], []).append(record["outcome"])
+    outcomes = _race(plans, tmp_path, timeout_s=400)
     summary = []
     for name, (case, lake, expected) in trials.items():
         got = outcomes[name]
@@ -163,32 +169,7 @@ def test_each_nightly_job_raced_against_itself_ends_as_a_serial_run(spark, tmp_p
                     "job": job,
                 }
             )
-    results = tmp_path / "results.jsonl"
-    procs = []
-    for worker, plan in plans.items():
-        plan_file = tmp_path / f"plan-{worker}.json"
-        plan_file.write_text(json.dumps(plan))
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    str(REPO / "tests" / "helpers" / "concurrent_writer.py"),
-                    str(plan_file),
-                    worker,
-                    str(results),
-                ],
-                cwd=REPO,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
-    logs = [p.communicate(timeout=500)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), "\n".join(log[-3000:] for log in logs)
-    outcomes: dict[str, list[str]] = {}
-    for line in results.read_text().splitlines():
-        record = json.loads(line)
-        outcomes.setdefault(record["trial"], []).append(record["outcome"])
+    outcomes = _race(plans, tmp_path, timeout_s=500)
     for job in RACED:
         got = outcomes[job]
         assert len(got) == 2 and all(o == "ok" or o.startswith("conflict:") for o in got), (job, got)
