@@ -330,10 +330,11 @@ def decide_promotion(
     )
 
 
-def positive_account_scores(holdout: pd.DataFrame, scores: np.ndarray) -> np.ndarray:
-    """One score per labelled positive account of the holdout: its highest over its positive snapshots."""
-    positive = holdout["label"].to_numpy() == 1
-    return pd.Series(scores[positive]).groupby(holdout["account_id"].to_numpy()[positive]).max().to_numpy()
+def account_scores(holdout: pd.DataFrame, scores: np.ndarray, label: int) -> np.ndarray:
+    """One score per account of the holdout with this label (1: labelled positive, 0: unlabelled): its highest over
+    its snapshots with that label."""
+    chosen = holdout["label"].to_numpy() == label
+    return pd.Series(scores[chosen]).groupby(holdout["account_id"].to_numpy()[chosen]).max().to_numpy()
 
 
 def champion_on_holdout(
@@ -357,7 +358,7 @@ def champion_on_holdout(
         log.warning("champion v%s cannot be evaluated on the new holdout: %s", current.version, exc)
         return current, None
     scores = final_predict(registry.load_booster(current), current, holdout, columns)
-    return current, reference_average_precision(positive_account_scores(holdout, scores), model.combined.size)
+    return current, reference_average_precision(account_scores(holdout, scores, 1), model.combined.size)
 
 
 # --- the training run, as three durable steps: fit -> evaluate -> promote -------------------------
@@ -542,15 +543,14 @@ def guarded_tier_bounds(
     higher; hidden campaign accounts among the unlabelled only raise this quantile, so it keeps the benign FPR
     within the rate on the holdout whatever they are. A tier whose rate the holdout cannot resolve (fewer than
     1 / rate accounts) keeps its reference bound; a higher tier is never easier to reach than a lower one."""
-    unlabelled = holdout["label"].to_numpy() == 0
-    per_account = pd.Series(scores[unlabelled]).groupby(holdout["account_id"].to_numpy()[unlabelled]).max()
+    per_account = account_scores(holdout, scores, 0)
     rates = dict(TIER_BENIGN_FPR)
     names = [name for name, _ in bounds]
     raised: list[float] = []
     for name, bound in bounds:
         rate = rates[name]
         if len(per_account) * rate >= 1:
-            bound = max(bound, threshold_at_fpr(np.zeros(len(per_account)), per_account.to_numpy(), rate))
+            bound = max(bound, threshold_at_fpr(np.zeros(len(per_account)), per_account, rate))
         raised.append(float(bound))
     for i in range(len(raised) - 2, -1, -1):  # highest tier first
         raised[i] = max(raised[i], raised[i + 1])
@@ -565,9 +565,8 @@ def gate_metrics(
     accounts (the share flagged: an upper bound of the benign FPR, since hidden campaign accounts are among them).
     Also what each family alone would have scored (the PR-AUC of its p-value on the holdout)."""
     labels = holdout["label"].to_numpy()
-    positives = positive_account_scores(holdout, result.score)
-    unlabelled = labels == 0
-    per_account = pd.Series(result.score[unlabelled]).groupby(holdout["account_id"].to_numpy()[unlabelled]).max()
+    positives = account_scores(holdout, result.score, 1)
+    per_account = account_scores(holdout, result.score, 0)
     out = {
         PRIMARY_METRIC: reference_average_precision(positives, model.combined.size),
         "reference_random_pr_auc": len(positives) / (len(positives) + model.combined.size),
@@ -576,7 +575,7 @@ def gate_metrics(
     }
     for name, bound in bounds:
         out[f"tier_recall/{name}"] = float(np.mean(positives >= bound))
-        out[f"tier_unlabelled_share/{name}"] = float(np.mean(per_account.to_numpy() >= bound))
+        out[f"tier_unlabelled_share/{name}"] = float(np.mean(per_account >= bound))
     for j, family in enumerate(result.families):
         out[metric_key(f"pr_auc_family_only/{family}")] = average_precision(labels, -result.p_values[:, j])
     return out
