@@ -94,3 +94,15 @@ def any_engine(request, session_settings):
 
     with frame_engine(session_settings.model_copy(update={"engine": request.param})) as engine:
         yield engine
+
+
+@pytest.fixture(scope="session")
+def scoring_chain(spark, tmp_path_factory):
+    """training_set -> score -> publish -> decisions run once on a small feature lake with a real champion
+    (tests/helpers/job_chain.py): job -> the lake it starts from, and job -> the lake it leaves. Tests copy these
+    lakes (job_chain.copy_lake) and never write to them."""
+    from tests.helpers.job_chain import SCORE_DAY, SCORING_CHAIN, run_chain, write_scoring_base
+
+    root = tmp_path_factory.mktemp("scoring_chain")
+    write_scoring_base(spark, root / "base")
+    return run_chain(spark, root / "base", SCORING_CHAIN, root, SCORE_DAY)

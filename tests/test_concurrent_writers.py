@@ -1,9 +1,10 @@
-"""Concurrent writers: two real processes ingest at the same moment, several trials per case.
+"""Concurrent writers: two real processes run a job at the same moment, several trials per case.
 
 Each trial ends one of two ways: both runs succeed and the lake equals a serial run's, or one run fails with
 a ConflictError and the lake still equals a serial run's (the loser wrote nothing the winner did not). Never
-duplicates, never loss. The race depends on timing, so every case runs several trials; the two processes
-meet at a file barrier before each one.
+duplicates, never loss. Each job that writes is also raced against its downstream reader, which must see the
+state before the job or after it, never a mix. The race depends on timing, so the two processes meet at a file
+barrier before each trial.
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from deltalake import DeltaTable
 
 from jobs import ingest
 from lake import catalog
-from tests.helpers.job_chain import CHAIN, lake_settings, run_job, write_reference_tables
+from tests.helpers.job_chain import (
+    CHAIN,
+    SCORE_DAY,
+    SCORING_CHAIN,
+    copy_lake,
+    lake_settings,
+    read_state,
+    run_job,
+    table_rows,
+    write_reference_tables,
+)
 from tests.helpers.raw_requests import TWO_DAYS, write_two_days
 
 D1, D2 = TWO_DAYS
@@ -33,9 +44,9 @@ WRITTEN_TABLES = ("requests", "quarantine", "ingest_runs")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _race(plans: dict[str, list[dict]], tmp_path: Path, timeout_s: int) -> dict[str, list[str]]:
+def _race(plans: dict[str, list[dict]], tmp_path: Path, timeout_s: int) -> dict[str, list[dict]]:
     """Start one writer process per worker with its plan of trials (tests/helpers/concurrent_writer.py); wait for
-    both; return each trial's outcomes ("ok" or "conflict: ...")."""
+    both; return each trial's records: outcome ("ok" or "conflict: ...") and, for a reader, what it saw."""
     results = tmp_path / "results.jsonl"
     procs = []
     for worker, plan in plans.items():
@@ -45,7 +56,8 @@ def _race(plans: dict[str, list[dict]], tmp_path: Path, timeout_s: int) -> dict[
             subprocess.Popen(
                 [
                     sys.executable,
-                    str(REPO / "tests" / "helpers" / "concurrent_writer.py"),
+                    "-m",
+                    "tests.helpers.concurrent_writer",
                     str(plan_file),
                     worker,
                     str(results),
@@ -58,11 +70,17 @@ def _race(plans: dict[str, list[dict]], tmp_path: Path, timeout_s: int) -> dict[
         )
     logs = [p.communicate(timeout=timeout_s)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), "\n".join(log[-3000:] for log in logs)
-    outcomes: dict[str, list[str]] = {}
+    records: dict[str, list[dict]] = {}
     for line in results.read_text().splitlines():
         record = json.loads(line)
-        outcomes.setdefault(record["trial"], []).append(record["outcome"])
-    return outcomes
+        records.setdefault(record["trial"], []).append(record)
+    return records
+
+
+def _outcomes(records: list[dict]) -> list[str]:
+    got = [r["outcome"] for r in records]
+    assert len(got) == 2 and all(o == "ok" or o.startswith("conflict:") for o in got), got
+    return got
 
 
 def _contents(lake: Path) -> dict[str, list[str]]:
@@ -107,11 +125,10 @@ def test_two_processes_ingesting_at_once_never_duplicate_or_lose_rows(spark, tmp
                     }
                 )
 
-    outcomes = _race(plans, tmp_path, timeout_s=400)
+    records = _race(plans, tmp_path, timeout_s=400)
     summary = []
     for name, (case, lake, expected) in trials.items():
-        got = outcomes[name]
-        assert len(got) == 2 and all(o == "ok" or o.startswith("conflict:") for o in got), (name, got)
+        got = _outcomes(records[name])
         assert any(o == "ok" for o in got), (name, got)
         assert _contents(lake) == expected, f"{name} ({case}): lake differs from a serial run; outcomes {got}"
         summary.append(f"{name} ({case}): {', '.join(o.split(':')[0] for o in got)}")
@@ -169,15 +186,82 @@ def test_each_nightly_job_raced_against_itself_ends_as_a_serial_run(spark, tmp_p
                     "job": job,
                 }
             )
-    outcomes = _race(plans, tmp_path, timeout_s=500)
+    records = _race(plans, tmp_path, timeout_s=500)
     for job in RACED:
-        got = outcomes[job]
-        assert len(got) == 2 and all(o == "ok" or o.startswith("conflict:") for o in got), (job, got)
+        _outcomes(records[job])
         for name in CHAIN[job]:
-            assert _day_rows(tmp_path / f"race-{job}", name) == _day_rows(state, name), f"{job}: {name} differs"
+            assert table_rows(tmp_path / f"race-{job}", name, D1) == table_rows(state, name, D1), f"{job}: {name}"
 
 
-def _day_rows(lake: Path, name: str) -> list[str]:
-    column = catalog.table(name).partition_by[0]
-    rows = DeltaTable(str(lake / name)).to_pyarrow_table(filters=[(column, "=", D1)]).to_pylist()
-    return sorted(json.dumps(r, default=str, sort_keys=True) for r in rows)
+# the scoring chain's writers, each raced against itself, and against the job downstream that reads what it writes
+SELF_RACED = ("training_set", "score", "publish", "decisions")
+READ_WHILE_WRITTEN = {"training_set": "fit", "score": "publish", "decisions": "training_set"}  # writer -> reader
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.slow
+def test_each_scoring_job_raced_against_itself_and_against_its_reader(spark, scoring_chain, tmp_path):
+    """training_set, score, publish and decisions (a cluster decision), twice at once on one day: both finish (or
+    one reports a conflict and wrote nothing) and the tables equal a serial run's; two decisions at once equal
+    two in a row. Then each writer with its reader (fit reading the stored training set, publish reading score's
+    tables, the training set reading enforcement_labels) polling while it writes: every read sees the state
+    before the write or after it (or, while a day is rescored, publish refusing it), in that order, and the read
+    after the write sees it."""
+    before, after = scoring_chain
+    twice = copy_lake(before["decisions"], tmp_path / "serial-decisions-twice")
+    for _ in range(2):
+        run_job("decisions", spark, twice, SCORE_DAY)
+    serial = {**after, "decisions": twice}
+    # score again over a published day: publish may see the first scores or the second, never a mix of the two;
+    # while the rescore runs the day has no marker, and publish refuses as on a day never scored
+    rescored = copy_lake(after["publish"], tmp_path / "serial-rescore")
+    run_job("score", spark, rescored, SCORE_DAY)
+    reader_races = {  # trial -> writer, reader, lake before, lake after, lake whose read may also be seen meanwhile
+        **{f"{r} reads {w}": (w, r, before[w], after[w], None) for w, r in READ_WHILE_WRITTEN.items()},
+        "publish reads a rescore": ("score", "publish", after["publish"], rescored, before["score"]),
+    }
+
+    plans: dict[str, list[dict]] = {"a": [], "b": []}
+
+    def plan(trial: str, start: Path, task_a: dict, task_b: dict) -> Path:
+        lake = copy_lake(start, tmp_path / trial.replace(" ", "-"))
+        for worker, task in (("a", task_a), ("b", task_b)):
+            barrier = str(tmp_path / "barriers" / trial.replace(" ", "-"))
+            plans[worker].append(
+                {"trial": trial, "lake": str(lake), "date": SCORE_DAY.isoformat(), "barrier": barrier, **task}
+            )
+        return lake
+
+    raced = {job: plan(f"{job} twice", before[job], {"job": job}, {"job": job}) for job in SELF_RACED}
+    expected_reads = {}  # trial -> the reader's states in the order they may appear: before, [meanwhile,] after
+    for trial, (writer, reader, start, end, meanwhile) in reader_races.items():
+        plan(trial, start, {"job": writer}, {"read": reader})
+        states = [start, meanwhile, end] if meanwhile else [start, end]
+        # each read on a copy: publish writes its record
+        expected_reads[trial] = [
+            read_state(reader, spark, copy_lake(lake, tmp_path / f"{trial}-{i}".replace(" ", "-")), SCORE_DAY)
+            for i, lake in enumerate(states)
+        ]
+        assert len(set(map(json.dumps, expected_reads[trial]))) == len(states), f"{trial}: states do not differ"
+
+    records = _race(plans, tmp_path, timeout_s=500)
+    summary = []
+    for job, lake in raced.items():
+        got = _outcomes(records[f"{job} twice"])
+        if job == "decisions":
+            assert got == ["ok", "ok"], "a decision is an append: it never loses a race"
+        for name in SCORING_CHAIN[job]:
+            assert table_rows(lake, name, SCORE_DAY) == table_rows(serial[job], name, SCORE_DAY), f"{job}: {name}"
+        summary.append(f"{job} twice: {', '.join(o.split(':')[0] for o in got)}")
+    for trial, states in expected_reads.items():
+        by_role = {("reader" if r["seen"] is not None else "writer"): r for r in records[trial]}
+        assert by_role["writer"]["outcome"] == "ok", (trial, by_role["writer"])
+        assert by_role["reader"]["outcome"] == "ok", (trial, by_role["reader"])
+        seen = by_role["reader"]["seen"]
+        mixed = [state for state, _ in seen if state not in states]
+        assert not mixed, f"{trial}: a read saw none of the states {states}: {mixed[0]}"
+        order = [states.index(state) for state, _ in seen]
+        assert order == sorted(order), f"{trial}: the reads went back to an earlier state: {order}"
+        assert order[-1] == len(states) - 1, f"{trial}: the read after the write did not see it"
+        summary.append(f"{trial}: reads by state {[sum(n for s, n in seen if s == state) for state in states]}")
+    print("\n".join(summary))

@@ -28,6 +28,7 @@ from tests.helpers.feature_lake import (
     STRONG,
     WEAK,
     synthetic_lake,
+    write_clusters,
 )
 from tests.helpers.feature_lake import day as _day
 
@@ -131,30 +132,12 @@ def test_run_logs_metrics_params_artifacts_and_model_contract(trained):
     assert info.saved_input_example_info is not None
 
 
-def _write_clusters(settings, groups):
-    members = [(a, "cluster-A", ["payment", "ip_prefix"]) for a in groups["camp-A"][5:15]]
-    members += [(a, "cluster-A", ["timing"]) for a in groups["camp-A"][15:17]]
-    members += [(a, "cluster-mixed", ["ip_prefix"]) for a in groups["benign"][100:104]]
-    catalog.write_arrow(
-        settings,
-        "account_clusters",
-        pa.Table.from_pylist(
-            [
-                {"feature_date": SCORE_DATE, "account_id": a, "cluster_id": c, "link_types": links}
-                for a, c, links in members
-            ],
-            schema=catalog.table("account_clusters").schema,
-        ),
-        partition_value=SCORE_DATE,
-    )
-
-
 @pytest.mark.slow
 def test_score_writes_explained_account_and_cluster_risk(spark, spark_engine, trained):
     from jobs import score
 
     settings, groups, _ = trained
-    _write_clusters(settings, groups)
+    write_clusters(settings, groups)
     result = score.run(spark_engine, settings, SCORE_DATE)
     assert result.model_version == "1"  # the champion, not the newer challenger
     expected_accounts = N_BENIGN + sum(CAMPAIGNS.values())
@@ -358,7 +341,7 @@ def test_a_copied_lake_scores_on_its_own_after_the_original_is_deleted(spark_eng
 
     settings, groups, _ = trained
     # the day's clusters, as the nightly chain has them before scoring (written here too, so the test stands alone)
-    _write_clusters(settings, groups)
+    write_clusters(settings, groups)
     source_root = Path(settings.lake_root).parent
 
     def copy_of(root: Path, name: str):

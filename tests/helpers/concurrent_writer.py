@@ -1,11 +1,13 @@
-"""A writer process for tests/test_concurrent_writers.py: runs a job (`ingest` unless the trial names another)
-for a list of trials, each started at the same moment as the other process's (a file barrier), and records each
-outcome as JSON lines.
+"""A writer (or reader) process for tests/test_concurrent_writers.py: runs a job of tests/helpers/job_chain.py
+(`ingest` unless the trial names another) for a list of trials, each started at the same moment as the other
+process's (a file barrier), and records each outcome as JSON lines.
 
-    python tests/helpers/concurrent_writer.py <plan.json> <worker name> <results.jsonl>
+    python -m tests.helpers.concurrent_writer <plan.json> <worker name> <results.jsonl>
 
 plan.json: [{"trial": "t0", "lake": "...", "date": "YYYY-MM-DD", "barrier": "<dir>", "job": "ingest"}, ...]
-for this worker.
+for this worker. A trial with "read": "<reader>" instead of "job" runs that downstream reader (job_chain.READERS)
+over and over while the peer writes, until the peer has finished and it has read once more; it records what it
+saw, in order, as [state, times seen in a row] pairs.
 """
 
 from __future__ import annotations
@@ -29,31 +31,51 @@ def _wait_for_peer(barrier: Path, worker: str) -> None:
         time.sleep(0.002)
 
 
-def main(plan_path: str, worker: str, results_path: str) -> None:
-    import importlib
+def _finished(barrier: Path) -> Path:
+    return barrier.parent / f"{barrier.name}.finished"
 
-    from compute.spark import SparkEngine
-    from jobs.steps import runs_on_frame_engine
-    from lake.config import load_settings
+
+def _read_while_peer_writes(spark, trial: dict, day: dt.date) -> list[list]:
+    from tests.helpers.job_chain import read_state
+
+    seen: list[list] = []
+    deadline = time.monotonic() + BARRIER_TIMEOUT_S
+    while time.monotonic() < deadline:
+        peer_done = _finished(Path(trial["barrier"])).exists()
+        state = read_state(trial["read"], spark, Path(trial["lake"]), day)
+        if seen and seen[-1][0] == state:
+            seen[-1][1] += 1
+        else:
+            seen.append([state, 1])
+        if peer_done:  # this read started after the writer's last commit
+            return seen
+    raise TimeoutError(f"the writer of {trial['lake']} did not finish in {BARRIER_TIMEOUT_S} s")
+
+
+def main(plan_path: str, worker: str, results_path: str) -> None:
     from lake.engine import spark_session
     from lake.errors import ConflictError
+    from tests.helpers.job_chain import lake_settings, run_job
 
     plan = json.loads(Path(plan_path).read_text())
-    first = load_settings(lake_root=plan[0]["lake"], mlflow_tracking_uri="sqlite:///" + plan[0]["lake"] + ".db")
-    with spark_session(first) as spark, open(results_path, "a") as results:
+    with spark_session(lake_settings(Path(plan[0]["lake"]))) as spark, open(results_path, "a") as results:
         for trial in plan:
-            settings = load_settings(lake_root=trial["lake"], mlflow_tracking_uri="sqlite:///" + trial["lake"] + ".db")
-            _wait_for_peer(Path(trial["barrier"]), worker)
+            day, barrier, seen = dt.date.fromisoformat(trial["date"]), Path(trial["barrier"]), None
+            _wait_for_peer(barrier, worker)
             try:
-                job = trial.get("job", "ingest")
-                engine = SparkEngine(spark) if runs_on_frame_engine(job) else spark  # as the CLI hands it
-                importlib.import_module(f"jobs.{job}").run(engine, settings, dt.date.fromisoformat(trial["date"]))
+                if "read" in trial:
+                    seen = _read_while_peer_writes(spark, trial, day)
+                else:
+                    run_job(trial.get("job", "ingest"), spark, Path(trial["lake"]), day)
                 outcome = "ok"
             except ConflictError as exc:
                 outcome = f"conflict: {exc}"
             except Exception as exc:
                 outcome = f"error: {type(exc).__name__}: {exc}"
-            results.write(json.dumps({"trial": trial["trial"], "worker": worker, "outcome": outcome}) + "\n")
+            finally:
+                _finished(barrier).touch()
+            record = {"trial": trial["trial"], "worker": worker, "outcome": outcome, "seen": seen}
+            results.write(json.dumps(record) + "\n")
             results.flush()
 
 

@@ -1,9 +1,11 @@
 """A job process that kills itself (SIGKILL, no cleanup) at a chosen point: for tests/test_crash_safety.py.
 
-    python tests/helpers/crash_worker.py <lake> <job> <YYYY-MM-DD> <kill point>
+    python -m tests.helpers.crash_worker <lake> <job> <YYYY-MM-DD> <kill point>
 
-Kill points: `after:<table>` right after that table's partition write committed, `during:<table>` a few
-milliseconds into that write (before or after its commit, whichever the timing gives).
+Kill points: `after:<table>` right after that table's write committed, `during:<table>` a few milliseconds into
+that write (before or after its commit, whichever the timing gives). `<table>#2` names the table's second write
+in the run (score clears its marker, then sets it). Every way a job commits is watched: Spark partition writes,
+delta-rs writes, and the decisions' appends.
 """
 
 from __future__ import annotations
@@ -14,31 +16,44 @@ import os
 import signal
 import sys
 import threading
+from collections import Counter
+from pathlib import Path
+
+# the functions through which jobs commit: (module, function, position of the table name among its arguments)
+WRITES = (
+    ("lake.catalog", "write_partition", 2),
+    ("lake.catalog", "write_arrow", 1),
+    ("console.decisions", "_append", 1),
+)
 
 
 def main(lake: str, job: str, day: str, kill_point: str) -> None:
-    from lake import catalog
-    from lake.config import load_settings
     from lake.engine import spark_session
+    from tests.helpers.job_chain import lake_settings, run_job
 
     when, _, target = kill_point.partition(":")
-    write = catalog.write_partition
+    table, _, nth = target.partition("#")
+    nth = int(nth or 1)
+    writes: Counter[str] = Counter()
 
-    def write_then_maybe_die(df, settings, name, partition_value):
-        if when == "during" and name == target:
-            threading.Timer(0.02, os.kill, (os.getpid(), signal.SIGKILL)).start()
-        write(df, settings, name, partition_value)
-        if when == "after" and name == target:
-            os.kill(os.getpid(), signal.SIGKILL)
+    def watched(write, name_at: int):
+        def write_then_maybe_die(*args, **kwargs):
+            name = args[name_at]
+            writes[name] += 1
+            here = name == table and writes[name] == nth
+            if when == "during" and here:
+                threading.Timer(0.02, os.kill, (os.getpid(), signal.SIGKILL)).start()
+            write(*args, **kwargs)
+            if when == "after" and here:
+                os.kill(os.getpid(), signal.SIGKILL)
 
-    catalog.write_partition = write_then_maybe_die
-    settings = load_settings(lake_root=lake, mlflow_tracking_uri=f"sqlite:///{lake}.db")
-    from compute.spark import SparkEngine
-    from jobs.steps import runs_on_frame_engine
+        return write_then_maybe_die
 
-    with spark_session(settings) as spark:
-        engine = SparkEngine(spark) if runs_on_frame_engine(job) else spark  # what the CLI hands each job
-        importlib.import_module(f"jobs.{job}").run(engine, settings, dt.date.fromisoformat(day))
+    for module_name, function, name_at in WRITES:
+        module = importlib.import_module(module_name)
+        setattr(module, function, watched(getattr(module, function), name_at))
+    with spark_session(lake_settings(Path(lake))) as spark:
+        run_job(job, spark, Path(lake), dt.date.fromisoformat(day))
     print("job finished before its kill point", flush=True)
 
 

@@ -95,3 +95,23 @@ def synthetic_lake(settings, seed: int = 11) -> dict[str, list[str]]:
         ),
     )
     return groups
+
+
+def write_clusters(settings, groups: dict[str, list[str]]) -> None:
+    """The score date's account_clusters, as the nightly chain has them before scoring: one campaign cluster (two
+    link types) and one cluster of four benign accounts."""
+    members = [(a, "cluster-A", ["payment", "ip_prefix"]) for a in groups["camp-A"][5:15]]
+    members += [(a, "cluster-A", ["timing"]) for a in groups["camp-A"][15:17]]
+    members += [(a, "cluster-mixed", ["ip_prefix"]) for a in groups["benign"][100:104]]
+    catalog.write_arrow(
+        settings,
+        "account_clusters",
+        pa.Table.from_pylist(
+            [
+                {"feature_date": SCORE_DATE, "account_id": a, "cluster_id": c, "link_types": links}
+                for a, c, links in members
+            ],
+            schema=catalog.table("account_clusters").schema,
+        ),
+        partition_value=SCORE_DATE,
+    )
