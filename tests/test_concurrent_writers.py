@@ -27,6 +27,7 @@ from tests.helpers.job_chain import (
     copy_lake,
     lake_settings,
     read_state,
+    run_chain,
     run_job,
     table_rows,
     write_reference_tables,
@@ -153,6 +154,51 @@ def test_a_second_creator_finds_the_table_and_creates_nothing(tmp_path):
     assert not (tmp_path / "lake" / "_staging").exists()
 
 
+class Trials:
+    """The two workers' plans: trials raced in one pair of processes, each on its own copy of a lake."""
+
+    def __init__(self, tmp_path: Path, day):
+        self.tmp_path, self.day = tmp_path, day
+        self.plans: dict[str, list[dict]] = {"a": [], "b": []}
+        self.expected_reads: dict[str, list] = {}  # reader trial -> its states in the order they may appear
+
+    def add(self, trial: str, start: Path, task_a: dict, task_b: dict) -> Path:
+        slug = trial.replace(" ", "-")
+        lake = copy_lake(start, self.tmp_path / slug)
+        for worker, task in (("a", task_a), ("b", task_b)):
+            barrier = str(self.tmp_path / "barriers" / slug)
+            self.plans[worker].append(
+                {"trial": trial, "lake": str(lake), "date": self.day.isoformat(), "barrier": barrier, **task}
+            )
+        return lake
+
+    def add_reader(self, spark, trial: str, writer: str, reader: str, states: list[Path]) -> None:
+        """`reader` polls while `writer` runs on a copy of states[0]; it may see what it sees on each of `states`
+        (before, [meanwhile,] after), in that order. Each expected read runs on a copy: publish writes its record."""
+        self.add(trial, states[0], {"job": writer}, {"read": reader})
+        slug = trial.replace(" ", "-")
+        self.expected_reads[trial] = [
+            read_state(reader, spark, copy_lake(lake, self.tmp_path / f"{slug}-{i}"), self.day)
+            for i, lake in enumerate(states)
+        ]
+        assert len(set(map(json.dumps, self.expected_reads[trial]))) == len(states), f"{trial}: states do not differ"
+
+    def check_reads(self, records: dict[str, list[dict]]) -> list[str]:
+        summary = []
+        for trial, states in self.expected_reads.items():
+            by_role = {("reader" if r["seen"] is not None else "writer"): r for r in records[trial]}
+            assert by_role["writer"]["outcome"] == "ok", (trial, by_role["writer"])
+            assert by_role["reader"]["outcome"] == "ok", (trial, by_role["reader"])
+            seen = by_role["reader"]["seen"]
+            mixed = [state for state, _ in seen if state not in states]
+            assert not mixed, f"{trial}: a read saw none of the states {states}: {mixed[0]}"
+            order = [states.index(state) for state, _ in seen]
+            assert order == sorted(order), f"{trial}: the reads went back to an earlier state: {order}"
+            assert order[-1] == len(states) - 1, f"{trial}: the read after the write did not see it"
+            summary.append(f"{trial}: reads by state {[sum(n for s, n in seen if s == state) for state in states]}")
+        return summary
+
+
 RACED = ("aggregate", "cluster", "features")
 
 
@@ -160,37 +206,26 @@ RACED = ("aggregate", "cluster", "features")
 @pytest.mark.slow
 def test_each_nightly_job_raced_against_itself_ends_as_a_serial_run(spark, tmp_path):
     """Two processes run the same job for the same day at the same moment, for every job after ingest: both
-    finish (or one reports a conflict and wrote nothing), and the day's partitions equal one serial run's."""
+    finish (or one reports a conflict and wrote nothing), and the day's partitions equal one serial run's. And
+    features, a reader of account_daily, polls while aggregate writes the day: it refuses (no rows yet) or
+    writes what it writes after a serial aggregate, never anything else."""
     import features.registry  # noqa: F401 - declares the feature tables the catalog reads below
 
     base = tmp_path / "base"
     write_two_days(base)
     write_reference_tables(base)
-    before, state = {}, base
-    for job in CHAIN:
-        before[job] = state
-        state = tmp_path / f"serial-{job}"
-        shutil.copytree(before[job], state)
-        run_job(job, spark, state)
-    plans: dict[str, list[dict]] = {"a": [], "b": []}
-    for job in RACED:
-        lake = tmp_path / f"race-{job}"
-        shutil.copytree(before[job], lake)
-        for worker in plans:
-            plans[worker].append(
-                {
-                    "trial": job,
-                    "lake": str(lake),
-                    "date": D1.isoformat(),
-                    "barrier": str(tmp_path / "b" / job),
-                    "job": job,
-                }
-            )
-    records = _race(plans, tmp_path, timeout_s=500)
-    for job in RACED:
+    before, after = run_chain(spark, base, CHAIN, tmp_path, D1)
+    trials = Trials(tmp_path, D1)
+    raced = {job: trials.add(job, before[job], {"job": job}, {"job": job}) for job in RACED}
+    trials.add_reader(
+        spark, "features reads aggregate", "aggregate", "features", [before["aggregate"], after["aggregate"]]
+    )
+    records = _race(trials.plans, tmp_path, timeout_s=500)
+    for job, lake in raced.items():
         _outcomes(records[job])
         for name in CHAIN[job]:
-            assert table_rows(tmp_path / f"race-{job}", name, D1) == table_rows(state, name, D1), f"{job}: {name}"
+            assert table_rows(lake, name, D1) == table_rows(after[job], name, D1), f"{job}: {name}"
+    print("\n".join(trials.check_reads(records)))
 
 
 # the scoring chain's writers, each raced against itself, and against the job downstream that reads what it writes
@@ -212,39 +247,19 @@ def test_each_scoring_job_raced_against_itself_and_against_its_reader(spark, sco
     for _ in range(2):
         run_job("decisions", spark, twice, SCORE_DAY)
     serial = {**after, "decisions": twice}
+    trials = Trials(tmp_path, SCORE_DAY)
+    raced = {job: trials.add(f"{job} twice", before[job], {"job": job}, {"job": job}) for job in SELF_RACED}
+    for writer, reader in READ_WHILE_WRITTEN.items():
+        trials.add_reader(spark, f"{reader} reads {writer}", writer, reader, [before[writer], after[writer]])
     # score again over a published day: publish may see the first scores or the second, never a mix of the two;
     # while the rescore runs the day has no marker, and publish refuses as on a day never scored
     rescored = copy_lake(after["publish"], tmp_path / "serial-rescore")
     run_job("score", spark, rescored, SCORE_DAY)
-    reader_races = {  # trial -> writer, reader, lake before, lake after, lake whose read may also be seen meanwhile
-        **{f"{r} reads {w}": (w, r, before[w], after[w], None) for w, r in READ_WHILE_WRITTEN.items()},
-        "publish reads a rescore": ("score", "publish", after["publish"], rescored, before["score"]),
-    }
+    trials.add_reader(
+        spark, "publish reads a rescore", "score", "publish", [after["publish"], before["score"], rescored]
+    )
 
-    plans: dict[str, list[dict]] = {"a": [], "b": []}
-
-    def plan(trial: str, start: Path, task_a: dict, task_b: dict) -> Path:
-        lake = copy_lake(start, tmp_path / trial.replace(" ", "-"))
-        for worker, task in (("a", task_a), ("b", task_b)):
-            barrier = str(tmp_path / "barriers" / trial.replace(" ", "-"))
-            plans[worker].append(
-                {"trial": trial, "lake": str(lake), "date": SCORE_DAY.isoformat(), "barrier": barrier, **task}
-            )
-        return lake
-
-    raced = {job: plan(f"{job} twice", before[job], {"job": job}, {"job": job}) for job in SELF_RACED}
-    expected_reads = {}  # trial -> the reader's states in the order they may appear: before, [meanwhile,] after
-    for trial, (writer, reader, start, end, meanwhile) in reader_races.items():
-        plan(trial, start, {"job": writer}, {"read": reader})
-        states = [start, meanwhile, end] if meanwhile else [start, end]
-        # each read on a copy: publish writes its record
-        expected_reads[trial] = [
-            read_state(reader, spark, copy_lake(lake, tmp_path / f"{trial}-{i}".replace(" ", "-")), SCORE_DAY)
-            for i, lake in enumerate(states)
-        ]
-        assert len(set(map(json.dumps, expected_reads[trial]))) == len(states), f"{trial}: states do not differ"
-
-    records = _race(plans, tmp_path, timeout_s=500)
+    records = _race(trials.plans, tmp_path, timeout_s=500)
     summary = []
     for job, lake in raced.items():
         got = _outcomes(records[f"{job} twice"])
@@ -253,15 +268,4 @@ def test_each_scoring_job_raced_against_itself_and_against_its_reader(spark, sco
         for name in SCORING_CHAIN[job]:
             assert table_rows(lake, name, SCORE_DAY) == table_rows(serial[job], name, SCORE_DAY), f"{job}: {name}"
         summary.append(f"{job} twice: {', '.join(o.split(':')[0] for o in got)}")
-    for trial, states in expected_reads.items():
-        by_role = {("reader" if r["seen"] is not None else "writer"): r for r in records[trial]}
-        assert by_role["writer"]["outcome"] == "ok", (trial, by_role["writer"])
-        assert by_role["reader"]["outcome"] == "ok", (trial, by_role["reader"])
-        seen = by_role["reader"]["seen"]
-        mixed = [state for state, _ in seen if state not in states]
-        assert not mixed, f"{trial}: a read saw none of the states {states}: {mixed[0]}"
-        order = [states.index(state) for state, _ in seen]
-        assert order == sorted(order), f"{trial}: the reads went back to an earlier state: {order}"
-        assert order[-1] == len(states) - 1, f"{trial}: the read after the write did not see it"
-        summary.append(f"{trial}: reads by state {[sum(n for s, n in seen if s == state) for state in states]}")
-    print("\n".join(summary))
+    print("\n".join(summary + trials.check_reads(records)))

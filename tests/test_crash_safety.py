@@ -44,6 +44,9 @@ KILL_POINTS = {  # job -> kill points: after each commit, and a few milliseconds
     ),
     "publish": ("during:risk_publications", "after:risk_publications"),
     "decisions": ("during:enforcement_labels", "after:enforcement_labels", "after:analyst_decisions"),
+    # score over a day scored before: killed after each commit that precedes the marker's, the day must not look
+    # scored, although the previous run's marker was there when the run began
+    "rescore": ("after:score_runs", "after:account_risk", "after:cluster_risk"),
 }
 # decisions append: a decision recorded again after a kill adds the same rows again (same time here), so their
 # tables converge as sets of rows; the standing they give the queue and training is the same
@@ -52,11 +55,11 @@ CLEARED_MIDWAY = ("score_runs",)  # score's marker: cleared (empty) from the run
 
 
 def _kill_then_rerun(spark, tmp_path: Path, chain: dict, cases: dict, complete: Path, day: dt.date) -> list[str]:
-    """Kill each case's job (case -> job, the lake it starts from) at each of its points, all at once, one process
-    each; check what the kill left, rerun the job here and compare with the clean run."""
+    """Kill each case's job (case -> job, the lake it starts from) at each of the case's points, all at once, one
+    process each; check what the kill left, rerun the job here and compare with the clean run."""
     runs = []
     for case, (job, start) in cases.items():
-        for point in KILL_POINTS[job]:
+        for point in KILL_POINTS[case]:
             lake = copy_lake(start, tmp_path / f"{case}-{point.replace(':', '-').replace('#', '-')}")
             command = [sys.executable, "-m", "tests.helpers.crash_worker", str(lake), job, day.isoformat(), point]
             process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -22,7 +22,8 @@ import pyarrow as pa
 from compute.spark import SparkEngine
 from lake import catalog
 from lake.config import load_settings
-from tests.helpers.feature_lake import AS_OF, STRONG, synthetic_lake, write_clusters
+from models.config import TrainingConfig
+from tests.helpers.feature_lake import AS_OF, FAST, STRONG, synthetic_lake, write_clusters
 from tests.helpers.raw_requests import TWO_DAYS
 
 D1 = TWO_DAYS[0]
@@ -41,6 +42,9 @@ SCORING_CHAIN = {
     "publish": ("risk_publications",),
     "decisions": ("enforcement_labels", "analyst_decisions"),
 }
+# the champion scores, nothing here judges it: unlabelled snapshots as negatives skip the positive-unlabelled
+# weighting's cross-fitted boosters, most of a training run's time
+CHAMPION = TrainingConfig(**{**FAST, "unlabelled_snapshots": "negative"})
 DECIDED_CLUSTER = "cluster-mixed"  # four unlabelled benign accounts: deciding them changes the training set
 DECIDED_AT = dt.datetime.combine(SCORE_DAY - dt.timedelta(days=1), dt.time(12), dt.UTC)  # before the as_of
 # columns a rerun or a racing run legitimately writes differently: wall-clock stamps, random ids, the lake's own
@@ -113,6 +117,22 @@ def run_job(job: str, spark, lake: Path, day: dt.date = D1) -> None:
 # --- downstream readers: what each reader saw, comparable across lakes ----------------------------------------
 
 
+def _refusal(exc: Exception, settings) -> str:
+    return "refused: " + str(exc).replace(settings.lake_root, "<lake>")
+
+
+def _features_output(spark, settings, day: dt.date):
+    """features, a reader of account_daily: why it refused, or the feature rows it wrote for the day."""
+    from lake.errors import MissingInputError
+
+    try:
+        JOBS["features"](spark, settings, day)
+    except MissingInputError as exc:
+        return _refusal(exc, settings)
+    rows = table_rows(Path(settings.lake_root), "account_features", day)
+    return f"{len(rows)} rows " + hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
 def _published(spark, settings, day: dt.date):
     """publish, the reader of score's tables: why it refused, or what it recorded as published."""
     from jobs import publish
@@ -121,7 +141,7 @@ def _published(spark, settings, day: dt.date):
     try:
         p = publish.run(spark, settings, day)
     except MissingInputError as exc:
-        return f"refused: {exc}"
+        return _refusal(exc, settings)
     return {
         "accounts": p.accounts,
         "clusters": p.clusters,
@@ -156,7 +176,7 @@ def _training_input(spark, settings, day: dt.date):
     return _frame_digest(build_training_set(spark, settings, day, STRONG).frame)
 
 
-READERS = {"publish": _published, "fit": _fit_input, "training_set": _training_input}
+READERS = {"features": _features_output, "publish": _published, "fit": _fit_input, "training_set": _training_input}
 
 
 def read_state(reader: str, spark, lake: Path, day: dt.date):
@@ -221,7 +241,7 @@ def write_scoring_base(spark, lake: Path) -> None:
 
     settings = lake_settings(lake)
     write_clusters(settings, synthetic_lake(settings))
-    train.run(spark, settings, SCORE_DAY - dt.timedelta(days=1), STRONG, force=True)
+    train.run(spark, settings, SCORE_DAY - dt.timedelta(days=1), CHAMPION, force=True)
 
 
 def run_chain(spark, start: Path, chain: dict[str, tuple[str, ...]], root: Path, day: dt.date):
