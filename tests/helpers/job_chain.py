@@ -73,7 +73,9 @@ def copy_lake(source: Path, target: Path) -> Path:
 # --- the jobs, as the CLI runs them -------------------------------------------------------------------------------
 
 
-def _nightly_job(job: str):
+def _module_job(job: str):
+    """A job whose module jobs/<job>.py has run(engine, settings, day)."""
+
     def run(spark, settings, day: dt.date) -> None:
         from jobs.steps import runs_on_frame_engine
 
@@ -104,7 +106,7 @@ def _decide(spark, settings, day: dt.date) -> None:
 
 
 JOBS = {
-    **{job: _nightly_job(job) for job in (*CHAIN, "score", "publish")},
+    **{job: _module_job(job) for job in (*CHAIN, "score", "publish")},
     "training_set": _training_set,
     "decisions": _decide,
 }
