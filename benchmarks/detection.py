@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/detection.py [--seeds dev|report|both|N ...] [--scenario randomised] [--hold-out ARCHETYPE]
                                       [--accounts 24000] [--days 12] [--train-day 10] [--parallel 2] [--label L]
+                                      [--lakes DIR]
 
 Seeds: DEV_SEEDS are for tuning; REPORT_SEEDS are never tuned on. Both sets are reported, always apart.
 Per seed: simulate a fresh lake (simulator.simulate.run, the code behind `distillguard simulate`), then run the
@@ -84,6 +85,14 @@ def resolve_seeds(tokens: list[str]) -> list[int]:
     return seeds
 
 
+def cached_lake(args: argparse.Namespace, seed: int) -> Path | None:
+    """Where --lakes keeps a seed's lake (and ground truth) as it stands after the daily jobs, or None."""
+    if not args.lakes:
+        return None
+    held = f"-holdout-{args.hold_out}" if args.hold_out else ""
+    return Path(args.lakes) / f"{args.scenario}{held}-{args.accounts}x{args.days}-seed{seed}"
+
+
 def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
     """Simulate, run the pipeline and evaluate one seed; its evaluation rows go to <workdir>/seed<N>.parquet."""
     from deltalake import DeltaTable
@@ -111,12 +120,19 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
         flush=True,
     )
     settings = load_settings(lake_root=str(lake))
-    began = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        simulate.run(settings, START, args.days, args.accounts, seed, args.scenario, hold_out=args.hold_out)
-    timings["simulate"] = time.perf_counter() - began
-    timed("daily_jobs", "backfill", "--from", START.isoformat(), "--to", last.isoformat(), "--steps", *DAILY_JOBS)
-    print(f"   seed {seed}: simulated and ran {', '.join(DAILY_JOBS)} in {sum(timings.values()):.0f}s", flush=True)
+    cached = cached_lake(args, seed)
+    if cached is not None and cached.exists():
+        shutil.copytree(cached, lake.parent)
+        print(f"   seed {seed}: reused the lake after its daily jobs from {cached}", flush=True)
+    else:
+        began = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            simulate.run(settings, START, args.days, args.accounts, seed, args.scenario, hold_out=args.hold_out)
+        timings["simulate"] = time.perf_counter() - began
+        timed("daily_jobs", "backfill", "--from", START.isoformat(), "--to", last.isoformat(), "--steps", *DAILY_JOBS)
+        print(f"   seed {seed}: simulated and ran {', '.join(DAILY_JOBS)} in {sum(timings.values()):.0f}s", flush=True)
+        if cached is not None:
+            shutil.copytree(lake.parent, cached)
     result: dict = {"seed": seed, "set": seed_set(seed), "train_as_of": train_day.isoformat(), "last": last.isoformat()}
     try:
         timed("train", "train", "--as-of", train_day.isoformat())
@@ -239,6 +255,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--workdir", default=None, help="scratch directory for the lakes (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep each seed's lake")
+    parser.add_argument(
+        "--lakes",
+        default=None,
+        help="keep each seed's lake after its daily jobs here, and reuse it when present (only train and score "
+        "rerun): for tuning the model; clear it whenever the simulator or a daily job changes",
+    )
     parser.add_argument("--parallel", type=int, default=1, help="seeds run at the same time (one process each)")
     parser.add_argument(
         "--render", metavar="JSON", help="only rewrite an existing result's markdown (and headline, with --workdir)"

@@ -598,6 +598,8 @@ TRAINING_SETS = catalog.Table(
         ("benign_segment", pa.string()),
         ("standing", pa.string()),  # the account's latest decision by as_of (models/training_set.py)
         ("linked_to_decided", pa.bool_()),  # ever in a cluster with a decided account by as_of
+        # each lake family's raw score on the snapshot's date, from family_scores (null: not scored that day)
+        *((catalog.family_column(name), pa.float64()) for name in catalog.LAKE_FAMILIES),
         ("feature_set_version", pa.string()),
         ("reference", pa.string()),
     ),  # JSON: the pinned input table versions and labelling rules

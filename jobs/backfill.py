@@ -14,19 +14,12 @@ import datetime as dt
 import sys
 
 from jobs import interrupts
+from jobs.steps import STEPS_BY_NAME
 from lake.config import Settings
 from lake.dates import parse_date
 from lake.errors import InputError, JobInterruptedError
 
 # the table whose date partition each step writes: rows there mean the step finished that date
-STEP_OUTPUTS = {
-    "ingest": "ingest_runs",
-    "aggregate": "account_daily",
-    "features": "account_features",
-    "cluster": "account_clusters",
-    "score": "score_runs",  # the marker jobs/score.py commits after both risk tables
-    "campaigns": "campaign_days",
-}
 MAX_DAYS = 3_660
 
 
@@ -35,7 +28,7 @@ def step_done(settings: Settings, step: str, day: dt.date) -> bool:
     so counts as not done; rerunning it is idempotent."""
     from jobs.preconditions import partition_rows
 
-    return bool(partition_rows(settings, STEP_OUTPUTS[step], day))
+    return bool(partition_rows(settings, STEPS_BY_NAME[step].output, day))
 
 
 def days_between(first: dt.date, last: dt.date) -> list[dt.date]:

@@ -225,11 +225,6 @@ def build_parser() -> argparse.ArgumentParser:
             _dated_job("quality-gate"),
         ),
         ("publish", "record one day's risk tables as published (risk_publications)", _dated_job("publish")),
-        (
-            "families",
-            "propagation, peer-novelty and switch family scores for one day (family_scores)",
-            _dated_job("families"),
-        ),
         ("nightly", " -> ".join(step.name for step in NIGHTLY_STEPS) + " for one day", _cmd_nightly),
     ):
         p = sub.add_parser(name, help=help_text, description=help_text)

@@ -35,6 +35,16 @@ class Table:
         return self.schema.names
 
 
+# The families the `families` job scores into family_scores (jobs/families.py). The score can fuse them
+# (models/fusion.py): the training set carries each as a column family_<name>, the day's scoring reads the table.
+LAKE_FAMILIES = ("propagation", "peer_novelty", "switch")
+
+
+def family_column(name: str) -> str:
+    """The training_sets column of a lake family's raw score on the snapshot's date (null: not scored that day)."""
+    return f"family_{name}"
+
+
 def fields_schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
     return pa.schema([pa.field(name, dtype) for name, dtype in fields])
 

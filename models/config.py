@@ -59,14 +59,16 @@ class TrainingConfig:
     # benchmark's development seeds 101 and 102 (randomised, 4,000 accounts, 2026-12-07): with 30 days the reference
     # had no young benign accounts, and the tiers flagged 14.7% of unlabelled benign accounts at elevated.
     reference_min_age_days: Annotated[int, Field(ge=0, le=3650)] = 0
-    # The score's families (models/fusion.py): "supervised" and any of the novelty families of models/novelty.py.
-    # Fitted on the same development seeds: the stacked regression gave "behaviour" real weight (it separates the
-    # loudest, labelled accounts from the reference), but alone it ranks the unlabelled holdout at PR-AUC 0.005-0.007
-    # and with it the training run's holdout PR-AUC fell from 0.32-0.35 to 0.15-0.28.
+    # The score's families (models/fusion.py): "supervised", the novelty families of models/novelty.py and the lake
+    # families of the `families` job (catalog.LAKE_FAMILIES, read from family_scores). Fitted on the same development
+    # seeds: the stacked regression gave "behaviour" real weight (it separates the loudest, labelled accounts from
+    # the reference), but alone it ranks the unlabelled holdout at PR-AUC 0.005-0.007 and with it the training run's
+    # holdout PR-AUC fell from 0.32-0.35 to 0.15-0.28. "propagation" was added on development seed 101 (24,000
+    # accounts, 2026-12-07): recall at the oracle 0.1% / 1% benign FPR rose from 15.5% / 34.7% to 28.2% / 41.6%.
     score_families: Annotated[
-        tuple[Literal["supervised", "behaviour", "harvest yield"], ...],
+        tuple[Literal["supervised", "behaviour", "harvest yield", "propagation", "peer_novelty", "switch"], ...],
         BeforeValidator(lambda names: tuple(names) if isinstance(names, list) else names),  # a TOML list
-    ] = ("supervised", "harvest yield")
+    ] = ("supervised", "harvest yield", "propagation")
     # Time split over distinct feature dates: the latest `holdout_days` are the holdout, the `validation_days`
     # before them drive early stopping, everything earlier is fitted.
     holdout_days: Annotated[int, Field(ge=1, le=365)] = 3

@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake import catalog, delta_files, delta_writes
 from lake.config import Settings
 from lake.frame_engines import FrameEngine
+from models import fusion
 from models.config import TIERS, ScoringConfig, load_model_config
 from models.explain import reason_templates
 from models.scoring import (
@@ -24,6 +26,7 @@ from models.scoring import (
     ScoreResult,
     capability_columns,
     checked_champion_booster,
+    no_family_scores,
     no_features,
     score_rows,
 )
@@ -33,6 +36,24 @@ def _partition(settings: Settings, name: str, day: dt.date) -> pa.Table | None:
     if not catalog.exists(settings, name):
         return None
     return delta_files.read_table(settings, name, filters=[(catalog.table(name).partition_by[0], "=", day)])
+
+
+def lake_family_rows(settings: Settings, score_date: dt.date, account_ids: list[str], champion):
+    """Per lake family the champion fuses, its raw scores and sentences aligned to `account_ids` (None where the
+    families job did not score the account); refuses a day the job has not run (models/scoring.py)."""
+    families = fusion.lake_families(fusion.parse(champion.score_reference, champion.version))
+    if not families:
+        return {}, {}
+    day = _partition(settings, "family_scores", score_date)
+    if day is None or day.num_rows == 0:
+        raise no_family_scores(families, score_date)
+    rows = day.select(["account_id", "family", "score", "reason"]).to_pandas()
+    scores, reasons = {}, {}
+    for name in families:
+        mine = rows[rows["family"] == name].drop_duplicates("account_id").set_index("account_id").reindex(account_ids)
+        scores[name] = mine["score"].to_numpy(dtype=np.float64)
+        reasons[name] = [None if pd.isna(r) else r for r in mine["reason"]]
+    return scores, reasons
 
 
 def feature_matrix(engine: FrameEngine, features: pa.Table, columns: list[str]):
@@ -137,6 +158,7 @@ def score_day(
     champion, booster = checked_champion_booster(settings, features.schema.names, versions)
     columns = champion.feature_columns
     booster.set_param({"device": "cuda" if engine.on_gpu else "cpu"})
+    lake, lake_reasons = lake_family_rows(settings, score_date, features.column("account_id").to_pylist(), champion)
     scores, tiers, reasons = score_rows(
         booster,
         feature_matrix(engine, features, columns),
@@ -146,6 +168,8 @@ def score_day(
         champion.tier_bounds,
         champion.score_reference,
         champion.version,
+        lake,
+        lake_reasons,
     )
 
     clusters = _partition(settings, "account_clusters", score_date)

@@ -34,13 +34,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from lake.catalog import LAKE_FAMILIES
 from lake.errors import MissingInputError
 from lake.formats import check_format, stamped
 from models import novelty
 
 # Stored on the model version (tag `score_reference`) and checked on read. Versions before 2026-12-07 carry a
-# `novelty_reference` tag instead (the max of percentiles with a budget divisor) and must be retrained.
-FORMAT = 2
+# `novelty_reference` tag instead (the max of percentiles with a budget divisor) and must be retrained; format 2
+# (2026-12-07, 1299532) had no `tail_share` and started the tail on a tie, and must be retrained too.
+FORMAT = 3
 SUPERVISED = "supervised"
 # The reference's top share whose exceedance is extrapolated: tiers at 1% and below sit in it. Not fitted.
 TAIL_SHARE = 0.01
@@ -61,13 +63,15 @@ MIN_REFERENCE_ACCOUNTS = 100
 @dataclass(frozen=True)
 class Calibration:
     """One score's distribution over the reference: sorted `values` with, per value, how many reference rows are
-    strictly below it (`below`), the reference `size`, and the exponential tail above `tail_start`."""
+    strictly below it (`below`), the reference `size`, and the exponential tail above `tail_start`, which starts at
+    the share `tail_share` of the reference."""
 
     values: tuple[float, ...]
     below: tuple[int, ...]
     size: int
     tail_start: float
-    tail_scale: float
+    tail_scale: float  # 0: no tail (nothing in the reference is above tail_start)
+    tail_share: float  # the share of the reference strictly above tail_start, where the tail starts
 
     @classmethod
     def fit(cls, reference: np.ndarray) -> Calibration:
@@ -85,13 +89,18 @@ class Calibration:
         full = np.sort(np.asarray(reference, dtype=np.float64))
         k = min(n, max(MIN_TAIL_ACCOUNTS, math.ceil(TAIL_SHARE * n)))
         start = float(full[n - k])
-        top = full[n - k :]
-        # exponential tail: the mean excess is the scale's MLE; a tree ensemble's tied scores can make it 0, so it is
+        above = full[full > start]
+        # Exponential tail over the values strictly above the threshold: a family that is 0 for most accounts
+        # (propagation far from any decision) has its threshold on a tie, and the tail must start where the
+        # reference stops being tied. None strictly above: no tail, the counted share stands (floored at 1/(n+1)).
+        if len(above) == 0:
+            return cls(tuple(_round(v) for v in x), tuple(map(int, below)), n, start, 0.0, 0.0)
+        # the mean excess is the scale's MLE; a tree ensemble's near-tied scores can make it tiny, so it is
         # floored by the slope between the 10k-th and the k-th largest values (a decade of exceedance)
         wider = float(full[max(0, n - 10 * k)])
         floor = max((start - wider) / math.log(10.0), 1e-6 * (abs(start) + 1.0))
-        scale = max(float(np.mean(top - start)), floor)
-        return cls(tuple(_round(v) for v in x), tuple(map(int, below)), n, start, scale)
+        scale = max(float(np.mean(above - start)), floor)
+        return cls(tuple(_round(v) for v in x), tuple(map(int, below)), n, start, scale, len(above) / n)
 
     def exceedance(self, scores: np.ndarray) -> np.ndarray:
         """Share of the reference at or above each score (its p-value), extrapolated above the tail's start."""
@@ -100,9 +109,9 @@ class Calibration:
         j = np.searchsorted(values, x, side="left")
         counted_below = np.where(j < len(values), below[np.minimum(j, len(values) - 1)], self.size)
         counted = (self.size - counted_below) / self.size
-        start = min(int(np.searchsorted(values, self.tail_start, side="left")), len(values) - 1)
-        start_share = (self.size - below[start]) / self.size
-        tail = start_share * np.exp(-(x - self.tail_start) / self.tail_scale)
+        if self.tail_scale <= 0:  # no tail: the share counted, and never below one reference account's
+            return np.clip(counted, 1.0 / (self.size + 1), 1.0)
+        tail = self.tail_share * np.exp(-(x - self.tail_start) / self.tail_scale)
         return np.clip(np.where(x > self.tail_start, tail, counted), MIN_SHARE, 1.0)
 
     def to_dict(self) -> dict:
@@ -111,7 +120,12 @@ class Calibration:
     @classmethod
     def from_dict(cls, values: dict) -> Calibration:
         return cls(
-            tuple(values["values"]), tuple(values["below"]), values["size"], values["tail_start"], values["tail_scale"]
+            tuple(values["values"]),
+            tuple(values["below"]),
+            values["size"],
+            values["tail_start"],
+            values["tail_scale"],
+            values["tail_share"],
         )
 
 
@@ -248,10 +262,11 @@ def family_scores(
     columns: list[str],
     model: FusionModel | None,
     reference: novelty.NoveltyReference | None = None,
+    lake: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(raw score per family, the novelty families' explaining signal per row) of the families this code computes
-    from one feature matrix: the supervised logit and the novelty families (with `model`'s novelty reference, or
-    `reference` while fitting). Families from elsewhere (propagation) join the raw dict before `score`."""
+    """(raw score per family, the novelty families' explaining signal per row): the supervised logit and the
+    novelty families computed from one feature matrix (with `model`'s novelty reference, or `reference` while
+    fitting), and the lake families' raw scores read from family_scores (`lake`, catalog.LAKE_FAMILIES)."""
     if reference is None:
         if model is None:
             raise ValueError("family_scores needs a fitted model or, while fitting, the novelty reference")
@@ -261,7 +276,19 @@ def family_scores(
     for family in novelty.novelty(values, columns, reference):
         raw[family.family.name] = family.raw
         signals[family.family.name] = family.signal
+    raw.update(lake_raw(lake or {}))
     return raw, signals
+
+
+def lake_raw(lake: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A lake family's raw scores with the accounts it did not score (null) at 0: no evidence either way, which is
+    what 0 means for propagation (no decided account within reach) and for the novelty z-scores."""
+    return {name: np.nan_to_num(np.asarray(v, dtype=np.float64), nan=0.0) for name, v in lake.items()}
+
+
+def lake_families(model: FusionModel) -> tuple[str, ...]:
+    """The families of a version that scoring reads from family_scores."""
+    return tuple(name for name in model.families if name in LAKE_FAMILIES)
 
 
 def parse(text: str | None, version: str) -> FusionModel:

@@ -173,7 +173,7 @@ def novelty(values: np.ndarray, columns: list[str], ref: NoveltyReference) -> li
     return scored
 
 
-def _floor_percent(share: float) -> str:
+def floor_percent(share: float) -> str:
     """99.996% reads "99.99%", not "100.00%": nobody is more unusual than every account."""
     return f"{np.floor(share * 10_000) / 100:.2f}%"
 
@@ -192,5 +192,5 @@ def explanation(ref: NoveltyReference, signal: int, value: float, outranks: floa
         f"{FAMILY_BY_NAME[family].lead}: {feature.description}{over} is "
         f"unusually {direction} ({format_value(feature.unit, value)} against a typical "
         f"{format_value(feature.unit, ref.centers[signal])}); "
-        f"more unusual than {_floor_percent(outranks)} of the benign reference accounts"
+        f"more unusual than {floor_percent(outranks)} of the benign reference accounts"
     )

@@ -119,7 +119,8 @@ def _peer_statistics(profiles: pd.DataFrame, reference: pd.Series, min_peers: in
         medians[measure], scales[measure] = _group_statistics(profiles[measure], everyone, reference, floor)
     assigned = pd.Series(False, index=profiles.index)
     for depth in range(len(PEER_KEYS), 0, -1):
-        label = profiles[list(PEER_KEYS[:depth])].astype(str).agg(", ".join, axis=1)
+        keys = [profiles[key].astype(str) for key in PEER_KEYS[:depth]]
+        label = keys[0].str.cat(keys[1:], sep=", ") if len(keys) > 1 else keys[0]
         members = label.map(label[reference].value_counts()).fillna(0).astype(int)
         take = ~assigned & (members >= min_peers)
         if not take.any():
@@ -184,6 +185,18 @@ def cusum(shares: np.ndarray, baseline_mean: float, baseline_sd: float, allowanc
     return peak
 
 
+def cusum_rows(shares: np.ndarray, baseline_mean: np.ndarray, baseline_sd: np.ndarray) -> np.ndarray:
+    """`cusum` for every row of an accounts x days matrix at once (NaN = no active day there, skipped)."""
+    statistic = np.zeros(len(shares))
+    peak = np.zeros(len(shares))
+    with np.errstate(invalid="ignore"):
+        for day in shares.T:
+            moved = np.maximum(0.0, statistic + (day - baseline_mean) / baseline_sd - CUSUM_ALLOWANCE)
+            statistic = np.where(np.isnan(day), statistic, np.nan_to_num(moved))
+            peak = np.maximum(peak, statistic)
+    return peak
+
+
 def switch_scores(
     daily: pd.DataFrame,
     scoring_date: dt.date,
@@ -200,26 +213,31 @@ def switch_scores(
     first = scoring_date - dt.timedelta(days=history_days - 1)
     recent_first = scoring_date - dt.timedelta(days=recent_days - 1)
     rows = daily[(dates >= first) & (dates <= scoring_date) & (daily["requests"] > 0)].assign(event_day=dates)
-    rows = rows.assign(share=rows["extraction_like_requests"] / rows["requests"]).sort_values("event_day")
-    out = []
-    for account, days in rows.groupby("account_id", sort=True):
-        recent = days[days["event_day"] >= recent_first]
-        if recent.empty:
-            continue
-        past = days[days["event_day"] < recent_first]
-        recent_share = recent["extraction_like_requests"].sum() / recent["requests"].sum()
-        if len(past) < MIN_BASELINE_DAYS:
-            out.append((account, 0.0, f"too little history to compare with its own past ({len(past)} earlier days)"))
-            continue
-        mean = past["extraction_like_requests"].sum() / past["requests"].sum()
-        sd = max(float(past["share"].std(ddof=0)), MIN_SHARE_SD)
-        score = cusum(recent["share"].to_numpy(), mean, sd)
-        out.append(
-            (
-                account,
-                score,
-                f"extraction-like share {recent_share:.2f} over its last {len(recent)} active days against "
-                f"{mean:.2f} over its {len(past)} earlier ones",
-            )
-        )
-    return pd.DataFrame(out, columns=["account_id", "score", "reason"])
+    rows = rows.assign(share=rows["extraction_like_requests"] / rows["requests"])
+    is_recent = rows["event_day"] >= recent_first
+    recent, past = rows[is_recent].sort_values(["account_id", "event_day"]), rows[~is_recent]
+    sums = ["extraction_like_requests", "requests"]
+    now = recent.groupby("account_id", sort=True)[sums].sum().assign(days=recent.groupby("account_id").size())
+    before = (
+        past.groupby("account_id")[sums]
+        .sum()
+        .assign(days=past.groupby("account_id").size(), sd=past.groupby("account_id")["share"].std(ddof=0))
+    )
+    before = before.reindex(now.index)
+    past_days = before["days"].fillna(0).astype(int).to_numpy()
+    mean = (before["extraction_like_requests"] / before["requests"]).to_numpy()
+    sd = np.maximum(before["sd"].fillna(0.0).to_numpy(), MIN_SHARE_SD)
+    # the recent days as an accounts x days matrix (in day order, gaps skipped), so the CUSUM runs over columns
+    position = recent.groupby("account_id").cumcount().to_numpy()
+    matrix = np.full((len(now), max(recent_days, 1)), np.nan)
+    matrix[now.index.get_indexer(recent["account_id"]), position] = recent["share"].to_numpy()
+    score = cusum_rows(matrix, mean, sd)
+    enough = past_days >= MIN_BASELINE_DAYS
+    recent_share = (now["extraction_like_requests"] / now["requests"]).to_numpy()
+    reasons = [
+        f"extraction-like share {share:.2f} over its last {days} active days against {base:.2f} over its {n} earlier ones"
+        if ok
+        else f"too little history to compare with its own past ({n} earlier days)"
+        for share, days, base, n, ok in zip(recent_share, now["days"], mean, past_days, enough)
+    ]
+    return pd.DataFrame({"account_id": now.index, "score": np.where(enough, score, 0.0), "reason": reasons})

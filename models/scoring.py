@@ -88,6 +88,12 @@ def check_feature_contract(
 
 
 REASON_TYPE = catalog.table("account_risk").schema.field("reasons").type
+# How a lake family's reason opens when it leads an account's reasons (its sentence comes from family_scores).
+LAKE_FAMILY_LEADS = {
+    "propagation": "linked to accounts already decided",
+    "peer_novelty": "unusual among accounts like it",
+    "switch": "changed from its own past",
+}
 # A novelty family leads an account's reasons when it gave the most evidence and the account is above this share of
 # the benign reference on it (the elevated tier's rate). Not fitted.
 NOVELTY_REASON_SHARE = 0.01
@@ -102,11 +108,15 @@ def score_rows(
     tier_bounds: tuple[tuple[str, float], ...],
     score_reference: str,
     version: str = "?",
+    lake: dict[str, np.ndarray] | None = None,
+    lake_reasons: dict[str, list] | None = None,
 ):
     """(scores, tiers, reasons) for a matrix of feature values: what every engine's scorer computes.
-    `values` is a numpy array, or a cupy array when the booster runs on a GPU. The score is the fused score of
-    models/fusion.py: the share of the version's clean benign reference the account outranks. An account whose
-    largest evidence comes from a novelty family leads its reasons with the behaviour that made it unusual."""
+    `values` is a numpy array, or a cupy array when the booster runs on a GPU; `lake` holds the raw scores of the
+    version's lake families (family_scores) per row, and `lake_reasons` their sentences. The score is the fused
+    score of models/fusion.py: the share of the version's clean benign reference the account outranks. An account
+    whose largest evidence comes from a family other than the supervised model leads its reasons with it: the
+    behaviour that made it unusual, or the artefact it shares with decided accounts."""
     import xgboost as xgb
 
     model = fusion.parse(score_reference, version)
@@ -115,24 +125,32 @@ def score_rows(
     contributions = _to_numpy(booster.predict(matrix, pred_contribs=True))
     host_values = _to_numpy(values)
     reasons = top_reasons(contributions, host_values, columns, templates, reasons_per_account)
-    raw, signals = fusion.family_scores(supervised, host_values, columns, model)
+    raw, signals = fusion.family_scores(supervised, host_values, columns, model, lake=lake)
     fused = fusion.score(raw, model)
     reference = fusion.novelty_reference(model)
     column_index = {c: i for i, c in enumerate(columns)}
     leading = fused.leading
-    novel = np.isin(np.asarray(fused.families)[leading], list(signals))
     unusual = fused.p_values[np.arange(len(leading)), leading] <= NOVELTY_REASON_SHARE
-    for row in np.nonzero(novel & unusual)[0]:
+    for row in np.nonzero(unusual)[0]:
         family = fused.families[leading[row]]
-        signal = int(signals[family][row])
         outranks = 1.0 - float(fused.p_values[row, leading[row]])
+        if family in signals:
+            signal = int(signals[family][row])
+            value = float(host_values[row, column_index[reference.columns[signal]]])
+            feature, text = "novelty", novelty.explanation(reference, signal, value, outranks, family)
+        elif lake_reasons and lake_reasons.get(family) is not None and lake_reasons[family][row]:
+            feature = family
+            text = (
+                f"{LAKE_FAMILY_LEADS.get(family, family)}: {lake_reasons[family][row]}; more unusual than "
+                f"{novelty.floor_percent(outranks)} of the benign reference accounts"
+            )
+        else:
+            continue
         lifted = {
-            "feature": "novelty",
+            "feature": feature,
             "value": outranks,
             "contribution": float(fused.contributions[row, leading[row]]),
-            "text": novelty.explanation(
-                reference, signal, float(host_values[row, column_index[reference.columns[signal]]]), outranks, family
-            ),
+            "text": text,
         }
         reasons[row] = [lifted, *reasons[row][: max(0, reasons_per_account - 1)]]
     return fused.score, assign_tiers(fused.score, tier_bounds), reasons
@@ -150,8 +168,10 @@ def make_scorer(
     tier_bounds: tuple[tuple[str, float], ...],
     score_reference: str,
     version: str = "?",
+    lake_families: tuple[str, ...] = (),
 ) -> Callable[[Iterator], Iterator]:
-    """A mapInArrow function: batches of (account_id, cluster_id, *columns) -> SCORED_DDL batches.
+    """A mapInArrow function: batches of (account_id, cluster_id, *columns, and per lake family its score and
+    reason columns) -> SCORED_DDL batches.
 
     Everything it closes over is plain data (bytes, lists, tuples) so it pickles to any engine's workers.
     """
@@ -169,8 +189,19 @@ def make_scorer(
             values = np.column_stack(
                 [batch.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in columns]
             )
+            lake = {n: batch.column(catalog.family_column(n)).to_numpy(zero_copy_only=False) for n in lake_families}
+            lake_reasons = {n: batch.column(family_reason_column(n)).to_pylist() for n in lake_families}
             scores, tiers, reasons = score_rows(
-                booster, values, columns, templates, reasons_per_account, tier_bounds, score_reference, version
+                booster,
+                values,
+                columns,
+                templates,
+                reasons_per_account,
+                tier_bounds,
+                score_reference,
+                version,
+                {n: v.astype(np.float64) for n, v in lake.items()},
+                lake_reasons,
             )
             yield pa.RecordBatch.from_arrays(
                 [
@@ -205,6 +236,34 @@ def checked_champion_booster(settings: Settings, table_columns: list[str], featu
             f"({champion.tier_bounds!r}); retrain it with distillguard training"
         )
     return champion, booster
+
+
+def family_reason_column(name: str) -> str:
+    return f"family_reason_{name}"
+
+
+def no_family_scores(families: tuple[str, ...], score_date: dt.date) -> MissingTableError:
+    return MissingTableError(
+        f"the champion fuses the families {list(families)}, and family_scores has no rows for {score_date}; run "
+        f"`distillguard families --date {score_date.isoformat()}` first"
+    )
+
+
+def lake_family_columns(spark, settings: Settings, score_date: dt.date, families: tuple[str, ...]):
+    """One row per account scored by the families job that day: per family in `families`, its raw score
+    (catalog.family_column) and its sentence (family_reason_column). Refuses a day the job has not run."""
+    from pyspark.sql import functions as F
+
+    if not catalog.exists(settings, "family_scores"):
+        raise no_family_scores(families, score_date)
+    day = catalog.read_partition(spark, settings, "family_scores", score_date)
+    if day.limit(1).count() == 0:
+        raise no_family_scores(families, score_date)
+    chosen = [(name, F.col("family") == F.lit(name)) for name in families]
+    return day.groupBy("account_id").agg(
+        *(F.max(F.when(is_it, F.col("score"))).alias(catalog.family_column(name)) for name, is_it in chosen),
+        *(F.max(F.when(is_it, F.col("reason"))).alias(family_reason_column(name)) for name, is_it in chosen),
+    )
 
 
 # --- DataFrame transforms -------------------------------------------------------------------------
@@ -351,6 +410,7 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
     champion, booster = checked_champion_booster(settings, features_day.columns, versions)
     feature_set_version = versions[0]
     columns = champion.feature_columns
+    families = fusion.lake_families(fusion.parse(champion.score_reference, champion.version))
     scorer = make_scorer(
         bytes(booster.save_raw("ubj")),
         columns,
@@ -359,7 +419,9 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
         champion.tier_bounds,
         champion.score_reference,
         champion.version,
+        families,
     )
+    lake_columns = [f(name) for name in families for f in (catalog.family_column, family_reason_column)]
 
     clusters_day = _clusters_for(spark, settings, score_date)
     inputs = features_day.select("account_id", *columns)
@@ -367,7 +429,9 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
         inputs = inputs.join(clusters_day.select("account_id", "cluster_id"), "account_id", "left")
     else:
         inputs = inputs.withColumn("cluster_id", F.lit(None).cast("string"))
-    scored = inputs.select("account_id", "cluster_id", *columns).mapInArrow(scorer, SCORED_DDL)
+    if families:
+        inputs = inputs.join(lake_family_columns(spark, settings, score_date, families), "account_id", "left")
+    scored = inputs.select("account_id", "cluster_id", *columns, *lake_columns).mapInArrow(scorer, SCORED_DDL)
 
     account_risk = with_cluster_scores(scored, config.cluster_top_members).select(
         F.lit(score_date).alias("score_date"),

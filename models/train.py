@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lake import catalog
 from lake.config import Settings
 from lake.errors import InputError, MissingInputError, UnsupportedFormatError
 from models import fusion, novelty, pu, registry
@@ -109,8 +110,33 @@ def fused(booster, version: registry.ModelVersionInfo, frame: pd.DataFrame, colu
     """The score a version gives in production (models/fusion.py)."""
     model = fusion.parse(version.score_reference, version.version)
     values = frame[columns].to_numpy(dtype=np.float64)
-    raw, _ = fusion.family_scores(predict(booster, frame, columns), values, columns, model)
+    lake = lake_family_raw(frame, fusion.lake_families(model))
+    raw, _ = fusion.family_scores(predict(booster, frame, columns), values, columns, model, lake=lake)
     return fusion.score(raw, model)
+
+
+def lake_family_raw(frame: pd.DataFrame, families) -> dict[str, np.ndarray]:
+    """The raw scores of the lake families among `families`, from the training set's family_<name> columns."""
+    return {
+        name: frame[catalog.family_column(name)].to_numpy(dtype=np.float64)
+        for name in families
+        if name in catalog.LAKE_FAMILIES
+    }
+
+
+def check_lake_families(training_set: TrainingSet, families) -> None:
+    """Refuse, in one line, a lake family that the families job did not score on every feature date of the set."""
+    wanted = [name for name in families if name in catalog.LAKE_FAMILIES]
+    if not wanted:
+        return
+    scored = set(training_set.reference.get("family_scores_dates", []))
+    missing = sorted({d.isoformat() for d in training_set.frame["feature_date"]} - scored)
+    if missing:
+        raise MissingInputError(
+            f"score_families {wanted} need family_scores on every feature date of the training set, and "
+            f"{len(missing)} have none ({missing[0]}..{missing[-1]}); run `distillguard backfill --from {missing[0]} "
+            f"--to {missing[-1]} --steps families`, then rebuild the training set"
+        )
 
 
 def final_predict(booster, version: registry.ModelVersionInfo, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -251,7 +277,8 @@ def fit_fusion(
     supervised = cross_fitted_supervised(fitted, targets, columns, config, device, rounds)
     values = targets[columns].to_numpy(dtype=np.float64)
     novelty_reference = novelty.fit_reference(values[: len(reference)], columns)
-    raw, _ = fusion.family_scores(supervised, values, columns, None, novelty_reference)
+    lake = lake_family_raw(targets, config.score_families)
+    raw, _ = fusion.family_scores(supervised, values, columns, None, novelty_reference, lake=lake)
     split = len(reference)
     raw = {name: v for name, v in raw.items() if name in config.score_families}
     model = fusion.fit(
@@ -448,6 +475,7 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
     from models.plots import feature_importance_figure, feature_importance_table
 
     columns = training_set.feature_columns
+    check_lake_families(training_set, config.score_families)
     split, fit, validation, holdout = _split(training_set, config)
     device = resolve_device(config.device)
     booster, fit_info, fitted = fit_booster(fit, validation, columns, config, device)
@@ -537,12 +565,14 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
 def guarded_tier_bounds(
     bounds: tuple[tuple[str, float], ...], holdout: pd.DataFrame, scores: np.ndarray
 ) -> tuple[tuple[str, float], ...]:
-    """Each tier's bound raised, where needed, to the score that flags the tier's rate of the holdout's unlabelled
-    accounts (one row per account, its highest score). The reference bound 1 - rate holds on the clean benign
-    reference, but benign accounts the reference leaves out (linked to others, or drifted since the fit) can score
-    higher; hidden campaign accounts among the unlabelled only raise this quantile, so it keeps the benign FPR
-    within the rate on the holdout whatever they are. A tier whose rate the holdout cannot resolve (fewer than
-    1 / rate accounts) keeps its reference bound; a higher tier is never easier to reach than a lower one."""
+    """Each tier's bound raised, where needed, to the score that flags the tier's rate of the clean reference's
+    accounts on the holdout dates (`holdout` holds only their rows; one score per account, its highest). The
+    reference bound 1 - rate holds for one snapshot per reference account, scored by cross-fitted models; an analyst
+    sees an account's highest score over several days, from the final model, so the guard measures exactly that on
+    dates the model was not fitted on. The reference leaves out the accounts linked to decisions, so the siblings of
+    labelled campaigns do not raise the bounds (the unlabelled holdout's flagged share, logged by the gate, counts
+    them). A tier whose rate the holdout cannot resolve (fewer than 1 / rate accounts) keeps its reference bound; a
+    higher tier is never easier to reach than a lower one."""
     per_account = account_scores(holdout, scores, 0)
     rates = dict(TIER_BENIGN_FPR)
     names = [name for name, _ in bounds]
@@ -612,7 +642,9 @@ def evaluate_candidate(
     scores = result.score
     evaluation = _evaluate_holdout(holdout, scores, config)
     model = fusion.parse(candidate.score_reference, candidate.version)
-    bounds = guarded_tier_bounds(candidate.tier_bounds, holdout, scores)
+    reference_ids = clean_reference(training_set.frame, config.reference_min_age_days)["account_id"]
+    in_reference = holdout["account_id"].isin(reference_ids).to_numpy()
+    bounds = guarded_tier_bounds(candidate.tier_bounds, holdout[in_reference], scores[in_reference])
     gate = gate_metrics(holdout, result, model, bounds)
     champion, champion_pr_auc = champion_on_holdout(
         client, settings, holdout, columns, training_set.feature_set_version

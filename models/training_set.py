@@ -260,6 +260,31 @@ def _delta_version(settings: Settings, name: str) -> int:
     return DeltaTable(settings.table_uri(name)).version()
 
 
+FAMILY_COLUMNS = tuple(catalog.family_column(name) for name in catalog.LAKE_FAMILIES)
+
+
+def lake_family_scores(spark, settings: Settings, as_of: dt.date):
+    """(one row per account and date up to as_of with each lake family's raw score as a column, the dates scored).
+    A snapshot takes the families of its own date: propagation then counts only the decisions made by that day, as
+    it does for the accounts scored on a day."""
+    from pyspark.sql import functions as F
+
+    if not catalog.exists(settings, "family_scores"):
+        schema = ", ".join(
+            [*(f"{c} {t}" for c, t in zip(KEY_COLUMNS, ("string", "date"))), *(f"{c} double" for c in FAMILY_COLUMNS)]
+        )
+        return spark.createDataFrame([], schema), []
+    scores = catalog.read(spark, settings, "family_scores").filter(F.col("score_date") <= F.lit(as_of))
+    dates = sorted(row["score_date"] for row in scores.select("score_date").distinct().collect())
+    pivoted = scores.groupBy("account_id", F.col("score_date").alias("feature_date")).agg(
+        *(
+            F.max(F.when(F.col("family") == name, F.col("score"))).alias(catalog.family_column(name))
+            for name in catalog.LAKE_FAMILIES
+        )
+    )
+    return pivoted, dates
+
+
 def build_training_set(spark, settings: Settings, as_of: dt.date, config: TrainingConfig) -> TrainingSet:
     """Read account_features and enforcement_labels (pinned to their current Delta versions), apply the
     point-in-time rules in Spark, and bring only the selected snapshots to the driver."""
@@ -315,11 +340,13 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
         ).withColumn("linked_to_decided", F.lit(True))
     else:  # no clustering has run: no account is known to be linked
         linked = spark.createDataFrame([], "account_id string, linked_to_decided boolean")
+    family_scores, family_dates = lake_family_scores(spark, settings, as_of)
     frame_df = (
         features.select(*KEY_COLUMNS, *columns)
         .join(selected, list(KEY_COLUMNS), "inner")
         .join(account_outcomes(labels, as_of), "account_id", "left")
         .join(linked, "account_id", "left")
+        .join(family_scores, list(KEY_COLUMNS), "left")
         .select(
             *KEY_COLUMNS,
             *columns,
@@ -329,6 +356,7 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
             "benign_segment",
             "standing",
             F.coalesce(F.col("linked_to_decided"), F.lit(False)).alias("linked_to_decided"),
+            *FAMILY_COLUMNS,
         )
     )
     frame = frame_df.toArrow().to_pandas()
@@ -357,6 +385,8 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
             "not_model_inputs": list(NOT_MODEL_INPUTS),
             "reference_accounts": int(clean_reference(frame, config.reference_min_age_days)["account_id"].nunique()),
             "snapshots_other_feature_set_versions": int(sum(n for v, n in versions.items() if v != version)),
+            # the feature dates the families job scored (models/train.py refuses a lake family missing on one)
+            "family_scores_dates": [d.isoformat() for d in family_dates],
         },
         REFERENCE_FORMAT,
     )

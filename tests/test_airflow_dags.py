@@ -96,6 +96,7 @@ def test_dagbag_imports_both_dags_with_retries_and_timeouts_on_every_task(dagbag
             "aggregate",
             "cluster",
             "features",
+            "families",
             "score",
             "campaigns",
             "quality_gate",
@@ -122,7 +123,8 @@ def test_dagbag_imports_both_dags_with_retries_and_timeouts_on_every_task(dagbag
     # one chain in jobs/steps.py order: features read the day's clusters
     assert nightly.get_task("features").upstream_task_ids == {"cluster"}
     assert nightly.get_task("cluster").upstream_task_ids == {"aggregate"}
-    assert nightly.get_task("score").upstream_task_ids == {"features"}
+    assert nightly.get_task("families").upstream_task_ids == {"features"}
+    assert nightly.get_task("score").upstream_task_ids == {"families"}
     assert nightly.get_task("aggregate").depends_on_past
     assert [t.task_id for t in retrain.topological_sort()] == [
         "engine_start",
@@ -272,7 +274,7 @@ def lake_with_champion(airflow_env):
     settings = airflow_env
     simulate.run(settings, start=START, days=DAYS, accounts=ACCOUNTS, seed=7)
     for day in date_range(START, DAYS - 1):
-        nightly.run(settings, day, steps=["ingest", "aggregate", "cluster", "features"])
+        nightly.run(settings, day, steps=["ingest", "aggregate", "cluster", "features", "families"])
     with spark_session(settings) as spark:
         champion = train.run(spark, settings, CHAMPION_AS_OF)
     assert (champion.version, champion.alias) == ("1", "champion")

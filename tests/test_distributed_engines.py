@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pytest
 
 from compute.spark import SparkEngine
-from jobs import aggregate, cluster, features, ingest, score, train
+from jobs import aggregate, cluster, families, features, ingest, score, train
 from jobs.cli import main
 from jobs.steps import runs_on_frame_engine
 from lake import catalog
@@ -110,7 +110,7 @@ def reference(tmp_path_factory) -> Reference:
         train.run(spark, training, TRAIN_AS_OF, STRONG)
         engine = SparkEngine(spark)
         for day in DATES:
-            for job in (ingest, aggregate, cluster, features):
+            for job in (ingest, aggregate, cluster, features, families):
                 job.run(engine if runs_on_frame_engine(job.__name__.rsplit(".", 1)[-1]) else spark, settings, day)
         score.run(engine, settings, DAY)
     return Reference(settings, {name: _day_partition(settings, name) for name in PARITY_TABLES})

@@ -37,6 +37,19 @@ def test_a_family_p_value_is_the_share_of_the_reference_at_or_above_with_an_expo
     assert stored.exceedance(probe) == pytest.approx(calibration.exceedance(probe), rel=1e-5)
 
 
+def test_a_family_that_is_zero_for_most_of_the_reference_starts_its_tail_where_the_ties_end():
+    """Propagation is 0 for every account far from a decision: the top 1% of the reference is a tie, and a tail
+    started on it would call a small positive score as rare as one ten thousand times larger."""
+    reference = np.r_[np.zeros(9_950), np.random.default_rng(2).exponential(0.1, 50)]  # 0.5% above the tie
+    calibration = fusion.Calibration.fit(reference)
+    assert calibration.exceedance(np.array([0.0]))[0] == 1.0
+    just_above = calibration.exceedance(np.array([1e-6]))[0]
+    assert just_above == pytest.approx(0.005, rel=0.01)  # the share strictly above the tie, not 1% and not 0
+    assert calibration.exceedance(np.array([0.2, 0.4]))[1] < calibration.exceedance(np.array([0.2]))[0] < just_above
+    all_tied = fusion.Calibration.fit(np.zeros(5_000))  # nothing above the tie: no tail, one account's share
+    assert all_tied.exceedance(np.array([0.0, 3.0])).tolist() == [1.0, pytest.approx(1 / 5_001)]
+
+
 def test_tiers_hold_their_benign_fpr_on_benign_accounts_the_reference_never_saw():
     model = fusion.fit(_benign(20_000, 2), _positives(500, 3))
     assert fusion.tier_bounds(TIER_BENIGN_FPR) == (("critical", 0.9999), ("high", 0.999), ("elevated", 0.99))
@@ -68,8 +81,8 @@ def test_the_stored_reference_carries_its_format_and_versions_without_one_are_re
     text = model.to_json()
     assert json.loads(text)[FORMAT_VERSION_KEY] == fusion.FORMAT
     assert fusion.FusionModel.from_json(text) == model
-    with pytest.raises(UnsupportedFormatError, match=r"format version 1; this build reads version.s. 2: retrain"):
-        fusion.FusionModel.from_json(json.dumps({**json.loads(text), FORMAT_VERSION_KEY: 1}))
+    with pytest.raises(UnsupportedFormatError, match=r"format version 2; this build reads version.s. 3: retrain"):
+        fusion.FusionModel.from_json(json.dumps({**json.loads(text), FORMAT_VERSION_KEY: 2}))
     with pytest.raises(MissingInputError, match=r"v3 carries no score reference.*retrain"):
         fusion.parse(None, "3")
     with pytest.raises(MissingInputError, match="fitted with score families"):

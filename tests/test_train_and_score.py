@@ -14,7 +14,8 @@ import pytest
 from features.registry import feature_columns, feature_set_version
 from lake import catalog
 from lake.config import load_settings
-from models import registry
+from lake.errors import MissingTableError
+from models import fusion, registry
 from models.config import TIER_BENIGN_FPR
 from models.explain import reason_templates, reason_text, top_reasons
 from models.scoring import FeatureContractError, assign_tiers, check_feature_contract
@@ -223,6 +224,36 @@ def test_score_without_clusters_writes_an_empty_cluster_partition(spark, spark_e
     risk = catalog.read_arrow(settings, "account_risk", filters=[("score_date", "=", other_day)]).to_pandas()
     assert len(risk) == result.accounts_scored > 0
     assert risk["cluster_id"].isna().all() and risk["cluster_score"].isna().all()
+
+
+@pytest.mark.slow
+def test_link_evidence_lifts_quiet_campaign_accounts_and_leads_their_reasons(spark, spark_engine, trained):
+    """The first fifth of each campaign behaves like ordinary customers, so the supervised model cannot find them;
+    the propagation family (family_scores) links them to their decided siblings, and says so first."""
+    from jobs import score
+
+    settings, groups, _ = trained
+    champion = registry.alias_version(registry.configure(settings), settings.model_name, "champion")
+    assert "propagation" in fusion.parse(champion.score_reference, champion.version).families
+    score.run(spark_engine, settings, SCORE_DATE)
+    risk = catalog.read_arrow(settings, "account_risk", filters=[("score_date", "=", SCORE_DATE)]).to_pandas()
+    by_account = risk.set_index("account_id")
+    quiet = [a for c, size in CAMPAIGNS.items() for a in groups[c][: size // 5]]
+    assert by_account.loc[quiet, "score"].min() > by_account.loc[groups["benign"], "score"].quantile(0.99)
+    leads = [reasons[0] for reasons in by_account.loc[quiet, "reasons"]]
+    assert all(lead["feature"] == "propagation" for lead in leads), leads[:2]
+    assert leads[0]["text"].startswith("linked to accounts already decided: shares one payment method with")
+
+
+@pytest.mark.slow
+def test_score_refuses_a_day_the_families_job_has_not_scored(spark, spark_engine, trained, tmp_path):
+    from jobs import score
+
+    settings, _, _ = trained
+    last = max(catalog.read_arrow(settings, "account_features").column("feature_date").to_pylist())
+    catalog.write_arrow(settings, "family_scores", catalog.table("family_scores").schema.empty_table(), last)
+    with pytest.raises(MissingTableError, match=f"family_scores has no rows for {last}.*distillguard families"):
+        score.run(spark_engine, settings, last)
 
 
 @pytest.mark.slow

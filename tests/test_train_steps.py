@@ -32,6 +32,9 @@ def test_training_set_round_trips_through_arrow():
             "benign_segment": [None, "education", None],
             "standing": ["extraction", "benign", None],
             "linked_to_decided": [True, False, False],
+            "family_propagation": [0.2, None, -0.1],
+            "family_peer_novelty": [None, None, None],
+            "family_switch": [0.0, 1.5, None],
         }
     )
     original = TrainingSet(
@@ -49,6 +52,8 @@ def test_training_set_round_trips_through_arrow():
     assert [None if pd.isna(v) else v for v in back.frame["campaign_id"]] == ["camp-A", None, None]
     assert [None if pd.isna(v) else v for v in back.frame["standing"]] == ["extraction", "benign", None]
     assert back.frame["linked_to_decided"].tolist() == [True, False, False]
+    assert back.frame["family_propagation"].isna().tolist() == [False, True, False]  # null: not scored that day
+    assert back.frame["family_propagation"][0] == 0.2 and back.frame["family_switch"].tolist()[:2] == [0.0, 1.5]
     with pytest.raises(ValueError, match="lacks column"):
         train.training_set_from_arrow(train.training_set_to_arrow(original), ["f1", "f3"], original.as_of)
 

@@ -10,6 +10,7 @@ import pytest
 
 from features.registry import feature_columns, feature_set_version
 from lake import catalog
+from lake.errors import MissingInputError
 from models import pu
 from models.config import TrainingConfig
 from models.training_set import (
@@ -346,3 +347,19 @@ def test_build_training_set_refuses_a_features_table_without_registered_columns(
     )
     with pytest.raises(ValueError, match="cot_elicitation_rate_7d"):
         build_training_set(spark, settings, AS_OF, TrainingConfig())
+
+
+def test_training_refuses_a_lake_family_the_families_job_did_not_score_on_every_date():
+    import pandas as pd
+
+    from models.train import check_lake_families
+    from models.training_set import TrainingSet
+
+    days = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(4)]
+    frame = pd.DataFrame({"account_id": ["a", "b", "a", "b"], "feature_date": days})
+    partial = TrainingSet(frame, [], "fs", days[-1], {"family_scores_dates": [d.isoformat() for d in days[:2]]})
+    check_lake_families(partial, ("supervised", "harvest yield"))  # no lake family asked for: nothing to check
+    with pytest.raises(MissingInputError, match=r"2 have none \(2026-03-03..2026-03-04\).*--steps families"):
+        check_lake_families(partial, ("supervised", "propagation"))
+    complete = TrainingSet(frame, [], "fs", days[-1], {"family_scores_dates": [d.isoformat() for d in days]})
+    check_lake_families(complete, ("supervised", "propagation"))

@@ -1,5 +1,6 @@
 """A synthetic feature lake with a planted signal, for the training and scoring tests: account_features (every
-declared column) and enforcement_labels written straight to Delta, without simulating or ingesting anything.
+declared column), family_scores and enforcement_labels written straight to Delta, without simulating or ingesting
+anything.
 
 Benign accounts and three campaigns over DAYS days from START; a fifth of each campaign behaves almost like ordinary
 customers, so the holdout's PR-AUC stays below 1. FAST/STRONG/WEAK are the training configurations the tests use.
@@ -36,8 +37,34 @@ def day(i: int) -> dt.date:
     return START + dt.timedelta(days=i)
 
 
+def write_family_scores(settings, groups: dict[str, list[str]], stealthy: set[str], rng) -> None:
+    """family_scores for every day: the propagation family lifts every campaign account, the stealthy ones too (they
+    share artefacts with their decided siblings), and leaves benign accounts at 0 or below; peer novelty is noise."""
+    rows = []
+    for i in range(DAYS):
+        for group, accounts in groups.items():
+            for account in accounts:
+                linked = group != "benign" and i >= CAMPAIGN_START_DAY[group] + 2
+                score = rng.uniform(0.02, 0.3) if linked else (0.0 if rng.random() < 0.9 else -rng.uniform(0, 0.1))
+                reason = (
+                    f"shares one payment method with {len(accounts) - 1} other accounts, 5 of them decided extraction"
+                    if linked
+                    else "shares no linking artefact with another account"
+                )
+                rows.append(
+                    dict(score_date=day(i), account_id=account, family="propagation", score=score, reason=reason)
+                )
+                rows.append(
+                    dict(
+                        score_date=day(i), account_id=account, family="peer_novelty", score=rng.uniform(0, 2), reason=""
+                    )
+                )
+    catalog.write_arrow(settings, "family_scores", pa.Table.from_pylist(rows, catalog.table("family_scores").schema))
+
+
 def synthetic_lake(settings, seed: int = 11) -> dict[str, list[str]]:
-    """Write account_features (all declared columns) and enforcement_labels; return account ids per group."""
+    """Write account_features (all declared columns), family_scores and enforcement_labels; return account ids per
+    group."""
     rng = np.random.default_rng(seed)
     columns = feature_columns()
     groups: dict[str, list[str]] = {"benign": [f"acct-{i:03d}" for i in range(N_BENIGN)]}
@@ -83,6 +110,7 @@ def synthetic_lake(settings, seed: int = 11) -> dict[str, list[str]]:
         for account in groups["benign"][offset : offset + size]:
             labels.append((account, "benign", day(2), None, "analyst", segment))
         offset += size
+    write_family_scores(settings, groups, stealthy, rng)
     keys = ("account_id", "label", "decided_at", "campaign_id", "source", "note")
     catalog.write_arrow(
         settings,
