@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from lake import catalog
 from lake.config import Settings
-from lake.errors import MissingInputError
+from lake.errors import ConflictError, MissingInputError
 from models.config import TIERS
 
 
@@ -60,16 +60,17 @@ def _single(values: list[str], what: str, score_date: dt.date) -> str:
 def run(spark, settings: Settings, score_date: dt.date) -> Publication:
     from deltalake import DeltaTable
 
-    from jobs.score import MARKER_TABLE, scored
+    from jobs.score import MARKER_TABLE, finished_at
 
-    if not scored(settings, score_date):
+    run_finished = finished_at(settings, score_date)
+    if run_finished is None:
         raise MissingInputError(
             f"the score run for {score_date} did not finish (no {MARKER_TABLE} marker), so account_risk and "
             f"cluster_risk may not belong together; run `distillguard score --date {score_date.isoformat()}` first"
         )
 
-    # Versions first: the counts below describe this snapshot or a later one, and a later one can only come from a
-    # rerun of score for the day, which the scheduler does not run concurrently with publish.
+    # Versions first, then the counts, then the marker again: a rescore of the day that starts in between clears the
+    # marker before it writes, so an unchanged marker means the versions and counts belong to the run it marks.
     risk_version = DeltaTable(settings.table_uri("account_risk")).version()
     cluster_version = (
         DeltaTable(settings.table_uri("cluster_risk")).version() if catalog.exists(settings, "cluster_risk") else None
@@ -85,6 +86,11 @@ def run(spark, settings: Settings, score_date: dt.date) -> Publication:
         if cluster_version is not None
         else 0
     )
+    if finished_at(settings, score_date) != run_finished:
+        raise ConflictError(
+            f"{score_date} was rescored while it was being published, so nothing was recorded; run `distillguard "
+            f"publish --date {score_date.isoformat()}` again once the score run has finished"
+        )
     publication = Publication(
         score_date=score_date,
         published_at=dt.datetime.now(dt.UTC).replace(microsecond=0),

@@ -60,3 +60,11 @@ def write_marker(settings: Settings, score_date: dt.date, result: ScoreResult) -
 def scored(settings: Settings, score_date: dt.date) -> bool:
     """The day's last score run finished: its marker is there."""
     return bool(preconditions.partition_rows(settings, MARKER_TABLE, score_date))
+
+
+def finished_at(settings: Settings, score_date: dt.date) -> dt.datetime | None:
+    """When the day's last complete score run finished (its marker), or None when the day counts as not scored."""
+    if not scored(settings, score_date):
+        return None
+    marker = catalog.read_arrow(settings, MARKER_TABLE, filters=[("score_date", "=", score_date)])
+    return max(marker.column("finished_at").to_pylist(), default=None)

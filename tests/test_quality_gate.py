@@ -23,7 +23,7 @@ from jobs.quality_gate import (
     check_score_distribution,
 )
 from lake import catalog
-from lake.errors import MissingInputError
+from lake.errors import ConflictError, MissingInputError
 from models.config import TIERS
 
 DAY = dt.date(2026, 3, 10)
@@ -287,3 +287,24 @@ def test_publish_refuses_a_day_whose_score_run_did_not_finish(spark, settings):
 
 def test_catalog_tier_columns_follow_the_model_tiers():
     assert catalog.RISK_TIERS == TIERS
+
+
+@pytest.mark.parametrize("rescore", ["started", "finished"])
+def test_publish_records_nothing_when_the_day_is_rescored_while_it_reads(spark, settings, monkeypatch, rescore):
+    """publish reads the marker, the table versions and the counts, then the marker again: a rescore that starts
+    (clears the marker) or even finishes (a new marker) in between is a conflict, and nothing is recorded."""
+    from jobs.score import clear_marker
+
+    _tiny_lake(settings, DAY, quarantined=2)
+    summary = publish.risk_day_summary
+
+    def rescored_meanwhile(risk_day):
+        clear_marker(settings, DAY)
+        if rescore == "finished":
+            _score_marker(settings, DAY)
+        return summary(risk_day)
+
+    monkeypatch.setattr(publish, "risk_day_summary", rescored_meanwhile)
+    with pytest.raises(ConflictError, match=f"{DAY} was rescored while it was being published"):
+        publish.run(spark, settings, DAY)
+    assert not catalog.exists(settings, "risk_publications")
