@@ -182,7 +182,9 @@ def cluster_members(settings: Settings, cluster_id: str, score_date: dt.date | N
     members = members.append_column(
         "link_types", pa.array([links.get(a) for a in members["account_id"].to_pylist()], pa.list_(pa.string()))
     )
-    summary: dict = {"score_date": day, "cluster_id": cluster_id}
+    # every cluster_risk column, so a reader (the console's cluster page) finds each key even without a row
+    summary: dict = {column: None for column in catalog.table("cluster_risk").columns}
+    summary.update(score_date=day, cluster_id=cluster_id)
     if catalog.exists(settings, "cluster_risk"):
         found = (
             DeltaTable(settings.table_uri("cluster_risk"))

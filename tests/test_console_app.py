@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pyarrow.compute as pc
 import pytest
 
 from console.app import CSP, ConsoleConfig, create_app
@@ -297,3 +298,18 @@ def test_decisions_made_in_the_console_enter_the_next_training_set(spark, settin
     # extraction then needs_more_info: the extraction still stands for training
     assert set(after.loc[after["account_id"] == cleared, "label"]) == {1}
     assert len(after) == len(before)
+
+
+def test_a_cluster_scored_without_its_cluster_risk_row_still_has_a_page(console_lake):
+    """A score run killed between its two tables leaves members in account_risk and no cluster_risk row: the
+    cluster page shows the members with no cluster score, not an error."""
+    settings, info, auth, token = console_lake
+    cluster = info["clusters"][0]
+    risk = catalog.read_arrow(settings, "cluster_risk")
+    day = max(risk.column("score_date").to_pylist())
+    on_day = catalog.read_arrow(settings, "cluster_risk", filters=[("score_date", "=", day)])
+    others = on_day.filter(pc.field("cluster_id") != cluster)
+    catalog.write_arrow(settings, "cluster_risk", others, partition_value=day)
+    page = _signed_in(settings, auth, token).get(f"/cluster/{cluster}?date={day.isoformat()}")
+    assert page.status_code == 200
+    assert "cluster score <b>-</b>" in page.text and "How the accounts are linked" in page.text
