@@ -103,7 +103,7 @@ def run(
         catalog.write_partition(spark_clusters.link_rows(edges, feature_date), settings, "account_links", feature_date)
         history = catalog.read(spark, settings, "account_edges") if catalog.exists(settings, "account_edges") else None
         artefact_edges = spark_edges.edge_rows(
-            pairs, members, evidence, edges, feature_date, settings.pseudonym_key, history=history
+            pairs, members, evidence, edges, feature_date, settings.pseudonym_key.get_secret_value(), history=history
         )
         catalog.write_partition(artefact_edges, settings, "account_edges", feature_date)
         rows = spark_clusters.account_clusters(components, spark_clusters.account_link_evidence(edges), feature_date)

@@ -86,7 +86,7 @@ class Settings(BaseModel):
     mlflow_tracking_uri: str = Field(description="MLflow tracking and registry URI")
     model_name: str = "distillguard-extraction"
     model_config_file: str | None = None  # TOML with [training] / [scoring] (models/config.py load_model_config)
-    pseudonym_key: str = DEMO_PSEUDONYM_KEY
+    pseudonym_key: SecretStr = SecretStr(DEMO_PSEUDONYM_KEY)  # keys the IP and payment pseudonyms
     # None: a remote server keeps its operator's value (spark-defaults.conf); embedded Sail uses a small default
     shuffle_partitions: int | None = Field(default=None, ge=1, le=100_000)
     engine: str = Field(default="embedded", description="compute engine key, see lake/engine.py")

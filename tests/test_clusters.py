@@ -362,7 +362,7 @@ def test_job_stores_what_joined_each_pair_pseudonymised(spark, settings):
     # a and b pay with one card that only they use (idle's activity is before the window): one payment row whose
     # artefact is the keyed hash of the fingerprint, never the fingerprint itself
     [payment] = edges[("a", "b", "payment")]
-    assert payment["artefact"] == keyed_hash_reference("pay-1", settings.pseudonym_key) != "pay-1"
+    assert payment["artefact"] == keyed_hash_reference("pay-1", settings.pseudonym_key.get_secret_value()) != "pay-1"
     assert payment["artefact_accounts"] == 2 and payment["strength"] == spark_clusters.PAYMENT_STRENGTH
     assert payment["in_cluster_graph"] is True
     # b was active on D-6 only, a on D only: both had used the card by D; the last use is D

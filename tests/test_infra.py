@@ -328,7 +328,7 @@ def test_configmap_env_is_what_load_settings_reads(monkeypatch):
     assert settings.engine == env["DG_ENGINE"]
     assert settings.mlflow_tracking_uri == env["MLFLOW_TRACKING_URI"]
     assert settings.model_name == env["DG_MODEL_NAME"]
-    assert settings.pseudonym_key == "from-the-secret"
+    assert settings.pseudonym_key.get_secret_value() == "from-the-secret"
     # the Spark Connect URL and the MLflow URL point at Services defined here
     host, port = env["DG_SPARK_REMOTE"].removeprefix("sc://").split(":")
     assert host == f"spark-connect.{NAMESPACE}.svc.cluster.local"

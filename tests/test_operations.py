@@ -132,15 +132,17 @@ def test_demo_key_is_refused_for_a_non_local_lake_unless_demo():
     assert (
         load_settings(
             lake_root="s3://bucket/lake", mlflow_tracking_uri="http://mlflow:5000", allow_demo_key=True
-        ).pseudonym_key
+        ).pseudonym_key.get_secret_value()
         == DEMO_PSEUDONYM_KEY
     )
     assert (
         load_settings(
             lake_root="s3://bucket/lake", mlflow_tracking_uri="http://mlflow:5000", pseudonym_key="a-real-secret"
-        ).pseudonym_key
+        ).pseudonym_key.get_secret_value()
         == "a-real-secret"
     )
+    printed = load_settings(lake_root="/tmp/lake", pseudonym_key="a-real-secret")
+    assert "a-real-secret" not in repr(printed) and "a-real-secret" not in str(printed.model_dump())
 
 
 # --- upstream completeness ------------------------------------------------------------------------------
