@@ -50,7 +50,9 @@ def run(spark, settings: Settings, event_date: dt.date) -> IngestResult:
     # day matches nothing)
     repeated = duplicate_request_ids(raw).unionByName(spark.createDataFrame([(None,)], "request_id string"))
     with staged_frame(spark, settings, repeated, f"{run_id}-repeated-ids") as duplicate_ids:
-        bronze, quarantine = validate_requests(raw, event_date, settings.pseudonym_key.get_secret_value(), run_id, duplicate_ids)
+        bronze, quarantine = validate_requests(
+            raw, event_date, settings.pseudonym_key.get_secret_value(), run_id, duplicate_ids
+        )
         # the only place prompt text is read: each request's content and client signals become bronze columns
         bronze = with_request_signals(bronze)
         # Quarantine first and the run record last: a crash in between leaves no run record, and the
