@@ -138,12 +138,18 @@ def _features_output(spark, settings, day: dt.date):
 def _published(spark, settings, day: dt.date):
     """publish, the reader of score's tables: why it refused, or what it recorded as published."""
     from jobs import publish
-    from lake.errors import MissingInputError
+    from lake.errors import ConflictError, MissingInputError
 
-    try:
-        p = publish.run(spark, settings, day)
-    except MissingInputError as exc:
-        return _refusal(exc, settings)
+    for _ in range(100):  # a rescore that moved under publish is a conflict: publish again, as its message says
+        try:
+            p = publish.run(spark, settings, day)
+            break
+        except MissingInputError as exc:
+            return _refusal(exc, settings)
+        except ConflictError:
+            continue
+    else:
+        raise TimeoutError("publish kept conflicting with a rescore")
     return {
         "accounts": p.accounts,
         "clusters": p.clusters,
