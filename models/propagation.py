@@ -143,7 +143,12 @@ def _reasons(incidence: pd.DataFrame, decision: pd.Series) -> pd.Series:
     # the account's own decision is not evidence about itself
     rows["extraction"] -= (rows["decision"] == EXTRACTION).astype(int)
     rows["benign"] -= (rows["decision"] == BENIGN).astype(int)
-    rows = rows.sort_values(["extraction", "benign", "artefact_accounts"], ascending=[False, False, True])
+    # ties broken by the artefact itself, so a rerun over the same graph writes the same sentence
+    rows = rows.sort_values(
+        ["extraction", "benign", "artefact_accounts", "link_type", "artefact"],
+        ascending=[False, False, True, True, True],
+        kind="stable",
+    )
     best = rows.drop_duplicates("account_id").set_index("account_id")
 
     def sentence(row) -> str:
@@ -174,7 +179,10 @@ def propagation_scores(
         raise ValueError(f"incidence lacks columns {sorted(missing)}; expected {list(INCIDENCE_COLUMNS)}")
     if not 0.0 < restart < 1.0:
         raise ValueError(f"restart must be in (0, 1), got {restart}")
-    incidence = incidence.drop_duplicates(["account_id", "link_type", "artefact"])
+    # the engine returns the graph's rows in any order; sorted, the sums run in one order and reruns agree bit for bit
+    incidence = incidence.drop_duplicates(["account_id", "link_type", "artefact"]).sort_values(
+        ["account_id", "link_type", "artefact"], kind="stable", ignore_index=True
+    )
     decision = decisions_as_of(decisions, scoring_date)
     graph_accounts = pd.Index(sorted(incidence["account_id"].unique()))
     population = max(population or 0, len(graph_accounts))

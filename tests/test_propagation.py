@@ -143,3 +143,26 @@ def test_incidence_is_the_edges_ends_over_the_memory(spark):
         ("b", "payment", "h1", 3),
         ("c", "payment", "h1", 3),
     ]
+
+
+def test_the_same_graph_in_another_row_order_scores_and_explains_the_same():
+    """The engine returns account_edges' rows in any order: a rerun must write the same family_scores."""
+    rng = np.random.default_rng(3)
+    rows = [
+        (f"a{i}", kind, f"{kind}-{rng.integers(6)}", 4)
+        for i in range(40)
+        for kind in ("payment", "template")
+        if rng.random() < 0.7
+    ]
+    incidence = pd.DataFrame(rows, columns=list(propagation.INCIDENCE_COLUMNS))
+    decisions = pd.DataFrame(
+        {
+            "account_id": ["a0", "a1", "a2"],
+            "label": ["extraction", "extraction", "benign"],
+            "decided_at": pd.to_datetime(["2026-03-01"] * 3, utc=True),
+        }
+    )
+    day = dt.date(2026, 3, 2)
+    first = propagation.propagation_scores(incidence, decisions, day)
+    shuffled = propagation.propagation_scores(incidence.sample(frac=1.0, random_state=5), decisions, day)
+    pd.testing.assert_frame_equal(first, shuffled, check_exact=True)
