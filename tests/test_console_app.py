@@ -15,14 +15,10 @@ from console.auth import AuthConfig, issue_token
 from jobs import cli
 from lake import catalog
 from tests.helpers import reviewed_lake
+from tests.helpers.console_client import ORIGIN, client_for, form_csrf, signed_in
 
-ORIGIN = "http://127.0.0.1:8050"
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 LAST_DAY = dt.date(2026, 3, 14)
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 @pytest.fixture()
@@ -34,19 +30,11 @@ def console_lake(settings, tmp_path):
 
 
 def _client(settings, auth):
-    from starlette.testclient import TestClient
-
-    return TestClient(create_app(settings, ConsoleConfig(auth=auth)), base_url=ORIGIN)
+    return client_for(create_app(settings, ConsoleConfig(auth=auth)))
 
 
 def _signed_in(settings, auth, token):
-    client = _client(settings, auth)
-    page = client.get("/login")
-    done = client.post(
-        "/login", data={"token": token, "csrf_token": _csrf(page.text), "next": "/"}, follow_redirects=False
-    )
-    assert done.status_code == 303
-    return client
+    return signed_in(create_app(settings, ConsoleConfig(auth=auth)), token)
 
 
 def _analyst_labels(settings):
@@ -68,7 +56,7 @@ def test_nothing_without_sign_in_and_no_write_without_credentials(console_lake):
     )
     assert refused.status_code == 401
     page = anonymous.get("/login")
-    wrong = anonymous.post("/login", data={"token": token + "x", "csrf_token": _csrf(page.text), "next": "/"})
+    wrong = anonymous.post("/login", data={"token": token + "x", "csrf_token": form_csrf(page.text), "next": "/"})
     assert wrong.status_code == 401 and "unknown token" in wrong.text
     assert _analyst_labels(settings) == []
 
@@ -76,7 +64,7 @@ def test_nothing_without_sign_in_and_no_write_without_credentials(console_lake):
 def test_cross_site_and_csrf_less_posts_are_refused(console_lake):
     settings, _, auth, token = console_lake
     client = _signed_in(settings, auth, token)
-    csrf = _csrf(client.get("/account/acct-000000").text)
+    csrf = form_csrf(client.get("/account/acct-000000").text)
     form = {
         "target_kind": "account",
         "target_id": "acct-000000",
@@ -123,7 +111,7 @@ def test_markup_renders_inert_ids_are_validated_and_raw_prompts_and_ips_never_sh
     client.post(
         "/decide",
         data={
-            "csrf_token": _csrf(page.text),
+            "csrf_token": form_csrf(page.text),
             "target_kind": "account",
             "target_id": account,
             "label": "needs_more_info",
@@ -151,7 +139,7 @@ def test_markup_renders_inert_ids_are_validated_and_raw_prompts_and_ips_never_sh
         assert reviewed_lake.RAW_PROMPT_MARKER not in text and reviewed_lake.RAW_IP_MARKER not in text
 
 
-def test_trusted_header_mode_is_explicit_and_still_needs_csrf(console_lake):
+def test_trusted_header_mode_is_explicit_and_still_needsform_csrf(console_lake):
     settings, _, _, _ = console_lake
     with pytest.raises(ValueError, match="header's name"):
         AuthConfig(mode="trusted-header")
@@ -167,7 +155,7 @@ def test_trusted_header_mode_is_explicit_and_still_needs_csrf(console_lake):
     )
     done = client.post(
         "/decide",
-        data={**form, "csrf_token": _csrf(page.text)},
+        data={**form, "csrf_token": form_csrf(page.text)},
         headers={"X-Forwarded-User": "dora"},
         follow_redirects=False,
     )
@@ -206,7 +194,7 @@ def test_queue_filters_pages_and_reflects_a_decision_at_once(console_lake):
     client.post(
         "/decide",
         data={
-            "csrf_token": _csrf(page.text),
+            "csrf_token": form_csrf(page.text),
             "target_kind": "account",
             "target_id": chosen,
             "label": "extraction",
@@ -280,7 +268,7 @@ def test_decisions_made_in_the_console_enter_the_next_training_set(spark, settin
         done = client.post(
             "/decide",
             data={
-                "csrf_token": _csrf(page.text),
+                "csrf_token": form_csrf(page.text),
                 "target_kind": "account",
                 "target_id": account,
                 "label": label,

@@ -15,10 +15,10 @@ from console.auth import AuthConfig, issue_token
 from lake import catalog
 from tests.helpers import reviewed_lake as synthetic_lake
 from tests.helpers.browser import ARTIFACTS, console_page
+from tests.helpers.console_client import ORIGIN, form_csrf, signed_in
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 LAST_DAY = dt.date(2026, 3, 14)
-ORIGIN = "http://127.0.0.1:8050"
 
 
 def _campaign_lake(settings, accounts: int, days: int) -> dict:
@@ -33,25 +33,16 @@ def _campaign_lake(settings, accounts: int, days: int) -> dict:
     return info
 
 
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
 @pytest.fixture()
-def signed_in(settings, tmp_path):
-    from starlette.testclient import TestClient
-
+def signed_in_lake(settings, tmp_path):
     info = _campaign_lake(settings, accounts=48, days=3)
     tokens = tmp_path / "analyst_tokens"
     token = issue_token(tokens, "alice")
-    client = TestClient(create_app(settings, ConsoleConfig(auth=AuthConfig(tokens_file=tokens))), base_url=ORIGIN)
-    page = client.get("/login")
-    client.post("/login", data={"token": token, "csrf_token": _csrf(page.text), "next": "/"})
-    return settings, info, client
+    return settings, info, signed_in(create_app(settings, ConsoleConfig(auth=AuthConfig(tokens_file=tokens))), token)
 
 
-def test_cluster_evidence_links_to_a_campaign_whose_page_decides_for_every_member(signed_in):
-    settings, info, client = signed_in
+def test_cluster_evidence_links_to_a_campaign_whose_page_decides_for_every_member(signed_in_lake):
+    settings, info, client = signed_in_lake
     cluster = info["clusters"][0]
     page = client.get(f"/cluster/{cluster}?date={LAST_DAY}")
     assert page.status_code == 200
@@ -74,7 +65,7 @@ def test_cluster_evidence_links_to_a_campaign_whose_page_decides_for_every_membe
     done = client.post(
         "/decide",
         data={
-            "csrf_token": _csrf(campaign.text),
+            "csrf_token": form_csrf(campaign.text),
             "target_kind": "campaign",
             "target_id": campaign_id,
             "label": "extraction",

@@ -16,10 +16,10 @@ from console.app import CSP, ConsoleConfig, create_app
 from console.auth import AuthConfig, issue_token
 from tests.helpers import reviewed_lake as synthetic_lake
 from tests.helpers.browser import ARTIFACTS, console_page
+from tests.helpers.console_client import signed_in
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 LAST_DAY = dt.date(2026, 3, 14)
-ORIGIN = "http://127.0.0.1:8050"
 CLUSTER = "cl-00000"  # acct-000000 .. acct-000007; acct-000001 holds the lake's one benign label
 PAIRS_IN_CLUSTER = 8 * 7 // 2
 
@@ -32,15 +32,9 @@ def _graph_lake(settings, with_edges: bool = True) -> dict:
 
 
 def _client(settings, tmp_path):
-    from starlette.testclient import TestClient
-
     tokens = tmp_path / "analyst_tokens"
     token = issue_token(tokens, "alice")
-    client = TestClient(create_app(settings, ConsoleConfig(auth=AuthConfig(tokens_file=tokens))), base_url=ORIGIN)
-    page = client.get("/login")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    client.post("/login", data={"token": token, "csrf_token": csrf, "next": "/"})
-    return client
+    return signed_in(create_app(settings, ConsoleConfig(auth=AuthConfig(tokens_file=tokens))), token)
 
 
 def _graph_json(html: str) -> dict:

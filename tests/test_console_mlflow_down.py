@@ -4,7 +4,6 @@ comes back saying since when MLflow is unreachable, and every other page keeps w
 from __future__ import annotations
 
 import datetime as dt
-import re
 import socket
 
 import pytest
@@ -12,14 +11,12 @@ import pytest
 from console.app import ConsoleConfig, create_app
 from console.auth import AuthConfig, issue_token
 from tests.helpers import reviewed_lake as synthetic_lake
+from tests.helpers.console_client import signed_in
 
-ORIGIN = "http://127.0.0.1:8050"
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
 
 def test_model_page_says_mlflow_is_unreachable_and_nothing_waits_on_it(settings, tmp_path):
-    from starlette.testclient import TestClient
-
     synthetic_lake.write(settings, accounts=12, days=1, last_day=dt.date(2026, 3, 14))
     tokens = tmp_path / "console" / "tokens"
     token = issue_token(tokens, "alice")
@@ -27,10 +24,7 @@ def test_model_page_says_mlflow_is_unreachable_and_nothing_waits_on_it(settings,
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         hung = settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{silent.getsockname()[1]}"})
-        client = TestClient(create_app(hung, ConsoleConfig(auth=AuthConfig(tokens_file=tokens))), base_url=ORIGIN)
-        page = client.get("/login")
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-        client.post("/login", data={"token": token, "csrf_token": csrf, "next": "/"})
+        client = signed_in(create_app(hung, ConsoleConfig(auth=AuthConfig(tokens_file=tokens))), token)
 
         model = client.get("/model")
         assert model.status_code == 200

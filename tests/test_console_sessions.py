@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import socket
 
 import pytest
@@ -15,14 +14,10 @@ from console.app import ConsoleConfig, create_app
 from console.auth import AuthConfig, issue_token
 from jobs import cli
 from tests.helpers import reviewed_lake as synthetic_lake
+from tests.helpers.console_client import client_for, form_csrf, signed_in
 
-ORIGIN = "http://127.0.0.1:8050"
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 LAST_DAY = dt.date(2026, 3, 14)
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 @pytest.fixture()
@@ -33,38 +28,24 @@ def console_lake(settings, tmp_path):
     return settings, AuthConfig(tokens_file=tokens), token
 
 
-def _sign_in(app, token):
-    from starlette.testclient import TestClient
-
-    client = TestClient(app, base_url=ORIGIN)
-    page = client.get("/login")
-    done = client.post(
-        "/login", data={"token": token, "csrf_token": _csrf(page.text), "next": "/"}, follow_redirects=False
-    )
-    assert done.status_code == 303
-    return client
-
-
 def _replay(app, cookie: str):
     """A fresh client holding only a copied session cookie."""
-    from starlette.testclient import TestClient
-
-    client = TestClient(app, base_url=ORIGIN, cookies={"dg_console": cookie})
+    client = client_for(app, cookies={"dg_console": cookie})
     return client.get("/", follow_redirects=False)
 
 
 def test_a_copied_cookie_stops_working_after_sign_out(console_lake):
     settings, auth, token = console_lake
     app = create_app(settings, ConsoleConfig(auth=auth, session_secret="fixed-secret"))
-    client = _sign_in(app, token)
+    client = signed_in(app, token)
     cookie = client.cookies["dg_console"]
     assert _replay(app, cookie).status_code == 200
-    csrf = _csrf(client.get("/").text)
+    csrf = form_csrf(client.get("/").text)
     assert client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
     replayed = _replay(app, cookie)
     assert replayed.status_code == 303 and replayed.headers["location"].startswith("/login")
 
-    cookie = _sign_in(app, token).cookies["dg_console"]
+    cookie = signed_in(app, token).cookies["dg_console"]
     restarted = create_app(settings, ConsoleConfig(auth=auth, session_secret="fixed-secret"))
     assert _replay(restarted, cookie).status_code == 303, "a restart ends sessions even with a fixed secret"
 
@@ -73,18 +54,16 @@ def test_revoking_or_replacing_a_token_ends_its_sessions(console_lake, capsys):
     settings, auth, token = console_lake
     app = create_app(settings, ConsoleConfig(auth=auth))
     flags = ["--lake", settings.lake_root, "review"]
-    cookie = _sign_in(app, token).cookies["dg_console"]
+    cookie = signed_in(app, token).cookies["dg_console"]
 
     new_token = issue_token(auth.tokens_file, "alice")  # a replaced token: the old one and its sessions end
     assert _replay(app, cookie).status_code == 303
-    from starlette.testclient import TestClient
-
-    stale = TestClient(app, base_url=ORIGIN)
+    stale = client_for(app)
     page = stale.get("/login")
-    refused = stale.post("/login", data={"token": token, "csrf_token": _csrf(page.text), "next": "/"})
+    refused = stale.post("/login", data={"token": token, "csrf_token": form_csrf(page.text), "next": "/"})
     assert refused.status_code == 401
 
-    cookie = _sign_in(app, new_token).cookies["dg_console"]
+    cookie = signed_in(app, new_token).cookies["dg_console"]
     assert _replay(app, cookie).status_code == 200
     issue_token(auth.tokens_file, "bob")
     assert cli.main([*flags, "list-tokens", "--tokens-file", str(auth.tokens_file)]) == 0
