@@ -41,8 +41,24 @@ LAKE_FAMILIES = ("propagation", "peer_novelty", "switch")
 
 
 def family_column(name: str) -> str:
-    """The training_sets column of a lake family's raw score on the snapshot's date (null: not scored that day)."""
+    """The column of a lake family's raw score in training_sets and in scoring's inputs (null: not scored)."""
     return f"family_{name}"
+
+
+def family_reason_column(name: str) -> str:
+    """The column of a lake family's plain-language reason in scoring's inputs."""
+    return f"family_reason_{name}"
+
+
+def family_score_columns(rows, families: tuple[str, ...], keys: tuple[str, ...], reasons: bool = False):
+    """family_scores rows (a Spark DataFrame) as one row per `keys`, with each family's raw score as a column
+    (family_column) and, with `reasons`, its sentence (family_reason_column)."""
+    from pyspark.sql import functions as F
+
+    chosen = [(name, F.col("family") == F.lit(name)) for name in families]
+    scores = [F.max(F.when(is_it, F.col("score"))).alias(family_column(name)) for name, is_it in chosen]
+    sentences = [F.max(F.when(is_it, F.col("reason"))).alias(family_reason_column(name)) for name, is_it in chosen]
+    return rows.groupBy(*keys).agg(*scores, *(sentences if reasons else []))
 
 
 def fields_schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:

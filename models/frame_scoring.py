@@ -41,7 +41,7 @@ def _partition(settings: Settings, name: str, day: dt.date) -> pa.Table | None:
 def lake_family_rows(settings: Settings, score_date: dt.date, account_ids: list[str], champion):
     """Per lake family the champion fuses, its raw scores and sentences aligned to `account_ids` (None where the
     families job did not score the account); refuses a day the job has not run (models/scoring.py)."""
-    families = fusion.lake_families(fusion.parse(champion.score_reference, champion.version))
+    families = fusion.lake_families(fusion.parse(champion.score_reference, champion.version).families)
     if not families:
         return {}, {}
     day = _partition(settings, "family_scores", score_date)

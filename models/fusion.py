@@ -286,9 +286,9 @@ def lake_raw(lake: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {name: np.nan_to_num(np.asarray(v, dtype=np.float64), nan=0.0) for name, v in lake.items()}
 
 
-def lake_families(model: FusionModel) -> tuple[str, ...]:
-    """The families of a version that scoring reads from family_scores."""
-    return tuple(name for name in model.families if name in LAKE_FAMILIES)
+def lake_families(families) -> tuple[str, ...]:
+    """Those of `families` (a version's, or a config's score_families) that come from family_scores."""
+    return tuple(name for name in families if name in LAKE_FAMILIES)
 
 
 def parse(text: str | None, version: str) -> FusionModel:

@@ -176,17 +176,9 @@ def peer_scores(
     )
 
 
-def cusum(shares: np.ndarray, baseline_mean: float, baseline_sd: float, allowance: float = CUSUM_ALLOWANCE) -> float:
-    """The largest one-sided CUSUM S_t = max(0, S_(t-1) + (x_t - mean) / sd - allowance) over the series."""
-    statistic = peak = 0.0
-    for share in shares:
-        statistic = max(0.0, statistic + (share - baseline_mean) / baseline_sd - allowance)
-        peak = max(peak, statistic)
-    return peak
-
-
 def cusum_rows(shares: np.ndarray, baseline_mean: np.ndarray, baseline_sd: np.ndarray) -> np.ndarray:
-    """`cusum` for every row of an accounts x days matrix at once (NaN = no active day there, skipped)."""
+    """Per row of an accounts x days matrix (NaN = no active day there, skipped), the largest one-sided CUSUM
+    S_t = max(0, S_(t-1) + (x_t - mean) / sd - CUSUM_ALLOWANCE) over the row, against that row's mean and sd."""
     statistic = np.zeros(len(shares))
     peak = np.zeros(len(shares))
     with np.errstate(invalid="ignore"):

@@ -189,8 +189,11 @@ def make_scorer(
             values = np.column_stack(
                 [batch.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in columns]
             )
-            lake = {n: batch.column(catalog.family_column(n)).to_numpy(zero_copy_only=False) for n in lake_families}
-            lake_reasons = {n: batch.column(family_reason_column(n)).to_pylist() for n in lake_families}
+            lake = {
+                n: batch.column(catalog.family_column(n)).to_numpy(zero_copy_only=False).astype(np.float64)
+                for n in lake_families
+            }
+            lake_reasons = {n: batch.column(catalog.family_reason_column(n)).to_pylist() for n in lake_families}
             scores, tiers, reasons = score_rows(
                 booster,
                 values,
@@ -200,7 +203,7 @@ def make_scorer(
                 tier_bounds,
                 score_reference,
                 version,
-                {n: v.astype(np.float64) for n, v in lake.items()},
+                lake,
                 lake_reasons,
             )
             yield pa.RecordBatch.from_arrays(
@@ -238,10 +241,6 @@ def checked_champion_booster(settings: Settings, table_columns: list[str], featu
     return champion, booster
 
 
-def family_reason_column(name: str) -> str:
-    return f"family_reason_{name}"
-
-
 def no_family_scores(families: tuple[str, ...], score_date: dt.date) -> MissingTableError:
     return MissingTableError(
         f"the champion fuses the families {list(families)}, and family_scores has no rows for {score_date}; run "
@@ -251,19 +250,13 @@ def no_family_scores(families: tuple[str, ...], score_date: dt.date) -> MissingT
 
 def lake_family_columns(spark, settings: Settings, score_date: dt.date, families: tuple[str, ...]):
     """One row per account scored by the families job that day: per family in `families`, its raw score
-    (catalog.family_column) and its sentence (family_reason_column). Refuses a day the job has not run."""
-    from pyspark.sql import functions as F
-
+    (catalog.family_column) and its sentence (catalog.family_reason_column). Refuses a day the job has not run."""
     if not catalog.exists(settings, "family_scores"):
         raise no_family_scores(families, score_date)
     day = catalog.read_partition(spark, settings, "family_scores", score_date)
     if day.limit(1).count() == 0:
         raise no_family_scores(families, score_date)
-    chosen = [(name, F.col("family") == F.lit(name)) for name in families]
-    return day.groupBy("account_id").agg(
-        *(F.max(F.when(is_it, F.col("score"))).alias(catalog.family_column(name)) for name, is_it in chosen),
-        *(F.max(F.when(is_it, F.col("reason"))).alias(family_reason_column(name)) for name, is_it in chosen),
-    )
+    return catalog.family_score_columns(day, families, ("account_id",), reasons=True)
 
 
 # --- DataFrame transforms -------------------------------------------------------------------------
@@ -410,7 +403,7 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
     champion, booster = checked_champion_booster(settings, features_day.columns, versions)
     feature_set_version = versions[0]
     columns = champion.feature_columns
-    families = fusion.lake_families(fusion.parse(champion.score_reference, champion.version))
+    families = fusion.lake_families(fusion.parse(champion.score_reference, champion.version).families)
     scorer = make_scorer(
         bytes(booster.save_raw("ubj")),
         columns,
@@ -421,7 +414,7 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
         champion.version,
         families,
     )
-    lake_columns = [f(name) for name in families for f in (catalog.family_column, family_reason_column)]
+    lake_columns = [f(name) for name in families for f in (catalog.family_column, catalog.family_reason_column)]
 
     clusters_day = _clusters_for(spark, settings, score_date)
     inputs = features_day.select("account_id", *columns)

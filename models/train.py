@@ -110,7 +110,7 @@ def fused(booster, version: registry.ModelVersionInfo, frame: pd.DataFrame, colu
     """The score a version gives in production (models/fusion.py)."""
     model = fusion.parse(version.score_reference, version.version)
     values = frame[columns].to_numpy(dtype=np.float64)
-    lake = lake_family_raw(frame, fusion.lake_families(model))
+    lake = lake_family_raw(frame, model.families)
     raw, _ = fusion.family_scores(predict(booster, frame, columns), values, columns, model, lake=lake)
     return fusion.score(raw, model)
 
@@ -118,15 +118,13 @@ def fused(booster, version: registry.ModelVersionInfo, frame: pd.DataFrame, colu
 def lake_family_raw(frame: pd.DataFrame, families) -> dict[str, np.ndarray]:
     """The raw scores of the lake families among `families`, from the training set's family_<name> columns."""
     return {
-        name: frame[catalog.family_column(name)].to_numpy(dtype=np.float64)
-        for name in families
-        if name in catalog.LAKE_FAMILIES
+        name: frame[catalog.family_column(name)].to_numpy(dtype=np.float64) for name in fusion.lake_families(families)
     }
 
 
 def check_lake_families(training_set: TrainingSet, families) -> None:
     """Refuse, in one line, a lake family that the families job did not score on every feature date of the set."""
-    wanted = [name for name in families if name in catalog.LAKE_FAMILIES]
+    wanted = list(fusion.lake_families(families))
     if not wanted:
         return
     scored = set(training_set.reference.get("family_scores_dates", []))

@@ -276,13 +276,8 @@ def lake_family_scores(spark, settings: Settings, as_of: dt.date):
         return spark.createDataFrame([], schema), []
     scores = catalog.read(spark, settings, "family_scores").filter(F.col("score_date") <= F.lit(as_of))
     dates = sorted(row["score_date"] for row in scores.select("score_date").distinct().collect())
-    pivoted = scores.groupBy("account_id", F.col("score_date").alias("feature_date")).agg(
-        *(
-            F.max(F.when(F.col("family") == name, F.col("score"))).alias(catalog.family_column(name))
-            for name in catalog.LAKE_FAMILIES
-        )
-    )
-    return pivoted, dates
+    by_snapshot = scores.withColumnRenamed("score_date", "feature_date")
+    return catalog.family_score_columns(by_snapshot, catalog.LAKE_FAMILIES, KEY_COLUMNS), dates
 
 
 def build_training_set(spark, settings: Settings, as_of: dt.date, config: TrainingConfig) -> TrainingSet:
