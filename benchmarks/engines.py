@@ -90,7 +90,7 @@ def log(message: str) -> None:
 # --- child processes ----------------------------------------------------------------------------------
 
 
-def _process_table() -> dict[int, tuple[int, int, float]]:
+def process_table() -> dict[int, tuple[int, int, float]]:
     """pid -> (parent pid, resident bytes, CPU seconds so far) for every process now, read from /proc
     (no psutil needed on the bare GPU hosts the benchmark also runs on)."""
     page, ticks = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
@@ -126,7 +126,7 @@ class TreeMemorySampler:
 
     def sample(self) -> tuple[int, int]:
         """(summed RSS bytes, processes) of the tree right now."""
-        table = _process_table()
+        table = process_table()
         children: dict[int, list[int]] = {}
         for pid, (parent, _rss, _cpu) in table.items():
             children.setdefault(parent, []).append(pid)

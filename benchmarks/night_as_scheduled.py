@@ -37,7 +37,7 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(REPO))
 
-from engines import START, bronze_records, generate_lake  # noqa: E402 - importable once sys.path holds benchmarks/
+from engines import START, bronze_records, generate_lake, process_table  # noqa: E402 - importable once sys.path holds benchmarks/
 from machine import machine_facts  # noqa: E402
 
 STEPS = ("ingest", "aggregate", "cluster", "features")
@@ -47,13 +47,6 @@ CLI = [sys.executable, "-m", "jobs.cli"]
 def children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def process_cpu_s(pid: int) -> float:
-    """CPU seconds so far of one live process (from /proc; the server's start)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(command: list[str], env: dict) -> dict:
@@ -82,7 +75,7 @@ def as_scheduled(lake: Path, day: dt.date, env: dict) -> dict:
         server.kill()
         raise SystemExit(f"the engine server did not start: {line!r}")
     url = line.split("--remote ", 1)[1].strip()
-    server_start = {"wall_s": time.perf_counter() - began, "cpu_s": process_cpu_s(server.pid)}
+    server_start = {"wall_s": time.perf_counter() - began, "cpu_s": process_table()[server.pid][2]}
     steps = {}
     chain_began = time.perf_counter()
     for step in STEPS:
