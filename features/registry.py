@@ -600,6 +600,7 @@ TRAINING_SETS = catalog.Table(
         ("linked_to_decided", pa.bool_()),  # ever in a cluster with a decided account by as_of
         # each lake family's raw score on the snapshot's date, from family_scores (null: not scored that day)
         *((catalog.family_column(name), pa.float64()) for name in catalog.LAKE_FAMILIES),
+        *((catalog.family_latest_column(name), pa.float64()) for name in catalog.LAKE_FAMILIES),
         ("feature_set_version", pa.string()),
         ("reference", pa.string()),
     ),  # JSON: the pinned input table versions and labelling rules

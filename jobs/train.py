@@ -36,7 +36,7 @@ from models.train import (
     promote_candidate,
     train_and_register,
 )
-from models.training_set import FAMILY_COLUMNS, KEY_COLUMNS, REFERENCE_FORMATS_READ, TrainingSet, build_training_set
+from models.training_set import FAMILY_COLUMNS, FAMILY_LATEST_COLUMNS, KEY_COLUMNS, REFERENCE_FORMATS_READ, TrainingSet, build_training_set
 
 TABLE = "training_sets"
 # The stored set must have been labelled with the rules the fitting config asks for.
@@ -49,6 +49,7 @@ EXAMPLE_COLUMNS = (
     "standing",
     "linked_to_decided",
     *FAMILY_COLUMNS,
+    *FAMILY_LATEST_COLUMNS,
 )
 
 
@@ -70,7 +71,10 @@ def training_set_to_arrow(training_set: TrainingSet) -> pa.Table:
         "benign_segment": pa.array(_nullable_strings(frame["benign_segment"]), pa.string()),
         "standing": pa.array(_nullable_strings(frame["standing"]), pa.string()),
         "linked_to_decided": pa.array(frame["linked_to_decided"].astype(bool).to_numpy(), pa.bool_()),
-        **{c: pa.array(frame[c].to_numpy(dtype="float64"), pa.float64(), from_pandas=True) for c in FAMILY_COLUMNS},
+        **{
+            c: pa.array(frame[c].to_numpy(dtype="float64"), pa.float64(), from_pandas=True)
+            for c in (*FAMILY_COLUMNS, *FAMILY_LATEST_COLUMNS)
+        },
         "feature_set_version": pa.array([training_set.feature_set_version] * len(frame), pa.string()),
         "reference": pa.array([json.dumps(training_set.reference, sort_keys=True)] * len(frame), pa.string()),
     }

@@ -37,12 +37,19 @@ class Table:
 
 # The families the `families` job scores into family_scores (jobs/families.py). The score can fuse them
 # (models/fusion.py): the training set carries each as a column family_<name>, the day's scoring reads the table.
-LAKE_FAMILIES = ("propagation", "peer_novelty", "switch")
+LAKE_FAMILIES = ("propagation", "peer_novelty", "switch", "resemblance")
 
 
 def family_column(name: str) -> str:
     """The column of a lake family's raw score in training_sets and in scoring's inputs (null: not scored)."""
     return f"family_{name}"
+
+
+def family_latest_column(name: str) -> str:
+    """The column of a lake family's raw score on the training set's last scored date, per account, in
+    training_sets: the evidence as it stands when the model starts scoring, which the score's stack is fitted on
+    (null: the account was not scored that day)."""
+    return f"family_latest_{name}"
 
 
 def family_reason_column(name: str) -> str:

@@ -37,9 +37,19 @@ MAX_AGE_WEIGHT = 10.0
 MAX_G = 1.0 - 1e-6
 
 
-def folds(account_ids, k: int) -> np.ndarray:
-    """A fold per row, 0..k-1, by a hash of the account: all of an account's snapshots fall in one fold."""
-    return np.asarray([zlib.crc32(str(a).encode()) % k for a in account_ids], dtype=np.int64)
+def folds(keys, k: int) -> np.ndarray:
+    """A fold per row, 0..k-1, by a hash of its key (an account, or campaign_groups): all rows of a key fall in one
+    fold."""
+    return np.asarray([zlib.crc32(str(a).encode()) % k for a in keys], dtype=np.int64)
+
+
+def campaign_groups(rows: pd.DataFrame) -> np.ndarray:
+    """Per row, what cross-fitting must hold out together: the campaign an analyst filed the account under
+    (campaign_id), else the account. Held out by campaign, a cross-fitted score says how the model does on a
+    campaign it never saw, which is what the unlabelled campaigns are to it."""
+    campaign = rows["campaign_id"] if "campaign_id" in rows.columns else pd.Series(None, index=rows.index)
+    account = rows["account_id"].astype(str)
+    return np.where(campaign.notna(), "campaign:" + campaign.astype(str), "account:" + account).astype(object)
 
 
 def account_weights(account_ids) -> np.ndarray:

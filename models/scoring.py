@@ -93,6 +93,7 @@ LAKE_FAMILY_LEADS = {
     "propagation": "linked to accounts already decided",
     "peer_novelty": "unusual among accounts like it",
     "switch": "changed from its own past",
+    "resemblance": "resembles accounts already decided",
 }
 # A novelty family leads an account's reasons when it gave the most evidence and the account is above this share of
 # the benign reference on it (the elevated tier's rate). Not fitted.

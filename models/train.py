@@ -115,11 +115,18 @@ def fused(booster, version: registry.ModelVersionInfo, frame: pd.DataFrame, colu
     return fusion.score(raw, model)
 
 
-def lake_family_raw(frame: pd.DataFrame, families) -> dict[str, np.ndarray]:
-    """The raw scores of the lake families among `families`, from the training set's family_<name> columns."""
-    return {
-        name: frame[catalog.family_column(name)].to_numpy(dtype=np.float64) for name in fusion.lake_families(families)
-    }
+def lake_family_raw(frame: pd.DataFrame, families, latest: bool = False) -> dict[str, np.ndarray]:
+    """The raw scores of the lake families among `families`, from the training set's family_<name> columns (each
+    snapshot's own date), or with `latest` from family_latest_<name> (the set's last scored date), falling back to
+    the snapshot's own where the account was not scored that day."""
+    out = {}
+    for name in fusion.lake_families(families):
+        own = frame[catalog.family_column(name)].to_numpy(dtype=np.float64)
+        if latest and catalog.family_latest_column(name) in frame.columns:
+            last = frame[catalog.family_latest_column(name)].to_numpy(dtype=np.float64)
+            own = np.where(np.isnan(last), own, last)
+        out[name] = own
+    return out
 
 
 def check_lake_families(training_set: TrainingSet, families) -> None:
@@ -247,8 +254,8 @@ def cross_fitted_supervised(
     import xgboost as xgb
 
     rows, y, w = fitted
-    fold = pu.folds(rows["account_id"], config.cross_fit_folds)
-    target_fold = pu.folds(targets["account_id"], config.cross_fit_folds)
+    fold = pu.folds(pu.campaign_groups(rows), config.cross_fit_folds)
+    target_fold = pu.folds(pu.campaign_groups(targets), config.cross_fit_folds)
     out = np.zeros(len(targets))
     for k in range(config.cross_fit_folds):
         keep, held = fold != k, target_fold == k
@@ -275,7 +282,7 @@ def fit_fusion(
     supervised = cross_fitted_supervised(fitted, targets, columns, config, device, rounds)
     values = targets[columns].to_numpy(dtype=np.float64)
     novelty_reference = novelty.fit_reference(values[: len(reference)], columns)
-    lake = lake_family_raw(targets, config.score_families)
+    lake = lake_family_raw(targets, config.score_families, latest=True)
     raw, _ = fusion.family_scores(supervised, values, columns, None, novelty_reference, lake=lake)
     split = len(reference)
     raw = {name: v for name, v in raw.items() if name in config.score_families}

@@ -261,23 +261,34 @@ def _delta_version(settings: Settings, name: str) -> int:
 
 
 FAMILY_COLUMNS = tuple(catalog.family_column(name) for name in catalog.LAKE_FAMILIES)
+FAMILY_LATEST_COLUMNS = tuple(catalog.family_latest_column(name) for name in catalog.LAKE_FAMILIES)
 
 
 def lake_family_scores(spark, settings: Settings, as_of: dt.date):
-    """(one row per account and date up to as_of with each lake family's raw score as a column, the dates scored).
+    """(one row per account and date up to as_of with each lake family's raw score as a column, one row per account
+    with each family's raw score on the last date scored (FAMILY_LATEST_COLUMNS), the dates scored).
+
     A snapshot takes the families of its own date: propagation then counts only the decisions made by that day, as
-    it does for the accounts scored on a day."""
+    it does for the accounts scored on a day. The last date's scores are what the stack is fitted on: families
+    that stand on decisions grow as decisions accumulate, and a snapshot from the window's first days understates
+    what they will weigh on the days the model scores. Every decision counted there was made by as_of, and an
+    account's own decision is never evidence about it (both families leave it out)."""
     from pyspark.sql import functions as F
 
     if not catalog.exists(settings, "family_scores"):
-        schema = ", ".join(
-            [*(f"{c} {t}" for c, t in zip(KEY_COLUMNS, ("string", "date"))), *(f"{c} double" for c in FAMILY_COLUMNS)]
+        keys = [f"{c} {t}" for c, t in zip(KEY_COLUMNS, ("string", "date"))]
+        return (
+            spark.createDataFrame([], ", ".join([*keys, *(f"{c} double" for c in FAMILY_COLUMNS)])),
+            spark.createDataFrame([], ", ".join(["account_id string", *(f"{c} double" for c in FAMILY_LATEST_COLUMNS)])),
+            [],
         )
-        return spark.createDataFrame([], schema), []
     scores = catalog.read(spark, settings, "family_scores").filter(F.col("score_date") <= F.lit(as_of))
     dates = sorted(row["score_date"] for row in scores.select("score_date").distinct().collect())
     by_snapshot = scores.withColumnRenamed("score_date", "feature_date")
-    return catalog.family_score_columns(by_snapshot, catalog.LAKE_FAMILIES, KEY_COLUMNS), dates
+    latest = catalog.family_score_columns(
+        scores.filter(F.col("score_date") == F.lit(dates[-1] if dates else as_of)), catalog.LAKE_FAMILIES, ("account_id",)
+    ).select("account_id", *(F.col(a).alias(b) for a, b in zip(FAMILY_COLUMNS, FAMILY_LATEST_COLUMNS, strict=True)))
+    return catalog.family_score_columns(by_snapshot, catalog.LAKE_FAMILIES, KEY_COLUMNS), latest, dates
 
 
 def build_training_set(spark, settings: Settings, as_of: dt.date, config: TrainingConfig) -> TrainingSet:
@@ -335,13 +346,14 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
         ).withColumn("linked_to_decided", F.lit(True))
     else:  # no clustering has run: no account is known to be linked
         linked = spark.createDataFrame([], "account_id string, linked_to_decided boolean")
-    family_scores, family_dates = lake_family_scores(spark, settings, as_of)
+    family_scores, family_latest, family_dates = lake_family_scores(spark, settings, as_of)
     frame_df = (
         features.select(*KEY_COLUMNS, *columns)
         .join(selected, list(KEY_COLUMNS), "inner")
         .join(account_outcomes(labels, as_of), "account_id", "left")
         .join(linked, "account_id", "left")
         .join(family_scores, list(KEY_COLUMNS), "left")
+        .join(family_latest, "account_id", "left")
         .select(
             *KEY_COLUMNS,
             *columns,
@@ -352,6 +364,7 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
             "standing",
             F.coalesce(F.col("linked_to_decided"), F.lit(False)).alias("linked_to_decided"),
             *FAMILY_COLUMNS,
+            *FAMILY_LATEST_COLUMNS,
         )
     )
     frame = frame_df.toArrow().to_pandas()

@@ -441,6 +441,14 @@ def test_families_job_scores_every_active_account_from_the_stored_edges(spark, s
         {"account_id": "m1", "label": "extraction", "decided_at": after},  # decided after D: not yet evidence
     ]
     catalog.write_arrow(settings, "enforcement_labels", _arrow("enforcement_labels", labels))
+    # the day's features (resemblance reads them): a's row the day before its decision, and the scored day's
+    features = [
+        {"account_id": r["account_id"], "feature_date": D, "requests_7d": 10.0, "stream_share_28d": 0.9}
+        for r in DAILY
+        if r["event_date"] == D
+    ]
+    features.append({"account_id": "a", "feature_date": D - dt.timedelta(days=2), "requests_7d": 10.0})
+    catalog.write_arrow(settings, "account_features", _arrow("account_features", features))
     cluster.run(spark, settings, D, max_accounts_per_prefix=3)
     families.run(spark, settings, D)
 
@@ -455,5 +463,10 @@ def test_families_job_scores_every_active_account_from_the_stored_edges(spark, s
         "shares one payment method with 1 other account, 1 of them decided extraction, 0 benign"
     )
     assert propagation.loc["m2", "score"] == 0.0 and propagation.loc["d", "score"] == 0.0
+    resemblance = rows[rows["family"] == "resemblance"].set_index("account_id")
+    assert set(resemblance.index) == {f["account_id"] for f in features if f["feature_date"] == D}
+    # a, decided the day before, is every other account's nearest decided extraction, and never its own
+    assert resemblance.drop(index="a")["reason"].str.contains("nearest: a\\)").all()
+    assert resemblance.loc["a", "reason"] == "no other account had been decided extraction to compare it with"
     families.run(spark, settings, D)  # a rerun replaces the day
     assert len(DeltaTable(settings.table_uri("family_scores")).to_pyarrow_table()) == len(rows)

@@ -16,7 +16,7 @@ from lake.errors import InputError, UnsupportedFormatError
 from lake.formats import FORMAT_VERSION_KEY
 from models import fusion, registry
 from models.config import load_model_config
-from models.training_set import FAMILY_COLUMNS, REFERENCE_FORMAT, TrainingSet
+from models.training_set import FAMILY_COLUMNS, FAMILY_LATEST_COLUMNS, REFERENCE_FORMAT, TrainingSet
 
 
 def test_a_score_reference_is_written_with_its_format_and_read_back():
@@ -66,7 +66,7 @@ def _training_set(reference: dict) -> TrainingSet:
             "benign_segment": [None, None],
             "standing": [None, None],
             "linked_to_decided": [False, False],
-            **{column: [0.1, None] for column in FAMILY_COLUMNS},
+            **{column: [0.1, None] for column in (*FAMILY_COLUMNS, *FAMILY_LATEST_COLUMNS)},
         }
     )
     return TrainingSet(frame, ["f1"], "fs-x", dt.date(2026, 2, 5), reference)

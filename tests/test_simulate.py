@@ -687,7 +687,11 @@ def test_randomised_labels_catch_the_loudest_accounts_first(randomised):
     labels = _read(settings, "enforcement_labels")
     caught = set(labels[labels.label == "extraction"].account_id)
     daily = raw[raw.is_campaign.eq(True)].groupby(["campaign_id", "account_id", "event_date"]).size()
-    loudness = daily.groupby(level=[0, 1]).median().rename("per_day").reset_index()
+    # an account's first and last days are partial (it goes live, is banned or abandoned during them): whole days only
+    days = daily.reset_index(name="requests")
+    by_account = days.groupby("account_id")["event_date"]
+    whole = days[(days.event_date > by_account.transform("min")) & (days.event_date < by_account.transform("max"))]
+    loudness = whole.groupby(["campaign_id", "account_id"])["requests"].median().rename("per_day").reset_index()
     loudness["caught"] = loudness.account_id.isin(caught)
     labelled = loudness[loudness.groupby("campaign_id").caught.transform("any")]
     assert labelled.campaign_id.nunique() >= 2
@@ -730,3 +734,24 @@ def test_randomised_hold_out_archetype_exists_only_unlabelled():
         build_population(5, 3000, START, 6, "extended", hold_out="label_harvest")
     with pytest.raises(InputError, match="hold-out"):
         build_population(5, 3000, START, 6, "randomised", hold_out="nope")
+
+
+def test_a_late_randomised_campaign_goes_live_after_its_start():
+    """A campaign that starts late (after the detection benchmark's train day) sends nothing before it starts,
+    though its first accounts were made ready days ahead: its detection latency is measured from there."""
+    from simulator.population import DAY_US
+    from simulator.randomised import LATE_START, draw_plan
+    from simulator.scenarios import build_population
+
+    days, accounts = 12, 3000
+    seed, late = next(
+        (s, c) for s in range(1, 60) for c in draw_plan(s, accounts, days).campaigns if c.start_day >= LATE_START[0] * days
+    )
+    population = build_population(seed, accounts, START, days, "randomised")
+    truth = population.ground_truth.to_pandas()
+    members = np.flatnonzero((truth.campaign_id == late.campaign_id).to_numpy() & truth.is_campaign.to_numpy())
+    profiles = population.profiles
+    campaign_profiles = np.isin(profiles.account, members) & (profiles.hydra >= 0)
+    start_us = int(dt.datetime(START.year, START.month, START.day, tzinfo=dt.UTC).timestamp() * 1e6)
+    assert campaign_profiles.sum() >= 10
+    assert profiles.active_from_us[campaign_profiles].min() >= start_us + late.start_day * DAY_US

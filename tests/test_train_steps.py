@@ -35,6 +35,11 @@ def test_training_set_round_trips_through_arrow():
             "family_propagation": [0.2, None, -0.1],
             "family_peer_novelty": [None, None, None],
             "family_switch": [0.0, 1.5, None],
+            "family_resemblance": [0.3, -0.2, None],
+            "family_latest_propagation": [0.4, None, 0.0],
+            "family_latest_peer_novelty": [None, None, None],
+            "family_latest_switch": [None, None, None],
+            "family_latest_resemblance": [0.5, -0.1, None],
         }
     )
     original = TrainingSet(
@@ -54,6 +59,8 @@ def test_training_set_round_trips_through_arrow():
     assert back.frame["linked_to_decided"].tolist() == [True, False, False]
     assert back.frame["family_propagation"].isna().tolist() == [False, True, False]  # null: not scored that day
     assert back.frame["family_propagation"][0] == 0.2 and back.frame["family_switch"].tolist()[:2] == [0.0, 1.5]
+    assert back.frame["family_latest_resemblance"].tolist()[:2] == [0.5, -0.1]
+    assert back.frame["family_latest_propagation"].isna().tolist() == [False, True, False]
     with pytest.raises(ValueError, match="lacks column"):
         train.training_set_from_arrow(train.training_set_to_arrow(original), ["f1", "f3"], original.as_of)
 
