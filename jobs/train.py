@@ -36,7 +36,14 @@ from models.train import (
     promote_candidate,
     train_and_register,
 )
-from models.training_set import FAMILY_COLUMNS, FAMILY_LATEST_COLUMNS, KEY_COLUMNS, REFERENCE_FORMATS_READ, TrainingSet, build_training_set
+from models.training_set import (
+    FAMILY_COLUMNS,
+    FAMILY_LATEST_COLUMNS,
+    KEY_COLUMNS,
+    REFERENCE_FORMATS_READ,
+    TrainingSet,
+    build_training_set,
+)
 
 TABLE = "training_sets"
 # The stored set must have been labelled with the rules the fitting config asks for.

@@ -69,7 +69,10 @@ class TrainingConfig:
     # the last scored date's family values and campaign-held-out cross-fitting): the oracle recall at 0.1% / 1% rose
     # from 28.2% / 41.6% to 38.5% / 53.8% on seed 101, and from 59.8% / 72.0% to 68.9% / 78.8% on seed 102.
     score_families: Annotated[
-        tuple[Literal["supervised", "behaviour", "harvest yield", "propagation", "peer_novelty", "switch", "resemblance"], ...],
+        tuple[
+            Literal["supervised", "behaviour", "harvest yield", "propagation", "peer_novelty", "switch", "resemblance"],
+            ...,
+        ],
         BeforeValidator(lambda names: tuple(names) if isinstance(names, list) else names),  # a TOML list
     ] = ("supervised", "harvest yield", "propagation", "resemblance")
     # Time split over distinct feature dates: the latest `holdout_days` are the holdout, the `validation_days`

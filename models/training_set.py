@@ -279,14 +279,18 @@ def lake_family_scores(spark, settings: Settings, as_of: dt.date):
         keys = [f"{c} {t}" for c, t in zip(KEY_COLUMNS, ("string", "date"))]
         return (
             spark.createDataFrame([], ", ".join([*keys, *(f"{c} double" for c in FAMILY_COLUMNS)])),
-            spark.createDataFrame([], ", ".join(["account_id string", *(f"{c} double" for c in FAMILY_LATEST_COLUMNS)])),
+            spark.createDataFrame(
+                [], ", ".join(["account_id string", *(f"{c} double" for c in FAMILY_LATEST_COLUMNS)])
+            ),
             [],
         )
     scores = catalog.read(spark, settings, "family_scores").filter(F.col("score_date") <= F.lit(as_of))
     dates = sorted(row["score_date"] for row in scores.select("score_date").distinct().collect())
     by_snapshot = scores.withColumnRenamed("score_date", "feature_date")
     latest = catalog.family_score_columns(
-        scores.filter(F.col("score_date") == F.lit(dates[-1] if dates else as_of)), catalog.LAKE_FAMILIES, ("account_id",)
+        scores.filter(F.col("score_date") == F.lit(dates[-1] if dates else as_of)),
+        catalog.LAKE_FAMILIES,
+        ("account_id",),
     ).select("account_id", *(F.col(a).alias(b) for a, b in zip(FAMILY_COLUMNS, FAMILY_LATEST_COLUMNS, strict=True)))
     return catalog.family_score_columns(by_snapshot, catalog.LAKE_FAMILIES, KEY_COLUMNS), latest, dates
 

@@ -745,7 +745,10 @@ def test_a_late_randomised_campaign_goes_live_after_its_start():
 
     days, accounts = 12, 3000
     seed, late = next(
-        (s, c) for s in range(1, 60) for c in draw_plan(s, accounts, days).campaigns if c.start_day >= LATE_START[0] * days
+        (s, c)
+        for s in range(1, 60)
+        for c in draw_plan(s, accounts, days).campaigns
+        if c.start_day >= LATE_START[0] * days
     )
     population = build_population(seed, accounts, START, days, "randomised")
     truth = population.ground_truth.to_pandas()
