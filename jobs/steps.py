@@ -45,7 +45,8 @@ NIGHTLY_STEPS: tuple[Step, ...] = (
     ),
     Step(
         "families",
-        "propagation from decided accounts, peer-group novelty and switch scores for one day (family_scores)",
+        "propagation from and resemblance to decided accounts, peer-group novelty and switch scores for one day "
+        "(family_scores)",
         frame_engine=False,
         output="family_scores",
     ),

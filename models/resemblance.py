@@ -137,8 +137,9 @@ def _nearest(
     if len(points) == 0:
         return np.full(len(queries), np.sqrt(len(FEATURES))), np.full(len(queries), None, dtype=object)
     want = min(k + 1, len(points))
-    distance, index = cKDTree(points).query(queries, k=want)
-    distance, index = distance.reshape(len(queries), want), index.reshape(len(queries), want)
+    found = cKDTree(points).query(queries, k=want)
+    distance = np.asarray(found[0], dtype=np.float64).reshape(len(queries), want)
+    index = np.asarray(found[1], dtype=np.int64).reshape(len(queries), want)
     own = ids[index] == query_ids[:, None]
     distance = np.where(own, np.inf, distance)
     order = np.argsort(distance, axis=1, kind="stable")
@@ -148,7 +149,8 @@ def _nearest(
     count = finite.sum(axis=1)
     mean = np.where(count > 0, np.where(finite, distance, 0.0).sum(axis=1) / np.maximum(count, 1), np.inf)
     fallback = np.sqrt(len(FEATURES))
-    first = np.where(np.isfinite(distance[:, 0]), ids[nearest], None)
+    first = ids[nearest].astype(object)
+    first[~np.isfinite(distance[:, 0])] = None
     return np.where(np.isfinite(mean), mean, fallback), first
 
 
