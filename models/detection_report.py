@@ -104,17 +104,22 @@ def detection_latency(
     labels: pd.DataFrame,
     first_request: pd.DataFrame,
     min_tier: str = "high",
+    live: dict[str, dt.date] | None = None,
 ) -> dict[str, dict[str, object]]:
     """Per campaign: days from its first request to the first score date on which one of its accounts that was
     still unlabelled that day sat at tier ≥ `min_tier`.
 
-    risk_by_day: score_date, account_id, tier (every scored date). first_request: account_id, first_date."""
+    risk_by_day: score_date, account_id, tier (every scored date). first_request: account_id, first_date. `live`:
+    campaign -> the date it went live, where the simulator knows it; it stands in for the first request, since an
+    account bought aged may carry an ordinary past in the lake from before the campaign took it over."""
     campaigns = truth[truth["is_campaign"]]
     started = (
         first_request.merge(campaigns[["account_id", "campaign_id"]], on="account_id")
         .groupby("campaign_id")["first_date"]
         .min()
     )
+    if live:
+        started = pd.Series({c: live.get(str(c), first) for c, first in started.items()}, dtype=object)
     decided = (
         labels.assign(decided=pd.to_datetime(labels["decided_at"], utc=True).dt.date)
         .groupby("account_id")["decided"]

@@ -96,6 +96,10 @@ def test_detection_latency_counts_only_accounts_still_unlabelled_that_day():
     assert out["A"] == {"accounts": 3, "first_request": "2026-10-01", "first_flagged": "2026-10-03", "latency_days": 2}
     assert out["D"]["latency_days"] is None and out["D"]["first_flagged"] is None
     assert set(out) == {"A", "D"}
+    # where the simulator knows when a campaign went live, that date stands in for its accounts' first request
+    live = report.detection_latency(risk, truth, _labels(), first_request, live={"A": D2})
+    assert live["A"]["first_request"] == D2.isoformat() and live["A"]["latency_days"] == 1
+    assert live["D"]["first_request"] == D1.isoformat()
 
 
 def test_cluster_purity():
