@@ -205,5 +205,5 @@ def _sentence(score: float, nearest_extraction: str | None, nearest_benign: str 
     extraction = f"accounts decided extraction (nearest: {nearest_extraction})"
     benign = f"accounts decided benign (nearest: {nearest_benign})" if nearest_benign else "any decided benign"
     if score > 0:
-        return f"behaves more like {extraction} than like {benign}"
-    return f"behaves more like {benign} than like {extraction}"
+        return f"closer in behaviour to {extraction} than to {benign}"
+    return f"closer in behaviour to {benign} than to {extraction}"

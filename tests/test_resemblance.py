@@ -55,9 +55,9 @@ def test_an_account_among_caught_accounts_outscores_one_among_cleared_ones():
     assert scores.loc["q", "score"] > scores.loc["z", "score"] > scores.loc["r", "score"]
     assert scores.loc["q", "score"] > 0 > scores.loc["r", "score"]
     assert scores.loc["q", "reason"] == (
-        "behaves more like accounts decided extraction (nearest: x2) than like accounts decided benign (nearest: b2)"
+        "closer in behaviour to accounts decided extraction (nearest: x2) than to accounts decided benign (nearest: b2)"
     )
-    assert scores.loc["r", "reason"].startswith("behaves more like accounts decided benign (nearest: b")
+    assert scores.loc["r", "reason"].startswith("closer in behaviour to accounts decided benign (nearest: b")
 
 
 def test_a_decided_account_is_never_its_own_neighbour():
@@ -90,7 +90,7 @@ def test_with_no_benign_decision_the_score_still_orders_by_closeness_to_the_caug
     only_extraction = DECISIONS[DECISIONS["label"] == "extraction"]
     scores = _scores(decisions=only_extraction, k=2)
     assert scores.loc["q", "score"] > scores.loc["z", "score"] > scores.loc["r", "score"]
-    assert scores.loc["q", "reason"].endswith("than like any decided benign")
+    assert scores.loc["q", "reason"].endswith("than to any decided benign")
 
 
 def test_a_population_without_a_feature_is_refused():
