@@ -25,6 +25,7 @@ from models.scoring import (
     REASON_TYPE,
     ScoreResult,
     capability_columns,
+    check_families_scored,
     checked_champion_booster,
     no_family_scores,
     no_features,
@@ -48,6 +49,7 @@ def lake_family_rows(settings: Settings, score_date: dt.date, account_ids: list[
     if day is None or day.num_rows == 0:
         raise no_family_scores(families, score_date)
     rows = day.select(["account_id", "family", "score", "reason"]).to_pandas()
+    check_families_scored(rows["family"].unique(), families, score_date)
     scores, reasons = {}, {}
     for name in families:
         mine = rows[rows["family"] == name].drop_duplicates("account_id").set_index("account_id").reindex(account_ids)

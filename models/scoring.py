@@ -249,14 +249,27 @@ def no_family_scores(families: tuple[str, ...], score_date: dt.date) -> MissingT
     )
 
 
+def check_families_scored(present, families: tuple[str, ...], score_date: dt.date) -> None:
+    """Refuse a day on which the families job scored none of the accounts for a family the champion fuses: a job
+    from before that family existed ran that day."""
+    missing = [name for name in families if name not in set(present)]
+    if missing:
+        raise MissingTableError(
+            f"the champion fuses the families {list(families)}, and family_scores for {score_date} has no rows of "
+            f"{missing}; rerun `distillguard families --date {score_date.isoformat()}`"
+        )
+
+
 def lake_family_columns(spark, settings: Settings, score_date: dt.date, families: tuple[str, ...]):
     """One row per account scored by the families job that day: per family in `families`, its raw score
-    (catalog.family_column) and its sentence (catalog.family_reason_column). Refuses a day the job has not run."""
+    (catalog.family_column) and its sentence (catalog.family_reason_column). Refuses a day the job has not run,
+    or ran without one of `families`."""
     if not catalog.exists(settings, "family_scores"):
         raise no_family_scores(families, score_date)
     day = catalog.read_partition(spark, settings, "family_scores", score_date)
     if day.limit(1).count() == 0:
         raise no_family_scores(families, score_date)
+    check_families_scored([row["family"] for row in day.select("family").distinct().collect()], families, score_date)
     return catalog.family_score_columns(day, families, ("account_id",), reasons=True)
 
 

@@ -130,18 +130,23 @@ def lake_family_raw(frame: pd.DataFrame, families, latest: bool = False) -> dict
 
 
 def check_lake_families(training_set: TrainingSet, families) -> None:
-    """Refuse, in one line, a lake family that the families job did not score on every feature date of the set."""
+    """Refuse, in one line, a lake family that the families job did not score on every feature date of the set (a
+    set from before per-family dates were recorded is checked on the dates any family was scored)."""
     wanted = list(fusion.lake_families(families))
     if not wanted:
         return
-    scored = set(training_set.reference.get("family_scores_dates", []))
-    missing = sorted({d.isoformat() for d in training_set.frame["feature_date"]} - scored)
-    if missing:
-        raise MissingInputError(
-            f"score_families {wanted} need family_scores on every feature date of the training set, and "
-            f"{len(missing)} have none ({missing[0]}..{missing[-1]}); run `distillguard backfill --from {missing[0]} "
-            f"--to {missing[-1]} --steps families`, then rebuild the training set"
-        )
+    reference = training_set.reference
+    by_family = reference.get("family_scores_dates_by_family")
+    feature_dates = {d.isoformat() for d in training_set.frame["feature_date"]}
+    for name in wanted:
+        scored = set(by_family.get(name, []) if by_family is not None else reference.get("family_scores_dates", []))
+        missing = sorted(feature_dates - scored)
+        if missing:
+            raise MissingInputError(
+                f"score_families {wanted} need family_scores on every feature date of the training set, and "
+                f"{name} has none on {len(missing)} ({missing[0]}..{missing[-1]}); run `distillguard backfill --from "
+                f"{missing[0]} --to {missing[-1]} --steps families --force`, then rebuild the training set"
+            )
 
 
 def final_predict(booster, version: registry.ModelVersionInfo, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:

@@ -257,6 +257,14 @@ def test_score_refuses_a_day_the_families_job_has_not_scored(spark, spark_engine
     catalog.write_arrow(settings, "family_scores", catalog.table("family_scores").schema.empty_table(), last)
     with pytest.raises(MissingTableError, match=f"family_scores has no rows for {last}.*distillguard families"):
         score.run(spark_engine, settings, last)
+    # a families job from before a fused family existed: the day has rows, but none of that family
+    only_propagation = pa.Table.from_pylist(
+        [{"score_date": last, "account_id": "a", "family": "propagation", "score": 0.0, "reason": ""}],
+        schema=catalog.table("family_scores").schema,
+    )
+    catalog.write_arrow(settings, "family_scores", only_propagation, last)
+    with pytest.raises(MissingTableError, match=r"no rows of \['resemblance'\]; rerun `distillguard families"):
+        score.run(spark_engine, settings, last)
 
 
 @pytest.mark.slow

@@ -359,7 +359,21 @@ def test_training_refuses_a_lake_family_the_families_job_did_not_score_on_every_
     frame = pd.DataFrame({"account_id": ["a", "b", "a", "b"], "feature_date": days})
     partial = TrainingSet(frame, [], "fs", days[-1], {"family_scores_dates": [d.isoformat() for d in days[:2]]})
     check_lake_families(partial, ("supervised", "harvest yield"))  # no lake family asked for: nothing to check
-    with pytest.raises(MissingInputError, match=r"2 have none \(2026-03-03..2026-03-04\).*--steps families"):
+    with pytest.raises(
+        MissingInputError, match=r"propagation has none on 2 \(2026-03-03..2026-03-04\).*--steps families"
+    ):
         check_lake_families(partial, ("supervised", "propagation"))
     complete = TrainingSet(frame, [], "fs", days[-1], {"family_scores_dates": [d.isoformat() for d in days]})
     check_lake_families(complete, ("supervised", "propagation"))
+    # a families job from before resemblance existed scored propagation every day, resemblance only the last two
+    by_family = {"propagation": [d.isoformat() for d in days], "resemblance": [d.isoformat() for d in days[2:]]}
+    upgraded = TrainingSet(
+        frame,
+        [],
+        "fs",
+        days[-1],
+        {"family_scores_dates": [d.isoformat() for d in days], "family_scores_dates_by_family": by_family},
+    )
+    check_lake_families(upgraded, ("supervised", "propagation"))
+    with pytest.raises(MissingInputError, match=r"resemblance has none on 2 \(2026-03-01..2026-03-02\)"):
+        check_lake_families(upgraded, ("supervised", "propagation", "resemblance"))

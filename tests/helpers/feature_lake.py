@@ -39,7 +39,8 @@ def day(i: int) -> dt.date:
 
 def write_family_scores(settings, groups: dict[str, list[str]], stealthy: set[str], rng) -> None:
     """family_scores for every day: the propagation family lifts every campaign account, the stealthy ones too (they
-    share artefacts with their decided siblings), and leaves benign accounts at 0 or below; peer novelty is noise."""
+    share artefacts with their decided siblings), and leaves benign accounts at 0 or below; resemblance and peer
+    novelty are noise."""
     rows = []
     for i in range(DAYS):
         for group, accounts in groups.items():
@@ -54,11 +55,10 @@ def write_family_scores(settings, groups: dict[str, list[str]], stealthy: set[st
                 rows.append(
                     dict(score_date=day(i), account_id=account, family="propagation", score=score, reason=reason)
                 )
-                rows.append(
-                    dict(
-                        score_date=day(i), account_id=account, family="peer_novelty", score=rng.uniform(0, 2), reason=""
+                for noise in ("peer_novelty", "resemblance"):
+                    rows.append(
+                        dict(score_date=day(i), account_id=account, family=noise, score=rng.uniform(0, 2), reason="")
                     )
-                )
     catalog.write_arrow(settings, "family_scores", pa.Table.from_pylist(rows, catalog.table("family_scores").schema))
 
 
