@@ -64,7 +64,7 @@ def scored(settings: Settings, score_date: dt.date) -> bool:
 
 def finished_at(settings: Settings, score_date: dt.date) -> dt.datetime | None:
     """When the day's last complete score run finished (its marker), or None when the day counts as not scored."""
-    if not scored(settings, score_date):
+    if not catalog.exists(settings, MARKER_TABLE):
         return None
     marker = catalog.read_arrow(settings, MARKER_TABLE, filters=[("score_date", "=", score_date)])
     return max(marker.column("finished_at").to_pylist(), default=None)

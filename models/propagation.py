@@ -54,15 +54,21 @@ ARTEFACT_NOUNS = {
 }
 
 
-def decisions_as_of(decisions: pd.DataFrame, scoring_date: dt.date) -> pd.Series:
-    """account_id -> "extraction" | "benign": each account's latest extraction/benign decision made on or before
-    scoring_date (a same-instant tie goes to extraction, as training reads it). Other labels are no evidence."""
+def latest_decisions(decisions: pd.DataFrame, scoring_date: dt.date) -> pd.DataFrame:
+    """Indexed by account_id: `decision` ("extraction" | "benign") and `decided_at`, each account's latest
+    extraction/benign decision made on or before scoring_date (a same-instant tie goes to extraction, as training
+    reads it). Other labels are no evidence."""
     decided_at = pd.to_datetime(decisions["decided_at"], utc=True)
     day_end = pd.Timestamp(scoring_date + dt.timedelta(days=1), tz="UTC")
     known = decisions.assign(decided_at=decided_at)
     known = known[(known["decided_at"] < day_end) & known["label"].isin([EXTRACTION, BENIGN])]
-    latest = known.sort_values(["decided_at", "label"], kind="stable").groupby("account_id")["label"].last()
-    return latest.rename("decision")
+    latest = known.sort_values(["decided_at", "label"], kind="stable").groupby("account_id").last()
+    return latest[["label", "decided_at"]].rename(columns={"label": "decision"})
+
+
+def decisions_as_of(decisions: pd.DataFrame, scoring_date: dt.date) -> pd.Series:
+    """account_id -> "extraction" | "benign": latest_decisions' decision."""
+    return latest_decisions(decisions, scoring_date)["decision"]
 
 
 def artefact_weights(artefact_accounts: pd.Series, population: int) -> np.ndarray:

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from models.propagation import BENIGN, EXTRACTION, decisions_as_of
+from models.propagation import BENIGN, EXTRACTION, latest_decisions
 
 # Neighbours averaged per side. Chosen on development seeds 101 and 102 (randomised, 24,000 accounts, 2026-12-07)
 # between 1, 3 and 10 (recall of labelled campaigns' siblings at 1% benign FPR, distance to decided extraction
@@ -85,31 +85,26 @@ FEATURES = (
 )
 ACTIVE_COLUMN = "requests_7d"  # a decided account's row counts only from a week it was active in
 MISSING = -1.0  # a null feature (no traffic of that kind): ranked below every value
+FARTHEST = float(np.sqrt(len(FEATURES)))  # the largest distance in rank space: no decided account to be near
 SCORE_COLUMNS = ("account_id", "score", "extraction_distance", "benign_distance", "reason")
 
 
 def decided_profiles(decided_rows: pd.DataFrame, decisions: pd.DataFrame, scoring_date: dt.date) -> pd.DataFrame:
     """One row per account decided extraction or benign by scoring_date: its FEATURES on the latest feature date
-    before the day of its decision (and not after scoring_date) on which it was active that week, with its
-    `decision`. Decided accounts with no such row (decided before any traffic was seen) are left out."""
-    decision = decisions_as_of(decisions, scoring_date)
-    if decision.empty or decided_rows.empty:
+    before the day of its latest decision by then (and not after scoring_date) on which it was active that week,
+    with that `decision`. Decided accounts with no such row (decided before any traffic was seen) are left out."""
+    decided = latest_decisions(decisions, scoring_date)
+    if decided.empty or decided_rows.empty:
         return pd.DataFrame(columns=["account_id", "decision", *FEATURES])
-    decided_on = (
-        pd.to_datetime(decisions["decided_at"], utc=True)
-        .dt.date.groupby(decisions["account_id"])
-        .max()
-        .reindex(decision.index)
-    )
-    rows = decided_rows[decided_rows["account_id"].isin(decision.index)].copy()
+    rows = decided_rows[decided_rows["account_id"].isin(decided.index)].copy()
     rows["feature_date"] = pd.to_datetime(rows["feature_date"]).dt.date
     rows = rows[
-        (rows["feature_date"] < rows["account_id"].map(decided_on))
+        (rows["feature_date"] < rows["account_id"].map(decided["decided_at"].dt.date))
         & (rows["feature_date"] <= scoring_date)
         & (rows[ACTIVE_COLUMN].fillna(0) > 0)
     ]
     latest = rows.sort_values(["account_id", "feature_date"], kind="stable").drop_duplicates("account_id", keep="last")
-    latest = latest.assign(decision=latest["account_id"].map(decision))
+    latest = latest.assign(decision=latest["account_id"].map(decided["decision"]))
     return latest[["account_id", "decision", *FEATURES]].reset_index(drop=True)
 
 
@@ -136,7 +131,7 @@ def _nearest(
     """Mean distance to the k nearest points whose id is not the query's own, and the nearest such id; with no
     points, the largest distance the rank space allows and no id."""
     if len(points) == 0:
-        return np.full(len(queries), np.sqrt(len(FEATURES))), np.full(len(queries), None, dtype=object)
+        return np.full(len(queries), FARTHEST), np.full(len(queries), None, dtype=object)
     want = min(k + 1, len(points))
     found = cKDTree(points).query(queries, k=want)
     distance = np.asarray(found[0], dtype=np.float64).reshape(len(queries), want)
@@ -148,11 +143,10 @@ def _nearest(
     nearest = np.take_along_axis(index, order, axis=1)[:, 0]
     finite = np.isfinite(distance)
     count = finite.sum(axis=1)
-    mean = np.where(count > 0, np.where(finite, distance, 0.0).sum(axis=1) / np.maximum(count, 1), np.inf)
-    fallback = np.sqrt(len(FEATURES))
+    mean = np.where(count > 0, np.where(finite, distance, 0.0).sum(axis=1) / np.maximum(count, 1), FARTHEST)
     first = ids[nearest].astype(object)
-    first[~np.isfinite(distance[:, 0])] = None
-    return np.where(np.isfinite(mean), mean, fallback), first
+    first[~finite[:, 0]] = None
+    return mean, first
 
 
 def resemblance_scores(

@@ -122,7 +122,7 @@ def lake_family_raw(frame: pd.DataFrame, families, latest: bool = False) -> dict
     out = {}
     for name in fusion.lake_families(families):
         own = frame[catalog.family_column(name)].to_numpy(dtype=np.float64)
-        if latest and catalog.family_latest_column(name) in frame.columns:
+        if latest:
             last = frame[catalog.family_latest_column(name)].to_numpy(dtype=np.float64)
             own = np.where(np.isnan(last), own, last)
         out[name] = own

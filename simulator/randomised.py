@@ -424,15 +424,13 @@ def add_campaign(builder: PopulationBuilder, spec: CampaignSpec) -> int:
         pay_pool = _hex_list(rng, 1 if spec.payment == "one" else max(2, int(size) // 6), 10, "pf_")
         user_agents = _ua_pick(rng, spec.ua_mix, 4)
         pending = (start - rng.uniform(0.2, 3, size) * DAY_US).astype(np.int64)  # made ready before the start
-        first_generation = True
         while len(pending):
             m = len(pending)
             aged = rng.random(m) < spec.aged_share
             created = np.where(aged, pending - (rng.uniform(30, 900, m) * DAY_US).astype(np.int64), pending)
-            # the first generation goes live once the campaign starts; a replacement within hours of being made
-            ready = np.maximum(pending, start) if first_generation else pending
-            first_generation = False
-            first_use = ready + (rng.uniform(0.5, 12, m) * HOUR_US).astype(np.int64)
+            # the first generation goes live once the campaign starts; a replacement (made after the start) within
+            # hours of being made
+            first_use = np.maximum(pending, start) + (rng.uniform(0.5, 12, m) * HOUR_US).astype(np.int64)
             until = first_use + (rng.uniform(*spec.lifetime_days, m) * DAY_US).astype(np.int64)
             signup = homes[rng.integers(0, len(homes), m)]
             if spec.payment == "unique":

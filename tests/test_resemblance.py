@@ -86,6 +86,17 @@ def test_a_decided_account_is_represented_by_how_it_behaved_before_its_decision(
     assert "x2" not in set(resemblance.decided_profiles(idle, DECISIONS, D)["account_id"])
 
 
+def test_a_decision_after_the_scoring_date_does_not_move_an_account_s_profile():
+    # b2 was cleared the day before D, then decided extraction after D: as of D it is benign, profiled before its
+    # clearing, not by its rows up to the later decision
+    earlier = D - dt.timedelta(days=2)
+    rows = pd.DataFrame([_row("b2", 0.15, earlier), _row("b2", 0.9, BEFORE)])
+    decisions = _decisions([("b2", "benign", f"{BEFORE}T08:00:00Z"), ("b2", "extraction", "2026-03-03T08:00:00Z")])
+    profile = resemblance.decided_profiles(rows, decisions, D).set_index("account_id")
+    assert profile.loc["b2", "decision"] == "benign"
+    assert profile.loc["b2", resemblance.FEATURES[0]] == 0.15
+
+
 def test_with_no_benign_decision_the_score_still_orders_by_closeness_to_the_caught():
     only_extraction = DECISIONS[DECISIONS["label"] == "extraction"]
     scores = _scores(decisions=only_extraction, k=2)
