@@ -206,9 +206,11 @@ def fit(
     positive_raw: dict[str, np.ndarray],
     positive_weight: np.ndarray | None = None,
     extras: dict | None = None,
+    calibrate_on: np.ndarray | None = None,
 ) -> FusionModel:
     """Calibrate every family on the reference (`reference_raw`, one row per reference account) and stack them on
-    the labelled positives (`positive_raw`, cross-fitted, optionally weighted so each account counts once)."""
+    the labelled positives (`positive_raw`, cross-fitted, optionally weighted so each account counts once). The
+    score, and so the tiers, is calibrated on the reference rows `calibrate_on` (a mask; all when None)."""
     families = tuple(reference_raw)
     n = len(next(iter(reference_raw.values())))
     if n < MIN_REFERENCE_ACCOUNTS:
@@ -220,7 +222,8 @@ def fit(
     positive_p = np.column_stack([c.exceedance(positive_raw[name]) for c, name in zip(calibrations, families)])
     weights, intercept = fit_stack(evidence_features(positive_p), evidence_features(reference_p), positive_weight)
     evidence = evidence_features(reference_p) @ np.asarray(weights)
-    return FusionModel(families, tuple(calibrations), weights, intercept, Calibration.fit(evidence), extras or {})
+    combined = Calibration.fit(evidence if calibrate_on is None else evidence[calibrate_on])
+    return FusionModel(families, tuple(calibrations), weights, intercept, combined, extras or {})
 
 
 @dataclass(frozen=True)
@@ -309,7 +312,8 @@ def tier_bounds(tier_fprs: tuple[tuple[str, float], ...]) -> tuple[tuple[str, fl
 def describe(model: FusionModel) -> str:
     terms = " + ".join(f"{w:.3g} x -log p({name})" for name, w in zip(model.families, model.weights))
     return (
-        f"share of the clean benign reference ({model.combined.size} accounts) with lower evidence; evidence = {terms}, "
+        f"share of the clean benign reference's calibration accounts ({model.combined.size}) with lower evidence; "
+        f"evidence = {terms}, "
         "p = share of the reference at or above the family's score; weights by logistic regression of labelled "
         "positives against the reference"
     )

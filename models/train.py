@@ -44,7 +44,14 @@ from models.metrics import (
     reference_average_precision,
     threshold_at_fpr,
 )
-from models.training_set import NOT_MODEL_INPUTS, TimeSplit, TrainingSet, clean_reference, split_by_time
+from models.training_set import (
+    NOT_MODEL_INPUTS,
+    TimeSplit,
+    TrainingSet,
+    calibration_mask,
+    clean_reference,
+    split_by_time,
+)
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +303,7 @@ def fit_fusion(
         {name: v[split:] for name, v in raw.items()},
         positive_weight=pu.account_weights(positives["account_id"]),
         extras={"novelty": novelty_reference.to_dict()},
+        calibrate_on=calibration_mask(reference, config.calibration_resemblance_above),
     )
     return model, reference
 
@@ -530,6 +538,7 @@ def fit_candidate(training_set: TrainingSet, settings: Settings, config: Trainin
             "unresolved_snapshots": reference["unresolved_snapshots"],
             "reference_accounts": len(reference_rows),
             "reference_accounts_decided_benign": int((reference_rows["standing"] == "benign").sum()),
+            "calibration_reference_accounts": score_model.combined.size,
             "unlabelled_positive_mass": fit_info.pu.positive_mass_unlabelled,
         }
         mlflow.log_metrics(
@@ -652,7 +661,8 @@ def evaluate_candidate(
     scores = result.score
     evaluation = _evaluate_holdout(holdout, scores, config)
     model = fusion.parse(candidate.score_reference, candidate.version)
-    reference_ids = clean_reference(training_set.frame, config.reference_min_age_days)["account_id"]
+    reference = clean_reference(training_set.frame, config.reference_min_age_days)
+    reference_ids = reference["account_id"][calibration_mask(reference, config.calibration_resemblance_above)]
     in_reference = holdout["account_id"].isin(reference_ids).to_numpy()
     bounds = guarded_tier_bounds(candidate.tier_bounds, holdout[in_reference], scores[in_reference])
     gate = gate_metrics(holdout, result, model, bounds)

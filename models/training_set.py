@@ -174,6 +174,22 @@ def clean_reference(frame: pd.DataFrame, min_age_days: int) -> pd.DataFrame:
     return eligible.sort_values(list(KEY_COLUMNS), kind="stable").groupby("account_id", sort=False).tail(1)
 
 
+def calibration_mask(reference: pd.DataFrame, resemblance_above: float | None) -> np.ndarray:
+    """Which rows of `clean_reference` calibrate the tiers: every account decided benign, and the unlabelled ones
+    whose latest resemblance (models/resemblance.py; missing counts as none) is at most `resemblance_above`.
+
+    The unlabelled part of the reference hides campaign accounts that were never linked to a decision. They rank
+    at its top, so a tier set at the reference's 1% quantile flags far less than 1% of benign accounts. Leaving out
+    the accounts that resemble decided extraction more than decided benign removes most of them, and also the benign
+    look-alikes among them, which pulls the other way (TrainingConfig.calibration_resemblance_above). None: all."""
+    keep = np.ones(len(reference), dtype=bool)
+    if resemblance_above is None:
+        return keep
+    resemblance = reference[catalog.family_latest_column("resemblance")].to_numpy(dtype=np.float64)
+    decided_benign = (reference["standing"] == BENIGN).to_numpy()
+    return decided_benign | ~(resemblance > resemblance_above)
+
+
 # --- the training set as the trainer sees it ------------------------------------------------------
 
 
