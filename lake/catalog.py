@@ -369,8 +369,8 @@ TABLES: dict[str, Table] = {
                 ("model_version", pa.string()),
                 ("feature_set_version", pa.string()),
             ),
-            "ranked, explained account risk; score = the share of the model's clean benign reference the account "
-            "outranks (models/fusion.py), tier = score >= 1 - the tier's benign FPR",
+            "ranked, explained account risk; score = the share of the model's clean benign reference (its calibration "
+            "accounts) the account outranks (models/fusion.py), tier = score >= 1 - the tier's benign FPR",
             ("score_date",),
         ),
         Table(

@@ -21,9 +21,12 @@ logistic regression of the labelled positives (cross-fitted) against the referen
 evidence only ever adds, so strong supervised evidence is never capped below weak novelty, and no family is given
 a fixed share of the benign budget: each weighs what it is worth on the labelled campaigns.
 
-**Score.** The share of the clean benign reference whose evidence is below the account's, with the same tail
-beyond the reference's top. A tier at benign FPR a is therefore score >= 1 - a: exact on the reference down to
-a = TAIL_SHARE, extrapolated below. The score is a rank against benign accounts, not a probability of extraction.
+**Score.** The share of the reference's calibration accounts whose evidence is below the account's, with the
+same tail beyond their top. A tier at benign FPR a is therefore score >= 1 - a: exact on them down to
+a = TAIL_SHARE, extrapolated below. The calibration accounts are the reference less its unlabelled accounts that
+resemble decided extraction (training_set.calibration_mask): campaign accounts never linked to a decision hide
+there and would put every tier's bound among themselves. The score is a rank against benign accounts, not a
+probability of extraction.
 """
 
 from __future__ import annotations

@@ -61,6 +61,27 @@ def test_tiers_hold_their_benign_fpr_on_benign_accounts_the_reference_never_saw(
     assert np.mean(positives >= 0.99) > 0.5  # and the tiers find the positives
 
 
+def test_tiers_calibrated_without_the_hidden_campaign_accounts_of_the_reference_flag_their_rate_of_benign():
+    """A reference whose unlabelled part hides campaign accounts (3% here) puts each tier's bound among them: the
+    tiers then flag far less than their rate of benign accounts. Calibrated on the rows the mask keeps (the hidden
+    ones left out), the elevated tier flags about 1% of benign accounts again, and more of the campaign."""
+    benign, hidden = _benign(19_400, 11), _positives(600, 12)
+    reference = {name: np.r_[benign[name], hidden[name]] for name in benign}
+    keep = np.r_[np.ones(19_400, dtype=bool), np.zeros(600, dtype=bool)]
+    contaminated = fusion.fit(reference, _positives(500, 3))
+    trimmed = fusion.fit(reference, _positives(500, 3), calibrate_on=keep)
+    assert trimmed.weights == contaminated.weights  # the stack still sees the whole reference
+    assert (contaminated.combined.size, trimmed.combined.size) == (20_000, 19_400)
+    unseen_benign, campaign = _benign(100_000, 13), _positives(2_000, 14)
+    flagged = {
+        name: (np.mean(fusion.score(unseen_benign, m).score >= 0.99), np.mean(fusion.score(campaign, m).score >= 0.99))
+        for name, m in (("contaminated", contaminated), ("trimmed", trimmed))
+    }
+    assert flagged["contaminated"][0] < 0.003  # a third of the budget or less
+    assert 0.007 < flagged["trimmed"][0] < 0.013
+    assert flagged["trimmed"][1] > flagged["contaminated"][1]
+
+
 def test_strong_supervised_evidence_is_never_capped_below_weak_novelty():
     model = fusion.fit(_benign(5_000, 6), _positives(300, 7))
     assert all(w >= 0 for w in model.weights)

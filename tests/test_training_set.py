@@ -17,6 +17,7 @@ from models.training_set import (
     NOT_MODEL_INPUTS,
     account_outcomes,
     build_training_set,
+    calibration_mask,
     clean_reference,
     point_in_time_labels,
     select_training_snapshots,
@@ -290,6 +291,22 @@ def test_the_clean_benign_reference_is_benign_decisions_and_established_unlinked
     assert sorted(clean_reference(frame, min_age_days=0)["account_id"]) == ["cleared", "old", "young"]
     assert reference.loc[reference["account_id"] == "old", "feature_date"].tolist() == [d(2)]  # its latest row
     assert NOT_MODEL_INPUTS == ("cluster_labelled_extraction_share",)
+
+
+def test_the_tiers_calibration_leaves_out_unlabelled_reference_accounts_that_resemble_decided_extraction():
+    import pandas as pd
+
+    reference = pd.DataFrame(
+        {
+            "account_id": ["cleared", "lookalike", "ordinary", "never_scored"],
+            "standing": ["benign", None, None, None],
+            "family_latest_resemblance": [0.9, 0.6, -0.2, np.nan],
+        }
+    )
+    # an account decided benign stays whatever it resembles; one never scored by the family is not left out
+    assert calibration_mask(reference, 0.5).tolist() == [True, False, True, True]
+    assert calibration_mask(reference, 0.7).tolist() == [True, True, True, True]
+    assert calibration_mask(reference, None).tolist() == [True, True, True, True]
 
 
 def test_positive_unlabelled_weights_count_each_account_once_and_match_ages():
