@@ -619,7 +619,7 @@ def gate_metrics(
     out = {
         PRIMARY_METRIC: reference_average_precision(positives, model.combined.size),
         "reference_random_pr_auc": len(positives) / (len(positives) + model.combined.size),
-        "reference_accounts": float(model.combined.size),
+        "calibration_reference_accounts": float(model.combined.size),
         "holdout_positive_accounts": float(len(positives)),
     }
     for name, bound in bounds:
