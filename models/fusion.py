@@ -221,6 +221,12 @@ def fit(
             f"the clean benign reference has {n} accounts, fewer than {MIN_REFERENCE_ACCOUNTS}: too few benign "
             "decisions and established unlinked accounts to calibrate the score; wait for more history"
         )
+    if calibrate_on is not None and calibrate_on.sum() < MIN_REFERENCE_ACCOUNTS:
+        raise MissingInputError(
+            f"only {int(calibrate_on.sum())} of the clean benign reference's {n} accounts are left to calibrate the "
+            f"tiers on (fewer than {MIN_REFERENCE_ACCOUNTS}): most resemble decided extraction; raise or unset "
+            "calibration_resemblance_above"
+        )
     calibrations, reference_p = reference_p_values(reference_raw, families)
     positive_p = np.column_stack([c.exceedance(positive_raw[name]) for c, name in zip(calibrations, families)])
     weights, intercept = fit_stack(evidence_features(positive_p), evidence_features(reference_p), positive_weight)

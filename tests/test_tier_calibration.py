@@ -80,6 +80,8 @@ def test_tiers_calibrated_without_the_hidden_campaign_accounts_of_the_reference_
     assert flagged["contaminated"][0] < 0.003  # a third of the budget or less
     assert 0.007 < flagged["trimmed"][0] < 0.013
     assert flagged["trimmed"][1] > flagged["contaminated"][1]
+    with pytest.raises(MissingInputError, match="calibration_resemblance_above"):
+        fusion.fit(reference, _positives(500, 3), calibrate_on=np.arange(20_000) < 10)
 
 
 def test_strong_supervised_evidence_is_never_capped_below_weak_novelty():
