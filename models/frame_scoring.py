@@ -46,7 +46,7 @@ def lake_family_rows(settings: Settings, score_date: dt.date, account_ids: list[
     if not families:
         return {}, {}
     day = _partition(settings, "family_scores", score_date)
-    if day is None or day.num_rows == 0:
+    if day is None:
         raise no_family_scores(families, score_date)
     rows = day.select(["account_id", "family", "score", "reason"]).to_pandas()
     check_families_scored(rows["family"].unique(), families, score_date)

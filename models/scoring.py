@@ -250,9 +250,11 @@ def no_family_scores(families: tuple[str, ...], score_date: dt.date) -> MissingT
 
 
 def check_families_scored(present, families: tuple[str, ...], score_date: dt.date) -> None:
-    """Refuse a day on which the families job scored none of the accounts for a family the champion fuses: a job
-    from before that family existed ran that day."""
+    """Refuse a day on which the families job wrote no rows (`present`, the families it wrote, is empty), or none
+    for a family the champion fuses: a job from before that family existed ran that day."""
     present = set(present)
+    if not present:
+        raise no_family_scores(families, score_date)
     missing = [name for name in families if name not in present]
     if missing:
         raise MissingTableError(
@@ -268,10 +270,7 @@ def lake_family_columns(spark, settings: Settings, score_date: dt.date, families
     if not catalog.exists(settings, "family_scores"):
         raise no_family_scores(families, score_date)
     day = catalog.read_partition(spark, settings, "family_scores", score_date)
-    present = {row["family"] for row in day.select("family").distinct().collect()}
-    if not present:
-        raise no_family_scores(families, score_date)
-    check_families_scored(present, families, score_date)
+    check_families_scored([row["family"] for row in day.select("family").distinct().collect()], families, score_date)
     return catalog.family_score_columns(day, families, ("account_id",), reasons=True)
 
 
