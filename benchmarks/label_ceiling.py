@@ -68,12 +68,16 @@ def load(lakes: Path, seed: int, day: dt.date):
 
 
 def recall_at(scores, is_campaign, rows, level: float) -> float | None:
+    """Share of `rows` at or above the threshold that flags `level` of the benign accounts (the detection
+    benchmark's oracle threshold, models.metrics.threshold_at_fpr); None without rows."""
     import numpy as np
+
+    from models.metrics import threshold_at_fpr
 
     if not rows.any():
         return None
-    threshold = np.quantile(scores[~is_campaign], 1 - level)
-    return round(float(np.mean(scores[rows] > threshold)), 3)
+    threshold = threshold_at_fpr(is_campaign.astype(int), scores, level)
+    return round(float(np.mean(scores[rows] >= threshold)), 3)
 
 
 def fit_and_test(train, target, test, columns) -> dict:
