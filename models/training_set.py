@@ -282,8 +282,8 @@ FAMILY_LATEST_COLUMNS = tuple(catalog.family_latest_column(name) for name in cat
 
 def lake_family_scores(spark, settings: Settings, as_of: dt.date):
     """(one row per account and date up to as_of with each lake family's raw score as a column, one row per account
-    with each family's raw score on the last date scored (FAMILY_LATEST_COLUMNS), the dates scored, family -> the
-    dates it was scored on).
+    with each family's raw score on the last date scored (FAMILY_LATEST_COLUMNS), family -> the dates it was scored
+    on, sorted).
 
     A snapshot takes the families of its own date: propagation then counts only the decisions made by that day, as
     it does for the accounts scored on a day. The last date's scores are what the stack is fitted on: families
@@ -299,22 +299,21 @@ def lake_family_scores(spark, settings: Settings, as_of: dt.date):
             spark.createDataFrame(
                 [], ", ".join(["account_id string", *(f"{c} double" for c in FAMILY_LATEST_COLUMNS)])
             ),
-            [],
             {},
         )
     scores = catalog.read(spark, settings, "family_scores").filter(F.col("score_date") <= F.lit(as_of))
     by_family: dict[str, list[dt.date]] = {}
     for row in scores.select("family", "score_date").distinct().collect():
         by_family.setdefault(row["family"], []).append(row["score_date"])
-    dates = sorted({d for scored in by_family.values() for d in scored})
+    last = max((d for scored in by_family.values() for d in scored), default=as_of)
     by_snapshot = scores.withColumnRenamed("score_date", "feature_date")
     latest = catalog.family_score_columns(
-        scores.filter(F.col("score_date") == F.lit(dates[-1] if dates else as_of)),
+        scores.filter(F.col("score_date") == F.lit(last)),
         catalog.LAKE_FAMILIES,
         ("account_id",),
     ).select("account_id", *(F.col(a).alias(b) for a, b in zip(FAMILY_COLUMNS, FAMILY_LATEST_COLUMNS, strict=True)))
     by_family = {name: sorted(scored) for name, scored in by_family.items()}
-    return catalog.family_score_columns(by_snapshot, catalog.LAKE_FAMILIES, KEY_COLUMNS), latest, dates, by_family
+    return catalog.family_score_columns(by_snapshot, catalog.LAKE_FAMILIES, KEY_COLUMNS), latest, by_family
 
 
 def build_training_set(spark, settings: Settings, as_of: dt.date, config: TrainingConfig) -> TrainingSet:
@@ -372,7 +371,7 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
         ).withColumn("linked_to_decided", F.lit(True))
     else:  # no clustering has run: no account is known to be linked
         linked = spark.createDataFrame([], "account_id string, linked_to_decided boolean")
-    family_scores, family_latest, family_dates, family_dates_by_family = lake_family_scores(spark, settings, as_of)
+    family_scores, family_latest, family_dates_by_family = lake_family_scores(spark, settings, as_of)
     frame_df = (
         features.select(*KEY_COLUMNS, *columns)
         .join(selected, list(KEY_COLUMNS), "inner")
@@ -420,7 +419,9 @@ def build_training_set(spark, settings: Settings, as_of: dt.date, config: Traini
             "reference_accounts": int(clean_reference(frame, config.reference_min_age_days)["account_id"].nunique()),
             "snapshots_other_feature_set_versions": int(sum(n for v, n in versions.items() if v != version)),
             # the feature dates the families job scored (models/train.py refuses a lake family missing on one)
-            "family_scores_dates": [d.isoformat() for d in family_dates],
+            "family_scores_dates": sorted(
+                {d.isoformat() for scored in family_dates_by_family.values() for d in scored}
+            ),
             # per family: a families job from before a family existed scored the others only
             "family_scores_dates_by_family": {
                 name: [d.isoformat() for d in scored] for name, scored in sorted(family_dates_by_family.items())
