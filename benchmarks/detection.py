@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/detection.py [--seeds dev|report|both|N ...] [--scenario randomised] [--hold-out ARCHETYPE]
                                       [--accounts 24000] [--days 12] [--train-day 10] [--parallel 2] [--label L]
-                                      [--lakes DIR]
+                                      [--lakes DIR] [--review N --review-queue top|explore]
 
 Seeds: DEV_SEEDS are for tuning; REPORT_SEEDS are never tuned on. Both sets are reported, always apart.
 Per seed: simulate a fresh lake (simulator.simulate.run, the code behind `distillguard simulate`), then run the
@@ -18,6 +18,8 @@ from the train day to the last, one row per account (its highest score and tier 
 - detection latency (days from a campaign's first request to its first then-unlabelled account at >= high) and
   the last day's cluster purity.
 `--hold-out ARCHETYPE` (randomised scenario) is leave-one-tactic-out: no labelled campaign of the lake has it.
+`--review N` adds one review round before training: simulated analysts decide N accounts from the train day's plain
+(`top`) or exploration (`explore`) queue, and those decisions reach the model (benchmarks/review_round.py).
 Writes benchmarks/results/detection-<scenario>[-holdout-<archetype>]-<label>.json (machine facts) and .md.
 How to run and read it: docs/detection-benchmark.md.
 """
@@ -149,6 +151,13 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
             shutil.copytree(lake.parent, cached)
     result: dict = {"seed": seed, "set": seed_set(seed), "train_as_of": train_day.isoformat(), "last": last.isoformat()}
     try:
+        if args.review:
+            import review_round
+
+            began = time.perf_counter()
+            result["review"] = review_round.run(lake, train_day, last, args.review, args.review_queue, cli)
+            timings["review"] = time.perf_counter() - began
+            print(f"   seed {seed}: review round {result['review']}", flush=True)
         timed("train", "train", "--as-of", train_day.isoformat())
         timed("score", "backfill", "--from", train_day.isoformat(), "--to", last.isoformat(), "--steps", "score")
     except JobFailed as exc:  # reported per seed: a training failure is itself a finding
@@ -275,6 +284,8 @@ def main(argv: list[str] | None = None) -> dict:
         help="keep each seed's lake after its daily jobs here, and reuse it when present (only train and score "
         "rerun): for tuning the model; clear it whenever the simulator or a daily job changes",
     )
+    parser.add_argument("--review", type=int, default=0, help="accounts reviewed from the train day's queue")
+    parser.add_argument("--review-queue", default="explore", choices=("top", "explore"), help="the queue reviewed")
     parser.add_argument("--parallel", type=int, default=1, help="seeds run at the same time (one process each)")
     parser.add_argument(
         "--render", metavar="JSON", help="only rewrite an existing result's markdown (and headline, with --workdir)"
@@ -304,7 +315,9 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     label = args.label or f"{dt.date.today().isoformat()}-{commit()}"
-    stem = "-".join([RESULT_NAME, args.scenario, *(["holdout", args.hold_out] if args.hold_out else []), label])
+    held = ["holdout", args.hold_out] if args.hold_out else []
+    reviewed = [f"review{args.review}", args.review_queue] if args.review else []
+    stem = "-".join([RESULT_NAME, args.scenario, *held, *reviewed, label])
     report = {
         "benchmark": "detection",
         "started_at": dt.datetime.fromtimestamp(began, dt.UTC).isoformat(timespec="seconds"),
@@ -320,6 +333,7 @@ def main(argv: list[str] | None = None) -> dict:
             "parallel": args.parallel,
             "accounts": args.accounts,
             "train_day": args.train_day,
+            "review": {"budget": args.review, "queue": args.review_queue} if args.review else None,
             "daily_jobs": list(DAILY_JOBS),
             "start": START.isoformat(),
         },

@@ -1,4 +1,4 @@
-"""`distillguard risk top|account|cluster|campaign`: parser set-up only, so building the CLI parser stays cheap; the queries
+"""`distillguard risk top|explore|account|cluster|campaign`: parser set-up only, so building the CLI parser stays cheap; the queries
 and their rendering live in jobs/risk_query.py and are imported when a command runs."""
 
 from __future__ import annotations
@@ -29,6 +29,14 @@ def add_subcommands(sub, settings_of) -> None:
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--tier", choices=tuple(reversed(TIERS)))
     p.set_defaults(func=run("print_top", score_date="date", limit="limit", tier="tier"))
+    p = risk.add_parser(
+        "explore",
+        help="undecided accounts from the top of the queue whose behaviour is unlike every account decided "
+        "extraction, and unlike each other: where campaigns nobody has caught yet are likeliest",
+    )
+    p.add_argument("--date", type=parse_date, help="score date (default: latest)")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=run("print_explore", score_date="date", limit="limit"))
     p = risk.add_parser("account", help="one account's risk history with reasons")
     p.add_argument("account_id")
     p.add_argument("--date", type=parse_date, help="only this score date")

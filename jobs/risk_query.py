@@ -137,6 +137,57 @@ def top_accounts(
     return rows.add_column(0, "rank", pa.array(range(1, rows.num_rows + 1), pa.int64()))
 
 
+def exploration_accounts(
+    settings: Settings, score_date: dt.date | None = None, limit: int = 20, decided_by: dt.date | None = None
+) -> pa.Table:
+    """The exploration queue of a score date (default: the latest): at most `limit` undecided accounts from the
+    top of its queue whose behaviour is unlike every account decided extraction and unlike each other
+    (models/review_queue.py), in score order, with `distance` to the nearest account decided extraction and that
+    account (`nearest_extraction`). Every decision recorded so far counts, including those made after the day,
+    unless `decided_by` keeps only those decided on or before it (a replay of the queue as it stood)."""
+    import pandas as pd
+    from deltalake import DeltaTable
+
+    from lake import catalog
+    from models import resemblance
+    from models.review_queue import exploration_picks
+
+    limit, score_date = check_limit(limit), check_date(score_date)
+    dataset, day = _dataset_for_date(settings, score_date)
+    risk = dataset.to_table(columns=["account_id", "score", "tier", "cluster_id"], filter=_on_date(day)).to_pandas()
+    if not catalog.exists(settings, "account_features"):
+        raise MissingTableError("account_features does not exist; run `distillguard features` first")
+    features = DeltaTable(settings.table_uri("account_features")).to_pyarrow_dataset()
+    columns = ["account_id", "feature_date", resemblance.ACTIVE_COLUMN, *resemblance.FEATURES]
+    population = features.to_table(columns=columns, filter=pc.field("feature_date") == pa.scalar(day, pa.date32()))
+    if population.num_rows == 0:
+        raise MissingInputError(f"account_features has no rows for {day.isoformat()}")
+    decisions = (
+        DeltaTable(settings.table_uri("enforcement_labels")).to_pandas(columns=["account_id", "label", "decided_at"])
+        if catalog.exists(settings, "enforcement_labels")
+        else pd.DataFrame(columns=["account_id", "label", "decided_at"])
+    )
+    if decided_by is not None:
+        decisions = decisions[pd.to_datetime(decisions["decided_at"], utc=True).dt.date <= check_date(decided_by)]
+    decided_ids = pa.array(decisions["account_id"].unique(), pa.string())
+    decided_rows = features.to_table(
+        columns=columns,
+        filter=(pc.field("feature_date") <= pa.scalar(day, pa.date32())) & pc.field("account_id").isin(decided_ids),
+    ).to_pandas()
+    latest = max([day, *pd.to_datetime(decisions["decided_at"], utc=True).dt.date])
+    profiles = resemblance.decided_profiles(decided_rows, decisions, latest)
+    picks, _ = exploration_picks(
+        risk[~risk["account_id"].isin(decisions["account_id"])],
+        population.to_pandas(),
+        profiles[profiles["decision"] == resemblance.EXTRACTION],
+        limit,
+    )
+    rows = picks.merge(risk[["account_id", "tier", "cluster_id"]], on="account_id", how="left")
+    rows.insert(0, "rank", range(1, len(rows) + 1))
+    rows.insert(1, "score_date", day)
+    return pa.Table.from_pandas(rows, preserve_index=False)
+
+
 def account_history(settings: Settings, account_id: str, score_date: dt.date | None = None) -> pa.Table:
     """One account's risk rows, newest score_date first (only score_date when given).
     An account without rows gives an empty table."""
@@ -277,6 +328,47 @@ def print_top(
             escape(row["tier"] or "-"),
             escape(row["cluster_id"] or "-"),
             escape("; ".join(texts) or "-"),
+        )
+    console.print(table)
+
+
+def print_explore(
+    settings: Settings, score_date: dt.date | None = None, limit: int = 20, output_format: str = "table"
+) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from jobs.console import console as make_console
+
+    limit, output_format = check_limit(limit), check_format(output_format)
+    day = check_date(score_date) or latest_score_date(settings)
+    records = exploration_accounts(settings, score_date=day, limit=limit).to_pylist()
+    if output_format != "table":
+        write_records(records, output_format)
+        return
+    console = make_console()
+    if not records:
+        console.print(f"no undecided account on {day.isoformat()} is unlike every account decided extraction")
+        return
+    table = Table(
+        title=f"{len(records)} accounts unlike any decided extraction, highest score first, {day.isoformat()} "
+        f"({publication_note(settings, day)})"
+    )
+    table.add_column("rank", justify="right", no_wrap=True)
+    ids = id_column(table, "account_id", [r["account_id"] for r in records])
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("tier", no_wrap=True)
+    table.add_column("distance", justify="right", no_wrap=True)
+    ids += id_column(table, "nearest_extraction", [r["nearest_extraction"] for r in records])
+    wide_enough(console, ids, other_columns=4, other_min_width=4 + 5 + 8 + 8)
+    for row in records:
+        table.add_row(
+            str(row["rank"]),
+            escape(row["account_id"]),
+            _fmt(row["score"]),
+            escape(row["tier"] or "-"),
+            _fmt(row["distance"], 2),
+            escape(row["nearest_extraction"] or "-"),
         )
     console.print(table)
 

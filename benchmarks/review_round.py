@@ -1,0 +1,111 @@
+"""One review round for the detection benchmark: simulated analysts work one of the product's queues on the train
+day, and their decisions reach the model that is then trained.
+
+The simulator's own labels follow loudness (analysts catch a campaign's loudest accounts first); they never read
+the product. This round does: on a copy of the lake, a model is trained as of the train day and scores it; the
+analysts then review `budget` undecided accounts from that day's queue, in one of two orders:
+- `top`: the plain queue, highest score first (what `distillguard risk top` and the console list);
+- `explore`: the exploration queue (`distillguard risk explore`, models/review_queue.py), accounts unlike every
+  account decided extraction and unlike each other.
+Each reviewed account is decided with the simulator's ground truth (extraction for a campaign account, benign for
+any other: analysts who never err), through the console's own `record_decision`, stamped late on the train day.
+The copy is then dropped, the lake's features and families are recomputed from the train day on (both read the
+decisions), and the benchmark trains and scores as it always does. Reviewed accounts are decided by the last day,
+so the evaluation leaves them out like every other decided account.
+
+A simplification, said plainly: the analysts review the train day's queue on the train day itself, before the
+night's training; in production they would read it the next morning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+POLICIES = ("top", "explore")
+ANALYST = "simulated-analyst"
+DECIDED_AT = dt.time(23, 0)  # late on the train day: after its queue was read, before the night's training
+
+
+def queue_picks(settings, day: dt.date, budget: int, policy: str) -> list[str]:
+    """The `budget` accounts an analyst working `policy`'s queue of `day` reviews: only decisions made by `day`
+    count as made (the lake also holds the simulator's later ones)."""
+    from deltalake import DeltaTable
+
+    from jobs.risk_query import exploration_accounts
+
+    if policy == "explore":
+        return exploration_accounts(settings, day, budget, decided_by=day)["account_id"].to_pylist()
+    if policy != "top":
+        raise ValueError(f"review queue must be one of {', '.join(POLICIES)}, got {policy!r}")
+    labels = DeltaTable(settings.table_uri("enforcement_labels")).to_pandas(columns=["account_id", "decided_at"])
+    decided = set(labels.loc[pd.to_datetime(labels["decided_at"], utc=True).dt.date <= day, "account_id"])
+    risk = DeltaTable(settings.table_uri("account_risk")).to_pandas(
+        columns=["account_id", "score"], filters=[("score_date", "=", day)]
+    )
+    risk = risk[~risk["account_id"].isin(decided)]
+    return risk.sort_values(["score", "account_id"], ascending=[False, True]).head(budget)["account_id"].tolist()
+
+
+def first_pass(lake: Path, day: dt.date) -> Path:
+    """A copy of the lake with a model trained as of `day` and `day` scored, as the queue stood that day. Each
+    command runs in its own process: MLflow keeps one tracking store per process, and the benchmark's own training
+    later in this process must write to the lake's store, not the copy's."""
+    copy = lake.parent / "before-review"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(lake, copy)
+    for argv in (("train", "--as-of", day.isoformat()), ("score", "--date", day.isoformat())):
+        command = [sys.executable, "-m", "jobs.cli", "--lake", str(copy), *argv]
+        done = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"first pass `{' '.join(argv)}` exited {done.returncode}: {done.stderr[-2000:]}")
+    return copy
+
+
+def run(lake: Path, day: dt.date, last: dt.date, budget: int, policy: str, cli) -> dict:
+    """Review `budget` accounts of `policy`'s queue on `day` into `lake`, then recompute what reads decisions from
+    `day` to `last` with `cli(lake, *argv)`. Returns what was reviewed and what the reviews found."""
+    from deltalake import DeltaTable
+
+    from console.decisions import record_decision
+    from lake.config import load_settings
+    from simulator.simulate import read_ground_truth
+
+    settings = load_settings(lake_root=str(lake))
+    truth = read_ground_truth(settings).set_index("account_id")
+    copy = first_pass(lake, day)
+    try:
+        picks = queue_picks(load_settings(lake_root=str(copy)), day, budget, policy)
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    labels = DeltaTable(settings.table_uri("enforcement_labels")).to_pandas(columns=["account_id", "decided_at"])
+    decided = labels.loc[pd.to_datetime(labels["decided_at"], utc=True).dt.date <= day, "account_id"]
+    caught = set(truth.loc[truth.index.isin(decided), "campaign_id"].dropna())
+    now = dt.datetime.combine(day, DECIDED_AT, tzinfo=dt.UTC)
+    for account in picks:
+        record_decision(
+            settings,
+            analyst=ANALYST,
+            label="extraction" if truth.at[account, "is_campaign"] else "benign",
+            note=f"benchmark review round: the {policy} queue of {day.isoformat()}",
+            account_id=account,
+            now=now,
+        )
+    cli(lake, "backfill", "--from", day.isoformat(), "--to", last.isoformat(), "--steps", "features", "families")
+    reviewed = truth.loc[picks]
+    return {
+        "policy": policy,
+        "budget": budget,
+        "day": day.isoformat(),
+        "reviewed": len(picks),
+        "extraction": int(reviewed["is_campaign"].sum()),
+        "benign": int((~reviewed["is_campaign"]).sum()),
+        "campaign_accounts": {str(c): int(n) for c, n in reviewed["campaign_id"].dropna().value_counts().items()},
+        # campaigns with no account decided by the day, which the round gave their first labels
+        "campaigns_first_labelled": sorted(set(reviewed["campaign_id"].dropna()) - caught),
+    }
