@@ -184,6 +184,12 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
     for name, level in ORACLE_LEVELS.items():  # the oracle threshold of this seed, for the secondary ranking
         scope[name] = scope["score"] >= report.threshold_at_fpr(scope["is_campaign"].astype(int), scope["score"], level)
     scope.to_parquet(workdir / f"seed{seed}.parquet")
+    if "review" in result:  # the round's accounts, for the measure that counts what the analysts found too
+        import review_round
+
+        found = review_round.as_found(truth, result["review"]["account_ids"])
+        reviewed = report.evaluation_rows(found, clusters, table("accounts"), prefix=f"{seed}:").assign(seed=seed)
+        reviewed.to_parquet(workdir / f"seed{seed}-reviewed.parquet")
     decided = labels[
         pd.to_datetime(labels["decided_at"], utc=True) < pd.Timestamp(last + dt.timedelta(days=1), tz="UTC")
     ]
@@ -242,6 +248,12 @@ def headline(seeds: list[dict], workdir: Path) -> dict[str, dict]:
             "campaigns_with_labels": report.tier_headline(pooled[~pooled["is_campaign"] | siblings]),
             "campaigns_without_labels": report.tier_headline(pooled[~pooled["is_campaign"] | ~siblings]),
         }
+        reviewed = [workdir / f"seed{seed}-reviewed.parquet" for seed in done]
+        if any(path.exists() for path in reviewed):
+            # the accounts undecided before the review round: those it reviewed count as found (a campaign
+            # account) or cleared (a benign one), so queues that review different accounts compare fairly
+            found = [pd.read_parquet(path) for path in reviewed if path.exists()]
+            out[name]["with_review_round"] = report.tier_headline(pd.concat([pooled, *found], ignore_index=True))
     return out
 
 

@@ -63,6 +63,19 @@ def headline_markdown(name: str, block: dict, hold_out: str | None) -> str:
             part = block[key]
             cells = [_ci(part[t]["recall"]) for t in TIERS]
             lines.append(f"| {label} | {part['elevated']['recall']['accounts']:,} | " + " | ".join(cells) + " |")
+    if "with_review_round" in block:
+        part = block["with_review_round"]
+        lines += [
+            "\nThe review round's accounts counted in: every account undecided before the round, a reviewed "
+            "campaign account found, a reviewed benign account cleared:\n",
+            "| flag at | recall | benign FPR | benign flagged |",
+            "|---|---:|---:|---:|",
+        ]
+        for t in TIERS:
+            row = part[t]
+            lines.append(
+                f"| >= {t} | {_ci(row['recall'])} | {_ci(row['benign_fpr'], 3)} | {row['benign_fpr']['flagged']:,} |"
+            )
     archetypes = sorted(tiers["elevated"]["per_archetype"])
     lines += [
         "\nPer archetype (pooled over the set's campaigns of that archetype, which are resampled; * = held out of "
@@ -143,6 +156,12 @@ def markdown(report: dict) -> str:
         + (f", **leave-one-tactic-out: `{cfg['hold_out']}`** is in no labelled campaign" if cfg.get("hold_out") else "")
         + f"; {cfg['accounts']:,} accounts x {cfg['days']} days per seed"
         + (f" ({benign[0]:,}-{benign[-1]:,} benign)" if benign else "")
+        + (
+            f", **review round**: {cfg['review']['budget']} accounts of the `{cfg['review']['queue']}` queue decided "
+            "on the train day"
+            if cfg.get("review")
+            else ""
+        )
         + f", trained as of day {cfg['train_day']}, scored from that day to the last, evaluated on accounts "
         "UNLABELLED on the last day. "
         f"Commit `{report.get('commit', '?')}`, {report['machine'].get('cpu_count')} CPUs, "

@@ -108,4 +108,15 @@ def run(lake: Path, day: dt.date, last: dt.date, budget: int, policy: str, cli) 
         "campaign_accounts": {str(c): int(n) for c, n in reviewed["campaign_id"].dropna().value_counts().items()},
         # campaigns with no account decided by the day, which the round gave their first labels
         "campaigns_first_labelled": sorted(set(reviewed["campaign_id"].dropna()) - caught),
+        "account_ids": picks,
     }
+
+
+def as_found(truth: pd.DataFrame, account_ids: list[str]) -> pd.DataFrame:
+    """The reviewed accounts as evaluation input (models/detection_report.evaluation_rows): what the analysts found
+    counts like a flag, a campaign account at every tier (score 1), a benign one cleared (score 0, lowest tier)."""
+    from models.config import LOWEST_TIER, TIERS
+
+    reviewed = truth[truth["account_id"].isin(account_ids)]
+    found = reviewed["is_campaign"].astype(bool)
+    return reviewed.assign(score=found.astype(float), tier=found.map({True: TIERS[0], False: LOWEST_TIER}))

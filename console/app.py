@@ -198,6 +198,11 @@ def create_app(settings: Settings, config: ConsoleConfig):
         )
 
     @page
+    async def explore_page(request):
+        status, rows = queries.exploration(settings, _date_param(request.query_params.get("date")))
+        return render(request, "explore.html", {"status": status, "rows": rows})
+
+    @page
     async def queue_csv(request):
         import io
 
@@ -320,6 +325,7 @@ def create_app(settings: Settings, config: ConsoleConfig):
         routes=[
             Route("/", queue_page),
             Route("/queue.csv", queue_csv),
+            Route("/explore", explore_page),
             Route("/account/{account_id}", account_page),
             Route("/cluster/{cluster_id}", cluster_page),
             Route("/campaign/{campaign_id}", campaign_page),

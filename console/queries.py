@@ -37,6 +37,7 @@ from models.config import LOWEST_TIER, TIERS
 PAGE_SIZE = 50
 MAX_EXPORT_ROWS = 100_000  # the CSV export: a whole day
 CLUSTERS_SHOWN = 15
+EXPLORATION_SHOWN = 50  # a day's review for one analyst, about
 # account_daily request counts per capability (the same capabilities as the *_share features)
 CAPABILITIES = ("coding", "agentic", "tool_use", "reasoning", "vision", "chat")
 FLAGGED_TIERS = tuple(t for t in TIERS if t != LOWEST_TIER)
@@ -238,6 +239,22 @@ def queue(
         tier_counts=tier_counts,
         clusters=top_clusters(settings, day),
     )
+
+
+def exploration(
+    settings: Settings, day: dt.date | None = None, limit: int = EXPLORATION_SHOWN
+) -> tuple[DayStatus, list]:
+    """The day's status and its exploration queue (jobs/risk_query.exploration_accounts): undecided accounts from
+    the top of the queue that behave unlike every account decided extraction, and unlike each other."""
+    from jobs.risk_query import exploration_accounts
+
+    day = resolve_day(settings, day)
+    risk = _dataset(settings, "account_risk").to_table(
+        columns=["account_id", "model_name", "model_version"], filter=_on("score_date", day)
+    )
+    if risk.num_rows == 0:
+        raise MissingInputError(f"account_risk has no rows for {day.isoformat()}")
+    return day_status(settings, day, risk), exploration_accounts(settings, day, limit).to_pylist()
 
 
 def top_clusters(settings: Settings, day: dt.date, limit: int = CLUSTERS_SHOWN) -> list[dict]:

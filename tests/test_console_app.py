@@ -210,6 +210,32 @@ def test_queue_filters_pages_and_reflects_a_decision_at_once(console_lake):
     assert rows[0].startswith("rank,score_date,account_id") and any(chosen in r and "extraction" in r for r in rows)
 
 
+def test_the_exploration_page_lists_undecided_accounts_and_drops_one_once_decided(console_lake):
+    settings, info, auth, token = console_lake
+    client = _signed_in(settings, auth, token)
+    assert f'href="/explore?date={LAST_DAY}"' in client.get("/").text
+    page = client.get("/explore")
+    assert page.status_code == 200 and "Unlike anything decided" in page.text
+    listed = re.findall(r'<td class="id"><a href="/account/(acct-\d+)\?', page.text)
+    decided = {r["account_id"] for r in catalog.read_arrow(settings, "enforcement_labels").to_pylist()}
+    assert listed and not set(listed) & decided
+    chosen = listed[0]
+    client.post(
+        "/decide",
+        data={
+            "csrf_token": form_csrf(client.get(f"/account/{chosen}").text),
+            "target_kind": "account",
+            "target_id": chosen,
+            "label": "extraction",
+            "note": "a new campaign",
+            "next": "/explore",
+        },
+    )
+    after = client.get("/explore").text
+    assert f'<td class="id"><a href="/account/{chosen}?' not in after
+    assert client.get("/explore?date=1999-01-01").status_code == 404
+
+
 @pytest.mark.slow
 def test_model_page_links_the_champion_run_and_the_experiment_opens_on_runs(console_lake, session_settings):
     import mlflow

@@ -156,6 +156,24 @@ def test_top_accounts_carry_plain_language_reasons_and_model_lineage(demo_lake):
         assert all(r["contribution"] > 0 and r["text"] for r in reasons)
 
 
+def test_the_exploration_queue_lists_undecided_accounts_unlike_the_caught_and_unlike_each_other(demo_lake, capsys):
+    import json
+
+    assert main(["--lake", demo_lake.lake_root, "risk", "explore", "--limit", "15", "--format", "json"]) == 0
+    picks = json.loads(capsys.readouterr().out)
+    assert 1 <= len(picks) <= 15 and [p["rank"] for p in picks] == list(range(1, len(picks) + 1))
+    assert not {p["account_id"] for p in picks} & set(_table(demo_lake, "enforcement_labels")["account_id"])
+    scores = [p["score"] for p in picks]
+    assert scores == sorted(scores, reverse=True)
+    risk = _table(demo_lake, "account_risk")
+    latest = risk[risk["score_date"] == LAST].set_index("account_id")
+    assert all(latest.at[p["account_id"], "score"] == p["score"] for p in picks)
+    # every pick names its nearest account decided extraction, at a distance; none outranks the plain queue's top
+    top = latest.drop(index=list(set(_table(demo_lake, "enforcement_labels")["account_id"]) & set(latest.index)))
+    assert all(p["distance"] is not None and p["distance"] > 0 and p["nearest_extraction"] for p in picks)
+    assert picks[0]["score"] <= top["score"].max()
+
+
 def test_cluster_risk_summarises_linked_accounts(demo_lake):
     clusters = _table(demo_lake, "cluster_risk")
     assert len(clusters) > 0
