@@ -211,7 +211,7 @@ def test_queue_filters_pages_and_reflects_a_decision_at_once(console_lake):
 
 
 def test_the_exploration_page_lists_undecided_accounts_and_drops_one_once_decided(console_lake):
-    settings, info, auth, token = console_lake
+    settings, _, auth, token = console_lake
     client = _signed_in(settings, auth, token)
     assert f'href="/explore?date={LAST_DAY}"' in client.get("/").text
     page = client.get("/explore")
