@@ -43,6 +43,21 @@ def _analyst_labels(settings):
     return [r for r in catalog.read_arrow(settings, "enforcement_labels").to_pylist() if r["source"] == "analyst"]
 
 
+def _decide_from_account_page(client, account_id: str, note: str, next_page: str):
+    """Decide one account extraction through the account page's form, as an analyst does."""
+    return client.post(
+        "/decide",
+        data={
+            "csrf_token": form_csrf(client.get(f"/account/{account_id}").text),
+            "target_kind": "account",
+            "target_id": account_id,
+            "label": "extraction",
+            "note": note,
+            "next": next_page,
+        },
+    )
+
+
 def test_nothing_without_sign_in_and_no_write_without_credentials(console_lake):
     settings, _, auth, token = console_lake
     anonymous = _client(settings, auth)
@@ -190,18 +205,7 @@ def test_queue_filters_pages_and_reflects_a_decision_at_once(console_lake):
     second = client.get("/?page=2").text
     assert "← previous" in second
     chosen = top[0]
-    page = client.get(f"/account/{chosen}")
-    client.post(
-        "/decide",
-        data={
-            "csrf_token": form_csrf(page.text),
-            "target_kind": "account",
-            "target_id": chosen,
-            "label": "extraction",
-            "note": "confirmed",
-            "next": "/",
-        },
-    )
+    _decide_from_account_page(client, chosen, "confirmed", next_page="/")
     after = client.get("/?tier=high&undecided=1").text
     assert f"/account/{chosen}?" not in after
     export = client.get("/queue.csv?tier=high")
@@ -220,17 +224,7 @@ def test_the_exploration_page_lists_undecided_accounts_and_drops_one_once_decide
     decided = {r["account_id"] for r in catalog.read_arrow(settings, "enforcement_labels").to_pylist()}
     assert listed and not set(listed) & decided
     chosen = listed[0]
-    client.post(
-        "/decide",
-        data={
-            "csrf_token": form_csrf(client.get(f"/account/{chosen}").text),
-            "target_kind": "account",
-            "target_id": chosen,
-            "label": "extraction",
-            "note": "a new campaign",
-            "next": "/explore",
-        },
-    )
+    _decide_from_account_page(client, chosen, "a new campaign", next_page="/explore")
     after = client.get("/explore").text
     assert f'<td class="id"><a href="/account/{chosen}?' not in after
     assert client.get("/explore?date=1999-01-01").status_code == 404

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.helpers import benchmark_module
 
 
 def _label_ceiling():
-    if "label_ceiling" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("label_ceiling", BENCHMARKS / "label_ceiling.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["label_ceiling"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["label_ceiling"]
+    return benchmark_module.load("label_ceiling")
 
 
 def test_recall_is_counted_above_the_benign_quantile_and_is_none_without_rows():

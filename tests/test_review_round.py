@@ -4,28 +4,19 @@ what the round found is counted as found or cleared."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
 from console.decisions import record_decision
-from tests.helpers import reviewed_lake
+from tests.helpers import benchmark_module, reviewed_lake
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 LAST_DAY = dt.date(2026, 3, 14)
 
 
 def _review_round():
-    if "review_round" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("review_round", BENCHMARKS / "review_round.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["review_round"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["review_round"]
+    return benchmark_module.load("review_round")
 
 
 @pytest.fixture()
