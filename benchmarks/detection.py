@@ -326,7 +326,9 @@ def main(argv: list[str] | None = None) -> dict:
     began = time.time()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    label = args.label or f"{dt.date.today().isoformat()}-{commit()}"
+    # a run of development seeds only is named apart, so it never overwrites the report seeds' result of that commit
+    sets = {seed_set(seed) for seed in seeds}
+    label = args.label or f"{dt.date.today().isoformat()}-{commit()}" + ("-dev" if sets == {"dev"} else "")
     held = ["holdout", args.hold_out] if args.hold_out else []
     reviewed = [f"review{args.review}", args.review_queue] if args.review else []
     stem = "-".join([RESULT_NAME, args.scenario, *held, *reviewed, label])
