@@ -124,6 +124,27 @@ def campaigns_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def review_markdown(seeds: list[dict]) -> str:
+    """What each seed's review round decided (benchmarks/review_round.py); empty without one."""
+    rows = [r for r in seeds if r.get("review")]
+    if not rows:
+        return ""
+    lines = [
+        f"\nReview round per seed ({rows[0]['review']['policy']} queue of the train day, decided with the ground "
+        "truth):\n",
+        "| seed | reviewed | extraction | benign | campaign accounts reviewed | campaigns first labelled |",
+        "|---:|---:|---:|---:|---|---|",
+    ]
+    for r in rows:
+        x = r["review"]
+        per_campaign = ", ".join(f"{c} {n}" for c, n in sorted(x["campaign_accounts"].items())) or "-"
+        lines.append(
+            f"| {r['seed']} | {x['reviewed']} | {x['extraction']} | {x['benign']} | {per_campaign} | "
+            f"{', '.join(x['campaigns_first_labelled']) or '-'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def latency_markdown(seeds: list[dict]) -> str:
     """Detection latency of the campaigns whose first request comes after the train day: scoring starts on that
     day, so for a campaign already active the latency only says when it started."""
@@ -175,6 +196,7 @@ def markdown(report: dict) -> str:
         lines.append(headline_markdown(name, block, cfg.get("hold_out")))
     if seeds:
         lines.append(campaigns_markdown(report))
+        lines.append(review_markdown(seeds))
         lines.append(latency_markdown(seeds))
         lines.append("\nPer seed: timings (s) and the last day's clusters:\n")
         lines.append(
