@@ -20,7 +20,8 @@ from the train day to the last, one row per account (its highest score and tier 
 `--hold-out ARCHETYPE` (randomised scenario) is leave-one-tactic-out: no labelled campaign of the lake has it.
 `--review N` adds one review round before training: simulated analysts decide N accounts from the train day's plain
 (`top`) or exploration (`explore`) queue, and those decisions reach the model (benchmarks/review_round.py).
-Writes benchmarks/results/detection-<scenario>[-holdout-<archetype>]-<label>.json (machine facts) and .md.
+Writes benchmarks/results/detection-<scenario>[-holdout-<archetype>][-review<N>-<queue>]-<label>.json (machine
+facts) and .md; the label defaults to the date and commit, with -dev for a run of development seeds only.
 How to run and read it: docs/detection-benchmark.md.
 """
 
