@@ -83,12 +83,17 @@ def recall_at(scores, is_campaign, rows, level: float) -> float | None:
 def fit_and_test(train, target, test, columns) -> dict:
     import xgboost as xgb
 
-    # the supervised model's settings (models/train.py), without early stopping: there is no validation lake
-    model = xgb.XGBClassifier(
-        n_estimators=300, max_depth=5, learning_rate=0.1, subsample=0.9, colsample_bytree=0.9, random_state=7
+    from models.config import TrainingConfig
+    from models.train import booster_params
+
+    # the supervised model's parameters and rounds, without early stopping: there is no validation lake
+    config = TrainingConfig()
+    booster = xgb.train(
+        booster_params(config, "cpu"),
+        xgb.DMatrix(train[columns].astype(float), label=target.astype(int)),
+        num_boost_round=config.num_boost_round,
     )
-    model.fit(train[columns].astype(float), target.astype(int))
-    scores = model.predict_proba(test[columns].astype(float))[:, 1]
+    scores = booster.predict(xgb.DMatrix(test[columns].astype(float)))
     campaign = test["is_campaign"].to_numpy(dtype=bool)
     undecided_campaign = campaign & ~test["campaign_decided"].to_numpy(dtype=bool)
     out: dict = {}

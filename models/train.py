@@ -173,7 +173,8 @@ class FitInfo:
 LABELLED_PROBABILITY_ROUNDS = 100
 
 
-def _params(config: TrainingConfig, device: str) -> dict[str, object]:
+def booster_params(config: TrainingConfig, device: str) -> dict[str, object]:
+    """The supervised model's XGBoost parameters (benchmarks/label_ceiling.py fits with them too)."""
     return {
         "objective": "binary:logistic",
         "eval_metric": ["aucpr", "logloss"],  # the last one drives early stopping
@@ -199,7 +200,7 @@ def labelled_probability(rows: pd.DataFrame, columns: list[str], config: Trainin
         if not held.any() or train["label"].nunique() < 2:
             continue
         booster = xgb.train(
-            _params(config, device),
+            booster_params(config, device),
             _matrix(train, columns, train["label"].to_numpy(), fitting=True),
             num_boost_round=LABELLED_PROBABILITY_ROUNDS,
         )
@@ -237,7 +238,7 @@ def fit_booster(fit: pd.DataFrame, validation: pd.DataFrame, columns: list[str],
     w, weights_info = pu_weights(both, columns, config, device)
     fit_rows, fit_y, fit_w = pu.training_rows(fit.reset_index(drop=True), w[: len(fit)])
     val_rows, val_y, val_w = pu.training_rows(validation.reset_index(drop=True), w[len(fit) :])
-    params = _params(config, device)
+    params = booster_params(config, device)
     booster = xgb.train(
         params,
         _matrix(fit_rows, columns, fit_y, fit_w, fitting=True),
@@ -274,7 +275,7 @@ def cross_fitted_supervised(
         if not held.any():
             continue
         booster = xgb.train(
-            _params(config, device),
+            booster_params(config, device),
             _matrix(rows[keep], columns, y[keep], w[keep], fitting=True),
             num_boost_round=rounds,
         )
