@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
+import review_round  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
 from machine import machine_facts  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
 
 # The per-day jobs in the nightly order (jobs/steps.py); scoring runs once the model is trained.
@@ -153,8 +154,6 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
     result: dict = {"seed": seed, "set": seed_set(seed), "train_as_of": train_day.isoformat(), "last": last.isoformat()}
     try:
         if args.review:
-            import review_round
-
             began = time.perf_counter()
             result["review"] = review_round.run(lake, train_day, last, args.review, args.review_queue, cli)
             timings["review"] = time.perf_counter() - began
@@ -186,8 +185,6 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
         scope[name] = scope["score"] >= report.threshold_at_fpr(scope["is_campaign"].astype(int), scope["score"], level)
     scope.to_parquet(workdir / f"seed{seed}.parquet")
     if "review" in result:  # the round's accounts, for the measure that counts what the analysts found too
-        import review_round
-
         found = review_round.as_found(truth, result["review"]["account_ids"])
         reviewed = report.evaluation_rows(found, clusters, table("accounts"), prefix=f"{seed}:").assign(seed=seed)
         reviewed.to_parquet(workdir / f"seed{seed}-reviewed.parquet")

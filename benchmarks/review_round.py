@@ -32,9 +32,17 @@ ANALYST = "simulated-analyst"
 DECIDED_AT = dt.time(23, 0)  # late on the train day: after its queue was read, before the night's training
 
 
+def decided_by(settings, day: dt.date) -> set[str]:
+    """The accounts with a decision made on or before `day` (the lake also holds the simulator's later ones)."""
+    from deltalake import DeltaTable
+
+    labels = DeltaTable(settings.table_uri("enforcement_labels")).to_pandas(columns=["account_id", "decided_at"])
+    return set(labels.loc[pd.to_datetime(labels["decided_at"], utc=True).dt.date <= day, "account_id"])
+
+
 def queue_picks(settings, day: dt.date, budget: int, policy: str) -> list[str]:
     """The `budget` accounts an analyst working `policy`'s queue of `day` reviews: only decisions made by `day`
-    count as made (the lake also holds the simulator's later ones)."""
+    count as made."""
     from deltalake import DeltaTable
 
     from jobs.risk_query import exploration_accounts
@@ -43,8 +51,7 @@ def queue_picks(settings, day: dt.date, budget: int, policy: str) -> list[str]:
         return exploration_accounts(settings, day, budget, decided_by=day)["account_id"].to_pylist()
     if policy != "top":
         raise ValueError(f"review queue must be one of {', '.join(POLICIES)}, got {policy!r}")
-    labels = DeltaTable(settings.table_uri("enforcement_labels")).to_pandas(columns=["account_id", "decided_at"])
-    decided = set(labels.loc[pd.to_datetime(labels["decided_at"], utc=True).dt.date <= day, "account_id"])
+    decided = decided_by(settings, day)
     risk = DeltaTable(settings.table_uri("account_risk")).to_pandas(
         columns=["account_id", "score"], filters=[("score_date", "=", day)]
     )
@@ -70,8 +77,6 @@ def first_pass(lake: Path, day: dt.date) -> Path:
 def run(lake: Path, day: dt.date, last: dt.date, budget: int, policy: str, cli) -> dict:
     """Review `budget` accounts of `policy`'s queue on `day` into `lake`, then recompute what reads decisions from
     `day` to `last` with `cli(lake, *argv)`. Returns what was reviewed and what the reviews found."""
-    from deltalake import DeltaTable
-
     from console.decisions import record_decision
     from lake.config import load_settings
     from simulator.simulate import read_ground_truth
@@ -83,9 +88,7 @@ def run(lake: Path, day: dt.date, last: dt.date, budget: int, policy: str, cli) 
         picks = queue_picks(load_settings(lake_root=str(copy)), day, budget, policy)
     finally:
         shutil.rmtree(copy, ignore_errors=True)
-    labels = DeltaTable(settings.table_uri("enforcement_labels")).to_pandas(columns=["account_id", "decided_at"])
-    decided = labels.loc[pd.to_datetime(labels["decided_at"], utc=True).dt.date <= day, "account_id"]
-    caught = set(truth.loc[truth.index.isin(decided), "campaign_id"].dropna())
+    caught = set(truth.loc[truth.index.isin(decided_by(settings, day)), "campaign_id"].dropna())
     now = dt.datetime.combine(day, DECIDED_AT, tzinfo=dt.UTC)
     for account in picks:
         record_decision(
