@@ -32,6 +32,11 @@ def _ci(rate: dict | None, digits: int = 1) -> str:
     return f"{_pct(rate['value'], digits)} [{_pct(rate['low'], digits)}-{_pct(rate['high'], digits)}]"
 
 
+def _operating_cells(point: dict) -> str:
+    """An operating point's recall, benign FPR and benign accounts flagged, as table cells."""
+    return f"{_ci(point['recall'])} | {_ci(point['benign_fpr'], 3)} | {point['benign_fpr']['flagged']:,}"
+
+
 def headline_markdown(name: str, block: dict, hold_out: str | None) -> str:
     tiers, oracle = block["tiers"], block["oracle"]
     lines = [
@@ -49,10 +54,7 @@ def headline_markdown(name: str, block: dict, hold_out: str | None) -> str:
     for label, key, row in rows:
         recall, fpr = TARGETS[key]
         target = f"recall >= {recall:.0%}" + (f" at FPR <= {fpr:.2%}" if fpr else "")
-        lines.append(
-            f"| {label} | {_ci(row['recall'])} | {_ci(row['benign_fpr'], 3)} | {row['benign_fpr']['flagged']:,} | "
-            f"{target} |"
-        )
+        lines.append(f"| {label} | {_operating_cells(row)} | {target} |")
     if "campaigns_with_labels" in block:
         lines += [
             "\nCampaign accounts by whether their campaign has any labelled account (siblings) or none:\n",
@@ -71,11 +73,7 @@ def headline_markdown(name: str, block: dict, hold_out: str | None) -> str:
             "| flag at | recall | benign FPR | benign flagged |",
             "|---|---:|---:|---:|",
         ]
-        for t in TIERS:
-            row = part[t]
-            lines.append(
-                f"| >= {t} | {_ci(row['recall'])} | {_ci(row['benign_fpr'], 3)} | {row['benign_fpr']['flagged']:,} |"
-            )
+        lines += [f"| >= {t} | {_operating_cells(part[t])} |" for t in TIERS]
     archetypes = sorted(tiers["elevated"]["per_archetype"])
     lines += [
         "\nPer archetype (pooled over the set's campaigns of that archetype, which are resampled; * = held out of "
