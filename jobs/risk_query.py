@@ -167,15 +167,15 @@ def exploration_accounts(
         if catalog.exists(settings, "enforcement_labels")
         else pd.DataFrame(columns=["account_id", "label", "decided_at"])
     )
+    decided_on = pd.to_datetime(decisions["decided_at"], utc=True).dt.date
     if decided_by is not None:
-        decisions = decisions[pd.to_datetime(decisions["decided_at"], utc=True).dt.date <= check_date(decided_by)]
+        decisions, decided_on = (x[decided_on <= check_date(decided_by)] for x in (decisions, decided_on))
     decided_ids = pa.array(decisions["account_id"].unique(), pa.string())
     decided_rows = features.to_table(
         columns=columns,
         filter=(pc.field("feature_date") <= pa.scalar(day, pa.date32())) & pc.field("account_id").isin(decided_ids),
     ).to_pandas()
-    latest = max([day, *pd.to_datetime(decisions["decided_at"], utc=True).dt.date])
-    profiles = resemblance.decided_profiles(decided_rows, decisions, latest)
+    profiles = resemblance.decided_profiles(decided_rows, decisions, max([day, *decided_on]))
     picks, _ = exploration_picks(
         risk[~risk["account_id"].isin(decisions["account_id"])],
         population.to_pandas(),
