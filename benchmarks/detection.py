@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/detection.py [--seeds dev|report|both|N ...] [--scenario randomised] [--hold-out ARCHETYPE]
                                       [--accounts 24000] [--days 12] [--train-day 10] [--parallel 2] [--label L]
-                                      [--lakes DIR] [--review N --review-queue top|explore]
+                                      [--lakes DIR] [--review N | --daily-review N] [--review-queue top|explore|mixed]
 
 Seeds: DEV_SEEDS are for tuning; REPORT_SEEDS are never tuned on. Both sets are reported, always apart.
 Per seed: simulate a fresh lake (simulator.simulate.run, the code behind `distillguard simulate`), then run the
@@ -19,8 +19,10 @@ from the train day to the last, one row per account (its highest score and tier 
   the last day's cluster purity.
 `--hold-out ARCHETYPE` (randomised scenario) is leave-one-tactic-out: no labelled campaign of the lake has it.
 `--review N` adds one review round before training: simulated analysts decide N accounts from the train day's plain
-(`top`) or exploration (`explore`) queue, and those decisions reach the model (benchmarks/review_round.py).
-Writes benchmarks/results/detection-<scenario>[-holdout-<archetype>][-review<N>-<queue>]-<label>.json (machine
+(`top`), exploration (`explore`) or `mixed` queue, and those decisions reach the model. `--daily-review N` instead
+reviews N accounts of every scored day's queue once it is scored, and the next day's features and families read
+them (benchmarks/review_round.py).
+Writes benchmarks/results/detection-<scenario>[-holdout-<archetype>][-{review,daily}<N>-<queue>]-<label>.json (machine
 facts) and .md; the label defaults to the date and commit, with -dev for a run of development seeds only.
 How to run and read it: docs/detection-benchmark.md.
 """
@@ -159,12 +161,20 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
             timings["review"] = time.perf_counter() - began
             print(f"   seed {seed}: review round {result['review']}", flush=True)
         timed("train", "train", "--as-of", train_day.isoformat())
-        timed("score", "backfill", "--from", train_day.isoformat(), "--to", last.isoformat(), "--steps", "score")
+        if args.daily_review:
+            began = time.perf_counter()
+            scored_days = [day for day in dates if day >= train_day]
+            result["daily_review"] = review_round.daily(lake, scored_days, args.daily_review, args.review_queue, cli)
+            timings["score_and_daily_review"] = time.perf_counter() - began
+            print(f"   seed {seed}: daily review {result['daily_review']['days']}", flush=True)
+        else:
+            timed("score", "backfill", "--from", train_day.isoformat(), "--to", last.isoformat(), "--steps", "score")
     except JobFailed as exc:  # reported per seed: a training failure is itself a finding
         print(f"   seed {seed}: {exc}", flush=True)
         result.update(error=str(exc), timings_s=timings)
         return result
-    print(f"   seed {seed}: trained and scored in {timings['train'] + timings['score']:.0f}s", flush=True)
+    spent = sum(timings.get(name, 0.0) for name in ("train", "score", "score_and_daily_review"))
+    print(f"   seed {seed}: trained and scored in {spent:.0f}s", flush=True)
 
     def table(name: str, columns: list[str] | None = None):
         return DeltaTable(settings.table_uri(name)).to_pandas(columns=columns)
@@ -184,8 +194,9 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
     for name, level in ORACLE_LEVELS.items():  # the oracle threshold of this seed, for the secondary ranking
         scope[name] = scope["score"] >= report.threshold_at_fpr(scope["is_campaign"].astype(int), scope["score"], level)
     scope.to_parquet(workdir / f"seed{seed}.parquet")
-    if "review" in result:  # the round's accounts, for the measure that counts what the analysts found too
-        found = review_round.as_found(truth, result["review"]["account_ids"])
+    reviewed_ids = [a for key in ("review", "daily_review") for a in result.get(key, {}).get("account_ids", [])]
+    if reviewed_ids:  # the reviewed accounts, for the measure that counts what the analysts found too
+        found = review_round.as_found(truth, reviewed_ids)
         reviewed = report.evaluation_rows(found, clusters, table("accounts"), prefix=f"{seed}:").assign(seed=seed)
         reviewed.to_parquet(workdir / f"seed{seed}-reviewed.parquet")
     decided = labels[
@@ -295,7 +306,10 @@ def main(argv: list[str] | None = None) -> dict:
         "rerun): for tuning the model; clear it whenever the simulator or a daily job changes",
     )
     parser.add_argument("--review", type=int, default=0, help="accounts reviewed from the train day's queue")
-    parser.add_argument("--review-queue", default="explore", choices=("top", "explore"), help="the queue reviewed")
+    parser.add_argument(
+        "--daily-review", type=int, default=0, help="accounts reviewed from every scored day's queue, once scored"
+    )
+    parser.add_argument("--review-queue", default="explore", choices=review_round.POLICIES, help="the queue reviewed")
     parser.add_argument("--parallel", type=int, default=1, help="seeds run at the same time (one process each)")
     parser.add_argument(
         "--render", metavar="JSON", help="only rewrite an existing result's markdown (and headline, with --workdir)"
@@ -318,6 +332,8 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--train-day must be in 1..{args.days - 1}")
     if args.hold_out and args.scenario != "randomised":
         parser.error("--hold-out needs --scenario randomised")
+    if args.review and args.daily_review:
+        parser.error("--review and --daily-review are two designs of the round; choose one")
     seeds = resolve_seeds(args.seeds)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="dg-detection-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -329,6 +345,7 @@ def main(argv: list[str] | None = None) -> dict:
     label = args.label or f"{dt.date.today().isoformat()}-{commit()}" + ("-dev" if sets == {"dev"} else "")
     held = ["holdout", args.hold_out] if args.hold_out else []
     reviewed = [f"review{args.review}", args.review_queue] if args.review else []
+    reviewed += [f"daily{args.daily_review}", args.review_queue] if args.daily_review else []
     stem = "-".join([RESULT_NAME, args.scenario, *held, *reviewed, label])
     report = {
         "benchmark": "detection",
@@ -346,6 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
             "accounts": args.accounts,
             "train_day": args.train_day,
             "review": {"budget": args.review, "queue": args.review_queue} if args.review else None,
+            "daily_review": {"budget": args.daily_review, "queue": args.review_queue} if args.daily_review else None,
             "daily_jobs": list(DAILY_JOBS),
             "start": START.isoformat(),
         },

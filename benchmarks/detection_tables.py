@@ -68,7 +68,7 @@ def headline_markdown(name: str, block: dict, hold_out: str | None) -> str:
     if "with_review_round" in block:
         part = block["with_review_round"]
         lines += [
-            "\nThe review round's accounts counted in: every account undecided before the round, a reviewed "
+            "\nThe reviewed accounts counted in: every account undecided before the reviews, a reviewed "
             "campaign account found, a reviewed benign account cleared:\n",
             "| flag at | recall | benign FPR | benign flagged |",
             "|---|---:|---:|---:|",
@@ -123,21 +123,23 @@ def campaigns_markdown(report: dict) -> str:
 
 
 def review_markdown(seeds: list[dict]) -> str:
-    """What each seed's review round decided (benchmarks/review_round.py); empty without one."""
-    rows = [r for r in seeds if r.get("review")]
+    """What each seed's review rounds decided (benchmarks/review_round.py): the round on the train day, or one per
+    scored day; empty without any."""
+    rows = [(r["seed"], r["review"]) for r in seeds if r.get("review")]
+    rows += [(r["seed"], day) for r in seeds if r.get("daily_review") for day in r["daily_review"]["days"]]
     if not rows:
         return ""
+    first = next(r.get("review") or r["daily_review"] for r in seeds if r.get("review") or r.get("daily_review"))
+    when = "the train day" if any(r.get("review") for r in seeds) else "each scored day, once scored"
     lines = [
-        f"\nReview round per seed ({rows[0]['review']['policy']} queue of the train day, decided with the ground "
-        "truth):\n",
-        "| seed | reviewed | extraction | benign | campaign accounts reviewed | campaigns first labelled |",
-        "|---:|---:|---:|---:|---|---|",
+        f"\nReview rounds per seed ({first['policy']} queue of {when}, decided with the ground truth):\n",
+        "| seed | day | reviewed | extraction | benign | campaign accounts reviewed | campaigns first labelled |",
+        "|---:|---|---:|---:|---:|---|---|",
     ]
-    for r in rows:
-        x = r["review"]
+    for seed, x in rows:
         per_campaign = ", ".join(f"{c} {n}" for c, n in sorted(x["campaign_accounts"].items())) or "-"
         lines.append(
-            f"| {r['seed']} | {x['reviewed']} | {x['extraction']} | {x['benign']} | {per_campaign} | "
+            f"| {seed} | {x['day']} | {x['reviewed']} | {x['extraction']} | {x['benign']} | {per_campaign} | "
             f"{', '.join(x['campaigns_first_labelled']) or '-'} |"
         )
     return "\n".join(lines) + "\n"
@@ -179,6 +181,12 @@ def markdown(report: dict) -> str:
             f", **review round**: {cfg['review']['budget']} accounts of the `{cfg['review']['queue']}` queue decided "
             "on the train day"
             if cfg.get("review")
+            else ""
+        )
+        + (
+            f", **daily review**: {cfg['daily_review']['budget']} accounts of the `{cfg['daily_review']['queue']}` "
+            "queue decided on every scored day"
+            if cfg.get("daily_review")
             else ""
         )
         + f", trained as of day {cfg['train_day']}, scored from that day to the last, evaluated on accounts "

@@ -1,20 +1,28 @@
-"""One review round for the detection benchmark: simulated analysts work one of the product's queues on the train
-day, and their decisions reach the model that is then trained.
+"""Review rounds for the detection benchmark: simulated analysts work the product's queues, and their decisions
+reach the scores.
 
 The simulator's own labels follow loudness (analysts catch a campaign's loudest accounts first); they never read
-the product. This round does: on a copy of the lake, a model is trained as of the train day and scores it; the
-analysts then review `budget` undecided accounts from that day's queue, in one of two orders:
+the product. These rounds do. The analysts review `budget` undecided accounts of a day's queue, in one of three
+orders:
 - `top`: the plain queue, highest score first (what `distillguard risk top` and the console list);
 - `explore`: the exploration queue (`distillguard risk explore`, models/review_queue.py), accounts unlike every
-  account decided extraction and unlike each other.
+  account decided extraction and unlike each other;
+- `mixed`: half the budget from the exploration queue, the rest from the plain queue.
 Each reviewed account is decided with the simulator's ground truth (extraction for a campaign account, benign for
-any other: analysts who never err), through the console's own `record_decision`, stamped late on the train day.
-The copy is then dropped, the lake's features and families are recomputed from the train day on (both read the
-decisions), and the benchmark trains and scores as it always does. Reviewed accounts are decided by the last day,
-so the evaluation leaves them out like every other decided account.
+any other: analysts who never err), through the console's own `record_decision`, stamped late on the day.
 
-A simplification, said plainly: the analysts review the train day's queue on the train day itself, before the
-night's training; in production they would read it the next morning.
+Two ways to run them:
+- `run`: one round on the train day, before training. On a copy of the lake a model is trained as of the train day
+  and scores it; the analysts review that queue; the copy is dropped, the lake's features and families are
+  recomputed from the train day on (both read the decisions), and the benchmark trains as it always does. A
+  simplification, said plainly: the analysts review the train day's queue before the night's training; in
+  production they would read it the next morning.
+- `daily`: a round on every scored day, after training. Each day is scored once its features and families have been
+  recomputed with the decisions of the days before (the nightly order), and the analysts then review its queue.
+  The model trained as of the train day scores every day: the decisions reach the scores through the nightly
+  families (propagation from and resemblance to decided accounts) and features, not through retraining, which the
+  retrain DAG would also start on new labels.
+Reviewed accounts are decided by the last day, so the evaluation leaves them out like every other decided account.
 """
 
 from __future__ import annotations
@@ -27,9 +35,12 @@ from pathlib import Path
 
 import pandas as pd
 
-POLICIES = ("top", "explore")
+POLICIES = ("top", "explore", "mixed")
 ANALYST = "simulated-analyst"
-DECIDED_AT = dt.time(23, 0)  # late on the train day: after its queue was read, before the night's training
+DECIDED_AT = dt.time(23, 0)  # late on the day: after its queue was read, before the night's jobs
+# `mixed`: the exploration queue's share of a day's reviews. Not fitted: an even split between finding new campaigns
+# and confirming the plain queue's top.
+EXPLORE_SHARE = 0.5
 
 
 def decided_by(settings, day: dt.date) -> set[str]:
@@ -43,19 +54,27 @@ def decided_by(settings, day: dt.date) -> set[str]:
 def queue_picks(settings, day: dt.date, budget: int, policy: str) -> list[str]:
     """The `budget` accounts an analyst working `policy`'s queue of `day` reviews: only decisions made by `day`
     count as made."""
-    from deltalake import DeltaTable
-
     from jobs.risk_query import exploration_accounts
 
-    if policy == "explore":
-        return exploration_accounts(settings, day, budget, decided_by=day)["account_id"].to_pylist()
-    if policy != "top":
+    if policy not in POLICIES:
         raise ValueError(f"review queue must be one of {', '.join(POLICIES)}, got {policy!r}")
-    decided = decided_by(settings, day)
+    explored: list[str] = []
+    if policy in ("explore", "mixed"):
+        share = budget if policy == "explore" else round(budget * EXPLORE_SHARE)
+        explored = exploration_accounts(settings, day, share, decided_by=day)["account_id"].to_pylist()
+    return explored + _plain_queue(settings, day, budget - len(explored), decided_by(settings, day) | set(explored))
+
+
+def _plain_queue(settings, day: dt.date, budget: int, skipped: set[str]) -> list[str]:
+    """The day's undecided accounts in the plain queue's order (`risk top`, the console), less `skipped`."""
+    from deltalake import DeltaTable
+
+    if budget <= 0:
+        return []
     risk = DeltaTable(settings.table_uri("account_risk")).to_pandas(
         columns=["account_id", "score"], filters=[("score_date", "=", day)]
     )
-    risk = risk[~risk["account_id"].isin(decided)]
+    risk = risk[~risk["account_id"].isin(skipped)]
     return risk.sort_values(["score", "account_id"], ascending=[False, True]).head(budget)["account_id"].tolist()
 
 
@@ -77,7 +96,6 @@ def first_pass(lake: Path, day: dt.date) -> Path:
 def run(lake: Path, day: dt.date, last: dt.date, budget: int, policy: str, cli) -> dict:
     """Review `budget` accounts of `policy`'s queue on `day` into `lake`, then recompute what reads decisions from
     `day` to `last` with `cli(lake, *argv)`. Returns what was reviewed and what the reviews found."""
-    from console.decisions import record_decision
     from lake.config import load_settings
     from simulator.simulate import read_ground_truth
 
@@ -88,6 +106,37 @@ def run(lake: Path, day: dt.date, last: dt.date, budget: int, policy: str, cli) 
         picks = queue_picks(load_settings(lake_root=str(copy)), day, budget, policy)
     finally:
         shutil.rmtree(copy, ignore_errors=True)
+    found = decide(settings, truth, day, picks, policy)
+    cli(lake, "backfill", "--from", day.isoformat(), "--to", last.isoformat(), "--steps", "features", "families")
+    return {"policy": policy, "budget": budget, **found}
+
+
+def daily(lake: Path, days: list[dt.date], budget: int, policy: str, cli) -> dict:
+    """Score each of `days` in turn with the trained model, its features and families first recomputed with the
+    decisions of the days before (not for the first day, which nothing reviewed yet precedes), and review `budget`
+    accounts of its queue. Returns each day's round and every account reviewed."""
+    from lake.config import load_settings
+    from simulator.simulate import read_ground_truth
+
+    settings = load_settings(lake_root=str(lake))
+    truth = read_ground_truth(settings).set_index("account_id")
+    rounds = []
+    for i, day in enumerate(days):
+        steps = ("score",) if i == 0 else ("features", "families", "score")
+        cli(lake, "backfill", "--from", day.isoformat(), "--to", day.isoformat(), "--steps", *steps)
+        rounds.append(decide(settings, truth, day, queue_picks(settings, day, budget, policy), policy))
+    return {
+        "policy": policy,
+        "budget": budget,
+        "days": [{k: v for k, v in r.items() if k != "account_ids"} for r in rounds],
+        "account_ids": [account for r in rounds for account in r["account_ids"]],
+    }
+
+
+def decide(settings, truth: pd.DataFrame, day: dt.date, picks: list[str], policy: str) -> dict:
+    """Decide `picks` with the ground truth (`truth` indexed by account_id), late on `day`; what they found."""
+    from console.decisions import record_decision
+
     caught = set(truth.loc[truth.index.isin(decided_by(settings, day)), "campaign_id"].dropna())
     now = dt.datetime.combine(day, DECIDED_AT, tzinfo=dt.UTC)
     for account in picks:
@@ -99,11 +148,8 @@ def run(lake: Path, day: dt.date, last: dt.date, budget: int, policy: str, cli) 
             account_id=account,
             now=now,
         )
-    cli(lake, "backfill", "--from", day.isoformat(), "--to", last.isoformat(), "--steps", "features", "families")
     reviewed = truth.loc[picks]
     return {
-        "policy": policy,
-        "budget": budget,
         "day": day.isoformat(),
         "reviewed": len(picks),
         "extraction": int(reviewed["is_campaign"].sum()),
