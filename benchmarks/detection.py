@@ -164,7 +164,9 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
         if args.daily_review:
             began = time.perf_counter()
             scored_days = [day for day in dates if day >= train_day]
-            result["daily_review"] = review_round.daily(lake, scored_days, args.daily_review, args.review_queue, cli)
+            result["daily_review"] = review_round.daily(
+                settings, scored_days, args.daily_review, args.review_queue, cli
+            )
             timings["score_and_daily_review"] = time.perf_counter() - began
             print(f"   seed {seed}: daily review {result['daily_review']['days']}", flush=True)
         else:

@@ -111,19 +111,17 @@ def run(lake: Path, day: dt.date, last: dt.date, budget: int, policy: str, cli) 
     return {"policy": policy, "budget": budget, **found}
 
 
-def daily(lake: Path, days: list[dt.date], budget: int, policy: str, cli) -> dict:
+def daily(settings, days: list[dt.date], budget: int, policy: str, cli) -> dict:
     """Score each of `days` in turn with the trained model, its features and families first recomputed with the
     decisions of the days before (not for the first day, which nothing reviewed yet precedes), and review `budget`
-    accounts of its queue. Returns each day's round and every account reviewed."""
-    from lake.config import load_settings
+    accounts of its queue; `cli(lake, *argv)` runs the jobs. Returns each day's round and every account reviewed."""
     from simulator.simulate import read_ground_truth
 
-    settings = load_settings(lake_root=str(lake))
     truth = read_ground_truth(settings).set_index("account_id")
     rounds = []
     for i, day in enumerate(days):
         steps = ("score",) if i == 0 else ("features", "families", "score")
-        cli(lake, "backfill", "--from", day.isoformat(), "--to", day.isoformat(), "--steps", *steps)
+        cli(Path(settings.lake_root), "backfill", "--from", day.isoformat(), "--to", day.isoformat(), "--steps", *steps)
         rounds.append(decide(settings, truth, day, queue_picks(settings, day, budget, policy), policy))
     return {
         "policy": policy,

@@ -4,6 +4,7 @@ what the round found is counted as found or cleared."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -61,3 +62,69 @@ def test_reviewed_accounts_count_as_found_or_cleared():
     assert list(found.index) == ["c", "b"]
     assert found.loc["c", ["score", "tier"]].tolist() == [1.0, "critical"]
     assert found.loc["b", ["score", "tier"]].tolist() == [0.0, "low"]
+
+
+def _write_truth(settings, accounts: list[str]) -> pd.DataFrame:
+    """Ground truth for the reviewed lake: its campaign-like accounts (every 40th) are one campaign, X."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from simulator.simulate import ground_truth_path
+
+    campaign = [i % 40 == 0 for i in range(len(accounts))]
+    truth = pd.DataFrame(
+        {"account_id": accounts, "is_campaign": campaign, "campaign_id": ["X" if c else None for c in campaign]}
+    )
+    path = Path(ground_truth_path(settings))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(truth, preserve_index=False), path)
+    return truth.set_index("account_id")
+
+
+def test_the_mixed_queue_takes_half_from_exploration_and_the_rest_from_the_plain_queue(lake):
+    settings, _, top = lake
+    review_round = _review_round()
+    explored = review_round.queue_picks(settings, LAST_DAY, 5, "explore")
+    picks = review_round.queue_picks(settings, LAST_DAY, 10, "mixed")
+    assert picks[:5] == explored
+    plain = [a for a in top[1:] if a not in explored][:5]  # top[0] was decided on the day
+    assert picks[5:] == plain and len(set(picks)) == 10
+
+
+def test_daily_rounds_score_each_day_before_its_review_and_a_day_knows_the_days_before(settings):
+    info = reviewed_lake.write(settings, accounts=120, days=3, last_day=LAST_DAY)
+    risk = DeltaTable(settings.table_uri("account_risk")).to_pandas()
+    truth = _write_truth(settings, sorted(risk["account_id"].unique()))
+    days = info["days"]
+    calls: list[tuple] = []
+    result = _review_round().daily(settings, days, 4, "top", lambda lake, *argv: calls.append((lake, argv)))
+
+    # the jobs in the nightly order: the first day is only scored, a later one recomputes what reads decisions first
+    steps = [argv[argv.index("--steps") + 1 :] for _, argv in calls]
+    assert steps == [("score",), ("features", "families", "score"), ("features", "families", "score")]
+    assert [argv[:5] for _, argv in calls] == [
+        ("backfill", "--from", d.isoformat(), "--to", d.isoformat()) for d in days
+    ]
+    assert {lake for lake, _ in calls} == {Path(settings.lake_root)}
+
+    ids = result["account_ids"]
+    assert len(ids) == 12 and len(set(ids)) == 12  # no day reviews an account an earlier day decided
+    labels = DeltaTable(settings.table_uri("enforcement_labels")).to_pandas()
+    reviews = labels["note"].str.startswith("benchmark review round")
+    earlier = set(labels.loc[~reviews, "account_id"])  # the helper's own decision, made on the first day
+    first_day = risk[(risk["score_date"] == days[0]) & ~risk["account_id"].isin(earlier)]
+    first_day_queue = first_day.sort_values(["score", "account_id"], ascending=[False, True])["account_id"]
+    assert ids[:4] == first_day_queue.head(4).tolist() and not earlier & set(ids)
+
+    labels = labels[reviews].set_index("account_id")
+    assert sorted(labels.index) == sorted(ids)
+    expected = ["extraction" if truth.at[a, "is_campaign"] else "benign" for a in ids]
+    assert labels.loc[ids, "label"].tolist() == expected
+    decided_on = pd.to_datetime(labels.loc[ids, "decided_at"], utc=True).dt.date.tolist()
+    assert decided_on == [day for day in days for _ in range(4)]
+
+    per_day = result["days"]
+    assert [d["day"] for d in per_day] == [d.isoformat() for d in days]
+    assert all(d["extraction"] + d["benign"] == 4 for d in per_day)
+    found_first = [d["campaigns_first_labelled"] for d in per_day if d["extraction"]]
+    assert found_first and found_first[0] == ["X"] and all(f == [] for f in found_first[1:])
