@@ -3,6 +3,7 @@
 Usage: python benchmarks/detection.py [--seeds dev|report|both|N ...] [--scenario randomised] [--hold-out ARCHETYPE]
                                       [--accounts 24000] [--days 12] [--train-day 10] [--parallel 2] [--label L]
                                       [--lakes DIR] [--review N | --daily-review N] [--review-queue top|explore|mixed]
+                                      [--retrain-daily]
 
 Seeds: DEV_SEEDS are for tuning; REPORT_SEEDS are never tuned on. Both sets are reported, always apart.
 Per seed: simulate a fresh lake (simulator.simulate.run, the code behind `distillguard simulate`), then run the
@@ -21,8 +22,9 @@ from the train day to the last, one row per account (its highest score and tier 
 `--review N` adds one review round before training: simulated analysts decide N accounts from the train day's plain
 (`top`), exploration (`explore`) or `mixed` queue, and those decisions reach the model. `--daily-review N` instead
 reviews N accounts of every scored day's queue once it is scored, and the next day's features and families read
-them (benchmarks/review_round.py).
-Writes benchmarks/results/detection-<scenario>[-holdout-<archetype>][-{review,daily}<N>-<queue>]-<label>.json (machine
+them (benchmarks/review_round.py); `--retrain-daily` also retrains as of every scored day after the first.
+Writes benchmarks/results/detection-<scenario>[-holdout-<archetype>][-{review,daily}<N>-<queue>][-retrain-daily]-
+<label>.json (machine
 facts) and .md; the label defaults to the date and commit, with -dev for a run of development seeds only.
 How to run and read it: docs/detection-benchmark.md.
 """
@@ -161,11 +163,11 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
             timings["review"] = time.perf_counter() - began
             print(f"   seed {seed}: review round {result['review']}", flush=True)
         timed("train", "train", "--as-of", train_day.isoformat())
-        if args.daily_review:
+        if args.daily_review or args.retrain_daily:
             began = time.perf_counter()
             scored_days = [day for day in dates if day >= train_day]
             result["daily_review"] = review_round.daily(
-                settings, scored_days, args.daily_review, args.review_queue, cli
+                settings, scored_days, args.daily_review, args.review_queue, cli, retrain=args.retrain_daily
             )
             timings["score_and_daily_review"] = time.perf_counter() - began
             print(f"   seed {seed}: daily review {result['daily_review']['days']}", flush=True)
@@ -312,6 +314,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--daily-review", type=int, default=0, help="accounts reviewed from every scored day's queue, once scored"
     )
     parser.add_argument("--review-queue", default="explore", choices=review_round.POLICIES, help="the queue reviewed")
+    parser.add_argument(
+        "--retrain-daily", action="store_true", help="retrain as of every scored day after the first, before scoring it"
+    )
     parser.add_argument("--parallel", type=int, default=1, help="seeds run at the same time (one process each)")
     parser.add_argument(
         "--render", metavar="JSON", help="only rewrite an existing result's markdown (and headline, with --workdir)"
@@ -334,8 +339,8 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--train-day must be in 1..{args.days - 1}")
     if args.hold_out and args.scenario != "randomised":
         parser.error("--hold-out needs --scenario randomised")
-    if args.review and args.daily_review:
-        parser.error("--review and --daily-review are two designs of the round; choose one")
+    if args.review and (args.daily_review or args.retrain_daily):
+        parser.error("--review is one round before training; --daily-review and --retrain-daily work day by day")
     seeds = resolve_seeds(args.seeds)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="dg-detection-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -348,6 +353,7 @@ def main(argv: list[str] | None = None) -> dict:
     held = ["holdout", args.hold_out] if args.hold_out else []
     reviewed = [f"review{args.review}", args.review_queue] if args.review else []
     reviewed += [f"daily{args.daily_review}", args.review_queue] if args.daily_review else []
+    reviewed += ["retrain-daily"] if args.retrain_daily else []
     stem = "-".join([RESULT_NAME, args.scenario, *held, *reviewed, label])
     report = {
         "benchmark": "detection",
@@ -366,6 +372,7 @@ def main(argv: list[str] | None = None) -> dict:
             "train_day": args.train_day,
             "review": {"budget": args.review, "queue": args.review_queue} if args.review else None,
             "daily_review": {"budget": args.daily_review, "queue": args.review_queue} if args.daily_review else None,
+            "retrain_daily": args.retrain_daily,
             "daily_jobs": list(DAILY_JOBS),
             "start": START.isoformat(),
         },

@@ -126,7 +126,9 @@ def review_markdown(seeds: list[dict]) -> str:
     """What each seed's review rounds decided (benchmarks/review_round.py): the round on the train day, or one per
     scored day; empty without any."""
     rows = [(r["seed"], r["review"]) for r in seeds if r.get("review")]
-    rows += [(r["seed"], day) for r in seeds if r.get("daily_review") for day in r["daily_review"]["days"]]
+    rows += [
+        (r["seed"], day) for r in seeds if r.get("daily_review") for day in r["daily_review"]["days"] if day["reviewed"]
+    ]
     if not rows:
         return ""
     first = next(r.get("review") or r["daily_review"] for r in seeds if r.get("review") or r.get("daily_review"))
@@ -189,6 +191,7 @@ def markdown(report: dict) -> str:
             if cfg.get("daily_review")
             else ""
         )
+        + (", **retrained as of every scored day**" if cfg.get("retrain_daily") else "")
         + f", trained as of day {cfg['train_day']}, scored from that day to the last, evaluated on accounts "
         "UNLABELLED on the last day. "
         f"Commit `{report.get('commit', '?')}`, {report['machine'].get('cpu_count')} CPUs, "

@@ -111,21 +111,30 @@ def run(lake: Path, day: dt.date, last: dt.date, budget: int, policy: str, cli) 
     return {"policy": policy, "budget": budget, **found}
 
 
-def daily(settings, days: list[dt.date], budget: int, policy: str, cli) -> dict:
-    """Score each of `days` in turn with the trained model, its features and families first recomputed with the
-    decisions of the days before (not for the first day, which nothing reviewed yet precedes), and review `budget`
-    accounts of its queue; `cli(lake, *argv)` runs the jobs. Returns each day's round and every account reviewed."""
+def daily(settings, days: list[dt.date], budget: int, policy: str, cli, retrain: bool = False) -> dict:
+    """Score each of `days` in turn, its features and families first recomputed with the decisions of the days
+    before (not for the first day, which nothing reviewed yet precedes), and review `budget` accounts of its queue
+    (none: `budget` 0). With `retrain`, `distillguard train --as-of` each later day runs before it is scored, as the
+    retrain DAG would on new labels (its promotion gate decides whether the new model scores); otherwise the model
+    trained before the first day scores them all. `cli(lake, *argv)` runs the jobs. Returns each day's round and
+    every account reviewed."""
     from simulator.simulate import read_ground_truth
 
     truth = read_ground_truth(settings).set_index("account_id")
+    lake = Path(settings.lake_root)
     rounds = []
     for i, day in enumerate(days):
-        steps = ("score",) if i == 0 else ("features", "families", "score")
-        cli(Path(settings.lake_root), "backfill", "--from", day.isoformat(), "--to", day.isoformat(), "--steps", *steps)
-        rounds.append(decide(settings, truth, day, queue_picks(settings, day, budget, policy), policy))
+        if i > 0:
+            cli(lake, "backfill", "--from", day.isoformat(), "--to", day.isoformat(), "--steps", "features", "families")
+            if retrain:
+                cli(lake, "train", "--as-of", day.isoformat())
+        cli(lake, "backfill", "--from", day.isoformat(), "--to", day.isoformat(), "--steps", "score")
+        picks = queue_picks(settings, day, budget, policy) if budget else []
+        rounds.append(decide(settings, truth, day, picks, policy))
     return {
         "policy": policy,
         "budget": budget,
+        "retrain": retrain,
         "days": [{k: v for k, v in r.items() if k != "account_ids"} for r in rounds],
         "account_ids": [account for r in rounds for account in r["account_ids"]],
     }

@@ -100,11 +100,11 @@ def test_daily_rounds_score_each_day_before_its_review_and_a_day_knows_the_days_
     result = _review_round().daily(settings, days, 4, "top", lambda lake, *argv: calls.append((lake, argv)))
 
     # the jobs in the nightly order: the first day is only scored, a later one recomputes what reads decisions first
-    steps = [argv[argv.index("--steps") + 1 :] for _, argv in calls]
-    assert steps == [("score",), ("features", "families", "score"), ("features", "families", "score")]
-    assert [argv[:5] for _, argv in calls] == [
-        ("backfill", "--from", d.isoformat(), "--to", d.isoformat()) for d in days
-    ]
+    def backfill(day, *steps):
+        return ("backfill", "--from", day.isoformat(), "--to", day.isoformat(), "--steps", *steps)
+
+    later = [job for day in days[1:] for job in (backfill(day, "features", "families"), backfill(day, "score"))]
+    assert [argv for _, argv in calls] == [backfill(days[0], "score"), *later]
     assert {lake for lake, _ in calls} == {Path(settings.lake_root)}
 
     ids = result["account_ids"]
@@ -128,3 +128,14 @@ def test_daily_rounds_score_each_day_before_its_review_and_a_day_knows_the_days_
     assert all(d["extraction"] + d["benign"] == 4 for d in per_day)
     found_first = [d["campaigns_first_labelled"] for d in per_day if d["extraction"]]
     assert found_first and found_first[0] == ["X"] and all(f == [] for f in found_first[1:])
+
+
+def test_daily_retraining_trains_as_of_each_later_day_before_scoring_it(settings):
+    info = reviewed_lake.write(settings, accounts=120, days=3, last_day=LAST_DAY)
+    _write_truth(settings, sorted(DeltaTable(settings.table_uri("account_risk")).to_pandas()["account_id"].unique()))
+    calls: list[tuple] = []
+    result = _review_round().daily(settings, info["days"], 0, "top", lambda _, *argv: calls.append(argv), retrain=True)
+    jobs = [argv[0] if argv[0] == "train" else argv[-1] for argv in calls]
+    assert jobs == ["score", "families", "train", "score", "families", "train", "score"]
+    assert [argv[2] for argv in calls if argv[0] == "train"] == [d.isoformat() for d in info["days"][1:]]
+    assert result["account_ids"] == [] and all(d["reviewed"] == 0 for d in result["days"])  # budget 0: no reviews
