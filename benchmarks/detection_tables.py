@@ -127,7 +127,11 @@ def review_markdown(seeds: list[dict]) -> str:
     scored day; empty without any."""
     rows = [(r["seed"], r["review"]) for r in seeds if r.get("review")]
     rows += [
-        (r["seed"], day) for r in seeds if r.get("daily_review") for day in r["daily_review"]["days"] if day["reviewed"]
+        (r["seed"], day)
+        for r in seeds
+        if r.get("daily_review")
+        for day in r["daily_review"]["days"]
+        if day["reviewed"] or r["daily_review"].get("retrain")
     ]
     if not rows:
         return ""
@@ -140,8 +144,9 @@ def review_markdown(seeds: list[dict]) -> str:
     ]
     for seed, x in rows:
         per_campaign = ", ".join(f"{c} {n}" for c, n in sorted(x["campaign_accounts"].items())) or "-"
+        scored_by = f" (model v{x['model_version']})" if x.get("model_version") else ""
         lines.append(
-            f"| {seed} | {x['day']} | {x['reviewed']} | {x['extraction']} | {x['benign']} | {per_campaign} | "
+            f"| {seed} | {x['day']}{scored_by} | {x['reviewed']} | {x['extraction']} | {x['benign']} | {per_campaign} | "
             f"{', '.join(x['campaigns_first_labelled']) or '-'} |"
         )
     return "\n".join(lines) + "\n"

@@ -130,7 +130,7 @@ def daily(settings, days: list[dt.date], budget: int, policy: str, cli, retrain:
                 cli(lake, "train", "--as-of", day.isoformat())
         cli(lake, "backfill", "--from", day.isoformat(), "--to", day.isoformat(), "--steps", "score")
         picks = queue_picks(settings, day, budget, policy) if budget else []
-        rounds.append(decide(settings, truth, day, picks, policy))
+        rounds.append({**decide(settings, truth, day, picks, policy), "model_version": scoring_version(settings, day)})
     return {
         "policy": policy,
         "budget": budget,
@@ -138,6 +138,16 @@ def daily(settings, days: list[dt.date], budget: int, policy: str, cli, retrain:
         "days": [{k: v for k, v in r.items() if k != "account_ids"} for r in rounds],
         "account_ids": [account for r in rounds for account in r["account_ids"]],
     }
+
+
+def scoring_version(settings, day: dt.date) -> str:
+    """The model version that scored `day` (with retraining, the promotion gate may have kept the older one)."""
+    from deltalake import DeltaTable
+
+    risk = DeltaTable(settings.table_uri("account_risk")).to_pandas(
+        columns=["model_version"], filters=[("score_date", "=", day)]
+    )
+    return ", ".join(sorted(set(risk["model_version"].dropna())))
 
 
 def decide(settings, truth: pd.DataFrame, day: dt.date, picks: list[str], policy: str) -> dict:

@@ -139,3 +139,4 @@ def test_daily_retraining_trains_as_of_each_later_day_before_scoring_it(settings
     assert jobs == ["score", "families", "train", "score", "families", "train", "score"]
     assert [argv[2] for argv in calls if argv[0] == "train"] == [d.isoformat() for d in info["days"][1:]]
     assert result["account_ids"] == [] and all(d["reviewed"] == 0 for d in result["days"])  # budget 0: no reviews
+    assert {d["model_version"] for d in result["days"]} == {reviewed_lake.MODEL_VERSION}  # what scored each day
