@@ -24,8 +24,8 @@ from the train day to the last, one row per account (its highest score and tier 
 reviews N accounts of every scored day's queue once it is scored, and the next day's features and families read
 them (benchmarks/review_round.py); `--retrain-daily` also retrains as of every scored day after the first.
 Writes benchmarks/results/detection-<scenario>[-holdout-<archetype>][-{review,daily}<N>-<queue>][-retrain-daily]-
-<label>.json (machine
-facts) and .md; the label defaults to the date and commit, with -dev for a run of development seeds only.
+<label>.json (machine facts) and .md; the label defaults to the date and commit, with -dev for a run of development
+seeds only.
 How to run and read it: docs/detection-benchmark.md.
 """
 

@@ -19,9 +19,9 @@ Two ways to run them:
   production they would read it the next morning.
 - `daily`: a round on every scored day, after training. Each day is scored once its features and families have been
   recomputed with the decisions of the days before (the nightly order), and the analysts then review its queue.
-  The model trained as of the train day scores every day: the decisions reach the scores through the nightly
-  families (propagation from and resemblance to decided accounts) and features, not through retraining, which the
-  retrain DAG would also start on new labels.
+  The decisions reach the scores through the nightly families (propagation from and resemblance to decided
+  accounts) and features. The model trained as of the train day scores every day, unless `retrain`: then a model is
+  trained as of each later day before it is scored, as the retrain DAG does on new labels.
 Reviewed accounts are decided by the last day, so the evaluation leaves them out like every other decided account.
 """
 
