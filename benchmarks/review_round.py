@@ -58,9 +58,11 @@ def queue_picks(settings, day: dt.date, budget: int, policy: str) -> list[str]:
 
     if policy not in POLICIES:
         raise ValueError(f"review queue must be one of {', '.join(POLICIES)}, got {policy!r}")
+    if policy == "explore":  # the exploration queue alone, even when it lists fewer than the budget
+        return exploration_accounts(settings, day, budget, decided_by=day)["account_id"].to_pylist()
     explored: list[str] = []
-    if policy in ("explore", "mixed"):
-        share = budget if policy == "explore" else round(budget * EXPLORE_SHARE)
+    if policy == "mixed":
+        share = round(budget * EXPLORE_SHARE)
         explored = exploration_accounts(settings, day, share, decided_by=day)["account_id"].to_pylist()
     return explored + _plain_queue(settings, day, budget - len(explored), decided_by(settings, day) | set(explored))
 
@@ -69,8 +71,6 @@ def _plain_queue(settings, day: dt.date, budget: int, skipped: set[str]) -> list
     """The day's undecided accounts in the plain queue's order (`risk top`, the console), less `skipped`."""
     from deltalake import DeltaTable
 
-    if budget <= 0:
-        return []
     risk = DeltaTable(settings.table_uri("account_risk")).to_pandas(
         columns=["account_id", "score"], filters=[("score_date", "=", day)]
     )
