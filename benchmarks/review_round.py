@@ -7,7 +7,10 @@ orders:
 - `top`: the plain queue, highest score first (what `distillguard risk top` and the console list);
 - `explore`: the exploration queue (`distillguard risk explore`, models/review_queue.py), accounts unlike every
   account decided extraction and unlike each other;
-- `mixed`: half the budget from the exploration queue, the rest from the plain queue.
+- `mixed`: half the budget from the exploration queue, the rest from the plain queue;
+- `audit`: the tier audit (`distillguard review audit`, models/tier_audit.py), a random draw from each tier's band,
+  whose decisions relax the scoring model version's tier bounds on later days (daily rounds only);
+- `explore-audit`: AUDIT_SHARE of the budget from the tier audit, the rest from the exploration queue.
 Each reviewed account is decided with the simulator's ground truth (extraction for a campaign account, benign for
 any other: analysts who never err), through the console's own `record_decision`, stamped late on the day.
 
@@ -35,12 +38,15 @@ from pathlib import Path
 
 import pandas as pd
 
-POLICIES = ("top", "explore", "mixed")
+POLICIES = ("top", "explore", "mixed", "audit", "explore-audit")
+AUDITED = ("audit", "explore-audit")  # their decisions only act on later days scored by the same model version
 ANALYST = "simulated-analyst"
 DECIDED_AT = dt.time(23, 0)  # late on the day: after its queue was read, before the night's jobs
 # `mixed`: the exploration queue's share of a day's reviews. Not fitted: an even split between finding new campaigns
 # and confirming the plain queue's top.
 EXPLORE_SHARE = 0.5
+# `explore-audit`: the tier audit's share of a day's reviews. Not fitted: as above.
+AUDIT_SHARE = 0.5
 
 
 def decided_by(settings, day: dt.date) -> set[str]:
@@ -60,6 +66,15 @@ def queue_picks(settings, day: dt.date, budget: int, policy: str) -> list[str]:
         raise ValueError(f"review queue must be one of {', '.join(POLICIES)}, got {policy!r}")
     if policy == "explore":  # the exploration queue alone, even when it lists fewer than the budget
         return exploration_accounts(settings, day, budget, decided_by=day)["account_id"].to_pylist()
+    if policy in AUDITED:
+        from models.tier_audit import STRATA, draw_for_day
+
+        share = budget if policy == "audit" else round(budget * AUDIT_SHARE)
+        drawn = draw_for_day(settings, day, max(1, share // len(STRATA)))["account_id"].tolist()
+        if policy == "audit":
+            return drawn
+        explored = exploration_accounts(settings, day, budget, decided_by=day)["account_id"].to_pylist()
+        return drawn + [a for a in explored if a not in set(drawn)][: budget - len(drawn)]
     explored: list[str] = []
     if policy == "mixed":
         share = round(budget * EXPLORE_SHARE)

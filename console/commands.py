@@ -4,6 +4,7 @@
   distillguard console [--host 127.0.0.1] [--port 8050] [--auth token|trusted-header] [--tokens-file F]
   distillguard review decide ACCOUNT | --cluster ID | --campaign ID --label extraction|benign|needs_more_info --note TEXT
                              [--campaign-id ID] [--date D] [--analyst NAME] [--allow-unknown]
+  distillguard review audit [--date D] [--per-stratum N]
   distillguard review issue-token ANALYST [--tokens-file F]
   distillguard review list-tokens [--tokens-file F]
   distillguard review revoke-token ANALYST [--tokens-file F]
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import os
 import socket
@@ -110,6 +112,25 @@ def _cmd_decide(settings_of: SettingsOf, args: argparse.Namespace) -> None:
     print(receipt_json(receipt), flush=True)
 
 
+def _cmd_audit(settings_of: SettingsOf, args: argparse.Namespace) -> None:
+    from jobs.risk_query import latest_score_date
+    from models import tier_audit
+
+    settings = settings_of(args)
+    day = args.date or latest_score_date(settings)
+    drawn = tier_audit.draw_for_day(settings, day, args.per_stratum)
+    decided = tier_audit.decided_as_of(settings, dt.datetime.now(dt.UTC).date())
+    print(
+        f"tier audit of {day} (model v{drawn['model_version'].iloc[0] if len(drawn) else '-'}): {len(drawn)} accounts "
+        "drawn at random per tier band; decide every one (distillguard review decide ACCOUNT ...), and the next "
+        "scored days' tiers are relaxed by what they show",
+        flush=True,
+    )
+    for row in drawn.itertuples():
+        standing = decided.get(row.account_id, "undecided")
+        print(f"{row.account_id}\t{tier_audit.STRATA[row.stratum]}\t{row.score:.6f}\t{standing}", flush=True)
+
+
 def _cmd_issue_token(settings_of: SettingsOf, args: argparse.Namespace) -> None:
     from console.auth import issue_token
 
@@ -192,6 +213,16 @@ def add_subcommands(sub, settings_of: SettingsOf) -> None:
         help="decide an account the lake has never seen (known from outside, e.g. an abuse report)",
     )
     p.set_defaults(func=partial(_cmd_decide, settings_of))
+    p = review.add_parser(
+        "audit",
+        help="draw accounts at random from each tier's band of a scored day for analysts to decide; their "
+        "decisions relax that model version's tier bounds on later days (models/tier_audit.py)",
+    )
+    p.add_argument("--date", type=parse_date, help="the score date to draw from (default: latest)")
+    p.add_argument(
+        "--per-stratum", dest="per_stratum", type=int, default=10, help="accounts drawn per tier band (default 10)"
+    )
+    p.set_defaults(func=partial(_cmd_audit, settings_of))
     p = review.add_parser("issue-token", help="create a console sign-in token for an analyst")
     p.add_argument("analyst", help="the analyst's login name the token signs in as")
     p.add_argument(

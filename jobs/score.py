@@ -36,6 +36,12 @@ def run(
         f"v{result.model_version} ({result.feature_set_version}) on the {engine.key} engine: {tiers}; "
         f"{result.clusters_scored} clusters"
     )
+    if result.tier_bounds != result.model_tier_bounds:
+        relaxed = ", ".join(
+            f"{name} >= {bound:.6f} (model {model:.6f})"
+            for (name, bound), (_, model) in zip(result.tier_bounds, result.model_tier_bounds, strict=True)
+        )
+        print(f"tier bounds relaxed by the model version's audits (distillguard review audit): {relaxed}")
     return result
 
 

@@ -438,6 +438,22 @@ TABLES: dict[str, Table] = {
             "whether raw values left (raw exports need an operator's name)",
         ),
         Table(
+            "tier_audits",
+            "ops",
+            fields_schema(
+                ("score_date", pa.date32()),
+                ("account_id", pa.string()),
+                ("score", pa.float64()),
+                ("stratum", pa.int64()),
+                ("model_name", pa.string()),
+                ("model_version", pa.string()),
+                ("drawn_at", TS),
+            ),
+            "accounts drawn at random from each tier's band of a scored day for analysts to decide "
+            "(`distillguard review audit`); their decisions relax the model version's tier bounds (models/tier_audit.py)",
+            ("score_date",),
+        ),
+        Table(
             "analyst_decisions",
             "ops",
             fields_schema(

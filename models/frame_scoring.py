@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from lake import catalog, delta_files, delta_writes
 from lake.config import Settings
 from lake.frame_engines import FrameEngine
-from models import fusion
+from models import fusion, tier_audit
 from models.config import TIERS, ScoringConfig, load_model_config
 from models.explain import reason_templates
 from models.scoring import (
@@ -161,13 +161,14 @@ def score_day(
     columns = champion.feature_columns
     booster.set_param({"device": "cuda" if engine.on_gpu else "cpu"})
     lake, lake_reasons = lake_family_rows(settings, score_date, features.column("account_id").to_pylist(), champion)
+    bounds = tier_audit.day_bounds(settings, champion.version, champion.tier_bounds, score_date)
     scores, tiers, reasons = score_rows(
         booster,
         feature_matrix(engine, features, columns),
         columns,
         reason_templates(columns),
         config.reasons_per_account,
-        champion.tier_bounds,
+        bounds,
         champion.score_reference,
         champion.version,
         lake,
@@ -236,4 +237,6 @@ def score_day(
         accounts_scored=n,
         tier_counts=counts,
         clusters_scored=cluster_risk.num_rows,
+        tier_bounds=bounds,
+        model_tier_bounds=champion.tier_bounds,
     )

@@ -29,7 +29,7 @@ from features.registry import FEATURES
 from lake import catalog
 from lake.config import Settings
 from lake.errors import InputError, MissingTableError
-from models import fusion, novelty, registry
+from models import fusion, novelty, registry, tier_audit
 from models.config import LOWEST_TIER, TIERS, ScoringConfig, load_model_config
 from models.explain import reason_templates, top_reasons
 
@@ -382,6 +382,9 @@ class ScoreResult:
     accounts_scored: int
     tier_counts: dict[str, int]
     clusters_scored: int
+    # the bounds the day was tiered with, and the model version's own: they differ where audits relaxed them
+    tier_bounds: tuple[tuple[str, float], ...] = ()
+    model_tier_bounds: tuple[tuple[str, float], ...] = ()
 
 
 def _clusters_for(spark, settings: Settings, score_date: dt.date):
@@ -419,12 +422,13 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
     feature_set_version = versions[0]
     columns = champion.feature_columns
     families = fusion.lake_families(fusion.parse(champion.score_reference, champion.version).families)
+    bounds = tier_audit.day_bounds(settings, champion.version, champion.tier_bounds, score_date)
     scorer = make_scorer(
         bytes(booster.save_raw("ubj")),
         columns,
         reason_templates(columns),
         config.reasons_per_account,
-        champion.tier_bounds,
+        bounds,
         champion.score_reference,
         champion.version,
         families,
@@ -474,4 +478,6 @@ def score_day(spark, settings: Settings, score_date: dt.date, config: ScoringCon
         accounts_scored=sum(counts.values()),
         tier_counts={tier: counts.get(tier, 0) for tier in TIERS},
         clusters_scored=clusters,
+        tier_bounds=bounds,
+        model_tier_bounds=champion.tier_bounds,
     )
