@@ -80,6 +80,8 @@ def create_app(settings: Settings, config: ConsoleConfig):
     templates = Jinja2Templates(directory=str(TEMPLATES))
     templates.env.globals.update(labels=LABELS, tiers=queries.TIERS, capabilities=queries.CAPABILITIES)
     templates.env.filters["score"] = lambda v: "-" if v is None else f"{v:.3f}"
+    # tier bounds sit at 0.99 to 0.99999: three decimals would show most of them as 1.000
+    templates.env.filters["bound"] = lambda v: "-" if v is None else f"{v:.6f}"
     templates.env.filters["pct"] = lambda v: "-" if v is None else f"{v:.1%}"
     templates.env.filters["count"] = lambda v: "-" if v is None else f"{v:,}"
     templates.env.filters["when"] = lambda v: "-" if v is None else v.strftime("%Y-%m-%d %H:%M UTC")

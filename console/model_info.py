@@ -37,6 +37,11 @@ def champion_summary(settings: Settings, mlflow_ui_url: str) -> dict | None:
             }
         )
     operating_points.append({"tier": LOWEST_TIER, "score_from": 0.0, "benign_fpr": None, "recall": None})
+    audit = _audit(settings, info)
+    if audit is not None:
+        audited = dict(audit["bounds"])
+        for point in operating_points[:-1]:
+            point["audited_from"] = audited.get(point["tier"])
     base = mlflow_ui_url.rstrip("/")
     experiment_id = run.info.experiment_id if run else None
     return {
@@ -46,6 +51,7 @@ def champion_summary(settings: Settings, mlflow_ui_url: str) -> dict | None:
         "feature_set_version": info.feature_set_version,
         "features": len(info.feature_columns),
         "operating_points": operating_points,
+        "audit": audit,
         "headline": {
             key: metrics.get(key) for key in ("pr_auc", "precision_at_k", "campaign_recall", "flagged_benign_fpr")
         },
@@ -55,6 +61,17 @@ def champion_summary(settings: Settings, mlflow_ui_url: str) -> dict | None:
             client.get_experiment(experiment_id).tags.get(registry.TAG_EXPERIMENT_KIND) if run else None
         ),
     }
+
+
+def _audit(settings: Settings, info) -> dict | None:
+    """The champion's tier audits as they stand for the latest scored day (models/tier_audit.py), if any."""
+    from jobs.risk_query import latest_score_date
+    from lake import catalog
+    from models import tier_audit
+
+    if not catalog.exists(settings, "account_risk") or not catalog.exists(settings, tier_audit.TABLE):
+        return None
+    return tier_audit.audit_summary(settings, info.version, info.tier_bounds, latest_score_date(settings))
 
 
 @dataclass(frozen=True)

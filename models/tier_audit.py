@@ -200,3 +200,33 @@ def day_bounds(
     risk = _day_risk(settings, latest_day)
     undecided = risk.loc[~risk["account_id"].isin(decided.index), "score"].to_numpy()
     return audited_bounds(undecided, decided_draws[["stratum", "label"]], bounds)
+
+
+def audit_summary(
+    settings: Settings, model_version: str, bounds: tuple[tuple[str, float], ...], score_date: dt.date
+) -> dict | None:
+    """What the console's Model page shows of a model version's audits as they stand for `score_date`: per stratum
+    the accounts drawn before that day, decided, found benign and the benign share's upper bound, and the bounds
+    that day is tiered with. None when the version was never audited."""
+    draws = _draws(settings, model_version=model_version)
+    draws = draws[pd.to_datetime(draws["score_date"]).dt.date < score_date]
+    if draws.empty:
+        return None
+    decided = _decisions(settings, score_date)["decision"]
+    labels = draws["account_id"].map(decided)
+    shares = benign_shares(pd.DataFrame({"stratum": draws["stratum"], "label": labels}).dropna())
+    strata_rows = [
+        {
+            "stratum": name,
+            "drawn": int((draws["stratum"] == i).sum()),
+            "decided": int(labels[draws["stratum"] == i].notna().sum()),
+            "benign": int((labels[draws["stratum"] == i] == BENIGN).sum()),
+            "benign_share_bound": float(shares[i]),
+        }
+        for i, name in enumerate(STRATA)
+    ]
+    return {
+        "score_date": score_date,
+        "strata": strata_rows,
+        "bounds": day_bounds(settings, model_version, bounds, score_date),
+    }
