@@ -183,9 +183,14 @@ CONFIDENCE = 0.95
 
 
 def one_row_per_account(risk: pd.DataFrame) -> pd.DataFrame:
-    """One row per account (its highest score, and with it its tier), so an account scored twice counts once."""
-    ranked = risk.assign(_rank=risk["tier"].map(TIER_RANK)).sort_values(["score", "_rank"], ascending=False)
-    return ranked.drop_duplicates("account_id").drop(columns="_rank")
+    """One row per account, so an account scored twice counts once: the row of its highest score (what the oracle
+    thresholds rank), with its highest tier over the days. The two part where a day's tier bounds differ from
+    another's (tier audits relax them, models/tier_audit.py): a lower score can reach a higher tier."""
+    ranked = risk.assign(_rank=risk["tier"].map(TIER_RANK))
+    highest_tier = ranked.groupby("account_id")["_rank"].max()
+    rows = ranked.sort_values(["score", "_rank"], ascending=False).drop_duplicates("account_id")
+    rows = rows.assign(tier=rows["account_id"].map(highest_tier).map({rank: tier for tier, rank in TIER_RANK.items()}))
+    return rows.drop(columns="_rank")
 
 
 def evaluation_rows(

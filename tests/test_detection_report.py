@@ -174,6 +174,13 @@ def test_one_row_per_account_keeps_each_accounts_highest_score():
     assert out.loc["x", "tier"] == "high" and out.loc["x", "score"] == 0.9
 
 
+def test_one_row_per_account_keeps_the_highest_tier_when_bounds_differ_by_day():
+    # day 2's bounds were relaxed: a lower score reached a higher tier; the oracle still ranks the highest score
+    risk = pd.DataFrame({"account_id": ["x", "x"], "score": [0.995, 0.993], "tier": ["elevated", "high"]})
+    out = report.one_row_per_account(risk).set_index("account_id")
+    assert out.loc["x", "tier"] == "high" and out.loc["x", "score"] == 0.995
+
+
 def test_cluster_bootstrap_interval_of_known_cases():
     import numpy as np
 
