@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
 import pandas as pd  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
 import review_round  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
 from machine import machine_facts  # noqa: E402 - importable only once sys.path holds benchmarks/ and the repository
@@ -198,6 +199,13 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
     for name, level in ORACLE_LEVELS.items():  # the oracle threshold of this seed, for the secondary ranking
         scope[name] = scope["score"] >= report.threshold_at_fpr(scope["is_campaign"].astype(int), scope["score"], level)
     scope.to_parquet(workdir / f"seed{seed}.parquet")
+    if args.review_queue in review_round.AUDITED and args.daily_review:
+        # the same scores and decisions tiered with each scoring model version's own bounds: what the audits added
+        own = table("account_risk", ["score_date", "account_id", "score", "model_version"])
+        own = own.assign(tier=model_version_tiers(settings, own)).drop(columns="model_version")
+        own = report.one_row_per_account(report.unlabelled(own[own["score_date"] >= train_day], truth, labels, last))
+        own = report.evaluation_rows(own, clusters, table("accounts"), prefix=f"{seed}:").assign(seed=seed)
+        own.to_parquet(workdir / f"seed{seed}-model-bounds.parquet")
     reviewed_ids = [a for key in ("review", "daily_review") for a in result.get(key, {}).get("account_ids", [])]
     if reviewed_ids:  # the reviewed accounts, for the measure that counts what the analysts found too
         found = review_round.as_found(truth, reviewed_ids)
@@ -230,6 +238,21 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
     if not args.keep:
         shutil.rmtree(lake.parent, ignore_errors=True)
     return result
+
+
+def model_version_tiers(settings, risk: pd.DataFrame) -> np.ndarray:
+    """Each account_risk row's tier (`risk`: score and model_version) from the bounds stored on the model version
+    that scored it, without the tier audits' relaxation."""
+    from models import registry
+    from models.scoring import assign_tiers
+
+    client = registry.configure(settings)
+    tiers = np.empty(len(risk), dtype=object)
+    for version in risk["model_version"].unique():
+        rows = (risk["model_version"] == version).to_numpy()
+        bounds = registry.version_info(client, settings.model_name, version).tier_bounds
+        tiers[rows] = assign_tiers(risk["score"].to_numpy()[rows], bounds)
+    return tiers
 
 
 def headline(seeds: list[dict], workdir: Path) -> dict[str, dict]:
@@ -267,6 +290,10 @@ def headline(seeds: list[dict], workdir: Path) -> dict[str, dict]:
             # account) or cleared (a benign one), so queues that review different accounts compare fairly
             found = [pd.read_parquet(path) for path in reviewed if path.exists()]
             out[name]["with_review_round"] = report.tier_headline(pd.concat([pooled, *found], ignore_index=True))
+        own = [workdir / f"seed{seed}-model-bounds.parquet" for seed in done]
+        if own and all(path.exists() for path in own):
+            frames = [pd.read_parquet(path) for path in own]
+            out[name]["with_model_bounds"] = report.tier_headline(pd.concat(frames, ignore_index=True))
     return out
 
 

@@ -74,6 +74,15 @@ def headline_markdown(name: str, block: dict, hold_out: str | None) -> str:
             "|---|---:|---:|---:|",
         ]
         lines += [f"| >= {t} | {_operating_cells(part[t])} |" for t in TIERS]
+    if "with_model_bounds" in block:
+        part = block["with_model_bounds"]
+        lines += [
+            "\nThe same scores and decisions, tiered with the model version's own bounds (without the tier audits' "
+            "relaxation), on the accounts undecided on the last day:\n",
+            "| flag at | recall | benign FPR | benign flagged |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [f"| >= {t} | {_operating_cells(part[t])} |" for t in TIERS]
     archetypes = sorted(tiers["elevated"]["per_archetype"])
     lines += [
         "\nPer archetype (pooled over the set's campaigns of that archetype, which are resampled; * = held out of "
