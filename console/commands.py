@@ -118,7 +118,8 @@ def _cmd_audit(settings_of: SettingsOf, args: argparse.Namespace) -> None:
 
     settings = settings_of(args)
     day = args.date or latest_score_date(settings)
-    drawn = tier_audit.draw_for_day(settings, day, args.per_stratum)
+    per_stratum = tier_audit.PER_STRATUM if args.per_stratum is None else args.per_stratum
+    drawn = tier_audit.draw_for_day(settings, day, per_stratum)
     decided = tier_audit.decided_as_of(settings, dt.datetime.now(dt.UTC).date())
     print(
         f"tier audit of {day} (model v{drawn['model_version'].iloc[0] if len(drawn) else '-'}): {len(drawn)} accounts "
@@ -220,7 +221,7 @@ def add_subcommands(sub, settings_of: SettingsOf) -> None:
     )
     p.add_argument("--date", type=parse_date, help="the score date to draw from (default: latest)")
     p.add_argument(
-        "--per-stratum", dest="per_stratum", type=int, default=10, help="accounts drawn per tier band (default 10)"
+        "--per-stratum", dest="per_stratum", type=int, help="accounts drawn per tier band (default 10, PER_STRATUM)"
     )
     p.set_defaults(func=partial(_cmd_audit, settings_of))
     p = review.add_parser("issue-token", help="create a console sign-in token for an analyst")
