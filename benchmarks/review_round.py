@@ -2,7 +2,7 @@
 reach the scores.
 
 The simulator's own labels follow loudness (analysts catch a campaign's loudest accounts first); they never read
-the product. These rounds do. The analysts review `budget` undecided accounts of a day's queue, in one of three
+the product. These rounds do. The analysts review `budget` undecided accounts of a day's queue, in one of five
 orders:
 - `top`: the plain queue, highest score first (what `distillguard risk top` and the console list);
 - `explore`: the exploration queue (`distillguard risk explore`, models/review_queue.py), accounts unlike every
