@@ -205,6 +205,29 @@ def create_app(settings: Settings, config: ConsoleConfig):
         return render(request, "explore.html", {"status": status, "rows": rows})
 
     @page
+    async def audit_page(request):
+        status, rows = queries.tier_audit(settings, _date_param(request.query_params.get("date")))
+        return render(request, "audit.html", {"status": status, "rows": rows})
+
+    async def draw_audit(request):
+        """Draw the tier audit of the form's day (models/tier_audit.py; once per day), then show it."""
+        if analyst_of(request) is None:
+            return PlainTextResponse("sign in first: drawing an audit needs an authenticated analyst", status_code=401)
+        try:
+            form = await checked_form(request)
+        except PermissionError as exc:
+            return PlainTextResponse(str(exc), status_code=403)
+        from models.tier_audit import draw_for_day
+
+        try:
+            day = _date_param(str(form.get("date") or "")) or queries.resolve_day(settings, None)
+            drawn = draw_for_day(settings, day)
+        except DistillguardError as exc:
+            return error_page(request, exc)
+        request.session["flash"] = f"The tier audit of {day} holds {len(drawn)} account(s): decide every one."
+        return RedirectResponse(f"/audit?date={day.isoformat()}", status_code=303)
+
+    @page
     async def queue_csv(request):
         import io
 
@@ -328,6 +351,8 @@ def create_app(settings: Settings, config: ConsoleConfig):
             Route("/", queue_page),
             Route("/queue.csv", queue_csv),
             Route("/explore", explore_page),
+            Route("/audit", audit_page),
+            Route("/audit/draw", draw_audit, methods=["POST"]),
             Route("/account/{account_id}", account_page),
             Route("/cluster/{cluster_id}", cluster_page),
             Route("/campaign/{campaign_id}", campaign_page),

@@ -257,6 +257,31 @@ def exploration(
     return day_status(settings, day, risk), exploration_accounts(settings, day, limit).to_pylist()
 
 
+def tier_audit(settings: Settings, day: dt.date | None = None) -> tuple[DayStatus, list[dict]]:
+    """The day's status and its tier audit draw (models/tier_audit.py), each account with its band and standing."""
+    from console.decisions import latest_decisions
+    from models import tier_audit as audit
+
+    day = resolve_day(settings, day)
+    risk = _dataset(settings, "account_risk").to_table(
+        columns=["account_id", "model_name", "model_version"], filter=_on("score_date", day)
+    )
+    if risk.num_rows == 0:
+        raise MissingInputError(f"account_risk has no rows for {day.isoformat()}")
+    drawn = audit.day_draw(settings, day)
+    standing = latest_decisions(settings, drawn["account_id"].tolist()) if len(drawn) else {}
+    rows = [
+        {
+            "account_id": row.account_id,
+            "band": audit.STRATA[row.stratum],
+            "score": row.score,
+            "standing": (standing.get(row.account_id) or {}).get("label"),
+        }
+        for row in drawn.itertuples()
+    ]
+    return day_status(settings, day, risk), rows
+
+
 def top_clusters(settings: Settings, day: dt.date, limit: int = CLUSTERS_SHOWN) -> list[dict]:
     if not catalog.exists(settings, "cluster_risk"):
         return []

@@ -150,6 +150,12 @@ def _draws(settings: Settings, **equal) -> pd.DataFrame:
     return catalog.read_arrow(settings, TABLE, filters=filters).to_pandas()
 
 
+def day_draw(settings: Settings, score_date: dt.date) -> pd.DataFrame:
+    """The audit drawn from `score_date` (TABLE's columns), highest score first; empty when none was drawn."""
+    drawn = _draws(settings, score_date=score_date)
+    return drawn.sort_values(["score", "account_id"], ascending=[False, True]).reset_index(drop=True)
+
+
 def draw_for_day(
     settings: Settings, score_date: dt.date, per_stratum: int = PER_STRATUM, now: dt.datetime | None = None
 ) -> pd.DataFrame:
@@ -160,9 +166,9 @@ def draw_for_day(
 
     if per_stratum < 1:
         raise InputError(f"--per-stratum must be at least 1, got {per_stratum}")
-    existing = _draws(settings, score_date=score_date)
+    existing = day_draw(settings, score_date)
     if len(existing):
-        return existing.sort_values(["score", "account_id"], ascending=[False, True]).reset_index(drop=True)
+        return existing
     risk = _day_risk(settings, score_date) if catalog.exists(settings, "account_risk") else pd.DataFrame()
     if risk.empty:
         raise MissingInputError(f"{score_date} was never scored (no account_risk rows); pick a scored --date")

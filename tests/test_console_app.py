@@ -61,7 +61,7 @@ def _decide_from_account_page(client, account_id: str, note: str, next_page: str
 def test_nothing_without_sign_in_and_no_write_without_credentials(console_lake):
     settings, _, auth, token = console_lake
     anonymous = _client(settings, auth)
-    for path in ("/", "/account/acct-000000", "/cluster/cl-00000", "/model", "/queue.csv"):
+    for path in ("/", "/account/acct-000000", "/cluster/cl-00000", "/model", "/queue.csv", "/explore", "/audit"):
         response = anonymous.get(path, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].startswith("/login"), path
     refused = anonymous.post(
@@ -70,6 +70,7 @@ def test_nothing_without_sign_in_and_no_write_without_credentials(console_lake):
         follow_redirects=False,
     )
     assert refused.status_code == 401
+    assert anonymous.post("/audit/draw", data={"date": "2026-03-14"}, follow_redirects=False).status_code == 401
     page = anonymous.get("/login")
     wrong = anonymous.post("/login", data={"token": token + "x", "csrf_token": form_csrf(page.text), "next": "/"})
     assert wrong.status_code == 401 and "unknown token" in wrong.text
@@ -321,3 +322,10 @@ def test_a_cluster_scored_without_its_cluster_risk_row_still_has_a_page(console_
     page = _signed_in(settings, auth, token).get(f"/cluster/{cluster}?date={day.isoformat()}")
     assert page.status_code == 200
     assert "cluster score <b>-</b>" in page.text and "How the accounts are linked" in page.text
+
+
+def test_the_audit_page_offers_a_draw_on_a_lake_never_audited(console_lake):
+    settings, _, auth, token = console_lake
+    page = _signed_in(settings, auth, token).get(f"/audit?date={LAST_DAY}")
+    assert page.status_code == 200 and "No audit was drawn from this day." in page.text
+    assert 'action="/audit/draw"' in page.text

@@ -152,9 +152,28 @@ def test_the_score_job_tiers_the_next_day_with_the_audited_bounds(spark, scoring
 
     token = issue_token(tmp_path / "tokens", "alice")
     app = create_app(settings, ConsoleConfig(auth=AuthConfig(tokens_file=tmp_path / "tokens")))
-    page = signed_in(app, token).get("/model").text
+    client = signed_in(app, token)
+    page = client.get("/model").text
     assert f"Score from on {next_day}, audited" in page and "Tier audits" in page
     assert f"{dict(expected)['elevated']:.6f}" in page
+    # the console's audit page: the CLI's draw with each account's standing, and a draw for a day that has none
+    page = client.get(f"/audit?date={SCORE_DAY}").text
+    assert all(account in page for account in drawn["account_id"]) and "not yet" not in page
+    # a day with no draw yet (a fresh copy of the scored lake): the page offers the draw, and the button makes it
+    fresh = copy_lake(after["score"], tmp_path / "fresh")
+    fresh_app = create_app(lake_settings(fresh), ConsoleConfig(auth=AuthConfig(tokens_file=tmp_path / "tokens")))
+    client = signed_in(fresh_app, token)
+    page = client.get(f"/audit?date={SCORE_DAY}").text
+    assert "No audit was drawn from this day." in page
+    from tests.helpers.console_client import form_csrf
+
+    forged = client.post("/audit/draw", data={"csrf_token": "forged", "date": SCORE_DAY.isoformat()})
+    assert forged.status_code == 403 and tier_audit.day_draw(lake_settings(fresh), SCORE_DAY).empty
+    sent = client.post("/audit/draw", data={"csrf_token": form_csrf(page), "date": SCORE_DAY.isoformat()})
+    assert sent.status_code == 200 and "decide every one" in sent.text
+    made = tier_audit.day_draw(lake_settings(fresh), SCORE_DAY)
+    assert made["account_id"].tolist() == drawn["account_id"].tolist()  # same day, same seed, same draw
+    assert all(account in sent.text for account in made["account_id"])
     assert "tier bounds relaxed by the model version's audits" in capsys.readouterr().out
     scored = DeltaTable(settings.table_uri("account_risk")).to_pandas()
     scored = scored[scored["score_date"] == next_day]
