@@ -74,7 +74,8 @@ def queue_picks(settings, day: dt.date, budget: int, policy: str) -> list[str]:
         if policy == "audit":
             return drawn
         explored = exploration_accounts(settings, day, budget, decided_by=day)["account_id"].to_pylist()
-        return drawn + [a for a in explored if a not in set(drawn)][: budget - len(drawn)]
+        in_draw = set(drawn)
+        return drawn + [a for a in explored if a not in in_draw][: budget - len(drawn)]
     explored: list[str] = []
     if policy == "mixed":
         share = round(budget * EXPLORE_SHARE)

@@ -190,22 +190,33 @@ def draw_for_day(
     return drawn
 
 
+def _audited_draws(settings: Settings, model_version: str, score_date: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(draws, decided): the model version's draws from days before `score_date`, each with `label`, its latest
+    extraction/benign decision by `score_date` (missing while undecided), and those decisions of every account."""
+    draws = _draws(settings, model_version=model_version)
+    draws = draws[pd.to_datetime(draws["score_date"]).dt.date < score_date]
+    decided = _decisions(settings, score_date) if len(draws) else pd.DataFrame(columns=["decision", "decided_at"])
+    return draws.assign(label=draws["account_id"].map(decided["decision"])), decided
+
+
+def _bounds_for(
+    settings: Settings, draws: pd.DataFrame, decided: pd.DataFrame, bounds: tuple[tuple[str, float], ...]
+) -> tuple[tuple[str, float], ...]:
+    """audited_bounds on the undecided accounts of the latest draw day, from `_audited_draws`' output."""
+    if draws.empty:
+        return bounds
+    latest_day = max(pd.to_datetime(draws["score_date"]).dt.date)
+    risk = _day_risk(settings, latest_day)
+    undecided = risk.loc[~risk["account_id"].isin(decided.index), "score"].to_numpy()
+    return audited_bounds(undecided, draws.dropna(subset=["label"])[["stratum", "label"]], bounds)
+
+
 def day_bounds(
     settings: Settings, model_version: str, bounds: tuple[tuple[str, float], ...], score_date: dt.date
 ) -> tuple[tuple[str, float], ...]:
     """The tier bounds that score `score_date`: the model version's `bounds` relaxed by its audits drawn on earlier
     days and decided by `score_date` (audited_bounds, on the undecided accounts of the latest such draw day)."""
-    draws = _draws(settings, model_version=model_version)
-    draws = draws[pd.to_datetime(draws["score_date"]).dt.date < score_date]
-    if draws.empty:
-        return bounds
-    decided = _decisions(settings, score_date)
-    decided_draws = draws[draws["account_id"].isin(decided.index)]
-    decided_draws = decided_draws.assign(label=decided_draws["account_id"].map(decided["decision"]))
-    latest_day = max(pd.to_datetime(draws["score_date"]).dt.date)
-    risk = _day_risk(settings, latest_day)
-    undecided = risk.loc[~risk["account_id"].isin(decided.index), "score"].to_numpy()
-    return audited_bounds(undecided, decided_draws[["stratum", "label"]], bounds)
+    return _bounds_for(settings, *_audited_draws(settings, model_version, score_date), bounds)
 
 
 def audit_summary(
@@ -214,25 +225,20 @@ def audit_summary(
     """What the console's Model page shows of a model version's audits as they stand for `score_date`: per stratum
     the accounts drawn before that day, decided, found benign and the benign share's upper bound, and the bounds
     that day is tiered with. None when the version was never audited."""
-    draws = _draws(settings, model_version=model_version)
-    draws = draws[pd.to_datetime(draws["score_date"]).dt.date < score_date]
+    draws, decided = _audited_draws(settings, model_version, score_date)
     if draws.empty:
         return None
-    decided = _decisions(settings, score_date)["decision"]
-    labels = draws["account_id"].map(decided)
-    shares = benign_shares(pd.DataFrame({"stratum": draws["stratum"], "label": labels}).dropna())
-    strata_rows = [
-        {
-            "stratum": name,
-            "drawn": int((draws["stratum"] == i).sum()),
-            "decided": int(labels[draws["stratum"] == i].notna().sum()),
-            "benign": int((labels[draws["stratum"] == i] == BENIGN).sum()),
-            "benign_share_bound": float(shares[i]),
-        }
-        for i, name in enumerate(STRATA)
-    ]
-    return {
-        "score_date": score_date,
-        "strata": strata_rows,
-        "bounds": day_bounds(settings, model_version, bounds, score_date),
-    }
+    shares = benign_shares(draws.dropna(subset=["label"]))
+    strata_rows = []
+    for i, name in enumerate(STRATA):
+        labels = draws.loc[draws["stratum"] == i, "label"]
+        strata_rows.append(
+            {
+                "stratum": name,
+                "drawn": len(labels),
+                "decided": int(labels.notna().sum()),
+                "benign": int((labels == BENIGN).sum()),
+                "benign_share_bound": float(shares[i]),
+            }
+        )
+    return {"score_date": score_date, "strata": strata_rows, "bounds": _bounds_for(settings, draws, decided, bounds)}
