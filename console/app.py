@@ -119,6 +119,16 @@ def create_app(settings: Settings, config: ConsoleConfig):
             raise PermissionError("cross-site or CSRF-less form post refused")
         return form
 
+    async def analyst_form(request, why: str):
+        """(form, None) for a POST from a signed-in analyst that passes the same-site and CSRF checks; otherwise
+        (None, the refusal: 401 without an analyst, 403 for a cross-site or CSRF-less post)."""
+        if analyst_of(request) is None:
+            return None, PlainTextResponse(f"sign in first: {why}", status_code=401)
+        try:
+            return await checked_form(request), None
+        except PermissionError as exc:
+            return None, PlainTextResponse(str(exc), status_code=403)
+
     def render(request, name: str, context: dict, status_code: int = 200):
         context = {
             "analyst": analyst_of(request),
@@ -211,12 +221,9 @@ def create_app(settings: Settings, config: ConsoleConfig):
 
     async def draw_audit(request):
         """Draw the tier audit of the form's day (models/tier_audit.py; once per day), then show it."""
-        if analyst_of(request) is None:
-            return PlainTextResponse("sign in first: drawing an audit needs an authenticated analyst", status_code=401)
-        try:
-            form = await checked_form(request)
-        except PermissionError as exc:
-            return PlainTextResponse(str(exc), status_code=403)
+        form, refused = await analyst_form(request, "drawing an audit needs an authenticated analyst")
+        if refused is not None:
+            return refused
         from models.tier_audit import draw_for_day
 
         try:
@@ -307,13 +314,10 @@ def create_app(settings: Settings, config: ConsoleConfig):
         return render(request, "model.html", context)
 
     async def decide(request):
+        form, refused = await analyst_form(request, "decisions need an authenticated analyst")
+        if refused is not None:
+            return refused
         analyst = analyst_of(request)
-        if analyst is None:
-            return PlainTextResponse("sign in first: decisions need an authenticated analyst", status_code=401)
-        try:
-            form = await checked_form(request)
-        except PermissionError as exc:
-            return PlainTextResponse(str(exc), status_code=403)
         kind, target = form.get("target_kind"), str(form.get("target_id") or "")
         back = _local_path(str(form.get("next") or "/"))
         try:
