@@ -3,8 +3,9 @@ commands (see distillguard_wiring.py for how a step becomes a task and where set
 
 distillguard_nightly   one run per day D (data interval [D 02:00, D+1 02:00) UTC, so ds = D and the run starts
                        two hours after the day closed): the steps of jobs/steps.py in order (ingest -> aggregate
-                       -> cluster -> features -> families -> score -> campaigns), then quality_gate -> publish. The gate runs
-                       before publish so a broken day is never released to analysts. Every step replaces its own date partition, so reruns and
+                       -> cluster -> features -> families -> score -> campaigns), then quality_gate -> publish ->
+                       review_audit. The gate runs before publish so a broken day is never released to analysts;
+                       review_audit draws the published day's tier audit (`distillguard review audit`). Every step replaces its own date partition, so reruns and
                        `airflow dags backfill` over a range are idempotent. One run at a time and aggregate
                        depends on the previous day's aggregate: the 7/28-day windows read earlier days' aggregates,
                        so days must complete in order.

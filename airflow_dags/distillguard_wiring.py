@@ -68,15 +68,16 @@ EXECUTORS = ("local", "kubernetes")
 
 
 def distillguard_argv(command: str, date_flag: str = "--date", date_template: str = DAG_DATE) -> list[str]:
-    """The argv (after the program name) of one CLI command, as templates Airflow renders per run."""
+    """The argv (after the program name) of one CLI command (`review audit`: a command and its subcommand), as
+    templates Airflow renders per run."""
     argv: list[str] = []
     for flag, template in GLOBAL_FLAGS:
         argv += [flag, template]
-    return [*argv, command, date_flag, date_template]
+    return [*argv, *command.split(), date_flag, date_template]
 
 
 def task_id(command: str) -> str:
-    return command.replace("-", "_")
+    return command.replace("-", "_").replace(" ", "_")
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,13 @@ class Step:
 
 HOUR = dt.timedelta(hours=1)
 # The nightly chain is jobs/steps.py's list (the CLI and `distillguard nightly` read it too); a step the frame
-# engine runs is a GPU step when the engine is cudf. The quality gate and publishing follow it.
+# engine runs is a GPU step when the engine is cudf. The quality gate and publishing follow it, then the day's tier
+# audit is drawn from what was published, so analysts find it on the console's audit page in the morning.
 NIGHTLY_STEPS = (
     *(Step(step.name, 2 * HOUR, gpu=step.frame_engine) for step in STEPS),
     Step("quality-gate", HOUR / 2),
     Step("publish", HOUR / 2),
+    Step("review audit", HOUR / 4),
 )
 RETRAIN_STEPS = (
     Step("training-set", 2 * HOUR, date_flag="--as-of", date_template=RETRAIN_AS_OF),
@@ -259,7 +262,7 @@ def step_task(step: Step, deployment: Deployment, **task_args):
 
         return KubernetesPodOperator(
             **common,
-            name=f"distillguard-{step.command}",
+            name=f"distillguard-{step.task_id.replace('_', '-')}",
             namespace=deployment.k8s_namespace,
             image=deployment.k8s_image,
             service_account_name=deployment.k8s_service_account,

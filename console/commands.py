@@ -124,7 +124,7 @@ def _cmd_audit(settings_of: SettingsOf, args: argparse.Namespace) -> None:
     print(
         f"tier audit of {day} (model v{drawn['model_version'].iloc[0] if len(drawn) else '-'}): {len(drawn)} accounts "
         "drawn at random per tier band; decide every one (distillguard review decide ACCOUNT ...), and the next "
-        "scored days' tiers are relaxed by what they show",
+        "scored days' tiers move by what they show",
         flush=True,
     )
     for row in drawn.itertuples():
@@ -217,7 +217,7 @@ def add_subcommands(sub, settings_of: SettingsOf) -> None:
     p = review.add_parser(
         "audit",
         help="draw accounts at random from each tier's band of a scored day for analysts to decide; their "
-        "decisions relax that model version's tier bounds on later days (models/tier_audit.py)",
+        "decisions relax or tighten that model version's tier bounds on later days (models/tier_audit.py)",
     )
     p.add_argument("--date", type=parse_date, help="the score date to draw from (default: latest)")
     p.add_argument(

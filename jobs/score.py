@@ -37,11 +37,11 @@ def run(
         f"{result.clusters_scored} clusters"
     )
     if result.tier_bounds != result.model_tier_bounds:
-        relaxed = ", ".join(
+        moved = ", ".join(
             f"{name} >= {bound:.6f} (model {model:.6f})"
             for (name, bound), (_, model) in zip(result.tier_bounds, result.model_tier_bounds, strict=True)
         )
-        print(f"tier bounds relaxed by the model version's audits (distillguard review audit): {relaxed}")
+        print(f"tier bounds moved by the model version's audits (distillguard review audit): {moved}")
     return result
 
 

@@ -450,7 +450,7 @@ TABLES: dict[str, Table] = {
                 ("drawn_at", TS),
             ),
             "accounts drawn at random from each tier's band of a scored day for analysts to decide "
-            "(`distillguard review audit`); their decisions relax the model version's tier bounds (models/tier_audit.py)",
+            "(`distillguard review audit`); their decisions relax or tighten the model version's tier bounds (models/tier_audit.py)",
             ("score_date",),
         ),
         Table(

@@ -185,7 +185,7 @@ CONFIDENCE = 0.95
 def one_row_per_account(risk: pd.DataFrame) -> pd.DataFrame:
     """One row per account, so an account scored twice counts once: the row of its highest score (what the oracle
     thresholds rank), with its highest tier over the days. The two part where a day's tier bounds differ from
-    another's (tier audits relax them, models/tier_audit.py): a lower score can reach a higher tier."""
+    another's (tier audits move them, models/tier_audit.py): a lower score can reach a higher tier."""
     ranked = risk.assign(_rank=risk["tier"].map(TIER_RANK))
     highest_tier = ranked.groupby("account_id")["_rank"].max()
     rows = ranked.sort_values(["score", "_rank"], ascending=False).drop_duplicates("account_id")

@@ -382,7 +382,7 @@ class ScoreResult:
     accounts_scored: int
     tier_counts: dict[str, int]
     clusters_scored: int
-    # the bounds the day was tiered with, and the model version's own: they differ where audits relaxed them
+    # the bounds the day was tiered with, and the model version's own: they differ where audits moved them
     tier_bounds: tuple[tuple[str, float], ...] = ()
     model_tier_bounds: tuple[tuple[str, float], ...] = ()
 

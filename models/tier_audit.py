@@ -1,4 +1,4 @@
-"""Tier audits: analysts decide a random sample of each tier's band, and the tiers are relaxed by what they found.
+"""Tier audits: analysts decide a random sample of each tier's band, and the tiers move by what they found.
 
 Why: each tier's bound is the score that flags its benign FPR of the model's clean benign reference
 (models/fusion.py). That reference's unlabelled accounts hide campaign accounts nobody linked to a decision, and
@@ -12,11 +12,17 @@ tier bounds (STRATA, lowest first), and up to `per_stratum` of each are drawn at
 the analysts decide every drawn account; an undecided draw is left out of the estimate.
 
 Relax: per stratum, the share of the decided draws that were decided benign, raised to its one-sided
-UPPER_CONFIDENCE upper bound (Clopper-Pearson; 1 while a stratum has no decided draw). Each undecided account of the
-latest draw day counts as that share of a benign account; walking down from the top, a tier's bound is the lowest
-score at which the expected benign accounts above it stay within the tier's rate of that day's undecided accounts.
-A bound is only ever lowered (never below the band's floor) and a higher tier is never easier to reach than a lower
-one. The model's bounds hold when nothing was audited.
+CONFIDENCE upper bound (Clopper-Pearson; 1 while a stratum has no decided draw). Each undecided account of the
+latest draw day counts as that share of a benign account; walking down from the top, a tier's bound is lowered to
+the lowest score at which the expected benign accounts above it stay within the tier's rate of that day's undecided
+accounts, never below the band's floor.
+
+Tighten: the same walk with each stratum's one-sided CONFIDENCE *lower* bound (0 while a stratum has no decided
+draw). Where even that many benign accounts at or above a tier's bound exceed its budget, the draws show the tier
+is over it, and the bound is raised to the lowest score at which they fit. A bound moves only on evidence: the two
+walks bracket the benign count, so at most one of them moves a tier, and nothing audited moves none.
+
+A higher tier is never easier to reach than a lower one.
 
 `draw`, `benign_shares` and `audited_bounds` are pure; `draw_for_day` (`distillguard review audit`) and
 `day_bounds` (the score job, on either engine) read and write the lake through delta-rs.
@@ -41,8 +47,8 @@ from models.propagation import latest_decisions
 # whose elevated bound is 0.99). Not fitted: deep enough that the elevated tier can move, shallow enough that the
 # draws stay where the budget is spent.
 FLOOR_FACTOR = 3.0
-# The estimated benign share's one-sided confidence. Not fitted.
-UPPER_CONFIDENCE = 0.9
+# The one-sided confidence of each stratum's benign share bounds, upper (to relax) and lower (to tighten). Not fitted.
+CONFIDENCE = 0.9
 # Strata, lowest first: [floor, elevated), [elevated, high), [high, critical), [critical, 1].
 STRATA = ("below elevated", "elevated", "high", "critical")
 BENIGN = "benign"
@@ -50,7 +56,7 @@ DRAW_COLUMNS = ("account_id", "score", "stratum")
 TABLE = "tier_audits"
 LABELS_TABLE = "enforcement_labels"
 # Drawn per stratum by `distillguard review audit` unless told otherwise. Not fitted: ten decisions that are all
-# extraction put a stratum's benign share below 21% at UPPER_CONFIDENCE.
+# extraction put a stratum's benign share below 21% at CONFIDENCE.
 PER_STRATUM = 10
 
 
@@ -82,41 +88,58 @@ def draw(undecided: pd.DataFrame, bounds: tuple[tuple[str, float], ...], per_str
     return out.sort_values(["score", "account_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
-def benign_shares(decided_draws: pd.DataFrame) -> np.ndarray:
-    """Per stratum, the upper confidence bound of the benign share among the decided draws (stratum, label)."""
-    out = np.ones(len(STRATA))
+def benign_shares(decided_draws: pd.DataFrame, upper: bool = True) -> np.ndarray:
+    """Per stratum, the upper (or lower) CONFIDENCE bound of the benign share among the decided draws (stratum,
+    label); 1 (or 0) where a stratum has none."""
+    out = np.full(len(STRATA), 1.0 if upper else 0.0)
     for stratum in range(len(STRATA)):
         labels = decided_draws.loc[decided_draws["stratum"] == stratum, "label"]
         n, benign = len(labels), int((labels == BENIGN).sum())
-        if n > 0 and benign < n:
-            out[stratum] = float(beta.ppf(UPPER_CONFIDENCE, benign + 1, n - benign))
+        if upper and n > 0 and benign < n:
+            out[stratum] = float(beta.ppf(CONFIDENCE, benign + 1, n - benign))
+        elif not upper and benign > 0:
+            out[stratum] = float(beta.ppf(1.0 - CONFIDENCE, benign, n - benign + 1))
     return out
+
+
+def _walk(scores: np.ndarray, share: np.ndarray, bounds: tuple[tuple[str, float], ...]):
+    """(distinct scores, highest first; the expected benign accounts at or above each) for `scores` sorted highest
+    first, each counting as its stratum's `share` (below the band: 1). Only the last of tied scores is a place to
+    stop: a bound flags every account at its score."""
+    expected_benign = np.cumsum(np.r_[share, 1.0][strata(scores, bounds)])
+    last_of_ties = np.r_[scores[1:] < scores[:-1], True]
+    return scores[last_of_ties], expected_benign[last_of_ties]
 
 
 def audited_bounds(
     undecided_scores: np.ndarray, decided_draws: pd.DataFrame, bounds: tuple[tuple[str, float], ...]
 ) -> tuple[tuple[str, float], ...]:
-    """The model's `bounds` relaxed by the audits (module docstring). `undecided_scores`: the latest draw day's
-    scores of the accounts still undecided; `decided_draws`: every decided draw of the model version (stratum,
-    label: the account's latest decision)."""
+    """The model's `bounds` relaxed or tightened by the audits (module docstring). `undecided_scores`: the latest
+    draw day's scores of the accounts still undecided; `decided_draws`: every decided draw of the model version
+    (stratum, label: the account's latest decision)."""
     scores = np.sort(np.asarray(undecided_scores, dtype=np.float64))[::-1]
     if len(scores) == 0 or decided_draws.empty:
         return bounds
-    share = np.r_[benign_shares(decided_draws), 1.0]  # index -1 (below the band) counts as benign
-    expected_benign = np.cumsum(share[strata(scores, bounds)])
-    # a bound flags every account at its score, so only the last of tied scores is a place to stop
-    last_of_ties = np.r_[scores[1:] < scores[:-1], True]
-    values, expected_benign = scores[last_of_ties], expected_benign[last_of_ties]
+    values, most = _walk(scores, benign_shares(decided_draws, upper=True), bounds)
+    _, least = _walk(scores, benign_shares(decided_draws, upper=False), bounds)
     floor = band_floor(bounds)
     rates = dict(TIER_BENIGN_FPR)
-    relaxed = []
+    moved = []
     for name, bound in bounds:
-        within = int(np.searchsorted(expected_benign, rates[name] * len(scores), side="right"))
-        lowest = values[within - 1] if within > 0 else np.inf  # the lowest score whose expected benign count fits
-        relaxed.append(float(min(bound, max(lowest, floor))))
-    for i in range(len(relaxed) - 2, -1, -1):  # highest tier first
-        relaxed[i] = max(relaxed[i], relaxed[i + 1])
-    return tuple((name, value) for (name, _), value in zip(bounds, relaxed, strict=True))
+        budget = rates[name] * len(scores)
+        # the lowest score whose expected benign count fits the budget, at the upper and at the lower shares
+        fits_most = int(np.searchsorted(most, budget, side="right"))
+        fits_least = int(np.searchsorted(least, budget, side="right"))
+        at_bound = int(np.searchsorted(-values, -bound, side="right"))  # distinct scores at or above the bound
+        if at_bound > 0 and least[at_bound - 1] > budget:  # over budget even at the lower shares: tighten
+            # (the top tie alone over budget: the tier flags nothing)
+            moved.append(float(values[fits_least - 1]) if fits_least > 0 else float(np.nextafter(values[0], np.inf)))
+        else:
+            lowest = values[fits_most - 1] if fits_most > 0 else np.inf
+            moved.append(float(min(bound, max(lowest, floor))))
+    for i in range(len(moved) - 2, -1, -1):  # highest tier first
+        moved[i] = max(moved[i], moved[i + 1])
+    return tuple((name, value) for (name, _), value in zip(bounds, moved, strict=True))
 
 
 # --- the lake -------------------------------------------------------------------------------------------------
@@ -214,7 +237,7 @@ def _bounds_for(
 def day_bounds(
     settings: Settings, model_version: str, bounds: tuple[tuple[str, float], ...], score_date: dt.date
 ) -> tuple[tuple[str, float], ...]:
-    """The tier bounds that score `score_date`: the model version's `bounds` relaxed by its audits drawn on earlier
+    """The tier bounds that score `score_date`: the model version's `bounds` moved by its audits drawn on earlier
     days and decided by `score_date` (audited_bounds, on the undecided accounts of the latest such draw day)."""
     return _bounds_for(settings, *_audited_draws(settings, model_version, score_date), bounds)
 
@@ -223,12 +246,13 @@ def audit_summary(
     settings: Settings, model_version: str, bounds: tuple[tuple[str, float], ...], score_date: dt.date
 ) -> dict | None:
     """What the console's Model page shows of a model version's audits as they stand for `score_date`: per stratum
-    the accounts drawn before that day, decided, found benign and the benign share's upper bound, and the bounds
+    the accounts drawn before that day, decided, found benign and the benign share's bounds, and the bounds
     that day is tiered with. None when the version was never audited."""
     draws, decided = _audited_draws(settings, model_version, score_date)
     if draws.empty:
         return None
-    shares = benign_shares(draws.dropna(subset=["label"]))
+    decided_draws = draws.dropna(subset=["label"])
+    lower, upper = benign_shares(decided_draws, upper=False), benign_shares(decided_draws, upper=True)
     strata_rows = []
     for i, name in enumerate(STRATA):
         labels = draws.loc[draws["stratum"] == i, "label"]
@@ -238,7 +262,8 @@ def audit_summary(
                 "drawn": len(labels),
                 "decided": int(labels.notna().sum()),
                 "benign": int((labels == BENIGN).sum()),
-                "benign_share_bound": float(shares[i]),
+                "benign_share_lower": float(lower[i]),
+                "benign_share_upper": float(upper[i]),
             }
         )
     return {"score_date": score_date, "strata": strata_rows, "bounds": _bounds_for(settings, draws, decided, bounds)}

@@ -16,6 +16,7 @@ import pytest
 
 from lake import catalog
 from lake.config import load_settings
+from models import tier_audit
 from models.config import TIERS
 
 pytestmark = pytest.mark.slow
@@ -101,12 +102,13 @@ def test_dagbag_imports_both_dags_with_retries_and_timeouts_on_every_task(dagbag
             "campaigns",
             "quality_gate",
             "publish",
+            "review_audit",
         }
         | engine
     )
     assert set(retrain.task_ids) == {"training_set", "fit", "evaluate", "promote"} | engine
     # one engine per run: set up before the first step, torn down after the last one whatever its outcome
-    for dag, first, last in ((nightly, "ingest", "publish"), (retrain, "training_set", "promote")):
+    for dag, first, last in ((nightly, "ingest", "review_audit"), (retrain, "training_set", "promote")):
         start, stop = dag.get_task("engine_start"), dag.get_task("engine_stop")
         assert start.is_setup and stop.is_teardown
         assert dag.get_task(first).upstream_task_ids == {"engine_start"}
@@ -118,6 +120,8 @@ def test_dagbag_imports_both_dags_with_retries_and_timeouts_on_every_task(dagbag
             assert task.execution_timeout is not None and task.execution_timeout > dt.timedelta(0), task.task_id
     # the gate protects publish: publish only runs after the gate
     assert nightly.get_task("publish").upstream_task_ids == {"quality_gate"}
+    # the tier audit is drawn from what was published
+    assert nightly.get_task("review_audit").upstream_task_ids == {"publish"}
     assert nightly.get_task("quality_gate").upstream_task_ids == {"campaigns"}
     assert nightly.get_task("campaigns").upstream_task_ids == {"score"}
     # one chain in jobs/steps.py order: features read the day's clusters
@@ -188,12 +192,15 @@ def test_argv_builder_renders_to_a_cli_command_with_params_over_variables_over_e
     # nothing set anywhere: empty flags, the worker's environment decides
     bare = build_parser().parse_args(_render(template, {**params, "lake_uri": "", "engine": ""}, {}, "2026-03-10"))
     assert (bare.lake, bare.mlflow_uri, bare.remote, bare.engine) == ("", "", "", "")
+    # a command with a subcommand: the nightly tier audit draw
+    audit = build_parser().parse_args(_render(distillguard_argv("review audit"), params, variables, "2026-03-10"))
+    assert (audit.command, audit.review_command, audit.date) == ("review", "audit", dt.date(2026, 3, 10))
 
 
 def test_gpu_routing_is_configurable_for_both_executors(airflow_env):
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from distillguard_dags import build_nightly, build_retrain
-    from distillguard_wiring import Deployment, distillguard_argv
+    from distillguard_wiring import NIGHTLY_STEPS, RETRAIN_STEPS, Deployment
 
     gpu_steps = {"aggregate", "features", "score"}
     local = build_nightly(Deployment(engine="cudf", gpu_queue="gpu-a100", gpu_pool="gpu_slots"))
@@ -216,8 +223,8 @@ def test_gpu_routing_is_configurable_for_both_executors(airflow_env):
                 continue  # they only hand the configured Spark Connect URL on: no server on a pod's loopback
             assert isinstance(task, KubernetesPodOperator), task.task_id
             assert task.cmds == ["distillguard"] and task.image == "registry/distillguard:1"
-            command = task.task_id.replace("_", "-")
-            assert task.arguments[:-3] == distillguard_argv(command)[:-3] and task.arguments[-3] == command
+            step = {step.task_id: step for step in (*NIGHTLY_STEPS, *RETRAIN_STEPS)}[task.task_id]
+            assert task.arguments == step.argv() and task.name.startswith("distillguard-"), task.task_id
             resources = task.container_resources
             if task.task_id in gpu_steps | {"fit"}:
                 assert resources.limits == {"nvidia.com/gpu": "1"}, task.task_id
@@ -318,6 +325,10 @@ def test_nightly_dag_runs_one_day_end_to_end_and_publishes_its_risk_table(nightl
         assert published[f"{tier}_accounts"] == tier_counts.get(tier, 0), tier
     clusters = catalog.read_arrow(settings, "cluster_risk", filters=[("score_date", "=", NIGHTLY_DATE)])
     assert published["clusters"] == clusters.num_rows > 0
+    # the published day's tier audit, drawn from its undecided scored accounts for analysts to decide
+    drawn = tier_audit.day_draw(settings, NIGHTLY_DATE)
+    assert 0 < len(drawn) <= tier_audit.PER_STRATUM * len(tier_audit.STRATA)
+    assert set(drawn["model_version"]) == {"1"} and drawn["account_id"].isin(risk["account_id"]).all()
 
 
 def test_a_failed_step_still_stops_the_runs_engine(lake_with_champion):
@@ -333,6 +344,7 @@ def test_a_failed_step_still_stops_the_runs_engine(lake_with_champion):
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert run.state == "failed"
     assert (states["engine_start"], states["ingest"], states["publish"]) == ("success", "failed", "upstream_failed")
+    assert states["review_audit"] == "upstream_failed"
     assert states["engine_stop"] == "success", states
     url, pid = _run_engine(run)
     assert url.startswith("sc://127.0.0.1:") and pid is not None

@@ -40,14 +40,13 @@ def test_the_draw_is_random_within_each_tier_band_and_reproducible():
         tier_audit.draw(day, BOUNDS, 0, seed=1)
 
 
-def test_the_benign_share_is_an_upper_bound_and_an_unaudited_stratum_counts_as_benign():
-    shares = tier_audit.benign_shares(
-        _decided({1: ["extraction"] * 10, 2: ["benign"] * 4, 3: ["benign", "extraction"]})
-    )
-    assert shares[0] == 1.0  # nothing decided
-    assert shares[1] == pytest.approx(NONE_BENIGN_OF_10)
-    assert shares[2] == 1.0  # all benign
-    assert 0.5 < shares[3] < 1.0
+def test_the_benign_share_bounds_bracket_it_and_an_unaudited_stratum_says_nothing():
+    decided = _decided({1: ["extraction"] * 10, 2: ["benign"] * 4, 3: ["benign", "extraction"]})
+    upper, lower = tier_audit.benign_shares(decided), tier_audit.benign_shares(decided, upper=False)
+    assert (upper[0], lower[0]) == (1.0, 0.0)  # nothing decided: anything from none to all benign
+    assert upper[1] == pytest.approx(NONE_BENIGN_OF_10) and lower[1] == 0.0
+    assert upper[2] == 1.0 and lower[2] == pytest.approx(0.1 ** (1 / 4))  # all benign
+    assert 0.05 < lower[3] < 0.5 < upper[3] < 1.0
 
 
 # 100,000 undecided accounts: budgets of 10, 100 and 1,000 expected benign accounts at critical, high and elevated
@@ -71,11 +70,33 @@ def test_bounds_fall_while_the_expected_benign_accounts_above_them_fit_the_tier_
     assert relaxed["elevated"] == 0.985
 
 
-def test_audits_that_find_benign_accounts_or_nothing_leave_the_bounds_alone():
-    all_benign = _decided({s: ["benign"] * 10 for s in range(4)})
-    assert tier_audit.audited_bounds(_population(), all_benign, BOUNDS) == BOUNDS
+def test_audits_that_cannot_tell_or_find_nothing_leave_the_bounds_alone():
+    # the band below elevated is all benign, which says nothing about the tiers above it
+    below_benign = _decided({0: ["benign"] * 10, 1: ["extraction"] * 2, 2: ["benign", "extraction"]})
+    assert tier_audit.audited_bounds(_population(), below_benign, BOUNDS) == BOUNDS
     assert tier_audit.audited_bounds(_population(), _decided({}), BOUNDS) == BOUNDS
-    assert tier_audit.audited_bounds(np.array([]), all_benign, BOUNDS) == BOUNDS
+    assert tier_audit.audited_bounds(np.array([]), below_benign, BOUNDS) == BOUNDS
+
+
+def test_a_tier_whose_band_is_mostly_benign_is_tightened_until_its_benign_accounts_fit():
+    # 100,000 undecided accounts (budgets 10 / 100 / 1,000); the critical band audited all extraction, the high
+    # band all benign: at its 90% lower bound (0.794) 360 of its accounts are 286 benign, over high's 100
+    scores = np.r_[np.full(30, 0.99995), np.full(60, 0.9997), np.full(300, 0.9992), np.full(99_610, 0.5)]
+    draws = _decided({3: ["extraction"] * 10, 2: ["benign"] * 10})
+    low = 0.1 ** (1 / 10)
+    assert 360 * low > 100 >= 60 * low
+    moved = dict(tier_audit.audited_bounds(scores, draws, BOUNDS))
+    assert moved["high"] == 0.9997  # raised to the lowest score whose benign accounts fit
+    assert moved["critical"] == 0.9999  # nothing benign found at or above it: left alone
+    assert moved["elevated"] == 0.99  # 286 fit in 1,000, and nothing found below high to relax it by
+    # the same band with a single benign draw of ten: 0.0105 x 360 = 4 at least, within budget, so no rise
+    one_benign = _decided({3: ["extraction"] * 10, 2: ["benign"] + ["extraction"] * 9})
+    assert dict(tier_audit.audited_bounds(scores, one_benign, BOUNDS))["high"] <= 0.999
+    # a tightened lower tier lifts the tiers above it with it
+    elevated_over = _decided({1: ["benign"] * 10, 2: ["benign"] * 10})
+    band = np.r_[np.full(30, 0.99995), np.full(2000, 0.995), np.full(97_970, 0.5)]
+    lifted = dict(tier_audit.audited_bounds(band, elevated_over, BOUNDS))
+    assert lifted["elevated"] == 0.99995 and lifted["high"] == lifted["critical"] == 0.99995
 
 
 def test_a_relaxed_bound_never_passes_the_floor_nor_a_lower_tier():
@@ -174,7 +195,7 @@ def test_the_score_job_tiers_the_next_day_with_the_audited_bounds(spark, scoring
     made = tier_audit.day_draw(lake_settings(fresh), SCORE_DAY)
     assert made["account_id"].tolist() == drawn["account_id"].tolist()  # same day, same seed, same draw
     assert all(account in sent.text for account in made["account_id"])
-    assert "tier bounds relaxed by the model version's audits" in capsys.readouterr().out
+    assert "tier bounds moved by the model version's audits" in capsys.readouterr().out
     scored = DeltaTable(settings.table_uri("account_risk")).to_pandas()
     scored = scored[scored["score_date"] == next_day]
     assert scored["tier"].tolist() == assign_tiers(scored["score"].to_numpy(), expected).tolist()
