@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/detection.py [--seeds dev|report|both|N ...] [--scenario randomised] [--hold-out ARCHETYPE]
                                       [--accounts 24000] [--days 12] [--train-day 10] [--parallel 2] [--label L]
-                                      [--lakes DIR] [--review N | --daily-review N] [--review-queue top|explore|mixed|audit|explore-audit]
+                                      [--lakes DIR] [--review N | --daily-review N] [--review-queue top|explore|mixed|audit|explore-audit|explore-plus-audit]
                                       [--retrain-daily]
 
 Seeds: DEV_SEEDS are for tuning; REPORT_SEEDS are never tuned on. Both sets are reported, always apart.
@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("--review is one round before training; --daily-review and --retrain-daily work day by day")
     if args.review and args.review_queue in review_round.AUDITED:
         parser.error(
-            f"--review-queue {args.review_queue} relaxes the tiers of the model that scored the day: use it with --daily-review"
+            f"--review-queue {args.review_queue} moves the tiers of the model that scored the day: use it with --daily-review"
         )
     seeds = resolve_seeds(args.seeds)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="dg-detection-"))

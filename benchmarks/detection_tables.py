@@ -146,17 +146,30 @@ def review_markdown(seeds: list[dict]) -> str:
         return ""
     first = next(r.get("review") or r["daily_review"] for r in seeds if r.get("review") or r.get("daily_review"))
     when = "the train day" if any(r.get("review") for r in seeds) else "each scored day, once scored"
+    audited = any("tier_bounds" in x for _, x in rows)
     lines = [
-        f"\nReview rounds per seed ({first['policy']} queue of {when}, decided with the ground truth):\n",
-        "| seed | day | reviewed | extraction | benign | campaign accounts reviewed | campaigns first labelled |",
-        "|---:|---|---:|---:|---:|---|---|",
+        f"\nReview rounds per seed ({first['policy']} queue of {when}, decided with the ground truth"
+        + ("; the day's tier bounds, critical / high / elevated, as the audits left them, and the model's" * audited)
+        + "):\n",
+        "| seed | day | reviewed | extraction | benign | campaign accounts reviewed | campaigns first labelled |"
+        + " tier bounds used (model's) |" * audited,
+        "|---:|---|---:|---:|---:|---|---|" + "---|" * audited,
     ]
     for seed, x in rows:
         per_campaign = ", ".join(f"{c} {n}" for c, n in sorted(x["campaign_accounts"].items())) or "-"
         scored_by = f" (model v{x['model_version']})" if x.get("model_version") else ""
+        bounds = x.get("tier_bounds")
+        used = (
+            " / ".join(f"{v:.6f}" for v in bounds["used"].values())
+            + " ("
+            + " / ".join(f"{v:.6f}" for v in bounds["model"].values())
+            + ") |"
+            if bounds
+            else " - |"
+        )
         lines.append(
             f"| {seed} | {x['day']}{scored_by} | {x['reviewed']} | {x['extraction']} | {x['benign']} | {per_campaign} | "
-            f"{', '.join(x['campaigns_first_labelled']) or '-'} |"
+            f"{', '.join(x['campaigns_first_labelled']) or '-'} |" + used * audited
         )
     return "\n".join(lines) + "\n"
 

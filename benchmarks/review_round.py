@@ -10,7 +10,9 @@ orders:
 - `mixed`: half the budget from the exploration queue, the rest from the plain queue;
 - `audit`: the tier audit (`distillguard review audit`, models/tier_audit.py), a random draw from each tier's band,
   whose decisions relax the scoring model version's tier bounds on later days (daily rounds only);
-- `explore-audit`: AUDIT_SHARE of the budget from the tier audit, the rest from the exploration queue.
+- `explore-audit`: AUDIT_SHARE of the budget from the tier audit, the rest from the exploration queue;
+- `explore-plus-audit`: the whole budget from the exploration queue, and a tier audit of as many accounts on top
+  (twice the reviews: what audits add to exploration rather than what they replace).
 Each reviewed account is decided with the simulator's ground truth (extraction for a campaign account, benign for
 any other: analysts who never err), through the console's own `record_decision`, stamped late on the day.
 
@@ -38,8 +40,9 @@ from pathlib import Path
 
 import pandas as pd
 
-POLICIES = ("top", "explore", "mixed", "audit", "explore-audit")
-AUDITED = ("audit", "explore-audit")  # their decisions only act on later days scored by the same model version
+POLICIES = ("top", "explore", "mixed", "audit", "explore-audit", "explore-plus-audit")
+# their decisions only act on later days scored by the same model version
+AUDITED = ("audit", "explore-audit", "explore-plus-audit")
 ANALYST = "simulated-analyst"
 DECIDED_AT = dt.time(23, 0)  # late on the day: after its queue was read, before the night's jobs
 # `mixed`: the exploration queue's share of a day's reviews. Not fitted: an even split between finding new campaigns
@@ -69,13 +72,14 @@ def queue_picks(settings, day: dt.date, budget: int, policy: str) -> list[str]:
     if policy in AUDITED:
         from models.tier_audit import STRATA, draw_for_day
 
-        share = budget if policy == "audit" else round(budget * AUDIT_SHARE)
+        share = round(budget * AUDIT_SHARE) if policy == "explore-audit" else budget
         drawn = draw_for_day(settings, day, max(1, share // len(STRATA)))["account_id"].tolist()
         if policy == "audit":
             return drawn
-        explored = exploration_accounts(settings, day, budget, decided_by=day)["account_id"].to_pylist()
+        explore_budget = budget - len(drawn) if policy == "explore-audit" else budget
+        explored = exploration_accounts(settings, day, explore_budget + len(drawn), decided_by=day)
         in_draw = set(drawn)
-        return drawn + [a for a in explored if a not in in_draw][: budget - len(drawn)]
+        return drawn + [a for a in explored["account_id"].to_pylist() if a not in in_draw][:explore_budget]
     explored: list[str] = []
     if policy == "mixed":
         share = round(budget * EXPLORE_SHARE)
@@ -145,8 +149,10 @@ def daily(settings, days: list[dt.date], budget: int, policy: str, cli, retrain:
             if retrain:
                 cli(lake, "train", "--as-of", day.isoformat())
         cli(lake, "backfill", "--from", day.isoformat(), "--to", day.isoformat(), "--steps", "score")
+        version = scoring_version(settings, day)
+        bounds = {"tier_bounds": tier_bounds_used(settings, day, version)} if policy in AUDITED else {}
         picks = queue_picks(settings, day, budget, policy) if budget else []
-        rounds.append({**decide(settings, truth, day, picks, policy), "model_version": scoring_version(settings, day)})
+        rounds.append({**decide(settings, truth, day, picks, policy), "model_version": version, **bounds})
     return {
         "policy": policy,
         "budget": budget,
@@ -164,6 +170,15 @@ def scoring_version(settings, day: dt.date) -> str:
         columns=["model_version"], filters=[("score_date", "=", day)]
     )
     return ", ".join(sorted(set(risk["model_version"].dropna())))
+
+
+def tier_bounds_used(settings, day: dt.date, version: str) -> dict[str, dict[str, float]]:
+    """The model version's own tier bounds and those that tiered `day` after its audits (models/tier_audit.py)."""
+    from models import registry, tier_audit
+
+    own = registry.version_info(registry.configure(settings), settings.model_name, version).tier_bounds
+    used = tier_audit.day_bounds(settings, version, own, day)
+    return {"model": dict(own), "used": dict(used)}
 
 
 def decide(settings, truth: pd.DataFrame, day: dt.date, picks: list[str], policy: str) -> dict:

@@ -140,3 +140,27 @@ def test_daily_retraining_trains_as_of_each_later_day_before_scoring_it(settings
     assert [argv[2] for argv in calls if argv[0] == "train"] == [d.isoformat() for d in info["days"][1:]]
     assert result["account_ids"] == [] and all(d["reviewed"] == 0 for d in result["days"])  # budget 0: no reviews
     assert {d["model_version"] for d in result["days"]} == {reviewed_lake.MODEL_VERSION}  # what scored each day
+
+
+def test_audited_queues_take_the_tier_audit_and_fill_from_exploration(lake, monkeypatch):
+    """`explore-audit` spends half the budget on the audit draw, `explore-plus-audit` draws as many on top of a
+    whole exploration budget; neither reviews an account twice."""
+    from models import tier_audit
+
+    settings, _, _ = lake
+    review_round = _review_round()
+    explored = review_round.queue_picks(settings, LAST_DAY, 12, "explore")
+    asked = []
+
+    def fake_draw(settings, day, per_stratum):  # the model registry's bounds are not in this lake
+        asked.append(per_stratum)
+        drawn = [explored[0], *(f"drawn-{i}" for i in range(per_stratum * len(tier_audit.STRATA) - 1))]
+        return pd.DataFrame({"account_id": drawn})
+
+    monkeypatch.setattr(tier_audit, "draw_for_day", fake_draw)
+    half = review_round.queue_picks(settings, LAST_DAY, 8, "explore-audit")
+    assert asked[-1] == 1 and len(half) == 8 and len(set(half)) == 8
+    assert half[:4] == [explored[0], "drawn-0", "drawn-1", "drawn-2"] and half[4:] == explored[1:5]
+    on_top = review_round.queue_picks(settings, LAST_DAY, 8, "explore-plus-audit")
+    assert asked[-1] == 2 and len(on_top) == 16 and len(set(on_top)) == 16
+    assert on_top[:8] == [explored[0], *(f"drawn-{i}" for i in range(7))] and on_top[8:] == explored[1:9]
