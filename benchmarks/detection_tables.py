@@ -160,7 +160,8 @@ def review_markdown(seeds: list[dict]) -> str:
         scored_by = f" (model v{x['model_version']})" if x.get("model_version") else ""
         bounds = x.get("tier_bounds")
         used = (
-            " / ".join(f"{v:.6f}" for v in bounds["used"].values())
+            " "
+            + " / ".join(f"{v:.6f}" for v in bounds["used"].values())
             + " ("
             + " / ".join(f"{v:.6f}" for v in bounds["model"].values())
             + ") |"
