@@ -231,6 +231,9 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
         campaign_archetypes={str(c): str(rows["archetype"].iloc[0]) for c, rows in campaigns},
         at_benign_fpr=report.recall_at_benign_fpr(scope),
         latency=report.detection_latency(risk, truth, labels, first_request, live=campaigns_live(args, seed)),
+        benign_flagged_per_day=report.benign_flagged_per_day(
+            report.unlabelled(risk[risk["score_date"] >= train_day], truth, labels, last)
+        ),
         clusters=report.cluster_purity(clusters, truth),
         campaign_tracking=campaign_metrics.lake_tracking_quality(settings, truth),
         timings_s={k: round(v, 1) for k, v in timings.items()},

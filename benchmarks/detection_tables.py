@@ -175,6 +175,25 @@ def review_markdown(seeds: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def per_day_markdown(seeds: list[dict]) -> str:
+    """Each scored day's benign accounts at or above each tier, among those undecided on the last day: the tiers'
+    budgets are shares of one day's accounts, the headline counts an account's highest tier over the days."""
+    rows = [(r["seed"], day, tiers) for r in seeds for day, tiers in r.get("benign_flagged_per_day", {}).items()]
+    if not rows:
+        return ""
+    names = list(rows[0][2])
+    lines = [
+        "\nBenign accounts flagged on each scored day (undecided on the last day; the tiers' budgets are per day, the "
+        "headline counts each account's highest tier over the days):\n",
+        "| seed | day | benign | " + " | ".join(f">= {name}" for name in names) + " |",
+        "|---:|---|---:|" + "---:|" * len(names),
+    ]
+    for seed, day, tiers in rows:
+        cells = " | ".join(f"{t['benign_flagged']} ({_pct(t['benign_fpr'], 3)})" for t in tiers.values())
+        lines.append(f"| {seed} | {day} | {next(iter(tiers.values()))['benign']:,} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
 def latency_markdown(seeds: list[dict]) -> str:
     """Detection latency of the campaigns whose first request comes after the train day: scoring starts on that
     day, so for a campaign already active the latency only says when it started."""
@@ -234,6 +253,7 @@ def markdown(report: dict) -> str:
     if seeds:
         lines.append(campaigns_markdown(report))
         lines.append(review_markdown(seeds))
+        lines.append(per_day_markdown(seeds))
         lines.append(latency_markdown(seeds))
         lines.append("\nPer seed: timings (s) and the last day's clusters:\n")
         lines.append(

@@ -182,6 +182,19 @@ BOOTSTRAP_REPLICATES = 1000
 CONFIDENCE = 0.95
 
 
+def benign_flagged_per_day(risk: pd.DataFrame) -> dict[str, dict[str, dict[str, float | int]]]:
+    """Per score date and tier, the benign accounts at or above the tier that day (`risk`: score_date, tier,
+    is_campaign; one row per account and day, as `unlabelled` gives). A tier's budget is a share of one day's
+    accounts; the headline counts an account's highest tier over the days, which can only flag more."""
+    out: dict[str, dict[str, dict[str, float | int]]] = {}
+    for day, rows in risk[~risk["is_campaign"].astype(bool)].groupby("score_date"):
+        out[str(day)] = {}
+        for tier in OPERATING_POINTS:
+            flagged = int(_flagged_at_tier(rows, tier).sum())
+            out[str(day)][tier] = {"benign_flagged": flagged, "benign": len(rows), "benign_fpr": flagged / len(rows)}
+    return out
+
+
 def one_row_per_account(risk: pd.DataFrame) -> pd.DataFrame:
     """One row per account, so an account scored twice counts once: the row of its highest score (what the oracle
     thresholds rank), with its highest tier over the days. The two part where a day's tier bounds differ from

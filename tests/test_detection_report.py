@@ -174,6 +174,26 @@ def test_one_row_per_account_keeps_each_accounts_highest_score():
     assert out.loc["x", "tier"] == "high" and out.loc["x", "score"] == 0.9
 
 
+def test_benign_flagged_per_day_counts_each_day_apart_and_leaves_campaign_accounts_out():
+    risk = pd.DataFrame(
+        {
+            "score_date": ["d1", "d1", "d1", "d2", "d2", "d2"],
+            "account_id": ["a", "b", "c", "a", "b", "c"],
+            "tier": ["high", "low", "critical", "low", "elevated", "critical"],
+            "is_campaign": [False, False, True, False, False, True],
+        }
+    )
+    days = report.benign_flagged_per_day(risk)
+    assert days["d1"]["high"] == {"benign_flagged": 1, "benign": 2, "benign_fpr": 0.5}
+    assert days["d1"]["critical"]["benign_flagged"] == 0 and days["d1"]["elevated"]["benign_flagged"] == 1
+    assert days["d2"]["high"]["benign_flagged"] == 0 and days["d2"]["elevated"]["benign_fpr"] == 0.5
+    # over both days, a and b each reached >= elevated once: the highest tier per account flags both
+    assert report.one_row_per_account(risk.assign(score=0.5)).query("~is_campaign")["tier"].tolist() == [
+        "high",
+        "elevated",
+    ]
+
+
 def test_one_row_per_account_keeps_the_highest_tier_when_bounds_differ_by_day():
     # day 2's bounds were relaxed: a lower score reached a higher tier; the oracle still ranks the highest score
     risk = pd.DataFrame({"account_id": ["x", "x"], "score": [0.995, 0.993], "tier": ["elevated", "high"]})
