@@ -9,7 +9,8 @@ distillguard_nightly   one run per day D (data interval [D 02:00, D+1 02:00) UTC
                        `airflow dags backfill` over a range are idempotent. One run at a time and aggregate
                        depends on the previous day's aggregate: the 7/28-day windows read earlier days' aggregates,
                        so days must complete in order.
-distillguard_retrain   weekly (Monday 04:00 UTC) or when new enforcement labels land (the labels Asset):
+distillguard_retrain   weekly (Monday 04:00 UTC) or when new enforcement labels land (the labels Asset; weekly only
+                       where [distillguard] retrain_on_labels = false):
                        training_set -> fit -> evaluate -> promote, as of the `as_of` param or the day before the run.
 Both run their steps against one Spark Connect server per run, started by a setup task (engine_start) and stopped
 by a teardown task (engine_stop) that runs even when a step failed (distillguard_wiring.around_engine).
@@ -66,13 +67,18 @@ def build_nightly(deployment: Deployment) -> DAG:
     return dag
 
 
+def retrain_schedule(deployment: Deployment):
+    weekly = CronTriggerTimetable("0 4 * * 1", timezone="UTC")
+    if not deployment.retrain_on_labels:
+        return weekly
+    return AssetOrTimeSchedule(timetable=weekly, assets=[labels_asset(deployment)])
+
+
 def build_retrain(deployment: Deployment) -> DAG:
     with DAG(
         dag_id="distillguard_retrain",
         description="training set -> fit -> evaluate -> promotion gate",
-        schedule=AssetOrTimeSchedule(
-            timetable=CronTriggerTimetable("0 4 * * 1", timezone="UTC"), assets=[labels_asset(deployment)]
-        ),
+        schedule=retrain_schedule(deployment),
         start_date=START,
         catchup=False,
         # two retrains at once would race for the `candidate` and `champion` aliases

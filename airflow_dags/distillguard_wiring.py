@@ -29,6 +29,8 @@ variables AIRFLOW__DISTILLGUARD__<KEY>), because Airflow fixes a task's queue, p
   k8s_image, k8s_namespace, k8s_service_account, k8s_gpu_resource (default nvidia.com/gpu), k8s_gpus (default 1),
   k8s_gpu_node_selector (JSON object), k8s_gpu_tolerate_taint (default nvidia.com/gpu)
   lake_uri        the lake the labels Asset points at (default: DG_LAKE or ./lake_data)
+  retrain_on_labels  true (default): the retrain DAG also runs when new labels land; false: weekly only, so a
+                  model version lives long enough for its tier audits to act (models/tier_audit.py)
 """
 
 from __future__ import annotations
@@ -128,6 +130,10 @@ class Deployment:
     k8s_gpus: int = 1
     k8s_gpu_node_selector: dict[str, str] = field(default_factory=dict)
     k8s_gpu_tolerate_taint: str | None = "nvidia.com/gpu"
+    # The retrain DAG also runs when new labels land. Tier audits act within one model version (models/tier_audit.py)
+    # and their decisions are labels, so where audits are decided daily a retrain on labels resets them daily:
+    # false leaves the weekly schedule alone.
+    retrain_on_labels: bool = True
 
     def __post_init__(self) -> None:
         from lake.config import ENGINE_KEYS
@@ -171,7 +177,15 @@ class Deployment:
             k8s_gpus=int(get("k8s_gpus", str(defaults.k8s_gpus))),
             k8s_gpu_node_selector=json.loads(get("k8s_gpu_node_selector", "{}")),
             k8s_gpu_tolerate_taint=get("k8s_gpu_tolerate_taint", defaults.k8s_gpu_tolerate_taint),
+            retrain_on_labels=_flag("retrain_on_labels", get("retrain_on_labels", "true")),
         )
+
+
+def _flag(key: str, value: str | None) -> bool:
+    text = (value or "").strip().lower()
+    if text not in ("true", "false"):
+        raise ValueError(f"[distillguard] {key} must be true or false, got {value!r}")
+    return text == "true"
 
 
 # --- params ---------------------------------------------------------------------------------------

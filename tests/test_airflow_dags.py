@@ -144,6 +144,23 @@ def test_dagbag_imports_both_dags_with_retries_and_timeouts_on_every_task(dagbag
     assert labels in repr(retrain.timetable.asset_condition)
 
 
+def test_the_retrain_dag_can_run_weekly_only_so_tier_audits_outlive_a_day(airflow_env, monkeypatch):
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+    from distillguard_dags import build_retrain
+    from distillguard_wiring import Deployment
+
+    monkeypatch.setenv("AIRFLOW__DISTILLGUARD__RETRAIN_ON_LABELS", "false")
+    deployment = Deployment.from_airflow_conf()
+    assert not deployment.retrain_on_labels
+    weekly = build_retrain(deployment).timetable
+    assert isinstance(weekly, CronTriggerTimetable) and not isinstance(weekly, AssetOrTimeSchedule)
+    assert weekly.expression == "0 4 * * 1"
+    assert isinstance(build_retrain(Deployment()).timetable, AssetOrTimeSchedule)
+    monkeypatch.setenv("AIRFLOW__DISTILLGUARD__RETRAIN_ON_LABELS", "sometimes")
+    with pytest.raises(ValueError, match="retrain_on_labels must be true or false, got 'sometimes'"):
+        Deployment.from_airflow_conf()
+
+
 def _render(template_argv: list[str], params: dict, variables: dict, ds: str, engine_url: str | None = None):
     import jinja2
 
