@@ -7,6 +7,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
@@ -195,6 +196,38 @@ def test_the_score_job_tiers_the_next_day_with_the_audited_bounds(spark, scoring
     made = tier_audit.day_draw(lake_settings(fresh), SCORE_DAY)
     assert made["account_id"].tolist() == drawn["account_id"].tolist()  # same day, same seed, same draw
     assert all(account in sent.text for account in made["account_id"])
+    # an undecided draw can be decided from the audit page, which it returns to with the account's standing (every
+    # account the fixture drew is labelled by the simulator on a later day, so one never labelled joins the draw)
+    from lake import catalog
+
+    standing = tier_audit.decided_as_of(lake_settings(fresh), dt.date.today())
+    day_risk = DeltaTable(lake_settings(fresh).table_uri("account_risk")).to_pandas()
+    first = sorted(set(day_risk.loc[day_risk["score_date"] == SCORE_DAY, "account_id"]) - set(standing))[0]
+    extra = made.iloc[:1].assign(account_id=first, stratum=0)
+    catalog.write_arrow(
+        lake_settings(fresh),
+        tier_audit.TABLE,
+        pa.Table.from_pandas(pd.concat([made, extra]), preserve_index=False),
+        SCORE_DAY,
+    )
+    page = client.get(f"/audit?date={SCORE_DAY}").text
+    assert f'name="target_id" value="{first}"' in page
+    assert page.count('class="audit-decide"') == page.count("not yet") == 1
+    decided = client.post(
+        "/decide",
+        data={
+            "csrf_token": form_csrf(page),
+            "target_kind": "account",
+            "target_id": first,
+            "score_date": SCORE_DAY.isoformat(),
+            "next": f"/audit?date={SCORE_DAY}",
+            "label": "benign",
+            "note": "audit: a company's test harness",
+        },
+    )
+    assert decided.status_code == 200 and decided.url.path == "/audit"
+    assert tier_audit.decided_as_of(lake_settings(fresh), dt.date.today())[first] == "benign"
+    assert decided.text.count('class="audit-decide"') == 0 and "not yet" not in decided.text
     assert "tier bounds moved by the model version's audits" in capsys.readouterr().out
     scored = DeltaTable(settings.table_uri("account_risk")).to_pandas()
     scored = scored[scored["score_date"] == next_day]
