@@ -89,13 +89,15 @@ class Step:
     gpu: bool = False  # runs on the frame engine / CUDA XGBoost when the engine is cudf
     date_flag: str = "--date"
     date_template: str = DAG_DATE
+    options: tuple[tuple[str, str], ...] = ()  # (flag, template): the command's own flags, after the date
 
     @property
     def task_id(self) -> str:
         return task_id(self.command)
 
     def argv(self) -> list[str]:
-        return distillguard_argv(self.command, self.date_flag, self.date_template)
+        own = [item for option in self.options for item in option]
+        return [*distillguard_argv(self.command, self.date_flag, self.date_template), *own]
 
 
 HOUR = dt.timedelta(hours=1)
@@ -106,7 +108,12 @@ NIGHTLY_STEPS = (
     *(Step(step.name, 2 * HOUR, gpu=step.frame_engine) for step in STEPS),
     Step("quality-gate", HOUR / 2),
     Step("publish", HOUR / 2),
-    Step("review audit", HOUR / 4),
+    # accounts drawn per tier band: Variable distillguard_audit_per_stratum, else the CLI's default
+    Step(
+        "review audit",
+        HOUR / 4,
+        options=(("--per-stratum", "{{ var.value.get('distillguard_audit_per_stratum', '') }}"),),
+    ),
 )
 RETRAIN_STEPS = (
     Step("training-set", 2 * HOUR, date_flag="--as-of", date_template=RETRAIN_AS_OF),

@@ -165,6 +165,7 @@ def _cmd_revoke_token(settings_of: SettingsOf, args: argparse.Namespace) -> None
 def add_subcommands(sub, settings_of: SettingsOf) -> None:
     """Add `console` and `review` to the CLI's subparsers; `settings_of(args)` builds Settings from the global flags
     (jobs/cli.py owns them)."""
+    from lake.config import optional_positive_int
     from lake.dates import parse_date
 
     p = sub.add_parser("console", help="serve the analysts' web console (loopback only unless asked)")
@@ -221,7 +222,10 @@ def add_subcommands(sub, settings_of: SettingsOf) -> None:
     )
     p.add_argument("--date", type=parse_date, help="the score date to draw from (default: latest)")
     p.add_argument(
-        "--per-stratum", dest="per_stratum", type=int, help="accounts drawn per tier band (default 10, PER_STRATUM)"
+        "--per-stratum",
+        dest="per_stratum",
+        type=optional_positive_int,
+        help="accounts drawn per tier band (default 10, PER_STRATUM; empty: the default)",
     )
     p.set_defaults(func=partial(_cmd_audit, settings_of))
     p = review.add_parser("issue-token", help="create a console sign-in token for an analyst")

@@ -21,7 +21,7 @@ from importlib.metadata import entry_points
 
 from jobs import backfill, cli_help, engine_server, interrupts, retention
 from jobs.steps import NIGHTLY_STEPS, runs_on_frame_engine
-from lake.config import ENGINE_KEYS, Settings, load_settings
+from lake.config import ENGINE_KEYS, Settings, load_settings, optional_positive_int
 from lake.dates import parse_date
 from lake.engine import spark_session
 from lake.errors import EXIT_CODES, InputError, QualityGateError
@@ -49,14 +49,6 @@ def _engine_key(value: str) -> str:
     if value and value not in ENGINE_KEYS:
         raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(ENGINE_KEYS)})")
     return value
-
-
-def _optional_positive_int(value: str) -> int | None:
-    if value == "":
-        return None  # schedulers pass every flag; empty means "not given"
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return int(value)
 
 
 @contextlib.contextmanager
@@ -196,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--shuffle-partitions",
         dest="shuffle_partitions",
-        type=_optional_positive_int,
+        type=optional_positive_int,
         help="spark.sql.shuffle.partitions (default: $DG_SHUFFLE_PARTITIONS, else the remote "
         "server's own value, or 8 on embedded Sail)",
     )

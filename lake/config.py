@@ -60,6 +60,18 @@ def allowed(field) -> str:
     return " ".join([kind, *bounds]) if bounds else kind
 
 
+def optional_positive_int(value: str) -> int | None:
+    """An argparse type: a positive integer, or None for an empty value (schedulers pass every flag; empty means
+    "not given")."""
+    import argparse
+
+    if value == "":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return int(value)
+
+
 def validation_line(exc: ValidationError, fields: dict | None = None) -> str:
     """One line for a pydantic error list: `key = value: what is wrong (allowed: ...)`, joined by '; '."""
     problems = []

@@ -209,9 +209,15 @@ def test_argv_builder_renders_to_a_cli_command_with_params_over_variables_over_e
     # nothing set anywhere: empty flags, the worker's environment decides
     bare = build_parser().parse_args(_render(template, {**params, "lake_uri": "", "engine": ""}, {}, "2026-03-10"))
     assert (bare.lake, bare.mlflow_uri, bare.remote, bare.engine) == ("", "", "", "")
-    # a command with a subcommand: the nightly tier audit draw
-    audit = build_parser().parse_args(_render(distillguard_argv("review audit"), params, variables, "2026-03-10"))
+    # a command with a subcommand and a flag of its own: the nightly tier audit draw, its size a Variable
+    from distillguard_wiring import NIGHTLY_STEPS
+
+    [step] = [step for step in NIGHTLY_STEPS if step.task_id == "review_audit"]
+    audit = build_parser().parse_args(_render(step.argv(), params, variables, "2026-03-10"))
     assert (audit.command, audit.review_command, audit.date) == ("review", "audit", dt.date(2026, 3, 10))
+    assert audit.per_stratum is None  # the CLI's default
+    variables["distillguard_audit_per_stratum"] = "12"
+    assert build_parser().parse_args(_render(step.argv(), params, variables, "2026-03-10")).per_stratum == 12
 
 
 def test_gpu_routing_is_configurable_for_both_executors(airflow_env):

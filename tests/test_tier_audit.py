@@ -138,8 +138,10 @@ def test_the_score_job_tiers_the_next_day_with_the_audited_bounds(spark, scoring
     assert DeltaTable(settings.table_uri(tier_audit.TABLE)).to_pandas()["account_id"].tolist() == (
         drawn["account_id"].tolist()
     )
-    assert cli.main([*argv, "--per-stratum", "0"]) == 2
-    assert "--per-stratum must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse's one-line usage error
+        cli.main([*argv, "--per-stratum", "0"])
+    assert refused.value.code == 2
+    assert "--per-stratum: expected a positive integer, got '0'" in capsys.readouterr().err
 
     decided_at = dt.datetime.combine(SCORE_DAY, dt.time(23), dt.UTC)
     for account in drawn["account_id"]:
