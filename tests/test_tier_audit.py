@@ -93,6 +93,11 @@ def test_a_tier_whose_band_is_mostly_benign_is_tightened_until_its_benign_accoun
     # the same band with a single benign draw of ten: 0.0105 x 360 = 4 at least, within budget, so no rise
     one_benign = _decided({3: ["extraction"] * 10, 2: ["benign"] + ["extraction"] * 9})
     assert dict(tier_audit.audited_bounds(scores, one_benign, BOUNDS))["high"] <= 0.999
+    # the top tie alone over every budget (1,000 accounts: budgets 0.1 / 1 / 10, and 30 x 0.794 benign at the top):
+    # every tier is raised past the highest score and flags nothing
+    top_benign = _decided({3: ["benign"] * 10})
+    few = np.r_[np.full(30, 0.99995), np.full(970, 0.5)]
+    assert all(bound > 0.99995 for _, bound in tier_audit.audited_bounds(few, top_benign, BOUNDS))
     # a tightened lower tier lifts the tiers above it with it
     elevated_over = _decided({1: ["benign"] * 10, 2: ["benign"] * 10})
     band = np.r_[np.full(30, 0.99995), np.full(2000, 0.995), np.full(97_970, 0.5)]
