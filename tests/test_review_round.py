@@ -103,7 +103,9 @@ def test_daily_rounds_score_each_day_before_its_review_and_a_day_knows_the_days_
     def backfill(day, *steps):
         return ("backfill", "--from", day.isoformat(), "--to", day.isoformat(), "--steps", *steps)
 
-    later = [job for day in days[1:] for job in (backfill(day, "features", "families"), backfill(day, "score"))]
+    # --force: the benchmark's daily jobs already ran for these days, and a backfill skips days it has done
+    recompute = ("features", "families", "--force")
+    later = [job for day in days[1:] for job in (backfill(day, *recompute), backfill(day, "score"))]
     assert [argv for _, argv in calls] == [backfill(days[0], "score"), *later]
     assert {lake for lake, _ in calls} == {Path(settings.lake_root)}
 
@@ -135,8 +137,9 @@ def test_daily_retraining_trains_as_of_each_later_day_before_scoring_it(settings
     _write_truth(settings, sorted(DeltaTable(settings.table_uri("account_risk")).to_pandas()["account_id"].unique()))
     calls: list[tuple] = []
     result = _review_round().daily(settings, info["days"], 0, "top", lambda _, *argv: calls.append(argv), retrain=True)
-    jobs = [argv[0] if argv[0] == "train" else argv[-1] for argv in calls]
-    assert jobs == ["score", "families", "train", "score", "families", "train", "score"]
+    jobs = [argv[0] if argv[0] == "train" else " ".join(argv[argv.index("--steps") + 1 :]) for argv in calls]
+    recompute = "features families --force"
+    assert jobs == ["score", recompute, "train", "score", recompute, "train", "score"]
     assert [argv[2] for argv in calls if argv[0] == "train"] == [d.isoformat() for d in info["days"][1:]]
     assert result["account_ids"] == [] and all(d["reviewed"] == 0 for d in result["days"])  # budget 0: no reviews
     assert {d["model_version"] for d in result["days"]} == {reviewed_lake.MODEL_VERSION}  # what scored each day
