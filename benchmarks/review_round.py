@@ -44,9 +44,9 @@ POLICIES = ("top", "explore", "mixed", "audit", "explore-audit", "explore-plus-a
 # their decisions only act on later days scored by the same model version
 AUDITED = ("audit", "explore-audit", "explore-plus-audit")
 ANALYST = "simulated-analyst"
-# The jobs that read decisions, rerun after a round. --force: the benchmark's daily jobs already ran for every day,
-# and a backfill skips the days it has done (before 2026-12-08, 3b6a569's tree and earlier, it skipped them here).
-RECOMPUTED = ("features", "families", "--force")
+# The jobs that read decisions, rerun after a round with --force: the benchmark's daily jobs already ran them for
+# every day, and a backfill skips the days it has done (docs/history.md, 2026-12-08: they were skipped before 62e1847).
+RECOMPUTED = ("features", "families")
 DECIDED_AT = dt.time(23, 0)  # late on the day: after its queue was read, before the night's jobs
 # `mixed`: the exploration queue's share of a day's reviews. Not fitted: an even split between finding new campaigns
 # and confirming the plain queue's top.
@@ -130,7 +130,7 @@ def run(lake: Path, day: dt.date, last: dt.date, budget: int, policy: str, cli) 
     finally:
         shutil.rmtree(copy, ignore_errors=True)
     found = decide(settings, truth, day, picks, policy)
-    cli(lake, "backfill", "--from", day.isoformat(), "--to", last.isoformat(), "--steps", *RECOMPUTED)
+    cli(lake, "backfill", "--from", day.isoformat(), "--to", last.isoformat(), "--steps", *RECOMPUTED, "--force")
     return {"policy": policy, "budget": budget, **found}
 
 
@@ -148,7 +148,7 @@ def daily(settings, days: list[dt.date], budget: int, policy: str, cli, retrain:
     rounds = []
     for i, day in enumerate(days):
         if i > 0:
-            cli(lake, "backfill", "--from", day.isoformat(), "--to", day.isoformat(), "--steps", *RECOMPUTED)
+            cli(lake, "backfill", "--from", day.isoformat(), "--to", day.isoformat(), "--steps", *RECOMPUTED, "--force")
             if retrain:
                 cli(lake, "train", "--as-of", day.isoformat())
         cli(lake, "backfill", "--from", day.isoformat(), "--to", day.isoformat(), "--steps", "score")
