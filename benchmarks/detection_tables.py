@@ -158,21 +158,21 @@ def review_markdown(seeds: list[dict]) -> str:
     for seed, x in rows:
         per_campaign = ", ".join(f"{c} {n}" for c, n in sorted(x["campaign_accounts"].items())) or "-"
         scored_by = f" (model v{x['model_version']})" if x.get("model_version") else ""
-        bounds = x.get("tier_bounds")
-        used = (
-            " "
-            + " / ".join(f"{v:.6f}" for v in bounds["used"].values())
-            + " ("
-            + " / ".join(f"{v:.6f}" for v in bounds["model"].values())
-            + ") |"
-            if bounds
-            else " - |"
-        )
+        bounds = f" {_bounds_cell(x['tier_bounds'])} |" if "tier_bounds" in x else " - |"
         lines.append(
             f"| {seed} | {x['day']}{scored_by} | {x['reviewed']} | {x['extraction']} | {x['benign']} | {per_campaign} | "
-            f"{', '.join(x['campaigns_first_labelled']) or '-'} |" + used * audited
+            f"{', '.join(x['campaigns_first_labelled']) or '-'} |" + bounds * audited
         )
     return "\n".join(lines) + "\n"
+
+
+def _bounds_cell(bounds: dict[str, dict[str, float]]) -> str:
+    """`used` bounds, critical / high / elevated, then the model's own in parentheses."""
+
+    def listed(values: dict[str, float]) -> str:
+        return " / ".join(f"{v:.6f}" for v in values.values())
+
+    return f"{listed(bounds['used'])} ({listed(bounds['model'])})"
 
 
 def per_day_markdown(seeds: list[dict]) -> str:
